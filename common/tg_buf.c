@@ -1,0 +1,164 @@
+/* tg_buf.c: bounded growable buffers; any thread, no locking (a buffer has one owner). */
+#include "tg_buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tg_banned.h"
+
+void tg_buf_init(tg_buf_t *b, size_t max)
+{
+    b->base = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+void tg_buf_dispose(tg_buf_t *b)
+{
+    free(b->base);
+    b->base = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+int tg_buf_reserve(tg_buf_t *b, size_t n)
+{
+    if (n > b->max - b->len) /* this form cannot overflow */
+        return TG_ETOOBIG;
+    if (b->len + n <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + n)
+        cap = cap > b->max / 2 ? b->max : cap * 2;
+    if (cap < b->len + n) /* max smaller than one doubling step */
+        cap = b->len + n;
+    char *p = realloc(b->base, cap);
+    if (!p)
+        return TG_ENOMEM;
+    b->base = p;
+    b->cap = cap;
+    return 0;
+}
+
+int tg_buf_append(tg_buf_t *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    int rc = tg_buf_reserve(b, n);
+    if (rc != 0)
+        return rc;
+    memcpy(b->base + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+int tg_buf_appendf(tg_buf_t *b, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return TG_EINVAL;
+    if ((size_t)n < sizeof(small))
+        return tg_buf_append(b, small, (size_t)n);
+    int rc = tg_buf_reserve(b, (size_t)n + 1);
+    if (rc != 0)
+        return rc;
+    va_start(ap, fmt);
+    vsnprintf(b->base + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int tg_buf_append_json_str(tg_buf_t *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start = b->len;
+    int rc = tg_buf_append(b, "\"", 1);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            rc = tg_buf_append(b, esc, 2);
+        } else if (c < 0x20) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            rc = tg_buf_append(b, esc, 6);
+        } else {
+            rc = tg_buf_append(b, &s[i], 1);
+        }
+    }
+    if (rc == 0)
+        rc = tg_buf_append(b, "\"", 1);
+    if (rc != 0)
+        b->len = start;
+    return rc;
+}
+
+void tg_buf_consume(tg_buf_t *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+        return;
+    }
+    memmove(b->base, b->base + n, b->len - n);
+    b->len -= n;
+}
+
+char *tg_buf_detach(tg_buf_t *b, size_t *len)
+{
+    char *p = b->base;
+    if (len)
+        *len = b->len;
+    b->base = NULL;
+    b->len = 0;
+    b->cap = 0;
+    return p;
+}
+
+static inline unsigned char lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+bool tg_mem_caseeq(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen != blen)
+        return false;
+    for (size_t i = 0; i < alen; i++)
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
+            return false;
+    return true;
+}
+
+const char *tg_memmem(const char *hay, size_t hlen, const char *needle, size_t nlen)
+{
+    if (nlen == 0)
+        return hay;
+    if (hlen < nlen)
+        return NULL;
+    const char *end = hay + (hlen - nlen) + 1;
+    for (const char *p = hay; p < end;) {
+        p = memchr(p, needle[0], (size_t)(end - p));
+        if (!p)
+            return NULL;
+        if (memcmp(p, needle, nlen) == 0)
+            return p;
+        p++;
+    }
+    return NULL;
+}
+
+const char *tg_memrmem(const char *hay, size_t hlen, const char *needle, size_t nlen)
+{
+    if (nlen == 0 || hlen < nlen)
+        return NULL;
+    for (size_t i = hlen - nlen + 1; i-- > 0;)
+        if (hay[i] == needle[0] && memcmp(hay + i, needle, nlen) == 0)
+            return hay + i;
+    return NULL;
+}

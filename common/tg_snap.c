@@ -1,0 +1,732 @@
+/* tg_snap.c: snapshot parsing, validation and lookup. Parsing runs off the loop threads (main
+ * thread or the sync thread); lookups run on any thread against an immutable snapshot. */
+#include "tg_snap.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "tg_buf.h"
+
+#include "tg_banned.h"
+
+#define SNAP_MAX_BYTES (256u << 20)
+#define SNAP_MAX_ID 128
+#define SNAP_MAX_URL 2048
+#define SNAP_MAX_SECRET 4096
+#define SNAP_MAX_TIMEOUT_MS (3600u * 1000u)
+#define SNAP_MAX_PRICE 1e6 /* USD per million tokens; anything above is a typo */
+
+static void snap_free(tg_snap_t *s);
+
+static int invalid(tg_err_t *err, const char *path, const char *why)
+{
+    tg_err_set(err, TG_EINVAL, 400, "invalid snapshot: %s: %s", path, why);
+    return TG_EINVAL;
+}
+
+/* Fails on any member not in `allowed` (NULL-terminated): config is fail-closed. */
+static int check_fields(json_t *obj, const char *path, const char *const *allowed, tg_err_t *err)
+{
+    const char *k;
+    json_t *v;
+    if (!json_is_object(obj))
+        return invalid(err, path, "must be an object");
+    json_object_foreach(obj, k, v)
+    {
+        (void)v;
+        bool ok = false;
+        for (const char *const *a = allowed; *a; a++)
+            if (strcmp(*a, k) == 0)
+                ok = true;
+        if (!ok) {
+            tg_err_set(err, TG_EINVAL, 400, "invalid snapshot: %s: unknown field \"%.64s\"", path,
+                       k);
+            return TG_EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* A required (or optional when out may stay NULL) string of 1..max bytes without NULs. */
+static int get_str(json_t *obj, const char *name, bool required, size_t max, const char *path,
+                   char **out, tg_err_t *err)
+{
+    char where[160];
+    json_t *v = json_object_get(obj, name);
+    snprintf(where, sizeof(where), "%s.%s", path, name);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return required ? invalid(err, where, "is required") : 0;
+    if (!json_is_string(v))
+        return invalid(err, where, "must be a string");
+    size_t len = json_string_length(v);
+    if (len == 0 || len > max)
+        return invalid(err, where, "has a bad length");
+    if (memchr(json_string_value(v), '\0', len))
+        return invalid(err, where, "must not contain NUL");
+    *out = strndup(json_string_value(v), len);
+    if (!*out) {
+        tg_err_set(err, TG_ENOMEM, 500, "out of memory");
+        return TG_ENOMEM;
+    }
+    return 0;
+}
+
+static int get_uint(json_t *obj, const char *name, uint64_t def, uint64_t min, uint64_t max,
+                    const char *path, uint64_t *out, tg_err_t *err)
+{
+    char where[160];
+    json_t *v = json_object_get(obj, name);
+    snprintf(where, sizeof(where), "%s.%s", path, name);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(v))
+        return invalid(err, where, "must be an integer");
+    json_int_t i = json_integer_value(v);
+    if (i < 0 || (uint64_t)i < min || (uint64_t)i > max)
+        return invalid(err, where, "is out of range");
+    *out = (uint64_t)i;
+    return 0;
+}
+
+static int get_price(json_t *obj, const char *name, bool required, const char *path, int64_t *out,
+                     bool *present, tg_err_t *err)
+{
+    char where[160];
+    json_t *v = json_object_get(obj, name);
+    snprintf(where, sizeof(where), "%s.%s", path, name);
+    *present = false;
+    if (!v || json_is_null(v))
+        return required ? invalid(err, where, "is required") : 0;
+    if (!json_is_number(v))
+        return invalid(err, where, "must be a number (USD per million tokens)");
+    double d = json_number_value(v);
+    if (!(d >= 0 && d <= SNAP_MAX_PRICE))
+        return invalid(err, where, "is out of range");
+    /* USD per million tokens -> picodollars per token: x * 1e-6 USD = x * 1e6 pUSD. */
+    *out = (int64_t)llround(d * 1e6);
+    *present = true;
+    return 0;
+}
+
+static int get_array(json_t *root, const char *name, json_t **out, tg_err_t *err)
+{
+    json_t *v = json_object_get(root, name);
+    if (!v) {
+        *out = NULL;
+        return 0;
+    }
+    if (!json_is_array(v))
+        return invalid(err, name, "must be an array");
+    if (json_array_size(v) > UINT32_MAX / 4)
+        return invalid(err, name, "is too long");
+    *out = v;
+    return 0;
+}
+
+static bool url_ok(const char *u)
+{
+    size_t n = strlen(u);
+    if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)u[i];
+        if (c <= 0x20 || c >= 0x7f)
+            return false;
+    }
+    const char *host = strstr(u, "://") + 3;
+    return *host != '\0' && *host != '/';
+}
+
+static bool header_line_ok(const char *name, const char *value)
+{
+    static const char *const reserved[] = {"host",           "content-length", "transfer-encoding",
+                                           "connection",     "authorization",  "content-type",
+                                           "expect",         NULL};
+    if (!*name)
+        return false;
+    for (const char *p = name; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        bool tchar = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     strchr("!#$%&'*+-.^_`|~", c);
+        if (!tchar)
+            return false;
+    }
+    for (const char *const *r = reserved; *r; r++)
+        if (strcasecmp(*r, name) == 0)
+            return false;
+    for (const char *p = value; *p; p++)
+        if ((unsigned char)*p < 0x20 && *p != '\t')
+            return false;
+    return true;
+}
+
+static int parse_tenants(tg_snap_t *s, json_t *arr, tg_err_t *err)
+{
+    static const char *const fields[] = {"id", "name", NULL};
+    size_t i;
+    json_t *t;
+    char path[64];
+    if (!arr)
+        return 0;
+    s->tenants = calloc(json_array_size(arr) + 1, sizeof(*s->tenants));
+    if (!s->tenants)
+        return TG_ENOMEM;
+    json_array_foreach(arr, i, t)
+    {
+        tg_tenant_t *tn = &s->tenants[i];
+        snprintf(path, sizeof(path), "tenants[%zu]", i);
+        s->ntenants = i + 1;
+        int rc = check_fields(t, path, fields, err);
+        if (rc == 0)
+            rc = get_str(t, "id", true, SNAP_MAX_ID, path, &tn->id, err);
+        if (rc == 0)
+            rc = get_str(t, "name", false, 256, path, &tn->name, err);
+        if (rc != 0)
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(s->tenants[j].id, tn->id) == 0)
+                return invalid(err, path, "duplicate id");
+    }
+    return 0;
+}
+
+static int parse_headers(tg_provider_t *p, json_t *h, const char *path, tg_err_t *err)
+{
+    const char *name;
+    json_t *v;
+    char where[128];
+    snprintf(where, sizeof(where), "%s.headers", path);
+    if (!h || json_is_null(h))
+        return 0;
+    if (!json_is_object(h) || json_object_size(h) > 64)
+        return invalid(err, where, "must be an object of at most 64 string values");
+    p->headers = calloc(json_object_size(h) + 1, sizeof(char *));
+    if (!p->headers)
+        return TG_ENOMEM;
+    json_object_foreach(h, name, v)
+    {
+        if (!json_is_string(v) || json_string_length(v) > SNAP_MAX_SECRET ||
+            !header_line_ok(name, json_string_value(v)))
+            return invalid(err, where, "has a bad or reserved header");
+        size_t n = strlen(name) + 2 + json_string_length(v) + 1;
+        char *line = malloc(n);
+        if (!line)
+            return TG_ENOMEM;
+        snprintf(line, n, "%s: %s", name, json_string_value(v));
+        p->headers[p->nheaders++] = line;
+    }
+    return 0;
+}
+
+static int parse_providers(tg_snap_t *s, json_t *arr, tg_err_t *err)
+{
+    static const char *const fields[] = {"id", "kind", "base_url", "api_key", "headers", NULL};
+    size_t i;
+    json_t *o;
+    char path[64];
+    if (!arr)
+        return 0;
+    s->providers = calloc(json_array_size(arr) + 1, sizeof(*s->providers));
+    if (!s->providers)
+        return TG_ENOMEM;
+    json_array_foreach(arr, i, o)
+    {
+        tg_provider_t *p = &s->providers[i];
+        char *kind = NULL;
+        snprintf(path, sizeof(path), "providers[%zu]", i);
+        s->nproviders = i + 1;
+        int rc = check_fields(o, path, fields, err);
+        if (rc == 0)
+            rc = get_str(o, "id", true, SNAP_MAX_ID, path, &p->id, err);
+        if (rc == 0)
+            rc = get_str(o, "kind", true, 32, path, &kind, err);
+        if (rc == 0) {
+            if (strcmp(kind, "openai") == 0)
+                p->kind = TG_PROVIDER_OPENAI;
+            else
+                rc = invalid(err, path, "kind must be \"openai\"");
+        }
+        free(kind);
+        if (rc == 0)
+            rc = get_str(o, "base_url", true, SNAP_MAX_URL, path, &p->base_url, err);
+        if (rc == 0 && !url_ok(p->base_url))
+            rc = invalid(err, path, "base_url must be an http:// or https:// URL");
+        if (rc == 0)
+            rc = get_str(o, "api_key", false, SNAP_MAX_SECRET, path, &p->api_key, err);
+        if (rc == 0 && p->api_key && strpbrk(p->api_key, "\r\n"))
+            rc = invalid(err, path, "api_key must not contain line breaks");
+        if (rc == 0)
+            rc = parse_headers(p, json_object_get(o, "headers"), path, err);
+        if (rc != 0)
+            return rc;
+        size_t n = strlen(p->base_url);
+        while (n > 0 && p->base_url[n - 1] == '/')
+            p->base_url[--n] = '\0';
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(s->providers[j].id, p->id) == 0)
+                return invalid(err, path, "duplicate id");
+    }
+    return 0;
+}
+
+static const tg_provider_t *find_provider(const tg_snap_t *s, const char *id)
+{
+    for (size_t i = 0; i < s->nproviders; i++)
+        if (strcmp(s->providers[i].id, id) == 0)
+            return &s->providers[i];
+    return NULL;
+}
+
+static int parse_targets(tg_snap_t *s, tg_route_t *r, json_t *arr, const char *rpath,
+                         tg_err_t *err)
+{
+    static const char *const fields[] = {"provider", "model", "weight", NULL};
+    size_t i;
+    json_t *o;
+    char path[96];
+    uint64_t total = 0;
+    snprintf(path, sizeof(path), "%s.targets", rpath);
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 64)
+        return invalid(err, path, "must be an array of 1 to 64 targets");
+    r->targets = calloc(json_array_size(arr), sizeof(*r->targets));
+    if (!r->targets)
+        return TG_ENOMEM;
+    json_array_foreach(arr, i, o)
+    {
+        tg_target_t *t = &r->targets[i];
+        char *prov = NULL;
+        uint64_t w;
+        snprintf(path, sizeof(path), "%s.targets[%zu]", rpath, i);
+        r->ntargets = i + 1;
+        int rc = check_fields(o, path, fields, err);
+        if (rc == 0)
+            rc = get_str(o, "provider", true, SNAP_MAX_ID, path, &prov, err);
+        if (rc == 0) {
+            t->provider = find_provider(s, prov);
+            if (!t->provider)
+                rc = invalid(err, path, "provider is not defined in providers");
+        }
+        free(prov);
+        if (rc == 0)
+            rc = get_str(o, "model", true, 256, path, &t->model, err);
+        if (rc == 0)
+            rc = get_uint(o, "weight", 1, 0, 1000000, path, &w, err);
+        if (rc != 0)
+            return rc;
+        t->weight = (uint32_t)w;
+        total += w;
+    }
+    if (total == 0)
+        return invalid(err, rpath, "targets must have a positive total weight");
+    return 0;
+}
+
+static int parse_routes(tg_snap_t *s, json_t *arr, tg_err_t *err)
+{
+    static const char *const fields[] = {"alias", "targets", "connect_timeout_ms", "timeout_ms",
+                                         NULL};
+    size_t i;
+    json_t *o;
+    char path[64];
+    if (!arr)
+        return 0;
+    s->routes = calloc(json_array_size(arr) + 1, sizeof(*s->routes));
+    if (!s->routes)
+        return TG_ENOMEM;
+    json_array_foreach(arr, i, o)
+    {
+        tg_route_t *r = &s->routes[i];
+        uint64_t ct, tt;
+        snprintf(path, sizeof(path), "routes[%zu]", i);
+        s->nroutes = i + 1;
+        int rc = check_fields(o, path, fields, err);
+        if (rc == 0)
+            rc = get_str(o, "alias", true, 256, path, &r->alias, err);
+        if (rc == 0)
+            rc = parse_targets(s, r, json_object_get(o, "targets"), path, err);
+        if (rc == 0)
+            rc = get_uint(o, "connect_timeout_ms", 10000, 1, SNAP_MAX_TIMEOUT_MS, path, &ct, err);
+        if (rc == 0)
+            rc = get_uint(o, "timeout_ms", 600000, 1, SNAP_MAX_TIMEOUT_MS, path, &tt, err);
+        if (rc != 0)
+            return rc;
+        r->connect_timeout_ms = (uint32_t)ct;
+        r->timeout_ms = (uint32_t)tt;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(s->routes[j].alias, r->alias) == 0)
+                return invalid(err, path, "duplicate alias");
+    }
+    return 0;
+}
+
+static int parse_prices(tg_snap_t *s, json_t *arr, tg_err_t *err)
+{
+    static const char *const fields[] = {"provider", "model", "input_per_mtok",
+                                         "cached_input_per_mtok", "output_per_mtok", NULL};
+    size_t i;
+    json_t *o;
+    char path[64];
+    if (!arr)
+        return 0;
+    json_array_foreach(arr, i, o)
+    {
+        char *prov = NULL, *model = NULL;
+        tg_price_t p = {0};
+        bool has, has_cached;
+        snprintf(path, sizeof(path), "prices[%zu]", i);
+        int rc = check_fields(o, path, fields, err);
+        if (rc == 0)
+            rc = get_str(o, "provider", true, SNAP_MAX_ID, path, &prov, err);
+        if (rc == 0 && !find_provider(s, prov))
+            rc = invalid(err, path, "provider is not defined in providers");
+        if (rc == 0)
+            rc = get_str(o, "model", true, 256, path, &model, err);
+        if (rc == 0)
+            rc = get_price(o, "input_per_mtok", true, path, &p.input, &has, err);
+        if (rc == 0)
+            rc = get_price(o, "output_per_mtok", true, path, &p.output, &has, err);
+        if (rc == 0)
+            rc = get_price(o, "cached_input_per_mtok", false, path, &p.cached_input, &has_cached,
+                           err);
+        if (rc == 0 && !has_cached)
+            p.cached_input = p.input;
+        p.set = true;
+        bool dup = false;
+        /* A price applies to every target using that provider model, in every route. */
+        for (size_t r = 0; rc == 0 && r < s->nroutes; r++)
+            for (size_t t = 0; t < s->routes[r].ntargets; t++) {
+                tg_target_t *tg = &s->routes[r].targets[t];
+                if (strcmp(tg->provider->id, prov) == 0 && strcmp(tg->model, model) == 0) {
+                    dup = dup || tg->price.set;
+                    tg->price = p;
+                }
+            }
+        for (size_t j = 0; rc == 0 && j < i; j++) {
+            json_t *prev = json_array_get(arr, j);
+            if (strcmp(json_string_value(json_object_get(prev, "provider")), prov) == 0 &&
+                strcmp(json_string_value(json_object_get(prev, "model")), model) == 0)
+                rc = invalid(err, path, "duplicate provider and model");
+        }
+        (void)dup;
+        free(prov);
+        free(model);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static const tg_route_t *route_by_alias(const tg_snap_t *s, const char *alias)
+{
+    return tg_snap_find_route(s, alias, strlen(alias));
+}
+
+static int parse_keys(tg_snap_t *s, json_t *arr, tg_err_t *err)
+{
+    static const char *const fields[] = {"id", "tenant", "sha256", "models", "expires_at", NULL};
+    size_t i;
+    json_t *o;
+    char path[64];
+    if (!arr)
+        return 0;
+    s->keys = calloc(json_array_size(arr) + 1, sizeof(*s->keys));
+    if (!s->keys)
+        return TG_ENOMEM;
+    json_array_foreach(arr, i, o)
+    {
+        tg_key_t *k = &s->keys[i];
+        char *tenant = NULL, *hex = NULL;
+        uint64_t exp;
+        snprintf(path, sizeof(path), "keys[%zu]", i);
+        s->nkeys = i + 1;
+        int rc = check_fields(o, path, fields, err);
+        if (rc == 0)
+            rc = get_str(o, "id", true, SNAP_MAX_ID, path, &k->id, err);
+        if (rc == 0)
+            rc = get_str(o, "tenant", true, SNAP_MAX_ID, path, &tenant, err);
+        for (size_t t = 0; rc == 0 && t < s->ntenants; t++)
+            if (strcmp(s->tenants[t].id, tenant) == 0)
+                k->tenant = &s->tenants[t];
+        if (rc == 0 && !k->tenant)
+            rc = invalid(err, path, "tenant is not defined in tenants");
+        free(tenant);
+        if (rc == 0)
+            rc = get_str(o, "sha256", true, 64, path, &hex, err);
+        if (rc == 0 && tg_hex_decode(hex, strlen(hex), k->hash, TG_SHA256_LEN) != 0)
+            rc = invalid(err, path, "sha256 must be 64 hex characters");
+        free(hex);
+        if (rc == 0)
+            rc = get_uint(o, "expires_at", 0, 0, INT64_MAX / 2, path, &exp, err);
+        if (rc != 0)
+            return rc;
+        k->expires_at = (int64_t)exp;
+        json_t *models = json_object_get(o, "models");
+        if (!json_is_array(models) || json_array_size(models) > 4096)
+            return invalid(err, path, "models must be an array of route aliases");
+        k->routes = calloc(json_array_size(models) + 1, sizeof(*k->routes));
+        if (!k->routes)
+            return TG_ENOMEM;
+        size_t j;
+        json_t *m;
+        json_array_foreach(models, j, m)
+        {
+            const tg_route_t *r = json_is_string(m) ? route_by_alias(s, json_string_value(m)) : NULL;
+            if (!r)
+                return invalid(err, path, "models lists an alias that is not a route");
+            k->routes[k->nroutes++] = r;
+        }
+    }
+    return 0;
+}
+
+static size_t table_size(size_t n)
+{
+    size_t sz = 16;
+    while (sz < n * 2)
+        sz <<= 1;
+    return sz;
+}
+
+static uint64_t key_slot_hash(const uint8_t h[TG_SHA256_LEN])
+{
+    uint64_t v = 0;
+    memcpy(&v, h, sizeof(v)); /* already uniformly distributed */
+    return v;
+}
+
+static int build_tables(tg_snap_t *s, tg_err_t *err)
+{
+    size_t ksz = table_size(s->nkeys);
+    size_t rsz = table_size(s->nroutes);
+    s->key_slots = calloc(ksz, sizeof(uint32_t));
+    s->route_slots = calloc(rsz, sizeof(uint32_t));
+    if (!s->key_slots || !s->route_slots)
+        return TG_ENOMEM;
+    s->key_mask = ksz - 1;
+    s->route_mask = rsz - 1;
+    for (size_t i = 0; i < s->nroutes; i++) {
+        size_t at = tg_fnv1a(s->routes[i].alias, strlen(s->routes[i].alias)) & s->route_mask;
+        while (s->route_slots[at])
+            at = (at + 1) & s->route_mask;
+        s->route_slots[at] = (uint32_t)(i + 1);
+    }
+    for (size_t i = 0; i < s->nkeys; i++) {
+        if (tg_snap_find_key(s, s->keys[i].hash)) {
+            char path[64];
+            snprintf(path, sizeof(path), "keys[%zu]", i);
+            return invalid(err, path, "duplicate sha256");
+        }
+        size_t at = key_slot_hash(s->keys[i].hash) & s->key_mask;
+        while (s->key_slots[at])
+            at = (at + 1) & s->key_mask;
+        s->key_slots[at] = (uint32_t)(i + 1);
+    }
+    return 0;
+}
+
+int tg_snap_parse(const char *json, size_t len, tg_snap_t **out, tg_err_t *err)
+{
+    static const char *const fields[] = {"version", "tenants", "providers", "routes", "prices",
+                                         "keys",    NULL};
+    json_error_t jerr;
+    json_t *tenants, *providers, *routes, *prices, *keys;
+    uint64_t version;
+    int rc;
+    tg_snap_t *s = NULL;
+
+    *out = NULL;
+    if (len > SNAP_MAX_BYTES) {
+        tg_err_set(err, TG_ETOOBIG, 400, "invalid snapshot: larger than %u bytes", SNAP_MAX_BYTES);
+        return TG_ETOOBIG;
+    }
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        tg_err_set(err, TG_EINVAL, 400, "invalid snapshot: not JSON: %s at line %d column %d",
+                   jerr.text, jerr.line, jerr.column);
+        return TG_EINVAL;
+    }
+    rc = check_fields(root, "snapshot", fields, err);
+    if (rc == 0 && !json_is_integer(json_object_get(root, "version")))
+        rc = invalid(err, "version", "is required and must be an integer");
+    if (rc == 0)
+        rc = get_uint(root, "version", 0, 0, INT64_MAX, "snapshot", &version, err);
+    if (rc == 0)
+        rc = get_array(root, "tenants", &tenants, err);
+    if (rc == 0)
+        rc = get_array(root, "providers", &providers, err);
+    if (rc == 0)
+        rc = get_array(root, "routes", &routes, err);
+    if (rc == 0)
+        rc = get_array(root, "prices", &prices, err);
+    if (rc == 0)
+        rc = get_array(root, "keys", &keys, err);
+    if (rc != 0)
+        goto fail;
+    rc = TG_ENOMEM;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        goto fail;
+    atomic_init(&s->refs, 1);
+    s->version = (int64_t)version;
+    rc = parse_tenants(s, tenants, err);
+    if (rc == 0)
+        rc = parse_providers(s, providers, err);
+    if (rc == 0)
+        rc = parse_routes(s, routes, err);
+    if (rc == 0)
+        rc = parse_prices(s, prices, err);
+    /* keys resolve aliases through the route table, so it is built first */
+    if (rc == 0)
+        rc = build_tables(s, err);
+    if (rc == 0)
+        rc = parse_keys(s, keys, err);
+    if (rc == 0) {
+        free(s->key_slots);
+        free(s->route_slots);
+        rc = build_tables(s, err);
+    }
+    if (rc != 0)
+        goto fail;
+    json_decref(root);
+    *out = s;
+    return 0;
+fail:
+    if (rc == TG_ENOMEM)
+        tg_err_set(err, TG_ENOMEM, 500, "out of memory");
+    snap_free(s);
+    json_decref(root);
+    return rc;
+}
+
+int tg_snap_load_file(const char *path, tg_snap_t **out, tg_err_t *err)
+{
+    tg_buf_t b = TG_BUF_INIT(SNAP_MAX_BYTES + 1);
+    char chunk[65536];
+    int rc = 0;
+    FILE *f = fopen(path, "rb");
+    *out = NULL;
+    if (!f) {
+        tg_err_set(err, TG_EIO, 500, "could not open snapshot \"%s\": %s", path, strerror(errno));
+        return TG_EIO;
+    }
+    for (;;) {
+        size_t n = fread(chunk, 1, sizeof(chunk), f);
+        if (n > 0)
+            rc = tg_buf_append(&b, chunk, n);
+        if (rc != 0 || n < sizeof(chunk))
+            break;
+    }
+    if (rc == 0 && ferror(f)) {
+        tg_err_set(err, TG_EIO, 500, "could not read snapshot \"%s\"", path);
+        rc = TG_EIO;
+    } else if (rc != 0) {
+        tg_err_set(err, rc, 400, "invalid snapshot: \"%s\" is too large", path);
+    }
+    fclose(f);
+    if (rc == 0)
+        rc = tg_snap_parse(b.base ? b.base : "", b.len, out, err);
+    tg_buf_dispose(&b);
+    return rc;
+}
+
+tg_snap_t *tg_snap_ref(tg_snap_t *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    return s;
+}
+
+void tg_snap_unref(tg_snap_t *s)
+{
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        snap_free(s);
+}
+
+static void snap_free(tg_snap_t *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->ntenants; i++) {
+        free(s->tenants[i].id);
+        free(s->tenants[i].name);
+    }
+    for (size_t i = 0; i < s->nproviders; i++) {
+        tg_provider_t *p = &s->providers[i];
+        free(p->id);
+        free(p->base_url);
+        if (p->api_key) /* a credential: do not leave it in freed memory */
+            OPENSSL_cleanse(p->api_key, strlen(p->api_key));
+        free(p->api_key);
+        for (size_t j = 0; j < p->nheaders; j++)
+            free(p->headers[j]);
+        free(p->headers);
+    }
+    for (size_t i = 0; i < s->nroutes; i++) {
+        for (size_t j = 0; j < s->routes[i].ntargets; j++)
+            free(s->routes[i].targets[j].model);
+        free(s->routes[i].targets);
+        free(s->routes[i].alias);
+    }
+    for (size_t i = 0; i < s->nkeys; i++) {
+        free(s->keys[i].id);
+        free(s->keys[i].routes);
+    }
+    free(s->tenants);
+    free(s->providers);
+    free(s->routes);
+    free(s->keys);
+    free(s->key_slots);
+    free(s->route_slots);
+    free(s);
+}
+
+const tg_key_t *tg_snap_find_key(const tg_snap_t *s, const uint8_t hash[TG_SHA256_LEN])
+{
+    if (!s->key_slots)
+        return NULL;
+    size_t at = key_slot_hash(hash) & s->key_mask;
+    for (uint32_t idx; (idx = s->key_slots[at]) != 0; at = (at + 1) & s->key_mask) {
+        const tg_key_t *k = &s->keys[idx - 1];
+        if (tg_ct_eq(k->hash, hash, TG_SHA256_LEN))
+            return k;
+    }
+    return NULL;
+}
+
+const tg_route_t *tg_snap_find_route(const tg_snap_t *s, const char *alias, size_t len)
+{
+    if (!s->route_slots)
+        return NULL;
+    size_t at = tg_fnv1a(alias, len) & s->route_mask;
+    for (uint32_t idx; (idx = s->route_slots[at]) != 0; at = (at + 1) & s->route_mask) {
+        const tg_route_t *r = &s->routes[idx - 1];
+        if (tg_mem_eq(r->alias, strlen(r->alias), alias, len))
+            return r;
+    }
+    return NULL;
+}
+
+bool tg_key_allows(const tg_key_t *k, const tg_route_t *r)
+{
+    for (size_t i = 0; i < k->nroutes; i++)
+        if (k->routes[i] == r)
+            return true;
+    return false;
+}
+
+int64_t tg_price_cost(const tg_price_t *p, int64_t prompt, int64_t cached, int64_t completion)
+{
+    if (!p->set)
+        return 0;
+    if (cached > prompt)
+        cached = prompt;
+    return (prompt - cached) * p->input + cached * p->cached_input + completion * p->output;
+}

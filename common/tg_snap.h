@@ -1,0 +1,98 @@
+/* tg_snap.h: the config snapshot both planes agree on (docs/snapshot.md): tenants, virtual keys,
+ * providers, routes and prices. A snapshot is parsed and validated completely, then immutable and
+ * shared between threads by reference count; readers take no lock. */
+#ifndef TG_SNAP_H
+#define TG_SNAP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tg_err.h"
+#include "tg_hash.h"
+
+enum tg_provider_kind {
+    TG_PROVIDER_OPENAI = 1, /* OpenAI and every OpenAI-compatible server, by base URL */
+};
+
+typedef struct tg_provider {
+    char *id;
+    int kind;
+    char *base_url; /* http(s)://..., no trailing slash, e.g. https://api.openai.com/v1 */
+    char *api_key;  /* NULL when the upstream needs none (a local vLLM, say) */
+    char **headers; /* extra upstream headers as "Name: value" */
+    size_t nheaders;
+} tg_provider_t;
+
+/* Prices in picodollars (1e-12 USD) per token, so that cost is exact integer arithmetic. */
+typedef struct tg_price {
+    int64_t input;
+    int64_t cached_input;
+    int64_t output;
+    bool set;
+} tg_price_t;
+
+typedef struct tg_target {
+    const tg_provider_t *provider; /* borrowed from the same snapshot */
+    char *model;                   /* the provider's model name */
+    uint32_t weight;
+    tg_price_t price;
+} tg_target_t;
+
+typedef struct tg_route {
+    char *alias; /* the model name clients send */
+    tg_target_t *targets;
+    size_t ntargets;
+    uint32_t connect_timeout_ms;
+    uint32_t timeout_ms;
+} tg_route_t;
+
+typedef struct tg_tenant {
+    char *id;
+    char *name;
+} tg_tenant_t;
+
+typedef struct tg_key {
+    char *id;
+    const tg_tenant_t *tenant; /* borrowed from the same snapshot */
+    uint8_t hash[TG_SHA256_LEN];
+    const tg_route_t **routes; /* the aliases this key may use */
+    size_t nroutes;
+    int64_t expires_at; /* unix seconds; 0 = never */
+} tg_key_t;
+
+typedef struct tg_snap {
+    atomic_long refs;
+    int64_t version;
+    tg_tenant_t *tenants;
+    size_t ntenants;
+    tg_provider_t *providers;
+    size_t nproviders;
+    tg_route_t *routes;
+    size_t nroutes;
+    tg_key_t *keys;
+    size_t nkeys;
+    uint32_t *key_slots; /* open addressing: index + 1 into keys, 0 = empty */
+    size_t key_mask;
+    uint32_t *route_slots;
+    size_t route_mask;
+} tg_snap_t;
+
+/* Parses and validates a snapshot document. On success *out holds one reference. On failure
+ * err says which field is wrong and why (status 400) and nothing is allocated. */
+int tg_snap_parse(const char *json, size_t len, tg_snap_t **out, tg_err_t *err) TG_WUR;
+/* Reads and parses a file (blocking I/O: never on a loop thread). */
+int tg_snap_load_file(const char *path, tg_snap_t **out, tg_err_t *err) TG_WUR;
+tg_snap_t *tg_snap_ref(tg_snap_t *s);
+/* Drops a reference; the last one frees the snapshot. NULL-safe. */
+void tg_snap_unref(tg_snap_t *s);
+
+const tg_key_t *tg_snap_find_key(const tg_snap_t *s, const uint8_t hash[TG_SHA256_LEN]);
+const tg_route_t *tg_snap_find_route(const tg_snap_t *s, const char *alias, size_t len);
+bool tg_key_allows(const tg_key_t *k, const tg_route_t *r);
+
+/* Cost in picodollars of a usage under a price; cached tokens are a part of prompt tokens. */
+int64_t tg_price_cost(const tg_price_t *p, int64_t prompt, int64_t cached, int64_t completion);
+
+#endif

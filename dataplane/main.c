@@ -1,0 +1,233 @@
+/* main.c: tollgate-data's entry point: options (flags, then TOLLGATE_* environment), the
+ * initial snapshot, the usage sink, then the server. Main thread only. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dp.h"
+#include "server.h"
+#include "tg_log.h"
+#include "usage_sink.h"
+
+#include "tg_banned.h"
+
+int dp_server_parse_listen(const char *s, dp_opts_t *o);
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tollgate-data [options]\n"
+            "\n"
+            "  --listen HOST:PORT         where clients connect (env TOLLGATE_DATA_LISTEN,\n"
+            "                             default 0.0.0.0:8080; port 0 picks a free port)\n"
+            "  --workers N                event-loop threads (env TOLLGATE_WORKERS, default: cores)\n"
+            "  --snapshot FILE            config snapshot to serve, reloaded on SIGHUP\n"
+            "                             (env TOLLGATE_SNAPSHOT_FILE; docs/snapshot.md)\n"
+            "  --state-dir DIR            local state (env TOLLGATE_STATE_DIR, default .tollgate/data)\n"
+            "  --usage-file FILE          usage records, NDJSON (default STATE_DIR/usage.ndjson)\n"
+            "  --max-body-bytes N         request body limit (default 4194304)\n"
+            "  --max-header-bytes N       request header limit (default 32768)\n"
+            "  --header-timeout-ms N      time to receive a request's headers (default 10000)\n"
+            "  --body-timeout-ms N        longest pause while receiving a body (default 30000)\n"
+            "  --idle-timeout-ms N        keep-alive idle time (default 75000)\n"
+            "  --drain-timeout-ms N       SIGTERM grace period for requests in flight\n"
+            "                             (default 30000)\n"
+            "  --log-level LEVEL          debug, info, warn, error (env TOLLGATE_LOG_LEVEL,\n"
+            "                             default info)\n"
+            "  --help                     this text\n");
+}
+
+static int parse_num(const char *name, const char *s, unsigned long min, unsigned long max,
+                     unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || !*s || *end || s[0] == '-' || v < min || v > max) {
+        fprintf(stderr, "tollgate-data: %s must be an integer from %lu to %lu, not \"%s\"\n", name,
+                min, max, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int mkdirs(const char *path)
+{
+    char tmp[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, path, n + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"workers", required_argument, NULL, 'w'},
+        {"snapshot", required_argument, NULL, 's'},
+        {"state-dir", required_argument, NULL, 'd'},
+        {"usage-file", required_argument, NULL, 'u'},
+        {"max-body-bytes", required_argument, NULL, 'B'},
+        {"max-header-bytes", required_argument, NULL, 'H'},
+        {"header-timeout-ms", required_argument, NULL, 'T'},
+        {"body-timeout-ms", required_argument, NULL, 'b'},
+        {"idle-timeout-ms", required_argument, NULL, 'i'},
+        {"drain-timeout-ms", required_argument, NULL, 'D'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    dp_opts_t o;
+    memset(&o, 0, sizeof(o));
+    dp_http_limits_t lim = DP_HTTP_LIMITS_DEFAULT;
+    o.limits = lim;
+    o.header_timeout_ms = 10000;
+    o.body_timeout_ms = 30000;
+    o.idle_timeout_ms = 75000;
+    o.drain_timeout_ms = 30000;
+    o.max_response_bytes = 64u << 20;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    o.workers = ncpu > 0 ? (int)ncpu : 1;
+    const char *listen = getenv("TOLLGATE_DATA_LISTEN");
+    const char *level = getenv("TOLLGATE_LOG_LEVEL");
+    o.snapshot_path = getenv("TOLLGATE_SNAPSHOT_FILE");
+    o.state_dir = getenv("TOLLGATE_STATE_DIR");
+    unsigned long v;
+    if (getenv("TOLLGATE_WORKERS")) {
+        if (parse_num("TOLLGATE_WORKERS", getenv("TOLLGATE_WORKERS"), 1, 256, &v) != 0)
+            return 2;
+        o.workers = (int)v;
+    }
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        int rc = 0;
+        switch (ch) {
+        case 'l':
+            listen = optarg;
+            break;
+        case 'w':
+            rc = parse_num("--workers", optarg, 1, 256, &v);
+            o.workers = (int)v;
+            break;
+        case 's':
+            o.snapshot_path = optarg;
+            break;
+        case 'd':
+            o.state_dir = optarg;
+            break;
+        case 'u':
+            o.usage_path = optarg;
+            break;
+        case 'B':
+            rc = parse_num("--max-body-bytes", optarg, 1024, 1ul << 30, &v);
+            o.limits.max_body = v;
+            break;
+        case 'H':
+            rc = parse_num("--max-header-bytes", optarg, 1024, 1ul << 20, &v);
+            o.limits.max_header_bytes = v;
+            break;
+        case 'T':
+            rc = parse_num("--header-timeout-ms", optarg, 10, 3600000, &v);
+            o.header_timeout_ms = (uint32_t)v;
+            break;
+        case 'b':
+            rc = parse_num("--body-timeout-ms", optarg, 10, 3600000, &v);
+            o.body_timeout_ms = (uint32_t)v;
+            break;
+        case 'i':
+            rc = parse_num("--idle-timeout-ms", optarg, 10, 3600000, &v);
+            o.idle_timeout_ms = (uint32_t)v;
+            break;
+        case 'D':
+            rc = parse_num("--drain-timeout-ms", optarg, 0, 3600000, &v);
+            o.drain_timeout_ms = (uint32_t)v;
+            break;
+        case 'L':
+            level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+        if (rc != 0)
+            return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tollgate-data: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (level) {
+        int l = tg_log_parse_level(level);
+        if (l < 0) {
+            fprintf(stderr, "tollgate-data: unknown log level \"%s\"\n", level);
+            return 2;
+        }
+        tg_log_set_level(l);
+    }
+    if (dp_server_parse_listen(listen ? listen : "0.0.0.0:8080", &o) != 0) {
+        fprintf(stderr, "tollgate-data: listen address must be HOST:PORT, not \"%s\"\n", listen);
+        return 2;
+    }
+    if (!o.state_dir)
+        o.state_dir = ".tollgate/data";
+    if (mkdirs(o.state_dir) != 0) {
+        fprintf(stderr, "tollgate-data: cannot create state directory \"%s\": %s\n", o.state_dir,
+                strerror(errno));
+        return 1;
+    }
+    char usage_path[4096];
+    if (!o.usage_path) {
+        snprintf(usage_path, sizeof(usage_path), "%s/usage.ndjson", o.state_dir);
+        o.usage_path = usage_path;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "tollgate-data: could not initialize libcurl\n");
+        return 1;
+    }
+    tg_snap_t *snap = NULL;
+    tg_err_t err;
+    tg_err_clear(&err);
+    if (o.snapshot_path) {
+        if (tg_snap_load_file(o.snapshot_path, &snap, &err) != 0) {
+            tg_log(TG_LOG_ERROR, "dp_main", "snapshot_refused", "file=\"%s\" reason=\"%s\"",
+                   o.snapshot_path, err.msg);
+            return 1;
+        }
+        tg_log(TG_LOG_INFO, "dp_main", "snapshot_loaded", "version=%lld keys=%zu routes=%zu",
+               (long long)snap->version, snap->nkeys, snap->nroutes);
+    }
+    if (dp_usage_sink_start(o.usage_path, &err) != 0) {
+        tg_log(TG_LOG_ERROR, "dp_main", "usage_sink_failed", "reason=\"%s\"", err.msg);
+        tg_snap_unref(snap);
+        return 1;
+    }
+    int rc = dp_server_run(&o, snap);
+    dp_usage_sink_stop();
+    curl_global_cleanup();
+    return rc;
+}

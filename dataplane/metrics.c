@@ -1,0 +1,180 @@
+/* metrics.c: counters for /metrics. Request counts by (status, model, provider) live in a small
+ * table per worker behind that worker's own mutex, which only a scrape contends for; the
+ * histogram is atomics. */
+#include "metrics.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tg_banned.h"
+
+#define MAX_SERIES 512
+#define NAME_MAX_LEN 96
+
+static const double lat_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                    1,     2.5,  5,     10,   30,  60,  300};
+#define NBUCKETS (sizeof(lat_bounds) / sizeof(lat_bounds[0]))
+
+typedef struct series {
+    int status;
+    char model[NAME_MAX_LEN];
+    char provider[NAME_MAX_LEN];
+    uint64_t count;
+} series_t;
+
+struct dp_metrics {
+    pthread_mutex_t mu;
+    series_t series[MAX_SERIES];
+    size_t nseries;
+    atomic_uint_fast64_t lat_buckets[NBUCKETS];
+    atomic_uint_fast64_t lat_count;
+    atomic_uint_fast64_t lat_sum_us;
+};
+
+dp_metrics_t *dp_metrics_create(void)
+{
+    dp_metrics_t *m = calloc(1, sizeof(*m));
+    if (m)
+        pthread_mutex_init(&m->mu, NULL);
+    return m;
+}
+
+void dp_metrics_destroy(dp_metrics_t *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+static void copy_name(char *dst, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= NAME_MAX_LEN)
+        n = NAME_MAX_LEN - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+void dp_metrics_request(dp_metrics_t *m, int status, const char *model, const char *provider)
+{
+    pthread_mutex_lock(&m->mu);
+    size_t i;
+    for (i = 0; i < m->nseries; i++) {
+        series_t *s = &m->series[i];
+        if (s->status == status && strncmp(s->model, model, NAME_MAX_LEN - 1) == 0 &&
+            strncmp(s->provider, provider, NAME_MAX_LEN - 1) == 0)
+            break;
+    }
+    if (i == m->nseries) {
+        if (m->nseries == MAX_SERIES) {
+            i = MAX_SERIES - 1; /* the table is full: fold into the last series */
+        } else {
+            m->nseries++;
+            m->series[i].status = status;
+            copy_name(m->series[i].model, model);
+            copy_name(m->series[i].provider, provider);
+        }
+    }
+    m->series[i].count++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void dp_metrics_upstream(dp_metrics_t *m, double seconds)
+{
+    for (size_t i = 0; i < NBUCKETS; i++)
+        if (seconds <= lat_bounds[i]) {
+            atomic_fetch_add_explicit(&m->lat_buckets[i], 1, memory_order_relaxed);
+            break;
+        }
+    atomic_fetch_add_explicit(&m->lat_count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->lat_sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
+}
+
+static int append_label(tg_buf_t *out, const char *v)
+{
+    int rc = 0;
+    for (const char *p = v; rc == 0 && *p; p++) {
+        if (*p == '\\' || *p == '"')
+            rc = tg_buf_append(out, "\\", 1);
+        if (rc == 0)
+            rc = *p == '\n' ? tg_buf_append(out, "\\n", 2) : tg_buf_append(out, p, 1);
+    }
+    return rc;
+}
+
+int dp_metrics_render(tg_buf_t *out, dp_worker_t **workers, int n, int64_t snapshot_version)
+{
+    series_t *all = calloc((size_t)n * MAX_SERIES, sizeof(*all));
+    size_t nall = 0;
+    long inflight = 0;
+    uint64_t buckets[NBUCKETS] = {0}, count = 0, sum_us = 0;
+    int rc;
+    if (!all)
+        return TG_ENOMEM;
+    for (int w = 0; w < n; w++) {
+        dp_metrics_t *m = workers[w]->metrics;
+        inflight += atomic_load_explicit(&workers[w]->inflight, memory_order_relaxed);
+        pthread_mutex_lock(&m->mu);
+        for (size_t i = 0; i < m->nseries; i++) {
+            size_t j;
+            for (j = 0; j < nall; j++)
+                if (all[j].status == m->series[i].status &&
+                    strcmp(all[j].model, m->series[i].model) == 0 &&
+                    strcmp(all[j].provider, m->series[i].provider) == 0)
+                    break;
+            if (j == nall)
+                all[nall++] = m->series[i];
+            else
+                all[j].count += m->series[i].count;
+        }
+        pthread_mutex_unlock(&m->mu);
+        for (size_t b = 0; b < NBUCKETS; b++)
+            buckets[b] += atomic_load_explicit(&m->lat_buckets[b], memory_order_relaxed);
+        count += atomic_load_explicit(&m->lat_count, memory_order_relaxed);
+        sum_us += atomic_load_explicit(&m->lat_sum_us, memory_order_relaxed);
+    }
+    rc = tg_buf_appendf(out, "# HELP tollgate_requests_total Requests answered, by status, model "
+                             "alias and provider.\n# TYPE tollgate_requests_total counter\n");
+    for (size_t i = 0; rc == 0 && i < nall; i++) {
+        rc = tg_buf_appendf(out, "tollgate_requests_total{status=\"%d\",model=\"", all[i].status);
+        if (rc == 0)
+            rc = append_label(out, all[i].model);
+        if (rc == 0)
+            rc = tg_buf_appendf(out, "\",provider=\"");
+        if (rc == 0)
+            rc = append_label(out, all[i].provider);
+        if (rc == 0)
+            rc = tg_buf_appendf(out, "\"} %" PRIu64 "\n", all[i].count);
+    }
+    if (rc == 0)
+        rc = tg_buf_appendf(out,
+                            "# HELP tollgate_upstream_duration_seconds Upstream exchange time.\n"
+                            "# TYPE tollgate_upstream_duration_seconds histogram\n");
+    uint64_t cum = 0;
+    for (size_t b = 0; rc == 0 && b < NBUCKETS; b++) {
+        cum += buckets[b];
+        rc = tg_buf_appendf(out, "tollgate_upstream_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                            lat_bounds[b], cum);
+    }
+    if (rc == 0)
+        rc = tg_buf_appendf(out,
+                            "tollgate_upstream_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+                            "tollgate_upstream_duration_seconds_sum %.6f\n"
+                            "tollgate_upstream_duration_seconds_count %" PRIu64 "\n",
+                            count, (double)sum_us / 1e6, count);
+    if (rc == 0)
+        rc = tg_buf_appendf(out,
+                            "# HELP tollgate_requests_in_flight Requests being answered.\n"
+                            "# TYPE tollgate_requests_in_flight gauge\n"
+                            "tollgate_requests_in_flight %ld\n"
+                            "# HELP tollgate_snapshot_version Version of the config snapshot "
+                            "served.\n# TYPE tollgate_snapshot_version gauge\n"
+                            "tollgate_snapshot_version %" PRId64 "\n",
+                            inflight, snapshot_version);
+    free(all);
+    return rc;
+}

@@ -1,0 +1,12 @@
+/* server.h: workers (one libuv loop and thread each, SO_REUSEPORT listeners), snapshot swaps and
+ * the SIGHUP/SIGTERM handling on the main thread. */
+#ifndef DP_SERVER_H
+#define DP_SERVER_H
+
+#include "dp.h"
+
+/* Runs the data plane until SIGTERM/SIGINT has drained it. Takes the initial snapshot ref (may be
+ * NULL: /readyz says 503 until one arrives). Returns the process exit code. */
+int dp_server_run(const dp_opts_t *opts, tg_snap_t *initial);
+
+#endif

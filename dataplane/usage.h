@@ -1,0 +1,52 @@
+/* usage.h: token usage read from provider answers, and the usage record each finished request
+ * produces (one NDJSON line). Pure. */
+#ifndef DP_USAGE_H
+#define DP_USAGE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tg_buf.h"
+
+typedef struct dp_usage {
+    int64_t prompt;
+    int64_t completion;
+    int64_t cached;    /* part of prompt: prompt_tokens_details.cached_tokens */
+    int64_t reasoning; /* part of completion: completion_tokens_details.reasoning_tokens */
+    int64_t total;
+    bool present; /* the provider reported it */
+} dp_usage_t;
+
+/* Reads an OpenAI usage object; missing members count 0. Returns false if obj is no object. */
+bool dp_usage_from_json(dp_usage_t *u, const json_t *obj);
+/* Finds the top-level "usage" object of an OpenAI response body and reads it, without parsing
+ * the whole body when it can: "usage" cannot occur unescaped inside a JSON string. */
+bool dp_usage_scan(dp_usage_t *u, const char *body, size_t n);
+
+typedef struct dp_usage_record {
+    char id[37]; /* UUID of this event: delivery is at least once, inserts are idempotent */
+    int64_t ts_ms;
+    const char *request_id;
+    size_t request_id_len;
+    const char *key_id;
+    const char *tenant_id;
+    const char *model; /* the alias the client asked for */
+    size_t model_len;
+    const char *provider;
+    const char *upstream_model;
+    const char *endpoint; /* "chat.completions", "completions", "embeddings" */
+    int status;
+    bool streamed;
+    dp_usage_t usage;
+    const char *usage_source; /* "provider", "estimated" or "none" */
+    int64_t cost_pusd;        /* picodollars */
+    double latency_ms;
+    double ttfb_ms; /* < 0 when no byte came back */
+    const char *error; /* error code, or NULL */
+} dp_usage_record_t;
+
+/* Appends the record as one JSON line ending in "\n"; on failure out is unchanged. */
+int dp_usage_record_append(tg_buf_t *out, const dp_usage_record_t *r) TG_WUR;
+
+#endif

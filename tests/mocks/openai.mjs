@@ -1,0 +1,461 @@
+// Mock OpenAI provider for Tollgate's integration tests.
+//
+// Speaks OpenAI's wire format for:
+//   POST /v1/chat/completions   (chat.completion / chat.completion.chunk over SSE)
+//   POST /v1/completions        (legacy text_completion, streaming too)
+//   POST /v1/embeddings         (float arrays, or base64 little-endian float32)
+//   GET  /v1/models
+// and a control API that needs no auth and is never recorded:
+//   GET  /_mock/stats     -> {requests, aborted, active, completed, dropped}
+//   GET  /_mock/requests  -> [{method, path, headers, body, raw}, ...]
+//   POST /_mock/reset     -> clears requests and counters
+//
+// Every /v1 request must carry `Authorization: Bearer <apiKey>` (default
+// "sk-upstream-test"), otherwise 401 with OpenAI's invalid_api_key error.
+//
+// DIRECTIVES. The gateway forwards request bodies but not client headers, so
+// tests steer the mock with tokens placed anywhere in the raw body text
+// (typically inside a message's content): `mock:NAME` or `mock:NAME=VALUE`.
+// They are applied in this order: auth, drop, stall, delay_ms, status, then
+// JSON parsing and routing.
+//   mock:drop                  destroy the socket without any response
+//   mock:stall                 never answer; keep the socket open until the client
+//                              closes it (counted as `aborted` when it does)
+//   mock:delay_ms=N            wait N ms before sending response headers
+//   mock:status=N              answer status N with an OpenAI-shaped error body
+//                              (429 also sends `retry-after: 1`)
+//   mock:words=N               content is "w1 w2 ... wN" (N content chunks in a stream)
+//   mock:chunk_delay_ms=N      stream: wait N ms between SSE events
+//   mock:cut_after=N           stream: destroy the socket after N SSE events (every
+//                              `data:` event counts, including the role chunk); no [DONE]
+//   mock:split                 stream: write the SSE byte stream 1-3 bytes at a time,
+//                              yielding to the event loop between writes
+//   mock:usage_in_last_choice  stream + include_usage: put usage on the finish_reason
+//                              chunk instead of a separate `choices: []` chunk (vLLM style)
+//   mock:cached=N              usage.prompt_tokens_details.cached_tokens = N
+//   mock:reasoning=N           usage.completion_tokens_details.reasoning_tokens = N
+//                              (also added to completion_tokens, as OpenAI counts them)
+//
+// Deterministic usage (identical for streamed and non-streamed calls):
+//   prompt_tokens     = ceil(chars of all message contents / 4) + 3 per message
+//                       (completions: ceil(chars of prompt / 4); embeddings: per input)
+//   completion_tokens = number of content words + reasoning
+//
+// Counters: `requests` = /v1 requests received; `active` = in progress;
+// `completed` = response fully written; `aborted` = the client closed the
+// connection before the response was finished; `dropped` = the mock itself
+// destroyed the socket (mock:drop, mock:cut_after). `aborted` is how tests prove
+// the gateway cancels its upstream transfer when its own client goes away.
+//
+// CLI: node tests/mocks/openai.mjs --port N [--api-key K]
+//      prints "listening PORT" and serves until SIGTERM/SIGINT.
+
+import http from 'node:http';
+import { setTimeout as sleepRaw } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
+
+const DEFAULT_CONTENT = 'Hello from the mock provider.';
+const FINGERPRINT = 'fp_mock';
+const EMBED_DIMS = 8;
+
+// Poll `pred` (sync or async) until it returns something truthy; resolves with that value.
+export async function waitFor(pred, timeoutMs = 2000, intervalMs = 5) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() >= deadline) throw new Error(`waitFor: condition not met within ${timeoutMs} ms`);
+    await sleepRaw(intervalMs);
+  }
+}
+
+// All `mock:NAME[=VALUE]` tokens in the raw body. Numeric values become numbers;
+// a bare token becomes true.
+export function parseDirectives(raw) {
+  const d = {};
+  for (const m of raw.matchAll(/mock:([a-z_]+)(?:=([A-Za-z0-9_.-]+))?/g)) {
+    const v = m[2];
+    d[m[1]] = v === undefined ? true : /^-?\d+$/.test(v) ? Number(v) : v;
+  }
+  return d;
+}
+
+function errorType(status) {
+  if (status === 401) return ['invalid_request_error', 'invalid_api_key'];
+  if (status === 403) return ['permission_error', null];
+  if (status === 404) return ['not_found_error', null];
+  if (status === 429) return ['rate_limit_error', 'rate_limit_exceeded'];
+  if (status >= 500) return ['server_error', null];
+  return ['invalid_request_error', null];
+}
+
+function errorBody(message, type, code = null, param = null) {
+  return { error: { message, type, param, code } };
+}
+
+// OpenAI shows a few characters of a wrong key, never the whole key.
+function maskKey(k) {
+  if (!k) return '(none)';
+  return k.length <= 8 ? '****' : `${k.slice(0, 3)}****${k.slice(-4)}`;
+}
+
+// Text length of a message content: string, or array of parts ({type:"text",text}).
+function contentChars(c) {
+  if (typeof c === 'string') return c.length;
+  if (Array.isArray(c)) return c.reduce((n, p) => n + (typeof p?.text === 'string' ? p.text.length : 0), 0);
+  return 0;
+}
+
+function chatPromptTokens(body) {
+  const msgs = Array.isArray(body.messages) ? body.messages : [];
+  const chars = msgs.reduce((n, m) => n + contentChars(m?.content), 0);
+  return Math.ceil(chars / 4) + 3 * msgs.length;
+}
+
+function textPromptTokens(prompt) {
+  if (typeof prompt === 'string') return Math.ceil(prompt.length / 4);
+  if (Array.isArray(prompt)) {
+    // Array of token ids counts as that many tokens; array of strings sums.
+    if (prompt.every((x) => typeof x === 'number')) return prompt.length;
+    return prompt.reduce((n, p) => n + textPromptTokens(p), 0);
+  }
+  return 0;
+}
+
+function makeWords(d) {
+  if (Number.isInteger(d.words) && d.words >= 0) {
+    return Array.from({ length: d.words }, (_, i) => `w${i + 1}`);
+  }
+  return DEFAULT_CONTENT.split(' ');
+}
+
+// Stream pieces carry the leading space, as real token deltas do, so that
+// concatenating the deltas yields exactly the non-streamed content.
+function pieces(words) {
+  return words.map((w, i) => (i === 0 ? w : ` ${w}`));
+}
+
+function makeUsage(promptTokens, words, d) {
+  const cached = Number.isInteger(d.cached) ? d.cached : 0;
+  const reasoning = Number.isInteger(d.reasoning) ? d.reasoning : 0;
+  const completion = words.length + reasoning;
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: completion,
+    total_tokens: promptTokens + completion,
+    prompt_tokens_details: { cached_tokens: cached, audio_tokens: 0 },
+    completion_tokens_details: {
+      reasoning_tokens: reasoning,
+      audio_tokens: 0,
+      accepted_prediction_tokens: 0,
+      rejected_prediction_tokens: 0,
+    },
+  };
+}
+
+// 8 deterministic floats per input, derived from an FNV-1a hash of the text.
+// Produced through a Float32Array so the float and base64 encodings agree exactly.
+function embeddingFor(input, dims) {
+  const text = typeof input === 'string' ? input : JSON.stringify(input);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  const v = new Float32Array(dims);
+  for (let i = 0; i < dims; i++) {
+    h = Math.imul(h ^ (i + 1), 0x01000193) >>> 0;
+    h = (h ^ (h >>> 13)) >>> 0;
+    v[i] = ((h % 20001) - 10000) / 10000; // in [-1, 1]
+  }
+  return v;
+}
+
+// OpenAI's base64 encoding: the vector's float32 values, little-endian, back to back.
+function float32LEBase64(v) {
+  const buf = Buffer.alloc(v.length * 4);
+  v.forEach((x, i) => buf.writeFloatLE(x, i * 4));
+  return buf.toString('base64');
+}
+
+export async function startOpenAIMock(opts = {}) {
+  const apiKey = opts.apiKey ?? 'sk-upstream-test';
+  const requests = [];
+  const counters = { requests: 0, aborted: 0, completed: 0, dropped: 0 };
+  let active = 0;
+  let epoch = 0; // bumped by reset(), so requests from before a reset don't skew new counters
+  let seq = 0;
+
+  const stats = () => ({ requests: counters.requests, aborted: counters.aborted, active, completed: counters.completed, dropped: counters.dropped });
+  const reset = () => {
+    requests.length = 0; // keep the array identity: tests may hold a reference
+    for (const k of Object.keys(counters)) counters[k] = 0;
+    epoch++;
+  };
+
+  const server = http.createServer({ noDelay: true, keepAliveTimeout: 30_000 }, (req, res) => {
+    handle(req, res).catch((err) => {
+      // A bug in the mock must be loud, not a hung test.
+      console.error('openai mock: handler error', err);
+      if (!res.headersSent && !res.destroyed) sendJSON(res, 500, errorBody(`mock internal error: ${err.message}`, 'server_error'));
+      else res.destroy();
+    });
+  });
+  server.on('connection', (s) => s.setNoDelay(true));
+
+  async function handle(req, res) {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const raw = Buffer.concat(chunks).toString('utf8');
+    const url = new URL(req.url, 'http://x');
+    const path = url.pathname;
+
+    if (path.startsWith('/_mock/')) return control(req, res, path);
+
+    // Bookkeeping. 'close' on the response fires both after a normal finish and
+    // when the connection dies early; writableFinished tells the two apart.
+    const myEpoch = epoch;
+    const ctl = new AbortController();
+    const st = { selfDestroyed: false };
+    counters.requests++;
+    active++;
+    res.on('close', () => {
+      active--;
+      ctl.abort();
+      if (myEpoch !== epoch) return;
+      if (st.selfDestroyed) counters.dropped++;
+      else if (res.writableFinished) counters.completed++;
+      else counters.aborted++;
+    });
+
+    let body = null;
+    try { body = raw ? JSON.parse(raw) : null; } catch { /* reported below, after auth */ }
+    requests.push({ method: req.method, path: req.url, headers: req.headers, body, raw });
+
+    const ctx = { req, res, signal: ctl.signal, st, d: parseDirectives(raw), id: ++seq };
+
+    const auth = req.headers.authorization ?? '';
+    if (auth !== `Bearer ${apiKey}`) {
+      const given = auth.startsWith('Bearer ') ? auth.slice(7) : auth;
+      return sendJSON(res, 401, errorBody(
+        `Incorrect API key provided: ${maskKey(given)}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+        'invalid_request_error', 'invalid_api_key'));
+    }
+
+    const { d } = ctx;
+    if (d.drop) return selfDestroy(ctx);
+    if (d.stall) return; // 'close' will count it as aborted when the client gives up
+    if (d.delay_ms > 0 && !(await sleep(d.delay_ms, ctx.signal))) return;
+    if (Number.isInteger(d.status) && d.status >= 400) {
+      const [type, code] = errorType(d.status);
+      const headers = d.status === 429 ? { 'retry-after': '1' } : {};
+      return sendJSON(res, d.status, errorBody(`Mock provider: simulated ${d.status} error (mock:status=${d.status}).`, type, code), headers);
+    }
+
+    if (raw && body === null) {
+      return sendJSON(res, 400, errorBody(
+        "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly.)",
+        'invalid_request_error'));
+    }
+
+    const route = `${req.method} ${path}`;
+    if (route === 'POST /v1/chat/completions') return chat(ctx, body ?? {});
+    if (route === 'POST /v1/completions') return completions(ctx, body ?? {});
+    if (route === 'POST /v1/embeddings') return embeddings(ctx, body ?? {});
+    if (route === 'GET /v1/models') return models(ctx);
+    return sendJSON(res, 404, errorBody(`Invalid URL (${req.method} ${path})`, 'invalid_request_error'));
+  }
+
+  function control(req, res, path) {
+    if (req.method === 'GET' && path === '/_mock/stats') return sendJSON(res, 200, stats());
+    if (req.method === 'GET' && path === '/_mock/requests') return sendJSON(res, 200, requests);
+    if (req.method === 'POST' && path === '/_mock/reset') { reset(); return sendJSON(res, 200, { ok: true }); }
+    return sendJSON(res, 404, errorBody(`Invalid URL (${req.method} ${path})`, 'invalid_request_error'));
+  }
+
+  function chat(ctx, body) {
+    const model = body.model ?? 'gpt-4o-mini';
+    const words = makeWords(ctx.d);
+    const usage = makeUsage(chatPromptTokens(body), words, ctx.d);
+    const id = `chatcmpl-mock${String(ctx.id).padStart(6, '0')}`;
+    const created = Math.floor(Date.now() / 1000);
+
+    if (!body.stream) {
+      return sendJSON(ctx.res, 200, {
+        id, object: 'chat.completion', created, model,
+        choices: [{
+          index: 0,
+          message: { role: 'assistant', content: words.join(' '), refusal: null, annotations: [] },
+          logprobs: null,
+          finish_reason: 'stop',
+        }],
+        usage,
+        service_tier: 'default',
+        system_fingerprint: FINGERPRINT,
+      });
+    }
+
+    const includeUsage = body.stream_options?.include_usage === true;
+    const chunk = (delta, finish) => ({
+      id, object: 'chat.completion.chunk', created, model, service_tier: 'default', system_fingerprint: FINGERPRINT,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+      ...(includeUsage ? { usage: null } : {}),
+    });
+    const events = [chunk({ role: 'assistant', content: '', refusal: null }, null)];
+    for (const p of pieces(words)) events.push(chunk({ content: p }, null));
+    events.push(...finalChunks(chunk({}, 'stop'), includeUsage, usage, ctx.d));
+    return stream(ctx, events);
+  }
+
+  function completions(ctx, body) {
+    const model = body.model ?? 'gpt-3.5-turbo-instruct';
+    const words = makeWords(ctx.d);
+    const usage = makeUsage(textPromptTokens(body.prompt), words, ctx.d);
+    // The legacy endpoint's usage has no *_details; keep only what it reports.
+    const legacyUsage = { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, total_tokens: usage.total_tokens };
+    const id = `cmpl-mock${String(ctx.id).padStart(6, '0')}`;
+    const created = Math.floor(Date.now() / 1000);
+
+    if (!body.stream) {
+      return sendJSON(ctx.res, 200, {
+        id, object: 'text_completion', created, model, system_fingerprint: FINGERPRINT,
+        choices: [{ text: words.join(' '), index: 0, logprobs: null, finish_reason: 'stop' }],
+        usage: legacyUsage,
+      });
+    }
+
+    const includeUsage = body.stream_options?.include_usage === true;
+    const chunk = (text, finish) => ({
+      id, object: 'text_completion', created, model, system_fingerprint: FINGERPRINT,
+      choices: [{ text, index: 0, logprobs: null, finish_reason: finish }],
+      ...(includeUsage ? { usage: null } : {}),
+    });
+    const events = pieces(words).map((p) => chunk(p, null));
+    events.push(...finalChunks(chunk('', 'stop'), includeUsage, legacyUsage, ctx.d));
+    return stream(ctx, events);
+  }
+
+  // The finish chunk, plus (with include_usage) the usage either on it or on a
+  // separate `choices: []` chunk.
+  function finalChunks(finish, includeUsage, usage, d) {
+    if (!includeUsage) return [finish];
+    if (d.usage_in_last_choice) return [{ ...finish, usage }];
+    return [finish, { ...finish, choices: [], usage }];
+  }
+
+  function embeddings(ctx, body) {
+    const model = body.model ?? 'text-embedding-3-small';
+    const input = body.input;
+    // A flat array of token ids is one input; any other array is a batch.
+    const inputs = Array.isArray(input) && !input.every((x) => typeof x === 'number') ? input : [input ?? ''];
+    const dims = Number.isInteger(body.dimensions) && body.dimensions > 0 ? body.dimensions : EMBED_DIMS;
+    const base64 = body.encoding_format === 'base64';
+    const data = inputs.map((inp, index) => {
+      const v = embeddingFor(inp, dims);
+      const embedding = base64 ? float32LEBase64(v) : Array.from(v);
+      return { object: 'embedding', index, embedding };
+    });
+    const promptTokens = inputs.reduce((n, x) => n + textPromptTokens(x), 0);
+    return sendJSON(ctx.res, 200, { object: 'list', data, model, usage: { prompt_tokens: promptTokens, total_tokens: promptTokens } });
+  }
+
+  function models(ctx) {
+    const created = 1700000000;
+    const ids = ['gpt-4o-mini', 'gpt-4o', 'gpt-3.5-turbo-instruct', 'text-embedding-3-small'];
+    return sendJSON(ctx.res, 200, { object: 'list', data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'system' })) });
+  }
+
+  async function stream(ctx, chunks) {
+    const { res, d, signal } = ctx;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      'x-request-id': `req_mock${ctx.id}`,
+    });
+    res.flushHeaders(); // like OpenAI: headers go out before the first token
+    const events = chunks.map((c) => `data: ${JSON.stringify(c)}\n\n`);
+    events.push('data: [DONE]\n\n');
+    let sent = 0;
+    for (const ev of events) {
+      if (Number.isInteger(d.cut_after) && sent >= d.cut_after) return selfDestroy(ctx);
+      if (sent > 0 && d.chunk_delay_ms > 0 && !(await sleep(d.chunk_delay_ms, signal))) return;
+      if (d.split) {
+        const buf = Buffer.from(ev);
+        for (let i = 0; i < buf.length;) {
+          const n = 1 + ((i * 7 + sent) % 3); // 1-3 bytes, deterministic
+          // Awaiting the write callback means the piece reached the kernel (with
+          // TCP_NODELAY) before the next one is queued, so each leaves as its own segment.
+          if (!(await write(res, buf.subarray(i, i + n), signal))) return;
+          i += n;
+        }
+      } else if (!(await write(res, ev, signal))) {
+        return;
+      }
+      sent++;
+    }
+    res.end();
+  }
+
+  function selfDestroy(ctx) {
+    ctx.st.selfDestroyed = true;
+    ctx.req.socket.destroy();
+  }
+
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address();
+
+  return {
+    port,
+    url: `http://127.0.0.1:${port}/v1`,
+    requests,
+    stats,
+    reset,
+    close: () => new Promise((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections(); // stalled and keep-alive sockets would hold close() forever
+    }),
+  };
+}
+
+function sendJSON(res, status, obj, headers = {}) {
+  const text = JSON.stringify(obj);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'x-request-id': 'req_mock',
+    ...headers,
+  });
+  res.end(text);
+}
+
+// Resolves true after ms, false if the request was closed meanwhile.
+async function sleep(ms, signal) {
+  try { await sleepRaw(ms, undefined, { signal }); return true; } catch { return false; }
+}
+
+// Write and wait until the bytes are handed to the kernel, so events are flushed
+// one by one (and so cut_after really delivers N events before the cut).
+// Resolves false if the connection is gone.
+function write(res, data, signal) {
+  if (res.destroyed || signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onAbort = () => resolve(false);
+    signal.addEventListener('abort', onAbort, { once: true });
+    res.write(data, (err) => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(!err && !res.destroyed);
+    });
+  });
+}
+
+// CLI entry point.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const args = process.argv.slice(2);
+  const arg = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+  const port = Number(arg('--port') ?? 0);
+  const mock = await startOpenAIMock({ port, apiKey: arg('--api-key') });
+  process.stdout.write(`listening ${mock.port}\n`);
+  const stop = async () => { await mock.close(); process.exit(0); };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

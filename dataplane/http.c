@@ -192,7 +192,9 @@ int dp_http_feed(dp_http_parser_t *hp, const char *data, size_t n, size_t *used)
         return DP_HTTP_DONE;
     }
     *used = 0;
-    if (e != HPE_USER) {
+    /* a callback that refused sets error_status; llhttp reports some refusals under its own
+     * codes (HPE_CB_HEADERS_COMPLETE for on_headers_complete), so the status decides */
+    if (hp->error_status == 0) {
         hp->error_status = 400;
         hp->error_msg = "malformed HTTP request";
     }

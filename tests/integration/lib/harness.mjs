@@ -108,7 +108,9 @@ export async function startGateway({ snapshot, args = [], workers = 2 } = {}) {
     },
     async stop(signal = 'SIGTERM') {
       if (!exitInfo) proc.kill(signal);
-      const e = await Promise.race([exited, new Promise((r) => setTimeout(() => r(null), 15000))]);
+      let timer;
+      const e = await Promise.race([exited, new Promise((r) => { timer = setTimeout(() => r(null), 15000); })]);
+      clearTimeout(timer); // a pending timer would keep the test process alive
       if (!e) { proc.kill('SIGKILL'); await exited; }
       if (/ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/.test(logs)) {
         throw new Error(`sanitizer report in tollgate-data output:\n${logs}`);

@@ -2,17 +2,28 @@
 #include "tg_hash.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 
 #include "tg_banned.h"
+
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+/* EVP_sha256() makes OpenSSL 3 look the algorithm up on every digest; fetch it once. */
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
 
 void tg_sha256(const void *p, size_t n, uint8_t out[TG_SHA256_LEN])
 {
     unsigned int len = TG_SHA256_LEN;
+    pthread_once(&sha256_once, sha256_fetch);
     /* EVP_Digest cannot fail for SHA-256 with valid arguments short of memory exhaustion, where
      * the output stays zeroed and matches no stored key. */
     for (int i = 0; i < TG_SHA256_LEN; i++)
         out[i] = 0;
-    EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+    EVP_Digest(p, n, out, &len, sha256_md ? sha256_md : EVP_sha256(), NULL);
 }
 
 void tg_hex_encode(const uint8_t *p, size_t n, char *out)
@@ -63,7 +74,7 @@ bool tg_ct_eq(const void *a, const void *b, size_t n)
 uint64_t tg_fnv1a(const void *p, size_t n)
 {
     const uint8_t *s = p;
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = 14695981039346656037ULL; /* the FNV-1a 64-bit offset basis */
     for (size_t i = 0; i < n; i++) {
         h ^= s[i];
         h *= 1099511628211ULL;

@@ -48,6 +48,8 @@ typedef struct dp_worker {
     /* loop thread only from here */
     tg_snap_t *snap; /* current snapshot, one ref */
     dp_upstream_t *up;
+    void *easy_pool[64]; /* idle curl handles kept for reuse (CURL *) */
+    int neasy;
     dp_metrics_t *metrics;
     tg_rand_t rand;
     tg_buf_t usage; /* NDJSON lines not yet handed to the sink */
@@ -87,6 +89,8 @@ void dp_proxy_client_gone(dp_req_t *r);
 void dp_proxy_client_drained(dp_req_t *r);
 /* Hands the worker's buffered usage lines to the sink. */
 void dp_proxy_flush_usage(dp_worker_t *w);
+/* Frees what the proxy keeps per worker (idle curl handles); at worker exit. */
+void dp_proxy_worker_dispose(dp_worker_t *w);
 
 /* server.c */
 /* The current snapshot version, for /metrics (any thread). */

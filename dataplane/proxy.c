@@ -266,12 +266,37 @@ static dp_req_t *req_create(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
     return r;
 }
 
+/* curl_easy_init allocates and sets up a few KiB per handle; a finished handle is reset and
+ * kept for the next request of this worker instead. */
+static CURL *easy_get(dp_worker_t *w)
+{
+    if (w->neasy > 0)
+        return w->easy_pool[--w->neasy];
+    return curl_easy_init();
+}
+
+static void easy_put(dp_worker_t *w, CURL *e)
+{
+    if (w->neasy < (int)(sizeof(w->easy_pool) / sizeof(w->easy_pool[0]))) {
+        curl_easy_reset(e);
+        w->easy_pool[w->neasy++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
+}
+
+void dp_proxy_worker_dispose(dp_worker_t *w)
+{
+    while (w->neasy > 0)
+        curl_easy_cleanup(w->easy_pool[--w->neasy]);
+}
+
 static void req_destroy(dp_req_t *r)
 {
     if (!r)
         return;
     if (r->easy)
-        curl_easy_cleanup(r->easy);
+        easy_put(r->w, r->easy);
     curl_slist_free_all(r->headers);
     dp_http_msg_dispose(&r->msg);
     dp_reqbody_dispose(&r->body);
@@ -583,7 +608,7 @@ static int start_upstream(dp_req_t *r, tg_err_t *err)
         return rc;
     }
     r->st.client_wants_usage = r->body.include_usage;
-    r->easy = curl_easy_init();
+    r->easy = easy_get(r->w);
     if (!r->easy) {
         tg_err_set(err, TG_ENOMEM, 503, "could not start the upstream request");
         return TG_ENOMEM;

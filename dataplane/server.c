@@ -72,6 +72,7 @@ static void worker_shutdown(dp_worker_t *w)
     }
     dp_upstream_destroy(w->up);
     w->up = NULL;
+    dp_proxy_worker_dispose(w);
 }
 
 /* Every 20 ms while draining: force what outlived the grace period, stop when all is closed. */

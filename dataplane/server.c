@@ -236,6 +236,8 @@ static void on_sighup(uv_signal_t *h, int sig)
     tg_snap_t *s;
     (void)h;
     (void)sig;
+    if (srv.draining)
+        return; /* shutting down: nothing will be served with it */
     if (!srv.opts->snapshot_path) {
         tg_log(TG_LOG_WARN, "dp_server", "reload_skipped", "reason=\"no --snapshot file\"");
         return;
@@ -268,9 +270,12 @@ static void on_sigterm(uv_signal_t *h, int sig)
         pthread_mutex_unlock(&w->mu);
         uv_async_send(&w->wake);
     }
-    uv_close((uv_handle_t *)&srv.sighup, NULL);
-    uv_close((uv_handle_t *)&srv.sigterm, NULL);
-    uv_close((uv_handle_t *)&srv.sigint, NULL);
+    /* Unref, not close: a closed signal handle restores the default action, and a SIGHUP or a
+     * second SIGTERM/SIGINT during the drain would kill the process with requests in flight and
+     * usage unwritten. Unref'd, they still catch signals but let the main loop return. */
+    uv_unref((uv_handle_t *)&srv.sighup);
+    uv_unref((uv_handle_t *)&srv.sigterm);
+    uv_unref((uv_handle_t *)&srv.sigint);
 }
 
 static void worker_dispose(dp_worker_t *w)
@@ -328,6 +333,8 @@ int dp_server_run(const dp_opts_t *o, tg_snap_t *initial)
     for (int i = 0; i < o->workers; i++)
         worker_dispose(srv.workers[i]);
     free(srv.workers);
+    /* EBUSY: the signal handles stay open (unref'd) to the end, so a late signal cannot cut the
+     * final usage flush short */
     uv_loop_close(main_loop);
     tg_log(TG_LOG_INFO, "dp_server", "stopped", "workers=%d", o->workers);
     return rc;

@@ -1,0 +1,148 @@
+/* api.c: the table of endpoints and the dispatcher: match the method and path, resolve the
+ * caller, run the handler. Health and metrics endpoints need no caller. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "cp.h"
+#include "cp_http.h"
+#include "tg_log.h"
+
+#include "tg_banned.h"
+
+typedef struct route {
+    const char *method;
+    const char *pattern; /* "{}" matches one path segment */
+    cp_handler_fn fn;
+    bool auth;
+} route_t;
+
+static const route_t routes[] = {
+    {"GET", "/healthz", cp_api_healthz, false},
+    {"GET", "/readyz", cp_api_readyz, false},
+    {"GET", "/metrics", cp_api_metrics, false},
+    {"POST", "/api/v1/auth/login", cp_api_login, false},
+    {"POST", "/api/v1/auth/logout", cp_api_logout, true},
+    {"GET", "/api/v1/me", cp_api_me, true},
+    {"GET", "/api/v1/tenants", cp_api_tenants_list, true},
+    {"POST", "/api/v1/tenants", cp_api_tenants_create, true},
+    {"GET", "/api/v1/tenants/{}", cp_api_tenants_get, true},
+    {"PATCH", "/api/v1/tenants/{}", cp_api_tenants_update, true},
+    {"DELETE", "/api/v1/tenants/{}", cp_api_tenants_delete, true},
+    {"GET", "/api/v1/audit-log", cp_api_audit_list, true},
+    {"GET", "/api/v1/audit-log/verify", cp_api_audit_verify, true},
+    {NULL, NULL, NULL, false},
+};
+
+/* Matches path against pattern, copying "{}" segments into r->params. */
+static bool match(cp_req_t *r, const char *pattern, const char *path)
+{
+    int np = 0;
+    const char *p = pattern, *s = path;
+    while (*p && *s) {
+        if (p[0] == '{' && p[1] == '}') {
+            const char *end = strchr(s, '/');
+            size_t n = end ? (size_t)(end - s) : strlen(s);
+            if (n == 0 || n >= sizeof(r->param_buf[0]) || np >= 4)
+                return false;
+            memcpy(r->param_buf[np], s, n);
+            r->param_buf[np][n] = '\0';
+            r->params[np] = r->param_buf[np];
+            np++;
+            s += n;
+            p += 2;
+            continue;
+        }
+        if (*p != *s)
+            return false;
+        p++;
+        s++;
+    }
+    return *p == '\0' && *s == '\0';
+}
+
+void cp_api_dispatch(cp_req_t *r)
+{
+    const route_t *hit = NULL;
+    bool path_known = false;
+    for (const route_t *rt = routes; rt->method; rt++) {
+        if (!match(r, rt->pattern, r->path))
+            continue;
+        path_known = true;
+        if (strcmp(rt->method, r->method) == 0) {
+            hit = rt;
+            break;
+        }
+    }
+    if (!hit) {
+        if (path_known)
+            cp_reply_error(r, 405, "method_not_allowed", NULL, "%s is not allowed on %.200s",
+                           r->method, r->path);
+        else
+            cp_reply_error(r, 404, "not_found", NULL, "no such endpoint: %.200s", r->path);
+        return;
+    }
+    r->db = cp_db();
+    if (hit->auth) {
+        if (!r->db) {
+            cp_reply_error(r, 503, "database_unavailable", NULL,
+                           "the database is unreachable; retry shortly");
+            return;
+        }
+        cp_auth_resolve(r);
+        if (!r->who.authenticated) {
+            cp_reply_error(r, 401, "unauthenticated", NULL,
+                           "send \"Authorization: Bearer <token>\" from POST /api/v1/auth/login "
+                           "or an admin API token");
+            return;
+        }
+    }
+    hit->fn(r);
+}
+
+void cp_api_healthz(cp_req_t *r)
+{
+    cp_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+int cp_migrations_latest(void);
+
+void cp_api_readyz(cp_req_t *r)
+{
+    PGresult *res = cp_db_exec(r->db, "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                               0, NULL);
+    if (!cp_db_ok(res)) {
+        PQclear(res);
+        cp_reply_json(r, 503, json_pack("{s:s}", "status", "database unreachable or not migrated"));
+        return;
+    }
+    int v = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (v < cp_migrations_latest()) {
+        cp_reply_json(r, 503, json_pack("{s:s,s:i,s:i}", "status", "migrations pending",
+                                        "schema_version", v, "expected", cp_migrations_latest()));
+        return;
+    }
+    cp_reply_json(r, 200, json_pack("{s:s,s:i}", "status", "ready", "schema_version", v));
+}
+
+void cp_api_metrics(cp_req_t *r)
+{
+    tg_buf_reset(&r->out);
+    r->status = 200;
+    r->content_type = "text/plain; version=0.0.4";
+    int rc = tg_buf_appendf(&r->out, "# HELP tollgate_control_responses_total Responses by status "
+                                     "class.\n# TYPE tollgate_control_responses_total counter\n");
+    for (int c = 1; rc == 0 && c <= 5; c++)
+        rc = tg_buf_appendf(&r->out, "tollgate_control_responses_total{class=\"%dxx\"} %lu\n", c,
+                            cp_http_count(c));
+    if (rc == 0)
+        rc = tg_buf_appendf(&r->out,
+                            "# HELP tollgate_control_database_up Whether this replica reaches "
+                            "Postgres.\n# TYPE tollgate_control_database_up gauge\n"
+                            "tollgate_control_database_up %d\n",
+                            r->db ? 1 : 0);
+    if (rc != 0)
+        cp_reply_error(r, 500, "internal", NULL, "could not render metrics");
+}

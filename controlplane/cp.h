@@ -1,0 +1,151 @@
+/* cp.h: the control plane's shared internals: options, the request being handled, the caller's
+ * identity and the JSON helpers every API handler uses. */
+#ifndef CP_H
+#define CP_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tg_buf.h"
+#include "tg_err.h"
+
+typedef struct cp_opts {
+    char listen_host[256];
+    int listen_port;
+    const char *database_url;
+    const char *web_dir;
+    int threads;
+    uint8_t master_key[32];
+    bool have_master_key;
+    char jwt_secret[256];
+    size_t jwt_secret_len;
+    const char *dp_token;
+    uint32_t jwt_ttl_s;
+    const char *admin_email;
+    const char *admin_password;
+} cp_opts_t;
+
+/* Read-only after start. */
+extern const cp_opts_t *cp_opts;
+
+enum cp_role {
+    CP_ROLE_NONE = 0,
+    CP_ROLE_VIEWER = 1,
+    CP_ROLE_MEMBER = 2,
+    CP_ROLE_ADMIN = 3, /* tenant admin */
+    CP_ROLE_OWNER = 4,
+    CP_ROLE_PLATFORM = 5, /* platform admin: everything */
+};
+
+typedef struct cp_principal {
+    bool authenticated;
+    char user_id[37];
+    char label[300];    /* "user:alice@example.com" or "token:<id>" for the audit log */
+    bool platform_admin; /* after token scoping */
+    bool via_token;
+    int token_role;          /* cap on any role when via_token */
+    char token_tenant[37];   /* "" = any tenant the user may reach */
+    char token_id[37];
+    char jti[64];
+    int64_t jwt_exp;
+} cp_principal_t;
+
+typedef struct cp_req {
+    void *mhd;          /* struct MHD_Connection *, borrowed */
+    const char *method; /* borrowed from MHD */
+    const char *path;   /* borrowed from MHD, without query */
+    const char *body;
+    size_t body_len;
+    char ip[64];
+    PGconn *db;               /* this worker thread's connection */
+    cp_principal_t who;
+    const char *params[4];    /* path parameters ({id}), NUL-terminated copies */
+    char param_buf[4][128];
+    /* response */
+    int status;
+    tg_buf_t out;
+    const char *content_type;
+    char extra_headers[512];
+} cp_req_t;
+
+/* Handlers return nothing: they fill status and out through the reply helpers. */
+typedef void (*cp_handler_fn)(cp_req_t *r);
+
+/* ---- replies ---- */
+/* Replies with a JSON value (takes the reference). */
+void cp_reply_json(cp_req_t *r, int status, json_t *v);
+/* Replies {"error":{"code","message","field"}}; field may be NULL. */
+void cp_reply_error(cp_req_t *r, int status, const char *code, const char *field, const char *fmt,
+                    ...) __attribute__((format(printf, 5, 6)));
+void cp_reply_db_error(cp_req_t *r, PGresult *res);
+
+/* ---- request bodies ---- */
+/* Parses the body as a JSON object with no fields outside `allowed`; replies 400 and returns
+ * NULL on failure. */
+json_t *cp_body_object(cp_req_t *r, const char *const *allowed);
+/* Reads a string member of 1..max bytes (min 0 allowed with allow_empty). Replies 400/422 and
+ * returns -1 when it is missing (if required), of the wrong type or length; 0 otherwise, with *out
+ * NULL when absent. */
+int cp_body_str(cp_req_t *r, json_t *o, const char *name, bool required, size_t max,
+                const char **out);
+int cp_body_int(cp_req_t *r, json_t *o, const char *name, bool required, int64_t min, int64_t max,
+                bool *present, int64_t *out);
+int cp_body_bool(cp_req_t *r, json_t *o, const char *name, bool *present, bool *out);
+/* A string whose value must be one of `values` (NULL-terminated). */
+int cp_body_enum(cp_req_t *r, json_t *o, const char *name, bool required,
+                 const char *const *values, const char **out);
+
+/* ---- query strings ---- */
+const char *cp_query(cp_req_t *r, const char *name);
+/* limit (1..200, default 50) and the opaque cursor; replies 400 on a bad value. */
+int cp_page_params(cp_req_t *r, int *limit, const char **cursor);
+
+/* ---- database ---- */
+/* This thread's connection, (re)connected as needed; NULL when the database is unreachable. */
+PGconn *cp_db(void);
+PGresult *cp_db_exec(PGconn *c, const char *sql, int n, const char *const *params);
+bool cp_db_ok(PGresult *res);
+int cp_db_begin(cp_req_t *r);
+int cp_db_commit(cp_req_t *r);
+void cp_db_rollback(cp_req_t *r);
+/* The first row of a query returning one json column, parsed; NULL if no row. */
+json_t *cp_db_json_row(PGresult *res, int row, int col);
+
+/* ---- access ---- */
+/* The caller's role in a tenant (CP_ROLE_PLATFORM for platform admins), after token scoping. */
+int cp_role_in(cp_req_t *r, const char *tenant_id);
+/* Requires at least `min` in the tenant; replies 404 when the caller has no role there at all
+ * (no existence leak) and 403 when the role is too low. Returns the role or -1. */
+int cp_require_role(cp_req_t *r, const char *tenant_id, int min);
+bool cp_is_uuid(const char *s);
+const char *cp_role_name(int role);
+int cp_role_parse(const char *s);
+
+/* ---- audit ---- */
+/* Writes one audit row in the current transaction. before/after may be NULL; secrets must
+ * already be redacted. */
+int cp_audit(cp_req_t *r, const char *tenant_id, const char *action, const char *target_type,
+             const char *target_id, json_t *before, json_t *after);
+
+/* ---- auth ---- */
+/* Resolves Authorization: Bearer (JWT or admin API token) into r->who. */
+void cp_auth_resolve(cp_req_t *r);
+int cp_password_hash(const char *pw, char *out, size_t outlen);
+bool cp_password_verify(const char *encoded, const char *pw);
+/* Random token "<prefix><base64url of 32 bytes>"; hash = SHA-256 of the whole text. */
+int cp_token_new(const char *prefix, char *out, size_t outlen, uint8_t hash[32]);
+int cp_ensure_first_admin(void);
+
+/* ---- crypto ---- */
+/* AES-256-GCM with the master key: out = nonce(12) || ciphertext || tag(16). */
+int cp_seal(const void *plain, size_t n, tg_buf_t *out);
+int cp_open(const void *sealed, size_t n, tg_buf_t *out);
+
+/* ---- the API table ---- */
+void cp_api_dispatch(cp_req_t *r);
+int cp_migrate(const char *database_url);
+
+#endif

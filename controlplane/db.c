@@ -1,0 +1,81 @@
+/* db.c: one Postgres connection per MHD worker thread (thread-local), reconnected when it
+ * breaks. Every statement is parameterized. */
+#include <string.h>
+
+#include "cp.h"
+#include "tg_log.h"
+
+#include "tg_banned.h"
+
+static _Thread_local PGconn *conn;
+
+PGconn *cp_db(void)
+{
+    if (conn && PQstatus(conn) == CONNECTION_OK)
+        return conn;
+    if (conn) {
+        PQfinish(conn);
+        conn = NULL;
+    }
+    conn = PQconnectdb(cp_opts->database_url);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        /* the message may quote the DSN's host and user, never its password */
+        tg_log(TG_LOG_ERROR, "cp_db", "connect_failed", "reason=\"%.200s\"",
+               PQerrorMessage(conn));
+        PQfinish(conn);
+        conn = NULL;
+        return NULL;
+    }
+    PQclear(PQexec(conn, "SET TIME ZONE 'UTC'"));
+    return conn;
+}
+
+PGresult *cp_db_exec(PGconn *c, const char *sql, int n, const char *const *params)
+{
+    if (!c)
+        return NULL;
+    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    if (!cp_db_ok(res) && PQstatus(c) != CONNECTION_OK)
+        tg_log(TG_LOG_WARN, "cp_db", "connection_lost", "status=%d", (int)PQstatus(c));
+    return res;
+}
+
+bool cp_db_ok(PGresult *res)
+{
+    if (!res)
+        return false;
+    ExecStatusType st = PQresultStatus(res);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+static int simple(cp_req_t *r, const char *sql)
+{
+    PGresult *res = cp_db_exec(r->db, sql, 0, NULL);
+    bool ok = cp_db_ok(res);
+    if (!ok)
+        cp_reply_db_error(r, res);
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+int cp_db_begin(cp_req_t *r)
+{
+    return simple(r, "BEGIN");
+}
+
+int cp_db_commit(cp_req_t *r)
+{
+    return simple(r, "COMMIT");
+}
+
+void cp_db_rollback(cp_req_t *r)
+{
+    PQclear(cp_db_exec(r->db, "ROLLBACK", 0, NULL));
+}
+
+json_t *cp_db_json_row(PGresult *res, int row, int col)
+{
+    if (!cp_db_ok(res) || PQntuples(res) <= row || PQgetisnull(res, row, col))
+        return NULL;
+    return json_loads(PQgetvalue(res, row, col), 0, NULL);
+}

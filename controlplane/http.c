@@ -1,0 +1,166 @@
+/* http.c: the control plane's HTTP server on libmicrohttpd (its own epoll thread pool). A request
+ * body is collected up to a limit, then the API table runs on the MHD worker thread with that
+ * thread's Postgres connection. */
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "cp.h"
+#include "cp_http.h"
+#include "tg_log.h"
+
+#include "tg_banned.h"
+
+#define MAX_BODY (1u << 20)
+
+typedef struct body {
+    tg_buf_t buf;
+    bool too_big;
+} body_t;
+
+static struct MHD_Daemon *daemon_;
+static atomic_ulong status_counts[6]; /* 1xx..5xx */
+
+unsigned long cp_http_count(int cls)
+{
+    return cls >= 1 && cls <= 5 ? atomic_load(&status_counts[cls]) : 0;
+}
+
+static void client_ip(struct MHD_Connection *c, char *out, size_t n)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    out[0] = '\0';
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *c, cp_req_t *r)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        r->out.len, r->out.base ? r->out.base : (void *)"", MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type",
+                            r->content_type ? r->content_type : "application/json");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    /* extra headers: "Name: value\r\n" lines */
+    char *save = NULL;
+    char hdrs[sizeof(r->extra_headers)];
+    memcpy(hdrs, r->extra_headers, sizeof(hdrs));
+    for (char *line = strtok_r(hdrs, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+        char *colon = strchr(line, ':');
+        if (!colon)
+            continue;
+        *colon = '\0';
+        const char *v = colon + 1;
+        while (*v == ' ')
+            v++;
+        MHD_add_response_header(resp, line, v);
+    }
+    int cls = r->status / 100;
+    if (cls >= 1 && cls <= 5)
+        atomic_fetch_add(&status_counts[cls], 1);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned int)r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    (void)cls;
+    (void)version;
+    body_t *b = *con_cls;
+    if (!b) {
+        b = calloc(1, sizeof(*b));
+        if (!b)
+            return MHD_NO;
+        tg_buf_init(&b->buf, MAX_BODY);
+        *con_cls = b;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!b->too_big && tg_buf_append(&b->buf, upload_data, *upload_size) != 0)
+            b->too_big = true; /* keep reading (and dropping) so the 413 can be sent */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    cp_req_t r;
+    memset(&r, 0, sizeof(r));
+    r.mhd = c;
+    r.method = method;
+    r.path = url;
+    r.body = b->buf.base;
+    r.body_len = b->buf.len;
+    r.status = 500;
+    tg_buf_init(&r.out, 64u << 20);
+    client_ip(c, r.ip, sizeof(r.ip));
+    if (b->too_big)
+        cp_reply_error(&r, 413, "payload_too_large", NULL, "request body is larger than %u bytes",
+                       MAX_BODY);
+    else
+        cp_api_dispatch(&r);
+    enum MHD_Result ret = send_reply(c, &r);
+    tg_buf_dispose(&r.out);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    body_t *b = *con_cls;
+    if (b) {
+        tg_buf_dispose(&b->buf);
+        free(b);
+    }
+    *con_cls = NULL;
+}
+
+int cp_http_start(const cp_opts_t *o, int *port)
+{
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)o->listen_port);
+    if (inet_pton(AF_INET, o->listen_host, &sin.sin_addr) != 1) {
+        tg_log(TG_LOG_ERROR, "cp_http", "bad_listen_address", "host=\"%s\"", o->listen_host);
+        return TG_EINVAL;
+    }
+    daemon_ = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)o->threads, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        (unsigned int)1, MHD_OPTION_END);
+    if (!daemon_) {
+        tg_log(TG_LOG_ERROR, "cp_http", "listen_failed", "addr=%s:%d", o->listen_host,
+               o->listen_port);
+        return TG_EIO;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
+    *port = di ? di->port : o->listen_port;
+    return 0;
+}
+
+void cp_http_stop(void)
+{
+    if (daemon_)
+        MHD_stop_daemon(daemon_);
+    daemon_ = NULL;
+}

@@ -1,0 +1,202 @@
+/* main.c: tollgate-control's entry point: `migrate` applies the schema; `serve` (the default)
+ * migrates, ensures the first admin and serves the API until SIGTERM/SIGINT. Main thread. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cp.h"
+#include "cp_http.h"
+#include "tg_hash.h"
+#include "tg_log.h"
+
+#include "tg_banned.h"
+
+const cp_opts_t *cp_opts;
+static cp_opts_t opts;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tollgate-control [serve|migrate] [options]\n"
+            "\n"
+            "  serve (default)          apply missing migrations, then serve the admin API\n"
+            "  migrate                  apply missing migrations and exit\n"
+            "\n"
+            "  --listen HOST:PORT       admin API (env TOLLGATE_CONTROL_LISTEN, default 0.0.0.0:8081)\n"
+            "  --database-url URL       libpq conninfo or URL (env TOLLGATE_DATABASE_URL)\n"
+            "  --threads N              HTTP worker threads, each with one database connection\n"
+            "                           (env TOLLGATE_CONTROL_THREADS, default 4)\n"
+            "  --jwt-ttl-s N            login session lifetime (default 3600)\n"
+            "  --log-level LEVEL        debug, info, warn, error (env TOLLGATE_LOG_LEVEL)\n"
+            "  --help                   this text\n"
+            "\n"
+            "secrets come from the environment only: TOLLGATE_MASTER_KEY (64 hex characters,\n"
+            "encrypts provider credentials), TOLLGATE_JWT_SECRET (at least 32 bytes),\n"
+            "TOLLGATE_DP_TOKEN (data planes); TOLLGATE_ADMIN_EMAIL and TOLLGATE_ADMIN_PASSWORD\n"
+            "create the first platform admin (a password is generated and printed once if unset)\n");
+}
+
+static int parse_hostport(const char *s, cp_opts_t *o)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || (size_t)(colon - s) >= sizeof(o->listen_host))
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (errno || *end || end == colon + 1 || p > 65535)
+        return -1;
+    memcpy(o->listen_host, s, (size_t)(colon - s));
+    o->listen_host[colon - s] = '\0';
+    o->listen_port = (int)p;
+    return 0;
+}
+
+static int parse_num(const char *name, const char *s, unsigned long min, unsigned long max,
+                     unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || !*s || *end || s[0] == '-' || v < min || v > max) {
+        fprintf(stderr, "tollgate-control: %s must be an integer from %lu to %lu\n", name, min,
+                max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, 'l'},   {"database-url", required_argument, NULL, 'd'},
+        {"threads", required_argument, NULL, 't'},  {"jwt-ttl-s", required_argument, NULL, 'j'},
+        {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *listen = getenv("TOLLGATE_CONTROL_LISTEN");
+    const char *level = getenv("TOLLGATE_LOG_LEVEL");
+    unsigned long v;
+    opts.database_url = getenv("TOLLGATE_DATABASE_URL");
+    opts.threads = 4;
+    opts.jwt_ttl_s = 3600;
+    if (getenv("TOLLGATE_CONTROL_THREADS")) {
+        if (parse_num("TOLLGATE_CONTROL_THREADS", getenv("TOLLGATE_CONTROL_THREADS"), 1, 64, &v))
+            return 2;
+        opts.threads = (int)v;
+    }
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'l':
+            listen = optarg;
+            break;
+        case 'd':
+            opts.database_url = optarg;
+            break;
+        case 't':
+            if (parse_num("--threads", optarg, 1, 64, &v) != 0)
+                return 2;
+            opts.threads = (int)v;
+            break;
+        case 'j':
+            if (parse_num("--jwt-ttl-s", optarg, 1, 86400, &v) != 0)
+                return 2;
+            opts.jwt_ttl_s = (uint32_t)v;
+            break;
+        case 'L':
+            level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    const char *cmd = optind < argc ? argv[optind] : "serve";
+    if (optind + 1 < argc || (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0)) {
+        usage(stderr);
+        return 2;
+    }
+    if (level) {
+        int l = tg_log_parse_level(level);
+        if (l < 0) {
+            fprintf(stderr, "tollgate-control: unknown log level \"%s\"\n", level);
+            return 2;
+        }
+        tg_log_set_level(l);
+    }
+    if (!opts.database_url || !*opts.database_url) {
+        fprintf(stderr, "tollgate-control: set TOLLGATE_DATABASE_URL or --database-url\n");
+        return 2;
+    }
+    cp_opts = &opts;
+    if (strcmp(cmd, "migrate") == 0)
+        return cp_migrate(opts.database_url);
+
+    if (parse_hostport(listen ? listen : "0.0.0.0:8081", &opts) != 0) {
+        fprintf(stderr, "tollgate-control: listen address must be HOST:PORT\n");
+        return 2;
+    }
+    const char *mk = getenv("TOLLGATE_MASTER_KEY");
+    if (mk && *mk) {
+        if (tg_hex_decode(mk, strlen(mk), opts.master_key, sizeof(opts.master_key)) != 0) {
+            fprintf(stderr, "tollgate-control: TOLLGATE_MASTER_KEY must be 64 hex characters "
+                            "(openssl rand -hex 32)\n");
+            return 2;
+        }
+        opts.have_master_key = true;
+    } else {
+        tg_log(TG_LOG_WARN, "cp_main", "no_master_key",
+               "reason=\"TOLLGATE_MASTER_KEY unset: providers cannot store credentials\"");
+    }
+    const char *js = getenv("TOLLGATE_JWT_SECRET");
+    if (!js || strlen(js) < 32 || strlen(js) >= sizeof(opts.jwt_secret)) {
+        fprintf(stderr, "tollgate-control: TOLLGATE_JWT_SECRET must be 32 to 255 bytes\n");
+        return 2;
+    }
+    memcpy(opts.jwt_secret, js, strlen(js));
+    opts.jwt_secret_len = strlen(js);
+    opts.dp_token = getenv("TOLLGATE_DP_TOKEN");
+    opts.admin_email = getenv("TOLLGATE_ADMIN_EMAIL");
+    opts.admin_password = getenv("TOLLGATE_ADMIN_PASSWORD");
+
+    if (cp_migrate(opts.database_url) != 0)
+        return 1;
+    if (cp_ensure_first_admin() != 0) {
+        tg_log(TG_LOG_ERROR, "cp_main", "first_admin_failed", "reason=\"database\"");
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int port;
+    if (cp_http_start(&opts, &port) != 0)
+        return 1;
+    tg_log(TG_LOG_INFO, "cp_main", "listening", "addr=%s:%d threads=%d", opts.listen_host, port,
+           opts.threads);
+    while (!stop_requested)
+        pause();
+    tg_log(TG_LOG_INFO, "cp_main", "stopping", "signal=1");
+    cp_http_stop();
+    tg_log(TG_LOG_INFO, "cp_main", "stopped", "code=0");
+    return 0;
+}

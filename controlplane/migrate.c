@@ -1,0 +1,91 @@
+/* migrate.c: `tollgate-control migrate`: applies the compiled-in migrations that are missing,
+ * each in its own transaction, recorded in schema_migrations. A session advisory lock makes two
+ * replicas starting at once apply each migration exactly once. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cp.h"
+#include "migrations.h"
+#include "tg_log.h"
+
+#include "tg_banned.h"
+
+#define MIGRATE_LOCK "746f6c6c" /* constant shared by every replica */
+
+static bool run(PGconn *c, const char *sql)
+{
+    PGresult *res = PQexec(c, sql);
+    bool ok = cp_db_ok(res);
+    if (!ok)
+        tg_log(TG_LOG_ERROR, "cp_migrate", "statement_failed", "reason=\"%s\"",
+               PQresultErrorMessage(res));
+    PQclear(res);
+    return ok;
+}
+
+/* Highest version in the binary, for /readyz. */
+int cp_migrations_latest(void);
+int cp_migrations_latest(void)
+{
+    int v = 0;
+    for (const cp_migration_t *m = cp_migrations; m->sql; m++)
+        v = m->version > v ? m->version : v;
+    return v;
+}
+
+int cp_migrate(const char *database_url)
+{
+    PGconn *c = PQconnectdb(database_url);
+    int rc = 1;
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "tollgate-control: could not connect to the database: %s",
+                PQerrorMessage(c));
+        PQfinish(c);
+        return 1;
+    }
+    PQclear(PQexec(c, "SET client_min_messages = warning"));
+    if (!run(c, "SELECT pg_advisory_lock(x'" MIGRATE_LOCK "'::bigint)") ||
+        !run(c, "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name "
+                "text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"))
+        goto out;
+    int applied = 0;
+    for (const cp_migration_t *m = cp_migrations; m->sql; m++) {
+        char v[16];
+        snprintf(v, sizeof(v), "%d", m->version);
+        const char *p[2] = {v, m->name};
+        PGresult *res = PQexecParams(c, "SELECT 1 FROM schema_migrations WHERE version = $1", 1,
+                                     NULL, p, NULL, NULL, 0);
+        bool done = cp_db_ok(res) && PQntuples(res) == 1;
+        bool ok = cp_db_ok(res);
+        PQclear(res);
+        if (!ok)
+            goto out;
+        if (done)
+            continue;
+        if (!run(c, "BEGIN"))
+            goto out;
+        if (!run(c, m->sql)) {
+            run(c, "ROLLBACK");
+            fprintf(stderr, "tollgate-control: migration %s failed; nothing of it was applied\n",
+                    m->name);
+            goto out;
+        }
+        res = PQexecParams(c, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+                           NULL, p, NULL, NULL, 0);
+        ok = cp_db_ok(res);
+        PQclear(res);
+        if (!ok || !run(c, "COMMIT")) {
+            run(c, "ROLLBACK");
+            goto out;
+        }
+        tg_log(TG_LOG_INFO, "cp_migrate", "applied", "migration=%s", m->name);
+        applied++;
+    }
+    tg_log(TG_LOG_INFO, "cp_migrate", "up_to_date", "applied=%d latest=%d", applied,
+           cp_migrations_latest());
+    rc = 0;
+out:
+    run(c, "SELECT pg_advisory_unlock(x'" MIGRATE_LOCK "'::bigint)");
+    PQfinish(c);
+    return rc;
+}

@@ -106,6 +106,8 @@ int cp_page_params(cp_req_t *r, int *limit, const char **cursor);
 /* ---- database ---- */
 /* This thread's connection, (re)connected as needed; NULL when the database is unreachable. */
 PGconn *cp_db(void);
+/* Closes the calling thread's connection (the main thread's, at exit). */
+void cp_db_close(void);
 PGresult *cp_db_exec(PGconn *c, const char *sql, int n, const char *const *params);
 bool cp_db_ok(PGresult *res);
 int cp_db_begin(cp_req_t *r);

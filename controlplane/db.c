@@ -1,5 +1,6 @@
 /* db.c: one Postgres connection per MHD worker thread (thread-local), reconnected when it
  * breaks. Every statement is parameterized. */
+#include <pthread.h>
 #include <string.h>
 
 #include "cp.h"
@@ -7,15 +8,30 @@
 
 #include "tg_banned.h"
 
-static _Thread_local PGconn *conn;
+/* A key, not _Thread_local, so that the connection is closed when an MHD thread ends. */
+static pthread_key_t conn_key;
+static pthread_once_t conn_once = PTHREAD_ONCE_INIT;
+
+static void conn_free(void *c)
+{
+    PQfinish(c);
+}
+
+static void conn_key_init(void)
+{
+    pthread_key_create(&conn_key, conn_free);
+}
 
 PGconn *cp_db(void)
 {
+    pthread_once(&conn_once, conn_key_init);
+    PGconn *conn = pthread_getspecific(conn_key);
     if (conn && PQstatus(conn) == CONNECTION_OK)
         return conn;
     if (conn) {
         PQfinish(conn);
         conn = NULL;
+        pthread_setspecific(conn_key, NULL);
     }
     conn = PQconnectdb(cp_opts->database_url);
     if (PQstatus(conn) != CONNECTION_OK) {
@@ -23,10 +39,10 @@ PGconn *cp_db(void)
         tg_log(TG_LOG_ERROR, "cp_db", "connect_failed", "reason=\"%.200s\"",
                PQerrorMessage(conn));
         PQfinish(conn);
-        conn = NULL;
         return NULL;
     }
     PQclear(PQexec(conn, "SET TIME ZONE 'UTC'"));
+    pthread_setspecific(conn_key, conn);
     return conn;
 }
 
@@ -78,4 +94,12 @@ json_t *cp_db_json_row(PGresult *res, int row, int col)
     if (!cp_db_ok(res) || PQntuples(res) <= row || PQgetisnull(res, row, col))
         return NULL;
     return json_loads(PQgetvalue(res, row, col), 0, NULL);
+}
+
+void cp_db_close(void)
+{
+    pthread_once(&conn_once, conn_key_init);
+    PGconn *conn = pthread_getspecific(conn_key);
+    pthread_setspecific(conn_key, NULL);
+    PQfinish(conn);
 }

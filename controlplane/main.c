@@ -178,7 +178,9 @@ int main(int argc, char **argv)
 
     if (cp_migrate(opts.database_url) != 0)
         return 1;
-    if (cp_ensure_first_admin() != 0) {
+    int admin_rc = cp_ensure_first_admin();
+    cp_db_close();
+    if (admin_rc != 0) {
         tg_log(TG_LOG_ERROR, "cp_main", "first_admin_failed", "reason=\"database\"");
         return 1;
     }

@@ -24,6 +24,56 @@ void cp_api_tenants_delete(cp_req_t *r);
 void cp_api_audit_list(cp_req_t *r);
 void cp_api_audit_verify(cp_req_t *r);
 
+/* users.c */
+void cp_api_users_list(cp_req_t *r);
+void cp_api_users_create(cp_req_t *r);
+void cp_api_users_get(cp_req_t *r);
+void cp_api_users_update(cp_req_t *r);
+void cp_api_users_delete(cp_req_t *r);
+void cp_api_members_list(cp_req_t *r);
+void cp_api_members_put(cp_req_t *r);
+void cp_api_members_delete(cp_req_t *r);
+
+/* tokens.c */
+void cp_api_tokens_list(cp_req_t *r);
+void cp_api_tokens_create(cp_req_t *r);
+void cp_api_tokens_revoke(cp_req_t *r);
+
+/* keys.c */
+void cp_api_keys_list(cp_req_t *r);
+void cp_api_keys_create(cp_req_t *r);
+void cp_api_keys_get(cp_req_t *r);
+void cp_api_keys_update(cp_req_t *r);
+void cp_api_keys_delete(cp_req_t *r);
+void cp_api_keys_rotate(cp_req_t *r);
+void cp_api_keys_revoke(cp_req_t *r);
+
+/* budgets.c */
+void cp_api_budgets_list(cp_req_t *r);
+void cp_api_budgets_create(cp_req_t *r);
+void cp_api_budgets_get(cp_req_t *r);
+void cp_api_budgets_update(cp_req_t *r);
+void cp_api_budgets_delete(cp_req_t *r);
+
+/* providers.c */
+void cp_api_providers_list(cp_req_t *r);
+void cp_api_providers_create(cp_req_t *r);
+void cp_api_providers_get(cp_req_t *r);
+void cp_api_providers_update(cp_req_t *r);
+void cp_api_providers_delete(cp_req_t *r);
+
+/* routes.c */
+void cp_api_routes_list(cp_req_t *r);
+void cp_api_routes_create(cp_req_t *r);
+void cp_api_routes_get(cp_req_t *r);
+void cp_api_routes_update(cp_req_t *r);
+void cp_api_routes_delete(cp_req_t *r);
+
+/* prices.c */
+void cp_api_prices_list(cp_req_t *r);
+void cp_api_prices_put(cp_req_t *r);
+void cp_api_prices_delete(cp_req_t *r);
+
 /* Bumps the config version inside the current transaction (data planes see the change). */
 int cp_config_bump(cp_req_t *r);
 

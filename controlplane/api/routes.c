@@ -1,0 +1,34 @@
+/* routes.c: not built yet; every endpoint answers 501. */
+#include "api.h"
+
+#include "tg_banned.h"
+
+static void not_yet(cp_req_t *r)
+{
+    cp_reply_error(r, 501, "not_implemented", NULL, "this endpoint is not implemented yet");
+}
+
+void cp_api_routes_list(cp_req_t *r)
+{
+    not_yet(r);
+}
+
+void cp_api_routes_create(cp_req_t *r)
+{
+    not_yet(r);
+}
+
+void cp_api_routes_get(cp_req_t *r)
+{
+    not_yet(r);
+}
+
+void cp_api_routes_update(cp_req_t *r)
+{
+    not_yet(r);
+}
+
+void cp_api_routes_delete(cp_req_t *r)
+{
+    not_yet(r);
+}

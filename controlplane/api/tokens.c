@@ -1,0 +1,24 @@
+/* tokens.c: not built yet; every endpoint answers 501. */
+#include "api.h"
+
+#include "tg_banned.h"
+
+static void not_yet(cp_req_t *r)
+{
+    cp_reply_error(r, 501, "not_implemented", NULL, "this endpoint is not implemented yet");
+}
+
+void cp_api_tokens_list(cp_req_t *r)
+{
+    not_yet(r);
+}
+
+void cp_api_tokens_create(cp_req_t *r)
+{
+    not_yet(r);
+}
+
+void cp_api_tokens_revoke(cp_req_t *r)
+{
+    not_yet(r);
+}

@@ -1,0 +1,112 @@
+// control.mjs: starts the real tollgate-control against a fresh database in the test Postgres
+// (scripts/test starts one and exports TOLLGATE_TEST_PG_HOST; run standalone, this starts it).
+import { spawn, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { BIN, waitFor } from './harness.mjs';
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
+
+export function pgHost() {
+  if (!process.env.TOLLGATE_TEST_PG_HOST) {
+    const out = execFileSync(path.join(ROOT, 'scripts/lib/pg.sh'),
+      ['start', path.join(ROOT, '.tollgate/test-pg'), '--fast'], { encoding: 'utf8' });
+    process.env.TOLLGATE_TEST_PG_HOST = out.trim().split('\n').pop();
+  }
+  return process.env.TOLLGATE_TEST_PG_HOST;
+}
+
+// SQL straight to the database, as a person checking the tables would (psql, unaligned).
+export function psql(dbUrl, sql) {
+  return execFileSync('psql', [dbUrl, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql],
+    { encoding: 'utf8' }).trim();
+}
+
+export function createDatabase() {
+  const name = `tg_${randomBytes(6).toString('hex')}`;
+  const host = pgHost();
+  execFileSync('psql', ['-h', host, '-U', 'postgres', '-d', 'postgres', '-X', '-q', '-c',
+    `CREATE DATABASE ${name}`]);
+  return `postgresql:///${name}?host=${encodeURIComponent(host)}&user=postgres`;
+}
+
+export const ADMIN = { email: 'admin@example.com', password: 'admin-password-for-tests' };
+
+export async function startControl({ dbUrl, env = {}, args = [] } = {}) {
+  dbUrl = dbUrl || createDatabase();
+  const proc = spawn(path.join(BIN, 'tollgate-control'), ['--listen', '127.0.0.1:0', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      TOLLGATE_DATABASE_URL: dbUrl,
+      TOLLGATE_JWT_SECRET: 'test-jwt-secret-that-is-long-enough-0123456789',
+      TOLLGATE_MASTER_KEY: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff',
+      TOLLGATE_DP_TOKEN: 'test-dp-token',
+      TOLLGATE_ADMIN_EMAIL: ADMIN.email,
+      TOLLGATE_ADMIN_PASSWORD: ADMIN.password,
+      ...env,
+    },
+  });
+  let logs = '';
+  proc.stdout.on('data', (d) => { logs += d; });
+  proc.stderr.on('data', (d) => { logs += d; });
+  let exitInfo = null;
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => { exitInfo = { code, signal }; resolve(exitInfo); }));
+  const m = await waitFor(() => {
+    if (exitInfo) throw new Error(`tollgate-control exited early (${JSON.stringify(exitInfo)}):\n${logs}`);
+    return /event=listening addr=127\.0\.0\.1:(\d+)/.exec(logs);
+  }, 20000, 'tollgate-control to listen');
+  const url = `http://127.0.0.1:${m[1]}`;
+  const cp = {
+    url,
+    dbUrl,
+    proc,
+    logs: () => logs,
+    // One API call; returns {status, body (parsed JSON or null), headers}.
+    async api(method, p, { token, body, raw, headers = {} } = {}) {
+      const h = { ...headers };
+      if (token) h.authorization = `Bearer ${token}`;
+      if (body !== undefined || raw !== undefined) h['content-type'] = 'application/json';
+      const res = await fetch(url + p, {
+        method, headers: h, body: raw !== undefined ? raw : body !== undefined ? JSON.stringify(body) : undefined,
+      });
+      const text = await res.text();
+      let json = null;
+      try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+      return { status: res.status, body: json, text, headers: res.headers };
+    },
+    async login(email = ADMIN.email, password = ADMIN.password) {
+      const r = await cp.api('POST', '/api/v1/auth/login', { body: { email, password } });
+      if (r.status !== 200) throw new Error(`login ${email} failed: ${r.status} ${r.text}`);
+      return r.body.token;
+    },
+    sql(q) { return psql(dbUrl, q); },
+    // Test setup straight in the database (so that one resource's suite does not depend on
+    // another's API): a user whose password is ADMIN.password, and a tenant role for it.
+    // Returns {id, email, token}.
+    async makeUser(email, { platformAdmin = false, tenantId, role } = {}) {
+      const id = psql(dbUrl, `INSERT INTO users (email, password_hash, is_platform_admin)
+        SELECT '${email}', password_hash, ${platformAdmin} FROM users WHERE email = '${ADMIN.email}'
+        RETURNING id`);
+      if (tenantId) psql(dbUrl, `INSERT INTO memberships (user_id, tenant_id, role) VALUES ('${id}', '${tenantId}', '${role}')`);
+      return { id, email, token: await cp.login(email, ADMIN.password) };
+    },
+    async makeTenant(adminToken, slug) {
+      const r = await cp.api('POST', '/api/v1/tenants', { token: adminToken, body: { slug, name: slug } });
+      if (r.status !== 201) throw new Error(`tenant ${slug}: ${r.status} ${r.text}`);
+      return r.body;
+    },
+    async stop() {
+      if (!exitInfo) proc.kill('SIGTERM');
+      let timer;
+      const e = await Promise.race([exited, new Promise((r) => { timer = setTimeout(() => r(null), 15000); })]);
+      clearTimeout(timer);
+      if (!e) { proc.kill('SIGKILL'); await exited; }
+      if (/ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/.test(logs)) {
+        throw new Error(`sanitizer report in tollgate-control output:\n${logs}`);
+      }
+      return e;
+    },
+  };
+  return cp;
+}

@@ -1,6 +1,5 @@
 /* auth.c: who is calling. Passwords are argon2id; sessions are short-lived HS256 JWTs (libjwt);
  * automation uses admin API tokens ("tgat-..."), stored as SHA-256. Runs on MHD worker threads. */
-#include <argon2.h>
 #include <errno.h>
 #include <jwt.h>
 #include <microhttpd.h>
@@ -16,26 +15,6 @@
 #include "tg_log.h"
 
 #include "tg_banned.h"
-
-/* OWASP's argon2id minimum: 19 MiB, 2 passes, 1 lane. */
-#define ARGON_T 2
-#define ARGON_M 19456
-#define ARGON_P 1
-
-int cp_password_hash(const char *pw, char *out, size_t outlen)
-{
-    uint8_t salt[16];
-    if (RAND_bytes(salt, sizeof(salt)) != 1)
-        return TG_EIO;
-    int rc = argon2id_hash_encoded(ARGON_T, ARGON_M, ARGON_P, pw, strlen(pw), salt, sizeof(salt), 32,
-                                   out, outlen);
-    return rc == ARGON2_OK ? 0 : TG_EINVAL;
-}
-
-bool cp_password_verify(const char *encoded, const char *pw)
-{
-    return argon2id_verify(encoded, pw, strlen(pw)) == ARGON2_OK;
-}
 
 static bool load_user(cp_req_t *r, const char *user_id)
 {

@@ -1,5 +1,6 @@
-/* crypto.c: provider credentials at rest (AES-256-GCM under TOLLGATE_MASTER_KEY) and random
- * tokens. Any thread. */
+/* crypto.c: provider credentials at rest (AES-256-GCM under TOLLGATE_MASTER_KEY), random
+ * tokens and password hashes (argon2id). No database: unit tests link it alone. Any thread. */
+#include <argon2.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <string.h>
@@ -93,3 +94,24 @@ int cp_token_new(const char *prefix, char *out, size_t outlen, uint8_t hash[32])
     OPENSSL_cleanse(raw, sizeof(raw));
     return 0;
 }
+
+/* OWASP's argon2id minimum: 19 MiB, 2 passes, 1 lane. */
+#define ARGON_T 2
+#define ARGON_M 19456
+#define ARGON_P 1
+
+int cp_password_hash(const char *pw, char *out, size_t outlen)
+{
+    uint8_t salt[16];
+    if (RAND_bytes(salt, sizeof(salt)) != 1)
+        return TG_EIO;
+    int rc = argon2id_hash_encoded(ARGON_T, ARGON_M, ARGON_P, pw, strlen(pw), salt, sizeof(salt), 32,
+                                   out, outlen);
+    return rc == ARGON2_OK ? 0 : TG_EINVAL;
+}
+
+bool cp_password_verify(const char *encoded, const char *pw)
+{
+    return argon2id_verify(encoded, pw, strlen(pw)) == ARGON2_OK;
+}
+

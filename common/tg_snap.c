@@ -728,5 +728,14 @@ int64_t tg_price_cost(const tg_price_t *p, int64_t prompt, int64_t cached, int64
         return 0;
     if (cached > prompt)
         cached = prompt;
-    return (prompt - cached) * p->input + cached * p->cached_input + completion * p->output;
+    /* token counts come from the provider: saturate rather than overflow (undefined, and a
+     * wrapped cost could come out negative) */
+    int64_t uncached, a, b, c, sum;
+    if (__builtin_sub_overflow(prompt, cached, &uncached) ||
+        __builtin_mul_overflow(uncached, p->input, &a) ||
+        __builtin_mul_overflow(cached, p->cached_input, &b) ||
+        __builtin_mul_overflow(completion, p->output, &c) || __builtin_add_overflow(a, b, &sum) ||
+        __builtin_add_overflow(sum, c, &sum))
+        return INT64_MAX;
+    return sum;
 }

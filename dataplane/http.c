@@ -68,6 +68,9 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     int rc = count_header_bytes(hp, len);
     if (rc != 0)
         return rc;
+    /* llhttp 8 accepts SP/HTAB inside a name ("Authorization : x"); RFC 9112 5.1 says reject */
+    if (memchr(at, ' ', len) || memchr(at, '\t', len))
+        return fail(hp, 400, "invalid request header name");
     /* `at` points into the read buffer and may come in pieces: copy what we may need */
     if (len > sizeof(hp->field) - hp->field_len) {
         hp->field_long = true;

@@ -44,6 +44,10 @@ int dp_sse_feed(dp_sse_t *s, const char *p, size_t n, dp_sse_event_cb cb, void *
             /* the LF of a CRLF whose CR ended the previous line (possibly in an earlier read) */
             s->prev_cr = false;
             q = eol + 1;
+            /* if that CR ended an event already passed on, the LF belongs to it: drop it rather
+             * than start the next event with a blank line (or leave it pending at the end) */
+            if (ev_start == eol && s->partial.len == 0)
+                ev_start = q;
             continue;
         }
         s->prev_cr = *eol == '\r';

@@ -25,8 +25,9 @@ bool dp_usage_from_json(dp_usage_t *u, const json_t *obj)
     u->cached = int_member(json_object_get(obj, "prompt_tokens_details"), "cached_tokens");
     u->reasoning =
         int_member(json_object_get(obj, "completion_tokens_details"), "reasoning_tokens");
-    if (u->total == 0)
-        u->total = u->prompt + u->completion;
+    /* the counts come from the provider: saturate rather than overflow */
+    if (u->total == 0 && __builtin_add_overflow(u->prompt, u->completion, &u->total))
+        u->total = INT64_MAX;
     u->present = true;
     return true;
 }

@@ -115,6 +115,9 @@ static int openai_on_event(dp_stream_state_t *st, const char *ev, size_t n, cons
     }
     const char *u = tg_memmem(data, len, "\"usage\":", 8);
     if (!u) {
+        /* `"usage" :` (a server that pretty-prints) is still usage: parse rather than miss it */
+        if (tg_memmem(data, len, "\"usage\"", 7))
+            return on_usage_chunk(st, data, len, out, outn);
         st->content_events++;
         return DP_EV_FORWARD;
     }

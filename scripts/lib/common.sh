@@ -38,10 +38,11 @@ tg_install_npm() {
   cp "$TG_ROOT/package-lock.json" "$stamp"
 }
 
-# tg_build DIR [cmake args...]
+# tg_build DIR [cmake args...]; TG_BUILD_TARGET limits the build to one target
 tg_build() {
   local dir=$1
   shift
   cmake -S "$TG_ROOT" -B "$dir" -DTG_WERROR=ON "$@" >/dev/null
-  cmake --build "$dir" -j"$(nproc)" -- --no-print-directory >/dev/null
+  cmake --build "$dir" -j"$(nproc)" ${TG_BUILD_TARGET:+--target "$TG_BUILD_TARGET"} \
+    -- --no-print-directory >/dev/null
 }

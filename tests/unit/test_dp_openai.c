@@ -1,0 +1,420 @@
+/* test_dp_openai.c: the OpenAI provider: URL, headers, and the stream events the client sees. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "provider.h"
+
+static const dp_provider_ops_t *ops(void)
+{
+    const dp_provider_ops_t *o = dp_provider_ops(TG_PROVIDER_OPENAI);
+    cr_assert_not_null(o);
+    return o;
+}
+
+/* Runs on_event on one event given as a C string. */
+static int event(dp_stream_state_t *st, const char *ev, const char **out, size_t *outn)
+{
+    *out = NULL;
+    *outn = 0;
+    return ops()->on_event(st, ev, strlen(ev), out, outn);
+}
+
+/* The data of a REPLACE result, parsed as JSON (asserting it is one well-formed event). */
+static json_t *replaced_json(const char *out, size_t outn)
+{
+    json_error_t jerr;
+    cr_assert_not_null(out);
+    cr_assert_geq(outn, 8);
+    cr_assert_eq(memcmp(out, "data: ", 6), 0, "[%.*s]", (int)outn, out);
+    cr_assert_eq(memcmp(out + outn - 2, "\n\n", 2), 0, "[%.*s]", (int)outn, out);
+    json_t *j = json_loadb(out + 6, outn - 8, JSON_REJECT_DUPLICATES, &jerr);
+    cr_assert_not_null(j, "replaced event is not JSON (%s): [%.*s]", jerr.text, (int)outn, out);
+    return j;
+}
+
+#define CHUNK_NULL_USAGE                                                                           \
+    "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,"             \
+    "\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},"          \
+    "\"finish_reason\":null}],\"usage\":null}\n\n"
+
+#define CHUNK_FINAL_USAGE                                                                          \
+    "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,"             \
+    "\"model\":\"gpt-4o-mini\",\"choices\":[],\"usage\":{\"prompt_tokens\":20,"                    \
+    "\"completion_tokens\":9,\"total_tokens\":29,\"prompt_tokens_details\":{\"cached_tokens\":"    \
+    "16},\"completion_tokens_details\":{\"reasoning_tokens\":4}}}\n\n"
+
+Test(dp_openai, null_usage_is_stripped_when_client_did_not_ask)
+{
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    dp_stream_state_init(&st, false);
+    cr_assert_eq(event(&st, CHUNK_NULL_USAGE, &out, &outn), DP_EV_REPLACE);
+    json_t *j = replaced_json(out, outn);
+    cr_assert_null(json_object_get(j, "usage"));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "id")), "chatcmpl-1");
+    json_t *delta = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "delta");
+    cr_assert_str_eq(json_string_value(json_object_get(delta, "content")), "Hi");
+    cr_assert_eq(st.content_events, 1);
+    cr_assert_not(st.usage.present);
+    json_decref(j);
+    dp_stream_state_dispose(&st);
+}
+
+Test(dp_openai, null_usage_as_first_or_only_member_is_stripped_to_valid_json)
+{
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    dp_stream_state_init(&st, false);
+    cr_assert_eq(event(&st, "data: {\"usage\":null,\"choices\":[{\"delta\":{}}]}\n\n", &out, &outn),
+                 DP_EV_REPLACE);
+    json_t *j = replaced_json(out, outn);
+    cr_assert_null(json_object_get(j, "usage"));
+    cr_assert_not_null(json_object_get(j, "choices"));
+    json_decref(j);
+    cr_assert_eq(event(&st, "data: {\"usage\":null}\n\n", &out, &outn), DP_EV_REPLACE);
+    j = replaced_json(out, outn);
+    cr_assert_eq(json_object_size(j), 0);
+    json_decref(j);
+    dp_stream_state_dispose(&st);
+}
+
+Test(dp_openai, null_usage_is_kept_when_client_asked)
+{
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    dp_stream_state_init(&st, true);
+    cr_assert_eq(event(&st, CHUNK_NULL_USAGE, &out, &outn), DP_EV_FORWARD);
+    cr_assert_eq(st.content_events, 1);
+    cr_assert_not(st.usage.present);
+    dp_stream_state_dispose(&st);
+}
+
+Test(dp_openai, final_usage_chunk_is_dropped_when_not_asked_and_usage_recorded)
+{
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    dp_stream_state_init(&st, false);
+    cr_assert_eq(event(&st, CHUNK_FINAL_USAGE, &out, &outn), DP_EV_DROP);
+    cr_assert(st.usage.present);
+    cr_assert_eq(st.usage.prompt, 20);
+    cr_assert_eq(st.usage.completion, 9);
+    cr_assert_eq(st.usage.total, 29);
+    cr_assert_eq(st.usage.cached, 16);
+    cr_assert_eq(st.usage.reasoning, 4);
+    cr_assert_eq(st.content_events, 0);
+    dp_stream_state_dispose(&st);
+}
+
+Test(dp_openai, final_usage_chunk_is_forwarded_when_asked_and_usage_recorded)
+{
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    dp_stream_state_init(&st, true);
+    cr_assert_eq(event(&st, CHUNK_FINAL_USAGE, &out, &outn), DP_EV_FORWARD);
+    cr_assert(st.usage.present);
+    cr_assert_eq(st.usage.prompt, 20);
+    dp_stream_state_dispose(&st);
+}
+
+Test(dp_openai, usage_on_a_chunk_with_choices_is_recorded_and_removed)
+{
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    const char ev[] =
+        "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"end\"},"
+        "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":11,"
+        "\"completion_tokens\":2}}\n\n";
+    dp_stream_state_init(&st, false);
+    cr_assert_eq(event(&st, ev, &out, &outn), DP_EV_REPLACE);
+    cr_assert(st.usage.present);
+    cr_assert_eq(st.usage.prompt, 11);
+    cr_assert_eq(st.usage.completion, 2);
+    cr_assert_eq(st.usage.total, 13);
+    cr_assert_eq(st.content_events, 1);
+    json_t *j = replaced_json(out, outn);
+    cr_assert_null(json_object_get(j, "usage"));
+    json_t *c0 = json_array_get(json_object_get(j, "choices"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(c0, "finish_reason")), "stop");
+    json_decref(j);
+    dp_stream_state_dispose(&st);
+}
+
+Test(dp_openai, usage_on_a_chunk_with_choices_is_kept_when_asked)
+{
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    const char ev[] = "data: {\"choices\":[{\"delta\":{}}],\"usage\":{\"prompt_tokens\":1}}\n\n";
+    dp_stream_state_init(&st, true);
+    cr_assert_eq(event(&st, ev, &out, &outn), DP_EV_FORWARD);
+    cr_assert(st.usage.present);
+    cr_assert_eq(st.usage.prompt, 1);
+    dp_stream_state_dispose(&st);
+}
+
+Test(dp_openai, usage_with_space_before_colon_is_still_recorded_and_hidden)
+{
+    /* OpenAI-compatible servers that pretty-print their JSON */
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    dp_stream_state_init(&st, false);
+    cr_assert_eq(event(&st,
+                       "data: {\"choices\" : [] , \"usage\" : {\"prompt_tokens\" : 5, "
+                       "\"completion_tokens\" : 6}}\n\n",
+                       &out, &outn),
+                 DP_EV_DROP);
+    cr_assert(st.usage.present);
+    cr_assert_eq(st.usage.prompt, 5);
+    cr_assert_eq(st.usage.completion, 6);
+    cr_assert_eq(
+        event(&st, "data: {\"choices\": [{\"delta\": {}}], \"usage\" : null}\n\n", &out, &outn),
+        DP_EV_REPLACE);
+    json_t *j = replaced_json(out, outn);
+    cr_assert_null(json_object_get(j, "usage"));
+    json_decref(j);
+    dp_stream_state_dispose(&st);
+}
+
+Test(dp_openai, usage_with_space_after_colon_is_recorded)
+{
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    dp_stream_state_init(&st, false);
+    cr_assert_eq(
+        event(&st, "data: {\"choices\": [], \"usage\": {\"prompt_tokens\": 3}}\n\n", &out, &outn),
+        DP_EV_DROP);
+    cr_assert_eq(st.usage.prompt, 3);
+    cr_assert_eq(
+        event(&st, "data: {\"choices\": [{\"delta\": {}}], \"usage\": null}\n\n", &out, &outn),
+        DP_EV_REPLACE);
+    json_t *j = replaced_json(out, outn);
+    cr_assert_null(json_object_get(j, "usage"));
+    json_decref(j);
+    dp_stream_state_dispose(&st);
+}
+
+Test(dp_openai, chunk_without_usage_is_forwarded_and_counted)
+{
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    dp_stream_state_init(&st, false);
+    cr_assert_eq(
+        event(&st, "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n", &out, &outn),
+        DP_EV_FORWARD);
+    cr_assert_eq(
+        event(&st, "data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n", &out, &outn),
+        DP_EV_FORWARD);
+    cr_assert_eq(st.content_events, 2);
+    cr_assert_not(st.done);
+    dp_stream_state_dispose(&st);
+}
+
+Test(dp_openai, escaped_usage_text_in_content_is_not_usage)
+{
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    const char ev[] =
+        "data: {\"choices\":[{\"delta\":{\"content\":\"say \\\"usage\\\":null\"}}]}\n\n";
+    dp_stream_state_init(&st, false);
+    int act = event(&st, ev, &out, &outn);
+    cr_assert(act == DP_EV_FORWARD || act == DP_EV_REPLACE);
+    if (act == DP_EV_REPLACE) {
+        json_t *j = replaced_json(out, outn);
+        json_t *delta = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "delta");
+        cr_assert_str_eq(json_string_value(json_object_get(delta, "content")),
+                         "say \"usage\":null");
+        json_decref(j);
+    }
+    cr_assert_not(st.usage.present);
+    cr_assert_eq(st.content_events, 1);
+    dp_stream_state_dispose(&st);
+}
+
+Test(dp_openai, done_sets_done_and_is_forwarded)
+{
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    dp_stream_state_init(&st, false);
+    cr_assert_eq(event(&st, "data: [DONE]\n\n", &out, &outn), DP_EV_FORWARD);
+    cr_assert(st.done);
+    cr_assert_eq(st.content_events, 0);
+    dp_stream_state_dispose(&st);
+}
+
+Test(dp_openai, comments_pass_through_without_counting)
+{
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    dp_stream_state_init(&st, false);
+    cr_assert_eq(event(&st, ": OPENROUTER PROCESSING\n\n", &out, &outn), DP_EV_FORWARD);
+    cr_assert_eq(st.content_events, 0);
+    cr_assert_not(st.done);
+    dp_stream_state_dispose(&st);
+}
+
+Test(dp_openai, unparsable_usage_chunk_is_forwarded_as_sent)
+{
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    dp_stream_state_init(&st, false);
+    cr_assert_eq(event(&st, "data: {\"usage\":{\"prompt_tokens\":1\n\n", &out, &outn),
+                 DP_EV_FORWARD);
+    cr_assert_not(st.usage.present);
+    dp_stream_state_dispose(&st);
+}
+
+Test(dp_openai, crlf_event_is_handled_like_lf)
+{
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    dp_stream_state_init(&st, false);
+    cr_assert_eq(
+        event(&st, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":2}}\r\n\r\n", &out, &outn),
+        DP_EV_DROP);
+    cr_assert_eq(st.usage.prompt, 2);
+    cr_assert_eq(event(&st, "data: [DONE]\r\n\r\n", &out, &outn), DP_EV_FORWARD);
+    cr_assert(st.done);
+    dp_stream_state_dispose(&st);
+}
+
+Test(dp_openai, build_url_joins_base_url_and_endpoint_path)
+{
+    tg_provider_t p = {
+        .id = "openai", .kind = TG_PROVIDER_OPENAI, .base_url = "https://api.openai.com/v1"};
+    tg_buf_t url = TG_BUF_INIT(4096);
+    cr_assert_eq(ops()->build_url(&p, DP_EP_CHAT, "gpt-4o-mini", &url), 0);
+    cr_assert_str_eq(url.base, "https://api.openai.com/v1/chat/completions");
+    cr_assert_eq(url.len, strlen("https://api.openai.com/v1/chat/completions") + 1);
+    tg_buf_reset(&url);
+    cr_assert_eq(ops()->build_url(&p, DP_EP_COMPLETIONS, "m", &url), 0);
+    cr_assert_str_eq(url.base, "https://api.openai.com/v1/completions");
+    tg_buf_reset(&url);
+    cr_assert_eq(ops()->build_url(&p, DP_EP_EMBEDDINGS, "m", &url), 0);
+    cr_assert_str_eq(url.base, "https://api.openai.com/v1/embeddings");
+    tg_buf_reset(&url);
+    cr_assert_eq(ops()->build_url(&p, 99, "m", &url), TG_EINVAL);
+    tg_buf_dispose(&url);
+}
+
+#define MAX_LINES 16
+
+typedef struct lines {
+    int n;
+    char *line[MAX_LINES];
+} lines_t;
+
+static int collect(void *ud, const char *line)
+{
+    lines_t *l = ud;
+    cr_assert_lt(l->n, MAX_LINES);
+    l->line[l->n] = strdup(line);
+    cr_assert_not_null(l->line[l->n]);
+    l->n++;
+    return 0;
+}
+
+static bool has_line(const lines_t *l, const char *want)
+{
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->line[i], want) == 0)
+            return true;
+    return false;
+}
+
+static void lines_free(lines_t *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->line[i]);
+}
+
+Test(dp_openai, add_headers_sends_bearer_key_and_extra_headers)
+{
+    char *extra[] = {"OpenAI-Organization: org-1", "X-Title: tollgate"};
+    tg_provider_t p = {.id = "openai",
+                       .kind = TG_PROVIDER_OPENAI,
+                       .base_url = "https://api.openai.com/v1",
+                       .api_key = "sk-upstream-123",
+                       .headers = extra,
+                       .nheaders = 2};
+    tg_buf_t scratch = TG_BUF_INIT(8192);
+    lines_t l = {0};
+    cr_assert_eq(ops()->add_headers(&p, true, collect, &l, &scratch), 0);
+    cr_assert(has_line(&l, "Authorization: Bearer sk-upstream-123"));
+    cr_assert(has_line(&l, "Content-Type: application/json"));
+    cr_assert(has_line(&l, "Accept: text/event-stream"));
+    cr_assert(has_line(&l, "OpenAI-Organization: org-1"));
+    cr_assert(has_line(&l, "X-Title: tollgate"));
+    /* the credential does not linger in the scratch buffer */
+    cr_assert_eq(scratch.len, 0);
+    if (scratch.base)
+        cr_assert_null(tg_memmem(scratch.base, scratch.cap, "sk-upstream", 11),
+                       "key bytes left in scratch");
+    lines_free(&l);
+    tg_buf_dispose(&scratch);
+}
+
+Test(dp_openai, add_headers_without_api_key_sends_no_authorization)
+{
+    tg_provider_t p = {
+        .id = "local", .kind = TG_PROVIDER_OPENAI, .base_url = "http://127.0.0.1:8000/v1"};
+    tg_buf_t scratch = TG_BUF_INIT(8192);
+    lines_t l = {0};
+    cr_assert_eq(ops()->add_headers(&p, false, collect, &l, &scratch), 0);
+    cr_assert(has_line(&l, "Accept: application/json"));
+    for (int i = 0; i < l.n; i++)
+        cr_assert_neq(strncmp(l.line[i], "Authorization", 13), 0);
+    lines_free(&l);
+    tg_buf_dispose(&scratch);
+}
+
+static int refuse(void *ud, const char *line)
+{
+    (void)line;
+    int *calls = ud;
+    return ++*calls == 2 ? TG_ENOMEM : 0;
+}
+
+Test(dp_openai, add_headers_stops_at_the_first_failure)
+{
+    tg_provider_t p = {.id = "openai",
+                       .kind = TG_PROVIDER_OPENAI,
+                       .base_url = "https://api.openai.com/v1",
+                       .api_key = "sk"};
+    tg_buf_t scratch = TG_BUF_INIT(8192);
+    int calls = 0;
+    cr_assert_eq(ops()->add_headers(&p, false, refuse, &calls, &scratch), TG_ENOMEM);
+    cr_assert_eq(calls, 2);
+    tg_buf_dispose(&scratch);
+}
+
+Test(dp_openai, parse_usage_reads_non_streamed_answer)
+{
+    const char body[] = "{\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}";
+    dp_usage_t u;
+    cr_assert(ops()->parse_usage(body, sizeof(body) - 1, &u));
+    cr_assert_eq(u.prompt, 3);
+    cr_assert_eq(u.completion, 4);
+    cr_assert_eq(u.total, 7);
+}
+
+Test(dp_openai, ops_table_is_found_by_kind_only)
+{
+    cr_assert_eq(dp_provider_ops(TG_PROVIDER_OPENAI), &dp_provider_openai);
+    cr_assert_str_eq(dp_provider_openai.kind, "openai");
+    cr_assert_null(dp_provider_ops(0));
+    cr_assert_null(dp_provider_ops(42));
+}

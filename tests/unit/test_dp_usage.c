@@ -1,0 +1,308 @@
+/* test_dp_usage.c: reading provider usage and writing usage records. */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "usage.h"
+
+static const char CHAT_BODY[] =
+    "{\n"
+    "  \"id\": \"chatcmpl-abc123\",\n"
+    "  \"object\": \"chat.completion\",\n"
+    "  \"created\": 1732530000,\n"
+    "  \"model\": \"gpt-4o-mini-2024-07-18\",\n"
+    "  \"choices\": [{\"index\": 0, \"message\": {\"role\": \"assistant\", \"content\": "
+    "\"Hello!\", \"refusal\": null}, \"logprobs\": null, \"finish_reason\": \"stop\"}],\n"
+    "  \"usage\": {\n"
+    "    \"prompt_tokens\": 1200,\n"
+    "    \"completion_tokens\": 350,\n"
+    "    \"total_tokens\": 1550,\n"
+    "    \"prompt_tokens_details\": {\"cached_tokens\": 1024, \"audio_tokens\": 0},\n"
+    "    \"completion_tokens_details\": {\"reasoning_tokens\": 128, \"audio_tokens\": 0}\n"
+    "  },\n"
+    "  \"system_fingerprint\": \"fp_0ba0d124f1\"\n"
+    "}\n";
+
+static bool scan(dp_usage_t *u, const char *body)
+{
+    memset(u, 0xab, sizeof(*u));
+    return dp_usage_scan(u, body, strlen(body));
+}
+
+Test(dp_usage, scan_reads_chat_completion_usage_with_details)
+{
+    dp_usage_t u;
+    cr_assert(scan(&u, CHAT_BODY));
+    cr_assert(u.present);
+    cr_assert_eq(u.prompt, 1200);
+    cr_assert_eq(u.completion, 350);
+    cr_assert_eq(u.total, 1550);
+    cr_assert_eq(u.cached, 1024);
+    cr_assert_eq(u.reasoning, 128);
+}
+
+Test(dp_usage, scan_ignores_escaped_usage_text_in_message_content)
+{
+    /* the content mentions "usage": {...} but, escaped in a string, it is not the member */
+    const char body[] =
+        "{\"id\":\"x\",\"choices\":[{\"message\":{\"content\":\"the \\\"usage\\\": "
+        "{\\\"prompt_tokens\\\": 999999} field\"}}],"
+        "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":3,\"total_tokens\":15}}";
+    dp_usage_t u;
+    cr_assert(scan(&u, body));
+    cr_assert_eq(u.prompt, 12);
+    cr_assert_eq(u.completion, 3);
+    cr_assert_eq(u.total, 15);
+}
+
+Test(dp_usage, scan_ignores_escaped_usage_text_after_the_real_usage)
+{
+    const char body[] = "{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1},"
+                        "\"choices\":[{\"text\":\"\\\"usage\\\":{\\\"prompt_tokens\\\":5}\"}]}";
+    dp_usage_t u;
+    cr_assert(scan(&u, body));
+    cr_assert_eq(u.prompt, 7);
+    cr_assert_eq(u.completion, 1);
+    cr_assert_eq(u.total, 8);
+}
+
+Test(dp_usage, scan_falls_back_when_usage_is_a_string_value)
+{
+    /* the last "usage" token is a value, not a key: the whole body is parsed instead */
+    const char body[] = "{\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2},"
+                        "\"choices\":[{\"text\":\"usage\"}],\"note\":\"usage\"}";
+    dp_usage_t u;
+    cr_assert(scan(&u, body));
+    cr_assert_eq(u.prompt, 4);
+    cr_assert_eq(u.completion, 2);
+}
+
+Test(dp_usage, scan_of_body_without_usage_finds_nothing)
+{
+    const char body[] = "{\"id\":\"x\",\"object\":\"chat.completion\",\"choices\":[{\"message\":"
+                        "{\"content\":\"hi\"}}]}";
+    dp_usage_t u;
+    cr_assert_not(scan(&u, body));
+}
+
+Test(dp_usage, scan_of_null_usage_or_garbage_finds_nothing)
+{
+    dp_usage_t u;
+    cr_assert_not(scan(&u, "{\"usage\":null}"));
+    cr_assert_not(scan(&u, "{\"usage\":{\"prompt_tokens\":1"));
+    cr_assert_not(scan(&u, "not json at all"));
+    cr_assert_not(scan(&u, ""));
+}
+
+Test(dp_usage, scan_reads_embeddings_usage)
+{
+    const char body[] = "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
+                        "\"embedding\":[0.1,-0.2]}],\"model\":\"text-embedding-3-small\","
+                        "\"usage\":{\"prompt_tokens\":8,\"total_tokens\":8}}";
+    dp_usage_t u;
+    cr_assert(scan(&u, body));
+    cr_assert_eq(u.prompt, 8);
+    cr_assert_eq(u.completion, 0);
+    cr_assert_eq(u.total, 8);
+    cr_assert_eq(u.cached, 0);
+}
+
+Test(dp_usage, from_json_treats_missing_negative_and_non_integer_counts_as_zero)
+{
+    json_t *o = json_loads("{\"prompt_tokens\":-5,\"completion_tokens\":\"7\","
+                           "\"prompt_tokens_details\":null}",
+                           0, NULL);
+    dp_usage_t u;
+    cr_assert(dp_usage_from_json(&u, o));
+    cr_assert_eq(u.prompt, 0);
+    cr_assert_eq(u.completion, 0);
+    cr_assert_eq(u.total, 0);
+    cr_assert_eq(u.cached, 0);
+    cr_assert(u.present);
+    json_decref(o);
+    cr_assert_not(dp_usage_from_json(&u, NULL));
+}
+
+Test(dp_usage, from_json_total_saturates_instead_of_overflowing)
+{
+    json_t *o = json_loads("{\"prompt_tokens\":9223372036854775807,"
+                           "\"completion_tokens\":9223372036854775807}",
+                           0, NULL);
+    dp_usage_t u;
+    cr_assert(dp_usage_from_json(&u, o));
+    cr_assert_eq(u.total, INT64_MAX);
+    json_decref(o);
+}
+
+static dp_usage_record_t sample_record(void)
+{
+    dp_usage_record_t r;
+    memset(&r, 0, sizeof(r));
+    memcpy(r.id, "0b9e6a3c-8d1f-4c2e-9a57-3f1d2b6c7e80", 37);
+    r.ts_ms = 1732530000123;
+    r.request_id = "req-1";
+    r.request_id_len = 5;
+    r.key_id = "k1";
+    r.tenant_id = "t1";
+    r.model = "gpt-4o-mini";
+    r.model_len = 11;
+    r.provider = "openai";
+    r.upstream_model = "gpt-4o-mini-2024-07-18";
+    r.endpoint = "chat.completions";
+    r.status = 200;
+    r.streamed = true;
+    r.usage.prompt = 1200;
+    r.usage.completion = 350;
+    r.usage.cached = 1024;
+    r.usage.reasoning = 128;
+    r.usage.total = 1550;
+    r.usage.present = true;
+    r.usage_source = "provider";
+    r.cost_pusd = 3600000;
+    r.latency_ms = 812.5;
+    r.ttfb_ms = 95.25;
+    r.error = NULL;
+    return r;
+}
+
+/* Appends the record and parses the line back. */
+static json_t *record_json(const dp_usage_record_t *r, tg_buf_t *out)
+{
+    json_error_t jerr;
+    cr_assert_eq(dp_usage_record_append(out, r), 0);
+    cr_assert_gt(out->len, 0);
+    cr_assert_eq(out->base[out->len - 1], '\n', "record does not end in a newline");
+    cr_assert_null(memchr(out->base, '\n', out->len - 1), "record spans lines");
+    json_t *j = json_loadb(out->base, out->len, JSON_REJECT_DUPLICATES, &jerr);
+    cr_assert_not_null(j, "record is not JSON: %s: %.*s", jerr.text, (int)out->len, out->base);
+    return j;
+}
+
+Test(dp_usage, record_is_one_valid_json_line_with_all_fields)
+{
+    dp_usage_record_t r = sample_record();
+    tg_buf_t out = TG_BUF_INIT(8192);
+    json_t *j = record_json(&r, &out);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "id")),
+                     "0b9e6a3c-8d1f-4c2e-9a57-3f1d2b6c7e80");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "ts")), "2024-11-25T10:20:00.123Z");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "request_id")), "req-1");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "key_id")), "k1");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "tenant_id")), "t1");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "model")), "gpt-4o-mini");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "provider")), "openai");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "upstream_model")),
+                     "gpt-4o-mini-2024-07-18");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "endpoint")), "chat.completions");
+    cr_assert_eq(json_integer_value(json_object_get(j, "status")), 200);
+    cr_assert(json_is_true(json_object_get(j, "streamed")));
+    cr_assert_eq(json_integer_value(json_object_get(j, "prompt_tokens")), 1200);
+    cr_assert_eq(json_integer_value(json_object_get(j, "completion_tokens")), 350);
+    cr_assert_eq(json_integer_value(json_object_get(j, "cached_tokens")), 1024);
+    cr_assert_eq(json_integer_value(json_object_get(j, "reasoning_tokens")), 128);
+    cr_assert_eq(json_integer_value(json_object_get(j, "total_tokens")), 1550);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "usage_source")), "provider");
+    cr_assert_float_eq(json_real_value(json_object_get(j, "latency_ms")), 812.5, 1e-9);
+    cr_assert_float_eq(json_real_value(json_object_get(j, "ttfb_ms")), 95.25, 1e-9);
+    cr_assert(json_is_null(json_object_get(j, "error")));
+    json_decref(j);
+    tg_buf_dispose(&out);
+}
+
+Test(dp_usage, record_cost_is_an_exact_decimal_of_picodollars)
+{
+    dp_usage_record_t r = sample_record();
+    tg_buf_t out = TG_BUF_INIT(8192);
+    json_t *j = record_json(&r, &out);
+    cr_assert_not_null(tg_memmem(out.base, out.len, "\"cost_usd\":0.000003600000,", 26), "%.*s",
+                       (int)out.len, out.base);
+    json_decref(j);
+    tg_buf_reset(&out);
+    r.cost_pusd = 1234567890123456LL; /* $1234.567890123456 */
+    j = record_json(&r, &out);
+    cr_assert_not_null(tg_memmem(out.base, out.len, "\"cost_usd\":1234.567890123456,", 29), "%.*s",
+                       (int)out.len, out.base);
+    json_decref(j);
+    tg_buf_reset(&out);
+    r.cost_pusd = 0;
+    j = record_json(&r, &out);
+    cr_assert_not_null(tg_memmem(out.base, out.len, "\"cost_usd\":0.000000000000,", 26));
+    json_decref(j);
+    tg_buf_dispose(&out);
+}
+
+Test(dp_usage, record_ttfb_is_null_when_no_byte_came_back)
+{
+    dp_usage_record_t r = sample_record();
+    r.ttfb_ms = -1;
+    r.error = "upstream_unreachable";
+    r.status = 502;
+    r.usage_source = "none";
+    tg_buf_t out = TG_BUF_INIT(8192);
+    json_t *j = record_json(&r, &out);
+    cr_assert(json_is_null(json_object_get(j, "ttfb_ms")));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "error")), "upstream_unreachable");
+    cr_assert_eq(json_integer_value(json_object_get(j, "status")), 502);
+    json_decref(j);
+    tg_buf_dispose(&out);
+}
+
+Test(dp_usage, record_escapes_strings)
+{
+    dp_usage_record_t r = sample_record();
+    const char model[] = "we\"ird\\mo\ndel\x01";
+    r.model = model;
+    r.model_len = sizeof(model) - 1;
+    r.key_id = "key\"1";
+    r.request_id = "a\tb";
+    r.request_id_len = 3;
+    tg_buf_t out = TG_BUF_INIT(8192);
+    json_t *j = record_json(&r, &out);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "model")), model);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "key_id")), "key\"1");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "request_id")), "a\tb");
+    json_decref(j);
+    tg_buf_dispose(&out);
+}
+
+Test(dp_usage, record_missing_strings_are_null)
+{
+    dp_usage_record_t r = sample_record();
+    r.key_id = NULL;
+    r.tenant_id = NULL;
+    r.provider = NULL;
+    r.upstream_model = NULL;
+    r.usage_source = NULL;
+    tg_buf_t out = TG_BUF_INIT(8192);
+    json_t *j = record_json(&r, &out);
+    cr_assert(json_is_null(json_object_get(j, "key_id")));
+    cr_assert(json_is_null(json_object_get(j, "tenant_id")));
+    cr_assert(json_is_null(json_object_get(j, "provider")));
+    cr_assert(json_is_null(json_object_get(j, "upstream_model")));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "usage_source")), "none");
+    json_decref(j);
+    tg_buf_dispose(&out);
+}
+
+Test(dp_usage, record_appends_after_existing_lines)
+{
+    dp_usage_record_t r = sample_record();
+    tg_buf_t out = TG_BUF_INIT(8192);
+    cr_assert_eq(dp_usage_record_append(&out, &r), 0);
+    size_t first = out.len;
+    cr_assert_eq(dp_usage_record_append(&out, &r), 0);
+    cr_assert_eq(out.len, 2 * first);
+    cr_assert_eq(memcmp(out.base, out.base + first, first), 0);
+    tg_buf_dispose(&out);
+}
+
+Test(dp_usage, record_past_max_fails_and_leaves_buffer_unchanged)
+{
+    dp_usage_record_t r = sample_record();
+    tg_buf_t out = TG_BUF_INIT(300);
+    cr_assert_eq(tg_buf_append(&out, "prev\n", 5), 0);
+    cr_assert_eq(dp_usage_record_append(&out, &r), TG_ETOOBIG);
+    cr_assert_eq(out.len, 5);
+    cr_assert_eq(memcmp(out.base, "prev\n", 5), 0);
+    tg_buf_dispose(&out);
+}

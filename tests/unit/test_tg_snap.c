@@ -1,0 +1,527 @@
+/* test_tg_snap.c: snapshot parsing, validation, lookups, reference counting and prices. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tg_snap.h"
+
+static const char BASE_DOC[] =
+    "{\"version\":7,"
+    "\"tenants\":[{\"id\":\"t1\",\"name\":\"Acme\"},{\"id\":\"t2\"}],"
+    "\"providers\":["
+    "{\"id\":\"openai\",\"kind\":\"openai\",\"base_url\":\"https://api.openai.com/v1/\","
+    "\"api_key\":\"sk-upstream\",\"headers\":{\"OpenAI-Organization\":\"org-1\"}},"
+    "{\"id\":\"local\",\"kind\":\"openai\",\"base_url\":\"http://127.0.0.1:8000/v1\"}],"
+    "\"routes\":["
+    "{\"alias\":\"gpt-4o-mini\",\"targets\":["
+    "{\"provider\":\"openai\",\"model\":\"gpt-4o-mini-2024-07-18\",\"weight\":3},"
+    "{\"provider\":\"local\",\"model\":\"llama\"}]},"
+    "{\"alias\":\"embed\",\"targets\":[{\"provider\":\"openai\",\"model\":"
+    "\"text-embedding-3-small\"}],\"timeout_ms\":30000}],"
+    "\"prices\":["
+    "{\"provider\":\"openai\",\"model\":\"gpt-4o-mini-2024-07-18\",\"input_per_mtok\":0.15,"
+    "\"cached_input_per_mtok\":0.075,\"output_per_mtok\":0.6},"
+    "{\"provider\":\"openai\",\"model\":\"text-embedding-3-small\",\"input_per_mtok\":0.02,"
+    "\"output_per_mtok\":0}],"
+    "\"keys\":["
+    "{\"id\":\"k1\",\"tenant\":\"t1\",\"sha256\":\"@H1@\",\"models\":[\"gpt-4o-mini\"]},"
+    "{\"id\":\"k2\",\"tenant\":\"t2\",\"sha256\":\"@H2@\",\"models\":[\"gpt-4o-mini\",\"embed\"],"
+    "\"expires_at\":1900000000}]}";
+
+static void key_hex(const char *secret, char hex[2 * TG_SHA256_LEN + 1])
+{
+    uint8_t h[TG_SHA256_LEN];
+    tg_sha256(secret, strlen(secret), h);
+    tg_hex_encode(h, sizeof(h), hex);
+}
+
+/* The base document as a jansson tree with real key hashes filled in. */
+static json_t *base_json(void)
+{
+    json_error_t jerr;
+    char h1[65], h2[65];
+    json_t *root = json_loads(BASE_DOC, JSON_REJECT_DUPLICATES, &jerr);
+    cr_assert_not_null(root, "base document: %s", jerr.text);
+    key_hex("sk-alpha", h1);
+    key_hex("sk-beta", h2);
+    json_t *keys = json_object_get(root, "keys");
+    json_object_set_new(json_array_get(keys, 0), "sha256", json_string(h1));
+    json_object_set_new(json_array_get(keys, 1), "sha256", json_string(h2));
+    return root;
+}
+
+static int parse_json(json_t *root, tg_snap_t **out, tg_err_t *err)
+{
+    char *s = json_dumps(root, JSON_COMPACT);
+    cr_assert_not_null(s);
+    tg_err_clear(err);
+    int rc = tg_snap_parse(s, strlen(s), out, err);
+    free(s);
+    json_decref(root);
+    return rc;
+}
+
+/* Parses a document expected to be refused and checks the message names `where` and `why`. */
+static void expect_refusal(json_t *root, const char *where, const char *why)
+{
+    tg_snap_t *s = (tg_snap_t *)1;
+    tg_err_t err;
+    int rc = parse_json(root, &s, &err);
+    cr_assert_eq(rc, TG_EINVAL, "rc %d msg %s", rc, err.msg);
+    cr_assert_null(s);
+    cr_assert_eq(err.status, 400);
+    cr_assert_not_null(strstr(err.msg, where), "message \"%s\" does not name \"%s\"", err.msg,
+                       where);
+    cr_assert_not_null(strstr(err.msg, why), "message \"%s\" does not say \"%s\"", err.msg, why);
+}
+
+static json_t *at(json_t *root, const char *arr, size_t i)
+{
+    json_t *o = json_array_get(json_object_get(root, arr), i);
+    cr_assert_not_null(o);
+    return o;
+}
+
+static tg_snap_t *parse_base(void)
+{
+    tg_snap_t *s = NULL;
+    tg_err_t err;
+    int rc = parse_json(base_json(), &s, &err);
+    cr_assert_eq(rc, 0, "base document refused: %s", err.msg);
+    cr_assert_not_null(s);
+    return s;
+}
+
+Test(tg_snap, valid_snapshot_parses_with_one_reference)
+{
+    tg_snap_t *s = parse_base();
+    cr_assert_eq(s->version, 7);
+    cr_assert_eq(atomic_load(&s->refs), 1);
+    cr_assert_eq(s->ntenants, 2);
+    cr_assert_eq(s->nproviders, 2);
+    cr_assert_eq(s->nroutes, 2);
+    cr_assert_eq(s->nkeys, 2);
+    tg_snap_unref(s);
+}
+
+Test(tg_snap, provider_base_url_loses_trailing_slash_and_keeps_headers)
+{
+    tg_snap_t *s = parse_base();
+    const tg_provider_t *p = &s->providers[0];
+    cr_assert_str_eq(p->id, "openai");
+    cr_assert_eq(p->kind, TG_PROVIDER_OPENAI);
+    cr_assert_str_eq(p->base_url, "https://api.openai.com/v1");
+    cr_assert_str_eq(p->api_key, "sk-upstream");
+    cr_assert_eq(p->nheaders, 1);
+    cr_assert_str_eq(p->headers[0], "OpenAI-Organization: org-1");
+    cr_assert_null(s->providers[1].api_key);
+    cr_assert_eq(s->providers[1].nheaders, 0);
+    tg_snap_unref(s);
+}
+
+Test(tg_snap, find_key_by_sha256_returns_key_and_tenant)
+{
+    tg_snap_t *s = parse_base();
+    uint8_t h[TG_SHA256_LEN];
+    tg_sha256("sk-alpha", 8, h);
+    const tg_key_t *k = tg_snap_find_key(s, h);
+    cr_assert_not_null(k);
+    cr_assert_str_eq(k->id, "k1");
+    cr_assert_str_eq(k->tenant->id, "t1");
+    cr_assert_str_eq(k->tenant->name, "Acme");
+    cr_assert_eq(k->expires_at, 0);
+    tg_sha256("sk-beta", 7, h);
+    k = tg_snap_find_key(s, h);
+    cr_assert_not_null(k);
+    cr_assert_str_eq(k->id, "k2");
+    cr_assert_eq(k->expires_at, 1900000000);
+    cr_assert_null(k->tenant->name);
+    tg_sha256("sk-gamma", 8, h);
+    cr_assert_null(tg_snap_find_key(s, h));
+    tg_snap_unref(s);
+}
+
+Test(tg_snap, find_route_by_alias_uses_length_not_nul)
+{
+    tg_snap_t *s = parse_base();
+    const tg_route_t *r = tg_snap_find_route(s, "embed", 5);
+    cr_assert_not_null(r);
+    cr_assert_str_eq(r->alias, "embed");
+    cr_assert_eq(r->timeout_ms, 30000);
+    cr_assert_eq(r->connect_timeout_ms, 10000);
+    cr_assert_eq(tg_snap_find_route(s, "embedding", 5), r);
+    cr_assert_null(tg_snap_find_route(s, "embed", 4));
+    cr_assert_null(tg_snap_find_route(s, "EMBED", 5));
+    cr_assert_null(tg_snap_find_route(s, "nope", 4));
+    r = tg_snap_find_route(s, "gpt-4o-mini", 11);
+    cr_assert_not_null(r);
+    cr_assert_eq(r->ntargets, 2);
+    cr_assert_eq(r->timeout_ms, 600000);
+    cr_assert_eq(r->targets[0].weight, 3);
+    cr_assert_eq(r->targets[1].weight, 1);
+    cr_assert_eq(r->targets[0].provider, &s->providers[0]);
+    cr_assert_eq(r->targets[1].provider, &s->providers[1]);
+    cr_assert_str_eq(r->targets[1].model, "llama");
+    tg_snap_unref(s);
+}
+
+Test(tg_snap, key_allows_only_listed_routes)
+{
+    tg_snap_t *s = parse_base();
+    uint8_t h[TG_SHA256_LEN];
+    const tg_route_t *chat = tg_snap_find_route(s, "gpt-4o-mini", 11);
+    const tg_route_t *embed = tg_snap_find_route(s, "embed", 5);
+    tg_sha256("sk-alpha", 8, h);
+    const tg_key_t *k1 = tg_snap_find_key(s, h);
+    tg_sha256("sk-beta", 7, h);
+    const tg_key_t *k2 = tg_snap_find_key(s, h);
+    cr_assert(tg_key_allows(k1, chat));
+    cr_assert_not(tg_key_allows(k1, embed));
+    cr_assert(tg_key_allows(k2, chat));
+    cr_assert(tg_key_allows(k2, embed));
+    tg_snap_unref(s);
+}
+
+Test(tg_snap, prices_convert_usd_per_mtok_to_picodollars_per_token)
+{
+    tg_snap_t *s = parse_base();
+    const tg_route_t *chat = tg_snap_find_route(s, "gpt-4o-mini", 11);
+    const tg_price_t *p = &chat->targets[0].price;
+    cr_assert(p->set);
+    cr_assert_eq(p->input, 150000);
+    cr_assert_eq(p->cached_input, 75000);
+    cr_assert_eq(p->output, 600000);
+    /* no price for the local model: cost stays unknown rather than zero-priced */
+    cr_assert_not(chat->targets[1].price.set);
+    tg_snap_unref(s);
+}
+
+Test(tg_snap, cached_price_defaults_to_input_price)
+{
+    tg_snap_t *s = parse_base();
+    const tg_price_t *p = &tg_snap_find_route(s, "embed", 5)->targets[0].price;
+    cr_assert(p->set);
+    cr_assert_eq(p->input, 20000);
+    cr_assert_eq(p->cached_input, 20000);
+    cr_assert_eq(p->output, 0);
+    tg_snap_unref(s);
+}
+
+Test(tg_snap, ref_and_unref_count_and_last_unref_frees)
+{
+    tg_snap_t *s = parse_base();
+    cr_assert_eq(tg_snap_ref(s), s);
+    cr_assert_eq(atomic_load(&s->refs), 2);
+    tg_snap_unref(s);
+    cr_assert_eq(atomic_load(&s->refs), 1);
+    tg_snap_unref(s); /* frees; AddressSanitizer reports a leak or a double free */
+    tg_snap_unref(NULL);
+}
+
+Test(tg_snap, empty_snapshot_with_only_version_parses_and_finds_nothing)
+{
+    tg_snap_t *s = NULL;
+    tg_err_t err;
+    const char doc[] = "{\"version\":1}";
+    cr_assert_eq(tg_snap_parse(doc, sizeof(doc) - 1, &s, &err), 0, "%s", err.msg);
+    uint8_t h[TG_SHA256_LEN] = {0};
+    cr_assert_null(tg_snap_find_key(s, h));
+    cr_assert_null(tg_snap_find_route(s, "x", 1));
+    tg_snap_unref(s);
+}
+
+Test(tg_snap, not_json_is_refused)
+{
+    tg_snap_t *s = (tg_snap_t *)1;
+    tg_err_t err;
+    const char doc[] = "{\"version\": 1,";
+    cr_assert_eq(tg_snap_parse(doc, sizeof(doc) - 1, &s, &err), TG_EINVAL);
+    cr_assert_null(s);
+    cr_assert_eq(err.status, 400);
+    cr_assert_not_null(strstr(err.msg, "not JSON"), "%s", err.msg);
+}
+
+Test(tg_snap, duplicate_json_key_is_refused)
+{
+    tg_snap_t *s = (tg_snap_t *)1;
+    tg_err_t err;
+    const char doc[] = "{\"version\":1,\"tenants\":[],\"version\":2}";
+    cr_assert_eq(tg_snap_parse(doc, sizeof(doc) - 1, &s, &err), TG_EINVAL);
+    cr_assert_null(s);
+    cr_assert_not_null(strstr(err.msg, "duplicate"), "%s", err.msg);
+}
+
+Test(tg_snap, missing_version_is_refused)
+{
+    json_t *root = base_json();
+    json_object_del(root, "version");
+    expect_refusal(root, "version", "required");
+}
+
+Test(tg_snap, unknown_top_level_field_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(root, "extra", json_true());
+    expect_refusal(root, "snapshot", "unknown field \"extra\"");
+}
+
+Test(tg_snap, unknown_field_in_a_key_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "keys", 1), "color", json_string("red"));
+    expect_refusal(root, "keys[1]", "unknown field \"color\"");
+}
+
+Test(tg_snap, sha256_with_a_non_hex_char_is_refused)
+{
+    json_t *root = base_json();
+    char hex[65];
+    key_hex("sk-alpha", hex);
+    hex[10] = 'g';
+    json_object_set_new(at(root, "keys", 0), "sha256", json_string(hex));
+    expect_refusal(root, "keys[0]", "sha256 must be 64 hex characters");
+}
+
+Test(tg_snap, sha256_too_short_is_refused)
+{
+    json_t *root = base_json();
+    char hex[65];
+    key_hex("sk-alpha", hex);
+    hex[63] = '\0';
+    json_object_set_new(at(root, "keys", 0), "sha256", json_string(hex));
+    expect_refusal(root, "keys[0]", "sha256");
+}
+
+Test(tg_snap, sha256_too_long_is_refused)
+{
+    json_t *root = base_json();
+    char hex[66];
+    key_hex("sk-alpha", hex);
+    hex[64] = 'a';
+    hex[65] = '\0';
+    json_object_set_new(at(root, "keys", 0), "sha256", json_string(hex));
+    expect_refusal(root, "keys[0].sha256", "bad length");
+}
+
+Test(tg_snap, key_referencing_unknown_tenant_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "keys", 1), "tenant", json_string("t9"));
+    expect_refusal(root, "keys[1]", "tenant is not defined");
+}
+
+Test(tg_snap, key_models_listing_unknown_alias_is_refused)
+{
+    json_t *root = base_json();
+    json_array_append_new(json_object_get(at(root, "keys", 0), "models"), json_string("gpt-5"));
+    expect_refusal(root, "keys[0]", "models lists an alias that is not a route");
+}
+
+Test(tg_snap, key_models_not_an_array_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "keys", 0), "models", json_string("gpt-4o-mini"));
+    expect_refusal(root, "keys[0]", "models must be an array");
+}
+
+Test(tg_snap, target_referencing_unknown_provider_is_refused)
+{
+    json_t *root = base_json();
+    json_t *targets = json_object_get(at(root, "routes", 0), "targets");
+    json_object_set_new(json_array_get(targets, 1), "provider", json_string("anthropic"));
+    expect_refusal(root, "routes[0].targets[1]", "provider is not defined");
+}
+
+Test(tg_snap, base_url_with_other_scheme_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "providers", 1), "base_url", json_string("ftp://example.com"));
+    expect_refusal(root, "providers[1]", "base_url must be an http:// or https:// URL");
+}
+
+Test(tg_snap, base_url_without_host_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "providers", 1), "base_url", json_string("https:///v1"));
+    expect_refusal(root, "providers[1]", "base_url");
+}
+
+Test(tg_snap, base_url_with_space_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "providers", 0), "base_url",
+                        json_string("https://api.openai.com/v1 x"));
+    expect_refusal(root, "providers[0]", "base_url");
+}
+
+Test(tg_snap, unknown_provider_kind_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "providers", 0), "kind", json_string("bedrock"));
+    expect_refusal(root, "providers[0]", "kind");
+}
+
+Test(tg_snap, duplicate_alias_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "routes", 1), "alias", json_string("gpt-4o-mini"));
+    expect_refusal(root, "routes[1]", "duplicate alias");
+}
+
+Test(tg_snap, duplicate_key_hash_is_refused)
+{
+    json_t *root = base_json();
+    char hex[65];
+    key_hex("sk-alpha", hex);
+    json_object_set_new(at(root, "keys", 1), "sha256", json_string(hex));
+    expect_refusal(root, "keys[1]", "duplicate sha256");
+}
+
+Test(tg_snap, duplicate_key_hash_differing_only_in_hex_case_is_refused)
+{
+    json_t *root = base_json();
+    char hex[65];
+    key_hex("sk-alpha", hex);
+    for (char *c = hex; *c; c++)
+        if (*c >= 'a' && *c <= 'f')
+            *c = (char)(*c - 32);
+    json_object_set_new(at(root, "keys", 1), "sha256", json_string(hex));
+    expect_refusal(root, "keys[1]", "duplicate sha256");
+}
+
+Test(tg_snap, duplicate_tenant_and_provider_ids_are_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "tenants", 1), "id", json_string("t1"));
+    expect_refusal(root, "tenants[1]", "duplicate id");
+    root = base_json();
+    json_object_set_new(at(root, "providers", 1), "id", json_string("openai"));
+    expect_refusal(root, "providers[1]", "duplicate id");
+}
+
+Test(tg_snap, zero_total_weight_is_refused)
+{
+    json_t *root = base_json();
+    json_t *targets = json_object_get(at(root, "routes", 0), "targets");
+    json_object_set_new(json_array_get(targets, 0), "weight", json_integer(0));
+    json_object_set_new(json_array_get(targets, 1), "weight", json_integer(0));
+    expect_refusal(root, "routes[0]", "positive total weight");
+}
+
+Test(tg_snap, empty_targets_are_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "routes", 1), "targets", json_array());
+    expect_refusal(root, "routes[1].targets", "1 to 64 targets");
+}
+
+Test(tg_snap, negative_price_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "prices", 0), "input_per_mtok", json_real(-0.15));
+    expect_refusal(root, "prices[0].input_per_mtok", "out of range");
+}
+
+Test(tg_snap, price_as_string_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "prices", 1), "output_per_mtok", json_string("0.6"));
+    expect_refusal(root, "prices[1].output_per_mtok", "must be a number");
+}
+
+Test(tg_snap, duplicate_price_for_provider_model_is_refused)
+{
+    json_t *root = base_json();
+    json_array_append(json_object_get(root, "prices"), at(root, "prices", 0));
+    expect_refusal(root, "prices[2]", "duplicate provider and model");
+}
+
+Test(tg_snap, reserved_provider_header_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(json_object_get(at(root, "providers", 0), "headers"), "Authorization",
+                        json_string("Bearer other"));
+    expect_refusal(root, "providers[0].headers", "reserved header");
+}
+
+Test(tg_snap, reserved_provider_header_in_any_case_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(json_object_get(at(root, "providers", 0), "headers"), "content-LENGTH",
+                        json_string("5"));
+    expect_refusal(root, "providers[0].headers", "reserved header");
+}
+
+Test(tg_snap, provider_header_value_with_line_break_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(json_object_get(at(root, "providers", 0), "headers"), "X-Extra",
+                        json_string("a\r\nHost: evil"));
+    expect_refusal(root, "providers[0].headers", "bad or reserved header");
+}
+
+Test(tg_snap, provider_header_name_with_space_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(json_object_get(at(root, "providers", 0), "headers"), "X Extra",
+                        json_string("a"));
+    expect_refusal(root, "providers[0].headers", "bad or reserved header");
+}
+
+Test(tg_snap, api_key_with_line_break_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "providers", 0), "api_key", json_string("sk\nHost: x"));
+    expect_refusal(root, "providers[0]", "api_key must not contain line breaks");
+}
+
+Test(tg_snap, timeout_out_of_range_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "routes", 0), "timeout_ms", json_integer(0));
+    expect_refusal(root, "routes[0].timeout_ms", "out of range");
+}
+
+Test(tg_snap, string_with_nul_is_refused)
+{
+    tg_snap_t *s = (tg_snap_t *)1;
+    tg_err_t err;
+    /* jansson refuses \u0000 without JSON_ALLOW_NUL; either way the snapshot must not load */
+    const char doc[] = "{\"version\":1,\"tenants\":[{\"id\":\"a\\u0000b\"}]}";
+    cr_assert_eq(tg_snap_parse(doc, sizeof(doc) - 1, &s, &err), TG_EINVAL);
+    cr_assert_null(s);
+}
+
+Test(tg_snap, price_cost_charges_uncached_cached_and_completion_tokens)
+{
+    tg_price_t p = {.input = 150000, .cached_input = 75000, .output = 600000, .set = true};
+    cr_assert_eq(tg_price_cost(&p, 1000, 0, 0), 150000000);
+    cr_assert_eq(tg_price_cost(&p, 0, 0, 10), 6000000);
+    /* 600 uncached + 400 cached prompt tokens and 200 completion tokens */
+    cr_assert_eq(tg_price_cost(&p, 1000, 400, 200), 600 * 150000 + 400 * 75000 + 200 * 600000);
+    cr_assert_eq(tg_price_cost(&p, 1000, 400, 200), 240000000);
+}
+
+Test(tg_snap, price_cost_caps_cached_tokens_above_prompt_are_capped_at_prompt)
+{
+    tg_price_t p = {.input = 100, .cached_input = 10, .output = 1000, .set = true};
+    cr_assert_eq(tg_price_cost(&p, 50, 80, 0), 50 * 10);
+}
+
+Test(tg_snap, price_cost_of_unset_price_is_zero)
+{
+    tg_price_t p = {.input = 100, .cached_input = 10, .output = 1000, .set = false};
+    cr_assert_eq(tg_price_cost(&p, 50, 0, 50), 0);
+}
+
+Test(tg_snap, price_cost_saturates_instead_of_overflowing)
+{
+    /* token counts come from the provider: a broken one must not wrap the cost negative */
+    tg_price_t p = {
+        .input = 1000000000000LL, .cached_input = 1, .output = 1000000000000LL, .set = true};
+    cr_assert_eq(tg_price_cost(&p, INT64_MAX / 2, 0, 0), INT64_MAX);
+    cr_assert_eq(tg_price_cost(&p, 0, 0, INT64_MAX), INT64_MAX);
+    cr_assert_eq(tg_price_cost(&p, 9000000, 0, 9000000), INT64_MAX);
+    cr_assert_eq(tg_price_cost(&p, 1, 0, 1), 2000000000000LL);
+}

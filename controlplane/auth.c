@@ -28,6 +28,7 @@ static bool load_user(cp_req_t *r, const char *user_id)
         snprintf(r->who.user_id, sizeof(r->who.user_id), "%s", user_id);
         snprintf(r->who.label, sizeof(r->who.label), "user:%s", PQgetvalue(res, 0, 0));
         r->who.platform_admin = PQgetvalue(res, 0, 1)[0] == 't';
+        r->who.user_platform_admin = r->who.platform_admin;
     }
     PQclear(res);
     return ok;

@@ -45,6 +45,7 @@ typedef struct cp_principal {
     char user_id[37];
     char label[300];    /* "user:alice@example.com" or "token:<id>" for the audit log */
     bool platform_admin; /* after token scoping */
+    bool user_platform_admin; /* the user's own flag, before token scoping */
     bool via_token;
     int token_role;          /* cap on any role when via_token */
     char token_tenant[37];   /* "" = any tenant the user may reach */

@@ -263,7 +263,8 @@ int cp_role_in(cp_req_t *r, const char *tenant_id)
     if (r->who.via_token && r->who.token_tenant[0] && strcmp(r->who.token_tenant, tenant_id) != 0)
         return CP_ROLE_NONE;
     int role = CP_ROLE_NONE;
-    if (r->who.platform_admin) {
+    /* a platform admin's token scoped to one tenant reaches that tenant as its role says */
+    if (r->who.platform_admin || (r->who.via_token && r->who.user_platform_admin)) {
         role = CP_ROLE_PLATFORM;
     } else {
         const char *p[2] = {r->who.user_id, tenant_id};

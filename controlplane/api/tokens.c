@@ -1,24 +1,438 @@
-/* tokens.c: not built yet; every endpoint answers 501. */
+/* tokens.c: /api/v1/tokens, admin API tokens for automation. A token is shown once, stored as
+ * SHA-256 plus its last 4 characters, and never scoped wider than whoever creates it; auth.c
+ * resolves it and cp_role_in caps every role by it. Runs on MHD worker threads. */
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "api.h"
+#include "tg_hash.h"
 
 #include "tg_banned.h"
 
-static void not_yet(cp_req_t *r)
+#define TOKEN_JSON                                                                                 \
+    "json_build_object('id', k.id, 'name', k.name, 'user_id', k.user_id, 'role', k.role, "         \
+    "'tenant_id', k.tenant_id, 'last4', k.last4, 'expires_at', k.expires_at, 'revoked_at', "       \
+    "k.revoked_at, 'created_by', k.created_by, 'created_at', k.created_at, 'last_used_at', "       \
+    "k.last_used_at)"
+
+/* Both forms of expires_at become one timestamptz; the string form is checked first. */
+#define EXPIRES_SQL(unix_param, text_param)                                                        \
+    "CASE WHEN " unix_param "::bigint IS NOT NULL THEN to_timestamp(" unix_param                   \
+    "::bigint) ELSE " text_param "::timestamptz END"
+
+#define UNIX_MAX 253402300799LL /* 9999-12-31T23:59:59Z */
+
+static const char *const token_roles[] = {"admin", "owner", "member", "viewer", NULL};
+
+static bool same_uuid(const char *a, const char *b)
 {
-    cp_reply_error(r, 501, "not_implemented", NULL, "this endpoint is not implemented yet");
+    if (!cp_is_uuid(a) || !cp_is_uuid(b))
+        return false;
+    for (size_t i = 0; i < 36; i++) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'F')
+            x = (char)(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'F')
+            y = (char)(y - 'A' + 'a');
+        if (x != y)
+            return false;
+    }
+    return true;
 }
 
-void cp_api_tokens_list(cp_req_t *r)
+static bool digits(const char *s, size_t n)
 {
-    not_yet(r);
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/* RFC 3339 date-time with a required offset: 2030-01-31T12:00:00(.123)?(Z|+02:00). Postgres
+ * would also take "tomorrow" or "infinity", so the shape is checked here and the calendar there. */
+static bool rfc3339_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 20 || n > 40 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
+        !digits(s + 8, 2) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2) || s[13] != ':' ||
+        !digits(s + 14, 2) || s[16] != ':' || !digits(s + 17, 2))
+        return false;
+    size_t i = 19;
+    if (s[i] == '.') {
+        size_t start = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == start || i - start > 9)
+            return false;
+    }
+    if (i + 1 == n && (s[i] == 'Z' || s[i] == 'z'))
+        return true;
+    return i + 6 == n && (s[i] == '+' || s[i] == '-') && digits(s + i + 1, 2) && s[i + 3] == ':' &&
+           digits(s + i + 4, 2);
+}
+
+/* Reads expires_at: RFC 3339 text or unix seconds, in the future. On success exactly one of
+ * *unix_out (written into unix_buf) and *text_out is set, or neither when absent. */
+static int body_expires(cp_req_t *r, json_t *o, char *unix_buf, size_t unix_len,
+                        const char **unix_out, const char **text_out)
+{
+    json_t *v = json_object_get(o, "expires_at");
+    *unix_out = NULL;
+    *text_out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_is_integer(v)) {
+        json_int_t t = json_integer_value(v);
+        if (t < 1 || t > UNIX_MAX) {
+            cp_reply_error(r, 422, "out_of_range", "expires_at",
+                           "\"expires_at\" in unix seconds must be from 1 to %lld", UNIX_MAX);
+            return -1;
+        }
+        snprintf(unix_buf, unix_len, "%lld", (long long)t);
+        *unix_out = unix_buf;
+    } else if (json_is_string(v)) {
+        if (!rfc3339_ok(json_string_value(v))) {
+            cp_reply_error(r, 422, "invalid_value", "expires_at",
+                           "\"expires_at\" must be an RFC 3339 time with an offset, such as "
+                           "2030-01-31T12:00:00Z, or unix seconds");
+            return -1;
+        }
+        *text_out = json_string_value(v);
+    } else {
+        cp_reply_error(r, 400, "invalid_type", "expires_at",
+                       "\"expires_at\" must be a string (RFC 3339) or an integer (unix seconds)");
+        return -1;
+    }
+    const char *p[2] = {*unix_out, *text_out};
+    PGresult *res = cp_db_exec(r->db, "SELECT (" EXPIRES_SQL("$1", "$2") ") > now()", 2, p);
+    bool ok = cp_db_ok(res), future = ok && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (!ok) { /* the shape was right but the calendar was not: 2030-02-31, hour 25 */
+        cp_reply_error(r, 422, "invalid_value", "expires_at", "\"expires_at\" is not a valid time");
+        return -1;
+    }
+    if (!future) {
+        cp_reply_error(r, 422, "invalid_value", "expires_at",
+                       "\"expires_at\" must be in the future");
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether the tenant exists (platform admins have a role in every tenant id, even unknown ones).
+ * Returns 1, 0, or -1 after replying with a database error. */
+static int tenant_exists(cp_req_t *r, const char *tid)
+{
+    const char *p[1] = {tid};
+    PGresult *res = cp_db_exec(r->db, "SELECT 1 FROM tenants WHERE id = $1", 1, p);
+    if (!cp_db_ok(res)) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        return -1;
+    }
+    int n = PQntuples(res) == 1;
+    PQclear(res);
+    return n;
+}
+
+/* Checks that a token of `role` in `tid` (NULL: no tenant) is no wider than the caller. Returns
+ * the caller's role in the tenant (CP_ROLE_NONE without one) or -1 after replying. */
+static int check_scope(cp_req_t *r, const char *tid, const char *role)
+{
+    int want = cp_role_parse(role);
+    if (tid) {
+        int have = cp_role_in(r, tid);
+        if (have == CP_ROLE_NONE) {
+            cp_reply_error(r, 404, "not_found", "tenant_id", "no such tenant");
+            return -1;
+        }
+        if (have == CP_ROLE_PLATFORM) {
+            int e = tenant_exists(r, tid);
+            if (e <= 0) {
+                if (e == 0)
+                    cp_reply_error(r, 404, "not_found", "tenant_id", "no such tenant");
+                return -1;
+            }
+        }
+        if (have < want) {
+            cp_reply_error(r, 403, "forbidden", "role",
+                           "a token cannot be wider than you: you have %s in the tenant",
+                           cp_role_name(have));
+            return -1;
+        }
+        return have;
+    }
+    if (strcmp(role, "admin") == 0) {
+        if (!r->who.platform_admin) {
+            cp_reply_error(r, 403, "forbidden", "role",
+                           "role \"admin\" without \"tenant_id\" is platform scope, which only "
+                           "platform admins grant; give \"tenant_id\" for a tenant admin token");
+            return -1;
+        }
+        return CP_ROLE_NONE;
+    }
+    if (r->who.via_token && r->who.token_tenant[0]) {
+        cp_reply_error(r, 403, "forbidden", "tenant_id",
+                       "this token is limited to one tenant; tokens it creates need its "
+                       "\"tenant_id\"");
+        return -1;
+    }
+    if (r->who.via_token && r->who.token_role < want) {
+        cp_reply_error(r, 403, "forbidden", "role",
+                       "a token cannot be wider than the one you use (%s)",
+                       cp_role_name(r->who.token_role));
+        return -1;
+    }
+    return CP_ROLE_NONE;
+}
+
+/* A service account someone else mints a token for: only a platform admin, or an admin of the
+ * tenant the token is scoped to, and then only for a service account of that tenant. */
+static int check_service_account(cp_req_t *r, const char *uid, const char *tid, const char *role,
+                                 int have)
+{
+    if (!r->who.platform_admin && !(tid && have >= CP_ROLE_ADMIN)) {
+        cp_reply_error(r, 403, "forbidden", "user_id",
+                       "only platform admins, or a tenant's admins for a token scoped to that "
+                       "tenant, create tokens for service accounts");
+        return -1;
+    }
+    const char *p[2] = {uid, tid};
+    PGresult *res = cp_db_exec(r->db,
+                               "SELECT u.is_service, u.disabled, u.is_platform_admin, EXISTS "
+                               "(SELECT 1 FROM memberships m WHERE m.user_id = u.id AND "
+                               "m.tenant_id = $2::uuid) FROM users u WHERE u.id = $1",
+                               2, p);
+    if (!cp_db_ok(res)) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        return -1;
+    }
+    bool found = PQntuples(res) == 1;
+    bool svc = found && PQgetvalue(res, 0, 0)[0] == 't';
+    bool disabled = found && PQgetvalue(res, 0, 1)[0] == 't';
+    bool platform = found && PQgetvalue(res, 0, 2)[0] == 't';
+    bool member = found && PQgetvalue(res, 0, 3)[0] == 't';
+    PQclear(res);
+    if (!found || (!r->who.platform_admin && !member)) {
+        /* a tenant admin learns nothing about users outside the tenant */
+        cp_reply_error(r, 404, "not_found", "user_id", "no such user");
+        return -1;
+    }
+    if (!svc) {
+        cp_reply_error(r, 422, "invalid_value", "user_id",
+                       "tokens are created for yourself or for a service account");
+        return -1;
+    }
+    if (disabled) {
+        cp_reply_error(r, 422, "invalid_value", "user_id", "the service account is disabled");
+        return -1;
+    }
+    if (!tid && strcmp(role, "admin") == 0 && !platform) {
+        cp_reply_error(r, 422, "invalid_value", "role",
+                       "a platform-scope token needs a platform admin service account");
+        return -1;
+    }
+    return 0;
 }
 
 void cp_api_tokens_create(cp_req_t *r)
 {
-    not_yet(r);
+    static const char *const fields[] = {"name",       "role",    "tenant_id",
+                                         "expires_at", "user_id", NULL};
+    const char *name, *role, *tid, *uid, *exp_unix, *exp_text;
+    char unix_buf[32], tok[64] = "", hex[65];
+    uint8_t hash[32];
+    json_t *o = cp_body_object(r, fields), *after = NULL;
+    if (!o)
+        return;
+    if (cp_body_str(r, o, "name", true, 200, &name) != 0 ||
+        cp_body_enum(r, o, "role", true, token_roles, &role) != 0 ||
+        cp_body_str(r, o, "tenant_id", false, 36, &tid) != 0 ||
+        cp_body_str(r, o, "user_id", false, 36, &uid) != 0)
+        goto out;
+    if (tid && !cp_is_uuid(tid)) {
+        cp_reply_error(r, 422, "invalid_value", "tenant_id", "\"tenant_id\" must be a uuid");
+        goto out;
+    }
+    if (uid && !cp_is_uuid(uid)) {
+        cp_reply_error(r, 422, "invalid_value", "user_id", "\"user_id\" must be a uuid");
+        goto out;
+    }
+    if (body_expires(r, o, unix_buf, sizeof(unix_buf), &exp_unix, &exp_text) != 0)
+        goto out;
+    int have = check_scope(r, tid, role);
+    if (have < 0)
+        goto out;
+    if (uid && same_uuid(uid, r->who.user_id))
+        uid = NULL;
+    if (uid && check_service_account(r, uid, tid, role, have) != 0)
+        goto out;
+    if (cp_token_new("tgat-", tok, sizeof(tok), hash) != 0) {
+        cp_reply_error(r, 500, "internal", NULL, "could not generate a token");
+        goto out;
+    }
+    tg_hex_encode(hash, sizeof(hash), hex);
+    if (cp_db_begin(r) != 0)
+        goto out;
+    const char *p[9] = {uid ? uid : r->who.user_id,
+                        name,
+                        hex,
+                        tok + strlen(tok) - 4,
+                        role,
+                        tid,
+                        exp_unix,
+                        exp_text,
+                        r->who.user_id};
+    PGresult *res = cp_db_exec(r->db,
+                               "INSERT INTO api_tokens AS k (user_id, name, token_hash, last4, "
+                               "role, tenant_id, expires_at, created_by) VALUES ($1, $2, "
+                               "decode($3, 'hex'), $4, $5, $6::uuid, " EXPIRES_SQL(
+                                   "$7", "$8") ", $9) RETURNING k.id, " TOKEN_JSON,
+                               9, p);
+    if (!cp_db_ok(res)) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        cp_db_rollback(r);
+        goto out;
+    }
+    char id[37];
+    snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
+    after = cp_db_json_row(res, 0, 1);
+    PQclear(res);
+    if (!after || cp_audit(r, tid, "token.create", "api_token", id, NULL, after) != 0 ||
+        cp_db_commit(r) != 0) {
+        if (!after)
+            cp_reply_error(r, 500, "internal", NULL, "could not read the token back");
+        cp_db_rollback(r);
+        goto out;
+    }
+    /* the only time the secret leaves: in this response, never in the audit row */
+    json_object_set_new(after, "token", json_string(tok));
+    cp_reply_json(r, 201, after);
+    after = NULL;
+out:
+    OPENSSL_cleanse(tok, sizeof(tok));
+    json_decref(after);
+    json_decref(o);
+}
+
+void cp_api_tokens_list(cp_req_t *r)
+{
+    int limit;
+    const char *cursor;
+    if (cp_page_params(r, &limit, &cursor) != 0)
+        return;
+    if (cursor && !cp_is_uuid(cursor)) {
+        cp_reply_error(r, 400, "invalid_query", "cursor", "cursor is not valid");
+        return;
+    }
+    const char *uid = cp_query(r, "user_id");
+    if (uid && !cp_is_uuid(uid)) {
+        cp_reply_error(r, 400, "invalid_query", "user_id", "user_id must be a uuid");
+        return;
+    }
+    if (uid && !r->who.platform_admin && !same_uuid(uid, r->who.user_id)) {
+        cp_reply_error(r, 403, "forbidden", "user_id",
+                       "only platform admins list another user's tokens");
+        return;
+    }
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", limit + 1);
+    /* a tenant-scoped token sees only tokens of its tenant, not what else its user holds */
+    const char *scope = r->who.via_token && r->who.token_tenant[0] ? r->who.token_tenant : NULL;
+    const char *p[5] = {uid, r->who.user_id, scope, cursor, lim};
+    PGresult *res = cp_db_exec(
+        r->db,
+        "SELECT " TOKEN_JSON " FROM api_tokens k WHERE CASE WHEN $1::uuid IS NOT NULL THEN "
+        "k.user_id = $1::uuid ELSE (k.user_id = $2::uuid OR k.created_by = $2::uuid) END AND "
+        "($3::uuid IS NULL OR k.tenant_id = $3::uuid) AND ($4::uuid IS NULL OR k.id > $4::uuid) "
+        "ORDER BY k.id LIMIT $5::int",
+        5, p);
+    if (!cp_db_ok(res)) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        return;
+    }
+    json_t *items = json_array();
+    int n = PQntuples(res);
+    for (int i = 0; i < n && i < limit; i++)
+        json_array_append_new(items, cp_db_json_row(res, i, 0));
+    json_t *next = NULL;
+    if (n > limit)
+        next = json_copy(json_object_get(json_array_get(items, (size_t)limit - 1), "id"));
+    PQclear(res);
+    cp_reply_json(r, 200,
+                  json_pack("{s:o,s:o}", "data", items, "next_cursor", next ? next : json_null()));
 }
 
 void cp_api_tokens_revoke(cp_req_t *r)
 {
-    not_yet(r);
+    const char *id = r->params[0];
+    if (!cp_is_uuid(id)) {
+        cp_reply_error(r, 404, "not_found", NULL, "no such token");
+        return;
+    }
+    if (cp_db_begin(r) != 0)
+        return;
+    json_t *before = NULL, *after = NULL;
+    const char *p[1] = {id};
+    PGresult *res = cp_db_exec(r->db,
+                               "SELECT " TOKEN_JSON ", k.user_id, coalesce(k.created_by::text, "
+                               "''), coalesce(k.tenant_id::text, ''), k.revoked_at IS NOT NULL "
+                               "FROM api_tokens k WHERE k.id = $1 FOR UPDATE",
+                               1, p);
+    if (!cp_db_ok(res)) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        goto fail;
+    }
+    bool found = PQntuples(res) == 1, allowed = false, revoked = false;
+    char tenant[37] = "";
+    if (found) {
+        allowed = r->who.platform_admin || same_uuid(PQgetvalue(res, 0, 1), r->who.user_id) ||
+                  same_uuid(PQgetvalue(res, 0, 2), r->who.user_id);
+        snprintf(tenant, sizeof(tenant), "%s", PQgetvalue(res, 0, 3));
+        if (r->who.via_token && r->who.token_tenant[0] && strcmp(tenant, r->who.token_tenant) != 0)
+            allowed = false; /* as in the list: a tenant-scoped token stays in its tenant */
+        revoked = PQgetvalue(res, 0, 4)[0] == 't';
+        before = cp_db_json_row(res, 0, 0);
+    }
+    PQclear(res);
+    if (!found || !allowed) {
+        cp_reply_error(r, 404, "not_found", NULL, "no such token");
+        goto fail;
+    }
+    if (revoked) { /* already done: nothing changes, so nothing to audit */
+        cp_db_rollback(r);
+        json_decref(before);
+        r->status = 204;
+        tg_buf_reset(&r->out);
+        return;
+    }
+    res = cp_db_exec(
+        r->db,
+        "UPDATE api_tokens AS k SET revoked_at = now() WHERE k.id = $1 RETURNING " TOKEN_JSON, 1,
+        p);
+    after = cp_db_json_row(res, 0, 0);
+    if (!after) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        goto fail;
+    }
+    PQclear(res);
+    if (cp_audit(r, tenant[0] ? tenant : NULL, "token.revoke", "api_token", id, before, after) !=
+            0 ||
+        cp_db_commit(r) != 0)
+        goto fail;
+    json_decref(before);
+    json_decref(after);
+    r->status = 204;
+    tg_buf_reset(&r->out);
+    return;
+fail:
+    cp_db_rollback(r);
+    json_decref(before);
+    json_decref(after);
 }

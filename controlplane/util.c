@@ -89,7 +89,14 @@ json_t *cp_body_object(cp_req_t *r, const char *const *allowed)
         for (const char *const *a = allowed; *a; a++)
             ok = ok || strcmp(*a, k) == 0;
         if (!ok) {
-            cp_reply_error(r, 400, "unknown_field", k, "unknown field \"%.64s\"", k);
+            /* cut a long name at a character boundary: half a UTF-8 sequence is not JSON */
+            int n = (int)strlen(k);
+            if (n > 64) {
+                n = 64;
+                while (n > 0 && ((unsigned char)k[n] & 0xC0) == 0x80)
+                    n--;
+            }
+            cp_reply_error(r, 400, "unknown_field", k, "unknown field \"%.*s\"", n, k);
             json_decref(o);
             return NULL;
         }

@@ -1,44 +1,774 @@
-/* keys.c: not built yet; every endpoint answers 501. */
+/* keys.c: /api/v1/tenants/{tid}/keys: virtual keys, the secrets applications send to the data
+ * plane. A secret is shown once (create, rotate); the row keeps only its SHA-256 and last four
+ * characters. Viewers read; members manage the keys they own; tenant admins and owners manage
+ * all of the tenant's keys. Another tenant's keys answer 404 like ids that never existed.
+ * Runs on MHD worker threads. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
 #include "api.h"
 
 #include "tg_banned.h"
 
-static void not_yet(cp_req_t *r)
+#define KEY_STATUS                                                                                 \
+    "CASE WHEN k.revoked_at IS NOT NULL THEN 'revoked' WHEN k.expires_at IS NOT NULL AND "         \
+    "k.expires_at <= now() THEN 'expired' ELSE 'active' END"
+
+/* Never the secret nor its hash: this is both the API's view and the audit log's. */
+#define KEY_JSON                                                                                   \
+    "json_build_object('id', k.id, 'tenant_id', k.tenant_id, 'owner_user_id', k.owner_user_id, "   \
+    "'name', k.name, 'last4', k.last4, 'models', to_json(k.models), 'rpm_limit', k.rpm_limit, "    \
+    "'tpm_limit', k.tpm_limit, 'expires_at', k.expires_at, 'revoked_at', k.revoked_at, "           \
+    "'status', " KEY_STATUS ", 'created_at', k.created_at, 'updated_at', k.updated_at)"
+
+/* Kept in step with budgets.c: deleting a key deletes its budgets, and each is audited. */
+#define KEY_BUDGET_JSON                                                                            \
+    "json_build_object('id', b.id, 'tenant_id', b.tenant_id, 'key_id', b.key_id, 'period', "       \
+    "b.period, 'limit_usd', trim_scale(b.limit_usd), 'alert_threshold', "                          \
+    "trim_scale(b.alert_threshold), 'created_at', b.created_at, 'updated_at', b.updated_at)"
+
+#define KEY_NAME_MAX 200
+#define KEY_MODELS_MAX 256
+#define KEY_ALIAS_MAX 256         /* routes.alias */
+#define KEY_UNIX_MAX 253402300799 /* 9999-12-31T23:59:59Z */
+
+/* What a create or update body sets; has_* says the field was sent, *_null that it was null. */
+typedef struct key_fields {
+    const char *name; /* borrowed from the body */
+    bool has_models;
+    char *models; /* owned: a JSON array of aliases, from json_dumps */
+    bool has_expires, expires_null;
+    char expires[48];
+    bool has_rpm, rpm_null;
+    char rpm[24];
+    bool has_tpm, tpm_null;
+    char tpm[24];
+} key_fields_t;
+
+static void reply_no_key(cp_req_t *r)
 {
-    cp_reply_error(r, 501, "not_implemented", NULL, "this endpoint is not implemented yet");
+    cp_reply_error(r, 404, "not_found", NULL, "no such key");
+}
+
+static const char *caller_id(cp_req_t *r)
+{
+    return r->who.user_id[0] ? r->who.user_id : NULL;
+}
+
+/* The secret lives on the stack for one request; do not leave it there. */
+static void wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
+static bool uuid_eq(const char *a, const char *b)
+{
+    if (!cp_is_uuid(a) || !cp_is_uuid(b))
+        return false;
+    for (int i = 0; i < 36; i++) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'F')
+            x = (char)(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'F')
+            y = (char)(y - 'A' + 'a');
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+/* Checks the tenant path parameter and the caller's role in it, then the key id when there is
+ * one. Returns the role, or -1 after replying. */
+static int key_scope(cp_req_t *r, int min, bool with_key)
+{
+    if (!cp_is_uuid(r->params[0])) {
+        cp_reply_error(r, 404, "not_found", NULL, "no such tenant");
+        return -1;
+    }
+    int role = cp_require_role(r, r->params[0], min);
+    if (role < 0)
+        return -1;
+    if (with_key && !cp_is_uuid(r->params[1])) {
+        reply_no_key(r);
+        return -1;
+    }
+    return role;
+}
+
+/* The key in the path, as JSON, and whether the caller owns it. Only the tenant in the path is
+ * searched, so another tenant's key is "no such key". Returns -1 after replying. */
+static int key_load(cp_req_t *r, bool for_update, json_t **out, bool *mine)
+{
+    const char *p[3] = {r->params[1], r->params[0], caller_id(r)};
+    PGresult *res =
+        cp_db_exec(r->db,
+                   for_update ? "SELECT " KEY_JSON ", coalesce(k.owner_user_id = $3::uuid, "
+                                "false) FROM virtual_keys k WHERE k.id = $1 AND k.tenant_id "
+                                "= $2 FOR UPDATE"
+                              : "SELECT " KEY_JSON ", coalesce(k.owner_user_id = $3::uuid, "
+                                "false) FROM virtual_keys k WHERE k.id = $1 AND k.tenant_id "
+                                "= $2",
+                   3, p);
+    *out = NULL;
+    if (!cp_db_ok(res)) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        return -1;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        reply_no_key(r);
+        return -1;
+    }
+    *out = cp_db_json_row(res, 0, 0);
+    *mine = PQgetvalue(res, 0, 1)[0] == 't';
+    PQclear(res);
+    if (!*out) {
+        cp_reply_error(r, 500, "internal", NULL, "could not read the key");
+        return -1;
+    }
+    return 0;
+}
+
+/* Members manage only the keys they own; admins and above manage all. */
+static bool may_manage(cp_req_t *r, int role, bool mine)
+{
+    if (role >= CP_ROLE_ADMIN || (role == CP_ROLE_MEMBER && mine))
+        return true;
+    cp_reply_error(r, 403, "forbidden", NULL,
+                   "members manage only their own keys; this needs the admin role in the tenant");
+    return false;
+}
+
+static bool is_digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* RFC 3339 date-time: 2030-01-02T03:04:05[.frac](Z|+hh:mm|-hh:mm). Postgres then checks the day
+ * against the month. */
+static bool rfc3339_ok(const char *s, size_t n)
+{
+    int y, mo, d, h, mi, sec, oh = 0, om = 0;
+    if (n < 20 || n > 40)
+        return false;
+    if (!is_digits(s, 4, &y) || s[4] != '-' || !is_digits(s + 5, 2, &mo) || s[7] != '-' ||
+        !is_digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        !is_digits(s + 11, 2, &h) || s[13] != ':' || !is_digits(s + 14, 2, &mi) || s[16] != ':' ||
+        !is_digits(s + 17, 2, &sec))
+        return false;
+    size_t i = 19;
+    if (s[i] == '.') {
+        size_t start = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == start || i - start > 9)
+            return false;
+    }
+    if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i + 6 == n && (s[i] == '+' || s[i] == '-')) {
+        if (!is_digits(s + i + 1, 2, &oh) || s[i + 3] != ':' || !is_digits(s + i + 4, 2, &om))
+            return false;
+        i += 6;
+    } else {
+        return false;
+    }
+    return i == n && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && sec <= 59 &&
+           oh <= 23 && om <= 59;
+}
+
+/* expires_at: an RFC 3339 string or unix seconds, in the future; null clears it. */
+static int read_expiry(cp_req_t *r, json_t *o, key_fields_t *f)
+{
+    json_t *v = json_object_get(o, "expires_at");
+    if (!v)
+        return 0;
+    f->has_expires = true;
+    if (json_is_null(v)) {
+        f->expires_null = true;
+        return 0;
+    }
+    if (json_is_integer(v)) {
+        json_int_t s = json_integer_value(v);
+        if (s < 1 || s > KEY_UNIX_MAX) {
+            cp_reply_error(r, 422, "invalid_value", "expires_at",
+                           "\"expires_at\" must be a time in the future");
+            return -1;
+        }
+        time_t t = (time_t)s;
+        struct tm tm;
+        if (!gmtime_r(&t, &tm) ||
+            strftime(f->expires, sizeof(f->expires), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+            cp_reply_error(r, 422, "invalid_value", "expires_at",
+                           "\"expires_at\" is not a valid time");
+            return -1;
+        }
+    } else if (json_is_string(v)) {
+        size_t n = json_string_length(v);
+        if (!rfc3339_ok(json_string_value(v), n)) {
+            cp_reply_error(r, 422, "invalid_value", "expires_at",
+                           "\"expires_at\" must be an RFC 3339 time such as "
+                           "2030-01-31T12:00:00Z, or unix seconds");
+            return -1;
+        }
+        memcpy(f->expires, json_string_value(v), n);
+        f->expires[n] = '\0';
+    } else {
+        cp_reply_error(r, 400, "invalid_type", "expires_at",
+                       "\"expires_at\" must be an RFC 3339 string or unix seconds");
+        return -1;
+    }
+    const char *p[1] = {f->expires};
+    PGresult *res = cp_db_exec(r->db, "SELECT $1::timestamptz > now()", 1, p);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    int rc = -1;
+    if (cp_db_ok(res) && PQntuples(res) == 1) {
+        if (PQgetvalue(res, 0, 0)[0] == 't')
+            rc = 0;
+        else
+            cp_reply_error(r, 422, "invalid_value", "expires_at",
+                           "\"expires_at\" must be a time in the future");
+    } else if (state && strncmp(state, "22", 2) == 0) {
+        cp_reply_error(r, 422, "invalid_value", "expires_at", "\"expires_at\" is not a valid time");
+    } else {
+        cp_reply_db_error(r, res);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* rpm_limit / tpm_limit: a positive integer; null clears it. */
+static int read_limit(cp_req_t *r, json_t *o, const char *name, bool *has, bool *is_null, char *out,
+                      size_t outlen)
+{
+    json_t *v = json_object_get(o, name);
+    bool present;
+    int64_t i;
+    if (!v)
+        return 0;
+    *has = true;
+    if (json_is_null(v)) {
+        *is_null = true;
+        return 0;
+    }
+    if (cp_body_int(r, o, name, true, 1, INT32_MAX, &present, &i) != 0)
+        return -1;
+    snprintf(out, outlen, "%lld", (long long)i);
+    return 0;
+}
+
+/* models: an array of at most KEY_MODELS_MAX distinct route aliases. Whether each alias exists
+ * is checked in the transaction (check_models). */
+static int read_models(cp_req_t *r, json_t *o, bool patch, key_fields_t *f)
+{
+    json_t *v = json_object_get(o, "models");
+    if (!v || (json_is_null(v) && !patch))
+        return 0;
+    if (!json_is_array(v)) {
+        cp_reply_error(r, 400, "invalid_type", "models",
+                       "\"models\" must be an array of route aliases");
+        return -1;
+    }
+    size_t n = json_array_size(v);
+    if (n > KEY_MODELS_MAX) {
+        cp_reply_error(r, 422, "invalid_length", "models", "\"models\" holds at most %d aliases",
+                       KEY_MODELS_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(v, i);
+        if (!json_is_string(e)) {
+            cp_reply_error(r, 400, "invalid_type", "models",
+                           "\"models\" entries must be strings (route aliases)");
+            return -1;
+        }
+        const char *s = json_string_value(e);
+        size_t len = json_string_length(e);
+        if (len == 0 || len > KEY_ALIAS_MAX) {
+            cp_reply_error(r, 422, "invalid_length", "models",
+                           "\"models\" entries must be 1 to %d bytes long", KEY_ALIAS_MAX);
+            return -1;
+        }
+        for (size_t j = 0; j < len; j++) {
+            unsigned char c = (unsigned char)s[j];
+            if (c < 0x20 || c == 0x7f) {
+                cp_reply_error(r, 422, "invalid_characters", "models",
+                               "\"models\" entries must not contain control characters");
+                return -1;
+            }
+        }
+        for (size_t j = 0; j < i; j++) {
+            json_t *d = json_array_get(v, j);
+            if (tg_mem_eq(json_string_value(d), json_string_length(d), s, len)) {
+                cp_reply_error(r, 422, "duplicate_value", "models", "\"models\" lists \"%s\" twice",
+                               s);
+                return -1;
+            }
+        }
+    }
+    f->models = json_dumps(v, JSON_COMPACT);
+    if (!f->models) {
+        cp_reply_error(r, 500, "internal", NULL, "could not encode \"models\"");
+        return -1;
+    }
+    f->has_models = true;
+    return 0;
+}
+
+/* Reads the fields shared by create and update. In an update, null clears the optional fields
+ * and may not be sent for name or models. */
+static int read_fields(cp_req_t *r, json_t *o, bool patch, key_fields_t *f)
+{
+    json_t *name = json_object_get(o, "name");
+    if (patch && name && json_is_null(name)) {
+        cp_reply_error(r, 400, "invalid_type", "name", "\"name\" must be a string");
+        return -1;
+    }
+    if (cp_body_str(r, o, "name", !patch, KEY_NAME_MAX, &f->name) != 0 ||
+        read_models(r, o, patch, f) != 0 ||
+        read_limit(r, o, "rpm_limit", &f->has_rpm, &f->rpm_null, f->rpm, sizeof(f->rpm)) != 0 ||
+        read_limit(r, o, "tpm_limit", &f->has_tpm, &f->tpm_null, f->tpm, sizeof(f->tpm)) != 0 ||
+        read_expiry(r, o, f) != 0)
+        return -1;
+    return 0;
+}
+
+/* Every alias must name a route the tenant can use: its own or a platform-wide one. */
+static int check_models(cp_req_t *r, const key_fields_t *f)
+{
+    if (!f->has_models)
+        return 0;
+    const char *p[2] = {f->models, r->params[0]};
+    PGresult *res = cp_db_exec(
+        r->db,
+        "SELECT t.e FROM json_array_elements_text($1::json) WITH ORDINALITY AS t(e, n) WHERE NOT "
+        "EXISTS (SELECT 1 FROM routes rt WHERE rt.alias = t.e AND (rt.tenant_id IS NULL OR "
+        "rt.tenant_id = $2::uuid)) ORDER BY t.n LIMIT 1",
+        2, p);
+    if (!cp_db_ok(res)) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        return -1;
+    }
+    int rc = 0;
+    if (PQntuples(res) == 1) {
+        cp_reply_error(r, 422, "unknown_model", "models",
+                       "\"models\" names \"%s\", which is not a route alias of this tenant",
+                       PQgetvalue(res, 0, 0));
+        rc = -1;
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* A new secret: the text (shown once), the hex SHA-256 to store and the last four characters. */
+static int new_secret(cp_req_t *r, char *secret, size_t n, char hex[65], char last4[5])
+{
+    static const char digits[] = "0123456789abcdef";
+    uint8_t hash[32];
+    if (cp_token_new("tg-", secret, n, hash) != 0) {
+        cp_reply_error(r, 500, "internal", NULL, "could not generate a key");
+        return -1;
+    }
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[hash[i] >> 4];
+        hex[2 * i + 1] = digits[hash[i] & 15];
+    }
+    hex[64] = '\0';
+    size_t len = strlen(secret);
+    memcpy(last4, secret + len - 4, 4);
+    last4[4] = '\0';
+    return 0;
 }
 
 void cp_api_keys_list(cp_req_t *r)
 {
-    not_yet(r);
+    static const char *const statuses[] = {"active", "revoked", "expired", NULL};
+    int limit;
+    const char *cursor;
+    if (key_scope(r, CP_ROLE_VIEWER, false) < 0 || cp_page_params(r, &limit, &cursor) != 0)
+        return;
+    if (cursor && !cp_is_uuid(cursor)) {
+        cp_reply_error(r, 400, "invalid_query", "cursor", "cursor is not valid");
+        return;
+    }
+    const char *owner = cp_query(r, "owner_user_id");
+    if (owner && !cp_is_uuid(owner)) {
+        cp_reply_error(r, 400, "invalid_query", "owner_user_id", "owner_user_id must be a user id");
+        return;
+    }
+    const char *status = cp_query(r, "status");
+    if (status) {
+        bool ok = false;
+        for (const char *const *s = statuses; *s; s++)
+            ok = ok || strcmp(*s, status) == 0;
+        if (!ok) {
+            cp_reply_error(r, 400, "invalid_query", "status",
+                           "status must be one of: active, revoked, expired");
+            return;
+        }
+    }
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", limit + 1);
+    const char *p[5] = {r->params[0], cursor, owner, status, lim};
+    PGresult *res = cp_db_exec(r->db,
+                               "SELECT " KEY_JSON " FROM virtual_keys k WHERE k.tenant_id = $1 "
+                               "AND ($2::uuid IS NULL OR k.id > $2::uuid) AND ($3::uuid IS NULL "
+                               "OR k.owner_user_id = $3::uuid) AND ($4::text IS NULL OR " KEY_STATUS
+                               " = $4) ORDER BY k.id LIMIT $5::int",
+                               5, p);
+    if (!cp_db_ok(res)) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        return;
+    }
+    json_t *items = json_array();
+    int n = PQntuples(res);
+    for (int i = 0; i < n && i < limit; i++)
+        json_array_append_new(items, cp_db_json_row(res, i, 0));
+    json_t *next = NULL;
+    if (n > limit)
+        next = json_copy(json_object_get(json_array_get(items, (size_t)limit - 1), "id"));
+    PQclear(res);
+    cp_reply_json(r, 200,
+                  json_pack("{s:o,s:o}", "data", items, "next_cursor", next ? next : json_null()));
 }
 
 void cp_api_keys_create(cp_req_t *r)
 {
-    not_yet(r);
+    static const char *const fields[] = {"name",      "models",        "expires_at", "rpm_limit",
+                                         "tpm_limit", "owner_user_id", NULL};
+    key_fields_t f;
+    memset(&f, 0, sizeof(f));
+    char secret[64] = "", hex[65], last4[5];
+    const char *owner;
+    int role = key_scope(r, CP_ROLE_MEMBER, false);
+    if (role < 0)
+        return;
+    json_t *o = cp_body_object(r, fields);
+    if (!o)
+        return;
+    if (read_fields(r, o, false, &f) != 0 ||
+        cp_body_str(r, o, "owner_user_id", false, 64, &owner) != 0)
+        goto out;
+    if (owner && !cp_is_uuid(owner)) {
+        cp_reply_error(r, 422, "invalid_value", "owner_user_id",
+                       "\"owner_user_id\" must be the id of a user in this tenant");
+        goto out;
+    }
+    bool for_other = owner && !(caller_id(r) && uuid_eq(owner, caller_id(r)));
+    if (!owner)
+        owner = caller_id(r);
+    if (for_other && role < CP_ROLE_ADMIN) {
+        cp_reply_error(r, 403, "forbidden", "owner_user_id",
+                       "members create keys only for themselves; this needs the admin role");
+        goto out;
+    }
+    if (cp_db_begin(r) != 0)
+        goto out;
+    if (for_other) {
+        const char *p[2] = {r->params[0], owner};
+        PGresult *res = cp_db_exec(r->db,
+                                   "SELECT 1 FROM memberships m WHERE m.tenant_id = $1 AND "
+                                   "m.user_id = $2::uuid FOR SHARE",
+                                   2, p);
+        bool ok = cp_db_ok(res);
+        int rows = ok ? PQntuples(res) : 0;
+        if (!ok)
+            cp_reply_db_error(r, res);
+        else if (rows != 1)
+            cp_reply_error(r, 422, "invalid_value", "owner_user_id",
+                           "\"owner_user_id\" must be the id of a user in this tenant");
+        PQclear(res);
+        if (!ok || rows != 1) {
+            cp_db_rollback(r);
+            goto out;
+        }
+    }
+    if (check_models(r, &f) != 0 || new_secret(r, secret, sizeof(secret), hex, last4) != 0) {
+        cp_db_rollback(r);
+        goto out;
+    }
+    const char *p[9] = {
+        r->params[0],
+        owner,
+        f.name,
+        hex,
+        last4,
+        f.has_models ? f.models : "[]",
+        f.has_rpm && !f.rpm_null ? f.rpm : NULL,
+        f.has_tpm && !f.tpm_null ? f.tpm : NULL,
+        f.has_expires && !f.expires_null ? f.expires : NULL,
+    };
+    /* models keep the order the client sent */
+    PGresult *res = cp_db_exec(
+        r->db,
+        "INSERT INTO virtual_keys AS k (tenant_id, owner_user_id, name, key_hash, last4, models, "
+        "rpm_limit, tpm_limit, expires_at) VALUES ($1, $2::uuid, $3, decode($4, 'hex'), $5, "
+        "ARRAY(SELECT e FROM json_array_elements_text($6::json) WITH ORDINALITY AS t(e, n) ORDER "
+        "BY n), $7::integer, $8::integer, $9::timestamptz) RETURNING k.id, " KEY_JSON,
+        9, p);
+    if (!cp_db_ok(res)) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        cp_db_rollback(r);
+        goto out;
+    }
+    char id[37];
+    snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
+    json_t *k = cp_db_json_row(res, 0, 1);
+    PQclear(res);
+    if (!k) {
+        cp_reply_error(r, 500, "internal", NULL, "could not read the key");
+        cp_db_rollback(r);
+        goto out;
+    }
+    if (cp_audit(r, r->params[0], "key.create", "key", id, NULL, k) != 0 ||
+        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+        cp_db_rollback(r);
+        json_decref(k);
+        goto out;
+    }
+    json_object_set_new(k, "key", json_string(secret));
+    cp_reply_json(r, 201, k);
+out:
+    wipe(secret, sizeof(secret));
+    free(f.models);
+    json_decref(o);
 }
 
 void cp_api_keys_get(cp_req_t *r)
 {
-    not_yet(r);
+    json_t *k;
+    bool mine;
+    if (key_scope(r, CP_ROLE_VIEWER, true) < 0 || key_load(r, false, &k, &mine) != 0)
+        return;
+    cp_reply_json(r, 200, k);
 }
 
 void cp_api_keys_update(cp_req_t *r)
 {
-    not_yet(r);
-}
-
-void cp_api_keys_delete(cp_req_t *r)
-{
-    not_yet(r);
+    static const char *const fields[] = {"name",      "models",    "expires_at",
+                                         "rpm_limit", "tpm_limit", NULL};
+    key_fields_t f;
+    memset(&f, 0, sizeof(f));
+    json_t *before = NULL;
+    bool mine;
+    int role = key_scope(r, CP_ROLE_MEMBER, true);
+    if (role < 0)
+        return;
+    json_t *o = cp_body_object(r, fields);
+    if (!o)
+        return;
+    if (read_fields(r, o, true, &f) != 0)
+        goto out;
+    if (!f.name && !f.has_models && !f.has_expires && !f.has_rpm && !f.has_tpm) {
+        cp_reply_error(r, 400, "missing_field", NULL,
+                       "send at least one of: name, models, expires_at, rpm_limit, tpm_limit");
+        goto out;
+    }
+    if (cp_db_begin(r) != 0)
+        goto out;
+    if (key_load(r, true, &before, &mine) != 0 || !may_manage(r, role, mine) ||
+        check_models(r, &f) != 0) {
+        cp_db_rollback(r);
+        goto out;
+    }
+    const char *p[10] = {
+        r->params[1],
+        r->params[0],
+        f.name,
+        f.has_models ? f.models : NULL,
+        f.has_expires ? "t" : "f",
+        f.has_expires && !f.expires_null ? f.expires : NULL,
+        f.has_rpm ? "t" : "f",
+        f.has_rpm && !f.rpm_null ? f.rpm : NULL,
+        f.has_tpm ? "t" : "f",
+        f.has_tpm && !f.tpm_null ? f.tpm : NULL,
+    };
+    PGresult *res = cp_db_exec(
+        r->db,
+        "UPDATE virtual_keys AS k SET name = coalesce($3, k.name), models = CASE WHEN $4::json IS "
+        "NULL THEN k.models ELSE ARRAY(SELECT e FROM json_array_elements_text($4::json) WITH "
+        "ORDINALITY AS t(e, n) ORDER BY n) END, expires_at = CASE WHEN $5::boolean THEN "
+        "$6::timestamptz ELSE k.expires_at END, rpm_limit = CASE WHEN $7::boolean THEN "
+        "$8::integer ELSE k.rpm_limit END, tpm_limit = CASE WHEN $9::boolean THEN $10::integer "
+        "ELSE k.tpm_limit END, updated_at = now() WHERE k.id = $1 AND k.tenant_id = $2 "
+        "RETURNING " KEY_JSON,
+        10, p);
+    json_t *after = cp_db_json_row(res, 0, 0);
+    if (!after) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        cp_db_rollback(r);
+        goto out;
+    }
+    PQclear(res);
+    if (cp_audit(r, r->params[0], "key.update", "key", r->params[1], before, after) != 0 ||
+        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+        cp_db_rollback(r);
+        json_decref(after);
+        goto out;
+    }
+    cp_reply_json(r, 200, after);
+out:
+    json_decref(before);
+    free(f.models);
+    json_decref(o);
 }
 
 void cp_api_keys_rotate(cp_req_t *r)
 {
-    not_yet(r);
+    char secret[64] = "", hex[65], last4[5];
+    json_t *before = NULL;
+    bool mine;
+    int role = key_scope(r, CP_ROLE_MEMBER, true);
+    if (role < 0 || cp_db_begin(r) != 0)
+        return;
+    if (key_load(r, true, &before, &mine) != 0 || !may_manage(r, role, mine)) {
+        cp_db_rollback(r);
+        goto out;
+    }
+    if (!json_is_null(json_object_get(before, "revoked_at"))) {
+        cp_db_rollback(r);
+        cp_reply_error(r, 409, "key_revoked", NULL, "a revoked key cannot be rotated");
+        goto out;
+    }
+    if (new_secret(r, secret, sizeof(secret), hex, last4) != 0) {
+        cp_db_rollback(r);
+        goto out;
+    }
+    const char *p[4] = {r->params[1], r->params[0], hex, last4};
+    PGresult *res = cp_db_exec(r->db,
+                               "UPDATE virtual_keys AS k SET key_hash = decode($3, 'hex'), last4 = "
+                               "$4, updated_at = now() WHERE k.id = $1 AND k.tenant_id = $2 "
+                               "RETURNING " KEY_JSON,
+                               4, p);
+    json_t *after = cp_db_json_row(res, 0, 0);
+    if (!after) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        cp_db_rollback(r);
+        goto out;
+    }
+    PQclear(res);
+    if (cp_audit(r, r->params[0], "key.rotate", "key", r->params[1], before, after) != 0 ||
+        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+        cp_db_rollback(r);
+        json_decref(after);
+        goto out;
+    }
+    json_object_set_new(after, "key", json_string(secret));
+    cp_reply_json(r, 200, after);
+out:
+    wipe(secret, sizeof(secret));
+    json_decref(before);
 }
 
 void cp_api_keys_revoke(cp_req_t *r)
 {
-    not_yet(r);
+    json_t *before = NULL;
+    bool mine;
+    int role = key_scope(r, CP_ROLE_MEMBER, true);
+    if (role < 0 || cp_db_begin(r) != 0)
+        return;
+    if (key_load(r, true, &before, &mine) != 0 || !may_manage(r, role, mine)) {
+        cp_db_rollback(r);
+        goto out;
+    }
+    if (!json_is_null(json_object_get(before, "revoked_at"))) {
+        /* already revoked: nothing changes, so nothing to audit or push */
+        cp_db_rollback(r);
+        cp_reply_json(r, 200, before);
+        before = NULL;
+        goto out;
+    }
+    const char *p[2] = {r->params[1], r->params[0]};
+    PGresult *res = cp_db_exec(r->db,
+                               "UPDATE virtual_keys AS k SET revoked_at = now(), updated_at = "
+                               "now() WHERE k.id = $1 AND k.tenant_id = $2 RETURNING " KEY_JSON,
+                               2, p);
+    json_t *after = cp_db_json_row(res, 0, 0);
+    if (!after) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        cp_db_rollback(r);
+        goto out;
+    }
+    PQclear(res);
+    if (cp_audit(r, r->params[0], "key.revoke", "key", r->params[1], before, after) != 0 ||
+        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+        cp_db_rollback(r);
+        json_decref(after);
+        goto out;
+    }
+    cp_reply_json(r, 200, after);
+out:
+    json_decref(before);
+}
+
+/* The key's budgets go with it (ON DELETE CASCADE); delete them first so each is audited. */
+static int delete_key_budgets(cp_req_t *r)
+{
+    const char *p[2] = {r->params[1], r->params[0]};
+    PGresult *res = cp_db_exec(r->db,
+                               "DELETE FROM budgets AS b WHERE b.key_id = $1 AND b.tenant_id = $2 "
+                               "RETURNING b.id, " KEY_BUDGET_JSON,
+                               2, p);
+    if (!cp_db_ok(res)) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
+        json_t *b = cp_db_json_row(res, i, 1);
+        rc = cp_audit(r, r->params[0], "budget.delete", "budget", PQgetvalue(res, i, 0), b, NULL);
+        json_decref(b);
+    }
+    PQclear(res);
+    return rc;
+}
+
+void cp_api_keys_delete(cp_req_t *r)
+{
+    json_t *before = NULL;
+    bool mine;
+    int role = key_scope(r, CP_ROLE_MEMBER, true);
+    if (role < 0 || cp_db_begin(r) != 0)
+        return;
+    if (key_load(r, true, &before, &mine) != 0 || !may_manage(r, role, mine) ||
+        delete_key_budgets(r) != 0) {
+        cp_db_rollback(r);
+        goto out;
+    }
+    const char *p[2] = {r->params[1], r->params[0]};
+    PGresult *res =
+        cp_db_exec(r->db, "DELETE FROM virtual_keys WHERE id = $1 AND tenant_id = $2", 2, p);
+    bool ok = cp_db_ok(res);
+    if (!ok)
+        cp_reply_db_error(r, res);
+    PQclear(res);
+    if (!ok || cp_audit(r, r->params[0], "key.delete", "key", r->params[1], before, NULL) != 0 ||
+        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+        cp_db_rollback(r);
+        goto out;
+    }
+    r->status = 204;
+    tg_buf_reset(&r->out);
+out:
+    json_decref(before);
 }

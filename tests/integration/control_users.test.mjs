@@ -535,10 +535,15 @@ test('a token can be no wider than its creator', async () => {
   const st = await newToken(admin, { name: 'scoped', role: 'admin', tenant_id: acme.id });
   assert.equal((await cp.api('GET', '/api/v1/users', { token: st.token })).status, 403);
   assert.equal((await cp.api('GET', `/api/v1/tenants/${globex.id}`, { token: st.token })).status, 404);
-  // and a platform admin's viewer token without a tenant is not either
+  // ...but it reaches its own tenant as an admin there, membership or not
+  assert.equal((await cp.api('GET', `/api/v1/tenants/${acme.id}`, { token: st.token })).status, 200);
+  assert.equal((await cp.api('PATCH', `/api/v1/tenants/${acme.id}`, { token: st.token, body: { name: 'Acme' } })).status, 200);
+  // and a platform admin's viewer token without a tenant is not platform scope either: it reads
+  // every tenant as a viewer and changes none
   const vt = await newToken(admin, { name: 'viewer-any', role: 'viewer' });
   assert.equal((await cp.api('GET', '/api/v1/users', { token: vt.token })).status, 403);
-  assert.equal((await cp.api('PATCH', `/api/v1/tenants/${acme.id}`, { token: vt.token, body: { name: 'x' } })).status, 404);
+  assert.equal((await cp.api('GET', `/api/v1/tenants/${acme.id}`, { token: vt.token })).status, 200);
+  assert.equal((await cp.api('PATCH', `/api/v1/tenants/${acme.id}`, { token: vt.token, body: { name: 'x' } })).status, 403);
 });
 
 test('bad token requests get 400, 404 or 422 and create nothing', async () => {

@@ -82,6 +82,10 @@ void cp_reply_json(cp_req_t *r, int status, json_t *v);
 void cp_reply_error(cp_req_t *r, int status, const char *code, const char *field, const char *fmt,
                     ...) __attribute__((format(printf, 5, 6)));
 void cp_reply_db_error(cp_req_t *r, PGresult *res);
+/* Appends JSON text (as Postgres writes it, "a" : 1) without the blanks between tokens. */
+int cp_json_append_compact(tg_buf_t *b, const char *s, size_t n);
+/* Replies with JSON text built elsewhere (exact numerics from Postgres), compacted. */
+void cp_reply_json_text(cp_req_t *r, int status, const char *s, size_t n);
 
 /* ---- request bodies ---- */
 /* Parses the body as a JSON object with no fields outside `allowed`; replies 400 and returns

@@ -30,6 +30,41 @@ void cp_reply_json(cp_req_t *r, int status, json_t *v)
     json_decref(v);
 }
 
+int cp_json_append_compact(tg_buf_t *b, const char *s, size_t n)
+{
+    size_t start = 0, i = 0;
+    bool in_str = false, esc = false;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (esc)
+                esc = false;
+            else if (c == '\\')
+                esc = true;
+            else if (c == '"')
+                in_str = false;
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+            if (i > start && tg_buf_append(b, s + start, i - start) != 0)
+                return -1;
+            start = i + 1;
+        }
+    }
+    if (i > start && tg_buf_append(b, s + start, i - start) != 0)
+        return -1;
+    return 0;
+}
+
+void cp_reply_json_text(cp_req_t *r, int status, const char *s, size_t n)
+{
+    tg_buf_reset(&r->out);
+    r->status = status;
+    r->content_type = "application/json";
+    if (cp_json_append_compact(&r->out, s, n) != 0)
+        cp_reply_error(r, 500, "internal", NULL, "could not build the response");
+}
+
 void cp_reply_error(cp_req_t *r, int status, const char *code, const char *field, const char *fmt,
                     ...)
 {
@@ -38,9 +73,9 @@ void cp_reply_error(cp_req_t *r, int status, const char *code, const char *field
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    cp_reply_json(r, status,
-                  json_pack("{s:{s:s,s:s,s:s?}}", "error", "code", code, "message", msg, "field",
-                            field));
+    cp_reply_json(
+        r, status,
+        json_pack("{s:{s:s,s:s,s:s?}}", "error", "code", code, "message", msg, "field", field));
 }
 
 void cp_reply_db_error(cp_req_t *r, PGresult *res)
@@ -60,20 +95,23 @@ void cp_reply_db_error(cp_req_t *r, PGresult *res)
     }
     tg_log(TG_LOG_ERROR, "cp_db", "query_failed", "sqlstate=%s reason=\"%s\"",
            state ? state : "none", res ? PQresultErrorMessage(res) : "no result");
-    cp_reply_error(r, 503, "database_unavailable", NULL, "the database could not complete the "
-                                                         "request; retry shortly");
+    cp_reply_error(r, 503, "database_unavailable", NULL,
+                   "the database could not complete the "
+                   "request; retry shortly");
 }
 
 json_t *cp_body_object(cp_req_t *r, const char *const *allowed)
 {
     json_error_t jerr;
     if (!r->body || r->body_len == 0) {
-        cp_reply_error(r, 400, "invalid_json", NULL, "request body is empty; expected a JSON object");
+        cp_reply_error(r, 400, "invalid_json", NULL,
+                       "request body is empty; expected a JSON object");
         return NULL;
     }
     json_t *o = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!o) {
-        cp_reply_error(r, 400, "invalid_json", NULL, "request body is not valid JSON: %s", jerr.text);
+        cp_reply_error(r, 400, "invalid_json", NULL, "request body is not valid JSON: %s",
+                       jerr.text);
         return NULL;
     }
     if (!json_is_object(o)) {
@@ -186,8 +224,8 @@ int cp_body_bool(cp_req_t *r, json_t *o, const char *name, bool *present, bool *
     return 0;
 }
 
-int cp_body_enum(cp_req_t *r, json_t *o, const char *name, bool required,
-                 const char *const *values, const char **out)
+int cp_body_enum(cp_req_t *r, json_t *o, const char *name, bool required, const char *const *values,
+                 const char **out)
 {
     if (cp_body_str(r, o, name, required, 64, out) != 0)
         return -1;
@@ -220,7 +258,8 @@ int cp_page_params(cp_req_t *r, int *limit, const char **cursor)
         char *end;
         long v = strtol(l, &end, 10);
         if (!*l || *end || v < 1 || v > 200) {
-            cp_reply_error(r, 400, "invalid_query", "limit", "limit must be an integer from 1 to 200");
+            cp_reply_error(r, 400, "invalid_query", "limit",
+                           "limit must be an integer from 1 to 200");
             return -1;
         }
         *limit = (int)v;
@@ -297,8 +336,9 @@ int cp_require_role(cp_req_t *r, const char *tenant_id, int min)
         return -1;
     }
     if (role < min) {
-        cp_reply_error(r, 403, "forbidden", NULL, "this needs the %s role in the tenant; you have %s",
-                       cp_role_name(min), cp_role_name(role));
+        cp_reply_error(r, 403, "forbidden", NULL,
+                       "this needs the %s role in the tenant; you have %s", cp_role_name(min),
+                       cp_role_name(role));
         return -1;
     }
     return role;

@@ -30,44 +30,6 @@ static void reply_no_budget(cp_req_t *r)
     cp_reply_error(r, 404, "not_found", NULL, "no such budget");
 }
 
-/* Appends JSON text Postgres wrote without the blanks it puts between tokens ("a" : 1), so
- * that replies are compact like every other; blanks inside strings stay. */
-static int append_compact(tg_buf_t *b, const char *s)
-{
-    size_t start = 0, i = 0;
-    bool in_str = false, esc = false;
-    for (; s[i]; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (esc)
-                esc = false;
-            else if (c == '\\')
-                esc = true;
-            else if (c == '"')
-                in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
-            if (i > start && tg_buf_append(b, s + start, i - start) != 0)
-                return -1;
-            start = i + 1;
-        }
-    }
-    if (i > start && tg_buf_append(b, s + start, i - start) != 0)
-        return -1;
-    return 0;
-}
-
-/* Replies with one budget as Postgres wrote it. */
-static void reply_text(cp_req_t *r, int status, const char *text)
-{
-    tg_buf_reset(&r->out);
-    r->status = status;
-    r->content_type = "application/json";
-    if (append_compact(&r->out, text) != 0)
-        cp_reply_error(r, 500, "internal", NULL, "could not encode the response");
-}
-
 /* Checks the tenant path parameter and the caller's role in it, then the budget id when there is
  * one. Returns the role, or -1 after replying. */
 static int budget_scope(cp_req_t *r, int min, bool with_budget)
@@ -205,7 +167,8 @@ void cp_api_budgets_list(cp_req_t *r)
         if (i > 0)
             rc = tg_buf_append(&r->out, ",", 1);
         if (rc == 0)
-            rc = append_compact(&r->out, PQgetvalue(res, i, 1));
+            rc = cp_json_append_compact(&r->out, PQgetvalue(res, i, 1),
+                                        (size_t)PQgetlength(res, i, 1));
     }
     if (rc == 0 && n > limit)
         rc = tg_buf_appendf(&r->out, "],\"next_cursor\":\"%s\"}", PQgetvalue(res, limit - 1, 0));
@@ -288,7 +251,7 @@ void cp_api_budgets_create(cp_req_t *r)
         goto out;
     }
     json_decref(after);
-    reply_text(r, 201, PQgetvalue(res, 0, 1));
+    cp_reply_json_text(r, 201, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
     PQclear(res);
 out:
     json_decref(o);
@@ -301,7 +264,7 @@ void cp_api_budgets_get(cp_req_t *r)
     PGresult *res = budget_load(r, false);
     if (!res)
         return;
-    reply_text(r, 200, PQgetvalue(res, 0, 0));
+    cp_reply_json_text(r, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
     PQclear(res);
 }
 
@@ -363,7 +326,7 @@ void cp_api_budgets_update(cp_req_t *r)
         PQclear(res);
         goto out;
     }
-    reply_text(r, 200, PQgetvalue(res, 0, 0));
+    cp_reply_json_text(r, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
     PQclear(res);
 out:
     json_decref(o);

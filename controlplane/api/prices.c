@@ -36,15 +36,6 @@ static bool require_platform(cp_req_t *r)
     return false;
 }
 
-static void reply_text(cp_req_t *r, int status, const char *s, size_t n)
-{
-    tg_buf_reset(&r->out);
-    r->status = status;
-    r->content_type = "application/json";
-    if (tg_buf_append(&r->out, s, n) != 0)
-        cp_reply_error(r, 500, "internal", NULL, "could not build the response");
-}
-
 static bool model_ok(const char *m)
 {
     size_t n = strlen(m);
@@ -164,7 +155,7 @@ void cp_api_prices_list(cp_req_t *r)
     if (rc != 0)
         cp_reply_error(r, 500, "internal", NULL, "could not build the response");
     else
-        reply_text(r, 200, b.base, b.len);
+        cp_reply_json_text(r, 200, b.base, b.len);
     tg_buf_dispose(&b);
 }
 
@@ -246,7 +237,7 @@ void cp_api_prices_put(cp_req_t *r)
         cp_config_bump(r) != 0 || cp_db_commit(r) != 0)
         goto rollback;
     const char *text = PQgetvalue(res, 0, 0);
-    reply_text(r, before ? 200 : 201, text, strlen(text));
+    cp_reply_json_text(r, before ? 200 : 201, text, strlen(text));
     goto out;
 rollback:
     cp_db_rollback(r);

@@ -68,15 +68,6 @@ static bool sqlstate_is(PGresult *res, const char *state)
     return s && strcmp(s, state) == 0;
 }
 
-static void reply_text(cp_req_t *r, int status, const char *s, size_t n)
-{
-    tg_buf_reset(&r->out);
-    r->status = status;
-    r->content_type = "application/json";
-    if (tg_buf_append(&r->out, s, n) != 0)
-        cp_reply_error(r, 500, "internal", NULL, "could not build the response");
-}
-
 /* ---- reading ---- */
 
 /* The names in a sealed credentials object, or JSON null when it cannot be opened (no or another
@@ -155,7 +146,7 @@ static void reply_provider(cp_req_t *r, int status, PGresult *res)
     if (provider_text(res, 0, &b) != 0)
         cp_reply_error(r, 500, "internal", NULL, "could not build the response");
     else
-        reply_text(r, status, b.base, b.len);
+        cp_reply_json_text(r, status, b.base, b.len);
     tg_buf_dispose(&b);
 }
 
@@ -620,7 +611,7 @@ void cp_api_providers_list(cp_req_t *r)
     if (rc != 0)
         cp_reply_error(r, 500, "internal", NULL, "could not build the response");
     else
-        reply_text(r, 200, b.base, b.len);
+        cp_reply_json_text(r, 200, b.base, b.len);
     tg_buf_dispose(&b);
 }
 

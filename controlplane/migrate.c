@@ -81,6 +81,9 @@ int cp_migrate(const char *database_url)
         tg_log(TG_LOG_INFO, "cp_migrate", "applied", "migration=%s", m->name);
         applied++;
     }
+    /* this month and the next two always have their usage partition */
+    if (!run(c, "SELECT usage_ensure_partitions(2)"))
+        goto out;
     tg_log(TG_LOG_INFO, "cp_migrate", "up_to_date", "applied=%d latest=%d", applied,
            cp_migrations_latest());
     rc = 0;

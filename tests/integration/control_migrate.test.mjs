@@ -1,0 +1,72 @@
+// control_migrate.test.mjs: `tollgate-control migrate` and what it leaves in the database, plus
+// the per-address login limit (a property of one running replica).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { BIN } from './lib/harness.mjs';
+import { createDatabase, psql, startControl } from './lib/control.mjs';
+
+function migrate(dbUrl) {
+  return new Promise((resolve) => {
+    const p = spawn(path.join(BIN, 'tollgate-control'), ['migrate'], {
+      env: { ...process.env, TOLLGATE_DATABASE_URL: dbUrl }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { out += d; });
+    p.on('exit', (code) => resolve({ code, out }));
+  });
+}
+
+test('two replicas migrating one database at once apply each migration exactly once', async () => {
+  const db = createDatabase();
+  const [a, b] = await Promise.all([migrate(db), migrate(db)]);
+  assert.equal(a.code, 0, a.out);
+  assert.equal(b.code, 0, b.out);
+  const applied = (a.out.match(/event=applied /g) || []).length + (b.out.match(/event=applied /g) || []).length;
+  assert.equal(applied, 2, 'each of the two migrations was applied by one of them');
+  assert.equal(psql(db, 'SELECT string_agg(version::text, \',\' ORDER BY version) FROM schema_migrations'), '1,2');
+  // and again: nothing to do
+  const c = await migrate(db);
+  assert.equal(c.code, 0);
+  assert.match(c.out, /event=up_to_date applied=0/);
+});
+
+test('usage events land in their month\'s partition, made ahead for this month and the next two', async () => {
+  const db = createDatabase();
+  assert.equal((await migrate(db)).code, 0);
+  const parts = psql(db, `SELECT count(*) FROM pg_inherits WHERE inhparent = 'usage_events'::regclass`);
+  assert.equal(parts, '4', 'default + three months');
+  const where = psql(db, `INSERT INTO usage_events (id, ts, status) VALUES (gen_random_uuid(), now(), 200)
+                          RETURNING tableoid::regclass`);
+  const now = new Date();
+  const want = `usage_events_y${now.getUTCFullYear()}m${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
+  assert.equal(where, want);
+  const later = psql(db, `INSERT INTO usage_events (id, ts, status) VALUES (gen_random_uuid(), now() + interval '40 days', 200)
+                          RETURNING tableoid::regclass`);
+  assert.notEqual(later, want);
+  assert.notEqual(later, 'usage_events_default');
+});
+
+test('a bad migration target is refused with a clear message', async () => {
+  const r = await migrate('postgresql:///no_such_db_for_tollgate?host=/nonexistent&user=postgres');
+  assert.equal(r.code, 1);
+  assert.match(r.out, /could not connect to the database/);
+});
+
+test('many failed logins from one address are limited, whatever the account', async () => {
+  const cp = await startControl();
+  try {
+    for (let i = 0; i < 20; i++) {
+      const r = await cp.api('POST', '/api/v1/auth/login', { body: { email: `ghost${i}@example.com`, password: 'wrong' } });
+      assert.equal(r.status, 401);
+    }
+    const r = await cp.api('POST', '/api/v1/auth/login', { body: { email: 'admin@example.com', password: 'admin-password-for-tests' } });
+    assert.equal(r.status, 429);
+    assert.equal(r.body.error.code, 'too_many_attempts');
+    assert.ok(Number(r.headers.get('retry-after')) > 0);
+  } finally {
+    await cp.stop();
+  }
+});

@@ -151,6 +151,19 @@ static int write_bufs(dp_conn_t *c, const uv_buf_t *parts, int n)
     size_t total = 0;
     for (int i = 0; i < n; i++)
         total += parts[i].len;
+    size_t skip = 0;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
+        /* most answers fit the socket buffer: write now, with no request to allocate, copy or
+         * complete later (uv_write would also re-arm the socket in epoll for each answer) */
+        int w = uv_try_write((uv_stream_t *)&c->tcp, parts, (unsigned int)n);
+        if (w >= 0 && (size_t)w == total)
+            return 0;
+        if (w >= 0)
+            skip = (size_t)w;
+        else if (w != UV_EAGAIN)
+            return TG_ECLOSED; /* the read side sees the end and closes the connection */
+    }
+    total -= skip;
     dp_write_t *dw = malloc(sizeof(*dw) + total);
     if (!dw)
         return TG_ENOMEM;
@@ -158,10 +171,17 @@ static int write_bufs(dp_conn_t *c, const uv_buf_t *parts, int n)
     dw->len = total;
     size_t at = 0;
     for (int i = 0; i < n; i++) {
-        if (parts[i].len == 0)
+        size_t len = parts[i].len;
+        const char *base = parts[i].base;
+        if (skip >= len) { /* this part left with uv_try_write */
+            skip -= len;
             continue;
-        memcpy(dw->data + at, parts[i].base, parts[i].len);
-        at += parts[i].len;
+        }
+        base += skip;
+        len -= skip;
+        skip = 0;
+        memcpy(dw->data + at, base, len);
+        at += len;
     }
     uv_buf_t b = uv_buf_init(dw->data, (unsigned int)total);
     int rc = uv_write(&dw->wr, (uv_stream_t *)&c->tcp, &b, 1, on_write);
@@ -201,8 +221,10 @@ bool dp_conn_must_close(const dp_conn_t *c)
 
 static void write_error(dp_conn_t *c, int status, const char *msg)
 {
-    static const char *reasons[] = {[400] = "Bad Request", [408] = "Request Timeout",
-                                    [413] = "Payload Too Large", [414] = "URI Too Long",
+    static const char *reasons[] = {[400] = "Bad Request",
+                                    [408] = "Request Timeout",
+                                    [413] = "Payload Too Large",
+                                    [414] = "URI Too Long",
                                     [431] = "Request Header Fields Too Large",
                                     [503] = "Service Unavailable"};
     char body[256];

@@ -3,6 +3,7 @@
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { readFileSync } from 'node:fs';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 import { startGateway, makeSnapshot, chatBody, rawExchange, waitFor } from './lib/harness.mjs';
 
@@ -154,4 +155,49 @@ test('a client that disconnects before a non-streamed answer cancels the upstrea
     waitFor(() => mock.stats().active >= 1, 2000).then(() => { req.destroy(); resolve(); });
   });
   await waitFor(() => mock.stats().aborted >= 1, 2000, 'the stalled upstream to be cancelled');
+});
+
+test('an upstream that closes idle keep-alive connections costs no failed request', async () => {
+  // a bare OpenAI-shaped upstream that closes every connection 30 ms after its answer
+  let closed = 0;
+  const up = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ id: 'x', object: 'chat.completion', choices: [],
+        usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }));
+    });
+  });
+  up.keepAliveTimeout = 30;
+  up.on('connection', (s) => s.on('close', () => { closed++; }));
+  await new Promise((r) => up.listen(0, '127.0.0.1', r));
+  const snap = makeSnapshot({
+    mockUrl: `http://127.0.0.1:${up.address().port}/v1`,
+    providers: [{ id: 'mock', kind: 'openai', base_url: `http://127.0.0.1:${up.address().port}/v1` }],
+  });
+  const g = await startGateway({ snapshot: snap, workers: 1 });
+  try {
+    for (let i = 0; i < 4; i++) {
+      const r = await fetch(g.url + '/v1/chat/completions', {
+        method: 'POST', headers: { authorization: `Bearer ${KEY}` }, body: JSON.stringify(chatBody('hi')),
+      });
+      assert.equal(r.status, 200, `request ${i}`);
+      await r.text();
+      // the upstream has dropped the connection the gateway keeps in its cache
+      await waitFor(() => closed > i, 2000, 'the upstream to close the idle connection');
+    }
+    assert.equal((await fetch(g.url + '/healthz')).status, 200, 'the gateway is still responsive');
+    // a closed idle connection must not leave a readable socket spinning the loop: over half a
+    // second of idleness a busy loop would burn ~500 ms of CPU, a quiet process next to none
+    const cpu = () => {
+      const f = readFileSync(`/proc/${g.proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      return (Number(f[11]) + Number(f[12])) * 10; // utime + stime, ticks of 10 ms
+    };
+    const c0 = cpu();
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(cpu() - c0 < 250, `idle gateway used ${cpu() - c0} ms of CPU in 500 ms`);
+  } finally {
+    await g.stop();
+    await new Promise((r) => up.close(r));
+  }
 });

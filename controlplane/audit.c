@@ -41,8 +41,8 @@ int cp_audit(cp_req_t *r, const char *tenant_id, const char *action, const char 
         dump(after, &b2),
         r->ip[0] ? r->ip : NULL,
     };
-    PGresult *res = cp_db_exec(r->db, "SELECT pg_advisory_xact_lock(x'" AUDIT_LOCK "'::bigint)", 0,
-                               NULL);
+    PGresult *res =
+        cp_db_exec(r->db, "SELECT pg_advisory_xact_lock(x'" AUDIT_LOCK "'::bigint)", 0, NULL);
     bool ok = cp_db_ok(res);
     PQclear(res);
     if (ok) {
@@ -67,4 +67,15 @@ int cp_audit(cp_req_t *r, const char *tenant_id, const char *action, const char 
     tg_buf_dispose(&b1);
     tg_buf_dispose(&b2);
     return ok ? 0 : -1;
+}
+
+int cp_config_bump(cp_req_t *r);
+
+int cp_commit_change(cp_req_t *r, const char *tenant_id, const char *action,
+                     const char *target_type, const char *target_id, json_t *before, json_t *after)
+{
+    if (cp_audit(r, tenant_id, action, target_type, target_id, before, after) != 0 ||
+        cp_config_bump(r) != 0 || cp_db_commit(r) != 0)
+        return -1;
+    return 0;
 }

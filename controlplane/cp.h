@@ -137,6 +137,12 @@ int cp_role_parse(const char *s);
 int cp_audit(cp_req_t *r, const char *tenant_id, const char *action, const char *target_type,
              const char *target_id, json_t *before, json_t *after);
 
+/* Ends a config change: its audit row, a config version bump (data planes see it), commit.
+ * Returns -1 after replying when any step fails; the caller then rolls back. */
+int cp_commit_change(cp_req_t *r, const char *tenant_id, const char *action,
+                     const char *target_type, const char *target_id, json_t *before,
+                     json_t *after);
+
 /* ---- auth ---- */
 /* Resolves Authorization: Bearer (JWT or admin API token) into r->who. */
 void cp_auth_resolve(cp_req_t *r);

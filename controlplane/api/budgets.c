@@ -243,8 +243,7 @@ void cp_api_budgets_create(cp_req_t *r)
     char id[37];
     snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
     json_t *after = cp_db_json_row(res, 0, 1);
-    if (cp_audit(r, r->params[0], "budget.create", "budget", id, NULL, after) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+    if (cp_commit_change(r, r->params[0], "budget.create", "budget", id, NULL, after) != 0) {
         cp_db_rollback(r);
         json_decref(after);
         PQclear(res);
@@ -349,9 +348,8 @@ void cp_api_budgets_delete(cp_req_t *r)
     if (!ok)
         cp_reply_db_error(r, res);
     PQclear(res);
-    if (!ok ||
-        cp_audit(r, r->params[0], "budget.delete", "budget", r->params[1], before, NULL) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+    if (!ok || cp_commit_change(r, r->params[0], "budget.delete", "budget", r->params[1], before,
+                                NULL) != 0) {
         cp_db_rollback(r);
         json_decref(before);
         return;

@@ -536,8 +536,7 @@ void cp_api_keys_create(cp_req_t *r)
         cp_db_rollback(r);
         goto out;
     }
-    if (cp_audit(r, r->params[0], "key.create", "key", id, NULL, k) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+    if (cp_commit_change(r, r->params[0], "key.create", "key", id, NULL, k) != 0) {
         cp_db_rollback(r);
         json_decref(k);
         goto out;
@@ -617,8 +616,7 @@ void cp_api_keys_update(cp_req_t *r)
         goto out;
     }
     PQclear(res);
-    if (cp_audit(r, r->params[0], "key.update", "key", r->params[1], before, after) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+    if (cp_commit_change(r, r->params[0], "key.update", "key", r->params[1], before, after) != 0) {
         cp_db_rollback(r);
         json_decref(after);
         goto out;
@@ -665,8 +663,7 @@ void cp_api_keys_rotate(cp_req_t *r)
         goto out;
     }
     PQclear(res);
-    if (cp_audit(r, r->params[0], "key.rotate", "key", r->params[1], before, after) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+    if (cp_commit_change(r, r->params[0], "key.rotate", "key", r->params[1], before, after) != 0) {
         cp_db_rollback(r);
         json_decref(after);
         goto out;
@@ -709,8 +706,7 @@ void cp_api_keys_revoke(cp_req_t *r)
         goto out;
     }
     PQclear(res);
-    if (cp_audit(r, r->params[0], "key.revoke", "key", r->params[1], before, after) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+    if (cp_commit_change(r, r->params[0], "key.revoke", "key", r->params[1], before, after) != 0) {
         cp_db_rollback(r);
         json_decref(after);
         goto out;
@@ -762,8 +758,8 @@ void cp_api_keys_delete(cp_req_t *r)
     if (!ok)
         cp_reply_db_error(r, res);
     PQclear(res);
-    if (!ok || cp_audit(r, r->params[0], "key.delete", "key", r->params[1], before, NULL) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+    if (!ok ||
+        cp_commit_change(r, r->params[0], "key.delete", "key", r->params[1], before, NULL) != 0) {
         cp_db_rollback(r);
         goto out;
     }

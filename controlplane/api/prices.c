@@ -233,8 +233,7 @@ void cp_api_prices_put(cp_req_t *r)
     after = cp_db_json_row(res, 0, 1);
     char target[300];
     snprintf(target, sizeof(target), "%s/%s", provider, model);
-    if (!after || cp_audit(r, NULL, "price.put", "price", target, before, after) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0)
+    if (!after || cp_commit_change(r, NULL, "price.put", "price", target, before, after) != 0)
         goto rollback;
     const char *text = PQgetvalue(res, 0, 0);
     cp_reply_json_text(r, before ? 200 : 201, text, strlen(text));
@@ -283,8 +282,7 @@ void cp_api_prices_delete(cp_req_t *r)
     }
     char target[300];
     snprintf(target, sizeof(target), "%s/%s", provider, model);
-    if (cp_audit(r, NULL, "price.delete", "price", target, before, NULL) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0)
+    if (cp_commit_change(r, NULL, "price.delete", "price", target, before, NULL) != 0)
         goto fail;
     PQclear(res);
     json_decref(before);

@@ -650,8 +650,7 @@ void cp_api_providers_create(cp_req_t *r)
     char id[37];
     snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 2));
     json_t *after = provider_json(res, 0);
-    if (cp_audit(r, NULL, "provider.create", "provider", id, NULL, after) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+    if (cp_commit_change(r, NULL, "provider.create", "provider", id, NULL, after) != 0) {
         cp_db_rollback(r);
     } else {
         reply_provider(r, 201, res);
@@ -743,8 +742,7 @@ void cp_api_providers_update(cp_req_t *r)
         goto out;
     }
     after = provider_json(res, 0);
-    if (cp_audit(r, NULL, "provider.update", "provider", id, before, after) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+    if (cp_commit_change(r, NULL, "provider.update", "provider", id, before, after) != 0) {
         cp_db_rollback(r);
         goto out;
     }
@@ -831,8 +829,7 @@ void cp_api_providers_delete(cp_req_t *r)
     }
     PQclear(res);
     res = NULL;
-    if (cp_audit(r, NULL, "provider.delete", "provider", id, before, NULL) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0)
+    if (cp_commit_change(r, NULL, "provider.delete", "provider", id, before, NULL) != 0)
         goto fail;
     json_decref(before);
     r->status = 204;

@@ -448,8 +448,7 @@ void cp_api_routes_create(cp_req_t *r)
     bool db_failed;
     if (insert_targets(r, id, targets) != 0 || !(after = route_by_id(r, id, false, &db_failed)))
         goto rollback;
-    if (cp_audit(r, NULL, "route.create", "route", id, NULL, after) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0)
+    if (cp_commit_change(r, NULL, "route.create", "route", id, NULL, after) != 0)
         goto rollback;
     cp_reply_json(r, 201, after);
     after = NULL;
@@ -559,8 +558,7 @@ void cp_api_routes_update(cp_req_t *r)
     }
     if (!(after = route_by_id(r, id, false, &db_failed)))
         goto rollback;
-    if (cp_audit(r, NULL, "route.update", "route", id, before, after) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0)
+    if (cp_commit_change(r, NULL, "route.update", "route", id, before, after) != 0)
         goto rollback;
     cp_reply_json(r, 200, after);
     after = NULL;
@@ -601,8 +599,7 @@ void cp_api_routes_delete(cp_req_t *r)
     if (!ok)
         cp_reply_db_error(r, res);
     PQclear(res);
-    if (!ok || cp_audit(r, NULL, "route.delete", "route", id, before, NULL) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+    if (!ok || cp_commit_change(r, NULL, "route.delete", "route", id, before, NULL) != 0) {
         cp_db_rollback(r);
         json_decref(before);
         return;

@@ -115,8 +115,9 @@ void cp_api_login(cp_req_t *r)
             const char *q[1] = {user_id};
             PQclear(cp_db_exec(r->db,
                                "UPDATE users SET failed_logins = failed_logins + 1, locked_until = "
-                               "CASE WHEN failed_logins + 1 >= 5 /* in a row */ THEN now() + interval '"
-                               ACCOUNT_LOCK_MINUTES " minutes' ELSE locked_until END WHERE id = $1",
+                               "CASE WHEN failed_logins + 1 >= 5 /* in a row */ THEN now() + "
+                               "interval '" ACCOUNT_LOCK_MINUTES
+                               " minutes' ELSE locked_until END WHERE id = $1",
                                1, q));
         }
         tg_log(TG_LOG_INFO, "cp_auth", "login_failed", "ip=%s known_account=%d", r->ip, found);
@@ -124,9 +125,8 @@ void cp_api_login(cp_req_t *r)
         goto out;
     }
     const char *q[1] = {user_id};
-    PQclear(cp_db_exec(r->db,
-                       "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1", 1,
-                       q));
+    PQclear(cp_db_exec(
+        r->db, "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1", 1, q));
     char token[2048];
     long exp;
     if (cp_jwt_issue(user_id, token, sizeof(token), &exp) != 0) {

@@ -24,11 +24,11 @@ int cp_config_bump(cp_req_t *r)
 static json_t *tenant_by_id(cp_req_t *r, const char *id, bool for_update)
 {
     const char *p[1] = {id};
-    PGresult *res = cp_db_exec(r->db,
-                               for_update ? "SELECT " TENANT_JSON
-                                            " FROM tenants t WHERE t.id = $1 FOR UPDATE"
-                                          : "SELECT " TENANT_JSON " FROM tenants t WHERE t.id = $1",
-                               1, p);
+    PGresult *res =
+        cp_db_exec(r->db,
+                   for_update ? "SELECT " TENANT_JSON " FROM tenants t WHERE t.id = $1 FOR UPDATE"
+                              : "SELECT " TENANT_JSON " FROM tenants t WHERE t.id = $1",
+                   1, p);
     json_t *t = cp_db_json_row(res, 0, 0);
     PQclear(res);
     return t;
@@ -62,8 +62,8 @@ void cp_api_tenants_list(cp_req_t *r)
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit + 1);
     const char *p[5] = {r->who.user_id, r->who.platform_admin ? "t" : "f", cursor, slug, lim};
-    const char *scope_tenant = r->who.via_token && r->who.token_tenant[0] ? r->who.token_tenant
-                                                                          : NULL;
+    const char *scope_tenant =
+        r->who.via_token && r->who.token_tenant[0] ? r->who.token_tenant : NULL;
     const char *p2[6] = {p[0], p[1], p[2], p[3], p[4], scope_tenant};
     PGresult *res = cp_db_exec(
         r->db,
@@ -85,8 +85,8 @@ void cp_api_tenants_list(cp_req_t *r)
     if (n > limit)
         next = json_copy(json_object_get(json_array_get(items, (size_t)limit - 1), "id"));
     PQclear(res);
-    cp_reply_json(r, 200, json_pack("{s:o,s:o}", "data", items, "next_cursor",
-                                    next ? next : json_null()));
+    cp_reply_json(r, 200,
+                  json_pack("{s:o,s:o}", "data", items, "next_cursor", next ? next : json_null()));
 }
 
 void cp_api_tenants_create(cp_req_t *r)
@@ -104,8 +104,9 @@ void cp_api_tenants_create(cp_req_t *r)
         cp_body_str(r, o, "name", true, 200, &name) != 0)
         goto out;
     if (!slug_ok(slug)) {
-        cp_reply_error(r, 422, "invalid_value", "slug",
-                       "\"slug\" must be lower-case letters, digits and '-', not starting with '-'");
+        cp_reply_error(
+            r, 422, "invalid_value", "slug",
+            "\"slug\" must be lower-case letters, digits and '-', not starting with '-'");
         goto out;
     }
     if (cp_db_begin(r) != 0)
@@ -125,8 +126,7 @@ void cp_api_tenants_create(cp_req_t *r)
     snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
     json_t *t = cp_db_json_row(res, 0, 1);
     PQclear(res);
-    if (cp_audit(r, id, "tenant.create", "tenant", id, NULL, t) != 0 || cp_config_bump(r) != 0 ||
-        cp_db_commit(r) != 0) {
+    if (cp_commit_change(r, id, "tenant.create", "tenant", id, NULL, t) != 0) {
         cp_db_rollback(r);
         json_decref(t);
         goto out;
@@ -226,8 +226,7 @@ void cp_api_tenants_delete(cp_req_t *r)
     if (!ok)
         cp_reply_db_error(r, res);
     PQclear(res);
-    if (!ok || cp_audit(r, id, "tenant.delete", "tenant", id, before, NULL) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+    if (!ok || cp_commit_change(r, id, "tenant.delete", "tenant", id, before, NULL) != 0) {
         cp_db_rollback(r);
         json_decref(before);
         return;

@@ -22,6 +22,7 @@ static const route_t routes[] = {
     {"GET", "/healthz", cp_api_healthz, false},
     {"GET", "/readyz", cp_api_readyz, false},
     {"GET", "/metrics", cp_api_metrics, false},
+    {"GET", "/dp/v1/snapshot", cp_dp_snapshot, false}, /* checks TOLLGATE_DP_TOKEN itself */
     {"POST", "/api/v1/auth/login", cp_api_login, false},
     {"POST", "/api/v1/auth/logout", cp_api_logout, true},
     {"GET", "/api/v1/me", cp_api_me, true},
@@ -146,8 +147,8 @@ int cp_migrations_latest(void);
 
 void cp_api_readyz(cp_req_t *r)
 {
-    PGresult *res = cp_db_exec(r->db, "SELECT coalesce(max(version), 0) FROM schema_migrations",
-                               0, NULL);
+    PGresult *res =
+        cp_db_exec(r->db, "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL);
     if (!cp_db_ok(res)) {
         PQclear(res);
         cp_reply_json(r, 503, json_pack("{s:s}", "status", "database unreachable or not migrated"));
@@ -156,8 +157,9 @@ void cp_api_readyz(cp_req_t *r)
     int v = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     if (v < cp_migrations_latest()) {
-        cp_reply_json(r, 503, json_pack("{s:s,s:i,s:i}", "status", "migrations pending",
-                                        "schema_version", v, "expected", cp_migrations_latest()));
+        cp_reply_json(r, 503,
+                      json_pack("{s:s,s:i,s:i}", "status", "migrations pending", "schema_version",
+                                v, "expected", cp_migrations_latest()));
         return;
     }
     cp_reply_json(r, 200, json_pack("{s:s,s:i}", "status", "ready", "schema_version", v));

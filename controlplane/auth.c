@@ -52,10 +52,10 @@ static void resolve_api_token(cp_req_t *r, const char *tok)
         r->who.via_token = true;
         snprintf(r->who.token_id, sizeof(r->who.token_id), "%s", PQgetvalue(res, 0, 0));
         const char *role = PQgetvalue(res, 0, 2);
-        r->who.token_role = strcmp(role, "admin") == 0 && !PQgetvalue(res, 0, 3)[0] &&
-                                    r->who.platform_admin
-                                ? CP_ROLE_PLATFORM
-                                : cp_role_parse(role);
+        r->who.token_role =
+            strcmp(role, "admin") == 0 && !PQgetvalue(res, 0, 3)[0] && r->who.platform_admin
+                ? CP_ROLE_PLATFORM
+                : cp_role_parse(role);
         snprintf(r->who.token_tenant, sizeof(r->who.token_tenant), "%s", PQgetvalue(res, 0, 3));
         /* a token is never wider than its role: only a platform-role token acts as platform */
         r->who.platform_admin = r->who.platform_admin && r->who.token_role == CP_ROLE_PLATFORM;

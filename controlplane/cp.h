@@ -43,12 +43,12 @@ enum cp_role {
 typedef struct cp_principal {
     bool authenticated;
     char user_id[37];
-    char label[300];    /* "user:alice@example.com" or "token:<id>" for the audit log */
-    bool platform_admin; /* after token scoping */
+    char label[300];          /* "user:alice@example.com" or "token:<id>" for the audit log */
+    bool platform_admin;      /* after token scoping */
     bool user_platform_admin; /* the user's own flag, before token scoping */
     bool via_token;
-    int token_role;          /* cap on any role when via_token */
-    char token_tenant[37];   /* "" = any tenant the user may reach */
+    int token_role;        /* cap on any role when via_token */
+    char token_tenant[37]; /* "" = any tenant the user may reach */
     char token_id[37];
     char jti[64];
     int64_t jwt_exp;
@@ -61,9 +61,9 @@ typedef struct cp_req {
     const char *body;
     size_t body_len;
     char ip[64];
-    PGconn *db;               /* this worker thread's connection */
+    PGconn *db; /* this worker thread's connection */
     cp_principal_t who;
-    const char *params[4];    /* path parameters ({id}), NUL-terminated copies */
+    const char *params[4]; /* path parameters ({id}), NUL-terminated copies */
     char param_buf[4][128];
     /* response */
     int status;
@@ -100,8 +100,8 @@ int cp_body_int(cp_req_t *r, json_t *o, const char *name, bool required, int64_t
                 bool *present, int64_t *out);
 int cp_body_bool(cp_req_t *r, json_t *o, const char *name, bool *present, bool *out);
 /* A string whose value must be one of `values` (NULL-terminated). */
-int cp_body_enum(cp_req_t *r, json_t *o, const char *name, bool required,
-                 const char *const *values, const char **out);
+int cp_body_enum(cp_req_t *r, json_t *o, const char *name, bool required, const char *const *values,
+                 const char **out);
 
 /* ---- query strings ---- */
 const char *cp_query(cp_req_t *r, const char *name);
@@ -140,8 +140,7 @@ int cp_audit(cp_req_t *r, const char *tenant_id, const char *action, const char 
 /* Ends a config change: its audit row, a config version bump (data planes see it), commit.
  * Returns -1 after replying when any step fails; the caller then rolls back. */
 int cp_commit_change(cp_req_t *r, const char *tenant_id, const char *action,
-                     const char *target_type, const char *target_id, json_t *before,
-                     json_t *after);
+                     const char *target_type, const char *target_id, json_t *before, json_t *after);
 
 /* ---- auth ---- */
 /* Resolves Authorization: Bearer (JWT or admin API token) into r->who. */

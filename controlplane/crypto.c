@@ -67,8 +67,7 @@ int cp_open(const void *sealed, size_t n, tg_buf_t *out)
 
 int cp_token_new(const char *prefix, char *out, size_t outlen, uint8_t hash[32])
 {
-    static const char b64url[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t raw[33];
     size_t plen = strlen(prefix);
     if (outlen < plen + 45)
@@ -80,8 +79,8 @@ int cp_token_new(const char *prefix, char *out, size_t outlen, uint8_t hash[32])
     size_t j = plen;
     /* 32 bytes = 10 groups of 3 plus 2: 43 characters, no padding */
     for (size_t i = 0; i < 33; i += 3) {
-        uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 |
-                     (i + 2 < 33 ? raw[i + 2] : 0);
+        uint32_t v =
+            (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | (i + 2 < 33 ? raw[i + 2] : 0);
         out[j++] = b64url[(v >> 18) & 63];
         out[j++] = b64url[(v >> 12) & 63];
         if (i + 1 < 32)
@@ -105,8 +104,8 @@ int cp_password_hash(const char *pw, char *out, size_t outlen)
     uint8_t salt[16];
     if (RAND_bytes(salt, sizeof(salt)) != 1)
         return TG_EIO;
-    int rc = argon2id_hash_encoded(ARGON_T, ARGON_M, ARGON_P, pw, strlen(pw), salt, sizeof(salt), 32,
-                                   out, outlen);
+    int rc = argon2id_hash_encoded(ARGON_T, ARGON_M, ARGON_P, pw, strlen(pw), salt, sizeof(salt),
+                                   32, out, outlen);
     return rc == ARGON2_OK ? 0 : TG_EINVAL;
 }
 
@@ -114,4 +113,3 @@ bool cp_password_verify(const char *encoded, const char *pw)
 {
     return argon2id_verify(encoded, pw, strlen(pw)) == ARGON2_OK;
 }
-

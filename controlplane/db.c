@@ -36,8 +36,7 @@ PGconn *cp_db(void)
     conn = PQconnectdb(cp_opts->database_url);
     if (PQstatus(conn) != CONNECTION_OK) {
         /* the message may quote the DSN's host and user, never its password */
-        tg_log(TG_LOG_ERROR, "cp_db", "connect_failed", "reason=\"%.200s\"",
-               PQerrorMessage(conn));
+        tg_log(TG_LOG_ERROR, "cp_db", "connect_failed", "reason=\"%.200s\"", PQerrorMessage(conn));
         PQfinish(conn);
         return NULL;
     }

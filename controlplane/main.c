@@ -10,6 +10,7 @@
 
 #include "cp.h"
 #include "cp_http.h"
+#include "snapshot.h"
 #include "tg_hash.h"
 #include "tg_log.h"
 
@@ -20,24 +21,25 @@ static cp_opts_t opts;
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: tollgate-control [serve|migrate] [options]\n"
-            "\n"
-            "  serve (default)          apply missing migrations, then serve the admin API\n"
-            "  migrate                  apply missing migrations and exit\n"
-            "\n"
-            "  --listen HOST:PORT       admin API (env TOLLGATE_CONTROL_LISTEN, default 0.0.0.0:8081)\n"
-            "  --database-url URL       libpq conninfo or URL (env TOLLGATE_DATABASE_URL)\n"
-            "  --threads N              HTTP worker threads, each with one database connection\n"
-            "                           (env TOLLGATE_CONTROL_THREADS, default 4)\n"
-            "  --jwt-ttl-s N            login session lifetime (default 3600)\n"
-            "  --log-level LEVEL        debug, info, warn, error (env TOLLGATE_LOG_LEVEL)\n"
-            "  --help                   this text\n"
-            "\n"
-            "secrets come from the environment only: TOLLGATE_MASTER_KEY (64 hex characters,\n"
-            "encrypts provider credentials), TOLLGATE_JWT_SECRET (at least 32 bytes),\n"
-            "TOLLGATE_DP_TOKEN (data planes); TOLLGATE_ADMIN_EMAIL and TOLLGATE_ADMIN_PASSWORD\n"
-            "create the first platform admin (a password is generated and printed once if unset)\n");
+    fprintf(
+        f,
+        "usage: tollgate-control [serve|migrate] [options]\n"
+        "\n"
+        "  serve (default)          apply missing migrations, then serve the admin API\n"
+        "  migrate                  apply missing migrations and exit\n"
+        "\n"
+        "  --listen HOST:PORT       admin API (env TOLLGATE_CONTROL_LISTEN, default 0.0.0.0:8081)\n"
+        "  --database-url URL       libpq conninfo or URL (env TOLLGATE_DATABASE_URL)\n"
+        "  --threads N              HTTP worker threads, each with one database connection\n"
+        "                           (env TOLLGATE_CONTROL_THREADS, default 4)\n"
+        "  --jwt-ttl-s N            login session lifetime (default 3600)\n"
+        "  --log-level LEVEL        debug, info, warn, error (env TOLLGATE_LOG_LEVEL)\n"
+        "  --help                   this text\n"
+        "\n"
+        "secrets come from the environment only: TOLLGATE_MASTER_KEY (64 hex characters,\n"
+        "encrypts provider credentials), TOLLGATE_JWT_SECRET (at least 32 bytes),\n"
+        "TOLLGATE_DP_TOKEN (data planes); TOLLGATE_ADMIN_EMAIL and TOLLGATE_ADMIN_PASSWORD\n"
+        "create the first platform admin (a password is generated and printed once if unset)\n");
 }
 
 static int parse_hostport(const char *s, cp_opts_t *o)
@@ -82,9 +84,12 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'},   {"database-url", required_argument, NULL, 'd'},
-        {"threads", required_argument, NULL, 't'},  {"jwt-ttl-s", required_argument, NULL, 'j'},
-        {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
+        {"listen", required_argument, NULL, 'l'},
+        {"database-url", required_argument, NULL, 'd'},
+        {"threads", required_argument, NULL, 't'},
+        {"jwt-ttl-s", required_argument, NULL, 'j'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *listen = getenv("TOLLGATE_CONTROL_LISTEN");
@@ -193,12 +198,18 @@ int main(int argc, char **argv)
     int port;
     if (cp_http_start(&opts, &port) != 0)
         return 1;
+    if (cp_sync_start() != 0) { /* it wakes the data planes' long polls */
+        tg_log(TG_LOG_ERROR, "cp_main", "notifier_start_failed", "reason=\"thread\"");
+        cp_http_stop();
+        return 1;
+    }
     tg_log(TG_LOG_INFO, "cp_main", "listening", "addr=%s:%d threads=%d", opts.listen_host, port,
            opts.threads);
     while (!stop_requested)
         pause();
     tg_log(TG_LOG_INFO, "cp_main", "stopping", "signal=1");
-    cp_http_stop();
+    cp_sync_stop();
+    cp_http_stop(); /* answers the long polls still waiting */
     tg_log(TG_LOG_INFO, "cp_main", "stopped", "code=0");
     return 0;
 }

@@ -13,7 +13,12 @@
 
 int cp_config_bump(cp_req_t *r)
 {
-    PGresult *res = cp_db_exec(r->db, "SELECT nextval('config_version_seq')", 0, NULL);
+    /* the notification is delivered at commit, to every replica's notifier (sync.c), which
+     * then answers the data planes' long polls */
+    PGresult *res = cp_db_exec(r->db,
+                               "SELECT v, pg_notify('tollgate_config', v::text) "
+                               "FROM nextval('config_version_seq') AS v",
+                               0, NULL);
     bool ok = cp_db_ok(res);
     if (!ok)
         cp_reply_db_error(r, res);

@@ -38,7 +38,7 @@ function routeTable() {
   const rows = [...body.matchAll(/\{\s*"([A-Z]+)"\s*,\s*"([^"]+)"\s*,\s*(\w+)\s*,\s*(true|false)\s*\}/g)]
     .map(([, method, pattern, handler, auth]) => ({ method, path: pattern, handler, auth: auth === 'true' }));
   // an entry spelled in a way the pattern above misses must not slip through unchecked
-  const handlers = (body.match(/\bcp_api_\w+/g) || []).length;
+  const handlers = (body.match(/\bcp_(api|dp)_\w+/g) || []).length;
   assert.equal(rows.length, handlers,
     `parsed ${rows.length} entries from routes[] but it names ${handlers} handlers; update the regex in this test`);
   assert.ok(rows.length > 0);
@@ -47,14 +47,18 @@ function routeTable() {
 
 // Every operation in the spec: {method, path (as documented), norm, auth, op}.
 function specOperations() {
-  const globalAuth = Array.isArray(spec.security) && spec.security.length > 0;
+  // auth: a user token (bearerAuth), as routes[] says; dpToken: the data-plane token, which the
+  // /dp/v1 handlers check themselves (routes[] says auth=false for them)
+  const has = (sec, name) => Array.isArray(sec) && sec.some((x) => name in x);
   const ops = [];
   for (const [p, item] of Object.entries(spec.paths || {})) {
     for (const method of METHODS) {
       const op = item[method];
       if (!op) continue;
-      const auth = Array.isArray(op.security) ? op.security.length > 0 : globalAuth;
-      ops.push({ method: method.toUpperCase(), path: p, norm: normalize(p), auth, op, item });
+      const sec = Array.isArray(op.security) ? op.security : spec.security;
+      const auth = has(sec, 'bearerAuth');
+      const dpToken = has(sec, 'dpToken');
+      ops.push({ method: method.toUpperCase(), path: p, norm: normalize(p), auth, dpToken, op, item });
     }
   }
   return ops;
@@ -196,7 +200,7 @@ test('docs/openapi.yaml is self-consistent: refs resolve, path parameters are de
     if (JSON.stringify(declared) !== JSON.stringify(inPath)) problems.push(`${name}: path parameters ${inPath} but declared ${declared}`);
     if (new Set(inPath).size !== inPath.length) problems.push(`${name}: a parameter name repeats`);
     if (!o.op.responses || Object.keys(o.op.responses).length === 0) problems.push(`${name}: no responses`);
-    if (o.auth && !o.op.responses?.['401']) problems.push(`${name}: needs a token but documents no 401`);
+    if ((o.auth || o.dpToken) && !o.op.responses?.['401']) problems.push(`${name}: needs a token but documents no 401`);
     const body = o.op.requestBody?.content?.['application/json']?.schema;
     if (body) {
       const s = resolve(body);
@@ -222,7 +226,7 @@ test('every documented operation is served; undocumented methods are 405 and und
     const name = `${o.method} ${o.path}`;
     if (r.status === 404 || r.status === 405) { wrong.push(`${name}: ${r.status} ${r.text}`); continue; }
     if (!o.op.responses[String(r.status)]) wrong.push(`${name}: answered ${r.status}, which is not documented`);
-    if (o.auth) {
+    if (o.auth || o.dpToken) {
       if (r.status !== 401 || r.body?.error?.code !== 'unauthenticated') wrong.push(`${name} without a token: ${r.status} ${r.text}`);
     } else if (o.method === 'GET') {
       if (r.status !== 200) wrong.push(`${name}: ${r.status} ${r.text}`);
@@ -289,6 +293,11 @@ test('a walkthrough of every operation: statuses are documented and bodies match
   await call('GET', '/healthz', { expect: 200 });
   await call('GET', '/readyz', { expect: 200 });
   await call('GET', '/metrics', { expect: 200 });
+
+  // the data planes' snapshot (its long poll is tested in control_sync.test.mjs)
+  await call('GET', '/dp/v1/snapshot', { token: 'test-dp-token', expect: 200 });
+  await call('GET', '/dp/v1/snapshot', { token: 'test-dp-token', query: { after: 'x' }, expect: 400 });
+  await call('GET', '/dp/v1/snapshot', { token: 'not-the-dp-token', query: { after: 0 }, expect: 401 });
 
   // session
   let r = await call('POST', '/api/v1/auth/login', { body: { email: 'nobody@example.com', password: 'wrong-password' }, expect: 401 });
@@ -389,6 +398,9 @@ test('a walkthrough of every operation: statuses are documented and bodies match
   await call('GET', '/api/v1/tenants/{tenant_id}/keys/{key_id}', { token: devToken, params: K, expect: 200 });
   await call('PATCH', '/api/v1/tenants/{tenant_id}/keys/{key_id}', { token: devToken, params: K, body: { rpm_limit: null, tpm_limit: 100000, expires_at: null }, expect: 200 });
   await call('POST', '/api/v1/tenants/{tenant_id}/keys/{key_id}/rotate', { token: devToken, params: K, expect: 200 });
+  // a snapshot with a provider, route, price and key in it matches its schema as well
+  r = await call('GET', '/dp/v1/snapshot', { token: 'test-dp-token', query: { after: 0 }, expect: 200 });
+  assert.ok(r.body.keys.some((k) => k.id === key.id));
 
   r = await call('POST', '/api/v1/tenants/{tenant_id}/budgets', { token: devToken, params: T, body: { key_id: key.id, period: 'monthly', limit_usd: 10.5, alert_threshold: 0.8 }, expect: 201 });
   const budget = r.body;

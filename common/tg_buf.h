@@ -15,7 +15,10 @@ typedef struct tg_buf {
     size_t max; /* appends past this fail with TG_ETOOBIG and change nothing */
 } tg_buf_t;
 
-#define TG_BUF_INIT(maxbytes) {NULL, 0, 0, (maxbytes)}
+#define TG_BUF_INIT(maxbytes)                                                                      \
+    {                                                                                              \
+        NULL, 0, 0, (maxbytes)                                                                     \
+    }
 
 void tg_buf_init(tg_buf_t *b, size_t max);
 /* Frees the storage; the buffer may be reused after tg_buf_init. */

@@ -148,9 +148,14 @@ static bool url_ok(const char *u)
 
 static bool header_line_ok(const char *name, const char *value)
 {
-    static const char *const reserved[] = {"host",           "content-length", "transfer-encoding",
-                                           "connection",     "authorization",  "content-type",
-                                           "expect",         NULL};
+    static const char *const reserved[] = {"host",
+                                           "content-length",
+                                           "transfer-encoding",
+                                           "connection",
+                                           "authorization",
+                                           "content-type",
+                                           "expect",
+                                           NULL};
     if (!*name)
         return false;
     for (const char *p = name; *p; p++) {
@@ -286,8 +291,7 @@ static const tg_provider_t *find_provider(const tg_snap_t *s, const char *id)
     return NULL;
 }
 
-static int parse_targets(tg_snap_t *s, tg_route_t *r, json_t *arr, const char *rpath,
-                         tg_err_t *err)
+static int parse_targets(tg_snap_t *s, tg_route_t *r, json_t *arr, const char *rpath, tg_err_t *err)
 {
     static const char *const fields[] = {"provider", "model", "weight", NULL};
     size_t i;
@@ -370,8 +374,8 @@ static int parse_routes(tg_snap_t *s, json_t *arr, tg_err_t *err)
 
 static int parse_prices(tg_snap_t *s, json_t *arr, tg_err_t *err)
 {
-    static const char *const fields[] = {"provider", "model", "input_per_mtok",
-                                         "cached_input_per_mtok", "output_per_mtok", NULL};
+    static const char *const fields[] = {
+        "provider", "model", "input_per_mtok", "cached_input_per_mtok", "output_per_mtok", NULL};
     size_t i;
     json_t *o;
     char path[64];
@@ -479,7 +483,8 @@ static int parse_keys(tg_snap_t *s, json_t *arr, tg_err_t *err)
         json_t *m;
         json_array_foreach(models, j, m)
         {
-            const tg_route_t *r = json_is_string(m) ? route_by_alias(s, json_string_value(m)) : NULL;
+            const tg_route_t *r =
+                json_is_string(m) ? route_by_alias(s, json_string_value(m)) : NULL;
             if (!r)
                 return invalid(err, path, "models lists an alias that is not a route");
             k->routes[k->nroutes++] = r;
@@ -535,8 +540,8 @@ static int build_tables(tg_snap_t *s, tg_err_t *err)
 
 int tg_snap_parse(const char *json, size_t len, tg_snap_t **out, tg_err_t *err)
 {
-    static const char *const fields[] = {"version", "tenants", "providers", "routes", "prices",
-                                         "keys",    NULL};
+    static const char *const fields[] = {"version", "tenants", "providers", "routes",
+                                         "prices",  "keys",    NULL};
     json_error_t jerr;
     json_t *tenants, *providers, *routes, *prices, *keys;
     uint64_t version;

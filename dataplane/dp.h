@@ -18,6 +18,7 @@ typedef struct dp_opts {
     int listen_port;
     int workers;
     const char *snapshot_path;
+    const char *control_url; /* pull snapshots from the control plane (sync.c) */
     const char *state_dir;
     const char *usage_path;
     dp_http_limits_t limits;

@@ -16,7 +16,10 @@ typedef struct dp_http_limits {
     size_t max_body;         /* decoded body bytes; 413 beyond */
 } dp_http_limits_t;
 
-#define DP_HTTP_LIMITS_DEFAULT {8192, 32768, 100, 4u << 20}
+#define DP_HTTP_LIMITS_DEFAULT                                                                     \
+    {                                                                                              \
+        8192, 32768, 100, 4u << 20                                                                 \
+    }
 
 /* One parsed request. Buffers are owned; dp_http_take moves them to the caller. */
 typedef struct dp_http_msg {

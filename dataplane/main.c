@@ -12,6 +12,7 @@
 
 #include "dp.h"
 #include "server.h"
+#include "sync.h"
 #include "tg_log.h"
 #include "usage_sink.h"
 
@@ -21,26 +22,30 @@ int dp_server_parse_listen(const char *s, dp_opts_t *o);
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: tollgate-data [options]\n"
-            "\n"
-            "  --listen HOST:PORT         where clients connect (env TOLLGATE_DATA_LISTEN,\n"
-            "                             default 0.0.0.0:8080; port 0 picks a free port)\n"
-            "  --workers N                event-loop threads (env TOLLGATE_WORKERS, default: cores)\n"
-            "  --snapshot FILE            config snapshot to serve, reloaded on SIGHUP\n"
-            "                             (env TOLLGATE_SNAPSHOT_FILE; docs/snapshot.md)\n"
-            "  --state-dir DIR            local state (env TOLLGATE_STATE_DIR, default .tollgate/data)\n"
-            "  --usage-file FILE          usage records, NDJSON (default STATE_DIR/usage.ndjson)\n"
-            "  --max-body-bytes N         request body limit (default 4194304)\n"
-            "  --max-header-bytes N       request header limit (default 32768)\n"
-            "  --header-timeout-ms N      time to receive a request's headers (default 10000)\n"
-            "  --body-timeout-ms N        longest pause while receiving a body (default 30000)\n"
-            "  --idle-timeout-ms N        keep-alive idle time (default 75000)\n"
-            "  --drain-timeout-ms N       SIGTERM grace period for requests in flight\n"
-            "                             (default 30000)\n"
-            "  --log-level LEVEL          debug, info, warn, error (env TOLLGATE_LOG_LEVEL,\n"
-            "                             default info)\n"
-            "  --help                     this text\n");
+    fprintf(
+        f,
+        "usage: tollgate-data [options]\n"
+        "\n"
+        "  --listen HOST:PORT         where clients connect (env TOLLGATE_DATA_LISTEN,\n"
+        "                             default 0.0.0.0:8080; port 0 picks a free port)\n"
+        "  --workers N                event-loop threads (env TOLLGATE_WORKERS, default: cores)\n"
+        "  --snapshot FILE            config snapshot to serve, reloaded on SIGHUP\n"
+        "                             (env TOLLGATE_SNAPSHOT_FILE; docs/snapshot.md)\n"
+        "  --control-url URL          take snapshots from the control plane (env\n"
+        "                             TOLLGATE_CONTROL_URL; token in TOLLGATE_DP_TOKEN)\n"
+        "  --state-dir DIR            local state (env TOLLGATE_STATE_DIR, default "
+        ".tollgate/data)\n"
+        "  --usage-file FILE          usage records, NDJSON (default STATE_DIR/usage.ndjson)\n"
+        "  --max-body-bytes N         request body limit (default 4194304)\n"
+        "  --max-header-bytes N       request header limit (default 32768)\n"
+        "  --header-timeout-ms N      time to receive a request's headers (default 10000)\n"
+        "  --body-timeout-ms N        longest pause while receiving a body (default 30000)\n"
+        "  --idle-timeout-ms N        keep-alive idle time (default 75000)\n"
+        "  --drain-timeout-ms N       SIGTERM grace period for requests in flight\n"
+        "                             (default 30000)\n"
+        "  --log-level LEVEL          debug, info, warn, error (env TOLLGATE_LOG_LEVEL,\n"
+        "                             default info)\n"
+        "  --help                     this text\n");
 }
 
 static int parse_num(const char *name, const char *s, unsigned long min, unsigned long max,
@@ -85,6 +90,7 @@ int main(int argc, char **argv)
         {"workers", required_argument, NULL, 'w'},
         {"snapshot", required_argument, NULL, 's'},
         {"state-dir", required_argument, NULL, 'd'},
+        {"control-url", required_argument, NULL, 'c'},
         {"usage-file", required_argument, NULL, 'u'},
         {"max-body-bytes", required_argument, NULL, 'B'},
         {"max-header-bytes", required_argument, NULL, 'H'},
@@ -111,6 +117,7 @@ int main(int argc, char **argv)
     const char *level = getenv("TOLLGATE_LOG_LEVEL");
     o.snapshot_path = getenv("TOLLGATE_SNAPSHOT_FILE");
     o.state_dir = getenv("TOLLGATE_STATE_DIR");
+    o.control_url = getenv("TOLLGATE_CONTROL_URL");
     unsigned long v;
     if (getenv("TOLLGATE_WORKERS")) {
         if (parse_num("TOLLGATE_WORKERS", getenv("TOLLGATE_WORKERS"), 1, 256, &v) != 0)
@@ -133,6 +140,9 @@ int main(int argc, char **argv)
             break;
         case 'd':
             o.state_dir = optarg;
+            break;
+        case 'c':
+            o.control_url = optarg;
             break;
         case 'u':
             o.usage_path = optarg;
@@ -193,6 +203,17 @@ int main(int argc, char **argv)
     }
     if (!o.state_dir)
         o.state_dir = ".tollgate/data";
+    if (o.control_url && !*o.control_url)
+        o.control_url = NULL;
+    if (o.control_url && strncmp(o.control_url, "http://", 7) != 0 &&
+        strncmp(o.control_url, "https://", 8) != 0) {
+        fprintf(stderr, "tollgate-data: the control URL must start with http:// or https://\n");
+        return 2;
+    }
+    if (o.control_url && o.snapshot_path) {
+        fprintf(stderr, "tollgate-data: use --snapshot or --control-url, not both\n");
+        return 2;
+    }
     if (mkdirs(o.state_dir) != 0) {
         fprintf(stderr, "tollgate-data: cannot create state directory \"%s\": %s\n", o.state_dir,
                 strerror(errno));
@@ -221,6 +242,9 @@ int main(int argc, char **argv)
         tg_log(TG_LOG_INFO, "dp_main", "snapshot_loaded", "version=%lld keys=%zu routes=%zu",
                (long long)snap->version, snap->nkeys, snap->nroutes);
     }
+    if (o.control_url)
+        snap =
+            dp_sync_load_state(&o); /* serve the last good config while the control plane is away */
     if (dp_usage_sink_start(o.usage_path, &err) != 0) {
         tg_log(TG_LOG_ERROR, "dp_main", "usage_sink_failed", "reason=\"%s\"", err.msg);
         tg_snap_unref(snap);

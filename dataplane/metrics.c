@@ -15,7 +15,7 @@
 #define NAME_MAX_LEN 96
 
 static const double lat_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                    1,     2.5,  5,     10,   30,  60,  300};
+                                    1,     2.5,  5,     10,   30,  60,   300};
 #define NBUCKETS (sizeof(lat_bounds) / sizeof(lat_bounds[0]))
 
 typedef struct series {
@@ -157,7 +157,8 @@ int dp_metrics_render(tg_buf_t *out, dp_worker_t **workers, int n, int64_t snaps
     uint64_t cum = 0;
     for (size_t b = 0; rc == 0 && b < NBUCKETS; b++) {
         cum += buckets[b];
-        rc = tg_buf_appendf(out, "tollgate_upstream_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+        rc = tg_buf_appendf(out,
+                            "tollgate_upstream_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
                             lat_bounds[b], cum);
     }
     if (rc == 0)

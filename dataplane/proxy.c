@@ -162,8 +162,8 @@ static int error_body(tg_buf_t *b, const tg_err_t *err)
     return rc;
 }
 
-static void respond_error(dp_conn_t *c, const tg_err_t *err, const char *req_id,
-                          size_t req_id_len, const char *extra)
+static void respond_error(dp_conn_t *c, const tg_err_t *err, const char *req_id, size_t req_id_len,
+                          const char *extra)
 {
     tg_buf_t b = TG_BUF_INIT(4096);
     if (error_body(&b, err) == 0)
@@ -425,8 +425,7 @@ static int start_client_stream(dp_req_t *r)
     tg_buf_t h = TG_BUF_INIT(16384);
     char extra[256];
     snprintf(extra, sizeof(extra), "x-tollgate-target: %s\r\n", r->target->provider->id);
-    int rc = build_head(&h, r->conn, 200, "text/event-stream", -1, r->req_id, r->req_id_len,
-                        extra);
+    int rc = build_head(&h, r->conn, 200, "text/event-stream", -1, r->req_id, r->req_id_len, extra);
     if (rc == 0)
         rc = dp_conn_write(r->conn, h.base, h.len, NULL, 0);
     tg_buf_dispose(&h);
@@ -536,8 +535,9 @@ static void on_up_done(dp_upstream_xfer_t *x, CURLcode rc)
         tg_buf_reset(&r->out);
         if (rc != CURLE_OK) {
             map_curl_error(r, rc, &err);
-            tg_log(TG_LOG_WARN, "dp_proxy", "stream_broken", "req_id=%.*s provider=%s reason=\"%s\"",
-                   (int)r->req_id_len, r->req_id, r->target->provider->id, curl_easy_strerror(rc));
+            tg_log(TG_LOG_WARN, "dp_proxy", "stream_broken",
+                   "req_id=%.*s provider=%s reason=\"%s\"", (int)r->req_id_len, r->req_id,
+                   r->target->provider->id, curl_easy_strerror(rc));
             /* an error event, as OpenAI sends mid-stream; the SDKs raise it */
             if (tg_buf_append(&r->out, "data: ", 6) != 0 || error_body(&r->out, &err) != 0 ||
                 tg_buf_append(&r->out, "\n\n", 2) != 0)
@@ -571,8 +571,8 @@ static void on_up_done(dp_upstream_xfer_t *x, CURLcode rc)
     if (r->conn) {
         char *ctype = NULL;
         char extra[320];
-        int n = snprintf(extra, sizeof(extra), "x-tollgate-target: %s\r\n",
-                         r->target->provider->id);
+        int n =
+            snprintf(extra, sizeof(extra), "x-tollgate-target: %s\r\n", r->target->provider->id);
         if (r->retry_after[0] && n > 0 && (size_t)n < sizeof(extra))
             snprintf(extra + n, sizeof(extra) - (size_t)n, "retry-after: %s\r\n", r->retry_after);
         curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ctype);
@@ -664,7 +664,8 @@ static void handle_models(dp_req_t *r)
         if (rc == 0)
             rc = tg_buf_append_json_str(&b, alias, strlen(alias));
         if (rc == 0)
-            rc = tg_buf_appendf(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"tollgate\"}");
+            rc = tg_buf_appendf(&b,
+                                ",\"object\":\"model\",\"created\":0,\"owned_by\":\"tollgate\"}");
     }
     if (rc == 0)
         rc = tg_buf_append(&b, "]}", 2);
@@ -680,8 +681,7 @@ static void handle_metrics(dp_worker_t *w, dp_conn_t *c, dp_req_t *r)
     dp_worker_t **ws = dp_server_workers(&n);
     tg_buf_t b = TG_BUF_INIT(64u << 20);
     if (dp_metrics_render(&b, ws, n, dp_server_snapshot_version()) == 0)
-        respond(c, 200, "text/plain; version=0.0.4", b.base, b.len, r->req_id, r->req_id_len,
-                NULL);
+        respond(c, 200, "text/plain; version=0.0.4", b.base, b.len, r->req_id, r->req_id_len, NULL);
     tg_buf_dispose(&b);
     (void)w;
 }
@@ -717,8 +717,7 @@ dp_req_t *dp_proxy_handle(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
             handle_metrics(w, c, r);
         } else if (path_is(path, plen, "/healthz")) {
             static const char ok[] = "{\"status\":\"ok\"}";
-            respond(c, 200, "application/json", ok, sizeof(ok) - 1, r->req_id, r->req_id_len,
-                    NULL);
+            respond(c, 200, "application/json", ok, sizeof(ok) - 1, r->req_id, r->req_id_len, NULL);
         } else if (r->snap) {
             char body[96];
             int n = snprintf(body, sizeof(body), "{\"status\":\"ready\",\"snapshot_version\":%lld}",
@@ -726,8 +725,7 @@ dp_req_t *dp_proxy_handle(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
             respond(c, 200, "application/json", body, (size_t)n, r->req_id, r->req_id_len, NULL);
         } else {
             static const char nr[] = "{\"status\":\"no configuration snapshot loaded\"}";
-            respond(c, 503, "application/json", nr, sizeof(nr) - 1, r->req_id, r->req_id_len,
-                    NULL);
+            respond(c, 503, "application/json", nr, sizeof(nr) - 1, r->req_id, r->req_id_len, NULL);
         }
         req_destroy(r);
         return NULL;

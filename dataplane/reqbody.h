@@ -27,13 +27,12 @@ typedef struct dp_reqbody {
 } dp_reqbody_t;
 
 /* Parses and checks a body; on failure err holds a 400 naming the field. */
-int dp_reqbody_parse(dp_reqbody_t *rb, int endpoint, const char *p, size_t n, tg_err_t *err)
-    TG_WUR;
+int dp_reqbody_parse(dp_reqbody_t *rb, int endpoint, const char *p, size_t n, tg_err_t *err) TG_WUR;
 void dp_reqbody_dispose(dp_reqbody_t *rb);
 /* Writes the upstream body into out: model replaced by the provider's model name and, for streams,
  * stream_options.include_usage set so that usage is always captured. */
-int dp_reqbody_build_upstream(dp_reqbody_t *rb, const char *model, tg_buf_t *out, tg_err_t *err)
-    TG_WUR;
+int dp_reqbody_build_upstream(dp_reqbody_t *rb, const char *model, tg_buf_t *out,
+                              tg_err_t *err) TG_WUR;
 /* Rough prompt size in tokens from the body bytes, for requests that end before the provider
  * reports usage. */
 int64_t dp_reqbody_estimate_prompt_tokens(size_t body_len);

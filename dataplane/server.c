@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "metrics.h"
+#include "sync.h"
 #include "tg_log.h"
 #include "upstream.h"
 
@@ -25,7 +26,7 @@ static struct {
     atomic_bool ready;
     const dp_opts_t *opts;
     uv_signal_t sighup, sigterm, sigint;
-    bool draining;
+    atomic_bool draining;
 } srv;
 
 int64_t dp_server_snapshot_version(void)
@@ -80,8 +81,8 @@ static void on_drain_timer(uv_timer_t *t)
 {
     dp_worker_t *w = t->data;
     if (w->nconns > 0 && uv_now(&w->loop) - w->drain_started >= w->opts->drain_timeout_ms) {
-        tg_log(TG_LOG_WARN, "dp_server", "drain_deadline", "worker=%d open_connections=%zu",
-               w->id, w->nconns);
+        tg_log(TG_LOG_WARN, "dp_server", "drain_deadline", "worker=%d open_connections=%zu", w->id,
+               w->nconns);
         dp_conn_close_idle(w, true);
     }
     if (w->nconns == 0)
@@ -230,13 +231,21 @@ static void hand_snapshot(tg_snap_t *s)
     atomic_store_explicit(&srv.ready, true, memory_order_relaxed);
 }
 
+/* Called on the sync thread with one ref of a new snapshot. */
+static void hand_from_sync(tg_snap_t *s)
+{
+    if (!atomic_load(&srv.draining))
+        hand_snapshot(s);
+    tg_snap_unref(s);
+}
+
 static void on_sighup(uv_signal_t *h, int sig)
 {
     tg_err_t err;
     tg_snap_t *s;
     (void)h;
     (void)sig;
-    if (srv.draining)
+    if (atomic_load(&srv.draining))
         return; /* shutting down: nothing will be served with it */
     if (!srv.opts->snapshot_path) {
         tg_log(TG_LOG_WARN, "dp_server", "reload_skipped", "reason=\"no --snapshot file\"");
@@ -258,9 +267,9 @@ static void on_sighup(uv_signal_t *h, int sig)
 static void on_sigterm(uv_signal_t *h, int sig)
 {
     (void)h;
-    if (srv.draining)
+    if (atomic_load(&srv.draining))
         return;
-    srv.draining = true;
+    atomic_store(&srv.draining, true);
     tg_log(TG_LOG_INFO, "dp_server", "draining", "signal=%d grace_ms=%u", sig,
            srv.opts->drain_timeout_ms);
     for (int i = 0; i < srv.n; i++) {
@@ -327,7 +336,12 @@ int dp_server_run(const dp_opts_t *o, tg_snap_t *initial)
     }
     tg_log(TG_LOG_INFO, "dp_server", "listening", "addr=%s:%d workers=%d snapshot_version=%lld",
            o->listen_host, port, o->workers, (long long)dp_server_snapshot_version());
+    if (o->control_url && dp_sync_start(o, dp_server_snapshot_version(), hand_from_sync) != 0) {
+        tg_log(TG_LOG_ERROR, "dp_server", "sync_failed", "reason=\"cannot start the sync thread\"");
+        exit(1);
+    }
     uv_run(main_loop, UV_RUN_DEFAULT);
+    dp_sync_stop();
     for (int i = 0; i < started; i++)
         pthread_join(srv.workers[i]->thread, NULL);
     for (int i = 0; i < o->workers; i++)

@@ -62,7 +62,8 @@ int dp_sse_feed(dp_sse_t *s, const char *p, size_t n, dp_sse_event_cb cb, void *
             s->prev_cr = false;
         }
         if (s->partial.len == 0) {
-            if (q - ev_start > 2 || (q - ev_start > 0 && ev_start[0] != '\n' && ev_start[0] != '\r'))
+            if (q - ev_start > 2 ||
+                (q - ev_start > 0 && ev_start[0] != '\n' && ev_start[0] != '\r'))
                 rc = cb(ud, ev_start, (size_t)(q - ev_start));
             else
                 rc = 0; /* a stray blank line between events carries nothing */
@@ -92,7 +93,7 @@ bool dp_sse_data(const char *ev, size_t n, tg_buf_t *scratch, const char **data,
         const char *eol = next_eol(p, end);
         const char *line_end = eol ? eol : end;
         size_t ll = (size_t)(line_end - p);
-        if (ll >= 5 && memcmp(p, "data", 4) == 0 && (p[4] == ':' )) {
+        if (ll >= 5 && memcmp(p, "data", 4) == 0 && (p[4] == ':')) {
             const char *v = p + 5;
             if (v < line_end && *v == ' ')
                 v++;

@@ -94,17 +94,17 @@ int dp_usage_record_append(tg_buf_t *out, const dp_usage_record_t *r)
     if (rc == 0)
         rc = append_str_field(out, "endpoint", r->endpoint, r->endpoint ? strlen(r->endpoint) : 0);
     if (rc == 0)
-        rc = tg_buf_appendf(
-            out,
-            ",\"status\":%d,\"streamed\":%s,\"prompt_tokens\":%" PRId64
-            ",\"completion_tokens\":%" PRId64 ",\"cached_tokens\":%" PRId64
-            ",\"reasoning_tokens\":%" PRId64 ",\"total_tokens\":%" PRId64
-            ",\"usage_source\":\"%s\",\"cost_usd\":%" PRId64 ".%012" PRId64
-            ",\"latency_ms\":%.3f,\"ttfb_ms\":",
-            r->status, r->streamed ? "true" : "false", r->usage.prompt, r->usage.completion,
-            r->usage.cached, r->usage.reasoning, r->usage.total,
-            r->usage_source ? r->usage_source : "none", (int64_t)(r->cost_pusd / 1000000000000LL),
-            (int64_t)(r->cost_pusd % 1000000000000LL), r->latency_ms);
+        rc = tg_buf_appendf(out,
+                            ",\"status\":%d,\"streamed\":%s,\"prompt_tokens\":%" PRId64
+                            ",\"completion_tokens\":%" PRId64 ",\"cached_tokens\":%" PRId64
+                            ",\"reasoning_tokens\":%" PRId64 ",\"total_tokens\":%" PRId64
+                            ",\"usage_source\":\"%s\",\"cost_usd\":%" PRId64 ".%012" PRId64
+                            ",\"latency_ms\":%.3f,\"ttfb_ms\":",
+                            r->status, r->streamed ? "true" : "false", r->usage.prompt,
+                            r->usage.completion, r->usage.cached, r->usage.reasoning,
+                            r->usage.total, r->usage_source ? r->usage_source : "none",
+                            (int64_t)(r->cost_pusd / 1000000000000LL),
+                            (int64_t)(r->cost_pusd % 1000000000000LL), r->latency_ms);
     if (rc == 0)
         rc = r->ttfb_ms >= 0 ? tg_buf_appendf(out, "%.3f", r->ttfb_ms)
                              : tg_buf_append(out, "null", 4);

@@ -42,7 +42,7 @@ typedef struct dp_usage_record {
     const char *usage_source; /* "provider", "estimated" or "none" */
     int64_t cost_pusd;        /* picodollars */
     double latency_ms;
-    double ttfb_ms; /* < 0 when no byte came back */
+    double ttfb_ms;    /* < 0 when no byte came back */
     const char *error; /* error code, or NULL */
 } dp_usage_record_t;
 

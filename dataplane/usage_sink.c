@@ -82,8 +82,7 @@ int dp_usage_sink_start(const char *path, tg_err_t *err)
 {
     sink.fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (sink.fd < 0) {
-        tg_err_set(err, TG_EIO, 500, "could not open usage file \"%s\": %s", path,
-                   strerror(errno));
+        tg_err_set(err, TG_EIO, 500, "could not open usage file \"%s\": %s", path, strerror(errno));
         return TG_EIO;
     }
     if (pthread_create(&sink.thread, NULL, sink_main, NULL) != 0) {

@@ -55,17 +55,19 @@ export function makeSnapshot({ mockUrl, version = 1, keys, routes, prices, provi
   };
 }
 
-export async function startGateway({ snapshot, args = [], workers = 2 } = {}) {
+export async function startGateway({ snapshot, args = [], workers = 2, env = {}, stateDir: keepState } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-it-'));
   const snapPath = path.join(dir, 'snapshot.json');
-  const stateDir = path.join(dir, 'state');
+  const stateDir = keepState || path.join(dir, 'state'); // a given one survives restarts
   const usagePath = path.join(stateDir, 'usage.ndjson');
   if (snapshot) writeFileSync(snapPath, JSON.stringify(snapshot));
   const argv = [
     '--listen', '127.0.0.1:0', '--workers', String(workers), '--state-dir', stateDir,
     ...(snapshot ? ['--snapshot', snapPath] : []), ...args,
   ];
-  const proc = spawn(path.join(BIN, 'tollgate-data'), argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(path.join(BIN, 'tollgate-data'), argv, {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
+  });
   let logs = '';
   proc.stdout.on('data', (d) => { logs += d; });
   proc.stderr.on('data', (d) => { logs += d; });
@@ -84,6 +86,7 @@ export async function startGateway({ snapshot, args = [], workers = 2 } = {}) {
     dir,
     snapPath,
     usagePath,
+    stateDir,
     logs: () => logs,
     exited,
     // Writes a new snapshot and SIGHUPs; resolves when the version is live.

@@ -1,0 +1,301 @@
+/* sync.c: snapshot long poll against the control plane, on its own thread with a blocking curl
+ * easy handle (the loops never wait on it), and the state file that lets a data plane restart
+ * and serve while the control plane is down. */
+#include "sync.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tg_hash.h"
+#include "tg_log.h"
+#include "tg_rand.h"
+
+#include "tg_banned.h"
+
+#define MAX_SNAPSHOT (256u << 20)
+
+static struct {
+    const dp_opts_t *o;
+    void (*hand)(tg_snap_t *s);
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_bool stop;
+    bool started;
+    int64_t version;
+    char id[64];
+} sy = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void state_paths(const dp_opts_t *o, char *snap, char *mac, size_t n)
+{
+    snprintf(snap, n, "%s/snapshot.json", o->state_dir);
+    snprintf(mac, n, "%s/snapshot.json.hmac", o->state_dir);
+}
+
+/* HMAC-SHA256 under the data-plane token, hex: a file changed by anyone without the token is
+ * refused at start, not served. */
+static void state_mac(const char *data, size_t n, char hex[65])
+{
+    uint8_t md[32];
+    unsigned int len = sizeof(md);
+    const char *key = getenv("TOLLGATE_DP_TOKEN");
+    key = key ? key : "";
+    HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)data, n, md, &len);
+    tg_hex_encode(md, 32, hex);
+}
+
+static int read_all(const char *path, tg_buf_t *b)
+{
+    char chunk[65536];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -errno;
+    int rc = 0;
+    size_t got;
+    while (rc == 0 && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        rc = tg_buf_append(b, chunk, got);
+    if (rc == 0 && ferror(f))
+        rc = TG_EIO;
+    fclose(f);
+    return rc;
+}
+
+tg_snap_t *dp_sync_load_state(const dp_opts_t *o)
+{
+    char snap[4096], mac[4096], want[65];
+    tg_buf_t body = TG_BUF_INIT(MAX_SNAPSHOT), stored = TG_BUF_INIT(128);
+    tg_snap_t *s = NULL;
+    state_paths(o, snap, mac, sizeof(snap));
+    int rc = read_all(snap, &body);
+    if (rc == -ENOENT) {
+        tg_log(TG_LOG_INFO, "dp_sync", "no_state_snapshot", "file=\"%s\"", snap);
+        goto out;
+    }
+    if (rc != 0 || read_all(mac, &stored) != 0) {
+        tg_log(TG_LOG_ERROR, "dp_sync", "state_snapshot_refused",
+               "file=\"%s\" reason=\"cannot read it or its .hmac file\"", snap);
+        goto out;
+    }
+    state_mac(body.base ? body.base : "", body.len, want);
+    while (stored.len > 0 && (stored.base[stored.len - 1] == '\n'))
+        stored.len--;
+    if (!tg_mem_eq(stored.base, stored.len, want, 64)) {
+        tg_log(TG_LOG_ERROR, "dp_sync", "state_snapshot_refused",
+               "file=\"%s\" reason=\"its HMAC does not match: the file was changed or truncated "
+               "after it was written (or TOLLGATE_DP_TOKEN changed)\"",
+               snap);
+        goto out;
+    }
+    tg_err_t err;
+    tg_err_clear(&err);
+    if (tg_snap_parse(body.base, body.len, &s, &err) != 0) {
+        tg_log(TG_LOG_ERROR, "dp_sync", "state_snapshot_refused", "file=\"%s\" reason=\"%s\"", snap,
+               err.msg);
+        s = NULL;
+        goto out;
+    }
+    tg_log(TG_LOG_INFO, "dp_sync", "state_snapshot_loaded", "version=%lld", (long long)s->version);
+out:
+    tg_buf_dispose(&body);
+    tg_buf_dispose(&stored);
+    return s;
+}
+
+static int write_file(const char *path, const char *data, size_t n)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, data + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            int e = -errno;
+            close(fd);
+            return e;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0)
+        return -errno;
+    return rename(tmp, path) == 0 ? 0 : -errno; /* readers see the old file or the new one */
+}
+
+static void save_state(const char *data, size_t n)
+{
+    char snap[4096], mac[4096], hex[66];
+    state_paths(sy.o, snap, mac, sizeof(snap));
+    state_mac(data, n, hex);
+    hex[64] = '\n';
+    /* the HMAC goes first: a crash between the two leaves a pair that is refused, never one
+     * that is trusted wrongly */
+    int rc = write_file(mac, hex, 65);
+    if (rc == 0)
+        rc = write_file(snap, data, n);
+    if (rc != 0)
+        tg_log(TG_LOG_WARN, "dp_sync", "state_write_failed", "file=\"%s\" reason=\"%s\"", snap,
+               strerror(-rc));
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    return tg_buf_append(ud, p, size * n) == 0 ? size * n : 0;
+}
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)ud;
+    (void)dt;
+    (void)dn;
+    (void)ut;
+    (void)un;
+    return atomic_load(&sy.stop) ? 1 : 0; /* abort a long poll when stopping */
+}
+
+/* One long poll. Returns 0 after a new snapshot, 1 when unchanged (304), <0 on failure. */
+static int poll_once(CURL *e, tg_buf_t *body)
+{
+    char url[4200], auth[600];
+    snprintf(url, sizeof(url), "%s/dp/v1/snapshot?after=%lld", sy.o->control_url,
+             (long long)sy.version);
+    const char *token = getenv("TOLLGATE_DP_TOKEN");
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
+    char idh[128];
+    snprintf(idh, sizeof(idh), "X-Tollgate-Dataplane: %s", sy.id);
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    h = curl_slist_append(h, idh);
+    tg_buf_reset(body);
+    curl_easy_reset(e);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 60000L); /* longer than the server's poll */
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    CURLcode rc = curl_easy_perform(e);
+    curl_slist_free_all(h);
+    if (atomic_load(&sy.stop))
+        return -1;
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    if (rc != CURLE_OK) {
+        tg_log(TG_LOG_WARN, "dp_sync", "control_unreachable", "url=\"%s\" reason=\"%s\"",
+               sy.o->control_url, curl_easy_strerror(rc));
+        return -1;
+    }
+    if (status == 304)
+        return 1;
+    if (status != 200) {
+        tg_log(TG_LOG_WARN, "dp_sync", "poll_refused", "status=%ld", status);
+        return -1;
+    }
+    tg_err_t err;
+    tg_err_clear(&err);
+    tg_snap_t *s = NULL;
+    if (tg_snap_parse(body->base ? body->base : "", body->len, &s, &err) != 0) {
+        /* refused and reported; the old snapshot keeps serving */
+        tg_log(TG_LOG_ERROR, "dp_sync", "snapshot_refused", "reason=\"%s\"", err.msg);
+        return -1;
+    }
+    if (s->version <= sy.version) {
+        tg_snap_unref(s);
+        return 1;
+    }
+    save_state(body->base, body->len);
+    sy.version = s->version;
+    tg_log(TG_LOG_INFO, "dp_sync", "snapshot_loaded", "version=%lld keys=%zu routes=%zu",
+           (long long)s->version, s->nkeys, s->nroutes);
+    sy.hand(s);
+    return 0;
+}
+
+static void wait_ms(long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&sy.mu);
+    if (!atomic_load(&sy.stop))
+        pthread_cond_timedwait(&sy.cv, &sy.mu, &ts);
+    pthread_mutex_unlock(&sy.mu);
+}
+
+static void *sync_main(void *arg)
+{
+    (void)arg;
+    CURL *e = curl_easy_init();
+    tg_buf_t body = TG_BUF_INIT(MAX_SNAPSHOT);
+    tg_rand_t rnd;
+    long backoff = 100;
+    if (tg_rand_seed(&rnd) != 0)
+        rnd.s[0] = (uint64_t)time(NULL) | 1;
+    while (e && !atomic_load(&sy.stop)) {
+        int rc = poll_once(e, &body);
+        if (rc >= 0) {
+            backoff = 100;
+            continue;
+        }
+        /* exponential backoff with full jitter, at most 5 s */
+        wait_ms((long)(tg_rand_next(&rnd) % (uint64_t)backoff) + 10);
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+    tg_buf_dispose(&body);
+    curl_easy_cleanup(e);
+    return NULL;
+}
+
+int dp_sync_start(const dp_opts_t *o, int64_t version, void (*hand)(tg_snap_t *s))
+{
+    char host[48] = "dp";
+    tg_rand_t r;
+    sy.o = o;
+    sy.hand = hand;
+    sy.version = version;
+    gethostname(host, sizeof(host) - 1);
+    if (tg_rand_seed(&r) != 0)
+        r.s[0] = 1;
+    snprintf(sy.id, sizeof(sy.id), "%.40s-%08llx", host,
+             (unsigned long long)(tg_rand_next(&r) & 0xffffffffu));
+    atomic_store(&sy.stop, false);
+    if (pthread_create(&sy.thread, NULL, sync_main, NULL) != 0)
+        return TG_EIO;
+    sy.started = true;
+    tg_log(TG_LOG_INFO, "dp_sync", "started", "control_url=\"%s\" dataplane=%s after=%lld",
+           o->control_url, sy.id, (long long)version);
+    return 0;
+}
+
+void dp_sync_stop(void)
+{
+    if (!sy.started)
+        return;
+    pthread_mutex_lock(&sy.mu);
+    atomic_store(&sy.stop, true);
+    pthread_cond_broadcast(&sy.cv);
+    pthread_mutex_unlock(&sy.mu);
+    pthread_join(sy.thread, NULL);
+    sy.started = false;
+}

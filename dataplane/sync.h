@@ -1,0 +1,18 @@
+/* sync.h: the data plane's link to the control plane. One thread (never a loop) long-polls
+ * GET /dp/v1/snapshot?after=V, validates each snapshot completely, keeps the last good one on disk
+ * (state_dir/snapshot.json with an HMAC under TOLLGATE_DP_TOKEN beside it) and hands it to the
+ * workers. */
+#ifndef DP_SYNC_H
+#define DP_SYNC_H
+
+#include "dp.h"
+
+/* Loads the last good snapshot from the state dir, if there is one and its HMAC holds. Returns
+ * NULL (after logging why) when there is none or it is refused. Blocking: main thread, at start. */
+tg_snap_t *dp_sync_load_state(const dp_opts_t *o);
+/* Starts the poll thread; hand(s) receives each new snapshot (one ref it must drop). */
+int dp_sync_start(const dp_opts_t *o, int64_t version, void (*hand)(tg_snap_t *s));
+/* Stops and joins the poll thread (within about a second). */
+void dp_sync_stop(void);
+
+#endif

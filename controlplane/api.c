@@ -179,8 +179,11 @@ void cp_api_metrics(cp_req_t *r)
         rc = tg_buf_appendf(&r->out,
                             "# HELP tollgate_control_database_up Whether this replica reaches "
                             "Postgres.\n# TYPE tollgate_control_database_up gauge\n"
-                            "tollgate_control_database_up %d\n",
-                            r->db ? 1 : 0);
+                            "tollgate_control_database_up %d\n"
+                            "# HELP tollgate_control_snapshot_polls_waiting Data-plane long polls "
+                            "waiting for a change.\n# TYPE tollgate_control_snapshot_polls_waiting "
+                            "gauge\ntollgate_control_snapshot_polls_waiting %d\n",
+                            r->db ? 1 : 0, cp_http_waiting());
     if (rc != 0)
         cp_reply_error(r, 500, "internal", NULL, "could not render metrics");
 }

@@ -10,5 +10,7 @@ int cp_http_start(const cp_opts_t *o, int *port);
 void cp_http_stop(void);
 /* Responses sent with status class cls (1..5), for /metrics. */
 unsigned long cp_http_count(int cls);
+/* Long polls waiting now (data planes with nothing new to receive), for /metrics. */
+int cp_http_waiting(void);
 
 #endif

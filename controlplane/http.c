@@ -26,6 +26,7 @@ typedef struct body body_t;
 struct body {
     tg_buf_t buf;
     bool too_big;
+    bool counted_on_stop; /* in answered_on_stop until MHD reports the reply sent */
     /* long poll */
     struct MHD_Connection *conn; /* borrowed from MHD for the request's lifetime */
     int64_t deadline_ms;         /* 0 until the handler first waits */
@@ -45,6 +46,7 @@ static body_t *waiters;
 static atomic_ulong wake_gen;
 static atomic_int waiting_count; /* suspended or resumed but not yet answered */
 static atomic_bool stopping;
+static atomic_int answered_on_stop;   /* replies queued while stopping, not yet sent */
 static _Thread_local body_t *current; /* the request being dispatched on this worker */
 
 static int64_t mono_ms(void)
@@ -171,6 +173,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    /* counted before waiting_count drops, so that cp_http_stop never sees both at zero while
+     * a woken poll's answer is still to be written */
+    if (atomic_load(&stopping) && !b->counted_on_stop) {
+        b->counted_on_stop = true;
+        atomic_fetch_add(&answered_on_stop, 1);
+    }
     if (b->deadline_ms != 0)
         atomic_fetch_sub(&waiting_count, 1); /* resumed: this run answers or suspends again */
     cp_req_t r;
@@ -214,6 +222,11 @@ again:
             return MHD_YES;
         }
     }
+    if (atomic_load(&stopping) && !b->counted_on_stop) {
+        /* cp_http_stop waits for this reply to leave before the daemon closes connections */
+        b->counted_on_stop = true;
+        atomic_fetch_add(&answered_on_stop, 1);
+    }
     enum MHD_Result ret = send_reply(c, &r);
     tg_buf_dispose(&r.out);
     return ret;
@@ -226,6 +239,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)c;
     (void)toe;
     body_t *b = *con_cls;
+    if (b && b->counted_on_stop)
+        atomic_fetch_sub(&answered_on_stop, 1);
     if (b) {
         pthread_mutex_lock(&waiters_mu);
         if (b->waiting) { /* only if MHD closes a suspended connection itself */
@@ -267,12 +282,18 @@ int cp_http_start(const cp_opts_t *o, int *port)
     return 0;
 }
 
+int cp_http_waiting(void)
+{
+    return atomic_load(&waiting_count);
+}
+
 void cp_http_stop(void)
 {
     /* answer the long polls (503) before the daemon closes their connections */
     atomic_store(&stopping, true);
     cp_http_wake(1);
-    for (int i = 0; i < 200 && atomic_load(&waiting_count) > 0; i++) {
+    for (int i = 0;
+         i < 200 && (atomic_load(&waiting_count) > 0 || atomic_load(&answered_on_stop) > 0); i++) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

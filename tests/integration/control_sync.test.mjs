@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startControl } from './lib/control.mjs';
-import { startGateway, chatBody, sha256hex } from './lib/harness.mjs';
+import { startGateway, chatBody, sha256hex, waitFor } from './lib/harness.mjs';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 
 const DP_TOKEN = 'test-dp-token'; // what startControl sets as TOLLGATE_DP_TOKEN
@@ -221,7 +221,12 @@ test('provider_credentials_never_reach_the_logs', () => {
 test('shutdown_answers_waiting_polls', async () => {
   const v = currentVersion();
   const poll = snapshot(v);
-  await new Promise((res) => setTimeout(res, 300));
+  poll.catch(() => {}); // awaited below; keeps an early failure from being "unhandled"
+  // stop only once the poll is really parked in the control plane
+  await waitFor(async () => {
+    const m = await fetch(cp.url + '/metrics').then((x) => x.text());
+    return /tollgate_control_snapshot_polls_waiting [1-9]/.test(m);
+  }, 5000, 'the poll to wait');
   const t0 = Date.now();
   const e = await cp.stop();
   const r = await poll;

@@ -87,6 +87,10 @@ int cp_json_append_compact(tg_buf_t *b, const char *s, size_t n);
 /* Replies with JSON text built elsewhere (exact numerics from Postgres), compacted. */
 void cp_reply_json_text(cp_req_t *r, int status, const char *s, size_t n);
 
+/* Replies {"data":[...],"next_cursor"} from rows whose first column is one object, fetched
+ * with limit + 1 rows; the cursor is that object's cursor_field of the last row shown. */
+void cp_reply_page(cp_req_t *r, PGresult *res, int limit, const char *cursor_field);
+
 /* ---- request bodies ---- */
 /* Parses the body as a JSON object with no fields outside `allowed`; replies 400 and returns
  * NULL on failure. */

@@ -100,6 +100,19 @@ void cp_reply_db_error(cp_req_t *r, PGresult *res)
                    "request; retry shortly");
 }
 
+void cp_reply_page(cp_req_t *r, PGresult *res, int limit, const char *cursor_field)
+{
+    json_t *items = json_array();
+    int n = PQntuples(res);
+    for (int i = 0; i < n && i < limit; i++)
+        json_array_append_new(items, cp_db_json_row(res, i, 0));
+    json_t *next = NULL;
+    if (n > limit)
+        next = json_copy(json_object_get(json_array_get(items, (size_t)limit - 1), cursor_field));
+    cp_reply_json(r, 200,
+                  json_pack("{s:o,s:o}", "data", items, "next_cursor", next ? next : json_null()));
+}
+
 json_t *cp_body_object(cp_req_t *r, const char *const *allowed)
 {
     json_error_t jerr;

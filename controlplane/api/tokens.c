@@ -355,16 +355,8 @@ void cp_api_tokens_list(cp_req_t *r)
         PQclear(res);
         return;
     }
-    json_t *items = json_array();
-    int n = PQntuples(res);
-    for (int i = 0; i < n && i < limit; i++)
-        json_array_append_new(items, cp_db_json_row(res, i, 0));
-    json_t *next = NULL;
-    if (n > limit)
-        next = json_copy(json_object_get(json_array_get(items, (size_t)limit - 1), "id"));
+    cp_reply_page(r, res, limit, "id");
     PQclear(res);
-    cp_reply_json(r, 200,
-                  json_pack("{s:o,s:o}", "data", items, "next_cursor", next ? next : json_null()));
 }
 
 void cp_api_tokens_revoke(cp_req_t *r)

@@ -50,20 +50,6 @@ static int exec_ok(cp_req_t *r, const char *sql, int n, const char *const *p)
     return ok ? 0 : -1;
 }
 
-/* Replies {"data": [...], "next_cursor"} from rows of one json column, fetched with limit+1. */
-static void reply_page(cp_req_t *r, PGresult *res, int limit, const char *cursor_field)
-{
-    json_t *items = json_array();
-    int n = PQntuples(res);
-    for (int i = 0; i < n && i < limit; i++)
-        json_array_append_new(items, cp_db_json_row(res, i, 0));
-    json_t *next = NULL;
-    if (n > limit)
-        next = json_copy(json_object_get(json_array_get(items, (size_t)limit - 1), cursor_field));
-    cp_reply_json(r, 200,
-                  json_pack("{s:o,s:o}", "data", items, "next_cursor", next ? next : json_null()));
-}
-
 /* Whether a uuid from the path names the caller; case does not matter in a uuid. */
 static bool is_self(const cp_req_t *r, const char *id)
 {
@@ -146,7 +132,7 @@ void cp_api_users_list(cp_req_t *r)
     if (!cp_db_ok(res))
         cp_reply_db_error(r, res);
     else
-        reply_page(r, res, limit, "id");
+        cp_reply_page(r, res, limit, "id");
     PQclear(res);
 }
 
@@ -490,7 +476,7 @@ void cp_api_members_list(cp_req_t *r)
     if (!cp_db_ok(res))
         cp_reply_db_error(r, res);
     else
-        reply_page(r, res, limit, "user_id");
+        cp_reply_page(r, res, limit, "user_id");
     PQclear(res);
 }
 

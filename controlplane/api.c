@@ -33,6 +33,7 @@ static const route_t routes[] = {
     {"DELETE", "/api/v1/tenants/{}", cp_api_tenants_delete, true},
     {"GET", "/api/v1/audit-log", cp_api_audit_list, true},
     {"GET", "/api/v1/audit-log/verify", cp_api_audit_verify, true},
+    {"GET", "/api/v1/dataplanes", cp_api_dataplanes_list, true},
     {"GET", "/api/v1/users", cp_api_users_list, true},
     {"POST", "/api/v1/users", cp_api_users_create, true},
     {"GET", "/api/v1/users/{}", cp_api_users_get, true},

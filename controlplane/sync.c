@@ -27,6 +27,7 @@
 #define RECONNECT_MS 1000 /* between notifier connection attempts */
 
 static bool dp_token_ok(cp_req_t *r);
+static void dp_register(cp_req_t *r, long long after);
 static int64_t poll_timeout_ms(void);
 static void *notifier_main(void *arg);
 
@@ -53,6 +54,7 @@ void cp_dp_snapshot(cp_req_t *r)
                        "the database is unreachable; retry shortly");
         return;
     }
+    dp_register(r, after);
     int64_t version = 0;
     if (cp_snapshot_build(r->db, NULL, &version) != 0) {
         cp_reply_error(r, 503, "database_unavailable", NULL,
@@ -215,4 +217,65 @@ static void *notifier_main(void *arg)
     }
     PQfinish(c);
     return NULL;
+}
+
+static bool dp_id_ok(const char *s, size_t max)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* A data plane that names itself (X-Tollgate-Dataplane, X-Tollgate-Version) is recorded with its
+ * address, the version it runs and the snapshot it has, for GET /api/v1/dataplanes. A bad or
+ * missing name is not an error: the poll is served, the data plane just goes unlisted. */
+static void dp_register(cp_req_t *r, long long after)
+{
+    const char *id = MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, "X-Tollgate-Dataplane");
+    const char *ver = MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, "X-Tollgate-Version");
+    if (!dp_id_ok(id, 64))
+        return;
+    char snap[32];
+    snprintf(snap, sizeof(snap), "%lld", after > 0 ? after : 0);
+    const char *p[4] = {id, r->ip[0] ? r->ip : "unknown", dp_id_ok(ver, 32) ? ver : "unknown",
+                        snap};
+    PGresult *res = cp_db_exec(r->db,
+                               "INSERT INTO dataplanes (id, host, version, snapshot_version) "
+                               "VALUES ($1, $2, $3, $4::bigint) ON CONFLICT (id) DO UPDATE SET "
+                               "host = $2, version = $3, snapshot_version = $4::bigint, "
+                               "last_seen = now()",
+                               4, p);
+    if (!cp_db_ok(res))
+        tg_log(TG_LOG_WARN, "cp_sync", "register_failed", "dataplane=%s", id);
+    PQclear(res);
+}
+
+void cp_api_dataplanes_list(cp_req_t *r)
+{
+    if (!r->who.platform_admin) {
+        cp_reply_error(r, 403, "forbidden", NULL, "only platform admins list data planes");
+        return;
+    }
+    PGresult *res = cp_db_exec(
+        r->db,
+        "SELECT coalesce(json_agg(json_build_object('id', id, 'host', host, 'version', version, "
+        "'snapshot_version', snapshot_version, 'first_seen', first_seen, 'last_seen', last_seen, "
+        "'live', last_seen > now() - interval '90 seconds') ORDER BY id), '[]'::json) FROM "
+        "dataplanes",
+        0, NULL);
+    json_t *list = cp_db_json_row(res, 0, 0);
+    if (!list) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        return;
+    }
+    PQclear(res);
+    cp_reply_json(r, 200, json_pack("{s:o}", "data", list));
 }

@@ -23,6 +23,7 @@
 #include "tg_banned.h"
 
 #define MAX_SNAPSHOT (256u << 20)
+#define DP_VERSION "0.1.0"
 
 static struct {
     const dp_opts_t *o;
@@ -178,6 +179,7 @@ static int poll_once(CURL *e, tg_buf_t *body)
     snprintf(idh, sizeof(idh), "X-Tollgate-Dataplane: %s", sy.id);
     struct curl_slist *h = curl_slist_append(NULL, auth);
     h = curl_slist_append(h, idh);
+    h = curl_slist_append(h, "X-Tollgate-Version: " DP_VERSION);
     tg_buf_reset(body);
     curl_easy_reset(e);
     curl_easy_setopt(e, CURLOPT_URL, url);

@@ -76,6 +76,8 @@ void cp_api_prices_delete(cp_req_t *r);
 
 /* sync.c: GET /dp/v1/snapshot?after=N, the data planes' long poll */
 void cp_dp_snapshot(cp_req_t *r);
+/* GET /api/v1/dataplanes: the data planes that polled, with last contact (platform admins) */
+void cp_api_dataplanes_list(cp_req_t *r);
 
 /* Bumps the config version inside the current transaction (data planes see the change). */
 int cp_config_bump(cp_req_t *r);

@@ -401,6 +401,8 @@ test('a walkthrough of every operation: statuses are documented and bodies match
   // a snapshot with a provider, route, price and key in it matches its schema as well
   r = await call('GET', '/dp/v1/snapshot', { token: 'test-dp-token', query: { after: 0 }, expect: 200 });
   assert.ok(r.body.keys.some((k) => k.id === key.id));
+  await call('GET', '/api/v1/dataplanes', { token: admin, expect: 200 });
+  await call('GET', '/api/v1/dataplanes', { token: devToken, expect: 403 });
 
   r = await call('POST', '/api/v1/tenants/{tenant_id}/budgets', { token: devToken, params: T, body: { key_id: key.id, period: 'monthly', limit_usd: 10.5, alert_threshold: 0.8 }, expect: 201 });
   const budget = r.body;

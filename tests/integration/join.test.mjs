@@ -60,6 +60,14 @@ test('a key created in the admin API works on the data plane at once; revoked, i
     console.log(`# key live after ${live} ms, revocation live after ${Date.now() - t1} ms`);
     const ready = await (await fetch(gw.url + '/readyz')).json();
     assert.ok(ready.snapshot_version > 0);
+    // the data plane is listed with what it runs and the snapshot it has
+    const dps = await waitFor(async () => {
+      const l = await cp.api('GET', '/api/v1/dataplanes', { token: admin });
+      return l.body.data.find((d) => d.live && d.snapshot_version === ready.snapshot_version) && l;
+    }, 5000, 'the data plane to be listed');
+    const me = dps.body.data.find((d) => d.snapshot_version === ready.snapshot_version);
+    assert.equal(me.version, '0.1.0');
+    assert.equal(me.host, '127.0.0.1');
   } finally {
     await gw.stop();
   }

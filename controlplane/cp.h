@@ -111,6 +111,8 @@ int cp_body_enum(cp_req_t *r, json_t *o, const char *name, bool required, const 
 const char *cp_query(cp_req_t *r, const char *name);
 /* limit (1..200, default 50) and the opaque cursor; replies 400 on a bad value. */
 int cp_page_params(cp_req_t *r, int *limit, const char **cursor);
+/* The same for lists paged by a uuid id: a cursor that is no uuid is a 400. */
+int cp_page_params_uuid(cp_req_t *r, int *limit, const char **cursor);
 
 /* ---- database ---- */
 /* This thread's connection, (re)connected as needed; NULL when the database is unreachable. */
@@ -119,6 +121,8 @@ PGconn *cp_db(void);
 void cp_db_close(void);
 PGresult *cp_db_exec(PGconn *c, const char *sql, int n, const char *const *params);
 bool cp_db_ok(PGresult *res);
+/* Whether a failed statement failed with this SQLSTATE ("23505", ...). */
+bool cp_db_sqlstate_is(PGresult *res, const char *state);
 int cp_db_begin(cp_req_t *r);
 int cp_db_commit(cp_req_t *r);
 void cp_db_rollback(cp_req_t *r);
@@ -131,6 +135,8 @@ int cp_role_in(cp_req_t *r, const char *tenant_id);
 /* Requires at least `min` in the tenant; replies 404 when the caller has no role there at all
  * (no existence leak) and 403 when the role is too low. Returns the role or -1. */
 int cp_require_role(cp_req_t *r, const char *tenant_id, int min);
+/* Platform admins only: replies 403 "only platform admins <what>" otherwise. */
+bool cp_require_platform(cp_req_t *r, const char *what);
 bool cp_is_uuid(const char *s);
 const char *cp_role_name(int role);
 int cp_role_parse(const char *s);

@@ -102,3 +102,9 @@ void cp_db_close(void)
     pthread_setspecific(conn_key, NULL);
     PQfinish(conn);
 }
+
+bool cp_db_sqlstate_is(PGresult *res, const char *state)
+{
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return s && strcmp(s, state) == 0;
+}

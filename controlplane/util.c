@@ -284,6 +284,26 @@ int cp_page_params(cp_req_t *r, int *limit, const char **cursor)
     return 0;
 }
 
+int cp_page_params_uuid(cp_req_t *r, int *limit, const char **cursor)
+{
+    if (cp_page_params(r, limit, cursor) != 0)
+        return -1;
+    if (*cursor && !cp_is_uuid(*cursor)) {
+        cp_reply_error(r, 400, "invalid_query", "cursor", "cursor is not valid");
+        return -1;
+    }
+    return 0;
+}
+
+bool cp_require_platform(cp_req_t *r, const char *what)
+{
+    if (r->who.platform_admin)
+        return true;
+    /* the same answer whether or not the object exists: nothing leaks */
+    cp_reply_error(r, 403, "forbidden", NULL, "only platform admins %s", what);
+    return false;
+}
+
 bool cp_is_uuid(const char *s)
 {
     if (!s || strlen(s) != 36)

@@ -124,12 +124,8 @@ void cp_api_budgets_list(cp_req_t *r)
 {
     int limit;
     const char *cursor;
-    if (budget_scope(r, CP_ROLE_VIEWER, false) < 0 || cp_page_params(r, &limit, &cursor) != 0)
+    if (budget_scope(r, CP_ROLE_VIEWER, false) < 0 || cp_page_params_uuid(r, &limit, &cursor) != 0)
         return;
-    if (cursor && !cp_is_uuid(cursor)) {
-        cp_reply_error(r, 400, "invalid_query", "cursor", "cursor is not valid");
-        return;
-    }
     const char *key = cp_query(r, "key_id");
     if (key && !cp_is_uuid(key)) {
         cp_reply_error(r, 400, "invalid_query", "key_id", "key_id must be a key id");

@@ -399,12 +399,8 @@ void cp_api_keys_list(cp_req_t *r)
     static const char *const statuses[] = {"active", "revoked", "expired", NULL};
     int limit;
     const char *cursor;
-    if (key_scope(r, CP_ROLE_VIEWER, false) < 0 || cp_page_params(r, &limit, &cursor) != 0)
+    if (key_scope(r, CP_ROLE_VIEWER, false) < 0 || cp_page_params_uuid(r, &limit, &cursor) != 0)
         return;
-    if (cursor && !cp_is_uuid(cursor)) {
-        cp_reply_error(r, 400, "invalid_query", "cursor", "cursor is not valid");
-        return;
-    }
     const char *owner = cp_query(r, "owner_user_id");
     if (owner && !cp_is_uuid(owner)) {
         cp_reply_error(r, 400, "invalid_query", "owner_user_id", "owner_user_id must be a user id");

@@ -28,14 +28,6 @@
     "trim_scale(pr.cached_input_per_mtok)::text, 'output_per_mtok', "                              \
     "trim_scale(pr.output_per_mtok)::text)"
 
-static bool require_platform(cp_req_t *r)
-{
-    if (r->who.platform_admin)
-        return true;
-    cp_reply_error(r, 403, "forbidden", NULL, "only platform admins change prices");
-    return false;
-}
-
 static bool model_ok(const char *m)
 {
     size_t n = strlen(m);
@@ -163,7 +155,7 @@ void cp_api_prices_put(cp_req_t *r)
 {
     static const char *const fields[] = {
         "provider_id", "model", "input_per_mtok", "output_per_mtok", "cached_input_per_mtok", NULL};
-    if (!require_platform(r))
+    if (!cp_require_platform(r, "change prices"))
         return;
     json_t *o = cp_body_object(r, fields);
     if (!o)
@@ -249,7 +241,7 @@ out:
 
 void cp_api_prices_delete(cp_req_t *r)
 {
-    if (!require_platform(r))
+    if (!cp_require_platform(r, "change prices"))
         return;
     const char *provider = cp_query(r, "provider_id");
     const char *model = cp_query(r, "model");

@@ -53,21 +53,6 @@ static const char *const refused_headers[] = {"authorization",
                                               "x-goog-api-key",
                                               NULL};
 
-static bool require_platform(cp_req_t *r)
-{
-    if (r->who.platform_admin)
-        return true;
-    /* the same answer whether or not the provider exists: nothing leaks */
-    cp_reply_error(r, 403, "forbidden", NULL, "only platform admins manage providers");
-    return false;
-}
-
-static bool sqlstate_is(PGresult *res, const char *state)
-{
-    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    return s && strcmp(s, state) == 0;
-}
-
 /* ---- reading ---- */
 
 /* The names in a sealed credentials object, or JSON null when it cannot be opened (no or another
@@ -568,12 +553,8 @@ void cp_api_providers_list(cp_req_t *r)
 {
     int limit;
     const char *cursor;
-    if (!require_platform(r) || cp_page_params(r, &limit, &cursor) != 0)
+    if (!cp_require_platform(r, "manage providers") || cp_page_params_uuid(r, &limit, &cursor) != 0)
         return;
-    if (cursor && !cp_is_uuid(cursor)) {
-        cp_reply_error(r, 400, "invalid_query", "cursor", "cursor is not valid");
-        return;
-    }
     const char *name = cp_query(r, "name");
     const char *kind = cp_query(r, "kind");
     if ((name && strlen(name) > 63) || (kind && strlen(kind) > 64)) {
@@ -619,7 +600,7 @@ void cp_api_providers_create(cp_req_t *r)
 {
     static const char *const fields[] = {"name",    "kind",     "base_url", "credentials",
                                          "headers", "settings", NULL};
-    if (!require_platform(r))
+    if (!cp_require_platform(r, "manage providers"))
         return;
     json_t *o = cp_body_object(r, fields);
     if (!o)
@@ -638,7 +619,7 @@ void cp_api_providers_create(cp_req_t *r)
         "coalesce($6::jsonb, '{}')) RETURNING " PROVIDER_COLS,
         6, p);
     if (!cp_db_ok(res)) {
-        if (sqlstate_is(res, "23505"))
+        if (cp_db_sqlstate_is(res, "23505"))
             cp_reply_error(r, 409, "conflict", "name", "a provider named \"%s\" exists",
                            in.name ? in.name : "");
         else
@@ -665,7 +646,7 @@ out:
 void cp_api_providers_get(cp_req_t *r)
 {
     const char *id = r->params[0];
-    if (!require_platform(r))
+    if (!cp_require_platform(r, "manage providers"))
         return;
     if (!cp_is_uuid(id)) {
         cp_reply_error(r, 404, "not_found", NULL, "no such provider");
@@ -686,7 +667,7 @@ void cp_api_providers_update(cp_req_t *r)
     static const char *const fields[] = {"name",    "kind",     "base_url", "credentials",
                                          "headers", "settings", NULL};
     const char *id = r->params[0];
-    if (!require_platform(r))
+    if (!cp_require_platform(r, "manage providers"))
         return;
     if (!cp_is_uuid(id)) {
         cp_reply_error(r, 404, "not_found", NULL, "no such provider");
@@ -733,7 +714,7 @@ void cp_api_providers_update(cp_req_t *r)
         "updated_at = now() WHERE p.id = $1 AND p.tenant_id IS NULL RETURNING " PROVIDER_COLS,
         8, p);
     if (!cp_db_ok(res) || PQntuples(res) != 1) {
-        if (sqlstate_is(res, "23505"))
+        if (cp_db_sqlstate_is(res, "23505"))
             cp_reply_error(r, 409, "conflict", "name", "a provider named \"%s\" exists",
                            in.name ? in.name : "");
         else
@@ -758,7 +739,7 @@ out:
 void cp_api_providers_delete(cp_req_t *r)
 {
     const char *id = r->params[0];
-    if (!require_platform(r))
+    if (!cp_require_platform(r, "manage providers"))
         return;
     if (!cp_is_uuid(id)) {
         cp_reply_error(r, 404, "not_found", NULL, "no such provider");
@@ -821,7 +802,7 @@ void cp_api_providers_delete(cp_req_t *r)
     PQclear(res);
     res = cp_db_exec(r->db, "DELETE FROM providers WHERE id = $1", 1, p);
     if (!cp_db_ok(res)) {
-        if (sqlstate_is(res, "23503")) /* a route took it up after the check above */
+        if (cp_db_sqlstate_is(res, "23503")) /* a route took it up after the check above */
             cp_reply_error(r, 409, "conflict", NULL, "provider is used by a route");
         else
             cp_reply_db_error(r, res);

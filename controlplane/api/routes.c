@@ -24,20 +24,6 @@
 
 static const char *const strategies[] = {"weighted", "least_busy", "lowest_latency", NULL};
 
-static bool require_platform(cp_req_t *r)
-{
-    if (r->who.platform_admin)
-        return true;
-    cp_reply_error(r, 403, "forbidden", NULL, "only platform admins change routes");
-    return false;
-}
-
-static bool sqlstate_is(PGresult *res, const char *state)
-{
-    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    return s && strcmp(s, state) == 0;
-}
-
 static json_t *route_by_id(cp_req_t *r, const char *id, bool for_update, bool *db_failed)
 {
     const char *p[1] = {id};
@@ -358,12 +344,8 @@ void cp_api_routes_list(cp_req_t *r)
 {
     int limit;
     const char *cursor;
-    if (cp_page_params(r, &limit, &cursor) != 0)
+    if (cp_page_params_uuid(r, &limit, &cursor) != 0)
         return;
-    if (cursor && !cp_is_uuid(cursor)) {
-        cp_reply_error(r, 400, "invalid_query", "cursor", "cursor is not valid");
-        return;
-    }
     const char *alias = cp_query(r, "alias");
     if (alias && strlen(alias) > 256) {
         cp_reply_error(r, 400, "invalid_query", "alias", "alias is at most 256 bytes");
@@ -390,7 +372,7 @@ void cp_api_routes_create(cp_req_t *r)
 {
     static const char *const fields[] = {
         "alias", "strategy", "targets", "retry", "connect_timeout_ms", "timeout_ms", NULL};
-    if (!require_platform(r))
+    if (!cp_require_platform(r, "change routes"))
         return;
     json_t *o = cp_body_object(r, fields);
     if (!o)
@@ -427,7 +409,7 @@ void cp_api_routes_create(cp_req_t *r)
                                "coalesce($3::jsonb, '{}'), $4::int, $5::int) RETURNING id",
                                5, p);
     if (!cp_db_ok(res)) {
-        if (sqlstate_is(res, "23505"))
+        if (cp_db_sqlstate_is(res, "23505"))
             conflict_alias(r, in.alias);
         else
             cp_reply_db_error(r, res);
@@ -475,7 +457,7 @@ void cp_api_routes_update(cp_req_t *r)
     static const char *const fields[] = {
         "alias", "strategy", "targets", "retry", "connect_timeout_ms", "timeout_ms", NULL};
     const char *id = r->params[0];
-    if (!require_platform(r))
+    if (!cp_require_platform(r, "change routes"))
         return;
     if (!cp_is_uuid(id)) {
         cp_reply_error(r, 404, "not_found", NULL, "no such route");
@@ -523,7 +505,7 @@ void cp_api_routes_update(cp_req_t *r)
         "connect_timeout_ms <= timeout_ms",
         6, p);
     if (!cp_db_ok(res) || PQntuples(res) != 1) {
-        if (sqlstate_is(res, "23505"))
+        if (cp_db_sqlstate_is(res, "23505"))
             conflict_alias(r, in.alias);
         else
             cp_reply_db_error(r, res);
@@ -569,7 +551,7 @@ out:
 void cp_api_routes_delete(cp_req_t *r)
 {
     const char *id = r->params[0];
-    if (!require_platform(r))
+    if (!cp_require_platform(r, "change routes"))
         return;
     if (!cp_is_uuid(id)) {
         cp_reply_error(r, 404, "not_found", NULL, "no such route");

@@ -57,12 +57,8 @@ void cp_api_tenants_list(cp_req_t *r)
 {
     int limit;
     const char *cursor;
-    if (cp_page_params(r, &limit, &cursor) != 0)
+    if (cp_page_params_uuid(r, &limit, &cursor) != 0)
         return;
-    if (cursor && !cp_is_uuid(cursor)) {
-        cp_reply_error(r, 400, "invalid_query", "cursor", "cursor is not valid");
-        return;
-    }
     const char *slug = cp_query(r, "slug");
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit + 1);

@@ -322,12 +322,8 @@ void cp_api_tokens_list(cp_req_t *r)
 {
     int limit;
     const char *cursor;
-    if (cp_page_params(r, &limit, &cursor) != 0)
+    if (cp_page_params_uuid(r, &limit, &cursor) != 0)
         return;
-    if (cursor && !cp_is_uuid(cursor)) {
-        cp_reply_error(r, 400, "invalid_query", "cursor", "cursor is not valid");
-        return;
-    }
     const char *uid = cp_query(r, "user_id");
     if (uid && !cp_is_uuid(uid)) {
         cp_reply_error(r, 400, "invalid_query", "user_id", "user_id must be a uuid");

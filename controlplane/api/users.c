@@ -109,12 +109,8 @@ void cp_api_users_list(cp_req_t *r)
         cp_reply_error(r, 403, "forbidden", NULL, "only platform admins list users");
         return;
     }
-    if (cp_page_params(r, &limit, &cursor) != 0)
+    if (cp_page_params_uuid(r, &limit, &cursor) != 0)
         return;
-    if (cursor && !cp_is_uuid(cursor)) {
-        cp_reply_error(r, 400, "invalid_query", "cursor", "cursor is not valid");
-        return;
-    }
     const char *email = cp_query(r, "email");
     if (email && (!*email || strlen(email) > EMAIL_MAX)) {
         cp_reply_error(r, 400, "invalid_query", "email", "email must be 1 to %d bytes long",
@@ -459,12 +455,8 @@ void cp_api_members_list(cp_req_t *r)
     }
     if (cp_require_role(r, tid, CP_ROLE_VIEWER) < 0)
         return;
-    if (cp_page_params(r, &limit, &cursor) != 0)
+    if (cp_page_params_uuid(r, &limit, &cursor) != 0)
         return;
-    if (cursor && !cp_is_uuid(cursor)) {
-        cp_reply_error(r, 400, "invalid_query", "cursor", "cursor is not valid");
-        return;
-    }
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit + 1);
     const char *p[3] = {tid, cursor, lim};

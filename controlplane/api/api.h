@@ -79,6 +79,12 @@ void cp_dp_snapshot(cp_req_t *r);
 /* GET /api/v1/dataplanes: the data planes that polled, with last contact (platform admins) */
 void cp_api_dataplanes_list(cp_req_t *r);
 
+/* ingest.c: POST /dp/v1/usage (docs/usage.md) */
+void cp_dp_usage(cp_req_t *r);
+
+/* usage.c: GET /api/v1/usage */
+void cp_api_usage_get(cp_req_t *r);
+
 /* Bumps the config version inside the current transaction (data planes see the change). */
 int cp_config_bump(cp_req_t *r);
 

@@ -87,6 +87,8 @@ const char *tg_strerror(int code)
         return "timeout";
     case TG_ECLOSED:
         return "closed";
+    case TG_ERATE:
+        return "limit reached";
     default:
         return "unknown error";
     }

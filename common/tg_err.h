@@ -18,6 +18,7 @@ enum {
     TG_EUPSTREAM = -8,
     TG_ETIMEOUT = -9,
     TG_ECLOSED = -10,
+    TG_ERATE = -11, /* a rate limit or budget said no */
 };
 
 /* A failure the client must see: an HTTP status, an OpenAI error `type` and `code`, a message

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "tg_buf.h"
 
@@ -21,6 +22,8 @@
 #define SNAP_MAX_SECRET 4096
 #define SNAP_MAX_TIMEOUT_MS (3600u * 1000u)
 #define SNAP_MAX_PRICE 1e6 /* USD per million tokens; anything above is a typo */
+#define SNAP_MAX_USD 9e6   /* budgets and spend: picodollars fit an int64 */
+#define SNAP_MAX_RATE 1000000000u
 
 static void snap_free(tg_snap_t *s);
 
@@ -174,9 +177,135 @@ static bool header_line_ok(const char *name, const char *value)
     return true;
 }
 
+static void limits_init(tg_limits_t *l)
+{
+    for (int p = 0; p < TG_NPERIODS; p++)
+        l->budget_pusd[p] = -1;
+}
+
+static int get_rates(json_t *obj, const char *path, tg_limits_t *l, tg_err_t *err)
+{
+    uint64_t rpm, tpm;
+    limits_init(l);
+    int rc = get_uint(obj, "rpm_limit", 0, 1, SNAP_MAX_RATE, path, &rpm, err);
+    if (rc == 0)
+        rc = get_uint(obj, "tpm_limit", 0, 1, SNAP_MAX_RATE, path, &tpm, err);
+    l->rpm = (uint32_t)rpm;
+    l->tpm = (uint32_t)tpm;
+    return rc;
+}
+
+bool tg_usd_to_pusd(double usd, int64_t *out)
+{
+    if (!(usd >= 0 && usd <= SNAP_MAX_USD))
+        return false;
+    *out = (int64_t)llround(usd * 1e12);
+    return true;
+}
+
+int tg_period_parse(const char *s)
+{
+    static const char *const names[] = {"daily", "monthly", "total"};
+    for (int i = 0; s && i < TG_NPERIODS; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+int32_t tg_date_parse(const char *s)
+{
+    int y, m, d, n = 0;
+    if (!s || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10)
+        return -1;
+    if (y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31)
+        return -1;
+    return y * 10000 + m * 100 + d;
+}
+
+int32_t tg_period_start(int period, int64_t unix_s)
+{
+    if (period == TG_PERIOD_TOTAL)
+        return 19700101;
+    time_t t = (time_t)unix_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    return (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 +
+           (period == TG_PERIOD_DAILY ? tm.tm_mday : 1);
+}
+
+/* budgets[]: one per key or tenant and period, with the spend the control plane had counted. */
+static int parse_budgets(tg_snap_t *s, json_t *arr, tg_err_t *err)
+{
+    static const char *const fields[] = {"id",        "tenant",    "key",          "period",
+                                         "limit_usd", "spent_usd", "period_start", NULL};
+    size_t i;
+    json_t *o;
+    char path[64];
+    if (!arr)
+        return 0;
+    json_t *keys = json_object(), *tenants = json_object();
+    int rc = keys && tenants ? 0 : TG_ENOMEM;
+    for (size_t k = 0; rc == 0 && k < s->nkeys; k++)
+        rc = json_object_set_new(keys, s->keys[k].id, json_integer((json_int_t)k)) ? TG_ENOMEM : 0;
+    for (size_t t = 0; rc == 0 && t < s->ntenants; t++)
+        rc = json_object_set_new(tenants, s->tenants[t].id, json_integer((json_int_t)t))
+                 ? TG_ENOMEM
+                 : 0;
+    json_array_foreach(arr, i, o)
+    {
+        if (rc != 0)
+            break;
+        snprintf(path, sizeof(path), "budgets[%zu]", i);
+        rc = check_fields(o, path, fields, err);
+        if (rc != 0)
+            break;
+        json_t *tn = json_object_get(tenants, json_string_value(json_object_get(o, "tenant")));
+        json_t *kv = json_object_get(o, "key");
+        json_t *ki = json_is_string(kv) ? json_object_get(keys, json_string_value(kv)) : NULL;
+        int period = tg_period_parse(json_string_value(json_object_get(o, "period")));
+        json_t *lim = json_object_get(o, "limit_usd"), *spent = json_object_get(o, "spent_usd");
+        const char *ps = json_string_value(json_object_get(o, "period_start"));
+        int32_t start = ps ? tg_date_parse(ps) : 19700101;
+        int64_t limit_pusd = 0, spent_pusd = 0;
+        if (!tn) {
+            rc = invalid(err, path, "tenant is not defined in tenants");
+        } else if (kv && !json_is_null(kv) && !ki) {
+            rc = invalid(err, path, "key is not defined in keys");
+        } else if (period < 0) {
+            rc = invalid(err, path, "period must be \"daily\", \"monthly\" or \"total\"");
+        } else if (!json_is_number(lim) || !tg_usd_to_pusd(json_number_value(lim), &limit_pusd)) {
+            rc = invalid(err, path, "limit_usd must be a number from 0 to 9000000");
+        } else if (spent && !json_is_null(spent) &&
+                   (!json_is_number(spent) ||
+                    !tg_usd_to_pusd(json_number_value(spent), &spent_pusd))) {
+            rc = invalid(err, path, "spent_usd must be a number from 0 to 9000000");
+        } else if (start < 0) {
+            rc = invalid(err, path, "period_start must be a date, YYYY-MM-DD");
+        }
+        if (rc != 0)
+            break;
+        tg_limits_t *l = ki ? &s->keys[json_integer_value(ki)].lim
+                            : &s->tenants[json_integer_value(tn)].lim;
+        if (ki && s->keys[json_integer_value(ki)].tenant != &s->tenants[json_integer_value(tn)]) {
+            rc = invalid(err, path, "key belongs to another tenant");
+            break;
+        }
+        if (l->budget_pusd[period] >= 0) {
+            rc = invalid(err, path, "a second budget for the same key or tenant and period");
+            break;
+        }
+        l->budget_pusd[period] = limit_pusd;
+        l->spent_pusd[period] = spent_pusd;
+        l->spent_period[period] = start;
+    }
+    json_decref(keys);
+    json_decref(tenants);
+    return rc;
+}
+
 static int parse_tenants(tg_snap_t *s, json_t *arr, tg_err_t *err)
 {
-    static const char *const fields[] = {"id", "name", NULL};
+    static const char *const fields[] = {"id", "name", "rpm_limit", "tpm_limit", NULL};
     size_t i;
     json_t *t;
     char path[64];
@@ -195,6 +324,8 @@ static int parse_tenants(tg_snap_t *s, json_t *arr, tg_err_t *err)
             rc = get_str(t, "id", true, SNAP_MAX_ID, path, &tn->id, err);
         if (rc == 0)
             rc = get_str(t, "name", false, 256, path, &tn->name, err);
+        if (rc == 0)
+            rc = get_rates(t, path, &tn->lim, err);
         if (rc != 0)
             return rc;
         for (size_t j = 0; j < i; j++)
@@ -436,7 +567,8 @@ static const tg_route_t *route_by_alias(const tg_snap_t *s, const char *alias)
 
 static int parse_keys(tg_snap_t *s, json_t *arr, tg_err_t *err)
 {
-    static const char *const fields[] = {"id", "tenant", "sha256", "models", "expires_at", NULL};
+    static const char *const fields[] = {"id",         "tenant",    "sha256",    "models",
+                                         "expires_at", "rpm_limit", "tpm_limit", NULL};
     size_t i;
     json_t *o;
     char path[64];
@@ -470,6 +602,8 @@ static int parse_keys(tg_snap_t *s, json_t *arr, tg_err_t *err)
         free(hex);
         if (rc == 0)
             rc = get_uint(o, "expires_at", 0, 0, INT64_MAX / 2, path, &exp, err);
+        if (rc == 0)
+            rc = get_rates(o, path, &k->lim, err);
         if (rc != 0)
             return rc;
         k->expires_at = (int64_t)exp;
@@ -540,11 +674,11 @@ static int build_tables(tg_snap_t *s, tg_err_t *err)
 
 int tg_snap_parse(const char *json, size_t len, tg_snap_t **out, tg_err_t *err)
 {
-    static const char *const fields[] = {"version", "tenants", "providers", "routes",
-                                         "prices",  "keys",    NULL};
+    static const char *const fields[] = {"version", "tenants", "providers",   "routes", "prices",
+                                         "keys",    "budgets", "spend_as_of", NULL};
     json_error_t jerr;
-    json_t *tenants, *providers, *routes, *prices, *keys;
-    uint64_t version;
+    json_t *tenants, *providers, *routes, *prices, *keys, *budgets;
+    uint64_t version, as_of = 0;
     int rc;
     tg_snap_t *s = NULL;
 
@@ -574,6 +708,10 @@ int tg_snap_parse(const char *json, size_t len, tg_snap_t **out, tg_err_t *err)
         rc = get_array(root, "prices", &prices, err);
     if (rc == 0)
         rc = get_array(root, "keys", &keys, err);
+    if (rc == 0)
+        rc = get_array(root, "budgets", &budgets, err);
+    if (rc == 0)
+        rc = get_uint(root, "spend_as_of", 0, 0, INT64_MAX / 2, "snapshot", &as_of, err);
     if (rc != 0)
         goto fail;
     rc = TG_ENOMEM;
@@ -582,6 +720,7 @@ int tg_snap_parse(const char *json, size_t len, tg_snap_t **out, tg_err_t *err)
         goto fail;
     atomic_init(&s->refs, 1);
     s->version = (int64_t)version;
+    s->spend_as_of = (int64_t)as_of;
     rc = parse_tenants(s, tenants, err);
     if (rc == 0)
         rc = parse_providers(s, providers, err);
@@ -599,6 +738,8 @@ int tg_snap_parse(const char *json, size_t len, tg_snap_t **out, tg_err_t *err)
         free(s->route_slots);
         rc = build_tables(s, err);
     }
+    if (rc == 0)
+        rc = parse_budgets(s, budgets, err);
     if (rc != 0)
         goto fail;
     json_decref(root);

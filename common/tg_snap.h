@@ -48,9 +48,24 @@ typedef struct tg_route {
     uint32_t timeout_ms;
 } tg_route_t;
 
+enum tg_period { TG_PERIOD_DAILY = 0, TG_PERIOD_MONTHLY, TG_PERIOD_TOTAL, TG_NPERIODS };
+
+/* Rate limits and budgets of one key or tenant. The spend is the control plane's as of the
+ * snapshot's spend_as_of; the data plane keeps fresher figures in its ledger, which `ledger`
+ * points at once the data plane has bound the snapshot (dataplane/ledger.c). */
+typedef struct tg_limits {
+    uint32_t rpm;                           /* requests per minute, 0 = none */
+    uint32_t tpm;                           /* tokens per minute, 0 = none */
+    int64_t budget_pusd[TG_NPERIODS];       /* -1 = no budget for the period */
+    int64_t spent_pusd[TG_NPERIODS];        /* spend of the period starting spent_period */
+    int32_t spent_period[TG_NPERIODS];      /* that period's first day, YYYYMMDD */
+    void *ledger;
+} tg_limits_t;
+
 typedef struct tg_tenant {
     char *id;
     char *name;
+    tg_limits_t lim;
 } tg_tenant_t;
 
 typedef struct tg_key {
@@ -60,11 +75,13 @@ typedef struct tg_key {
     const tg_route_t **routes; /* the aliases this key may use */
     size_t nroutes;
     int64_t expires_at; /* unix seconds; 0 = never */
+    tg_limits_t lim;
 } tg_key_t;
 
 typedef struct tg_snap {
     atomic_long refs;
     int64_t version;
+    int64_t spend_as_of; /* unix ms when the control plane read the budgets' spend; 0 = none */
     tg_tenant_t *tenants;
     size_t ntenants;
     tg_provider_t *providers;
@@ -91,6 +108,15 @@ void tg_snap_unref(tg_snap_t *s);
 const tg_key_t *tg_snap_find_key(const tg_snap_t *s, const uint8_t hash[TG_SHA256_LEN]);
 const tg_route_t *tg_snap_find_route(const tg_snap_t *s, const char *alias, size_t len);
 bool tg_key_allows(const tg_key_t *k, const tg_route_t *r);
+
+/* "YYYY-MM-DD" -> YYYYMMDD; -1 if it is not a date. */
+int32_t tg_date_parse(const char *s);
+/* The first day (YYYYMMDD) of the period that contains unix time t (UTC calendar). */
+int32_t tg_period_start(int period, int64_t unix_s);
+/* "daily", "monthly", "total" -> TG_PERIOD_*; -1 otherwise. */
+int tg_period_parse(const char *s);
+/* USD -> picodollars, rounded; false when negative, not a number or above 9e6 USD. */
+bool tg_usd_to_pusd(double usd, int64_t *out);
 
 /* Cost in picodollars of a usage under a price; cached tokens are a part of prompt tokens. */
 int64_t tg_price_cost(const tg_price_t *p, int64_t prompt, int64_t cached, int64_t completion);

@@ -1,16 +1,438 @@
-/* ledger.c: see ledger.h. */
+/* ledger.c: see ledger.h. One entry per key ("k:<id>") and per tenant ("t:<id>"), found through
+ * a chained hash table under one mutex when a snapshot is bound or an acknowledgement arrives;
+ * the hot path reaches an entry through the snapshot's pointer and takes only its own mutex
+ * (key first, then tenant: one order everywhere). */
 #include "ledger.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tg_hash.h"
+#include "tg_log.h"
+#include "tg_time.h"
 
 #include "tg_banned.h"
 
-void dp_ledger_apply_ack(const json_t *answer)
+#define NBUCKETS 4096u
+
+typedef struct dp_scope {
+    struct dp_scope *next;
+    pthread_mutex_t mu;
+    int64_t unacked;  /* recorded here, not yet acknowledged by the control plane */
+    int64_t inflight; /* worst-case cost of admitted requests still running */
+    int64_t spent[TG_NPERIODS];  /* the control plane's figure for the period below */
+    int32_t period[TG_NPERIODS]; /* YYYYMMDD of the period spent[] belongs to */
+    int64_t as_of[TG_NPERIODS];  /* when the control plane read it, unix ms */
+    double req_level, tok_level; /* token buckets; this data plane's share */
+    uint64_t refill_us;
+    bool buckets_set;
+    char id[];
+} dp_scope_t;
+
+static struct {
+    pthread_mutex_t mu;
+    dp_scope_t *table[NBUCKETS];
+    atomic_int live;
+} lg = {.mu = PTHREAD_MUTEX_INITIALIZER, .live = 1};
+
+static dp_scope_t *scope_get(char kind, const char *id, bool create)
 {
-    (void)answer;
+    char name[160];
+    int n = snprintf(name, sizeof(name), "%c:%s", kind, id);
+    if (n < 0 || (size_t)n >= sizeof(name))
+        return NULL;
+    uint32_t b = tg_fnv1a(name, (size_t)n) % NBUCKETS;
+    pthread_mutex_lock(&lg.mu);
+    dp_scope_t *s = lg.table[b];
+    while (s && strcmp(s->id, name) != 0)
+        s = s->next;
+    if (!s && create) {
+        s = calloc(1, sizeof(*s) + (size_t)n + 1);
+        if (s) {
+            pthread_mutex_init(&s->mu, NULL);
+            memcpy(s->id, name, (size_t)n + 1);
+            s->next = lg.table[b];
+            lg.table[b] = s;
+        }
+    }
+    pthread_mutex_unlock(&lg.mu);
+    return s;
 }
+
+/* Takes the control plane's spend for a period when it is newer than what the entry has. */
+static void take_spend(dp_scope_t *s, int p, int64_t spent, int32_t period, int64_t as_of)
+{
+    pthread_mutex_lock(&s->mu);
+    if (as_of >= s->as_of[p]) {
+        s->spent[p] = spent;
+        s->period[p] = period;
+        s->as_of[p] = as_of;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void bind_limits(tg_limits_t *l, char kind, const char *id, int64_t as_of)
+{
+    dp_scope_t *s = scope_get(kind, id, true);
+    l->ledger = s;
+    if (!s)
+        return; /* out of memory: the limits of this one go unenforced, and say so */
+    for (int p = 0; p < TG_NPERIODS; p++)
+        if (l->budget_pusd[p] >= 0 && as_of > 0)
+            take_spend(s, p, l->spent_pusd[p], l->spent_period[p], as_of);
+}
+
+void dp_ledger_bind(tg_snap_t *snap)
+{
+    for (size_t i = 0; i < snap->ntenants; i++)
+        bind_limits(&snap->tenants[i].lim, 't', snap->tenants[i].id, snap->spend_as_of);
+    for (size_t i = 0; i < snap->nkeys; i++)
+        bind_limits(&snap->keys[i].lim, 'k', snap->keys[i].id, snap->spend_as_of);
+}
+
+/* ---- rate limits ---- */
+
+typedef struct bucket_view {
+    double cap_r, cap_t; /* this data plane's share */
+    double rate_r, rate_t; /* per second */
+} bucket_view_t;
+
+static void refill(dp_scope_t *s, const tg_limits_t *l, bucket_view_t *v, uint64_t now_us)
+{
+    int live = atomic_load_explicit(&lg.live, memory_order_relaxed);
+    v->cap_r = l->rpm ? fmax(1.0, (double)l->rpm / live) : 0;
+    v->cap_t = l->tpm ? fmax(1.0, (double)l->tpm / live) : 0;
+    v->rate_r = v->cap_r / 60.0;
+    v->rate_t = v->cap_t / 60.0;
+    if (!s->buckets_set) {
+        s->req_level = v->cap_r;
+        s->tok_level = v->cap_t;
+        s->buckets_set = true;
+    } else {
+        double dt = (double)(now_us - s->refill_us) / 1e6;
+        s->req_level = fmin(v->cap_r, s->req_level + dt * v->rate_r);
+        s->tok_level = fmin(v->cap_t, s->tok_level + dt * v->rate_t);
+    }
+    s->refill_us = now_us;
+}
+
+static void format_reset(char *out, size_t n, double secs)
+{
+    if (secs < 0)
+        secs = 0;
+    if (secs < 1)
+        snprintf(out, n, "%dms", (int)ceil(secs * 1000));
+    else if (secs < 60)
+        snprintf(out, n, "%ds", (int)ceil(secs));
+    else
+        snprintf(out, n, "%dm%ds", (int)(secs / 60), (int)ceil(fmod(secs, 60)));
+}
+
+/* ---- budgets ---- */
+
+static const char *const period_names[] = {"daily", "monthly", "total"};
+
+static int64_t spent_now(const dp_scope_t *s, int p, int32_t cur)
+{
+    return s->period[p] == cur ? s->spent[p] : 0; /* a new period starts at 0 */
+}
+
+static int64_t next_reset(int p, int64_t now_s)
+{
+    if (p == TG_PERIOD_DAILY)
+        return (now_s / 86400 + 1) * 86400;
+    if (p == TG_PERIOD_MONTHLY) {
+        time_t t = (time_t)now_s;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        int64_t y = tm.tm_year + 1900, m = tm.tm_mon + 2; /* next month, 1-based */
+        if (m > 12) {
+            y++;
+            m = 1;
+        }
+        /* days from 1970-01-01 to y-m-01 (proleptic Gregorian, H. Hinnant's civil algorithm) */
+        y -= m <= 2;
+        int64_t era = y / 400, yoe = y - era * 400;
+        int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5;
+        int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return (era * 146097 + doe - 719468) * 86400;
+    }
+    return 0;
+}
+
+static void usd(char *out, size_t n, int64_t pusd)
+{
+    snprintf(out, n, "$%" PRId64 ".%06" PRId64, (int64_t)(pusd / 1000000000000LL),
+             (int64_t)((pusd % 1000000000000LL) / 1000000));
+}
+
+/* Checks the budgets of one scope; on refusal fills err and retry_after. */
+static bool budget_ok(const dp_scope_t *s, const tg_limits_t *l, const char *what,
+                      int64_t worst, int64_t now_s, tg_err_t *err, char *ra, size_t ra_len)
+{
+    for (int p = 0; p < TG_NPERIODS; p++) {
+        int64_t limit = l->budget_pusd[p];
+        if (limit < 0)
+            continue;
+        int64_t used = spent_now(s, p, tg_period_start(p, now_s));
+        if (__builtin_add_overflow(used, s->unacked, &used) ||
+            __builtin_add_overflow(used, s->inflight, &used))
+            used = INT64_MAX;
+        int64_t want;
+        if (__builtin_add_overflow(used, worst, &want))
+            want = INT64_MAX;
+        if (used < limit && want <= limit)
+            continue;
+        char a[40], b[40], c[40], when[40] = "";
+        usd(a, sizeof(a), limit);
+        usd(b, sizeof(b), used);
+        usd(c, sizeof(c), worst);
+        int64_t reset = next_reset(p, now_s);
+        if (reset) {
+            tg_rfc3339_ms(reset * 1000, when, sizeof(when));
+            snprintf(ra, ra_len, "%" PRId64, reset - now_s);
+        }
+        tg_err_set(err, TG_ERATE, 429,
+                   "the %s %s budget of %s is used up: %s spent or in flight, and this request "
+                   "may cost up to %s%s%s",
+                   what, period_names[p], a, b, c, reset ? "; it resets at " : "",
+                   reset ? when : "");
+        tg_err_code(err, "budget_exceeded");
+        err->type = "insufficient_quota";
+        return false;
+    }
+    return true;
+}
+
+/* ---- admission ---- */
+
+typedef struct side {
+    dp_scope_t *s;
+    const tg_limits_t *l;
+    const char *what;
+    bucket_view_t v;
+} side_t;
+
+static bool has_budget(const tg_limits_t *l)
+{
+    for (int p = 0; p < TG_NPERIODS; p++)
+        if (l->budget_pusd[p] >= 0)
+            return true;
+    return false;
+}
+
+static void rate_headers(side_t *sides, int n, dp_admit_t *a)
+{
+    /* per dimension, the scope with the least left speaks: that is the one that binds */
+    int live = atomic_load_explicit(&lg.live, memory_order_relaxed);
+    const side_t *br = NULL, *bt = NULL;
+    double left_r = 0, left_t = 0;
+    for (int i = 0; i < n; i++) {
+        const side_t *sd = &sides[i];
+        if (sd->l->rpm) {
+            double left = fmax(0, sd->s->req_level) / sd->v.cap_r;
+            if (!br || left < left_r) {
+                br = sd;
+                left_r = left;
+            }
+        }
+        if (sd->l->tpm) {
+            double left = fmax(0, sd->s->tok_level) / sd->v.cap_t;
+            if (!bt || left < left_t) {
+                bt = sd;
+                left_t = left;
+            }
+        }
+    }
+    size_t off = 0;
+    char reset[32];
+    if (br) {
+        format_reset(reset, sizeof(reset), (br->v.cap_r - br->s->req_level) / br->v.rate_r);
+        double rem = fmin((double)br->l->rpm, floor(fmax(0, br->s->req_level) * live));
+        off += (size_t)snprintf(a->headers + off, sizeof(a->headers) - off,
+                                "x-ratelimit-limit-requests: %u\r\n"
+                                "x-ratelimit-remaining-requests: %.0f\r\n"
+                                "x-ratelimit-reset-requests: %s\r\n",
+                                br->l->rpm, rem, reset);
+    }
+    if (bt && off < sizeof(a->headers)) {
+        format_reset(reset, sizeof(reset), (bt->v.cap_t - bt->s->tok_level) / bt->v.rate_t);
+        double rem = fmin((double)bt->l->tpm, floor(fmax(0, bt->s->tok_level) * live));
+        snprintf(a->headers + off, sizeof(a->headers) - off,
+                 "x-ratelimit-limit-tokens: %u\r\n"
+                 "x-ratelimit-remaining-tokens: %.0f\r\n"
+                 "x-ratelimit-reset-tokens: %s\r\n",
+                 bt->l->tpm, rem, reset);
+    }
+}
+
+static bool rate_ok(side_t *sd, int64_t est, tg_err_t *err, char *ra, size_t ra_len)
+{
+    const tg_limits_t *l = sd->l;
+    if (l->rpm && sd->s->req_level < 1.0) {
+        snprintf(ra, ra_len, "%d", (int)ceil((1.0 - sd->s->req_level) / sd->v.rate_r));
+        tg_err_set(err, TG_ERATE, 429,
+                   "rate limit reached for the %s: %u requests per minute; retry in %s s",
+                   sd->what, l->rpm, ra);
+        tg_err_code(err, "rate_limit_exceeded");
+        err->type = "requests";
+        return false;
+    }
+    double need = fmin((double)est, sd->v.cap_t);
+    if (l->tpm && sd->s->tok_level < need) {
+        snprintf(ra, ra_len, "%d", (int)ceil((need - sd->s->tok_level) / sd->v.rate_t));
+        tg_err_set(err, TG_ERATE, 429,
+                   "rate limit reached for the %s: %u tokens per minute (this request needs "
+                   "about %" PRId64 "); retry in %s s",
+                   sd->what, l->tpm, est, ra);
+        tg_err_code(err, "rate_limit_exceeded");
+        err->type = "tokens";
+        return false;
+    }
+    return true;
+}
+
+int dp_ledger_admit(const tg_key_t *k, int64_t worst_pusd, int64_t est_tokens, dp_admit_t *a,
+                    tg_err_t *err, char *retry_after, size_t ra_len)
+{
+    memset(a, 0, sizeof(*a));
+    retry_after[0] = '\0';
+    side_t sides[2];
+    int n = 0;
+    if (k->lim.ledger)
+        sides[n++] = (side_t){k->lim.ledger, &k->lim, "API key", {0, 0, 0, 0}};
+    if (k->tenant->lim.ledger)
+        sides[n++] = (side_t){k->tenant->lim.ledger, &k->tenant->lim, "tenant", {0, 0, 0, 0}};
+    uint64_t now_us = tg_mono_us();
+    int64_t now_s = tg_wall_ms() / 1000;
+    for (int i = 0; i < n; i++)
+        pthread_mutex_lock(&sides[i].s->mu);
+    bool ok = true;
+    for (int i = 0; ok && i < n; i++) {
+        if (sides[i].l->rpm || sides[i].l->tpm)
+            refill(sides[i].s, sides[i].l, &sides[i].v, now_us);
+        ok = rate_ok(&sides[i], est_tokens, err, retry_after, ra_len);
+    }
+    for (int i = 0; ok && i < n; i++)
+        if (has_budget(sides[i].l))
+            ok = budget_ok(sides[i].s, sides[i].l, sides[i].what, worst_pusd, now_s, err,
+                           retry_after, ra_len);
+    if (ok) {
+        for (int i = 0; i < n; i++) {
+            dp_scope_t *s = sides[i].s;
+            if (sides[i].l->rpm)
+                s->req_level -= 1.0;
+            if (sides[i].l->tpm)
+                s->tok_level -= (double)est_tokens;
+            s->inflight += worst_pusd;
+        }
+        a->worst_pusd = worst_pusd;
+        a->est_tokens = est_tokens;
+        a->held = true;
+    }
+    rate_headers(sides, n, a);
+    for (int i = n - 1; i >= 0; i--)
+        pthread_mutex_unlock(&sides[i].s->mu);
+    return ok ? 0 : TG_ERATE;
+}
+
+static void finish_scope(dp_scope_t *s, const tg_limits_t *l, const dp_admit_t *a, int64_t cost,
+                         int64_t tokens)
+{
+    pthread_mutex_lock(&s->mu);
+    if (a->held) {
+        s->inflight -= a->worst_pusd;
+        if (l->tpm && s->buckets_set) {
+            /* the estimate was taken; settle on what was used (a debt is capped at a minute) */
+            s->tok_level -= (double)(tokens - a->est_tokens);
+            s->tok_level = fmax(s->tok_level, -(double)l->tpm);
+        }
+    }
+    if (__builtin_add_overflow(s->unacked, cost, &s->unacked))
+        s->unacked = INT64_MAX;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void dp_ledger_finish(const tg_key_t *k, dp_admit_t *a, int64_t cost_pusd, int64_t tokens)
+{
+    if (k->lim.ledger)
+        finish_scope(k->lim.ledger, &k->lim, a, cost_pusd, tokens);
+    if (k->tenant->lim.ledger)
+        finish_scope(k->tenant->lim.ledger, &k->tenant->lim, a, cost_pusd, tokens);
+    a->held = false;
+}
+
+/* ---- from the control plane ---- */
 
 void dp_ledger_acked(const char *key_id, const char *tenant_id, int64_t cost_pusd)
 {
-    (void)key_id;
-    (void)tenant_id;
-    (void)cost_pusd;
+    const char *ids[2] = {key_id, tenant_id};
+    const char kinds[2] = {'k', 't'};
+    for (int i = 0; i < 2; i++) {
+        if (!ids[i])
+            continue;
+        dp_scope_t *s = scope_get(kinds[i], ids[i], false);
+        if (!s)
+            continue;
+        pthread_mutex_lock(&s->mu);
+        s->unacked = s->unacked > cost_pusd ? s->unacked - cost_pusd : 0;
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+void dp_ledger_apply_ack(const json_t *answer)
+{
+    json_t *live = json_object_get(answer, "live_dataplanes");
+    if (json_is_integer(live)) {
+        json_int_t n = json_integer_value(live);
+        int v = n < 1 ? 1 : n > 10000 ? 10000 : (int)n;
+        if (atomic_exchange(&lg.live, v) != v)
+            tg_log(TG_LOG_INFO, "dp_ledger", "share_changed", "live_dataplanes=%d", v);
+    }
+    json_t *asof = json_object_get(answer, "spend_as_of");
+    int64_t as_of = json_is_integer(asof) ? (int64_t)json_integer_value(asof) : 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(answer, "spend"), i, e)
+    {
+        const char *key = json_string_value(json_object_get(e, "key"));
+        const char *tenant = json_string_value(json_object_get(e, "tenant"));
+        int p = tg_period_parse(json_string_value(json_object_get(e, "period")));
+        int32_t start = tg_date_parse(json_string_value(json_object_get(e, "period_start")));
+        json_t *sp = json_object_get(e, "spent_usd");
+        int64_t spent;
+        if ((!key && !tenant) || p < 0 || start < 0 || !json_is_number(sp) ||
+            !tg_usd_to_pusd(json_number_value(sp), &spent) || as_of <= 0)
+            continue;
+        dp_scope_t *s = key ? scope_get('k', key, true) : scope_get('t', tenant, true);
+        if (s)
+            take_spend(s, p, spent, start, as_of);
+    }
+}
+
+int dp_ledger_live_dataplanes(void)
+{
+    return atomic_load_explicit(&lg.live, memory_order_relaxed);
+}
+
+void dp_ledger_shutdown(void)
+{
+    pthread_mutex_lock(&lg.mu);
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        dp_scope_t *s = lg.table[b];
+        while (s) {
+            dp_scope_t *next = s->next;
+            pthread_mutex_destroy(&s->mu);
+            free(s);
+            s = next;
+        }
+        lg.table[b] = NULL;
+    }
+    pthread_mutex_unlock(&lg.mu);
 }

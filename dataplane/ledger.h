@@ -6,12 +6,46 @@
 #define DP_LEDGER_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
+
+#include "tg_err.h"
+#include "tg_snap.h"
+
+/* Completion tokens assumed for the worst-case cost of a request without max_tokens. */
+#define DP_WORST_COMPLETION_TOKENS 4096
+
+/* What an admitted request holds until it finishes. */
+typedef struct dp_admit {
+    int64_t worst_pusd; /* counted as in flight against the key's and tenant's budgets */
+    int64_t est_tokens; /* taken from the token buckets, corrected by actual usage at the end */
+    bool held;
+    char headers[384]; /* x-ratelimit-* lines for the response, "" when no limit applies */
+} dp_admit_t;
+
+/* Points every key and tenant of s at its ledger entry (made on first sight, kept for the
+ * process's life) and takes the snapshot's spend where it is newer than what the ledger has.
+ * Before s is shared with the loops. */
+void dp_ledger_bind(tg_snap_t *s);
+
+/* Admission: rate limits (requests, then tokens) and budgets of the key and its tenant. On
+ * success *a holds what must be given back through dp_ledger_finish. On refusal err is a 429
+ * saying which limit and why, and retry_after (>= 16 bytes) the seconds to wait ("" if waiting
+ * cannot help). Any loop thread. */
+int dp_ledger_admit(const tg_key_t *k, int64_t worst_pusd, int64_t est_tokens, dp_admit_t *a,
+                    tg_err_t *err, char *retry_after, size_t ra_len) TG_WUR;
+/* A request of key k ended with a recorded cost: releases what it held and counts the cost as
+ * unacknowledged spend. Called once for every recorded request that has a key. */
+void dp_ledger_finish(const tg_key_t *k, dp_admit_t *a, int64_t cost_pusd, int64_t tokens);
 
 /* Applies the answer of POST /dp/v1/usage (spend per budget, live data planes). Shipper thread. */
 void dp_ledger_apply_ack(const json_t *answer);
 /* One event recorded by this process was acknowledged: its cost is now in the control plane's
  * spend and leaves the unacknowledged sums. Shipper thread; ids may be NULL. */
 void dp_ledger_acked(const char *key_id, const char *tenant_id, int64_t cost_pusd);
+/* Data planes sharing the rate limits (from the control plane; 1 until it says). */
+int dp_ledger_live_dataplanes(void);
+/* Frees every entry. At exit, after the loops and the shipper stopped. */
+void dp_ledger_shutdown(void);
 
 #endif

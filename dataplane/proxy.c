@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dp.h"
+#include "ledger.h"
 #include "metrics.h"
 #include "provider.h"
 #include "reqbody.h"
@@ -60,6 +61,7 @@ struct dp_req {
     uint64_t t_start;
     uint64_t t_first;
     char retry_after[32];
+    dp_admit_t adm; /* what admission holds for this request (rate limits, budgets) */
     char req_id[132];
     size_t req_id_len;
 };
@@ -210,6 +212,8 @@ static void record_usage(dp_req_t *r, int status, const char *error)
     rec.latency_ms = (double)(now - r->t_start) / 1000.0;
     rec.ttfb_ms = r->t_first ? (double)(r->t_first - r->t_start) / 1000.0 : -1;
     rec.error = error;
+    if (r->key)
+        dp_ledger_finish(r->key, &r->adm, rec.cost_pusd, rec.usage.total);
     if (dp_usage_record_append(&w->usage, &rec) != 0) {
         tg_log(TG_LOG_ERROR, "dp_proxy", "usage_lost", "req_id=%.*s", (int)r->req_id_len,
                r->req_id);
@@ -321,13 +325,18 @@ static const char *label_provider(const dp_req_t *r)
 }
 
 /* Answers an error for a request that never reached a provider, records it and frees it. */
-static void fail_request(dp_req_t *r, const tg_err_t *err, bool record)
+static void fail_request_with(dp_req_t *r, const tg_err_t *err, bool record, const char *extra)
 {
-    respond_error(r->conn, err, r->req_id, r->req_id_len, NULL);
+    respond_error(r->conn, err, r->req_id, r->req_id_len, extra);
     dp_metrics_request(r->w->metrics, err->status, label_model(r), label_provider(r));
     if (record)
         record_usage(r, err->status, err->ecode ? err->ecode : err->type);
     req_destroy(r);
+}
+
+static void fail_request(dp_req_t *r, const tg_err_t *err, bool record)
+{
+    fail_request_with(r, err, record, NULL);
 }
 
 /* ---- authentication and routing ---- */
@@ -392,6 +401,27 @@ static const tg_target_t *pick_target(dp_req_t *r)
     return &rt->targets[rt->ntargets - 1];
 }
 
+/* Rate limits and budgets of the key and its tenant. The worst case assumes one token per body
+ * byte (a byte-level BPE token covers at least one byte) and max_tokens, or
+ * DP_WORST_COMPLETION_TOKENS without it. On refusal the request is answered and freed. */
+static int admit(dp_req_t *r, tg_err_t *err)
+{
+    int64_t max_out = r->body.max_tokens > 0 ? r->body.max_tokens : 0;
+    int64_t worst_out = r->endpoint == DP_EP_EMBEDDINGS ? 0
+                        : max_out > 0                    ? max_out
+                                                         : DP_WORST_COMPLETION_TOKENS;
+    int64_t worst = tg_price_cost(&r->target->price, (int64_t)r->body_len, 0, worst_out);
+    int64_t est = dp_reqbody_estimate_prompt_tokens(r->body_len) + max_out;
+    char ra[32];
+    if (dp_ledger_admit(r->key, worst, est, &r->adm, err, ra, sizeof(ra)) == 0)
+        return 0;
+    char extra[512];
+    snprintf(extra, sizeof(extra), "%s%s%s%s", r->adm.headers, ra[0] ? "retry-after: " : "", ra,
+             ra[0] ? "\r\n" : "");
+    fail_request_with(r, err, true, extra);
+    return TG_ERATE;
+}
+
 /* ---- upstream callbacks ---- */
 
 static size_t on_up_header(char *p, size_t size, size_t n, void *ud)
@@ -423,8 +453,9 @@ static size_t on_up_header(char *p, size_t size, size_t n, void *ud)
 static int start_client_stream(dp_req_t *r)
 {
     tg_buf_t h = TG_BUF_INIT(16384);
-    char extra[256];
-    snprintf(extra, sizeof(extra), "x-tollgate-target: %s\r\n", r->target->provider->id);
+    char extra[768];
+    snprintf(extra, sizeof(extra), "x-tollgate-target: %s\r\n%s", r->target->provider->id,
+             r->adm.headers);
     int rc = build_head(&h, r->conn, 200, "text/event-stream", -1, r->req_id, r->req_id_len, extra);
     if (rc == 0)
         rc = dp_conn_write(r->conn, h.base, h.len, NULL, 0);
@@ -570,9 +601,9 @@ static void on_up_done(dp_upstream_xfer_t *x, CURLcode rc)
         r->ops->parse_usage(r->resp.base, r->resp.len, &r->st.usage);
     if (r->conn) {
         char *ctype = NULL;
-        char extra[320];
-        int n =
-            snprintf(extra, sizeof(extra), "x-tollgate-target: %s\r\n", r->target->provider->id);
+        char extra[768];
+        int n = snprintf(extra, sizeof(extra), "x-tollgate-target: %s\r\n%s",
+                         r->target->provider->id, r->adm.headers);
         if (r->retry_after[0] && n > 0 && (size_t)n < sizeof(extra))
             snprintf(extra + n, sizeof(extra) - (size_t)n, "retry-after: %s\r\n", r->retry_after);
         curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ctype);
@@ -800,6 +831,8 @@ dp_req_t *dp_proxy_handle(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
         return NULL;
     }
     r->target = pick_target(r);
+    if (admit(r, &err) != 0)
+        return NULL;
     r->ops = dp_provider_ops(r->target->provider->kind);
     if (!r->ops || start_upstream(r, &err) != 0) {
         if (err.status == 0)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "ledger.h"
 #include "metrics.h"
 #include "sync.h"
 #include "tg_log.h"
@@ -219,6 +220,7 @@ static int worker_init(dp_worker_t *w, int id, const dp_opts_t *o, tg_snap_t *sn
 
 static void hand_snapshot(tg_snap_t *s)
 {
+    dp_ledger_bind(s); /* before any loop sees it */
     for (int i = 0; i < srv.n; i++) {
         dp_worker_t *w = srv.workers[i];
         pthread_mutex_lock(&w->mu);
@@ -309,6 +311,7 @@ int dp_server_run(const dp_opts_t *o, tg_snap_t *initial)
     if (!srv.workers)
         return 1;
     if (initial) {
+        dp_ledger_bind(initial);
         atomic_store(&srv.version, initial->version);
         atomic_store(&srv.ready, true);
     }

@@ -525,3 +525,104 @@ Test(tg_snap, price_cost_saturates_instead_of_overflowing)
     cr_assert_eq(tg_price_cost(&p, 9000000, 0, 9000000), INT64_MAX);
     cr_assert_eq(tg_price_cost(&p, 1, 0, 1), 2000000000000LL);
 }
+
+/* ---- rate limits and budgets ---- */
+
+static json_t *budget(const char *tenant, const char *key, const char *period, double limit,
+                      double spent, const char *start)
+{
+    json_t *b = json_pack("{s:s,s:s,s:s,s:f,s:f}", "id", "b", "tenant", tenant, "period", period,
+                          "limit_usd", limit, "spent_usd", spent);
+    if (key)
+        json_object_set_new(b, "key", json_string(key));
+    if (start)
+        json_object_set_new(b, "period_start", json_string(start));
+    return b;
+}
+
+Test(tg_snap, limits_and_budgets_land_on_their_key_and_tenant)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "keys", 0), "rpm_limit", json_integer(60));
+    json_object_set_new(at(root, "keys", 0), "tpm_limit", json_integer(100000));
+    json_object_set_new(at(root, "tenants", 1), "rpm_limit", json_integer(5));
+    json_t *bs = json_array();
+    json_array_append_new(bs, budget("t1", "k1", "daily", 10.5, 2.25, "2026-11-25"));
+    json_array_append_new(bs, budget("t2", NULL, "total", 100, 0, NULL));
+    json_object_set_new(root, "budgets", bs);
+    json_object_set_new(root, "spend_as_of", json_integer(1764072000123));
+    tg_snap_t *s = NULL;
+    tg_err_t err;
+    cr_assert_eq(parse_json(root, &s, &err), 0, "%s", err.msg);
+    cr_assert_eq(s->spend_as_of, 1764072000123);
+    const tg_key_t *k1 = &s->keys[0], *k2 = &s->keys[1];
+    cr_assert_eq(k1->lim.rpm, 60);
+    cr_assert_eq(k1->lim.tpm, 100000);
+    cr_assert_eq(k2->lim.rpm, 0);
+    cr_assert_eq(s->tenants[1].lim.rpm, 5);
+    cr_assert_eq(k1->lim.budget_pusd[TG_PERIOD_DAILY], 10500000000000LL);
+    cr_assert_eq(k1->lim.spent_pusd[TG_PERIOD_DAILY], 2250000000000LL);
+    cr_assert_eq(k1->lim.spent_period[TG_PERIOD_DAILY], 20261125);
+    cr_assert_eq(k1->lim.budget_pusd[TG_PERIOD_MONTHLY], -1);
+    cr_assert_eq(s->tenants[1].lim.budget_pusd[TG_PERIOD_TOTAL], 100000000000000LL);
+    cr_assert_eq(s->tenants[1].lim.spent_period[TG_PERIOD_TOTAL], 19700101);
+    cr_assert_eq(s->tenants[0].lim.budget_pusd[TG_PERIOD_TOTAL], -1);
+    tg_snap_unref(s);
+}
+
+Test(tg_snap, bad_limits_and_budgets_are_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "keys", 0), "rpm_limit", json_integer(0));
+    expect_refusal(root, "keys[0].rpm_limit", "out of range");
+
+    root = base_json();
+    json_object_set_new(at(root, "tenants", 0), "tpm_limit", json_string("lots"));
+    expect_refusal(root, "tenants[0].tpm_limit", "must be an integer");
+
+    const struct {
+        json_t *b;
+        const char *why;
+    } cases[] = {
+        {budget("t9", NULL, "daily", 1, 0, NULL), "tenant is not defined"},
+        {budget("t1", "k9", "daily", 1, 0, NULL), "key is not defined"},
+        {budget("t2", "k1", "daily", 1, 0, NULL), "key belongs to another tenant"},
+        {budget("t1", NULL, "weekly", 1, 0, NULL), "period must be"},
+        {budget("t1", NULL, "daily", -1, 0, NULL), "limit_usd must be"},
+        {budget("t1", NULL, "daily", 1e7, 0, NULL), "limit_usd must be"},
+        {budget("t1", NULL, "daily", 1, -2, NULL), "spent_usd must be"},
+        {budget("t1", NULL, "daily", 1, 0, "2026-13-01"), "period_start must be a date"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        root = base_json();
+        json_t *bs = json_array();
+        json_array_append_new(bs, cases[i].b);
+        json_object_set_new(root, "budgets", bs);
+        expect_refusal(root, "budgets[0]", cases[i].why);
+    }
+
+    root = base_json();
+    json_t *bs = json_array();
+    json_array_append_new(bs, budget("t1", "k1", "daily", 1, 0, NULL));
+    json_array_append_new(bs, budget("t1", "k1", "daily", 2, 0, NULL));
+    json_object_set_new(root, "budgets", bs);
+    expect_refusal(root, "budgets[1]", "a second budget");
+}
+
+Test(tg_snap, periods_start_on_utc_calendar_days_and_months)
+{
+    /* 2026-11-25T23:59:59Z and the next second */
+    cr_assert_eq(tg_period_start(TG_PERIOD_DAILY, 1795651199), 20261125);
+    cr_assert_eq(tg_period_start(TG_PERIOD_DAILY, 1795651200), 20261126);
+    cr_assert_eq(tg_period_start(TG_PERIOD_MONTHLY, 1795651199), 20261101);
+    /* 2026-12-31T23:59:59Z -> 2027-01-01 */
+    cr_assert_eq(tg_period_start(TG_PERIOD_MONTHLY, 1798761599), 20261201);
+    cr_assert_eq(tg_period_start(TG_PERIOD_MONTHLY, 1798761600), 20270101);
+    cr_assert_eq(tg_period_start(TG_PERIOD_TOTAL, 1798761600), 19700101);
+    cr_assert_eq(tg_date_parse("2026-02-28"), 20260228);
+    cr_assert_eq(tg_date_parse("2026-2-28"), -1);
+    cr_assert_eq(tg_date_parse("2026-02-28x"), -1);
+    cr_assert_eq(tg_date_parse(NULL), -1);
+    cr_assert_eq(tg_period_parse("monthly"), TG_PERIOD_MONTHLY);
+    cr_assert_eq(tg_period_parse("Monthly"), -1);
+}

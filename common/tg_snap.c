@@ -23,7 +23,7 @@
 #define SNAP_MAX_TIMEOUT_MS (3600u * 1000u)
 #define SNAP_MAX_PRICE 1e6 /* USD per million tokens; anything above is a typo */
 #define SNAP_MAX_USD 9e6   /* budgets and spend: picodollars fit an int64 */
-#define SNAP_MAX_RATE 1000000000u
+#define SNAP_MAX_RATE 2147483647u /* the API stores an int4 */
 
 static void snap_free(tg_snap_t *s);
 

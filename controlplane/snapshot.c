@@ -185,7 +185,7 @@ out:
     return rc;
 }
 
-/* tenants, routes, prices and keys, built by Postgres (prices stay exact decimals). A route is
+/* tenants, routes, prices, keys and budgets, built by Postgres (prices stay exact decimals). A route is
  * served when every target uses a provider in $1 and the data plane's limits hold (1-64 targets,
  * positive total weight); a key's models are its aliases among those routes. */
 static const char REST_SQL[] =
@@ -193,10 +193,13 @@ static const char REST_SQL[] =
     "rt AS (SELECT r.id, r.alias, r.connect_timeout_ms, r.timeout_ms FROM routes r "
     "  WHERE r.tenant_id IS NULL AND (SELECT count(*) BETWEEN 1 AND 64 AND sum(t.weight) > 0 "
     "  AND bool_and(t.provider_id IN (SELECT id FROM inc)) "
-    "  FROM route_targets t WHERE t.route_id = r.id)) "
+    "  FROM route_targets t WHERE t.route_id = r.id)), "
+    "ak AS (SELECT * FROM virtual_keys WHERE revoked_at IS NULL "
+    "  AND (expires_at IS NULL OR expires_at > now())) "
     "SELECT "
-    "(SELECT coalesce(json_agg(json_build_object('id', t.id, 'name', t.slug) ORDER BY t.id), "
-    "  '[]') FROM tenants t), "
+    "(SELECT coalesce(json_agg(json_strip_nulls(json_build_object('id', t.id, 'name', t.slug, "
+    "  'rpm_limit', t.rpm_limit, 'tpm_limit', t.tpm_limit)) ORDER BY t.id), '[]') "
+    "  FROM tenants t), "
     "(SELECT coalesce(json_agg(json_build_object('alias', rt.alias, 'targets', "
     "  (SELECT json_agg(json_build_object('provider', x.provider_id, 'model', x.model, "
     "  'weight', x.weight) ORDER BY x.position) FROM route_targets x WHERE x.route_id = rt.id), "
@@ -213,13 +216,28 @@ static const char REST_SQL[] =
     "  k.tenant_id, 'sha256', encode(k.key_hash, 'hex'), 'models', "
     "  (SELECT coalesce(json_agg(u.m ORDER BY u.n), '[]') FROM unnest(k.models) "
     "  WITH ORDINALITY AS u(m, n) WHERE u.m IN (SELECT alias FROM rt)), "
-    "  'expires_at', floor(extract(epoch FROM k.expires_at))::bigint)) ORDER BY k.id), '[]') "
-    "  FROM virtual_keys k WHERE k.revoked_at IS NULL "
-    "  AND (k.expires_at IS NULL OR k.expires_at > now()))";
+    "  'expires_at', floor(extract(epoch FROM k.expires_at))::bigint, 'rpm_limit', k.rpm_limit, "
+    "  'tpm_limit', k.tpm_limit)) ORDER BY k.id), '[]') FROM ak k), "
+    /* budgets of tenants and of served keys, with the spend of their current period (running
+     * aggregates kept by POST /dp/v1/usage; never summed from raw events) */
+    "(SELECT coalesce(json_agg(json_strip_nulls(json_build_object('id', b.id, 'tenant', "
+    "  b.tenant_id, 'key', b.key_id, 'period', b.period, 'limit_usd', least(b.limit_usd, "
+    "  9000000), 'spent_usd', least(coalesce(sp.cost_usd, 0), 9000000), 'period_start', "
+    "  p.ps::text)) ORDER BY b.id), '[]') FROM budgets b "
+    "  CROSS JOIN LATERAL (SELECT CASE b.period "
+    "    WHEN 'daily' THEN (now() AT TIME ZONE 'UTC')::date "
+    "    WHEN 'monthly' THEN date_trunc('month', now() AT TIME ZONE 'UTC')::date "
+    "    ELSE date '1970-01-01' END AS ps) p "
+    "  LEFT JOIN spend sp ON sp.tenant_id = b.tenant_id AND sp.key_id = coalesce(b.key_id, "
+    "  '00000000-0000-0000-0000-000000000000') AND sp.period = b.period "
+    "  AND sp.period_start = p.ps "
+    "  WHERE b.key_id IS NULL OR b.key_id IN (SELECT id FROM ak)), "
+    "floor(extract(epoch FROM now()) * 1000)::bigint";
 
 static int append_rest(PGconn *c, tg_buf_t *out, const char *ids)
 {
-    static const char *const names[] = {"tenants", "routes", "prices", "keys"};
+    static const char *const names[] = {"tenants", "routes", "prices",
+                                        "keys",    "budgets", "spend_as_of"};
     const char *p[1] = {ids};
     PGresult *res = cp_db_exec(c, REST_SQL, 1, p);
     int rc = TG_EIO;
@@ -228,7 +246,7 @@ static int append_rest(PGconn *c, tg_buf_t *out, const char *ids)
         goto out;
     }
     rc = 0;
-    for (int i = 0; rc == 0 && i < 4; i++) {
+    for (int i = 0; rc == 0 && i < 6; i++) {
         const char *v = PQgetvalue(res, 0, i);
         rc = tg_buf_appendf(out, ",\"%s\":", names[i]);
         if (rc == 0)

@@ -131,6 +131,12 @@ void cp_api_dispatch(cp_req_t *r)
             return;
         }
         cp_auth_resolve(r);
+        if (!r->who.authenticated && PQstatus(r->db) != CONNECTION_OK) {
+            /* the lookup failed, not the caller: a 401 would send clients back to log in */
+            cp_reply_error(r, 503, "database_unavailable", NULL,
+                           "the database is unreachable; retry shortly");
+            return;
+        }
         if (!r->who.authenticated) {
             cp_reply_error(r, 401, "unauthenticated", NULL,
                            "send \"Authorization: Bearer <token>\" from POST /api/v1/auth/login "
@@ -187,6 +193,8 @@ void cp_api_metrics(cp_req_t *r)
                             "waiting for a change.\n# TYPE tollgate_control_snapshot_polls_waiting "
                             "gauge\ntollgate_control_snapshot_polls_waiting %d\n",
                             r->db ? 1 : 0, cp_http_waiting());
+    if (rc == 0)
+        rc = cp_ingest_metrics(&r->out);
     if (rc != 0)
         cp_reply_error(r, 500, "internal", NULL, "could not render metrics");
 }

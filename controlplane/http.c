@@ -21,6 +21,7 @@
 #include "tg_banned.h"
 
 #define MAX_BODY (1u << 20)
+#define MAX_BODY_USAGE (8u << 20) /* POST /dp/v1/usage: up to 5000 events (docs/usage.md) */
 
 typedef struct body body_t;
 struct body {
@@ -162,7 +163,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         b = calloc(1, sizeof(*b));
         if (!b)
             return MHD_NO;
-        tg_buf_init(&b->buf, MAX_BODY);
+        /* only the usage batches of data planes are allowed more */
+        bool usage = strcmp(method, "POST") == 0 && strcmp(url, "/dp/v1/usage") == 0;
+        tg_buf_init(&b->buf, usage ? MAX_BODY_USAGE : MAX_BODY);
         b->conn = c;
         *con_cls = b;
         return MHD_YES;
@@ -193,8 +196,8 @@ again:
     tg_buf_init(&r.out, 64u << 20);
     client_ip(c, r.ip, sizeof(r.ip));
     if (b->too_big)
-        cp_reply_error(&r, 413, "payload_too_large", NULL, "request body is larger than %u bytes",
-                       MAX_BODY);
+        cp_reply_error(&r, 413, "payload_too_large", NULL, "request body is larger than %zu bytes",
+                       b->buf.max);
     else {
         unsigned long gen = atomic_load(&wake_gen);
         b->suspend = false;

@@ -1,10 +1,1175 @@
-/* ingest.c: POST /dp/v1/usage, usage events from data planes (docs/usage.md). */
+/* ingest.c: POST /dp/v1/usage (docs/usage.md). A batch of NDJSON usage events is validated line by
+ * line (a small JSON scanner that keeps numbers as the text sent, so costs stay exact), the valid
+ * events go in with one COPY into a per-connection temp table and one INSERT ... ON CONFLICT DO
+ * NOTHING, and what was new is added to spend and usage_hourly in the same statement and
+ * transaction. The answer (after COMMIT) carries every budget's current spend. Runs on MHD worker
+ * threads with the thread's PGconn; the counters are _Atomic. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
 #include "api/api.h"
-#include "cp_http.h"
+#include "tg_log.h"
 
 #include "tg_banned.h"
 
+#define INGEST_MAX_EVENTS 5000
+#define INGEST_TEXT_MAX 512               /* bytes of a text field (model, error, ...) */
+#define INGEST_TOKENS_MAX 1000000000000LL /* per event; keeps every sum far from bigint's end */
+#define INGEST_FUTURE_MAX_S 86400 /* clock skew tolerated between the planes */
+#define INGEST_COST_MAX 1000000.0 /* USD per event; usage_events.cost_usd is numeric(20,12) */
+#define INGEST_ATTEMPTS 5         /* deadlock / serialization failure: run the batch again */
+#define INGEST_JSON_DEPTH 16      /* nesting allowed inside fields we do not read */
+#define PARTITION_CHECK_MS (3600 * 1000) /* how often usage_ensure_partitions runs */
+
+/* ---- the event's fields ---- */
+
+enum ev_field {
+    F_ID,
+    F_TS,
+    F_REQUEST_ID,
+    F_KEY_ID,
+    F_TENANT_ID,
+    F_MODEL,
+    F_PROVIDER,
+    F_UPSTREAM_MODEL,
+    F_ENDPOINT,
+    F_STATUS,
+    F_STREAMED,
+    F_PROMPT_TOKENS,
+    F_COMPLETION_TOKENS,
+    F_CACHED_TOKENS,
+    F_REASONING_TOKENS,
+    F_TOTAL_TOKENS,
+    F_USAGE_SOURCE,
+    F_COST_USD,
+    F_LATENCY_MS,
+    F_TTFB_MS,
+    F_ERROR,
+    F_COUNT,
+};
+
+static const char *const field_names[F_COUNT] = {
+    "id",
+    "ts",
+    "request_id",
+    "key_id",
+    "tenant_id",
+    "model",
+    "provider",
+    "upstream_model",
+    "endpoint",
+    "status",
+    "streamed",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "usage_source",
+    "cost_usd",
+    "latency_ms",
+    "ttfb_ms",
+    "error",
+};
+
+enum ev_type { V_ABSENT = 0, V_NULL, V_STRING, V_NUMBER, V_TRUE, V_FALSE, V_OTHER };
+
+/* One value of the line being read. Strings: p/n are the bytes between the quotes (borrowed from
+ * the body) until a text field is decoded into the scratch buffer (decoded = true). */
+typedef struct ev_val {
+    enum ev_type type;
+    const char *p;
+    size_t n;
+    bool esc;     /* the raw string holds backslash escapes */
+    bool nul;     /* it decodes to a string with a NUL byte */
+    bool decoded; /* p/n now hold the decoded bytes (scratch), which COPY must escape */
+} ev_val_t;
+
+typedef struct jscan {
+    const char *p;
+    const char *end;
+} jscan_t;
+
+/* One event, checked, as the COPY row will need it. */
+typedef struct ev {
+    ev_val_t v[F_COUNT];
+    char ts[40]; /* normalized RFC 3339 */
+    size_t ts_len;
+    char id[37], key_id[37], tenant_id[37];
+    char cost[64]; /* cost_usd as COPY will read it */
+    char latency[40], ttfb[40];
+} ev_t;
+
+typedef struct rejection {
+    int line;
+    char msg[96];
+} rejection_t;
+
+static atomic_ulong n_accepted, n_duplicate, n_rejected, n_batches_ok, n_batches_failed;
+static atomic_llong next_partition_check_ms;
+
+/* This thread's connection has the temp table and the prepared statements (its backend pid tells
+ * a reconnect apart). */
+static _Thread_local PGconn *ready_conn;
+static _Thread_local int ready_pid;
+
+static int parse_event(const char *line, size_t n, char *scratch, ev_t *e, char *msg, size_t msgn);
+static int copy_row(tg_buf_t *o, const ev_t *e);
+static int conn_setup(PGconn *c, char *state);
+static int insert_batch(cp_req_t *r, const tg_buf_t *copy, long long *inserted, char *state);
+static int reply_answer(cp_req_t *r, long long accepted, long long duplicates,
+                        const rejection_t *rej, size_t nrej);
+static void ensure_partitions(PGconn *c);
+static int64_t wall_ms(void);
+static int64_t mono_ms(void);
+
 void cp_dp_usage(cp_req_t *r)
 {
-    cp_reply_error(r, 501, "not_implemented", NULL, "usage ingestion is not implemented yet");
+    if (!cp__dp_token_ok(r)) {
+        cp_reply_error(r, 401, "unauthenticated", NULL, "a valid data-plane token is required");
+        return;
+    }
+    tg_buf_t copy = TG_BUF_INIT(64u << 20);
+    rejection_t *rej = NULL;
+    char *scratch = NULL;
+    size_t nrej = 0, nvalid = 0;
+
+    /* limits first: count the events before reading any */
+    size_t nlines = 0;
+    for (size_t i = 0, start = 0; i <= r->body_len; i++) {
+        if (i < r->body_len && r->body[i] != '\n')
+            continue;
+        for (size_t k = start; k < i; k++) {
+            char c = r->body[k];
+            if (c != ' ' && c != '\t' && c != '\r') {
+                nlines++;
+                break;
+            }
+        }
+        start = i + 1;
+    }
+    if (nlines > INGEST_MAX_EVENTS) {
+        cp_reply_error(r, 413, "payload_too_large", NULL,
+                       "a batch holds at most %d events; this one has %zu", INGEST_MAX_EVENTS,
+                       nlines);
+        return;
+    }
+    if (!r->db) {
+        cp_reply_error(r, 503, "database_unavailable", NULL,
+                       "the database is unreachable; retry shortly");
+        return;
+    }
+    cp__dp_register(r, -1);
+    ensure_partitions(r->db);
+    char state[6] = "";
+    if (conn_setup(r->db, state) != 0) {
+        atomic_fetch_add(&n_batches_failed, 1);
+        cp_reply_error(r, 503, "database_unavailable", NULL,
+                       "the database is unreachable; retry shortly");
+        return;
+    }
+
+    if (nlines > 0) {
+        rej = calloc(nlines, sizeof(*rej));
+        scratch = malloc(r->body_len + 1);
+        if (!rej || !scratch) {
+            cp_reply_error(r, 503, "out_of_memory", NULL, "could not read the batch; retry");
+            goto done;
+        }
+    }
+    ev_t e;
+    int lineno = 0;
+    for (size_t i = 0, start = 0; i < r->body_len; i = start) {
+        const char *nl = memchr(r->body + start, '\n', r->body_len - start);
+        size_t end = nl ? (size_t)(nl - r->body) : r->body_len;
+        const char *line = r->body + start;
+        size_t n = end - start;
+        start = end + 1;
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+            n--;
+        size_t lead = 0;
+        while (lead < n && (line[lead] == ' ' || line[lead] == '\t'))
+            lead++;
+        if (lead == n)
+            continue; /* blank */
+        char msg[96];
+        if (parse_event(line + lead, n - lead, scratch, &e, msg, sizeof(msg)) != 0) {
+            rej[nrej].line = lineno;
+            memcpy(rej[nrej].msg, msg, sizeof(msg));
+            nrej++;
+            continue;
+        }
+        if (copy_row(&copy, &e) != 0) {
+            cp_reply_error(r, 503, "out_of_memory", NULL, "could not read the batch; retry");
+            goto done;
+        }
+        nvalid++;
+    }
+
+    long long inserted = 0;
+    if (nvalid > 0) {
+        int64_t t0 = mono_ms();
+        int rc = -1;
+        for (int attempt = 1; attempt <= INGEST_ATTEMPTS; attempt++) {
+            rc = insert_batch(r, &copy, &inserted, state);
+            if (rc == 0)
+                break;
+            PQclear(cp_db_exec(r->db, "ROLLBACK", 0, NULL));
+            bool again = strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0 ||
+                         strcmp(state, "42P01") == 0; /* the temp table went away */
+            if (!again || PQstatus(r->db) != CONNECTION_OK)
+                break;
+            tg_log(TG_LOG_WARN, "cp_ingest", "batch_retry", "sqlstate=%s attempt=%d events=%zu",
+                   state, attempt, nvalid);
+            /* a short, growing, jittered pause lets the other transaction finish first */
+            struct timespec ts = {0, (long)(attempt * 5 + rand() % 10) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (rc != 0) {
+            atomic_fetch_add(&n_batches_failed, 1);
+            tg_log(TG_LOG_ERROR, "cp_ingest", "batch_failed", "sqlstate=%s events=%zu",
+                   state[0] ? state : "none", nvalid);
+            cp_reply_error(r, 503, "database_unavailable", NULL,
+                           "the database could not store the batch; retry shortly");
+            goto done;
+        }
+        tg_log_debug("cp_ingest", "batch_stored", "events=%zu inserted=%lld rejected=%zu ms=%lld",
+                     nvalid, inserted, nrej, (long long)(mono_ms() - t0));
+    }
+    atomic_fetch_add(&n_batches_ok, 1);
+    atomic_fetch_add(&n_accepted, (unsigned long)inserted);
+    atomic_fetch_add(&n_duplicate, (unsigned long)((long long)nvalid - inserted));
+    atomic_fetch_add(&n_rejected, (unsigned long)nrej);
+    if (nrej > 0)
+        tg_log(TG_LOG_WARN, "cp_ingest", "events_rejected", "count=%zu first_line=%d reason=\"%s\"",
+               nrej, rej[0].line, rej[0].msg);
+    reply_answer(r, inserted, (long long)nvalid - inserted, rej, nrej);
+done:
+    tg_buf_dispose(&copy);
+    free(rej);
+    free(scratch);
+}
+
+int cp_ingest_metrics(tg_buf_t *out)
+{
+    return tg_buf_appendf(
+        out,
+        "# HELP tollgate_control_usage_events_total Usage events received from data planes: "
+        "accepted (stored), duplicate (already stored), rejected (invalid).\n"
+        "# TYPE tollgate_control_usage_events_total counter\n"
+        "tollgate_control_usage_events_total{result=\"accepted\"} %lu\n"
+        "tollgate_control_usage_events_total{result=\"duplicate\"} %lu\n"
+        "tollgate_control_usage_events_total{result=\"rejected\"} %lu\n"
+        "# HELP tollgate_control_usage_batches_total Usage batches: ok (answered 200) or failed "
+        "(the database could not store them; answered 503).\n"
+        "# TYPE tollgate_control_usage_batches_total counter\n"
+        "tollgate_control_usage_batches_total{result=\"ok\"} %lu\n"
+        "tollgate_control_usage_batches_total{result=\"failed\"} %lu\n",
+        atomic_load(&n_accepted), atomic_load(&n_duplicate), atomic_load(&n_rejected),
+        atomic_load(&n_batches_ok), atomic_load(&n_batches_failed));
+}
+
+/* ---- reading one line: a JSON scanner that keeps positions, not values ---- */
+
+static void skip_ws(jscan_t *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+        j->p++;
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence at p (first byte >= 0x80), or 0: no overlong forms, no
+ * surrogates, nothing past U+10FFFF (Postgres would refuse the whole COPY otherwise). */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = p[0];
+    size_t n;
+    unsigned min;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if ((size_t)(end - p) < n)
+        return 0;
+    unsigned cp = c & (0xFF >> (n + 1));
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+/* At a '"': checks the string (escapes, UTF-8, no raw control characters) and records where its
+ * contents are. */
+static int scan_string(jscan_t *j, ev_val_t *v)
+{
+    const unsigned char *p = (const unsigned char *)j->p + 1;
+    const unsigned char *end = (const unsigned char *)j->end;
+    v->type = V_STRING;
+    v->p = (const char *)p;
+    v->esc = v->nul = v->decoded = false;
+    while (p < end) {
+        unsigned c = *p;
+        if (c == '"') {
+            v->n = (size_t)((const char *)p - v->p);
+            j->p = (const char *)p + 1;
+            return 0;
+        }
+        if (c < 0x20)
+            return -1;
+        if (c == '\\') {
+            v->esc = true;
+            if (end - p < 2)
+                return -1;
+            c = p[1];
+            if (c == 'u') {
+                unsigned u;
+                if (end - p < 6 || hex4((const char *)p + 2, &u) != 0)
+                    return -1;
+                p += 6;
+                if (u == 0)
+                    v->nul = true;
+                if (u >= 0xDC00 && u <= 0xDFFF)
+                    return -1; /* a low surrogate alone */
+                if (u >= 0xD800 && u <= 0xDBFF) {
+                    unsigned lo;
+                    if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
+                        hex4((const char *)p + 2, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF)
+                        return -1;
+                    p += 6;
+                }
+                continue;
+            }
+            if (!strchr("\"\\/bfnrt", (int)c) || c == 0)
+                return -1;
+            p += 2;
+            continue;
+        }
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        size_t n = utf8_seq(p, end);
+        if (n == 0)
+            return -1;
+        p += n;
+    }
+    return -1;
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int scan_number(jscan_t *j, ev_val_t *v)
+{
+    const char *p = j->p, *end = j->end;
+    v->type = V_NUMBER;
+    v->p = p;
+    if (p < end && *p == '-')
+        p++;
+    if (p >= end || *p < '0' || *p > '9')
+        return -1;
+    if (*p == '0')
+        p++;
+    else
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || *p < '0' || *p > '9')
+            return -1;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= end || *p < '0' || *p > '9')
+            return -1;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    v->n = (size_t)(p - v->p);
+    j->p = p;
+    return 0;
+}
+
+static int scan_literal(jscan_t *j, const char *word, enum ev_type t, ev_val_t *v)
+{
+    size_t n = strlen(word);
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0)
+        return -1;
+    v->type = t;
+    v->p = j->p;
+    v->n = n;
+    j->p += n;
+    return 0;
+}
+
+static int scan_value(jscan_t *j, ev_val_t *v, int depth)
+{
+    skip_ws(j);
+    if (j->p >= j->end)
+        return -1;
+    char c = *j->p;
+    if (c == '"')
+        return scan_string(j, v);
+    if (c == '-' || (c >= '0' && c <= '9'))
+        return scan_number(j, v);
+    if (c == 't')
+        return scan_literal(j, "true", V_TRUE, v);
+    if (c == 'f')
+        return scan_literal(j, "false", V_FALSE, v);
+    if (c == 'n')
+        return scan_literal(j, "null", V_NULL, v);
+    if (c != '{' && c != '[')
+        return -1;
+    /* an object or array in a field we do not read: checked, then skipped */
+    if (depth >= INGEST_JSON_DEPTH)
+        return -1;
+    char close = c == '{' ? '}' : ']';
+    j->p++;
+    skip_ws(j);
+    if (j->p < j->end && *j->p == close) {
+        j->p++;
+        v->type = V_OTHER;
+        return 0;
+    }
+    for (;;) {
+        ev_val_t x;
+        if (close == '}') {
+            skip_ws(j);
+            if (j->p >= j->end || *j->p != '"' || scan_string(j, &x) != 0)
+                return -1;
+            skip_ws(j);
+            if (j->p >= j->end || *j->p != ':')
+                return -1;
+            j->p++;
+        }
+        if (scan_value(j, &x, depth + 1) != 0)
+            return -1;
+        skip_ws(j);
+        if (j->p >= j->end)
+            return -1;
+        if (*j->p == close) {
+            j->p++;
+            v->type = V_OTHER;
+            return 0;
+        }
+        if (*j->p != ',')
+            return -1;
+        j->p++;
+    }
+}
+
+static size_t put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Decodes a string scan_string accepted into out (room for v->n bytes: decoding never grows). */
+static size_t decode_string(const ev_val_t *v, char *out)
+{
+    if (!v->esc) {
+        memcpy(out, v->p, v->n);
+        return v->n;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < v->n;) {
+        char c = v->p[i];
+        if (c != '\\') {
+            out[o++] = c;
+            i++;
+            continue;
+        }
+        char e = v->p[i + 1];
+        if (e != 'u') {
+            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+            out[o++] = to[strchr(from, e) - from];
+            i += 2;
+            continue;
+        }
+        unsigned cp = 0, lo = 0xDC00;
+        (void)hex4(v->p + i + 2, &cp);
+        i += 6;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            (void)hex4(v->p + i + 2, &lo);
+            i += 6;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        o += put_utf8(out + o, cp);
+    }
+    return o;
+}
+
+static bool is_uuid(const char *s, size_t n)
+{
+    if (n != 36)
+        return false;
+    for (size_t i = 0; i < 36; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return false;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A short string field decoded into out[cap] (NUL-terminated); -1 if it does not fit. */
+static int short_string(const ev_val_t *v, char *out, size_t cap)
+{
+    char tmp[384];
+    if (v->n > sizeof(tmp))
+        return -1;
+    size_t n = decode_string(v, tmp);
+    if (n >= cap)
+        return -1;
+    memcpy(out, tmp, n);
+    out[n] = '\0';
+    return (int)n;
+}
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* RFC 3339: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM), every field in range (Postgres would
+ * refuse the whole COPY for one bad date). Writes the text with upper-case T and Z. */
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; H. Hinnant's civil algorithm). */
+static long long days_from_civil(long long y, long long m, long long d)
+{
+    y -= m <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    long long yoe = y - era * 400;
+    long long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* Checks an RFC 3339 date-time, copies it normalized into out and gives its unix seconds. */
+static int check_ts(const char *s, size_t n, char *out, size_t *outn, long long *unix_s)
+{
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, mo, d, h, mi, se;
+    if (n < 20 || n > 35 || s[4] != '-' || s[7] != '-' ||
+        (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' || s[16] != ':')
+        return -1;
+    if (digits(s, 4, &y) || digits(s + 5, 2, &mo) || digits(s + 8, 2, &d) ||
+        digits(s + 11, 2, &h) || digits(s + 14, 2, &mi) || digits(s + 17, 2, &se))
+        return -1;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
+        h > 23 || mi > 59 || se > 60)
+        return -1;
+    size_t i = 19;
+    if (s[i] == '.') {
+        size_t f = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == f || i - f > 9)
+            return -1;
+    }
+    size_t zone = i;
+    long long offset = 0;
+    if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i < n && (s[i] == '+' || s[i] == '-')) {
+        int oh, om;
+        if (n - i != 6 || s[i + 3] != ':' || digits(s + i + 1, 2, &oh) ||
+            digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
+            return -1;
+        offset = (s[i] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
+        i += 6;
+    } else {
+        return -1;
+    }
+    if (i != n)
+        return -1;
+    memcpy(out, s, n);
+    out[10] = 'T';
+    if (out[zone] == 'z')
+        out[zone] = 'Z';
+    out[n] = '\0';
+    *outn = n;
+    *unix_s = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset;
+    return 0;
+}
+
+/* An integer field: absent or null is 0 (status: required); min..max. */
+static int check_int(const ev_val_t *v, long long min, long long max, long long *out)
+{
+    if (v->type != V_NUMBER || v->n > 20)
+        return -1;
+    for (size_t i = 0; i < v->n; i++)
+        if (v->p[i] == '.' || v->p[i] == 'e' || v->p[i] == 'E')
+            return -1;
+    char tmp[24];
+    memcpy(tmp, v->p, v->n);
+    tmp[v->n] = '\0';
+    errno = 0;
+    long long x = strtoll(tmp, NULL, 10);
+    if (errno || x < min || x > max)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+/* A number as double; -1 when it is out of double's range (tiny values read as 0). */
+static int number_value(const ev_val_t *v, double *out, bool *tiny)
+{
+    char tmp[128];
+    if (v->type != V_NUMBER || v->n >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, v->p, v->n);
+    tmp[v->n] = '\0';
+    errno = 0;
+    double x = strtod(tmp, NULL);
+    *tiny = false;
+    if (errno == ERANGE) {
+        if (isinf(x))
+            return -1;
+        *tiny = true;
+        x = 0;
+    }
+    *out = x;
+    return 0;
+}
+
+static int reject(char *msg, size_t msgn, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int reject(char *msg, size_t msgn, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, msgn, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Reads and checks one event. Text fields with escapes are decoded into scratch (at least n
+ * bytes). On failure msg says why (field names and fixed words only, never the input). */
+static int parse_event(const char *line, size_t n, char *scratch, ev_t *e, char *msg, size_t msgn)
+{
+    jscan_t j = {line, line + n};
+    memset(e->v, 0, sizeof(e->v));
+    skip_ws(&j);
+    if (j.p >= j.end || *j.p != '{')
+        return reject(msg, msgn, "not a JSON object");
+    j.p++;
+    skip_ws(&j);
+    bool first = true;
+    while (!(j.p < j.end && *j.p == '}')) {
+        if (!first) {
+            if (j.p >= j.end || *j.p != ',')
+                return reject(msg, msgn, "not valid JSON");
+            j.p++;
+            skip_ws(&j);
+        }
+        first = false;
+        ev_val_t k, v;
+        if (j.p >= j.end || *j.p != '"' || scan_string(&j, &k) != 0)
+            return reject(msg, msgn, "not valid JSON");
+        skip_ws(&j);
+        if (j.p >= j.end || *j.p != ':')
+            return reject(msg, msgn, "not valid JSON");
+        j.p++;
+        if (scan_value(&j, &v, 1) != 0)
+            return reject(msg, msgn, "not valid JSON");
+        skip_ws(&j);
+        char name[24];
+        if (short_string(&k, name, sizeof(name)) < 0)
+            continue; /* longer than any field we read */
+        for (int f = 0; f < F_COUNT; f++) {
+            if (strcmp(name, field_names[f]) != 0)
+                continue;
+            if (e->v[f].type != V_ABSENT)
+                return reject(msg, msgn, "duplicate field \"%s\"", field_names[f]);
+            e->v[f] = v;
+            break;
+        }
+    }
+    j.p++;
+    skip_ws(&j);
+    if (j.p != j.end)
+        return reject(msg, msgn, "not valid JSON: text after the object");
+
+    ev_val_t *v = e->v;
+    if (v[F_ID].type != V_STRING || short_string(&v[F_ID], e->id, sizeof(e->id)) != 36 ||
+        !is_uuid(e->id, 36))
+        return reject(msg, msgn, "id is not a UUID");
+    char ts[48];
+    long long unix_s;
+    int tsn = v[F_TS].type == V_STRING ? short_string(&v[F_TS], ts, sizeof(ts)) : -1;
+    if (tsn < 0 || check_ts(ts, (size_t)tsn, e->ts, &e->ts_len, &unix_s) != 0)
+        return reject(msg, msgn, "ts is not an RFC 3339 date-time");
+    /* a month too far ahead would land in the default partition and block creating its own */
+    if (unix_s > (long long)time(NULL) + INGEST_FUTURE_MAX_S)
+        return reject(msg, msgn, "ts is more than a day ahead of the control plane's clock");
+    static const enum ev_field uuids[] = {F_KEY_ID, F_TENANT_ID};
+    for (size_t i = 0; i < 2; i++) {
+        enum ev_field f = uuids[i];
+        char *out = f == F_KEY_ID ? e->key_id : e->tenant_id;
+        if (v[f].type == V_ABSENT || v[f].type == V_NULL)
+            continue;
+        if (v[f].type != V_STRING || short_string(&v[f], out, 37) != 36 || !is_uuid(out, 36))
+            return reject(msg, msgn, "%s is neither a UUID nor null", field_names[f]);
+    }
+    long long x;
+    if (check_int(&v[F_STATUS], 0, 999, &x) != 0)
+        return reject(msg, msgn, "status is not an integer from 0 to 999");
+    static const enum ev_field tokens[] = {F_PROMPT_TOKENS, F_COMPLETION_TOKENS, F_CACHED_TOKENS,
+                                           F_REASONING_TOKENS, F_TOTAL_TOKENS};
+    for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++) {
+        const ev_val_t *t = &v[tokens[i]];
+        if (t->type == V_ABSENT || t->type == V_NULL)
+            continue;
+        if (t->type == V_NUMBER && t->p[0] == '-' && check_int(t, LLONG_MIN, 0, &x) == 0 && x < 0)
+            return reject(msg, msgn, "%s is negative", field_names[tokens[i]]);
+        if (check_int(t, 0, INGEST_TOKENS_MAX, &x) != 0)
+            return reject(msg, msgn, "%s is not an integer from 0 to %lld", field_names[tokens[i]],
+                          INGEST_TOKENS_MAX);
+    }
+    if (v[F_STREAMED].type != V_ABSENT && v[F_STREAMED].type != V_NULL &&
+        v[F_STREAMED].type != V_TRUE && v[F_STREAMED].type != V_FALSE)
+        return reject(msg, msgn, "streamed is not a boolean");
+
+    double d;
+    bool tiny;
+    e->cost[0] = '0';
+    e->cost[1] = '\0';
+    if (v[F_COST_USD].type != V_ABSENT && v[F_COST_USD].type != V_NULL) {
+        if (number_value(&v[F_COST_USD], &d, &tiny) != 0)
+            return reject(msg, msgn, "cost_usd is not a number");
+        if (d < 0)
+            return reject(msg, msgn, "cost_usd is negative");
+        if (d > INGEST_COST_MAX)
+            return reject(msg, msgn, "cost_usd is above %.0f", INGEST_COST_MAX);
+        const ev_val_t *c = &v[F_COST_USD];
+        bool plain = c->n < sizeof(e->cost) && !memchr(c->p, 'e', c->n) && !memchr(c->p, 'E', c->n);
+        if (plain) { /* the exact text sent: numeric rounds it to the picodollar */
+            memcpy(e->cost, c->p, c->n);
+            e->cost[c->n] = '\0';
+        } else {
+            snprintf(e->cost, sizeof(e->cost), "%.12f", d);
+        }
+    }
+    static const enum ev_field reals[] = {F_LATENCY_MS, F_TTFB_MS};
+    for (size_t i = 0; i < 2; i++) {
+        enum ev_field f = reals[i];
+        char *out = f == F_LATENCY_MS ? e->latency : e->ttfb;
+        out[0] = '\0';
+        if (v[f].type == V_ABSENT || v[f].type == V_NULL)
+            continue;
+        if (number_value(&v[f], &d, &tiny) != 0)
+            return reject(msg, msgn, "%s is not a number or null", field_names[f]);
+        snprintf(out, 40, "%.17g", d);
+    }
+    static const enum ev_field texts[] = {
+        F_REQUEST_ID, F_MODEL, F_PROVIDER, F_UPSTREAM_MODEL, F_ENDPOINT, F_USAGE_SOURCE, F_ERROR};
+    size_t used = 0;
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        ev_val_t *t = &v[texts[i]];
+        if (t->type == V_ABSENT || t->type == V_NULL)
+            continue;
+        if (t->type != V_STRING)
+            return reject(msg, msgn, "%s is not a string or null", field_names[texts[i]]);
+        if (t->nul)
+            return reject(msg, msgn, "%s contains a NUL character", field_names[texts[i]]);
+        if (t->esc) { /* decoded bytes may need COPY escapes; raw ones never do */
+            size_t dn = decode_string(t, scratch + used);
+            t->p = scratch + used;
+            t->n = dn;
+            t->decoded = true;
+            used += dn;
+        }
+        if (t->n > INGEST_TEXT_MAX)
+            return reject(msg, msgn, "%s is longer than %d bytes", field_names[texts[i]],
+                          INGEST_TEXT_MAX);
+    }
+    return 0;
+}
+
+/* ---- the COPY row (text format: \N is null; backslash, tab, newline and CR are escaped) ---- */
+
+static int copy_text(tg_buf_t *o, const ev_val_t *v)
+{
+    if (v->type != V_STRING)
+        return tg_buf_append(o, "\\N", 2);
+    if (!v->decoded) /* JSON forbids raw control characters and escapes every backslash */
+        return tg_buf_append(o, v->p, v->n);
+    int rc = tg_buf_reserve(o, 2 * v->n);
+    for (size_t i = 0; rc == 0 && i < v->n; i++) {
+        char c = v->p[i];
+        const char *esc = c == '\\'   ? "\\\\"
+                          : c == '\t' ? "\\t"
+                          : c == '\n' ? "\\n"
+                          : c == '\r' ? "\\r"
+                                      : NULL;
+        if (esc)
+            rc = tg_buf_append(o, esc, 2);
+        else
+            o->base[o->len++] = c;
+    }
+    return rc;
+}
+
+static int copy_num(tg_buf_t *o, const ev_val_t *v)
+{
+    if (v->type != V_NUMBER)
+        return tg_buf_append(o, "0", 1);
+    if (v->n == 2 && v->p[0] == '-' && v->p[1] == '0')
+        return tg_buf_append(o, "0", 1);
+    return tg_buf_append(o, v->p, v->n);
+}
+
+static int copy_opt(tg_buf_t *o, const char *s)
+{
+    return s[0] ? tg_buf_append(o, s, strlen(s)) : tg_buf_append(o, "\\N", 2);
+}
+
+/* Columns in tg_usage_in's order. */
+static int copy_row(tg_buf_t *o, const ev_t *e)
+{
+    const ev_val_t *v = e->v;
+    int rc = tg_buf_append(o, e->id, 36);
+    rc = rc ? rc : tg_buf_append(o, "\t", 1);
+    rc = rc ? rc : tg_buf_append(o, e->ts, e->ts_len);
+    rc = rc ? rc : tg_buf_append(o, "\t", 1);
+    rc = rc ? rc : copy_text(o, &v[F_REQUEST_ID]);
+    rc = rc ? rc : tg_buf_append(o, "\t", 1);
+    rc = rc ? rc : copy_opt(o, v[F_TENANT_ID].type == V_STRING ? e->tenant_id : "");
+    rc = rc ? rc : tg_buf_append(o, "\t", 1);
+    rc = rc ? rc : copy_opt(o, v[F_KEY_ID].type == V_STRING ? e->key_id : "");
+    static const enum ev_field texts[] = {F_MODEL, F_PROVIDER, F_UPSTREAM_MODEL, F_ENDPOINT};
+    for (size_t i = 0; i < 4; i++) {
+        rc = rc ? rc : tg_buf_append(o, "\t", 1);
+        rc = rc ? rc : copy_text(o, &v[texts[i]]);
+    }
+    rc = rc ? rc : tg_buf_append(o, "\t", 1);
+    rc = rc ? rc : copy_num(o, &v[F_STATUS]);
+    rc = rc ? rc : tg_buf_append(o, v[F_STREAMED].type == V_TRUE ? "\tt" : "\tf", 2);
+    static const enum ev_field tokens[] = {F_PROMPT_TOKENS, F_COMPLETION_TOKENS, F_CACHED_TOKENS,
+                                           F_REASONING_TOKENS};
+    for (size_t i = 0; i < 4; i++) {
+        rc = rc ? rc : tg_buf_append(o, "\t", 1);
+        rc = rc ? rc : copy_num(o, &v[tokens[i]]);
+    }
+    rc = rc ? rc : tg_buf_append(o, "\t", 1);
+    rc = rc ? rc : copy_opt(o, e->cost);
+    rc = rc ? rc : tg_buf_append(o, "\t", 1);
+    rc = rc ? rc : copy_opt(o, e->latency);
+    rc = rc ? rc : tg_buf_append(o, "\t", 1);
+    rc = rc ? rc : copy_opt(o, e->ttfb);
+    rc = rc ? rc : tg_buf_append(o, "\t", 1);
+    rc = rc ? rc : copy_text(o, &v[F_USAGE_SOURCE]);
+    rc = rc ? rc : tg_buf_append(o, "\t", 1);
+    rc = rc ? rc : copy_text(o, &v[F_ERROR]);
+    rc = rc ? rc : tg_buf_append(o, "\n", 1);
+    return rc;
+}
+
+/* ---- the transaction ---- */
+
+static const char temp_sql[] =
+    "CREATE TEMP TABLE IF NOT EXISTS tg_usage_in (id uuid, ts timestamptz, request_id text, "
+    "tenant_id uuid, key_id uuid, model text, provider text, upstream_model text, endpoint text, "
+    "status integer, streamed boolean, prompt_tokens bigint, completion_tokens bigint, "
+    "cached_tokens bigint, reasoning_tokens bigint, cost_usd numeric(20, 12), "
+    "latency_ms double precision, ttfb_ms double precision, usage_source text, error text) "
+    "ON COMMIT DELETE ROWS";
+
+/* One statement: the new events (sorted, so that two batches sharing events wait on each other in
+ * one order), then spend and usage_hourly, each one aggregated upsert in its primary key's order.
+ * The sub-statements run in that order (the outer SELECT reads them one after the other), so every
+ * batch locks events, then spend rows, then hourly rows, each in key order: no deadlock cycles. */
+static const char insert_sql[] =
+    "WITH ins AS ("
+    " INSERT INTO usage_events (id, ts, request_id, tenant_id, key_id, model, provider,"
+    "  upstream_model, endpoint, status, streamed, prompt_tokens, completion_tokens, cached_tokens,"
+    "  reasoning_tokens, cost_usd, latency_ms, ttfb_ms, usage_source, error)"
+    " SELECT id, ts, request_id, tenant_id, key_id, model, provider, upstream_model, endpoint,"
+    "  status, streamed, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,"
+    "  cost_usd, latency_ms, ttfb_ms, usage_source, error FROM tg_usage_in ORDER BY id, ts"
+    " ON CONFLICT (id, ts) DO NOTHING"
+    " RETURNING ts, tenant_id, key_id, model, provider, status, prompt_tokens, completion_tokens,"
+    "  cached_tokens, reasoning_tokens, cost_usd),"
+    " d AS ("
+    " SELECT tenant_id, key_id, (ts AT TIME ZONE 'UTC')::date AS day, sum(cost_usd) AS cost,"
+    "  count(*) AS n FROM ins WHERE tenant_id IS NOT NULL GROUP BY 1, 2, 3),"
+    " sp AS ("
+    " INSERT INTO spend AS s (tenant_id, key_id, period, period_start, cost_usd, requests)"
+    " SELECT d.tenant_id, sc.key_id, pe.period, pe.start, sum(d.cost), sum(d.n)"
+    " FROM d"
+    " CROSS JOIN LATERAL (VALUES (CASE WHEN d.key_id <> '00000000-0000-0000-0000-000000000000'"
+    "  THEN d.key_id END), ('00000000-0000-0000-0000-000000000000'::uuid)) sc (key_id)"
+    " CROSS JOIN LATERAL (VALUES ('daily', d.day),"
+    "  ('monthly', date_trunc('month', d.day::timestamp)::date),"
+    "  ('total', date '1970-01-01')) pe (period, start)"
+    " WHERE sc.key_id IS NOT NULL"
+    " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+    " ON CONFLICT (tenant_id, key_id, period, period_start) DO UPDATE SET"
+    "  cost_usd = s.cost_usd + excluded.cost_usd, requests = s.requests + excluded.requests"
+    " RETURNING 1),"
+    " hr AS ("
+    " INSERT INTO usage_hourly AS h (tenant_id, hour, key_id, model, provider, requests, errors,"
+    "  prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd)"
+    " SELECT coalesce(tenant_id, '00000000-0000-0000-0000-000000000000'),"
+    "  date_trunc('hour', ts, 'UTC'), coalesce(key_id, '00000000-0000-0000-0000-000000000000'),"
+    "  coalesce(model, ''), coalesce(provider, ''), count(*), count(*) FILTER (WHERE status >= "
+    "400),"
+    "  sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(reasoning_tokens),"
+    "  sum(cost_usd)"
+    " FROM ins GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
+    " ON CONFLICT (tenant_id, hour, key_id, model, provider) DO UPDATE SET"
+    "  requests = h.requests + excluded.requests, errors = h.errors + excluded.errors,"
+    "  prompt_tokens = h.prompt_tokens + excluded.prompt_tokens,"
+    "  completion_tokens = h.completion_tokens + excluded.completion_tokens,"
+    "  cached_tokens = h.cached_tokens + excluded.cached_tokens,"
+    "  reasoning_tokens = h.reasoning_tokens + excluded.reasoning_tokens,"
+    "  cost_usd = h.cost_usd + excluded.cost_usd"
+    " RETURNING 1)"
+    " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM sp), (SELECT count(*) FROM hr)";
+
+static void keep_state(PGresult *res, char *state)
+{
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(state, 6, "%s", s ? s : "");
+    if (res && PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK &&
+        PQresultStatus(res) != PGRES_COPY_IN)
+        tg_log(TG_LOG_WARN, "cp_ingest", "statement_failed", "sqlstate=%s reason=\"%.200s\"",
+               s ? s : "none", PQresultErrorMessage(res));
+}
+
+static int run(PGconn *c, const char *sql, char *state)
+{
+    PGresult *res = cp_db_exec(c, sql, 0, NULL);
+    bool ok = cp_db_ok(res);
+    if (!ok)
+        keep_state(res, state);
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+/* BEGIN, COPY, the insert statement, COMMIT. On failure state holds the SQLSTATE (may be ""); the
+ * caller rolls back. */
+static int conn_setup(PGconn *c, char *state);
+static int insert_batch(cp_req_t *r, const tg_buf_t *copy, long long *inserted, char *state)
+{
+    PGconn *c = r->db;
+    state[0] = '\0';
+    if (conn_setup(c, state) != 0)
+        return -1;
+    if (run(c, "BEGIN", state) != 0)
+        return -1;
+    PGresult *res = PQexec(c, "COPY tg_usage_in FROM STDIN");
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        keep_state(res, state);
+        PQclear(res);
+        if (strcmp(state, "42P01") == 0)
+            ready_conn = NULL; /* made again on the next attempt */
+        return -1;
+    }
+    PQclear(res);
+    /* libpq buffers what it cannot send at once; 1 MiB pieces keep that bounded */
+    int rc = 1;
+    for (size_t off = 0; rc == 1 && off < copy->len;) {
+        size_t n = copy->len - off < (1u << 20) ? copy->len - off : (1u << 20);
+        rc = PQputCopyData(c, copy->base + off, (int)n);
+        off += n;
+    }
+    if (rc == 1)
+        rc = PQputCopyEnd(c, NULL);
+    bool copied = rc == 1;
+    while ((res = PQgetResult(c)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            copied = false;
+            keep_state(res, state);
+        }
+        PQclear(res);
+    }
+    if (!copied)
+        return -1;
+    res = PQexecPrepared(c, "tg_ingest", 0, NULL, NULL, NULL, 0);
+    if (!cp_db_ok(res) || PQntuples(res) != 1) {
+        keep_state(res, state);
+        PQclear(res);
+        return -1;
+    }
+    *inserted = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return run(c, "COMMIT", state);
+}
+
+/* ---- the answer ---- */
+
+static const char spend_sql[] =
+    "SELECT coalesce(json_agg(json_build_object('budget', b.id, 'tenant', b.tenant_id, 'key',"
+    " b.key_id, 'period', b.period, 'period_start', p.start, 'limit_usd', trim_scale(b.limit_usd),"
+    " 'spent_usd', trim_scale(coalesce(s.cost_usd, 0))) ORDER BY b.id), '[]'::json),"
+    " (SELECT greatest(count(*), 1) FROM dataplanes WHERE last_seen > now() - interval '10 "
+    "seconds')"
+    " FROM budgets b"
+    " CROSS JOIN LATERAL (SELECT CASE b.period"
+    "  WHEN 'daily' THEN (now() AT TIME ZONE 'UTC')::date"
+    "  WHEN 'monthly' THEN date_trunc('month', now() AT TIME ZONE 'UTC')::date"
+    "  ELSE date '1970-01-01' END AS start) p"
+    " LEFT JOIN spend s ON s.tenant_id = b.tenant_id"
+    "  AND s.key_id = coalesce(b.key_id, '00000000-0000-0000-0000-000000000000')"
+    "  AND s.period = b.period AND s.period_start = p.start";
+
+static int reply_answer(cp_req_t *r, long long accepted, long long duplicates,
+                        const rejection_t *rej, size_t nrej)
+{
+    int64_t as_of = wall_ms();
+    PGresult *res = PQexecPrepared(r->db, "tg_ingest_spend", 0, NULL, NULL, NULL, 0);
+    if (!cp_db_ok(res) || PQntuples(res) != 1) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        return -1;
+    }
+    tg_buf_t *o = &r->out;
+    tg_buf_reset(o);
+    int rc = tg_buf_appendf(o, "{\"accepted\":%lld,\"duplicates\":%lld,\"rejected\":[", accepted,
+                            duplicates);
+    for (size_t i = 0; rc == 0 && i < nrej; i++) {
+        rc = tg_buf_appendf(o, "%s{\"line\":%d,\"message\":", i ? "," : "", rej[i].line);
+        rc = rc ? rc : tg_buf_append_json_str(o, rej[i].msg, strlen(rej[i].msg));
+        rc = rc ? rc : tg_buf_append(o, "}", 1);
+    }
+    rc = rc ? rc
+            : tg_buf_appendf(o, "],\"live_dataplanes\":%s,\"spend_as_of\":%lld,\"spend\":",
+                             PQgetvalue(res, 0, 1), (long long)as_of);
+    rc = rc ? rc : cp_json_append_compact(o, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    rc = rc ? rc : tg_buf_append(o, "}", 1);
+    PQclear(res);
+    if (rc != 0) {
+        cp_reply_error(r, 500, "internal", NULL, "could not build the answer");
+        return -1;
+    }
+    r->status = 200;
+    r->content_type = "application/json";
+    return 0;
+}
+
+/* Once per connection: the temp table the COPY fills (emptied at every commit) and the two big
+ * statements, planned once. */
+static int conn_setup(PGconn *c, char *state)
+{
+    if (ready_conn == c && ready_pid == PQbackendPID(c))
+        return 0;
+    if (run(c, temp_sql, state) != 0)
+        return -1;
+    static const char *const names[2] = {"tg_ingest", "tg_ingest_spend"};
+    const char *const sqls[2] = {insert_sql, spend_sql};
+    for (int i = 0; i < 2; i++) {
+        PGresult *res = PQprepare(c, names[i], sqls[i], 0, NULL);
+        bool ok = cp_db_ok(res) || cp_db_sqlstate_is(res, "42P05"); /* prepared before a failure */
+        if (!ok)
+            keep_state(res, state);
+        PQclear(res);
+        if (!ok)
+            return -1;
+    }
+    ready_conn = c;
+    ready_pid = PQbackendPID(c);
+    return 0;
+}
+
+/* Months ahead get their partitions even when the control plane runs for months without a
+ * restart (migrate makes them at start); at most once an hour per process. */
+static void ensure_partitions(PGconn *c)
+{
+    long long now = mono_ms();
+    long long next = atomic_load(&next_partition_check_ms);
+    if (now < next ||
+        !atomic_compare_exchange_strong(&next_partition_check_ms, &next, now + PARTITION_CHECK_MS))
+        return;
+    if (next == 0)
+        return; /* just started: migrate made them */
+    PGresult *res = cp_db_exec(c, "SELECT usage_ensure_partitions(2)", 0, NULL);
+    if (!cp_db_ok(res))
+        tg_log(TG_LOG_WARN, "cp_ingest", "partitions_failed", "reason=\"%.200s\"",
+               res ? PQresultErrorMessage(res) : "no result");
+    PQclear(res);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -26,14 +26,12 @@
 #define TICK_MS 200       /* how often deadlines are checked */
 #define RECONNECT_MS 1000 /* between notifier connection attempts */
 
-static bool dp_token_ok(cp_req_t *r);
-static void dp_register(cp_req_t *r, long long after);
 static int64_t poll_timeout_ms(void);
 static void *notifier_main(void *arg);
 
 void cp_dp_snapshot(cp_req_t *r)
 {
-    if (!dp_token_ok(r)) {
+    if (!cp__dp_token_ok(r)) {
         cp_reply_error(r, 401, "unauthenticated", NULL, "a valid data-plane token is required");
         return;
     }
@@ -54,7 +52,7 @@ void cp_dp_snapshot(cp_req_t *r)
                        "the database is unreachable; retry shortly");
         return;
     }
-    dp_register(r, after);
+    cp__dp_register(r, after > 0 ? after : 0);
     int64_t version = 0;
     if (cp_snapshot_build(r->db, NULL, &version) != 0) {
         cp_reply_error(r, 503, "database_unavailable", NULL,
@@ -92,7 +90,7 @@ void cp_dp_snapshot(cp_req_t *r)
 }
 
 /* Compares SHA-256 digests so that neither the contents nor the length leak through timing. */
-static bool dp_token_ok(cp_req_t *r)
+bool cp__dp_token_ok(cp_req_t *r)
 {
     const char *want = cp_opts->dp_token;
     const char *h = MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, "Authorization");
@@ -234,22 +232,26 @@ static bool dp_id_ok(const char *s, size_t max)
 }
 
 /* A data plane that names itself (X-Tollgate-Dataplane, X-Tollgate-Version) is recorded with its
- * address, the version it runs and the snapshot it has, for GET /api/v1/dataplanes. A bad or
- * missing name is not an error: the poll is served, the data plane just goes unlisted. */
-static void dp_register(cp_req_t *r, long long after)
+ * address, the version it runs and the snapshot it has, for GET /api/v1/dataplanes and the live
+ * count in POST /dp/v1/usage answers. A bad or missing name is not an error: the call is served,
+ * the data plane just goes unlisted. snapshot_version < 0 (a usage post) keeps the one recorded.
+ * Autocommit, outside any batch transaction: two posts from one data plane must not queue on its
+ * row for a whole batch. */
+void cp__dp_register(cp_req_t *r, long long snapshot_version)
 {
     const char *id = MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, "X-Tollgate-Dataplane");
     const char *ver = MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, "X-Tollgate-Version");
     if (!dp_id_ok(id, 64))
         return;
     char snap[32];
-    snprintf(snap, sizeof(snap), "%lld", after > 0 ? after : 0);
+    snprintf(snap, sizeof(snap), "%lld", snapshot_version);
     const char *p[4] = {id, r->ip[0] ? r->ip : "unknown", dp_id_ok(ver, 32) ? ver : "unknown",
-                        snap};
+                        snapshot_version >= 0 ? snap : NULL};
     PGresult *res = cp_db_exec(r->db,
                                "INSERT INTO dataplanes (id, host, version, snapshot_version) "
-                               "VALUES ($1, $2, $3, $4::bigint) ON CONFLICT (id) DO UPDATE SET "
-                               "host = $2, version = $3, snapshot_version = $4::bigint, "
+                               "VALUES ($1, $2, $3, coalesce($4::bigint, 0)) ON CONFLICT (id) DO "
+                               "UPDATE SET host = $2, version = $3, snapshot_version = "
+                               "coalesce($4::bigint, dataplanes.snapshot_version), "
                                "last_seen = now()",
                                4, p);
     if (!cp_db_ok(res))
@@ -267,7 +269,7 @@ void cp_api_dataplanes_list(cp_req_t *r)
         r->db,
         "SELECT coalesce(json_agg(json_build_object('id', id, 'host', host, 'version', version, "
         "'snapshot_version', snapshot_version, 'first_seen', first_seen, 'last_seen', last_seen, "
-        "'live', last_seen > now() - interval '90 seconds') ORDER BY id), '[]'::json) FROM "
+        "'live', last_seen > now() - interval '10 seconds') ORDER BY id), '[]'::json) FROM "
         "dataplanes",
         0, NULL);
     json_t *list = cp_db_json_row(res, 0, 0);

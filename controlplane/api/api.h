@@ -76,11 +76,18 @@ void cp_api_prices_delete(cp_req_t *r);
 
 /* sync.c: GET /dp/v1/snapshot?after=N, the data planes' long poll */
 void cp_dp_snapshot(cp_req_t *r);
+/* Whether the request carries the data-plane token (constant time); the /dp/v1 handlers' check. */
+bool cp__dp_token_ok(cp_req_t *r);
+/* Records the calling data plane (X-Tollgate-Dataplane, X-Tollgate-Version) and its last_seen;
+ * snapshot_version < 0 keeps the recorded one. Needs r->db; failures are logged only. */
+void cp__dp_register(cp_req_t *r, long long snapshot_version);
 /* GET /api/v1/dataplanes: the data planes that polled, with last contact (platform admins) */
 void cp_api_dataplanes_list(cp_req_t *r);
 
 /* ingest.c: POST /dp/v1/usage (docs/usage.md) */
 void cp_dp_usage(cp_req_t *r);
+/* Appends the ingestion counters (Prometheus text) for GET /metrics. */
+int cp_ingest_metrics(tg_buf_t *out);
 
 /* usage.c: GET /api/v1/usage */
 void cp_api_usage_get(cp_req_t *r);

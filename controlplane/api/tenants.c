@@ -1,5 +1,7 @@
-/* tenants.c: /api/v1/tenants. Platform admins create and delete tenants; a tenant's admins and
- * owners rename it; anyone with a role in it reads it. Others get 404. */
+/* tenants.c: /api/v1/tenants. Platform admins create and delete tenants and set their rate
+ * limits; a tenant's admins and owners rename it; anyone with a role in it reads it. Others get
+ * 404. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,8 +10,17 @@
 #include "tg_banned.h"
 
 #define TENANT_JSON                                                                                \
-    "json_build_object('id', t.id, 'slug', t.slug, 'name', t.name, 'created_at', t.created_at, "   \
-    "'updated_at', t.updated_at)"
+    "json_build_object('id', t.id, 'slug', t.slug, 'name', t.name, 'rpm_limit', t.rpm_limit, "     \
+    "'tpm_limit', t.tpm_limit, 'created_at', t.created_at, 'updated_at', t.updated_at)"
+
+/* The rate limits a create or update body sets; has_* says the field was sent, *_null that it
+ * was null (no limit). */
+typedef struct tenant_limits {
+    bool has_rpm, rpm_null;
+    char rpm[24];
+    bool has_tpm, tpm_null;
+    char tpm[24];
+} tenant_limits_t;
 
 int cp_config_bump(cp_req_t *r)
 {
@@ -37,6 +48,35 @@ static json_t *tenant_by_id(cp_req_t *r, const char *id, bool for_update)
     json_t *t = cp_db_json_row(res, 0, 0);
     PQclear(res);
     return t;
+}
+
+/* rpm_limit, tpm_limit: 1 to 2147483647, or null for none; as virtual keys' (keys.c). */
+static int read_limit(cp_req_t *r, json_t *o, const char *name, bool *has, bool *is_null, char *out,
+                      size_t outlen)
+{
+    json_t *v = json_object_get(o, name);
+    bool present;
+    int64_t i;
+    if (!v)
+        return 0;
+    *has = true;
+    if (json_is_null(v)) {
+        *is_null = true;
+        return 0;
+    }
+    if (cp_body_int(r, o, name, true, 1, INT32_MAX, &present, &i) != 0)
+        return -1;
+    snprintf(out, outlen, "%lld", (long long)i);
+    return 0;
+}
+
+static int read_limits(cp_req_t *r, json_t *o, tenant_limits_t *l)
+{
+    memset(l, 0, sizeof(*l));
+    if (read_limit(r, o, "rpm_limit", &l->has_rpm, &l->rpm_null, l->rpm, sizeof(l->rpm)) != 0 ||
+        read_limit(r, o, "tpm_limit", &l->has_tpm, &l->tpm_null, l->tpm, sizeof(l->tpm)) != 0)
+        return -1;
+    return 0;
 }
 
 static bool slug_ok(const char *s)
@@ -84,8 +124,9 @@ void cp_api_tenants_list(cp_req_t *r)
 
 void cp_api_tenants_create(cp_req_t *r)
 {
-    static const char *const fields[] = {"slug", "name", NULL};
+    static const char *const fields[] = {"slug", "name", "rpm_limit", "tpm_limit", NULL};
     const char *slug, *name;
+    tenant_limits_t l;
     if (!r->who.platform_admin) {
         cp_reply_error(r, 403, "forbidden", NULL, "only platform admins create tenants");
         return;
@@ -94,7 +135,7 @@ void cp_api_tenants_create(cp_req_t *r)
     if (!o)
         return;
     if (cp_body_str(r, o, "slug", true, 63, &slug) != 0 ||
-        cp_body_str(r, o, "name", true, 200, &name) != 0)
+        cp_body_str(r, o, "name", true, 200, &name) != 0 || read_limits(r, o, &l) != 0)
         goto out;
     if (!slug_ok(slug)) {
         cp_reply_error(
@@ -104,11 +145,16 @@ void cp_api_tenants_create(cp_req_t *r)
     }
     if (cp_db_begin(r) != 0)
         goto out;
-    const char *p[2] = {slug, name};
+    const char *p[4] = {
+        slug,
+        name,
+        l.has_rpm && !l.rpm_null ? l.rpm : NULL,
+        l.has_tpm && !l.tpm_null ? l.tpm : NULL,
+    };
     PGresult *res = cp_db_exec(r->db,
-                               "INSERT INTO tenants AS t (slug, name) VALUES ($1, $2) RETURNING "
-                               "t.id, " TENANT_JSON,
-                               2, p);
+                               "INSERT INTO tenants AS t (slug, name, rpm_limit, tpm_limit) VALUES "
+                               "($1, $2, $3::integer, $4::integer) RETURNING t.id, " TENANT_JSON,
+                               4, p);
     if (!cp_db_ok(res)) {
         cp_reply_db_error(r, res);
         PQclear(res);
@@ -147,8 +193,9 @@ void cp_api_tenants_get(cp_req_t *r)
 
 void cp_api_tenants_update(cp_req_t *r)
 {
-    static const char *const fields[] = {"name", NULL};
+    static const char *const fields[] = {"name", "rpm_limit", "tpm_limit", NULL};
     const char *id = r->params[0], *name;
+    tenant_limits_t l;
     if (!cp_is_uuid(id)) {
         cp_reply_error(r, 404, "not_found", NULL, "no such tenant");
         return;
@@ -158,8 +205,24 @@ void cp_api_tenants_update(cp_req_t *r)
     json_t *o = cp_body_object(r, fields);
     if (!o)
         return;
-    if (cp_body_str(r, o, "name", true, 200, &name) != 0)
+    json_t *nv = json_object_get(o, "name");
+    if (nv && json_is_null(nv)) {
+        cp_reply_error(r, 400, "invalid_type", "name", "\"name\" must be a string");
         goto out;
+    }
+    if (cp_body_str(r, o, "name", false, 200, &name) != 0 || read_limits(r, o, &l) != 0)
+        goto out;
+    /* limits protect the platform: a tenant's owners may not raise their own */
+    if ((l.has_rpm || l.has_tpm) && !r->who.platform_admin) {
+        const char *f = l.has_rpm ? "rpm_limit" : "tpm_limit";
+        cp_reply_error(r, 403, "forbidden", f, "only platform admins change \"%s\"", f);
+        goto out;
+    }
+    if (!name && !l.has_rpm && !l.has_tpm) {
+        cp_reply_error(r, 400, "missing_field", NULL,
+                       "send at least one of: name, rpm_limit, tpm_limit");
+        goto out;
+    }
     if (cp_db_begin(r) != 0)
         goto out;
     json_t *before = tenant_by_id(r, id, true);
@@ -168,11 +231,20 @@ void cp_api_tenants_update(cp_req_t *r)
         cp_reply_error(r, 404, "not_found", NULL, "no such tenant");
         goto out;
     }
-    const char *p[2] = {id, name};
-    PGresult *res = cp_db_exec(r->db,
-                               "UPDATE tenants AS t SET name = $2, updated_at = now() WHERE id = "
-                               "$1 RETURNING " TENANT_JSON,
-                               2, p);
+    const char *p[6] = {
+        id,
+        name,
+        l.has_rpm ? "t" : "f",
+        l.has_rpm && !l.rpm_null ? l.rpm : NULL,
+        l.has_tpm ? "t" : "f",
+        l.has_tpm && !l.tpm_null ? l.tpm : NULL,
+    };
+    PGresult *res = cp_db_exec(
+        r->db,
+        "UPDATE tenants AS t SET name = coalesce($2, t.name), rpm_limit = CASE WHEN $3::boolean "
+        "THEN $4::integer ELSE t.rpm_limit END, tpm_limit = CASE WHEN $5::boolean THEN "
+        "$6::integer ELSE t.tpm_limit END, updated_at = now() WHERE id = $1 RETURNING " TENANT_JSON,
+        6, p);
     json_t *after = cp_db_json_row(res, 0, 0);
     if (!after) {
         cp_reply_db_error(r, res);

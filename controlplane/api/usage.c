@@ -1,10 +1,373 @@
-/* usage.c: GET /api/v1/usage, totals and time series from the hourly rollups. */
+/* usage.c: GET /api/v1/usage, totals and time series for the dashboard, from the hourly rollups
+ * (usage_hourly, written by POST /dp/v1/usage) and never from raw usage_events, so a report costs
+ * the same however many requests it covers. Platform admins read every tenant; anyone with a
+ * role in a tenant (viewers too) reads that tenant; another tenant answers 404 like an id that
+ * never existed. Runs on MHD worker threads.
+ *
+ * Counters and cost are summed in Postgres and come back as the JSON text it writes, so cost_usd
+ * is the exact decimal sum (0.3, not 0.30000000000000004). */
+#include <microhttpd.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "api.h"
-#include "cp_http.h"
+#include "tg_time.h"
 
 #include "tg_banned.h"
 
+#define USAGE_HOUR 3600
+#define USAGE_DAY 86400
+#define USAGE_DEFAULT_RANGE USAGE_DAY
+#define USAGE_RANGE_DAYS_MAX 400
+/* 400 days of hours is 9600 points; a grouped report past this must narrow itself */
+#define USAGE_POINTS_MAX 20000
+
+/* The counters of one bucket (b is one aggregated row) and of the whole range (sums over b), as
+ * json_build_object arguments; cost_usd is exact (trim_scale: 0.5, not 0.500000000000). */
+#define USAGE_POINT                                                                                \
+    "'requests', b.requests, 'errors', b.errors, 'prompt_tokens', b.prompt_tokens, "               \
+    "'completion_tokens', b.completion_tokens, 'cached_tokens', b.cached_tokens, "                 \
+    "'reasoning_tokens', b.reasoning_tokens, 'cost_usd', trim_scale(b.cost_usd)"
+#define USAGE_TOTALS                                                                               \
+    "'requests', coalesce(sum(b.requests), 0), 'errors', coalesce(sum(b.errors), 0), "             \
+    "'prompt_tokens', coalesce(sum(b.prompt_tokens), 0), 'completion_tokens', "                    \
+    "coalesce(sum(b.completion_tokens), 0), 'cached_tokens', coalesce(sum(b.cached_tokens), 0), "  \
+    "'reasoning_tokens', coalesce(sum(b.reasoning_tokens), 0), 'cost_usd', "                       \
+    "trim_scale(coalesce(sum(b.cost_usd), 0))"
+
+#define USAGE_NONE "'00000000-0000-0000-0000-000000000000'::uuid"
+
+/* $1 from and $2 to (unix seconds, aligned), $3 bucket, $4 the tenants (uuid[]; NULL: every
+ * tenant and none), $5 key, $6 group_by, $7 at most this many points. The tenants are a constant
+ * array, not a subquery, so that each is an index range of the primary key. The zero uuid and ''
+ * mean "none" in the rollups; they answer null as a group. */
+#define USAGE_SQL(point)                                                                           \
+    "WITH b AS (SELECT date_trunc($3::text, h.hour, 'UTC') AS ts, (CASE $6::text WHEN 'key' THEN " \
+    "nullif(h.key_id, " USAGE_NONE ")::text WHEN 'model' THEN nullif(h.model, '') WHEN "           \
+    "'provider' THEN nullif(h.provider, '') WHEN 'tenant' THEN nullif(h.tenant_id, " USAGE_NONE    \
+    ")::text END) COLLATE \"C\" AS g, sum(h.requests) AS requests, sum(h.errors) AS errors, "      \
+    "sum(h.prompt_tokens) AS prompt_tokens, sum(h.completion_tokens) AS completion_tokens, "       \
+    "sum(h.cached_tokens) AS cached_tokens, sum(h.reasoning_tokens) AS reasoning_tokens, "         \
+    "sum(h.cost_usd) AS cost_usd FROM usage_hourly h WHERE h.hour >= to_timestamp($1::bigint) "    \
+    "AND h.hour < to_timestamp($2::bigint) AND ($4::uuid[] IS NULL OR h.tenant_id = "              \
+    "ANY($4::uuid[])) AND ($5::uuid IS NULL OR h.key_id = $5::uuid) GROUP BY 1, 2) "               \
+    "SELECT (SELECT count(*) FROM b), json_build_object('from', to_timestamp($1::bigint), 'to', "  \
+    "to_timestamp($2::bigint), 'bucket', $3::text, 'group_by', $6::text, 'totals', (SELECT "       \
+    "json_build_object(" USAGE_TOTALS ") FROM b), 'series', coalesce((SELECT "                     \
+    "json_agg(json_build_object(" point ") ORDER BY b.ts, b.g NULLS FIRST) FROM (SELECT * FROM b " \
+    "ORDER BY b.ts, b.g NULLS FIRST LIMIT $7::int) b), '[]'::json))"
+
+static const char usage_sql[] = USAGE_SQL("'ts', b.ts, " USAGE_POINT);
+static const char usage_sql_grouped[] = USAGE_SQL("'ts', b.ts, 'group', b.g, " USAGE_POINT);
+
+static const char *const usage_params[] = {"tenant_id", "key_id",   "from", "to",
+                                           "bucket",    "group_by", NULL};
+
+typedef struct usage_query_check {
+    const char *bad;   /* the first parameter not in usage_params, borrowed from MHD */
+    const char *twice; /* the first one given twice */
+    const char *empty; /* the first one given without '=' */
+    unsigned seen;     /* bit i: usage_params[i] was seen */
+} usage_query_check_t;
+
+static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    usage_query_check_t *c = cls;
+    (void)kind;
+    for (unsigned i = 0; usage_params[i]; i++) {
+        if (strcmp(usage_params[i], key) != 0)
+            continue;
+        if (!value && !c->empty)
+            c->empty = usage_params[i];
+        if ((c->seen & (1u << i)) && !c->twice)
+            c->twice = usage_params[i];
+        c->seen |= 1u << i;
+        return MHD_YES;
+    }
+    if (!c->bad)
+        c->bad = key;
+    return MHD_YES;
+}
+
+/* A misspelt parameter (start_date, group) would otherwise be ignored and answer the wrong
+ * report; one given twice is ambiguous, one without a value (?bucket) a mistake. All are
+ * refused. */
+static int check_params(cp_req_t *r)
+{
+    usage_query_check_t c = {NULL, NULL, NULL, 0};
+    MHD_get_connection_values(r->mhd, MHD_GET_ARGUMENT_KIND, check_param, &c);
+    if (c.bad) {
+        int n = (int)strlen(c.bad);
+        if (n > 64) {
+            n = 64;
+            while (n > 0 && ((unsigned char)c.bad[n] & 0xC0) == 0x80)
+                n--;
+        }
+        cp_reply_error(r, 400, "invalid_query", NULL,
+                       "unknown query parameter \"%.*s\"; known: tenant_id, key_id, from, to, "
+                       "bucket, group_by",
+                       n, c.bad);
+        return -1;
+    }
+    if (c.empty) {
+        cp_reply_error(r, 400, "invalid_query", c.empty, "%s needs a value", c.empty);
+        return -1;
+    }
+    if (c.twice) {
+        cp_reply_error(r, 400, "invalid_query", c.twice, "%s is given more than once", c.twice);
+        return -1;
+    }
+    return 0;
+}
+
+static bool digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (H. Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* RFC 3339 date-time with an offset, 2030-01-31T12:00:00(.123)?(Z|+02:00), into unix seconds;
+ * *frac says a fraction of a second followed. Postgres would also take "now" or "infinity",
+ * so the text is read here. Returns false when it is not one. */
+static bool parse_rfc3339(const char *s, int64_t *out, bool *frac)
+{
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
+    size_t n = strlen(s);
+    *frac = false;
+    if (n < 20 || n > 40 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
+        s[7] != '-' || !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+        !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
+        !digits(s + 17, 2, &sec))
+        return false;
+    size_t i = 19;
+    if (s[i] == '.') {
+        size_t start = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            *frac = *frac || s[i] != '0';
+            i++;
+        }
+        if (i == start || i - start > 9)
+            return false;
+    }
+    if (i + 1 == n && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i + 6 == n && (s[i] == '+' || s[i] == '-')) {
+        sign = s[i] == '+' ? 1 : -1;
+        if (!digits(s + i + 1, 2, &oh) || s[i + 3] != ':' || !digits(s + i + 4, 2, &om))
+            return false;
+        i += 6;
+    } else {
+        return false;
+    }
+    if (i != n || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59 || oh > 23 || om > 59)
+        return false;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d > mdays[mo - 1] + (mo == 2 && leap))
+        return false;
+    *out = days_from_civil(y, mo, d) * USAGE_DAY + h * 3600 + mi * 60 + sec -
+           sign * (oh * 3600 + om * 60);
+    return true;
+}
+
+/* Reads the query parameter `name` as RFC 3339 into *t (rounded up to a whole second when
+ * round_up); absent leaves *t. Returns -1 after replying. */
+static int read_time(cp_req_t *r, const char *name, bool round_up, int64_t *t, bool *given)
+{
+    const char *v = cp_query(r, name);
+    bool frac;
+    *given = v != NULL;
+    if (!v)
+        return 0;
+    if (!parse_rfc3339(v, t, &frac)) {
+        /* a '+' left unescaped in a URL arrives as a space */
+        cp_reply_error(r, 400, "invalid_query", name,
+                       "%s must be an RFC 3339 time with an offset, such as 2030-01-31T12:00:00Z "
+                       "(write '+' as %%2B in a URL)",
+                       name);
+        return -1;
+    }
+    if (round_up && frac)
+        (*t)++;
+    return 0;
+}
+
+static int64_t floor_to(int64_t t, int64_t step)
+{
+    int64_t q = t / step;
+    if (t % step != 0 && t < 0)
+        q--;
+    return q * step;
+}
+
+static int64_t ceil_to(int64_t t, int64_t step)
+{
+    return -floor_to(-t, step);
+}
+
+/* One of values (NULL-terminated), or absent. Returns -1 after replying. */
+static int read_enum(cp_req_t *r, const char *name, const char *const *values, const char *list,
+                     const char **out)
+{
+    *out = cp_query(r, name);
+    if (!*out)
+        return 0;
+    for (const char *const *v = values; *v; v++) {
+        if (strcmp(*v, *out) == 0) {
+            *out = *v;
+            return 0;
+        }
+    }
+    cp_reply_error(r, 400, "invalid_query", name, "%s must be one of: %s", name, list);
+    return -1;
+}
+
+static int read_uuid(cp_req_t *r, const char *name, const char **out)
+{
+    *out = cp_query(r, name);
+    if (*out && !cp_is_uuid(*out)) {
+        cp_reply_error(r, 400, "invalid_query", name, "%s must be a uuid", name);
+        return -1;
+    }
+    return 0;
+}
+
+/* A tenant the caller may read: any role in it, or platform admin and the tenant exists.
+ * Anything else is the same 404, whether or not the tenant exists. */
+static int check_tenant(cp_req_t *r, const char *tenant_id)
+{
+    if (cp_require_role(r, tenant_id, CP_ROLE_VIEWER) < 0)
+        return -1;
+    const char *p[1] = {tenant_id};
+    PGresult *res = cp_db_exec(r->db, "SELECT 1 FROM tenants WHERE id = $1", 1, p);
+    if (!cp_db_ok(res)) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        return -1;
+    }
+    int rows = PQntuples(res);
+    PQclear(res);
+    if (rows != 1) {
+        cp_reply_error(r, 404, "not_found", NULL, "no such tenant");
+        return -1;
+    }
+    return 0;
+}
+
+/* The tenants a report covers, as a Postgres uuid[] literal in *tenants; NULL for every tenant
+ * (platform admins without tenant_id). *keep holds the text when it comes from the database; the
+ * caller clears it. Returns -1 after replying. */
+static int report_scope(cp_req_t *r, const char *tenant_id, char *one, size_t onelen,
+                        PGresult **keep, const char **tenants)
+{
+    *keep = NULL;
+    *tenants = NULL;
+    if (tenant_id) {
+        if (check_tenant(r, tenant_id) != 0)
+            return -1;
+        snprintf(one, onelen, "{%s}", tenant_id);
+        *tenants = one;
+        return 0;
+    }
+    if (r->who.via_token && r->who.token_tenant[0]) {
+        /* a tenant-scoped API token reads its tenant only, whatever else its user may read */
+        bool reach = cp_role_in(r, r->who.token_tenant) >= CP_ROLE_VIEWER;
+        snprintf(one, onelen, reach ? "{%s}" : "{}", r->who.token_tenant);
+        *tenants = one;
+        return 0;
+    }
+    if (r->who.platform_admin)
+        return 0;
+    const char *p[1] = {r->who.user_id[0] ? r->who.user_id : NULL};
+    PGresult *res = cp_db_exec(r->db,
+                               "SELECT coalesce(array_agg(m.tenant_id ORDER BY m.tenant_id), "
+                               "'{}')::text FROM memberships m WHERE m.user_id = $1::uuid",
+                               1, p);
+    if (!cp_db_ok(res) || PQntuples(res) != 1) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        return -1;
+    }
+    *keep = res;
+    *tenants = PQgetvalue(res, 0, 0);
+    return 0;
+}
+
 void cp_api_usage_get(cp_req_t *r)
 {
-    cp_reply_error(r, 501, "not_implemented", NULL, "usage reports are not implemented yet");
+    static const char *const buckets[] = {"hour", "day", NULL};
+    static const char *const groups[] = {"key", "model", "provider", "tenant", NULL};
+    const char *tenant_id, *key_id, *bucket, *group_by;
+    int64_t from = 0, to = tg_wall_ms() / 1000;
+    bool has_from, has_to;
+    if (check_params(r) != 0 || read_uuid(r, "tenant_id", &tenant_id) != 0 ||
+        read_uuid(r, "key_id", &key_id) != 0 ||
+        read_enum(r, "bucket", buckets, "hour, day", &bucket) != 0 ||
+        read_enum(r, "group_by", groups, "key, model, provider, tenant", &group_by) != 0 ||
+        read_time(r, "from", false, &from, &has_from) != 0 ||
+        read_time(r, "to", true, &to, &has_to) != 0)
+        return;
+    if (!bucket)
+        bucket = "hour";
+    if (!has_from)
+        from = to - USAGE_DEFAULT_RANGE;
+    if (from >= to) {
+        cp_reply_error(r, 400, "invalid_query", has_from ? "from" : "to",
+                       has_to ? "from must be before to" : "from must be in the past");
+        return;
+    }
+    if (to - from > (int64_t)USAGE_RANGE_DAYS_MAX * USAGE_DAY) {
+        cp_reply_error(r, 400, "invalid_query", has_from ? "from" : "to",
+                       "from and to must be at most %d days apart", USAGE_RANGE_DAYS_MAX);
+        return;
+    }
+    /* rollups are hourly: a report covers whole buckets, and says which */
+    int64_t step = strcmp(bucket, "day") == 0 ? USAGE_DAY : USAGE_HOUR;
+    from = floor_to(from, step);
+    to = ceil_to(to, step);
+    char one[48], from_s[24], to_s[24], cap[16];
+    const char *tenants;
+    PGresult *keep;
+    if (report_scope(r, tenant_id, one, sizeof(one), &keep, &tenants) != 0)
+        return;
+    snprintf(from_s, sizeof(from_s), "%lld", (long long)from);
+    snprintf(to_s, sizeof(to_s), "%lld", (long long)to);
+    snprintf(cap, sizeof(cap), "%d", USAGE_POINTS_MAX + 1);
+    const char *p[7] = {from_s, to_s, bucket, tenants, key_id, group_by, cap};
+    PGresult *res = cp_db_exec(r->db, group_by ? usage_sql_grouped : usage_sql, 7, p);
+    PQclear(keep);
+    if (!cp_db_ok(res) || PQntuples(res) != 1) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        return;
+    }
+    long long points = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    if (points > USAGE_POINTS_MAX)
+        cp_reply_error(r, 400, "invalid_query", group_by ? "group_by" : "bucket",
+                       "the report would hold %lld points, more than %d; use bucket=day, a "
+                       "shorter range, or key_id",
+                       points, USAGE_POINTS_MAX);
+    else
+        cp_reply_json_text(r, 200, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
+    PQclear(res);
 }

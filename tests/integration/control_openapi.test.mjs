@@ -261,7 +261,8 @@ test('every documented operation is served; undocumented methods are 405 and und
 test('a walkthrough of every operation: statuses are documented and bodies match the schemas', async () => {
   const served = new Set(); // "METHOD /path" answered with a 2xx
   // One call of a documented operation; checks the request body, the status and the response.
-  async function call(method, docPath, { params = {}, query, token, body, expect } = {}) {
+  // raw: a body sent as is (not JSON), e.g. the NDJSON of POST /dp/v1/usage
+  async function call(method, docPath, { params = {}, query, token, body, raw, expect } = {}) {
     const item = spec.paths[docPath];
     assert.ok(item && item[method.toLowerCase()], `${method} ${docPath} is not documented`);
     const op = item[method.toLowerCase()];
@@ -270,7 +271,8 @@ test('a walkthrough of every operation: statuses are documented and bodies match
     if (body !== undefined) assert.ok(rs, `${name} takes no documented request body`);
     let url = fill(docPath, params);
     if (query) url += `?${new URLSearchParams(query)}`;
-    const r = await cp.api(method, url, { token, body });
+    if (raw !== undefined) assert.ok(op.requestBody?.content, `${name} takes no documented request body`);
+    const r = await cp.api(method, url, { token, body, raw });
     if (expect !== undefined) assert.equal(r.status, expect, `${name}: ${r.status} ${r.text}`);
     // a body the server took must be one the docs allow (bodies meant to be refused may not be)
     if (body !== undefined && r.status < 300) checkSchema(rs, body, `${name} request`, true);
@@ -306,7 +308,7 @@ test('a walkthrough of every operation: statuses are documented and bodies match
   await call('GET', '/api/v1/me', { token: admin, expect: 200 });
 
   // tenants
-  r = await call('POST', '/api/v1/tenants', { token: admin, body: { slug: 'openapi-acme', name: 'Acme' }, expect: 201 });
+  r = await call('POST', '/api/v1/tenants', { token: admin, body: { slug: 'openapi-acme', name: 'Acme', rpm_limit: 6000, tpm_limit: null }, expect: 201 });
   const tenant = r.body;
   const T = { tenant_id: tenant.id };
   await call('POST', '/api/v1/tenants', { token: admin, body: { slug: 'openapi-acme', name: 'Again' }, expect: 409 });
@@ -315,6 +317,8 @@ test('a walkthrough of every operation: statuses are documented and bodies match
   await call('GET', '/api/v1/tenants/{tenant_id}', { token: admin, params: T, expect: 200 });
   await call('GET', '/api/v1/tenants/{tenant_id}', { token: admin, params: { tenant_id: randomUUID() }, expect: 404 });
   await call('PATCH', '/api/v1/tenants/{tenant_id}', { token: admin, params: T, body: { name: 'Acme Inc' }, expect: 200 });
+  await call('PATCH', '/api/v1/tenants/{tenant_id}', { token: admin, params: T, body: { rpm_limit: null, tpm_limit: 1000000 }, expect: 200 });
+  await call('PATCH', '/api/v1/tenants/{tenant_id}', { token: admin, params: T, body: { rpm_limit: 0 }, expect: 422 });
 
   // users and members
   const password = 'a-long-enough-password';
@@ -338,6 +342,14 @@ test('a walkthrough of every operation: statuses are documented and bodies match
   const devToken = r.body.token;
   await call('GET', '/api/v1/providers', { token: devToken, expect: 403 });
   await call('GET', '/api/v1/users/{user_id}', { token: devToken, params: { user_id: svc.id }, expect: 404 });
+  await call('PATCH', '/api/v1/tenants/{tenant_id}', { token: devToken, params: T, body: { tpm_limit: 2000000 }, expect: 403 });
+
+  // usage reports (their numbers are tested in control_usage.test.mjs)
+  const hourAgo = new Date(Date.now() - 3600e3).toISOString();
+  await call('GET', '/api/v1/usage', { token: admin, expect: 200 });
+  await call('GET', '/api/v1/usage', { token: devToken, query: { tenant_id: tenant.id, from: hourAgo, bucket: 'day', group_by: 'model' }, expect: 200 });
+  await call('GET', '/api/v1/usage', { token: devToken, query: { tenant_id: randomUUID() }, expect: 404 });
+  await call('GET', '/api/v1/usage', { token: devToken, query: { bucket: 'week' }, expect: 400 });
 
   // tokens
   const tomorrow = new Date(Date.now() + 86400e3).toISOString().replace(/\.\d+Z$/, 'Z');
@@ -411,6 +423,19 @@ test('a walkthrough of every operation: statuses are documented and bodies match
   await call('POST', '/api/v1/tenants/{tenant_id}/budgets', { token: devToken, params: T, body: { period: 'daily', limit_usd: 2 }, expect: 409 });
   await call('GET', '/api/v1/tenants/{tenant_id}/budgets', { token: devToken, params: T, query: { period: 'daily' }, expect: 200 });
   await call('GET', '/api/v1/tenants/{tenant_id}/budgets/{budget_id}', { token: devToken, params: B, expect: 200 });
+
+  // usage events from a data plane (tested in control_ingest.test.mjs); the answer lists the budgets
+  const usageEvent = (over) => JSON.stringify({ id: randomUUID(), ts: new Date().toISOString(), request_id: 'req-1',
+    key_id: key.id, tenant_id: tenant.id, model: 'gpt-4o-mini', provider: 'openai', upstream_model: 'gpt-4o-mini-2024-07-18',
+    endpoint: 'chat.completions', status: 200, streamed: false, prompt_tokens: 12, completion_tokens: 30, cached_tokens: 0,
+    reasoning_tokens: 0, total_tokens: 42, usage_source: 'provider', cost_usd: 0.00002, latency_ms: 12.5, ttfb_ms: null,
+    error: null, ...over });
+  r = await call('POST', '/dp/v1/usage', { token: 'test-dp-token', raw: `${usageEvent()}\n${usageEvent({ id: 'x' })}\n`, expect: 200 });
+  assert.deepEqual([r.body.accepted, r.body.rejected], [1, [{ line: 2, message: 'id is not a UUID' }]]);
+  assert.ok(r.body.spend.some((b) => b.budget === budget.id && b.spent_usd === 0.00002), r.text);
+  await call('POST', '/dp/v1/usage', { token: 'test-dp-token', raw: '', expect: 200 });
+  await call('POST', '/dp/v1/usage', { token: 'not-the-dp-token', raw: usageEvent(), expect: 401 });
+  await call('POST', '/dp/v1/usage', { token: 'test-dp-token', raw: `${usageEvent()}\n`.repeat(5001), expect: 413 });
   await call('PATCH', '/api/v1/tenants/{tenant_id}/budgets/{budget_id}', { token: devToken, params: B, body: { limit_usd: 20, alert_threshold: null }, expect: 200 });
   await call('DELETE', '/api/v1/tenants/{tenant_id}/budgets/{budget_id}', { token: devToken, params: B, expect: 204 });
 

@@ -1,0 +1,374 @@
+// control_usage.test.mjs: GET /api/v1/usage, the dashboard's totals and time series from the
+// hourly rollups, fed with usage events through POST /dp/v1/usage as a data plane sends them;
+// who may read which tenant's numbers; and tenants' rate limits (rpm_limit, tpm_limit), which
+// only platform admins set.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { startControl } from './lib/control.mjs';
+
+let cp;
+let admin; // platform admin token
+let A; // tenant A {id, slug}
+let B; // tenant B
+const u = {}; // users: {id, email, token}
+const k = {}; // key ids: a1, a2 (tenant A), b1 (tenant B)
+
+const HOUR = 3600e3;
+const DAY = 24 * HOUR;
+// Three UTC days ago at midnight: every fixed event below is in the past, none in the default
+// (last 24 h) window.
+const D = Math.floor(Date.now() / DAY) * DAY - 3 * DAY;
+const at = (ms) => new Date(ms).toISOString();
+const iso = (ms) => at(ms).replace('.000Z', 'Z');
+// the form Postgres writes a timestamptz in (the session is in UTC)
+const pgTime = (ms) => at(ms).replace('.000Z', '+00:00');
+
+function event(o) {
+  return {
+    id: randomUUID(), request_id: `req-${randomUUID()}`, upstream_model: null, endpoint: 'chat.completions',
+    status: 200, streamed: false, prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0, reasoning_tokens: 0,
+    usage_source: 'provider', cost_usd: 0, latency_ms: 12.5, ttfb_ms: null, error: null, ...o,
+    total_tokens: (o.prompt_tokens || 0) + (o.completion_tokens || 0),
+  };
+}
+
+// The data plane's path: NDJSON to /dp/v1/usage with the data-plane token (docs/usage.md).
+async function send(events) {
+  const res = await fetch(`${cp.url}/dp/v1/usage`, {
+    method: 'POST',
+    headers: {
+      authorization: 'Bearer test-dp-token', 'content-type': 'application/x-ndjson',
+      'x-tollgate-dataplane': 'usage-test', 'x-tollgate-version': 'test',
+    },
+    body: events.map((e) => JSON.stringify(e)).join('\n') + '\n',
+  });
+  const text = await res.text();
+  assert.equal(res.status, 200, text);
+  const body = JSON.parse(text);
+  assert.deepEqual(body.rejected, [], text);
+  return body;
+}
+
+let fixed; // the events of the fixed days, by name
+before(async () => {
+  cp = await startControl();
+  admin = await cp.login();
+  A = await cp.makeTenant(admin, 'usage-a');
+  B = await cp.makeTenant(admin, 'usage-b');
+  u.owner = await cp.makeUser('owner@a.example', { tenantId: A.id, role: 'owner' });
+  u.viewer = await cp.makeUser('viewer@a.example', { tenantId: A.id, role: 'viewer' });
+  u.otherOwner = await cp.makeUser('owner@b.example', { tenantId: B.id, role: 'owner' });
+  u.both = await cp.makeUser('both@example.com', { tenantId: A.id, role: 'viewer' });
+  cp.sql(`INSERT INTO memberships (user_id, tenant_id, role) VALUES ('${u.both.id}', '${B.id}', 'member')`);
+  u.norole = await cp.makeUser('norole@example.com');
+  // keys straight in the database: usage needs ids, not secrets
+  for (const [name, t] of [['a1', A], ['a2', A], ['b1', B]]) {
+    k[name] = cp.sql(`INSERT INTO virtual_keys (tenant_id, name, key_hash, last4)
+      VALUES ('${t.id}', '${name}', decode(md5('${name}') || md5('${name}'), 'hex'), 'xxxx') RETURNING id`);
+  }
+  const a1 = { tenant_id: A.id, key_id: k.a1, model: 'gpt-4o-mini', provider: 'openai' };
+  const a2 = { tenant_id: A.id, key_id: k.a2, model: 'claude-sonnet', provider: 'anthropic' };
+  const b1 = { tenant_id: B.id, key_id: k.b1, model: 'gpt-4o-mini', provider: 'openai' };
+  fixed = {
+    e1: event({ ...a1, ts: at(D + 10 * HOUR + 5 * 60e3), prompt_tokens: 10, completion_tokens: 20, cached_tokens: 2, cost_usd: 0.1 }),
+    e2: event({ ...a1, ts: at(D + 10 * HOUR + 40 * 60e3), prompt_tokens: 5, completion_tokens: 5, cost_usd: 0.2 }),
+    e3: event({ ...a2, ts: at(D + 11 * HOUR + 15 * 60e3), status: 502, prompt_tokens: 7, usage_source: 'none', error: 'upstream_error' }),
+    e4: event({ ...a2, ts: at(D + DAY + 2 * HOUR), prompt_tokens: 100, completion_tokens: 50, reasoning_tokens: 10, cost_usd: 1.25 }),
+    e5: event({ ...b1, ts: at(D + 10 * HOUR + 30 * 60e3), prompt_tokens: 1000, completion_tokens: 1000, cost_usd: 9 }),
+    // refused before a key was known: no tenant, no key
+    e6: event({ tenant_id: null, key_id: null, model: 'gpt-4o-mini', provider: null, ts: at(D + 10 * HOUR + 50 * 60e3), status: 401, usage_source: 'none', error: 'invalid_api_key' }),
+  };
+  await send(Object.values(fixed));
+  // the last hour: in everyone's default window
+  await send([
+    event({ ...a1, ts: at(Date.now() - 5 * 60e3), prompt_tokens: 3, completion_tokens: 4, cost_usd: 0.05 }),
+    event({ ...b1, ts: at(Date.now() - 5 * 60e3), prompt_tokens: 300, completion_tokens: 400, cost_usd: 7 }),
+  ]);
+});
+
+after(async () => { const e = await cp.stop(); assert.equal(e.code, 0); });
+
+const usage = (token, query = {}) => cp.api('GET', `/api/v1/usage?${new URLSearchParams(query)}`, { token });
+const RANGE = { from: iso(D), to: iso(D + 2 * DAY) };
+const ZERO = { requests: 0, errors: 0, prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0, reasoning_tokens: 0, cost_usd: 0 };
+const counters = (o) => ({ ...ZERO, ...o });
+
+test('totals and hourly series of a tenant are the sums of its events, per hour', async () => {
+  const r = await usage(u.viewer.token, { tenant_id: A.id, ...RANGE });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.from, pgTime(D));
+  assert.equal(r.body.to, pgTime(D + 2 * DAY));
+  assert.equal(r.body.bucket, 'hour');
+  assert.equal(r.body.group_by, null);
+  assert.deepEqual(r.body.totals, counters({ requests: 4, errors: 1, prompt_tokens: 122, completion_tokens: 75, cached_tokens: 2, reasoning_tokens: 10, cost_usd: 1.55 }));
+  assert.deepEqual(r.body.series, [
+    { ts: pgTime(D + 10 * HOUR), ...counters({ requests: 2, prompt_tokens: 15, completion_tokens: 25, cached_tokens: 2, cost_usd: 0.3 }) },
+    { ts: pgTime(D + 11 * HOUR), ...counters({ requests: 1, errors: 1, prompt_tokens: 7 }) },
+    { ts: pgTime(D + DAY + 2 * HOUR), ...counters({ requests: 1, prompt_tokens: 100, completion_tokens: 50, reasoning_tokens: 10, cost_usd: 1.25 }) },
+  ]);
+  // cost is the exact decimal sum, a JSON number: 0.1 + 0.2 is 0.3 here
+  assert.match(r.text, /"cost_usd":0\.3[,}]/);
+  assert.match(r.text, /"cost_usd":1\.55[,}]/);
+});
+
+test('day buckets are UTC days, and from/to are widened to whole buckets', async () => {
+  const r = await usage(u.viewer.token, { tenant_id: A.id, bucket: 'day', from: iso(D + 10 * HOUR + 30 * 60e3), to: at(D + DAY + 60e3 + 500) });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.bucket, 'day');
+  assert.equal(r.body.from, pgTime(D));
+  assert.equal(r.body.to, pgTime(D + 2 * DAY));
+  assert.deepEqual(r.body.series.map((p) => [p.ts, p.requests, p.cost_usd]), [
+    [pgTime(D), 3, 0.3],
+    [pgTime(D + DAY), 1, 1.25],
+  ]);
+  // an offset is honoured: 02:00+02:00 is midnight UTC
+  const off = new Date(D + DAY).toISOString().slice(0, 10);
+  const h = await usage(u.viewer.token, { tenant_id: A.id, from: `${off}T02:00:00+02:00`, to: `${off}T03:00:00+00:00` });
+  assert.equal(h.status, 200, h.text);
+  assert.equal(h.body.from, pgTime(D + DAY));
+  assert.deepEqual(h.body.series.map((p) => p.ts), [pgTime(D + DAY + 2 * HOUR)]);
+  // hour buckets: a range inside one hour reports that whole hour
+  const one = await usage(u.viewer.token, { tenant_id: A.id, from: iso(D + 10 * HOUR + 30 * 60e3), to: iso(D + 10 * HOUR + 31 * 60e3) });
+  assert.equal(one.body.totals.requests, 2);
+  assert.equal(one.body.from, pgTime(D + 10 * HOUR));
+  assert.equal(one.body.to, pgTime(D + 11 * HOUR));
+});
+
+test('group_by key, model, provider and tenant split each bucket; "none" is null', async () => {
+  let r = await usage(u.owner.token, { tenant_id: A.id, ...RANGE, group_by: 'key' });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.group_by, 'key');
+  assert.deepEqual(r.body.series.map((p) => [p.ts, p.group, p.requests]), [
+    [pgTime(D + 10 * HOUR), k.a1, 2],
+    [pgTime(D + 11 * HOUR), k.a2, 1],
+    [pgTime(D + DAY + 2 * HOUR), k.a2, 1],
+  ]);
+  assert.equal(r.body.totals.requests, 4);
+
+  r = await usage(u.owner.token, { tenant_id: A.id, ...RANGE, group_by: 'model', bucket: 'day' });
+  assert.deepEqual(r.body.series.map((p) => [p.ts, p.group, p.requests, p.errors, p.cost_usd]), [
+    [pgTime(D), 'claude-sonnet', 1, 1, 0],
+    [pgTime(D), 'gpt-4o-mini', 2, 0, 0.3],
+    [pgTime(D + DAY), 'claude-sonnet', 1, 0, 1.25],
+  ]);
+
+  r = await usage(admin, { ...RANGE, group_by: 'provider', bucket: 'day' });
+  assert.equal(r.status, 200, r.text);
+  // the refused request (no key, no provider) is the null group; B's call adds to openai
+  assert.deepEqual(r.body.series.map((p) => [p.ts, p.group, p.requests, p.cost_usd]), [
+    [pgTime(D), null, 1, 0],
+    [pgTime(D), 'anthropic', 1, 0],
+    [pgTime(D), 'openai', 3, 9.3],
+    [pgTime(D + DAY), 'anthropic', 1, 1.25],
+  ]);
+
+  r = await usage(admin, { ...RANGE, group_by: 'tenant', bucket: 'day' });
+  const day0 = r.body.series.filter((p) => p.ts === pgTime(D));
+  assert.deepEqual(day0.map((p) => [p.group, p.requests]).sort(), [[A.id, 3], [B.id, 1], [null, 1]].sort());
+
+  r = await usage(u.owner.token, { tenant_id: A.id, key_id: k.a2, ...RANGE, group_by: 'key' });
+  assert.deepEqual(r.body.series.map((p) => p.group), [k.a2, k.a2]);
+  assert.equal(r.body.totals.cost_usd, 1.25);
+});
+
+test('tenant members read only their tenants: another tenant is a 404 like a random id', async () => {
+  // viewers read; the default view is the caller's tenants only
+  let r = await usage(u.viewer.token, RANGE);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.totals.requests, 4);
+  assert.equal(r.body.totals.cost_usd, 1.55);
+  r = await usage(u.viewer.token); // the last 24 h
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual([r.body.totals.requests, r.body.totals.cost_usd], [1, 0.05]);
+  assert.ok(Date.parse(r.body.to) - Date.parse(r.body.from) >= DAY);
+  // B's numbers never show, not even grouped by tenant or by B's key
+  r = await usage(u.viewer.token, { ...RANGE, group_by: 'tenant' });
+  assert.deepEqual([...new Set(r.body.series.map((p) => p.group))], [A.id]);
+  r = await usage(u.viewer.token, { ...RANGE, key_id: k.b1 });
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body.totals, ZERO);
+  assert.deepEqual(r.body.series, []);
+
+  const other = await usage(u.viewer.token, { tenant_id: B.id, ...RANGE });
+  const random = await usage(u.viewer.token, { tenant_id: randomUUID(), ...RANGE });
+  assert.equal(other.status, 404);
+  assert.deepEqual(other.body, random.body);
+  assert.equal((await usage(u.norole.token, { tenant_id: A.id })).status, 404);
+  r = await usage(u.norole.token, RANGE);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body.totals, ZERO);
+
+  // B's owner sees B only
+  r = await usage(u.otherOwner.token, RANGE);
+  assert.deepEqual([r.body.totals.requests, r.body.totals.cost_usd], [1, 9]);
+  // a user in both tenants sees both, and an API token scoped to A sees A only
+  r = await usage(u.both.token, RANGE);
+  assert.deepEqual([r.body.totals.requests, r.body.totals.cost_usd], [5, 10.55]);
+  const t = await cp.api('POST', '/api/v1/tokens', { token: u.both.token, body: { name: 'a-only', role: 'viewer', tenant_id: A.id } });
+  assert.equal(t.status, 201, t.text);
+  r = await usage(t.body.token, RANGE);
+  assert.deepEqual([r.body.totals.requests, r.body.totals.cost_usd], [4, 1.55]);
+  assert.equal((await usage(t.body.token, { tenant_id: B.id, ...RANGE })).status, 404);
+
+  assert.equal((await cp.api('GET', '/api/v1/usage')).status, 401);
+});
+
+test('platform admins read every tenant, or one', async () => {
+  let r = await usage(admin, RANGE);
+  assert.equal(r.status, 200, r.text);
+  // A's four, B's one and the refused request that has no tenant
+  assert.deepEqual(r.body.totals, counters({ requests: 6, errors: 2, prompt_tokens: 1122, completion_tokens: 1075, cached_tokens: 2, reasoning_tokens: 10, cost_usd: 10.55 }));
+  r = await usage(admin, { tenant_id: B.id, ...RANGE });
+  assert.deepEqual(r.body.series, [{ ts: pgTime(D + 10 * HOUR), ...counters({ requests: 1, prompt_tokens: 1000, completion_tokens: 1000, cost_usd: 9 }) }]);
+  r = await usage(admin);
+  assert.deepEqual([r.body.totals.requests, r.body.totals.cost_usd], [2, 7.05]);
+  assert.equal((await usage(admin, { tenant_id: randomUUID() })).status, 404);
+});
+
+test('an event sent twice is counted once', async () => {
+  await send([fixed.e1, fixed.e5]);
+  const r = await usage(admin, RANGE);
+  assert.deepEqual([r.body.totals.requests, r.body.totals.cost_usd], [6, 10.55]);
+});
+
+test('bad query parameters are a 400 naming the parameter', async () => {
+  const cases = [
+    [{ tenant_id: 'acme' }, 'tenant_id'],
+    [{ key_id: '123' }, 'key_id'],
+    [{ from: 'yesterday' }, 'from'],
+    [{ from: '2026-02-30T00:00:00Z' }, 'from'],
+    [{ from: '2026-01-01' }, 'from'],
+    [{ from: '2026-01-01T00:00:00' }, 'from'],
+    [{ to: '2026-01-01T25:00:00Z' }, 'to'],
+    [{ to: 'infinity' }, 'to'],
+    [{ from: iso(D + DAY), to: iso(D) }, 'from'],
+    [{ from: iso(D), to: iso(D) }, 'from'],
+    [{ from: iso(Date.now() + DAY) }, 'from'],
+    [{ from: iso(D - 401 * DAY), to: iso(D) }, 'from'],
+    [{ bucket: 'week' }, 'bucket'],
+    [{ bucket: '' }, 'bucket'],
+    [{ group_by: 'user' }, 'group_by'],
+  ];
+  for (const [q, field] of cases) {
+    const r = await usage(admin, q);
+    assert.equal(r.status, 400, `${JSON.stringify(q)}: ${r.text}`);
+    assert.equal(r.body.error.code, 'invalid_query');
+    assert.equal(r.body.error.field, field, JSON.stringify(q));
+    assert.ok(r.body.error.message.includes(field), r.body.error.message);
+  }
+  // a '+' left unescaped in a URL arrives as a space: refused, with a hint
+  let r = await cp.api('GET', '/api/v1/usage?from=2026-01-01T00:00:00+02:00', { token: admin });
+  assert.equal(r.status, 400);
+  assert.match(r.body.error.message, /%2B/);
+  // unknown and repeated parameters would answer the wrong report: refused
+  r = await cp.api('GET', '/api/v1/usage?start_date=2026-01-01', { token: admin });
+  assert.equal(r.status, 400);
+  assert.match(r.body.error.message, /start_date/);
+  r = await cp.api('GET', '/api/v1/usage?bucket=hour&bucket=day', { token: admin });
+  assert.equal(r.status, 400);
+  assert.equal(r.body.error.field, 'bucket');
+  r = await cp.api('GET', '/api/v1/usage?group_by', { token: admin });
+  assert.equal(r.status, 400);
+  assert.equal(r.body.error.field, 'group_by');
+  // exactly 400 days is fine
+  r = await usage(admin, { from: iso(D - 400 * DAY), to: iso(D), bucket: 'day' });
+  assert.equal(r.status, 200, r.text);
+});
+
+test('a report past 20000 points is refused, and asking for days answers it', async () => {
+  // straight into the rollups, long before the events above: 21 keys x 1000 hours
+  const C = await cp.makeTenant(admin, 'usage-big');
+  const end = D - 100 * DAY;
+  cp.sql(`INSERT INTO usage_hourly (hour, tenant_id, key_id, model, provider, requests, cost_usd)
+    SELECT to_timestamp(${end / 1000}) - make_interval(hours => h), '${C.id}', md5(k::text)::uuid, 'm', 'p', 1, 0.5
+    FROM generate_series(1, 21) k, generate_series(1, 1000) h`);
+  const q = { tenant_id: C.id, from: iso(end - 1000 * HOUR), to: iso(end), group_by: 'key' };
+  let r = await usage(admin, q);
+  assert.equal(r.status, 400, r.text.slice(0, 200));
+  assert.equal(r.body.error.field, 'group_by');
+  assert.match(r.body.error.message, /21000 points/);
+  r = await usage(admin, { ...q, bucket: 'day' });
+  assert.equal(r.status, 200);
+  assert.equal(r.body.totals.requests, 21000);
+  assert.equal(r.body.totals.cost_usd, 10500);
+  assert.equal(r.body.series.length, 21 * 42);
+});
+
+// ---- tenants' rate limits ----
+
+function state() {
+  return cp.sql(`SELECT concat_ws(' ', (SELECT count(*) FROM audit_log), (SELECT last_value FROM config_version_seq),
+    (SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM tenants t))`);
+}
+
+test('platform admins set a tenant\'s rpm_limit and tpm_limit; audited, versioned, in every read', async () => {
+  let r = await cp.api('POST', '/api/v1/tenants', { token: admin, body: { slug: 'limited', name: 'Limited', rpm_limit: 600, tpm_limit: 100000 } });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.body.rpm_limit, 600);
+  assert.equal(r.body.tpm_limit, 100000);
+  const id = r.body.id;
+  r = await cp.api('POST', '/api/v1/tenants', { token: admin, body: { slug: 'unlimited', name: 'U', rpm_limit: null } });
+  assert.equal(r.status, 201, r.text);
+  assert.deepEqual([r.body.rpm_limit, r.body.tpm_limit], [null, null]);
+
+  const v0 = Number(cp.sql('SELECT last_value FROM config_version_seq'));
+  r = await cp.api('PATCH', `/api/v1/tenants/${id}`, { token: admin, body: { rpm_limit: 1200, tpm_limit: null } });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual([r.body.name, r.body.rpm_limit, r.body.tpm_limit], ['Limited', 1200, null]);
+  assert.ok(Number(cp.sql('SELECT last_value FROM config_version_seq')) > v0, 'the config version moves');
+  assert.equal(cp.sql(`SELECT rpm_limit || ' ' || coalesce(tpm_limit::text, 'null') FROM tenants WHERE id = '${id}'`), '1200 null');
+  const audit = JSON.parse(cp.sql(`SELECT json_build_object('b', before, 'a', after, 'actor', actor_label, 'tenant', tenant_id) FROM audit_log
+    WHERE target_id = '${id}' AND action = 'tenant.update' ORDER BY id DESC LIMIT 1`));
+  assert.deepEqual([audit.b.rpm_limit, audit.b.tpm_limit, audit.a.rpm_limit, audit.a.tpm_limit], [600, 100000, 1200, null]);
+  assert.equal(audit.actor, 'user:admin@example.com');
+  assert.equal(audit.tenant, id);
+
+  // a rename keeps the limits
+  r = await cp.api('PATCH', `/api/v1/tenants/${id}`, { token: admin, body: { name: 'Limited Inc' } });
+  assert.deepEqual([r.body.name, r.body.rpm_limit], ['Limited Inc', 1200]);
+  r = await cp.api('GET', `/api/v1/tenants/${id}`, { token: admin });
+  assert.deepEqual([r.body.rpm_limit, r.body.tpm_limit], [1200, null]);
+  r = await cp.api('GET', '/api/v1/tenants?slug=limited', { token: admin });
+  assert.deepEqual(r.body.data.map((t) => [t.rpm_limit, t.tpm_limit]), [[1200, null]]);
+  // members read their tenant's limits
+  r = await cp.api('GET', `/api/v1/tenants/${A.id}`, { token: u.viewer.token });
+  assert.ok('rpm_limit' in r.body && 'tpm_limit' in r.body);
+});
+
+test('a tenant\'s owner may rename it but not change its limits', async () => {
+  await cp.api('PATCH', `/api/v1/tenants/${A.id}`, { token: admin, body: { rpm_limit: 10 } });
+  const s = state();
+  for (const body of [{ rpm_limit: 1000000 }, { tpm_limit: null }, { name: 'Mine', rpm_limit: 11 }]) {
+    const r = await cp.api('PATCH', `/api/v1/tenants/${A.id}`, { token: u.owner.token, body });
+    assert.equal(r.status, 403, `${JSON.stringify(body)}: ${r.text}`);
+    assert.equal(r.body.error.field, Object.keys(body).find((f) => f !== 'name'));
+  }
+  assert.equal(state(), s, 'nothing changed, nothing audited');
+  // another tenant's owner learns nothing
+  assert.equal((await cp.api('PATCH', `/api/v1/tenants/${A.id}`, { token: u.otherOwner.token, body: { rpm_limit: 5 } })).status, 404);
+  const r = await cp.api('PATCH', `/api/v1/tenants/${A.id}`, { token: u.owner.token, body: { name: 'Acme' } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.rpm_limit, 10);
+});
+
+test('bad limits are refused like a key\'s and change nothing', async () => {
+  const s = state();
+  const cases = [
+    [{ rpm_limit: 0 }, 422], [{ rpm_limit: -1 }, 422], [{ tpm_limit: 2147483648 }, 422],
+    [{ tpm_limit: 1e20 }, 400], [{ rpm_limit: '5' }, 400], [{ rpm_limit: 1.5 }, 400], [{ tpm_limit: true }, 400],
+    [{}, 400], [{ name: null }, 400], [{ rpm_limit: 5, burst: 2 }, 400],
+  ];
+  for (const [body, status] of cases) {
+    const r = await cp.api('PATCH', `/api/v1/tenants/${A.id}`, { token: admin, body });
+    assert.equal(r.status, status, `${JSON.stringify(body)}: ${r.text}`);
+    assert.ok(r.body.error.message.length > 5);
+  }
+  for (const [body, status] of cases.slice(0, 7)) {
+    const r = await cp.api('POST', '/api/v1/tenants', { token: admin, body: { slug: 'bad-limits', name: 'x', ...body } });
+    assert.equal(r.status, status, `create ${JSON.stringify(body)}: ${r.text}`);
+    // 1e20 is no JSON integer jansson can hold: the body itself is refused
+    if (body.tpm_limit !== 1e20) assert.equal(r.body.error.field, Object.keys(body)[0]);
+  }
+  assert.equal(state(), s);
+});

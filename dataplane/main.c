@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dp.h"
+#include "ledger.h"
 #include "server.h"
 #include "sync.h"
 #include "tg_log.h"
@@ -35,7 +36,9 @@ static void usage(FILE *f)
         "                             TOLLGATE_CONTROL_URL; token in TOLLGATE_DP_TOKEN)\n"
         "  --state-dir DIR            local state (env TOLLGATE_STATE_DIR, default "
         ".tollgate/data)\n"
-        "  --usage-file FILE          usage records, NDJSON (default STATE_DIR/usage.ndjson)\n"
+        "  --usage-file FILE          usage records, NDJSON, when there is no control URL\n"
+        "                             (default STATE_DIR/usage.ndjson); with one, they are\n"
+        "                             spooled in STATE_DIR/spool/ and sent (docs/usage.md)\n"
         "  --max-body-bytes N         request body limit (default 4194304)\n"
         "  --max-header-bytes N       request header limit (default 32768)\n"
         "  --header-timeout-ms N      time to receive a request's headers (default 10000)\n"
@@ -245,13 +248,14 @@ int main(int argc, char **argv)
     if (o.control_url)
         snap =
             dp_sync_load_state(&o); /* serve the last good config while the control plane is away */
-    if (dp_usage_sink_start(o.usage_path, &err) != 0) {
+    if (dp_usage_sink_start(&o, &err) != 0) {
         tg_log(TG_LOG_ERROR, "dp_main", "usage_sink_failed", "reason=\"%s\"", err.msg);
         tg_snap_unref(snap);
         return 1;
     }
     int rc = dp_server_run(&o, snap);
     dp_usage_sink_stop();
+    dp_ledger_shutdown(); /* the loops and the shipper are done with it */
     curl_global_cleanup();
     return rc;
 }

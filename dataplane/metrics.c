@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shipper.h"
+
 #include "tg_banned.h"
 
 #define MAX_SERIES 512
@@ -176,6 +178,28 @@ int dp_metrics_render(tg_buf_t *out, dp_worker_t **workers, int n, int64_t snaps
                             "served.\n# TYPE tollgate_snapshot_version gauge\n"
                             "tollgate_snapshot_version %" PRId64 "\n",
                             inflight, snapshot_version);
+    dp_shipper_stats_t us;
+    dp_shipper_stats(&us);
+    if (rc == 0 && us.enabled)
+        rc = tg_buf_appendf(
+            out,
+            "# HELP tollgate_usage_spooled_events Usage events in the spool not yet acknowledged "
+            "by the control plane.\n# TYPE tollgate_usage_spooled_events gauge\n"
+            "tollgate_usage_spooled_events %lld\n"
+            "# HELP tollgate_usage_written_events_total Usage events appended to the spool.\n"
+            "# TYPE tollgate_usage_written_events_total counter\n"
+            "tollgate_usage_written_events_total %" PRIu64 "\n"
+            "# HELP tollgate_usage_shipped_events_total Usage events the control plane "
+            "acknowledged.\n# TYPE tollgate_usage_shipped_events_total counter\n"
+            "tollgate_usage_shipped_events_total %" PRIu64 "\n"
+            "# HELP tollgate_usage_rejected_events_total Usage events the control plane refused "
+            "as invalid.\n# TYPE tollgate_usage_rejected_events_total counter\n"
+            "tollgate_usage_rejected_events_total %" PRIu64 "\n"
+            "# HELP tollgate_usage_ship_failures_total Usage deliveries that failed and were "
+            "retried.\n# TYPE tollgate_usage_ship_failures_total counter\n"
+            "tollgate_usage_ship_failures_total %" PRIu64 "\n",
+            (long long)us.pending, us.spooled_total, us.shipped_total, us.rejected_total,
+            us.failures_total);
     free(all);
     return rc;
 }

@@ -23,7 +23,6 @@
 #include "tg_banned.h"
 
 #define MAX_SNAPSHOT (256u << 20)
-#define DP_VERSION "0.1.0"
 
 static struct {
     const dp_opts_t *o;
@@ -34,8 +33,29 @@ static struct {
     atomic_bool stop;
     bool started;
     int64_t version;
-    char id[64];
 } sy = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static pthread_once_t id_once = PTHREAD_ONCE_INIT;
+static char dp_id[64];
+
+/* host plus a random suffix per process: a restarted data plane is a new one to the control
+ * plane, and two on one host are told apart */
+static void make_id(void)
+{
+    char host[48] = "dp";
+    tg_rand_t r;
+    gethostname(host, sizeof(host) - 1);
+    if (tg_rand_seed(&r) != 0)
+        r.s[0] = (uint64_t)time(NULL) | 1;
+    snprintf(dp_id, sizeof(dp_id), "%.40s-%08llx", host,
+             (unsigned long long)(tg_rand_next(&r) & 0xffffffffu));
+}
+
+const char *dp_sync_id(void)
+{
+    pthread_once(&id_once, make_id);
+    return dp_id;
+}
 
 static void state_paths(const dp_opts_t *o, char *snap, char *mac, size_t n)
 {
@@ -176,7 +196,7 @@ static int poll_once(CURL *e, tg_buf_t *body)
     const char *token = getenv("TOLLGATE_DP_TOKEN");
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
     char idh[128];
-    snprintf(idh, sizeof(idh), "X-Tollgate-Dataplane: %s", sy.id);
+    snprintf(idh, sizeof(idh), "X-Tollgate-Dataplane: %s", dp_sync_id());
     struct curl_slist *h = curl_slist_append(NULL, auth);
     h = curl_slist_append(h, idh);
     h = curl_slist_append(h, "X-Tollgate-Version: " DP_VERSION);
@@ -271,22 +291,15 @@ static void *sync_main(void *arg)
 
 int dp_sync_start(const dp_opts_t *o, int64_t version, void (*hand)(tg_snap_t *s))
 {
-    char host[48] = "dp";
-    tg_rand_t r;
     sy.o = o;
     sy.hand = hand;
     sy.version = version;
-    gethostname(host, sizeof(host) - 1);
-    if (tg_rand_seed(&r) != 0)
-        r.s[0] = 1;
-    snprintf(sy.id, sizeof(sy.id), "%.40s-%08llx", host,
-             (unsigned long long)(tg_rand_next(&r) & 0xffffffffu));
     atomic_store(&sy.stop, false);
     if (pthread_create(&sy.thread, NULL, sync_main, NULL) != 0)
         return TG_EIO;
     sy.started = true;
     tg_log(TG_LOG_INFO, "dp_sync", "started", "control_url=\"%s\" dataplane=%s after=%lld",
-           o->control_url, sy.id, (long long)version);
+           o->control_url, dp_sync_id(), (long long)version);
     return 0;
 }
 

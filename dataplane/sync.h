@@ -7,11 +7,16 @@
 
 #include "dp.h"
 
+/* The software version sent as X-Tollgate-Version. */
+#define DP_VERSION "0.1.0"
+
 /* Loads the last good snapshot from the state dir, if there is one and its HMAC holds. Returns
  * NULL (after logging why) when there is none or it is refused. Blocking: main thread, at start. */
 tg_snap_t *dp_sync_load_state(const dp_opts_t *o);
 /* Starts the poll thread; hand(s) receives each new snapshot (one ref it must drop). */
 int dp_sync_start(const dp_opts_t *o, int64_t version, void (*hand)(tg_snap_t *s));
+/* This process's data-plane id (X-Tollgate-Dataplane), made once; any thread. */
+const char *dp_sync_id(void);
 /* Stops and joins the poll thread (within about a second). */
 void dp_sync_stop(void);
 

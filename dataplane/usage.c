@@ -116,3 +116,73 @@ int dp_usage_record_append(tg_buf_t *out, const dp_usage_record_t *r)
         out->len = start;
     return rc;
 }
+
+int dp_usage_parse_cost(const char *s, size_t n, int64_t *pusd)
+{
+    int64_t units = 0, frac = 0;
+    size_t i = 0, nint = 0, nfrac = 0;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, nint++) {
+        if (units > (INT64_MAX / 1000000000000LL - 9) / 10)
+            return TG_EINVAL; /* past what int64 picodollars hold (~9.2 million dollars) */
+        units = units * 10 + (s[i] - '0');
+    }
+    if (nint == 0)
+        return TG_EINVAL;
+    if (i < n && s[i] == '.') {
+        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, nfrac++) {
+            if (nfrac == 12)
+                return TG_EINVAL; /* finer than a picodollar: not ours, not exact */
+            frac = frac * 10 + (s[i] - '0');
+        }
+        if (nfrac == 0)
+            return TG_EINVAL;
+    }
+    if (i != n)
+        return TG_EINVAL;
+    for (; nfrac < 12; nfrac++)
+        frac *= 10;
+    *pusd = units * 1000000000000LL + frac;
+    return 0;
+}
+
+static int copy_id(const json_t *v, char *out, size_t cap)
+{
+    if (json_is_null(v) || !v) {
+        out[0] = '\0';
+        return 0;
+    }
+    size_t n = json_string_length(v);
+    if (!json_is_string(v) || n == 0 || n >= cap)
+        return TG_EINVAL;
+    memcpy(out, json_string_value(v), n);
+    out[n] = '\0';
+    return 0;
+}
+
+int dp_usage_line_parse(const char *line, size_t n, dp_usage_line_t *out)
+{
+    int rc = TG_EINVAL;
+    json_t *j = json_loadb(line, n, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(j))
+        goto out;
+    json_t *id = json_object_get(j, "id");
+    if (!json_is_string(id) || json_string_length(id) != 36)
+        goto out;
+    memcpy(out->id, json_string_value(id), 37);
+    if (copy_id(json_object_get(j, "key_id"), out->key_id, sizeof(out->key_id)) != 0 ||
+        copy_id(json_object_get(j, "tenant_id"), out->tenant_id, sizeof(out->tenant_id)) != 0)
+        goto out;
+    /* jansson would hand the cost over as a double; read its digits instead. The line is valid
+     * JSON with no nested objects, and a quote inside a string is escaped, so the only place
+     * this text can occur is the member itself. */
+    const char *k = tg_memmem(line, n, "\"cost_usd\":", 11);
+    if (!k)
+        goto out;
+    const char *v = k + 11, *end = line + n, *e = v;
+    while (e < end && *e != ',' && *e != '}')
+        e++;
+    rc = dp_usage_parse_cost(v, (size_t)(e - v), &out->cost_pusd);
+out:
+    json_decref(j);
+    return rc;
+}

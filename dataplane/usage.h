@@ -49,4 +49,19 @@ typedef struct dp_usage_record {
 /* Appends the record as one JSON line ending in "\n"; on failure out is unchanged. */
 int dp_usage_record_append(tg_buf_t *out, const dp_usage_record_t *r) TG_WUR;
 
+/* What the usage shipper reads back from a line this data plane wrote. */
+typedef struct dp_usage_line {
+    char id[37];
+    char key_id[64];    /* "" when null */
+    char tenant_id[64]; /* "" when null */
+    int64_t cost_pusd;
+} dp_usage_line_t;
+
+/* Parses a non-negative decimal with at most 12 fractional digits ("0.000020000000") into
+ * picodollars, exactly (no floating point). TG_EINVAL if malformed or out of range. */
+int dp_usage_parse_cost(const char *s, size_t n, int64_t *pusd) TG_WUR;
+/* Reads id, key_id, tenant_id and cost_usd from one usage line (with or without its "\n").
+ * TG_EINVAL when the line is not an object with a UUID-length id and a valid cost_usd. */
+int dp_usage_line_parse(const char *line, size_t n, dp_usage_line_t *out) TG_WUR;
+
 #endif

@@ -306,3 +306,78 @@ Test(dp_usage, record_past_max_fails_and_leaves_buffer_unchanged)
     cr_assert_eq(memcmp(out.base, "prev\n", 5), 0);
     tg_buf_dispose(&out);
 }
+
+static int64_t cost_of(const char *s)
+{
+    int64_t v = -42;
+    cr_assert_eq(dp_usage_parse_cost(s, strlen(s), &v), 0, "\"%s\" refused", s);
+    return v;
+}
+
+Test(dp_usage, parse_cost_reads_decimals_exactly_as_picodollars)
+{
+    cr_assert_eq(cost_of("0.000020000000"), 20000000);
+    cr_assert_eq(cost_of("0.000000000001"), 1);
+    cr_assert_eq(cost_of("1234.567890123456"), 1234567890123456LL);
+    cr_assert_eq(cost_of("0"), 0);
+    cr_assert_eq(cost_of("7"), 7000000000000LL);
+    cr_assert_eq(cost_of("0.1"), 100000000000LL);
+    /* 0.1 + 0.2 in doubles is 0.30000000000000004; here it is what was written */
+    cr_assert_eq(cost_of("0.100000000000") + cost_of("0.200000000000"), cost_of("0.3"));
+    cr_assert_eq(cost_of("9223360.999999999999"), 9223360999999999999LL);
+}
+
+Test(dp_usage, parse_cost_refuses_what_is_not_an_exact_non_negative_decimal)
+{
+    const char *bad[] = {
+        "",   "-1", "1.", ".5",          "1e-6", "0.0000000000001",       "1.2.3", "0x10",
+        " 1", "1 ", "+1", "99999999999", "NaN",  "0.00000000000000000001"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int64_t v = -42;
+        cr_assert_eq(dp_usage_parse_cost(bad[i], strlen(bad[i]), &v), TG_EINVAL, "\"%s\" taken",
+                     bad[i]);
+        cr_assert_eq(v, -42, "\"%s\" changed the output", bad[i]);
+    }
+}
+
+Test(dp_usage, line_parse_reads_back_what_record_append_wrote)
+{
+    dp_usage_record_t r = sample_record();
+    r.cost_pusd = 1234567890123456LL;
+    r.model = "say \\\"cost_usd\\\":999,";
+    r.model_len = strlen(r.model);
+    tg_buf_t out = TG_BUF_INIT(8192);
+    cr_assert_eq(dp_usage_record_append(&out, &r), 0);
+    dp_usage_line_t l;
+    cr_assert_eq(dp_usage_line_parse(out.base, out.len, &l), 0);
+    cr_assert_str_eq(l.id, "0b9e6a3c-8d1f-4c2e-9a57-3f1d2b6c7e80");
+    cr_assert_str_eq(l.key_id, "k1");
+    cr_assert_str_eq(l.tenant_id, "t1");
+    cr_assert_eq(l.cost_pusd, 1234567890123456LL);
+    tg_buf_reset(&out);
+    r.key_id = NULL;
+    r.tenant_id = NULL;
+    r.cost_pusd = 0;
+    cr_assert_eq(dp_usage_record_append(&out, &r), 0);
+    cr_assert_eq(dp_usage_line_parse(out.base, out.len - 1, &l), 0, "without its newline");
+    cr_assert_str_eq(l.key_id, "");
+    cr_assert_str_eq(l.tenant_id, "");
+    cr_assert_eq(l.cost_pusd, 0);
+    tg_buf_dispose(&out);
+}
+
+Test(dp_usage, line_parse_refuses_a_torn_or_foreign_line)
+{
+    dp_usage_line_t l;
+    const char *bad[] = {
+        "{\"id\":\"0b9e6a3c-8d1f-4c2e-9a57-3f1d2b6c7e80\",\"ts\":\"2024",
+        "[1,2]",
+        "{\"id\":\"short\",\"cost_usd\":0.1}",
+        "{\"id\":\"0b9e6a3c-8d1f-4c2e-9a57-3f1d2b6c7e80\",\"cost_usd\":-0.1}",
+        "{\"id\":\"0b9e6a3c-8d1f-4c2e-9a57-3f1d2b6c7e80\",\"cost_usd\":1e3}",
+        "{\"id\":\"0b9e6a3c-8d1f-4c2e-9a57-3f1d2b6c7e80\"}",
+        "{\"id\":\"0b9e6a3c-8d1f-4c2e-9a57-3f1d2b6c7e80\",\"key_id\":7,\"cost_usd\":1}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(dp_usage_line_parse(bad[i], strlen(bad[i]), &l), TG_EINVAL, "%s", bad[i]);
+}

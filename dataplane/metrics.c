@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ledger.h"
 #include "shipper.h"
 
 #include "tg_banned.h"
@@ -200,6 +201,13 @@ int dp_metrics_render(tg_buf_t *out, dp_worker_t **workers, int n, int64_t snaps
             "tollgate_usage_ship_failures_total %" PRIu64 "\n",
             (long long)us.pending, us.spooled_total, us.shipped_total, us.rejected_total,
             us.failures_total);
+    if (rc == 0)
+        rc = tg_buf_appendf(out,
+                            "# HELP tollgate_ratelimit_dataplanes Live data planes sharing every "
+                            "rate limit; this one enforces 1/N of each.\n"
+                            "# TYPE tollgate_ratelimit_dataplanes gauge\n"
+                            "tollgate_ratelimit_dataplanes %d\n",
+                            dp_ledger_live_dataplanes());
     free(all);
     return rc;
 }

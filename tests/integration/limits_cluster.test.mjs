@@ -35,6 +35,9 @@ before(async () => {
   // exchange)
   await waitFor(() => dps.every((g) => /event=share_changed live_dataplanes=2/.test(g.logs())),
     10000, 'both data planes to count 2 live data planes');
+  for (const g of dps) {
+    assert.match(await (await fetch(g.url + '/metrics')).text(), /^tollgate_ratelimit_dataplanes 2$/m);
+  }
 });
 
 after(async () => {

@@ -1,5 +1,6 @@
 /* db.c: one Postgres connection per MHD worker thread (thread-local), reconnected when it
  * breaks. Every statement is parameterized. */
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -22,13 +23,29 @@ static void conn_key_init(void)
     pthread_key_create(&conn_key, conn_free);
 }
 
+/* A connection that the server closed while it sat idle (Postgres restarted, or ended the session)
+ * still says CONNECTION_OK until it is used, and the request that uses it next would fail. Between
+ * requests nothing is due from the server (a statement's result is read to the end and these
+ * connections do not LISTEN), so a readable socket means the server's farewell (a FATAL message,
+ * then EOF): the connection is replaced before it is handed out. One poll() per request. */
+static bool conn_usable(PGconn *conn)
+{
+    if (PQstatus(conn) != CONNECTION_OK)
+        return false;
+    struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+    if (p.fd < 0)
+        return false;
+    return poll(&p, 1, 0) == 0;
+}
+
 PGconn *cp_db(void)
 {
     pthread_once(&conn_once, conn_key_init);
     PGconn *conn = pthread_getspecific(conn_key);
-    if (conn && PQstatus(conn) == CONNECTION_OK)
+    if (conn && conn_usable(conn))
         return conn;
     if (conn) {
+        tg_log(TG_LOG_WARN, "cp_db", "reconnecting", "reason=\"connection lost\"");
         PQfinish(conn);
         conn = NULL;
         pthread_setspecific(conn_key, NULL);

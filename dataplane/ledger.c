@@ -115,11 +115,13 @@ static void refill(dp_scope_t *s, const tg_limits_t *l, bucket_view_t *v, uint64
         s->tok_level = v->cap_t;
         s->buckets_set = true;
     } else {
-        double dt = (double)(now_us - s->refill_us) / 1e6;
+        /* now was read before the lock: another thread may have refilled at a later instant */
+        double dt = now_us > s->refill_us ? (double)(now_us - s->refill_us) / 1e6 : 0;
         s->req_level = fmin(v->cap_r, s->req_level + dt * v->rate_r);
         s->tok_level = fmin(v->cap_t, s->tok_level + dt * v->rate_t);
     }
-    s->refill_us = now_us;
+    if (now_us > s->refill_us)
+        s->refill_us = now_us;
 }
 
 static void format_reset(char *out, size_t n, double secs)

@@ -179,3 +179,15 @@ test('a rate limit shared by two data planes: each enforces half', async () => {
   assert.ok(ok >= rpm - 10, `${ok}: both data planes used their share`);
   assert.ok(limited > 0);
 });
+
+test('a data plane that goes silent gives its share back within seconds', async () => {
+  const metric = async (g) => Number(/^tollgate_ratelimit_dataplanes (\d+)$/m.exec(
+    await (await fetch(g.url + '/metrics')).text())[1]);
+  assert.equal(await metric(dps[0]), 2);
+  const t0 = Date.now();
+  await dps[1].stop('SIGKILL');
+  dps = [dps[0]];
+  // silent for 10 s means gone; the survivor hears it on its next exchange
+  await waitFor(async () => (await metric(dps[0])) === 1, 20000, 'the share to return');
+  console.log(`# share back to 1 data plane after ${Date.now() - t0} ms`);
+});

@@ -185,7 +185,7 @@ static void limits_init(tg_limits_t *l)
 
 static int get_rates(json_t *obj, const char *path, tg_limits_t *l, tg_err_t *err)
 {
-    uint64_t rpm, tpm;
+    uint64_t rpm = 0, tpm = 0;
     limits_init(l);
     int rc = get_uint(obj, "rpm_limit", 0, 1, SNAP_MAX_RATE, path, &rpm, err);
     if (rc == 0)

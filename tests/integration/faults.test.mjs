@@ -109,7 +109,7 @@ function summary(failed) {
   return JSON.stringify(failed.slice(0, 5));
 }
 
-test('change a route -> traffic moves in under 1 s under load', async (t) => {
+test('change a route, create and revoke a key -> each live in under 1 s under load', async (t) => {
   const cleanups = cleanupList(t);
   const [a, b] = [await startOpenAIMock(), await startOpenAIMock()];
   cleanups.push(() => a.close(), () => b.close());
@@ -134,6 +134,25 @@ test('change a route -> traffic moves in under 1 s under load', async (t) => {
   // keep the load on until well after the deadline: 100 answers sent later than 1 s after the PATCH
   await waitFor(() => load.results.filter((r) => r.t0 > tPatch + 1000).length >= 100, 15000,
     '100 answers sent more than 1 s after the PATCH');
+  // still under load: a key made in the API is served within 1 s, and refused within 1 s of its
+  // revocation
+  const made = await cp.api('POST', `/api/v1/tenants/${cfg.tenant.id}/keys`, { token: cfg.admin,
+    body: { name: 'under-load', models: ['gpt-4o-mini'] } });
+  assert.equal(made.status, 201, made.text);
+  const tMade = Date.now();
+  let extraOnB = 0; // answers to these probes reach provider B too
+  const probe = async () => {
+    const st = (await chat(gw, made.body.key)).status;
+    if (st === 200) extraOnB++;
+    return st;
+  };
+  await waitFor(async () => (await probe()) === 200, 1000, 'the new key within 1 s');
+  const liveMs = Date.now() - tMade;
+  const rev = await cp.api('POST', `/api/v1/tenants/${cfg.tenant.id}/keys/${made.body.id}/revoke`, { token: cfg.admin });
+  assert.equal(rev.status, 200, rev.text);
+  const tRev = Date.now();
+  await waitFor(async () => (await probe()) === 401, 1000, 'the revoked key refused within 1 s');
+  console.log(`# under load: key live after ${liveMs} ms, revoked after ${Date.now() - tRev} ms`);
   await load.stop();
 
   const res = load.results;
@@ -146,7 +165,7 @@ test('change a route -> traffic moves in under 1 s under load', async (t) => {
   const onB = res.filter((r) => r.target === pb.id).length;
   assert.ok(onA >= 100 && onB >= 100, `A served ${onA}, B served ${onB}`);
   assert.equal(a.stats().requests, onA);
-  assert.equal(b.stats().requests, onB);
+  assert.equal(b.stats().requests, onB + extraOnB);
   const lastA = Math.max(...res.filter((r) => r.target === pa.id).map((r) => r.t0));
   const firstB = Math.min(...res.filter((r) => r.target === pb.id).map((r) => r.t1));
   console.log(`# ${res.length} requests; first answer from B ${firstB - tPatch} ms after the PATCH answer, ` +

@@ -71,7 +71,7 @@ async function live(key) {
       const r = await chat(g, key, chatBody('warm-up', { max_tokens: 1 }));
       await r.text();
       return r.status !== 401;
-    }, 5000, 'the key on every data plane');
+    }, 15000, 'the key on every data plane'); // propagation speed is join's and faults' to test
   }
 }
 
@@ -102,7 +102,7 @@ test('a tenant budget shared by two data planes and 50 clients holds within the 
     await r.text();
     const snapVer = (await (await fetch(dps[1].url + '/readyz')).json()).snapshot_version;
     return r.status === 200 && snapVer === (await (await fetch(dps[0].url + '/readyz')).json()).snapshot_version;
-  }, 5000, 'the budget to reach both data planes');
+  }, 15000, 'the budget to reach both data planes');
 
   let ok = 0;
   let refused = 0;

@@ -103,6 +103,10 @@ int cp_body_str(cp_req_t *r, json_t *o, const char *name, bool required, size_t 
 int cp_body_int(cp_req_t *r, json_t *o, const char *name, bool required, int64_t min, int64_t max,
                 bool *present, int64_t *out);
 int cp_body_bool(cp_req_t *r, json_t *o, const char *name, bool *present, bool *out);
+/* A rate limit (rpm_limit, tpm_limit of keys and tenants): absent leaves *has alone; null sets
+ * *has and *is_null (remove the limit); else 1 to 2147483647, written as text into out. */
+int cp_body_rate_limit(cp_req_t *r, json_t *o, const char *name, bool *has, bool *is_null,
+                       char *out, size_t outlen);
 /* A string whose value must be one of `values` (NULL-terminated). */
 int cp_body_enum(cp_req_t *r, json_t *o, const char *name, bool required, const char *const *values,
                  const char **out);

@@ -16,13 +16,14 @@
 
 #include "api/api.h"
 #include "tg_log.h"
+#include "tg_time.h"
 
 #include "tg_banned.h"
 
 #define INGEST_MAX_EVENTS 5000
 #define INGEST_TEXT_MAX 512               /* bytes of a text field (model, error, ...) */
 #define INGEST_TOKENS_MAX 1000000000000LL /* per event; keeps every sum far from bigint's end */
-#define INGEST_FUTURE_MAX_S 86400 /* clock skew tolerated between the planes */
+#define INGEST_FUTURE_MAX_S 86400         /* clock skew tolerated between the planes */
 #define INGEST_COST_MAX 1000000.0 /* USD per event; usage_events.cost_usd is numeric(20,12) */
 #define INGEST_ATTEMPTS 5         /* deadlock / serialization failure: run the batch again */
 #define INGEST_JSON_DEPTH 16      /* nesting allowed inside fields we do not read */
@@ -557,22 +558,6 @@ static size_t decode_string(const ev_val_t *v, char *out)
     return o;
 }
 
-static bool is_uuid(const char *s, size_t n)
-{
-    if (n != 36)
-        return false;
-    for (size_t i = 0; i < 36; i++) {
-        char c = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-')
-                return false;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* A short string field decoded into out[cap] (NUL-terminated); -1 if it does not fit. */
 static int short_string(const ev_val_t *v, char *out, size_t cap)
 {
@@ -587,77 +572,20 @@ static int short_string(const ev_val_t *v, char *out, size_t cap)
     return (int)n;
 }
 
-static int digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-/* RFC 3339: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM), every field in range (Postgres would
- * refuse the whole COPY for one bad date). Writes the text with upper-case T and Z. */
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; H. Hinnant's civil algorithm). */
-static long long days_from_civil(long long y, long long m, long long d)
-{
-    y -= m <= 2;
-    long long era = (y >= 0 ? y : y - 399) / 400;
-    long long yoe = y - era * 400;
-    long long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* Checks an RFC 3339 date-time, copies it normalized into out and gives its unix seconds. */
+/* Checks an RFC 3339 date-time, copies it normalized for COPY into out ('T', 'Z') and gives its
+ * unix seconds. */
 static int check_ts(const char *s, size_t n, char *out, size_t *outn, long long *unix_s)
 {
-    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int y, mo, d, h, mi, se;
-    if (n < 20 || n > 35 || s[4] != '-' || s[7] != '-' ||
-        (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' || s[16] != ':')
-        return -1;
-    if (digits(s, 4, &y) || digits(s + 5, 2, &mo) || digits(s + 8, 2, &d) ||
-        digits(s + 11, 2, &h) || digits(s + 14, 2, &mi) || digits(s + 17, 2, &se))
-        return -1;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
-        h > 23 || mi > 59 || se > 60)
-        return -1;
-    size_t i = 19;
-    if (s[i] == '.') {
-        size_t f = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == f || i - f > 9)
-            return -1;
-    }
-    size_t zone = i;
-    long long offset = 0;
-    if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
-        i++;
-    } else if (i < n && (s[i] == '+' || s[i] == '-')) {
-        int oh, om;
-        if (n - i != 6 || s[i + 3] != ':' || digits(s + i + 1, 2, &oh) ||
-            digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
-            return -1;
-        offset = (s[i] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
-        i += 6;
-    } else {
-        return -1;
-    }
-    if (i != n)
+    int64_t t;
+    if (n > 35 || !tg_rfc3339_parse(s, n, true, &t, NULL))
         return -1;
     memcpy(out, s, n);
     out[10] = 'T';
-    if (out[zone] == 'z')
-        out[zone] = 'Z';
+    if (out[n - 1] == 'z')
+        out[n - 1] = 'Z';
     out[n] = '\0';
     *outn = n;
-    *unix_s = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset;
+    *unix_s = t;
     return 0;
 }
 
@@ -762,7 +690,7 @@ static int parse_event(const char *line, size_t n, char *scratch, ev_t *e, char 
 
     ev_val_t *v = e->v;
     if (v[F_ID].type != V_STRING || short_string(&v[F_ID], e->id, sizeof(e->id)) != 36 ||
-        !is_uuid(e->id, 36))
+        !cp_is_uuid(e->id))
         return reject(msg, msgn, "id is not a UUID");
     char ts[48];
     long long unix_s;
@@ -778,7 +706,7 @@ static int parse_event(const char *line, size_t n, char *scratch, ev_t *e, char 
         char *out = f == F_KEY_ID ? e->key_id : e->tenant_id;
         if (v[f].type == V_ABSENT || v[f].type == V_NULL)
             continue;
-        if (v[f].type != V_STRING || short_string(&v[f], out, 37) != 36 || !is_uuid(out, 36))
+        if (v[f].type != V_STRING || short_string(&v[f], out, 37) != 36 || !cp_is_uuid(out))
             return reject(msg, msgn, "%s is neither a UUID nor null", field_names[f]);
     }
     long long x;

@@ -222,6 +222,25 @@ int cp_body_int(cp_req_t *r, json_t *o, const char *name, bool required, int64_t
     return 0;
 }
 
+int cp_body_rate_limit(cp_req_t *r, json_t *o, const char *name, bool *has, bool *is_null,
+                       char *out, size_t outlen)
+{
+    json_t *v = json_object_get(o, name);
+    bool present;
+    int64_t i;
+    if (!v)
+        return 0;
+    *has = true;
+    if (json_is_null(v)) {
+        *is_null = true;
+        return 0;
+    }
+    if (cp_body_int(r, o, name, true, 1, INT32_MAX, &present, &i) != 0)
+        return -1;
+    snprintf(out, outlen, "%lld", (long long)i);
+    return 0;
+}
+
 int cp_body_bool(cp_req_t *r, json_t *o, const char *name, bool *present, bool *out)
 {
     json_t *v = json_object_get(o, name);

@@ -24,8 +24,8 @@
 typedef struct dp_scope {
     struct dp_scope *next;
     pthread_mutex_t mu;
-    int64_t unacked;  /* recorded here, not yet acknowledged by the control plane */
-    int64_t inflight; /* worst-case cost of admitted requests still running */
+    int64_t unacked;             /* recorded here, not yet acknowledged by the control plane */
+    int64_t inflight;            /* worst-case cost of admitted requests still running */
     int64_t spent[TG_NPERIODS];  /* the control plane's figure for the period below */
     int32_t period[TG_NPERIODS]; /* YYYYMMDD of the period spent[] belongs to */
     int64_t as_of[TG_NPERIODS];  /* when the control plane read it, unix ms */
@@ -99,7 +99,7 @@ void dp_ledger_bind(tg_snap_t *snap)
 /* ---- rate limits ---- */
 
 typedef struct bucket_view {
-    double cap_r, cap_t; /* this data plane's share */
+    double cap_r, cap_t;   /* this data plane's share */
     double rate_r, rate_t; /* per second */
 } bucket_view_t;
 
@@ -158,12 +158,7 @@ static int64_t next_reset(int p, int64_t now_s)
             y++;
             m = 1;
         }
-        /* days from 1970-01-01 to y-m-01 (proleptic Gregorian, H. Hinnant's civil algorithm) */
-        y -= m <= 2;
-        int64_t era = y / 400, yoe = y - era * 400;
-        int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5;
-        int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return (era * 146097 + doe - 719468) * 86400;
+        return tg_days_from_civil(y, m, 1) * 86400;
     }
     return 0;
 }
@@ -175,8 +170,8 @@ static void usd(char *out, size_t n, int64_t pusd)
 }
 
 /* Checks the budgets of one scope; on refusal fills err and retry_after. */
-static bool budget_ok(const dp_scope_t *s, const tg_limits_t *l, const char *what,
-                      int64_t worst, int64_t now_s, tg_err_t *err, char *ra, size_t ra_len)
+static bool budget_ok(const dp_scope_t *s, const tg_limits_t *l, const char *what, int64_t worst,
+                      int64_t now_s, tg_err_t *err, char *ra, size_t ra_len)
 {
     for (int p = 0; p < TG_NPERIODS; p++) {
         int64_t limit = l->budget_pusd[p];
@@ -280,8 +275,8 @@ static bool rate_ok(side_t *sd, int64_t est, tg_err_t *err, char *ra, size_t ra_
     if (l->rpm && sd->s->req_level < 1.0) {
         snprintf(ra, ra_len, "%d", (int)ceil((1.0 - sd->s->req_level) / sd->v.rate_r));
         tg_err_set(err, TG_ERATE, 429,
-                   "rate limit reached for the %s: %u requests per minute; retry in %s s",
-                   sd->what, l->rpm, ra);
+                   "rate limit reached for the %s: %u requests per minute; retry in %s s", sd->what,
+                   l->rpm, ra);
         tg_err_code(err, "rate_limit_exceeded");
         err->type = "requests";
         return false;

@@ -358,11 +358,6 @@ static int build_batch(batch_t *b)
 
 /* ---- one POST ---- */
 
-static size_t on_answer(char *p, size_t size, size_t n, void *ud)
-{
-    return tg_buf_append(ud, p, size * n) == 0 ? size * n : 0;
-}
-
 static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
     (void)ud;
@@ -378,36 +373,26 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 static long post_batch(CURL *e, const batch_t *b, tg_buf_t *answer, bool stopping, char *why,
                        size_t whylen)
 {
-    char auth[600], idh[128];
-    const char *token = getenv("TOLLGATE_DP_TOKEN");
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
-    snprintf(idh, sizeof(idh), "X-Tollgate-Dataplane: %s", dp_sync_id());
-    struct curl_slist *h = curl_slist_append(NULL, auth);
-    h = curl_slist_append(h, idh);
-    h = curl_slist_append(h, "X-Tollgate-Version: " DP_VERSION);
-    h = curl_slist_append(h, "Content-Type: application/x-ndjson");
-    h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip for large batches */
+    static const char *const extra[] = {
+        "Content-Type: application/x-ndjson",
+        "Expect:", /* no 100-continue round trip for large batches */
+        NULL,
+    };
     long timeout = POST_TIMEOUT_MS, connect = CONNECT_TIMEOUT_MS;
     if (stopping) {
         uint64_t now = tg_mono_us(), dl = atomic_load(&sh.deadline);
         timeout = dl > now ? (long)((dl - now) / 1000) + 1 : 1;
         connect = connect < timeout ? connect : timeout;
     }
-    tg_buf_reset(answer);
-    curl_easy_reset(e);
-    curl_easy_setopt(e, CURLOPT_URL, sh.url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    struct curl_slist *h =
+        dp_control_easy(e, sh.url, extra, connect, timeout, answer, on_progress, NULL);
+    if (!h) {
+        snprintf(why, whylen, "out of memory");
+        return 0;
+    }
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->body.len ? b->body.base : "");
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->body.len);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_answer);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, answer);
-    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
     CURLcode rc = curl_easy_perform(e);
     curl_slist_free_all(h);
     if (rc != CURLE_OK) {

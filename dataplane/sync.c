@@ -177,6 +177,43 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return tg_buf_append(ud, p, size * n) == 0 ? size * n : 0;
 }
 
+struct curl_slist *dp_control_easy(CURL *e, const char *url, const char *const *extra,
+                                   long connect_ms, long timeout_ms, tg_buf_t *body,
+                                   curl_xferinfo_callback progress, void *ud)
+{
+    char auth[600], idh[128];
+    const char *token = getenv("TOLLGATE_DP_TOKEN");
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
+    snprintf(idh, sizeof(idh), "X-Tollgate-Dataplane: %s", dp_sync_id());
+    const char *lines[8] = {auth, idh, "X-Tollgate-Version: " DP_VERSION};
+    size_t n = 3;
+    for (; extra && *extra && n < sizeof(lines) / sizeof(lines[0]); extra++)
+        lines[n++] = *extra;
+    struct curl_slist *h = NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct curl_slist *next = curl_slist_append(h, lines[i]);
+        if (!next) {
+            curl_slist_free_all(h);
+            return NULL;
+        }
+        h = next;
+    }
+    tg_buf_reset(body);
+    curl_easy_reset(e);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, ud);
+    return h;
+}
+
 static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
     (void)ud;
@@ -190,28 +227,13 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 /* One long poll. Returns 0 after a new snapshot, 1 when unchanged (304), <0 on failure. */
 static int poll_once(CURL *e, tg_buf_t *body)
 {
-    char url[4200], auth[600];
+    char url[4200];
     snprintf(url, sizeof(url), "%s/dp/v1/snapshot?after=%lld", sy.o->control_url,
              (long long)sy.version);
-    const char *token = getenv("TOLLGATE_DP_TOKEN");
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
-    char idh[128];
-    snprintf(idh, sizeof(idh), "X-Tollgate-Dataplane: %s", dp_sync_id());
-    struct curl_slist *h = curl_slist_append(NULL, auth);
-    h = curl_slist_append(h, idh);
-    h = curl_slist_append(h, "X-Tollgate-Version: " DP_VERSION);
-    tg_buf_reset(body);
-    curl_easy_reset(e);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 60000L); /* longer than the server's poll */
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    /* the timeout is longer than the server's poll */
+    struct curl_slist *h = dp_control_easy(e, url, NULL, 5000L, 60000L, body, on_progress, NULL);
+    if (!h)
+        return -1;
     CURLcode rc = curl_easy_perform(e);
     curl_slist_free_all(h);
     if (atomic_load(&sy.stop))

@@ -5,7 +5,10 @@
 #ifndef DP_SYNC_H
 #define DP_SYNC_H
 
+#include <curl/curl.h>
+
 #include "dp.h"
+#include "tg_buf.h"
 
 /* The software version sent as X-Tollgate-Version. */
 #define DP_VERSION "0.1.0"
@@ -17,6 +20,13 @@ tg_snap_t *dp_sync_load_state(const dp_opts_t *o);
 int dp_sync_start(const dp_opts_t *o, int64_t version, void (*hand)(tg_snap_t *s));
 /* This process's data-plane id (X-Tollgate-Dataplane), made once; any thread. */
 const char *dp_sync_id(void);
+/* Sets up e for one call to the control plane (snapshot poll, usage batch): url, the headers every
+ * call carries (the data-plane token, this data plane's id and version) plus extra ones, http(s)
+ * only, the timeouts, the answer into body, and progress(ud) to abort it. Returns the header list
+ * to free after the transfer, or NULL when out of memory. */
+struct curl_slist *dp_control_easy(CURL *e, const char *url, const char *const *extra,
+                                   long connect_ms, long timeout_ms, tg_buf_t *body,
+                                   curl_xferinfo_callback progress, void *ud);
 /* Stops and joins the poll thread (within about a second). */
 void dp_sync_stop(void);
 

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "tg_time.h"
 
 #include "tg_banned.h"
 
@@ -145,51 +146,6 @@ static bool may_manage(cp_req_t *r, int role, bool mine)
     return false;
 }
 
-static bool is_digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-/* RFC 3339 date-time: 2030-01-02T03:04:05[.frac](Z|+hh:mm|-hh:mm). Postgres then checks the day
- * against the month. */
-static bool rfc3339_ok(const char *s, size_t n)
-{
-    int y, mo, d, h, mi, sec, oh = 0, om = 0;
-    if (n < 20 || n > 40)
-        return false;
-    if (!is_digits(s, 4, &y) || s[4] != '-' || !is_digits(s + 5, 2, &mo) || s[7] != '-' ||
-        !is_digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-        !is_digits(s + 11, 2, &h) || s[13] != ':' || !is_digits(s + 14, 2, &mi) || s[16] != ':' ||
-        !is_digits(s + 17, 2, &sec))
-        return false;
-    size_t i = 19;
-    if (s[i] == '.') {
-        size_t start = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == start || i - start > 9)
-            return false;
-    }
-    if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
-        i++;
-    } else if (i + 6 == n && (s[i] == '+' || s[i] == '-')) {
-        if (!is_digits(s + i + 1, 2, &oh) || s[i + 3] != ':' || !is_digits(s + i + 4, 2, &om))
-            return false;
-        i += 6;
-    } else {
-        return false;
-    }
-    return i == n && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && sec <= 59 &&
-           oh <= 23 && om <= 59;
-}
-
 /* expires_at: an RFC 3339 string or unix seconds, in the future; null clears it. */
 static int read_expiry(cp_req_t *r, json_t *o, key_fields_t *f)
 {
@@ -218,7 +174,7 @@ static int read_expiry(cp_req_t *r, json_t *o, key_fields_t *f)
         }
     } else if (json_is_string(v)) {
         size_t n = json_string_length(v);
-        if (!rfc3339_ok(json_string_value(v), n)) {
+        if (!tg_rfc3339_parse(json_string_value(v), n, true, NULL, NULL)) {
             cp_reply_error(r, 422, "invalid_value", "expires_at",
                            "\"expires_at\" must be an RFC 3339 time such as "
                            "2030-01-31T12:00:00Z, or unix seconds");
@@ -248,26 +204,6 @@ static int read_expiry(cp_req_t *r, json_t *o, key_fields_t *f)
     }
     PQclear(res);
     return rc;
-}
-
-/* rpm_limit / tpm_limit: a positive integer; null clears it. */
-static int read_limit(cp_req_t *r, json_t *o, const char *name, bool *has, bool *is_null, char *out,
-                      size_t outlen)
-{
-    json_t *v = json_object_get(o, name);
-    bool present;
-    int64_t i;
-    if (!v)
-        return 0;
-    *has = true;
-    if (json_is_null(v)) {
-        *is_null = true;
-        return 0;
-    }
-    if (cp_body_int(r, o, name, true, 1, INT32_MAX, &present, &i) != 0)
-        return -1;
-    snprintf(out, outlen, "%lld", (long long)i);
-    return 0;
 }
 
 /* models: an array of at most KEY_MODELS_MAX distinct route aliases. Whether each alias exists
@@ -339,8 +275,10 @@ static int read_fields(cp_req_t *r, json_t *o, bool patch, key_fields_t *f)
     }
     if (cp_body_str(r, o, "name", !patch, KEY_NAME_MAX, &f->name) != 0 ||
         read_models(r, o, patch, f) != 0 ||
-        read_limit(r, o, "rpm_limit", &f->has_rpm, &f->rpm_null, f->rpm, sizeof(f->rpm)) != 0 ||
-        read_limit(r, o, "tpm_limit", &f->has_tpm, &f->tpm_null, f->tpm, sizeof(f->tpm)) != 0 ||
+        cp_body_rate_limit(r, o, "rpm_limit", &f->has_rpm, &f->rpm_null, f->rpm, sizeof(f->rpm)) !=
+            0 ||
+        cp_body_rate_limit(r, o, "tpm_limit", &f->has_tpm, &f->tpm_null, f->tpm, sizeof(f->tpm)) !=
+            0 ||
         read_expiry(r, o, f) != 0)
         return -1;
     return 0;

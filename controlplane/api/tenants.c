@@ -50,31 +50,13 @@ static json_t *tenant_by_id(cp_req_t *r, const char *id, bool for_update)
     return t;
 }
 
-/* rpm_limit, tpm_limit: 1 to 2147483647, or null for none; as virtual keys' (keys.c). */
-static int read_limit(cp_req_t *r, json_t *o, const char *name, bool *has, bool *is_null, char *out,
-                      size_t outlen)
-{
-    json_t *v = json_object_get(o, name);
-    bool present;
-    int64_t i;
-    if (!v)
-        return 0;
-    *has = true;
-    if (json_is_null(v)) {
-        *is_null = true;
-        return 0;
-    }
-    if (cp_body_int(r, o, name, true, 1, INT32_MAX, &present, &i) != 0)
-        return -1;
-    snprintf(out, outlen, "%lld", (long long)i);
-    return 0;
-}
-
 static int read_limits(cp_req_t *r, json_t *o, tenant_limits_t *l)
 {
     memset(l, 0, sizeof(*l));
-    if (read_limit(r, o, "rpm_limit", &l->has_rpm, &l->rpm_null, l->rpm, sizeof(l->rpm)) != 0 ||
-        read_limit(r, o, "tpm_limit", &l->has_tpm, &l->tpm_null, l->tpm, sizeof(l->tpm)) != 0)
+    if (cp_body_rate_limit(r, o, "rpm_limit", &l->has_rpm, &l->rpm_null, l->rpm, sizeof(l->rpm)) !=
+            0 ||
+        cp_body_rate_limit(r, o, "tpm_limit", &l->has_tpm, &l->tpm_null, l->tpm, sizeof(l->tpm)) !=
+            0)
         return -1;
     return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "tg_hash.h"
+#include "tg_time.h"
 
 #include "tg_banned.h"
 
@@ -41,37 +42,6 @@ static bool same_uuid(const char *a, const char *b)
     return true;
 }
 
-static bool digits(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-    return true;
-}
-
-/* RFC 3339 date-time with a required offset: 2030-01-31T12:00:00(.123)?(Z|+02:00). Postgres
- * would also take "tomorrow" or "infinity", so the shape is checked here and the calendar there. */
-static bool rfc3339_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 20 || n > 40 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
-        !digits(s + 8, 2) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2) || s[13] != ':' ||
-        !digits(s + 14, 2) || s[16] != ':' || !digits(s + 17, 2))
-        return false;
-    size_t i = 19;
-    if (s[i] == '.') {
-        size_t start = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == start || i - start > 9)
-            return false;
-    }
-    if (i + 1 == n && (s[i] == 'Z' || s[i] == 'z'))
-        return true;
-    return i + 6 == n && (s[i] == '+' || s[i] == '-') && digits(s + i + 1, 2) && s[i + 3] == ':' &&
-           digits(s + i + 4, 2);
-}
-
 /* Reads expires_at: RFC 3339 text or unix seconds, in the future. On success exactly one of
  * *unix_out (written into unix_buf) and *text_out is set, or neither when absent. */
 static int body_expires(cp_req_t *r, json_t *o, char *unix_buf, size_t unix_len,
@@ -92,7 +62,7 @@ static int body_expires(cp_req_t *r, json_t *o, char *unix_buf, size_t unix_len,
         snprintf(unix_buf, unix_len, "%lld", (long long)t);
         *unix_out = unix_buf;
     } else if (json_is_string(v)) {
-        if (!rfc3339_ok(json_string_value(v))) {
+        if (!tg_rfc3339_parse(json_string_value(v), json_string_length(v), false, NULL, NULL)) {
             cp_reply_error(r, 422, "invalid_value", "expires_at",
                            "\"expires_at\" must be an RFC 3339 time with an offset, such as "
                            "2030-01-31T12:00:00Z, or unix seconds");

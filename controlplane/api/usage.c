@@ -123,73 +123,6 @@ static int check_params(cp_req_t *r)
     return 0;
 }
 
-static bool digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (H. Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* RFC 3339 date-time with an offset, 2030-01-31T12:00:00(.123)?(Z|+02:00), into unix seconds;
- * *frac says a fraction of a second followed. Postgres would also take "now" or "infinity",
- * so the text is read here. Returns false when it is not one. */
-static bool parse_rfc3339(const char *s, int64_t *out, bool *frac)
-{
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
-    size_t n = strlen(s);
-    *frac = false;
-    if (n < 20 || n > 40 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
-        s[7] != '-' || !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
-        !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
-        !digits(s + 17, 2, &sec))
-        return false;
-    size_t i = 19;
-    if (s[i] == '.') {
-        size_t start = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9') {
-            *frac = *frac || s[i] != '0';
-            i++;
-        }
-        if (i == start || i - start > 9)
-            return false;
-    }
-    if (i + 1 == n && (s[i] == 'Z' || s[i] == 'z')) {
-        i++;
-    } else if (i + 6 == n && (s[i] == '+' || s[i] == '-')) {
-        sign = s[i] == '+' ? 1 : -1;
-        if (!digits(s + i + 1, 2, &oh) || s[i + 3] != ':' || !digits(s + i + 4, 2, &om))
-            return false;
-        i += 6;
-    } else {
-        return false;
-    }
-    if (i != n || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59 || oh > 23 || om > 59)
-        return false;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (d > mdays[mo - 1] + (mo == 2 && leap))
-        return false;
-    *out = days_from_civil(y, mo, d) * USAGE_DAY + h * 3600 + mi * 60 + sec -
-           sign * (oh * 3600 + om * 60);
-    return true;
-}
-
 /* Reads the query parameter `name` as RFC 3339 into *t (rounded up to a whole second when
  * round_up); absent leaves *t. Returns -1 after replying. */
 static int read_time(cp_req_t *r, const char *name, bool round_up, int64_t *t, bool *given)
@@ -199,7 +132,7 @@ static int read_time(cp_req_t *r, const char *name, bool round_up, int64_t *t, b
     *given = v != NULL;
     if (!v)
         return 0;
-    if (!parse_rfc3339(v, t, &frac)) {
+    if (!tg_rfc3339_parse(v, strlen(v), false, t, &frac)) {
         /* a '+' left unescaped in a URL arrives as a space */
         cp_reply_error(r, 400, "invalid_query", name,
                        "%s must be an RFC 3339 time with an offset, such as 2030-01-31T12:00:00Z "

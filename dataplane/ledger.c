@@ -224,6 +224,12 @@ static bool has_budget(const tg_limits_t *l)
     return false;
 }
 
+/* Whether the ledger has anything to do for this key or tenant. */
+static bool limited(const tg_limits_t *l)
+{
+    return l->ledger && (l->rpm || l->tpm || has_budget(l));
+}
+
 static void rate_headers(side_t *sides, int n, dp_admit_t *a)
 {
     /* per dimension, the scope with the least left speaks: that is the one that binds */
@@ -302,10 +308,13 @@ int dp_ledger_admit(const tg_key_t *k, int64_t worst_pusd, int64_t est_tokens, d
     retry_after[0] = '\0';
     side_t sides[2];
     int n = 0;
-    if (k->lim.ledger)
+    /* most keys have no limit: they take no lock and read no clock */
+    if (limited(&k->lim))
         sides[n++] = (side_t){k->lim.ledger, &k->lim, "API key", {0, 0, 0, 0}};
-    if (k->tenant->lim.ledger)
+    if (limited(&k->tenant->lim))
         sides[n++] = (side_t){k->tenant->lim.ledger, &k->tenant->lim, "tenant", {0, 0, 0, 0}};
+    if (n == 0)
+        return 0;
     uint64_t now_us = tg_mono_us();
     int64_t now_s = tg_wall_ms() / 1000;
     for (int i = 0; i < n; i++)
@@ -358,9 +367,11 @@ static void finish_scope(dp_scope_t *s, const tg_limits_t *l, const dp_admit_t *
 
 void dp_ledger_finish(const tg_key_t *k, dp_admit_t *a, int64_t cost_pusd, int64_t tokens)
 {
-    if (k->lim.ledger)
+    /* a scope without budgets keeps no unacknowledged spend: when a budget arrives, the spend
+     * recorded before it reaches the count with the next acknowledgement (one sync window) */
+    if (limited(&k->lim))
         finish_scope(k->lim.ledger, &k->lim, a, cost_pusd, tokens);
-    if (k->tenant->lim.ledger)
+    if (limited(&k->tenant->lim))
         finish_scope(k->tenant->lim.ledger, &k->tenant->lim, a, cost_pusd, tokens);
     a->held = false;
 }

@@ -77,8 +77,12 @@ static void take_spend(dp_scope_t *s, int p, int64_t spent, int32_t period, int6
     pthread_mutex_unlock(&s->mu);
 }
 
+static bool has_budget(const tg_limits_t *l);
+
 static void bind_limits(tg_limits_t *l, char kind, const char *id, int64_t as_of)
 {
+    if (!l->rpm && !l->tpm && !has_budget(l))
+        return; /* nothing to count: no entry (limited() says so on the hot path) */
     dp_scope_t *s = scope_get(kind, id, true);
     l->ledger = s;
     if (!s)

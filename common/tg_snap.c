@@ -21,8 +21,8 @@
 #define SNAP_MAX_URL 2048
 #define SNAP_MAX_SECRET 4096
 #define SNAP_MAX_TIMEOUT_MS (3600u * 1000u)
-#define SNAP_MAX_PRICE 1e6 /* USD per million tokens; anything above is a typo */
-#define SNAP_MAX_USD 9e6   /* budgets and spend: picodollars fit an int64 */
+#define SNAP_MAX_PRICE 1e6        /* USD per million tokens; anything above is a typo */
+#define SNAP_MAX_USD 9e6          /* budgets and spend: picodollars fit an int64 */
 #define SNAP_MAX_RATE 2147483647u /* the API stores an int4 */
 
 static void snap_free(tg_snap_t *s);
@@ -158,6 +158,12 @@ static bool header_line_ok(const char *name, const char *value)
                                            "authorization",
                                            "content-type",
                                            "expect",
+                                           "x-api-key",
+                                           "api-key",
+                                           "x-goog-api-key",
+                                           "x-amz-date",
+                                           "x-amz-security-token",
+                                           "x-amz-content-sha256",
                                            NULL};
     if (!*name)
         return false;
@@ -248,9 +254,8 @@ static int parse_budgets(tg_snap_t *s, json_t *arr, tg_err_t *err)
     for (size_t k = 0; rc == 0 && k < s->nkeys; k++)
         rc = json_object_set_new(keys, s->keys[k].id, json_integer((json_int_t)k)) ? TG_ENOMEM : 0;
     for (size_t t = 0; rc == 0 && t < s->ntenants; t++)
-        rc = json_object_set_new(tenants, s->tenants[t].id, json_integer((json_int_t)t))
-                 ? TG_ENOMEM
-                 : 0;
+        rc = json_object_set_new(tenants, s->tenants[t].id, json_integer((json_int_t)t)) ? TG_ENOMEM
+                                                                                         : 0;
     json_array_foreach(arr, i, o)
     {
         if (rc != 0)
@@ -284,8 +289,8 @@ static int parse_budgets(tg_snap_t *s, json_t *arr, tg_err_t *err)
         }
         if (rc != 0)
             break;
-        tg_limits_t *l = ki ? &s->keys[json_integer_value(ki)].lim
-                            : &s->tenants[json_integer_value(tn)].lim;
+        tg_limits_t *l =
+            ki ? &s->keys[json_integer_value(ki)].lim : &s->tenants[json_integer_value(tn)].lim;
         if (ki && s->keys[json_integer_value(ki)].tenant != &s->tenants[json_integer_value(tn)]) {
             rc = invalid(err, path, "key belongs to another tenant");
             break;
@@ -363,9 +368,62 @@ static int parse_headers(tg_provider_t *p, json_t *h, const char *path, tg_err_t
     return 0;
 }
 
+static const char *const kind_names[] = {NULL, "openai", "azure", "anthropic", "gemini", "bedrock"};
+
+int tg_provider_kind_parse(const char *s)
+{
+    for (int k = TG_PROVIDER_OPENAI; k <= TG_PROVIDER_BEDROCK; k++)
+        if (strcmp(s, kind_names[k]) == 0)
+            return k;
+    return 0;
+}
+
+const char *tg_provider_kind_name(int kind)
+{
+    return kind >= TG_PROVIDER_OPENAI && kind <= TG_PROVIDER_BEDROCK ? kind_names[kind] : "";
+}
+
+/* A value that goes into a header line or a signature must be printable ASCII on one line. */
+static bool token_ok(const char *v)
+{
+    for (; v && *v; v++)
+        if ((unsigned char)*v < 0x20 || (unsigned char)*v >= 0x7f)
+            return false;
+    return true;
+}
+
+/* What each kind needs besides a base URL. */
+static int check_provider_kind(const tg_provider_t *p, const char *path, tg_err_t *err)
+{
+    if (!token_ok(p->api_version) || !token_ok(p->region) || !token_ok(p->aws_access_key_id) ||
+        !token_ok(p->aws_secret_access_key) || !token_ok(p->aws_session_token))
+        return invalid(err, path, "api_version, region and aws_* must be printable ASCII");
+    if (p->kind == TG_PROVIDER_BEDROCK) {
+        if (!p->region || !p->region[0])
+            return invalid(err, path, "a bedrock provider needs region");
+        if (!p->aws_access_key_id || !p->aws_secret_access_key)
+            return invalid(err, path,
+                           "a bedrock provider needs aws_access_key_id and aws_secret_access_key");
+        for (const char *c = p->region; *c; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-'))
+                return invalid(err, path, "region must be lower-case letters, digits and '-'");
+    }
+    return 0;
+}
+
 static int parse_providers(tg_snap_t *s, json_t *arr, tg_err_t *err)
 {
-    static const char *const fields[] = {"id", "kind", "base_url", "api_key", "headers", NULL};
+    static const char *const fields[] = {"id",
+                                         "kind",
+                                         "base_url",
+                                         "api_key",
+                                         "headers",
+                                         "api_version",
+                                         "region",
+                                         "aws_access_key_id",
+                                         "aws_secret_access_key",
+                                         "aws_session_token",
+                                         NULL};
     size_t i;
     json_t *o;
     char path[64];
@@ -385,12 +443,10 @@ static int parse_providers(tg_snap_t *s, json_t *arr, tg_err_t *err)
             rc = get_str(o, "id", true, SNAP_MAX_ID, path, &p->id, err);
         if (rc == 0)
             rc = get_str(o, "kind", true, 32, path, &kind, err);
-        if (rc == 0) {
-            if (strcmp(kind, "openai") == 0)
-                p->kind = TG_PROVIDER_OPENAI;
-            else
-                rc = invalid(err, path, "kind must be \"openai\"");
-        }
+        if (rc == 0 && (p->kind = tg_provider_kind_parse(kind)) == 0)
+            rc = invalid(err, path,
+                         "kind must be \"openai\", \"azure\", \"anthropic\", \"gemini\" or "
+                         "\"bedrock\"");
         free(kind);
         if (rc == 0)
             rc = get_str(o, "base_url", true, SNAP_MAX_URL, path, &p->base_url, err);
@@ -402,6 +458,20 @@ static int parse_providers(tg_snap_t *s, json_t *arr, tg_err_t *err)
             rc = invalid(err, path, "api_key must not contain line breaks");
         if (rc == 0)
             rc = parse_headers(p, json_object_get(o, "headers"), path, err);
+        if (rc == 0)
+            rc = get_str(o, "api_version", false, 64, path, &p->api_version, err);
+        if (rc == 0)
+            rc = get_str(o, "region", false, 64, path, &p->region, err);
+        if (rc == 0)
+            rc = get_str(o, "aws_access_key_id", false, 256, path, &p->aws_access_key_id, err);
+        if (rc == 0)
+            rc = get_str(o, "aws_secret_access_key", false, 256, path, &p->aws_secret_access_key,
+                         err);
+        if (rc == 0)
+            rc = get_str(o, "aws_session_token", false, SNAP_MAX_SECRET, path,
+                         &p->aws_session_token, err);
+        if (rc == 0)
+            rc = check_provider_kind(p, path, err);
         if (rc != 0)
             return rc;
         size_t n = strlen(p->base_url);
@@ -465,9 +535,88 @@ static int parse_targets(tg_snap_t *s, tg_route_t *r, json_t *arr, const char *r
     return 0;
 }
 
+static int parse_strategy(json_t *o, const char *path, int *out, tg_err_t *err)
+{
+    static const char *const names[] = {"weighted", "least_busy", "lowest_latency"};
+    json_t *v = json_object_get(o, "strategy");
+    *out = TG_STRATEGY_WEIGHTED;
+    if (!v || json_is_null(v))
+        return 0;
+    for (int i = 0; json_is_string(v) && i < 3; i++) {
+        if (strcmp(json_string_value(v), names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return invalid(err, path,
+                   "strategy must be \"weighted\", \"least_busy\" or \"lowest_latency\"");
+}
+
+static int cmp_u16(const void *a, const void *b)
+{
+    return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+static int parse_retry(json_t *o, const char *rpath, tg_retry_t *r, tg_err_t *err)
+{
+    static const char *const fields[] = {"max_attempts", "backoff_ms", "on_status", NULL};
+    static const uint16_t dflt[] = {429, 500, 502, 503, 504, 529};
+    char path[96];
+    uint64_t ma = 2, bo = 200;
+    snprintf(path, sizeof(path), "%s.retry", rpath);
+    memcpy(r->on_status, dflt, sizeof(dflt));
+    r->non_status = sizeof(dflt) / sizeof(dflt[0]);
+    if (o && !json_is_null(o)) {
+        if (!json_is_object(o))
+            return invalid(err, path, "must be an object");
+        int rc = check_fields(o, path, fields, err);
+        if (rc == 0)
+            rc = get_uint(o, "max_attempts", 2, 1, 10, path, &ma, err);
+        if (rc == 0)
+            rc = get_uint(o, "backoff_ms", 200, 0, 60000, path, &bo, err);
+        if (rc != 0)
+            return rc;
+        json_t *st = json_object_get(o, "on_status");
+        if (st && !json_is_null(st)) {
+            size_t i;
+            json_t *v;
+            if (!json_is_array(st) || json_array_size(st) > TG_RETRY_STATUS_MAX)
+                return invalid(err, path, "on_status must be an array of at most 32 statuses");
+            r->non_status = 0;
+            json_array_foreach(st, i, v)
+            {
+                if (!json_is_integer(v) || json_integer_value(v) < 400 ||
+                    json_integer_value(v) > 599)
+                    return invalid(err, path, "on_status must hold statuses from 400 to 599");
+                r->on_status[r->non_status++] = (uint16_t)json_integer_value(v);
+            }
+            qsort(r->on_status, r->non_status, sizeof(r->on_status[0]), cmp_u16);
+        }
+    }
+    r->max_attempts = (uint32_t)ma;
+    r->backoff_ms = (uint32_t)bo;
+    return 0;
+}
+
+bool tg_retry_on_status(const tg_retry_t *r, int status)
+{
+    for (size_t i = 0; i < r->non_status; i++)
+        if (r->on_status[i] == status)
+            return true;
+    return false;
+}
+
 static int parse_routes(tg_snap_t *s, json_t *arr, tg_err_t *err)
 {
-    static const char *const fields[] = {"alias", "targets", "connect_timeout_ms", "timeout_ms",
+    static const char *const fields[] = {"alias",
+                                         "targets",
+                                         "strategy",
+                                         "retry",
+                                         "connect_timeout_ms",
+                                         "first_byte_timeout_ms",
+                                         "idle_timeout_ms",
+                                         "timeout_ms",
+                                         "cache_ttl_s",
                                          NULL};
     size_t i;
     json_t *o;
@@ -480,7 +629,7 @@ static int parse_routes(tg_snap_t *s, json_t *arr, tg_err_t *err)
     json_array_foreach(arr, i, o)
     {
         tg_route_t *r = &s->routes[i];
-        uint64_t ct, tt;
+        uint64_t ct, tt, fb, it, ttl;
         snprintf(path, sizeof(path), "routes[%zu]", i);
         s->nroutes = i + 1;
         int rc = check_fields(o, path, fields, err);
@@ -492,10 +641,23 @@ static int parse_routes(tg_snap_t *s, json_t *arr, tg_err_t *err)
             rc = get_uint(o, "connect_timeout_ms", 10000, 1, SNAP_MAX_TIMEOUT_MS, path, &ct, err);
         if (rc == 0)
             rc = get_uint(o, "timeout_ms", 600000, 1, SNAP_MAX_TIMEOUT_MS, path, &tt, err);
+        if (rc == 0)
+            rc = get_uint(o, "first_byte_timeout_ms", 0, 0, SNAP_MAX_TIMEOUT_MS, path, &fb, err);
+        if (rc == 0)
+            rc = get_uint(o, "idle_timeout_ms", 0, 0, SNAP_MAX_TIMEOUT_MS, path, &it, err);
+        if (rc == 0)
+            rc = get_uint(o, "cache_ttl_s", 0, 0, 31u * 86400u, path, &ttl, err);
+        if (rc == 0)
+            rc = parse_strategy(o, path, &r->strategy, err);
+        if (rc == 0)
+            rc = parse_retry(json_object_get(o, "retry"), path, &r->retry, err);
         if (rc != 0)
             return rc;
         r->connect_timeout_ms = (uint32_t)ct;
         r->timeout_ms = (uint32_t)tt;
+        r->first_byte_timeout_ms = (uint32_t)fb;
+        r->idle_timeout_ms = (uint32_t)it;
+        r->cache_ttl_s = (uint32_t)ttl;
         for (size_t j = 0; j < i; j++)
             if (strcmp(s->routes[j].alias, r->alias) == 0)
                 return invalid(err, path, "duplicate alias");
@@ -811,6 +973,15 @@ static void snap_free(tg_snap_t *s)
         if (p->api_key) /* a credential: do not leave it in freed memory */
             OPENSSL_cleanse(p->api_key, strlen(p->api_key));
         free(p->api_key);
+        free(p->api_version);
+        free(p->region);
+        free(p->aws_access_key_id);
+        if (p->aws_secret_access_key)
+            OPENSSL_cleanse(p->aws_secret_access_key, strlen(p->aws_secret_access_key));
+        free(p->aws_secret_access_key);
+        if (p->aws_session_token)
+            OPENSSL_cleanse(p->aws_session_token, strlen(p->aws_session_token));
+        free(p->aws_session_token);
         for (size_t j = 0; j < p->nheaders; j++)
             free(p->headers[j]);
         free(p->headers);

@@ -14,7 +14,15 @@
 
 enum tg_provider_kind {
     TG_PROVIDER_OPENAI = 1, /* OpenAI and every OpenAI-compatible server, by base URL */
+    TG_PROVIDER_AZURE,      /* Azure OpenAI: deployments, api-version, api-key header */
+    TG_PROVIDER_ANTHROPIC,  /* Anthropic Messages API */
+    TG_PROVIDER_GEMINI,     /* Google Gemini generateContent */
+    TG_PROVIDER_BEDROCK,    /* AWS Bedrock Converse, SigV4-signed */
 };
+
+/* "openai", "azure", ... -> TG_PROVIDER_*; 0 when unknown. And back. */
+int tg_provider_kind_parse(const char *s);
+const char *tg_provider_kind_name(int kind);
 
 typedef struct tg_provider {
     char *id;
@@ -23,6 +31,9 @@ typedef struct tg_provider {
     char *api_key;  /* NULL when the upstream needs none (a local vLLM, say) */
     char **headers; /* extra upstream headers as "Name: value" */
     size_t nheaders;
+    char *api_version; /* azure: the api-version query; anthropic: anthropic-version; or NULL */
+    char *region;      /* bedrock: the AWS region the requests are signed for */
+    char *aws_access_key_id, *aws_secret_access_key, *aws_session_token; /* bedrock; or NULL */
 } tg_provider_t;
 
 /* Prices in picodollars (1e-12 USD) per token, so that cost is exact integer arithmetic. */
@@ -40,13 +51,37 @@ typedef struct tg_target {
     tg_price_t price;
 } tg_target_t;
 
+enum tg_strategy {
+    TG_STRATEGY_WEIGHTED = 0,  /* random in proportion to the weights */
+    TG_STRATEGY_LEAST_BUSY,    /* fewest requests in flight on this data plane */
+    TG_STRATEGY_LOWEST_LATENCY /* lowest moving average of time to first byte */
+};
+
+#define TG_RETRY_STATUS_MAX 32
+
+/* What a failed attempt does next (docs/routing.md). */
+typedef struct tg_retry {
+    uint32_t max_attempts; /* attempts per target, the first included; 1-10, default 2 */
+    uint32_t backoff_ms;   /* base of the exponential backoff with full jitter; default 200 */
+    uint16_t on_status[TG_RETRY_STATUS_MAX]; /* statuses that retry, sorted */
+    size_t non_status;
+} tg_retry_t;
+
 typedef struct tg_route {
-    char *alias; /* the model name clients send */
-    tg_target_t *targets;
+    char *alias;          /* the model name clients send */
+    tg_target_t *targets; /* in fallback order */
     size_t ntargets;
+    int strategy; /* TG_STRATEGY_*: picks the first target; the others follow in order */
+    tg_retry_t retry;
     uint32_t connect_timeout_ms;
-    uint32_t timeout_ms;
+    uint32_t first_byte_timeout_ms; /* request sent to the first byte of the answer; 0 = none */
+    uint32_t idle_timeout_ms;       /* longest pause between bytes of an answer; 0 = none */
+    uint32_t timeout_ms;            /* one attempt, streams included */
+    uint32_t cache_ttl_s;           /* exact-match response cache; 0 = off */
 } tg_route_t;
+
+/* Whether an upstream status retries under this policy. */
+bool tg_retry_on_status(const tg_retry_t *r, int status);
 
 enum tg_period { TG_PERIOD_DAILY = 0, TG_PERIOD_MONTHLY, TG_PERIOD_TOTAL, TG_NPERIODS };
 
@@ -54,11 +89,11 @@ enum tg_period { TG_PERIOD_DAILY = 0, TG_PERIOD_MONTHLY, TG_PERIOD_TOTAL, TG_NPE
  * snapshot's spend_as_of; the data plane keeps fresher figures in its ledger, which `ledger`
  * points at once the data plane has bound the snapshot (dataplane/ledger.c). */
 typedef struct tg_limits {
-    uint32_t rpm;                           /* requests per minute, 0 = none */
-    uint32_t tpm;                           /* tokens per minute, 0 = none */
-    int64_t budget_pusd[TG_NPERIODS];       /* -1 = no budget for the period */
-    int64_t spent_pusd[TG_NPERIODS];        /* spend of the period starting spent_period */
-    int32_t spent_period[TG_NPERIODS];      /* that period's first day, YYYYMMDD */
+    uint32_t rpm;                      /* requests per minute, 0 = none */
+    uint32_t tpm;                      /* tokens per minute, 0 = none */
+    int64_t budget_pusd[TG_NPERIODS];  /* -1 = no budget for the period */
+    int64_t spent_pusd[TG_NPERIODS];   /* spend of the period starting spent_period */
+    int32_t spent_period[TG_NPERIODS]; /* that period's first day, YYYYMMDD */
     void *ledger;
 } tg_limits_t;
 

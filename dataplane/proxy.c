@@ -22,7 +22,6 @@
 #include "tg_banned.h"
 
 #define USAGE_BATCH_MAX 1000
-#define MAX_SSE_EVENT (4u << 20)
 
 enum {
     DP_REQ_UPSTREAM = 0, /* waiting for the provider */
@@ -50,7 +49,6 @@ struct dp_req {
     tg_buf_t up_body;
     tg_buf_t resp; /* a non-streamed answer, or a streamed request's non-SSE answer */
     tg_buf_t out;  /* client bytes produced from one upstream read */
-    dp_sse_t sse;
     dp_stream_state_t st;
     long up_status;
     bool up_sse;
@@ -249,8 +247,7 @@ static dp_req_t *req_create(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
     tg_buf_init(&r->up_body, w->opts->limits.max_body * 2 + 65536);
     tg_buf_init(&r->resp, w->opts->max_response_bytes);
     tg_buf_init(&r->out, 8u << 20);
-    dp_sse_init(&r->sse, MAX_SSE_EVENT);
-    dp_stream_state_init(&r->st, false);
+    dp_stream_state_init(&r->st, 0, false);
     /* keep the client's request id when it is sane, so logs join up across hops */
     const tg_buf_t *rid = &msg->request_id;
     bool ok = rid->len > 0 && rid->len <= 128;
@@ -308,7 +305,6 @@ static void req_destroy(dp_req_t *r)
     tg_buf_dispose(&r->up_body);
     tg_buf_dispose(&r->resp);
     tg_buf_dispose(&r->out);
-    dp_sse_dispose(&r->sse);
     dp_stream_state_dispose(&r->st);
     tg_snap_unref(r->snap);
     free(r);
@@ -408,8 +404,8 @@ static int admit(dp_req_t *r, tg_err_t *err)
 {
     int64_t max_out = r->body.max_tokens > 0 ? r->body.max_tokens : 0;
     int64_t worst_out = r->endpoint == DP_EP_EMBEDDINGS ? 0
-                        : max_out > 0                    ? max_out
-                                                         : DP_WORST_COMPLETION_TOKENS;
+                        : max_out > 0                   ? max_out
+                                                        : DP_WORST_COMPLETION_TOKENS;
     int64_t worst = tg_price_cost(&r->target->price, (int64_t)r->body_len, 0, worst_out);
     int64_t est = dp_reqbody_estimate_prompt_tokens(r->body_len) + max_out;
     char ra[32];
@@ -465,19 +461,6 @@ static int start_client_stream(dp_req_t *r)
     return rc;
 }
 
-static int on_sse_event(void *ud, const char *ev, size_t n)
-{
-    dp_req_t *r = ud;
-    const char *out = ev;
-    size_t outn = n;
-    int act = r->ops->on_event(&r->st, ev, n, &out, &outn);
-    if (act < 0)
-        return act;
-    if (act == DP_EV_DROP)
-        return 0;
-    return tg_buf_append(&r->out, out, outn);
-}
-
 static size_t on_up_data(char *p, size_t size, size_t n, void *ud)
 {
     dp_req_t *r = ud;
@@ -487,8 +470,9 @@ static size_t on_up_data(char *p, size_t size, size_t n, void *ud)
         r->t_first = tg_mono_us();
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->up_status);
         curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ctype);
+        const char *want = r->ops->stream_content_type;
         r->up_sse = r->body.stream && r->up_status >= 200 && r->up_status < 300 && ctype &&
-                    strncmp(ctype, "text/event-stream", 17) == 0;
+                    strncmp(ctype, want, strlen(want)) == 0;
     }
     if (!r->conn)
         return 0; /* the client is gone: abort */
@@ -506,7 +490,7 @@ static size_t on_up_data(char *p, size_t size, size_t n, void *ud)
         return CURL_WRITEFUNC_PAUSE;
     }
     tg_buf_reset(&r->out);
-    if (dp_sse_feed(&r->sse, p, len, on_sse_event, r) != 0)
+    if (r->ops->stream_feed(&r->st, p, len, &r->out) != 0)
         return 0;
     /* all events completed by this read leave together, in this loop iteration */
     if (r->out.len > 0 && dp_conn_write_chunk(r->conn, r->out.base, r->out.len) != 0)
@@ -575,9 +559,8 @@ static void on_up_done(dp_upstream_xfer_t *x, CURLcode rc)
                 tg_buf_reset(&r->out);
             status = err.status;
             error = err.ecode;
-        } else if (dp_sse_pending(&r->sse) > 0 &&
-                   tg_buf_append(&r->out, r->sse.partial.base, r->sse.partial.len) != 0) {
-            tg_buf_reset(&r->out); /* an unterminated last event: forward it as it came */
+        } else if (r->ops->stream_end(&r->st, true, &r->out) != 0) {
+            tg_buf_reset(&r->out);
         }
         if (r->conn) {
             if (r->out.len)
@@ -597,8 +580,23 @@ static void on_up_done(dp_upstream_xfer_t *x, CURLcode rc)
         return;
     }
     int status = (int)r->up_status;
-    if (status >= 200 && status < 300 && r->resp.len > 0)
-        r->ops->parse_usage(r->resp.base, r->resp.len, &r->st.usage);
+    const char *body = r->resp.base;
+    size_t body_len = r->resp.len;
+    tg_buf_reset(&r->out);
+    int xr =
+        r->ops->response(&r->st, status, r->resp.base ? r->resp.base : "", r->resp.len, &r->out);
+    if (xr == DP_RESP_OUT) {
+        body = r->out.base;
+        body_len = r->out.len;
+    } else if (xr < 0 && status >= 200 && status < 300) {
+        tg_err_set(&err, TG_EUPSTREAM, 502, "the answer of provider \"%s\" could not be read",
+                   r->target->provider->id);
+        tg_err_code(&err, "upstream_bad_response");
+        if (r->conn)
+            respond_error(r->conn, &err, r->req_id, r->req_id_len, NULL);
+        finish(r, err.status, err.ecode);
+        return;
+    }
     if (r->conn) {
         char *ctype = NULL;
         char extra[768];
@@ -607,8 +605,9 @@ static void on_up_done(dp_upstream_xfer_t *x, CURLcode rc)
         if (r->retry_after[0] && n > 0 && (size_t)n < sizeof(extra))
             snprintf(extra + n, sizeof(extra) - (size_t)n, "retry-after: %s\r\n", r->retry_after);
         curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ctype);
-        respond(r->conn, status, ctype && !strpbrk(ctype, "\r\n") ? ctype : "application/json",
-                r->resp.base, r->resp.len, r->req_id, r->req_id_len, extra);
+        if (xr == DP_RESP_OUT || !ctype || strpbrk(ctype, "\r\n"))
+            ctype = "application/json";
+        respond(r->conn, status, ctype, body, body_len, r->req_id, r->req_id_len, extra);
     }
     finish(r, status, status >= 400 ? "upstream_error" : NULL);
 }
@@ -626,13 +625,17 @@ static int add_header(void *ud, const char *line)
 static int start_upstream(dp_req_t *r, tg_err_t *err)
 {
     const dp_opts_t *o = r->w->opts;
-    tg_buf_t scratch = TG_BUF_INIT(16384);
-    int rc = r->ops->build_url(r->target->provider, r->endpoint, r->target->model, &r->url);
-    if (rc == 0)
-        rc = r->ops->add_headers(r->target->provider, r->body.stream, add_header, r, &scratch);
-    tg_buf_dispose(&scratch);
-    if (rc == 0)
-        rc = r->ops->build_body(&r->body, r->target->model, &r->up_body, err);
+    dp_call_t call = {.provider = r->target->provider,
+                      .model = r->target->model,
+                      .endpoint = r->endpoint,
+                      .body = &r->body,
+                      .request_id = r->req_id,
+                      .now_s = tg_wall_ms() / 1000};
+    r->st.endpoint = r->endpoint;
+    r->st.model = r->target->model;
+    r->st.request_id = r->req_id;
+    r->st.created = call.now_s;
+    int rc = r->ops->build(&call, add_header, r, &r->url, &r->up_body, err);
     if (rc != 0) {
         if (err->status == 0)
             tg_err_set(err, rc, 500, "could not build the upstream request");

@@ -101,6 +101,18 @@ int dp_reqbody_parse(dp_reqbody_t *rb, int endpoint, const char *p, size_t n, tg
         }
         break;
     }
+    case DP_EP_MESSAGES: {
+        json_t *msgs = json_object_get(rb->root, "messages");
+        if (!json_is_array(msgs)) {
+            bad(err, "messages", "messages: field required (an array of messages)");
+            goto fail;
+        }
+        if (rb->max_tokens < 0) {
+            bad(err, "max_tokens", "max_tokens: field required (a positive integer)");
+            goto fail;
+        }
+        break;
+    }
     case DP_EP_EMBEDDINGS: {
         json_t *input = json_object_get(rb->root, "input");
         if (!json_is_string(input) && !json_is_array(input)) {

@@ -15,6 +15,7 @@ enum dp_endpoint {
     DP_EP_CHAT = 1,    /* /v1/chat/completions */
     DP_EP_COMPLETIONS, /* /v1/completions */
     DP_EP_EMBEDDINGS,  /* /v1/embeddings */
+    DP_EP_MESSAGES,    /* /v1/messages: Anthropic's Messages API */
 };
 
 typedef struct dp_reqbody {

@@ -7,6 +7,11 @@
 
 #include "tg_banned.h"
 
+/* What to do with an upstream event; REPLACE bytes are in *out. */
+enum { DP_EV_FORWARD = 0, DP_EV_DROP = 1, DP_EV_REPLACE = 2 };
+
+static int add_common_headers(const tg_provider_t *p, bool stream, dp_header_add_fn add, void *ud);
+
 static const char *endpoint_path(int endpoint)
 {
     switch (endpoint) {
@@ -21,33 +26,73 @@ static const char *endpoint_path(int endpoint)
     }
 }
 
-static int openai_build_url(const tg_provider_t *p, int endpoint, const char *model, tg_buf_t *url)
+/* OpenAI-compatible: {base}/chat/completions, Authorization: Bearer. */
+static int openai_build(const dp_call_t *c, dp_header_add_fn add, void *ud, tg_buf_t *url,
+                        tg_buf_t *body, tg_err_t *err)
 {
-    const char *path = endpoint_path(endpoint);
-    (void)model;
-    if (!path)
+    const tg_provider_t *p = c->provider;
+    const char *path = endpoint_path(c->endpoint);
+    if (!path) {
+        tg_err_set(err, TG_EINVAL, 400, "this endpoint is not available on provider \"%s\"", p->id);
         return TG_EINVAL;
-    return tg_buf_appendf(url, "%s%s%c", p->base_url, path, '\0');
+    }
+    int rc = tg_buf_appendf(url, "%s%s%c", p->base_url, path, '\0');
+    if (rc == 0)
+        rc = add_common_headers(p, c->body->stream, add, ud);
+    if (rc == 0 && p->api_key) {
+        tg_buf_t v = TG_BUF_INIT(8192);
+        rc = tg_buf_appendf(&v, "Bearer %s%c", p->api_key, '\0');
+        if (rc == 0)
+            rc = dp_header_add_secret(add, ud, "Authorization", v.base);
+        if (v.base)
+            memset(v.base, 0, v.len);
+        tg_buf_dispose(&v);
+    }
+    if (rc == 0)
+        rc = dp_reqbody_build_upstream(c->body, c->model, body, err);
+    return rc;
 }
 
-static int openai_add_headers(const tg_provider_t *p, bool stream, dp_header_add_fn add, void *ud,
-                              tg_buf_t *scratch)
+/* Azure OpenAI: {base}/deployments/{deployment}/chat/completions?api-version=..., api-key. The
+ * target's model is the deployment name; base_url is https://{resource}.openai.azure.com/openai. */
+#define AZURE_API_VERSION "2024-10-21"
+
+static int azure_build(const dp_call_t *c, dp_header_add_fn add, void *ud, tg_buf_t *url,
+                       tg_buf_t *body, tg_err_t *err)
+{
+    const tg_provider_t *p = c->provider;
+    const char *path = endpoint_path(c->endpoint);
+    if (!path) {
+        tg_err_set(err, TG_EINVAL, 400, "this endpoint is not available on provider \"%s\"", p->id);
+        return TG_EINVAL;
+    }
+    int rc = tg_buf_appendf(url, "%s/deployments/", p->base_url);
+    if (rc == 0)
+        rc = dp_url_append_segment(url, c->model, strlen(c->model));
+    if (rc == 0)
+        rc = tg_buf_appendf(url, "%s?api-version=", path);
+    if (rc == 0) {
+        const char *v = p->api_version ? p->api_version : AZURE_API_VERSION;
+        rc = dp_url_append_segment(url, v, strlen(v));
+    }
+    if (rc == 0)
+        rc = tg_buf_append(url, "", 1);
+    if (rc == 0)
+        rc = add_common_headers(p, c->body->stream, add, ud);
+    if (rc == 0 && p->api_key)
+        rc = dp_header_add_secret(add, ud, "api-key", p->api_key);
+    if (rc == 0)
+        rc = dp_reqbody_build_upstream(c->body, c->model, body, err);
+    return rc;
+}
+
+static int add_common_headers(const tg_provider_t *p, bool stream, dp_header_add_fn add, void *ud)
 {
     int rc = add(ud, "Content-Type: application/json");
     if (rc == 0)
         rc = add(ud, stream ? "Accept: text/event-stream" : "Accept: application/json");
     if (rc == 0)
         rc = add(ud, "Expect:"); /* no 100-continue round trip for large bodies */
-    if (rc == 0 && p->api_key) {
-        tg_buf_reset(scratch);
-        rc = tg_buf_appendf(scratch, "Authorization: Bearer %s%c", p->api_key, '\0');
-        if (rc == 0)
-            rc = add(ud, scratch->base);
-        /* the credential must not linger in a buffer that outlives this call */
-        if (scratch->base)
-            memset(scratch->base, 0, scratch->len);
-        tg_buf_reset(scratch);
-    }
     for (size_t i = 0; rc == 0 && i < p->nheaders; i++)
         rc = add(ud, p->headers[i]);
     return rc;
@@ -149,40 +194,63 @@ static int openai_on_event(dp_stream_state_t *st, const char *ev, size_t n, cons
     return on_usage_chunk(st, data, len, out, outn);
 }
 
-static bool openai_parse_usage(const char *body, size_t n, dp_usage_t *u)
+/* The stream's events, one at a time, as the SSE reader completes them. */
+typedef struct feed_ctx {
+    dp_stream_state_t *st;
+    tg_buf_t *out;
+} feed_ctx_t;
+
+static int on_sse_event(void *ud, const char *ev, size_t n)
 {
-    return dp_usage_scan(u, body, n);
+    feed_ctx_t *f = ud;
+    const char *o = ev;
+    size_t on = n;
+    int act = openai_on_event(f->st, ev, n, &o, &on);
+    if (act < 0)
+        return act;
+    if (act == DP_EV_DROP)
+        return 0;
+    return tg_buf_append(f->out, o, on);
+}
+
+static int openai_stream_feed(dp_stream_state_t *st, const char *p, size_t n, tg_buf_t *out)
+{
+    feed_ctx_t f = {st, out};
+    return dp_sse_feed(&st->sse, p, n, on_sse_event, &f);
+}
+
+static int openai_stream_end(dp_stream_state_t *st, bool complete, tg_buf_t *out)
+{
+    (void)complete;
+    /* an unterminated last event: forward it as it came */
+    if (dp_sse_pending(&st->sse) > 0)
+        return tg_buf_append(out, st->sse.partial.base, st->sse.partial.len);
+    return 0;
+}
+
+static int openai_response(dp_stream_state_t *st, int status, const char *body, size_t n,
+                           tg_buf_t *out)
+{
+    (void)out;
+    if (status >= 200 && status < 300 && n > 0)
+        dp_usage_scan(&st->usage, body, n);
+    return DP_RESP_PASS; /* errors are in OpenAI's shape already */
 }
 
 const dp_provider_ops_t dp_provider_openai = {
     .kind = "openai",
-    .build_url = openai_build_url,
-    .add_headers = openai_add_headers,
-    .build_body = dp_reqbody_build_upstream,
-    .on_event = openai_on_event,
-    .parse_usage = openai_parse_usage,
+    .stream_content_type = "text/event-stream",
+    .build = openai_build,
+    .response = openai_response,
+    .stream_feed = openai_stream_feed,
+    .stream_end = openai_stream_end,
 };
 
-const dp_provider_ops_t *dp_provider_ops(int kind)
-{
-    switch (kind) {
-    case TG_PROVIDER_OPENAI:
-        return &dp_provider_openai;
-    default:
-        return NULL;
-    }
-}
-
-void dp_stream_state_init(dp_stream_state_t *st, bool client_wants_usage)
-{
-    memset(st, 0, sizeof(*st));
-    st->client_wants_usage = client_wants_usage;
-    tg_buf_init(&st->scratch, 4u << 20);
-    tg_buf_init(&st->data_scratch, 4u << 20);
-}
-
-void dp_stream_state_dispose(dp_stream_state_t *st)
-{
-    tg_buf_dispose(&st->scratch);
-    tg_buf_dispose(&st->data_scratch);
-}
+const dp_provider_ops_t dp_provider_azure = {
+    .kind = "azure",
+    .stream_content_type = "text/event-stream",
+    .build = azure_build,
+    .response = openai_response,
+    .stream_feed = openai_stream_feed,
+    .stream_end = openai_stream_end,
+};

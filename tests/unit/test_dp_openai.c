@@ -4,6 +4,11 @@
 
 #include "provider.h"
 
+static const dp_provider_ops_t *ops_for(const tg_provider_t *p)
+{
+    return dp_provider_ops(p->kind);
+}
+
 static const dp_provider_ops_t *ops(void)
 {
     const dp_provider_ops_t *o = dp_provider_ops(TG_PROVIDER_OPENAI);
@@ -11,12 +16,24 @@ static const dp_provider_ops_t *ops(void)
     return o;
 }
 
-/* Runs on_event on one event given as a C string. */
+/* What the client got for one upstream event: the same bytes, nothing, or other bytes. */
+enum { DP_EV_FORWARD = 0, DP_EV_DROP = 1, DP_EV_REPLACE = 2 };
+
+/* Feeds one event given as a C string through stream_feed. */
 static int event(dp_stream_state_t *st, const char *ev, const char **out, size_t *outn)
 {
+    static tg_buf_t b = TG_BUF_INIT(1u << 20);
+    tg_buf_reset(&b);
     *out = NULL;
     *outn = 0;
-    return ops()->on_event(st, ev, strlen(ev), out, outn);
+    int rc = ops()->stream_feed(st, ev, strlen(ev), &b);
+    if (rc < 0)
+        return rc;
+    *out = b.base;
+    *outn = b.len;
+    if (b.len == 0)
+        return DP_EV_DROP;
+    return tg_mem_eq(b.base, b.len, ev, strlen(ev)) ? DP_EV_FORWARD : DP_EV_REPLACE;
 }
 
 /* The data of a REPLACE result, parsed as JSON (asserting it is one well-formed event). */
@@ -48,7 +65,7 @@ Test(dp_openai, null_usage_is_stripped_when_client_did_not_ask)
     dp_stream_state_t st;
     const char *out;
     size_t outn;
-    dp_stream_state_init(&st, false);
+    dp_stream_state_init(&st, DP_EP_CHAT, false);
     cr_assert_eq(event(&st, CHUNK_NULL_USAGE, &out, &outn), DP_EV_REPLACE);
     json_t *j = replaced_json(out, outn);
     cr_assert_null(json_object_get(j, "usage"));
@@ -66,7 +83,7 @@ Test(dp_openai, null_usage_as_first_or_only_member_is_stripped_to_valid_json)
     dp_stream_state_t st;
     const char *out;
     size_t outn;
-    dp_stream_state_init(&st, false);
+    dp_stream_state_init(&st, DP_EP_CHAT, false);
     cr_assert_eq(event(&st, "data: {\"usage\":null,\"choices\":[{\"delta\":{}}]}\n\n", &out, &outn),
                  DP_EV_REPLACE);
     json_t *j = replaced_json(out, outn);
@@ -85,7 +102,7 @@ Test(dp_openai, null_usage_is_kept_when_client_asked)
     dp_stream_state_t st;
     const char *out;
     size_t outn;
-    dp_stream_state_init(&st, true);
+    dp_stream_state_init(&st, DP_EP_CHAT, true);
     cr_assert_eq(event(&st, CHUNK_NULL_USAGE, &out, &outn), DP_EV_FORWARD);
     cr_assert_eq(st.content_events, 1);
     cr_assert_not(st.usage.present);
@@ -97,7 +114,7 @@ Test(dp_openai, final_usage_chunk_is_dropped_when_not_asked_and_usage_recorded)
     dp_stream_state_t st;
     const char *out;
     size_t outn;
-    dp_stream_state_init(&st, false);
+    dp_stream_state_init(&st, DP_EP_CHAT, false);
     cr_assert_eq(event(&st, CHUNK_FINAL_USAGE, &out, &outn), DP_EV_DROP);
     cr_assert(st.usage.present);
     cr_assert_eq(st.usage.prompt, 20);
@@ -114,7 +131,7 @@ Test(dp_openai, final_usage_chunk_is_forwarded_when_asked_and_usage_recorded)
     dp_stream_state_t st;
     const char *out;
     size_t outn;
-    dp_stream_state_init(&st, true);
+    dp_stream_state_init(&st, DP_EP_CHAT, true);
     cr_assert_eq(event(&st, CHUNK_FINAL_USAGE, &out, &outn), DP_EV_FORWARD);
     cr_assert(st.usage.present);
     cr_assert_eq(st.usage.prompt, 20);
@@ -130,7 +147,7 @@ Test(dp_openai, usage_on_a_chunk_with_choices_is_recorded_and_removed)
         "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"end\"},"
         "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":11,"
         "\"completion_tokens\":2}}\n\n";
-    dp_stream_state_init(&st, false);
+    dp_stream_state_init(&st, DP_EP_CHAT, false);
     cr_assert_eq(event(&st, ev, &out, &outn), DP_EV_REPLACE);
     cr_assert(st.usage.present);
     cr_assert_eq(st.usage.prompt, 11);
@@ -151,7 +168,7 @@ Test(dp_openai, usage_on_a_chunk_with_choices_is_kept_when_asked)
     const char *out;
     size_t outn;
     const char ev[] = "data: {\"choices\":[{\"delta\":{}}],\"usage\":{\"prompt_tokens\":1}}\n\n";
-    dp_stream_state_init(&st, true);
+    dp_stream_state_init(&st, DP_EP_CHAT, true);
     cr_assert_eq(event(&st, ev, &out, &outn), DP_EV_FORWARD);
     cr_assert(st.usage.present);
     cr_assert_eq(st.usage.prompt, 1);
@@ -164,7 +181,7 @@ Test(dp_openai, usage_with_space_before_colon_is_still_recorded_and_hidden)
     dp_stream_state_t st;
     const char *out;
     size_t outn;
-    dp_stream_state_init(&st, false);
+    dp_stream_state_init(&st, DP_EP_CHAT, false);
     cr_assert_eq(event(&st,
                        "data: {\"choices\" : [] , \"usage\" : {\"prompt_tokens\" : 5, "
                        "\"completion_tokens\" : 6}}\n\n",
@@ -187,7 +204,7 @@ Test(dp_openai, usage_with_space_after_colon_is_recorded)
     dp_stream_state_t st;
     const char *out;
     size_t outn;
-    dp_stream_state_init(&st, false);
+    dp_stream_state_init(&st, DP_EP_CHAT, false);
     cr_assert_eq(
         event(&st, "data: {\"choices\": [], \"usage\": {\"prompt_tokens\": 3}}\n\n", &out, &outn),
         DP_EV_DROP);
@@ -206,7 +223,7 @@ Test(dp_openai, chunk_without_usage_is_forwarded_and_counted)
     dp_stream_state_t st;
     const char *out;
     size_t outn;
-    dp_stream_state_init(&st, false);
+    dp_stream_state_init(&st, DP_EP_CHAT, false);
     cr_assert_eq(
         event(&st, "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n", &out, &outn),
         DP_EV_FORWARD);
@@ -225,7 +242,7 @@ Test(dp_openai, escaped_usage_text_in_content_is_not_usage)
     size_t outn;
     const char ev[] =
         "data: {\"choices\":[{\"delta\":{\"content\":\"say \\\"usage\\\":null\"}}]}\n\n";
-    dp_stream_state_init(&st, false);
+    dp_stream_state_init(&st, DP_EP_CHAT, false);
     int act = event(&st, ev, &out, &outn);
     cr_assert(act == DP_EV_FORWARD || act == DP_EV_REPLACE);
     if (act == DP_EV_REPLACE) {
@@ -245,7 +262,7 @@ Test(dp_openai, done_sets_done_and_is_forwarded)
     dp_stream_state_t st;
     const char *out;
     size_t outn;
-    dp_stream_state_init(&st, false);
+    dp_stream_state_init(&st, DP_EP_CHAT, false);
     cr_assert_eq(event(&st, "data: [DONE]\n\n", &out, &outn), DP_EV_FORWARD);
     cr_assert(st.done);
     cr_assert_eq(st.content_events, 0);
@@ -257,7 +274,7 @@ Test(dp_openai, comments_pass_through_without_counting)
     dp_stream_state_t st;
     const char *out;
     size_t outn;
-    dp_stream_state_init(&st, false);
+    dp_stream_state_init(&st, DP_EP_CHAT, false);
     cr_assert_eq(event(&st, ": OPENROUTER PROCESSING\n\n", &out, &outn), DP_EV_FORWARD);
     cr_assert_eq(st.content_events, 0);
     cr_assert_not(st.done);
@@ -269,7 +286,7 @@ Test(dp_openai, unparsable_usage_chunk_is_forwarded_as_sent)
     dp_stream_state_t st;
     const char *out;
     size_t outn;
-    dp_stream_state_init(&st, false);
+    dp_stream_state_init(&st, DP_EP_CHAT, false);
     cr_assert_eq(event(&st, "data: {\"usage\":{\"prompt_tokens\":1\n\n", &out, &outn),
                  DP_EV_FORWARD);
     cr_assert_not(st.usage.present);
@@ -281,7 +298,7 @@ Test(dp_openai, crlf_event_is_handled_like_lf)
     dp_stream_state_t st;
     const char *out;
     size_t outn;
-    dp_stream_state_init(&st, false);
+    dp_stream_state_init(&st, DP_EP_CHAT, false);
     cr_assert_eq(
         event(&st, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":2}}\r\n\r\n", &out, &outn),
         DP_EV_DROP);
@@ -289,25 +306,6 @@ Test(dp_openai, crlf_event_is_handled_like_lf)
     cr_assert_eq(event(&st, "data: [DONE]\r\n\r\n", &out, &outn), DP_EV_FORWARD);
     cr_assert(st.done);
     dp_stream_state_dispose(&st);
-}
-
-Test(dp_openai, build_url_joins_base_url_and_endpoint_path)
-{
-    tg_provider_t p = {
-        .id = "openai", .kind = TG_PROVIDER_OPENAI, .base_url = "https://api.openai.com/v1"};
-    tg_buf_t url = TG_BUF_INIT(4096);
-    cr_assert_eq(ops()->build_url(&p, DP_EP_CHAT, "gpt-4o-mini", &url), 0);
-    cr_assert_str_eq(url.base, "https://api.openai.com/v1/chat/completions");
-    cr_assert_eq(url.len, strlen("https://api.openai.com/v1/chat/completions") + 1);
-    tg_buf_reset(&url);
-    cr_assert_eq(ops()->build_url(&p, DP_EP_COMPLETIONS, "m", &url), 0);
-    cr_assert_str_eq(url.base, "https://api.openai.com/v1/completions");
-    tg_buf_reset(&url);
-    cr_assert_eq(ops()->build_url(&p, DP_EP_EMBEDDINGS, "m", &url), 0);
-    cr_assert_str_eq(url.base, "https://api.openai.com/v1/embeddings");
-    tg_buf_reset(&url);
-    cr_assert_eq(ops()->build_url(&p, 99, "m", &url), TG_EINVAL);
-    tg_buf_dispose(&url);
 }
 
 #define MAX_LINES 16
@@ -341,6 +339,81 @@ static void lines_free(lines_t *l)
         free(l->line[i]);
 }
 
+/* Builds a call with a small chat body; url and lines receive what build wrote. */
+static int build(const tg_provider_t *p, int endpoint, bool stream, dp_header_add_fn add, void *ud,
+                 tg_buf_t *url, tg_buf_t *body)
+{
+    const char *src =
+        stream ? "{\"model\":\"alias\",\"stream\":true,\"input\":\"x\","
+                 "\"prompt\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
+               : "{\"model\":\"alias\",\"input\":\"x\",\"prompt\":\"x\","
+                 "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    dp_reqbody_t rb;
+    tg_err_t err;
+    tg_err_clear(&err);
+    cr_assert_eq(
+        dp_reqbody_parse(&rb, endpoint == 99 ? DP_EP_CHAT : endpoint, src, strlen(src), &err), 0,
+        "%s", err.msg);
+    dp_call_t c = {.provider = p, .model = "gpt-4o-mini", .endpoint = endpoint, .body = &rb};
+    int rc = ops_for(p)->build(&c, add, ud, url, body, &err);
+    dp_reqbody_dispose(&rb);
+    return rc;
+}
+
+static int ignore(void *ud, const char *line)
+{
+    (void)ud;
+    (void)line;
+    return 0;
+}
+
+Test(dp_openai, build_joins_base_url_and_endpoint_path)
+{
+    tg_provider_t p = {
+        .id = "openai", .kind = TG_PROVIDER_OPENAI, .base_url = "https://api.openai.com/v1"};
+    tg_buf_t url = TG_BUF_INIT(4096), body = TG_BUF_INIT(1u << 20);
+    cr_assert_eq(build(&p, DP_EP_CHAT, false, ignore, NULL, &url, &body), 0);
+    cr_assert_str_eq(url.base, "https://api.openai.com/v1/chat/completions");
+    cr_assert_eq(url.len, strlen("https://api.openai.com/v1/chat/completions") + 1);
+    json_t *j = json_loadb(body.base, body.len, 0, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "model")), "gpt-4o-mini");
+    json_decref(j);
+    tg_buf_reset(&url);
+    cr_assert_eq(build(&p, DP_EP_COMPLETIONS, false, ignore, NULL, &url, &body), 0);
+    cr_assert_str_eq(url.base, "https://api.openai.com/v1/completions");
+    tg_buf_reset(&url);
+    cr_assert_eq(build(&p, DP_EP_EMBEDDINGS, false, ignore, NULL, &url, &body), 0);
+    cr_assert_str_eq(url.base, "https://api.openai.com/v1/embeddings");
+    tg_buf_reset(&url);
+    cr_assert_eq(build(&p, 99, false, ignore, NULL, &url, &body), TG_EINVAL);
+    tg_buf_dispose(&url);
+    tg_buf_dispose(&body);
+}
+
+Test(dp_openai, azure_builds_deployment_url_with_api_version_and_api_key)
+{
+    tg_provider_t p = {.id = "az",
+                       .kind = TG_PROVIDER_AZURE,
+                       .base_url = "https://res.openai.azure.com/openai",
+                       .api_key = "az-key-1"};
+    tg_buf_t url = TG_BUF_INIT(4096), body = TG_BUF_INIT(1u << 20);
+    lines_t l = {0};
+    cr_assert_eq(build(&p, DP_EP_CHAT, true, collect, &l, &url, &body), 0);
+    cr_assert_str_eq(url.base, "https://res.openai.azure.com/openai/deployments/gpt-4o-mini/chat/"
+                               "completions?api-version=2024-10-21");
+    cr_assert(has_line(&l, "api-key: az-key-1"));
+    for (int i = 0; i < l.n; i++)
+        cr_assert_neq(strncmp(l.line[i], "Authorization", 13), 0);
+    lines_free(&l);
+    p.api_version = "2025-01-01-preview";
+    tg_buf_reset(&url);
+    cr_assert_eq(build(&p, DP_EP_EMBEDDINGS, false, ignore, NULL, &url, &body), 0);
+    cr_assert_str_eq(url.base, "https://res.openai.azure.com/openai/deployments/gpt-4o-mini/"
+                               "embeddings?api-version=2025-01-01-preview");
+    tg_buf_dispose(&url);
+    tg_buf_dispose(&body);
+}
+
 Test(dp_openai, add_headers_sends_bearer_key_and_extra_headers)
 {
     char *extra[] = {"OpenAI-Organization: org-1", "X-Title: tollgate"};
@@ -350,35 +423,32 @@ Test(dp_openai, add_headers_sends_bearer_key_and_extra_headers)
                        .api_key = "sk-upstream-123",
                        .headers = extra,
                        .nheaders = 2};
-    tg_buf_t scratch = TG_BUF_INIT(8192);
+    tg_buf_t url = TG_BUF_INIT(4096), body = TG_BUF_INIT(1u << 20);
     lines_t l = {0};
-    cr_assert_eq(ops()->add_headers(&p, true, collect, &l, &scratch), 0);
+    cr_assert_eq(build(&p, DP_EP_CHAT, true, collect, &l, &url, &body), 0);
     cr_assert(has_line(&l, "Authorization: Bearer sk-upstream-123"));
     cr_assert(has_line(&l, "Content-Type: application/json"));
     cr_assert(has_line(&l, "Accept: text/event-stream"));
     cr_assert(has_line(&l, "OpenAI-Organization: org-1"));
     cr_assert(has_line(&l, "X-Title: tollgate"));
-    /* the credential does not linger in the scratch buffer */
-    cr_assert_eq(scratch.len, 0);
-    if (scratch.base)
-        cr_assert_null(tg_memmem(scratch.base, scratch.cap, "sk-upstream", 11),
-                       "key bytes left in scratch");
     lines_free(&l);
-    tg_buf_dispose(&scratch);
+    tg_buf_dispose(&url);
+    tg_buf_dispose(&body);
 }
 
 Test(dp_openai, add_headers_without_api_key_sends_no_authorization)
 {
     tg_provider_t p = {
         .id = "local", .kind = TG_PROVIDER_OPENAI, .base_url = "http://127.0.0.1:8000/v1"};
-    tg_buf_t scratch = TG_BUF_INIT(8192);
+    tg_buf_t url = TG_BUF_INIT(4096), body = TG_BUF_INIT(1u << 20);
     lines_t l = {0};
-    cr_assert_eq(ops()->add_headers(&p, false, collect, &l, &scratch), 0);
+    cr_assert_eq(build(&p, DP_EP_CHAT, false, collect, &l, &url, &body), 0);
     cr_assert(has_line(&l, "Accept: application/json"));
     for (int i = 0; i < l.n; i++)
         cr_assert_neq(strncmp(l.line[i], "Authorization", 13), 0);
     lines_free(&l);
-    tg_buf_dispose(&scratch);
+    tg_buf_dispose(&url);
+    tg_buf_dispose(&body);
 }
 
 static int refuse(void *ud, const char *line)
@@ -394,27 +464,34 @@ Test(dp_openai, add_headers_stops_at_the_first_failure)
                        .kind = TG_PROVIDER_OPENAI,
                        .base_url = "https://api.openai.com/v1",
                        .api_key = "sk"};
-    tg_buf_t scratch = TG_BUF_INIT(8192);
+    tg_buf_t url = TG_BUF_INIT(4096), body = TG_BUF_INIT(1u << 20);
     int calls = 0;
-    cr_assert_eq(ops()->add_headers(&p, false, refuse, &calls, &scratch), TG_ENOMEM);
+    cr_assert_eq(build(&p, DP_EP_CHAT, false, refuse, &calls, &url, &body), TG_ENOMEM);
     cr_assert_eq(calls, 2);
-    tg_buf_dispose(&scratch);
+    tg_buf_dispose(&url);
+    tg_buf_dispose(&body);
 }
 
-Test(dp_openai, parse_usage_reads_non_streamed_answer)
+Test(dp_openai, response_passes_body_and_reads_usage)
 {
     const char body[] = "{\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}";
-    dp_usage_t u;
-    cr_assert(ops()->parse_usage(body, sizeof(body) - 1, &u));
-    cr_assert_eq(u.prompt, 3);
-    cr_assert_eq(u.completion, 4);
-    cr_assert_eq(u.total, 7);
+    dp_stream_state_t st;
+    tg_buf_t out = TG_BUF_INIT(4096);
+    dp_stream_state_init(&st, DP_EP_CHAT, false);
+    cr_assert_eq(ops()->response(&st, 200, body, sizeof(body) - 1, &out), DP_RESP_PASS);
+    cr_assert_eq(st.usage.prompt, 3);
+    cr_assert_eq(st.usage.completion, 4);
+    cr_assert_eq(st.usage.total, 7);
+    cr_assert_eq(out.len, 0);
+    dp_stream_state_dispose(&st);
+    tg_buf_dispose(&out);
 }
 
 Test(dp_openai, ops_table_is_found_by_kind_only)
 {
     cr_assert_eq(dp_provider_ops(TG_PROVIDER_OPENAI), &dp_provider_openai);
     cr_assert_str_eq(dp_provider_openai.kind, "openai");
+    cr_assert_eq(dp_provider_ops(TG_PROVIDER_AZURE), &dp_provider_azure);
     cr_assert_null(dp_provider_ops(0));
     cr_assert_null(dp_provider_ops(42));
 }

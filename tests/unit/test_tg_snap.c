@@ -358,8 +358,74 @@ Test(tg_snap, base_url_with_space_is_refused)
 Test(tg_snap, unknown_provider_kind_is_refused)
 {
     json_t *root = base_json();
-    json_object_set_new(at(root, "providers", 0), "kind", json_string("bedrock"));
+    json_object_set_new(at(root, "providers", 0), "kind", json_string("cohere"));
     expect_refusal(root, "providers[0]", "kind");
+}
+
+Test(tg_snap, bedrock_provider_needs_region_and_aws_keys)
+{
+    json_t *root = base_json();
+    json_t *p = at(root, "providers", 0);
+    json_object_set_new(p, "kind", json_string("bedrock"));
+    expect_refusal(root, "providers[0]", "region");
+    root = base_json();
+    p = at(root, "providers", 0);
+    json_object_set_new(p, "kind", json_string("bedrock"));
+    json_object_set_new(p, "region", json_string("us-east-1"));
+    expect_refusal(root, "providers[0]", "aws_access_key_id");
+    root = base_json();
+    p = at(root, "providers", 0);
+    json_object_set_new(p, "kind", json_string("bedrock"));
+    json_object_set_new(p, "region", json_string("US EAST"));
+    json_object_set_new(p, "aws_access_key_id", json_string("AKIA1"));
+    json_object_set_new(p, "aws_secret_access_key", json_string("secret"));
+    expect_refusal(root, "providers[0]", "region");
+}
+
+Test(tg_snap, route_strategy_retry_and_timeouts_are_read_with_defaults)
+{
+    json_t *root = base_json();
+    json_t *rt = at(root, "routes", 1);
+    json_object_set_new(rt, "strategy", json_string("lowest_latency"));
+    json_object_set_new(
+        rt, "retry",
+        json_pack("{s:i,s:i,s:[i,i]}", "max_attempts", 4, "backoff_ms", 50, "on_status", 503, 429));
+    json_object_set_new(rt, "first_byte_timeout_ms", json_integer(1500));
+    json_object_set_new(rt, "idle_timeout_ms", json_integer(700));
+    json_object_set_new(rt, "cache_ttl_s", json_integer(60));
+    tg_snap_t *s = NULL;
+    tg_err_t err;
+    cr_assert_eq(parse_json(root, &s, &err), 0, "%s", err.msg);
+    const tg_route_t *r0 = &s->routes[0], *r1 = &s->routes[1];
+    cr_assert_eq(r0->strategy, TG_STRATEGY_WEIGHTED);
+    cr_assert_eq(r0->retry.max_attempts, 2);
+    cr_assert(tg_retry_on_status(&r0->retry, 529));
+    cr_assert(tg_retry_on_status(&r0->retry, 429));
+    cr_assert_not(tg_retry_on_status(&r0->retry, 400));
+    cr_assert_eq(r0->first_byte_timeout_ms, 0);
+    cr_assert_eq(r1->strategy, TG_STRATEGY_LOWEST_LATENCY);
+    cr_assert_eq(r1->retry.max_attempts, 4);
+    cr_assert_eq(r1->retry.backoff_ms, 50);
+    cr_assert_eq(r1->retry.non_status, 2);
+    cr_assert_eq(r1->retry.on_status[0], 429);
+    cr_assert_not(tg_retry_on_status(&r1->retry, 500));
+    cr_assert_eq(r1->first_byte_timeout_ms, 1500);
+    cr_assert_eq(r1->idle_timeout_ms, 700);
+    cr_assert_eq(r1->cache_ttl_s, 60);
+    tg_snap_unref(s);
+}
+
+Test(tg_snap, bad_retry_and_strategy_are_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "routes", 0), "strategy", json_string("fastest"));
+    expect_refusal(root, "routes[0]", "strategy");
+    root = base_json();
+    json_object_set_new(at(root, "routes", 0), "retry", json_pack("{s:i}", "max_attempts", 11));
+    expect_refusal(root, "routes[0].retry", "max_attempts");
+    root = base_json();
+    json_object_set_new(at(root, "routes", 0), "retry", json_pack("{s:[i]}", "on_status", 200));
+    expect_refusal(root, "routes[0].retry", "on_status");
 }
 
 Test(tg_snap, duplicate_alias_is_refused)

@@ -1,0 +1,183 @@
+/* xlate.c: the adapter of the current attempt, plus the Anthropic Messages translator when the
+ * client speaks Messages and the provider does not. Runs on the request's loop thread. */
+#include "xlate.h"
+
+#include <string.h>
+
+#include "tg_banned.h"
+
+void dp_xlate_init(dp_xlate_t *x, int client_endpoint, dp_reqbody_t *body, bool client_wants_usage)
+{
+    memset(x, 0, sizeof(*x));
+    x->client_endpoint = client_endpoint;
+    x->client_body = body;
+    /* a translated Messages stream needs OpenAI's usage chunk: Anthropic's message_delta
+     * carries the usage */
+    dp_stream_state_init(&x->st, client_endpoint,
+                         client_wants_usage || client_endpoint == DP_EP_MESSAGES);
+    tg_buf_init(&x->mid, 8u << 20);
+}
+
+void dp_xlate_dispose(dp_xlate_t *x)
+{
+    if (x->have_pivot)
+        dp_reqbody_dispose(&x->pivot);
+    dp_msgs_stream_destroy(x->ms);
+    dp_stream_state_dispose(&x->st);
+    tg_buf_dispose(&x->mid);
+}
+
+/* The OpenAI chat body a Messages request becomes, made once and reused by later attempts. */
+static int make_pivot(dp_xlate_t *x, tg_err_t *err)
+{
+    if (x->have_pivot)
+        return 0;
+    json_t *oa = NULL;
+    int rc = dp_msgs_request_to_openai(x->client_body->root, &oa, err);
+    if (rc != 0)
+        return rc;
+    memset(&x->pivot, 0, sizeof(x->pivot));
+    x->pivot.root = oa;
+    x->pivot.model = x->client_body->model;
+    x->pivot.model_len = x->client_body->model_len;
+    x->pivot.stream = x->client_body->stream;
+    x->pivot.include_usage = true;
+    x->pivot.max_tokens = x->client_body->max_tokens;
+    x->have_pivot = true;
+    return 0;
+}
+
+int dp_xlate_build(dp_xlate_t *x, const tg_provider_t *p, const char *model, const char *request_id,
+                   int64_t now_s, dp_header_add_fn add, void *ud, tg_buf_t *url, tg_buf_t *body,
+                   tg_err_t *err)
+{
+    x->ops = dp_provider_ops(p->kind);
+    if (!x->ops) {
+        tg_err_set(err, TG_EINVAL, 502, "provider \"%s\" has a kind this data plane cannot serve",
+                   p->id);
+        return TG_EINVAL;
+    }
+    dp_stream_state_reset(&x->st);
+    dp_msgs_stream_destroy(x->ms);
+    x->ms = NULL;
+    x->st.model = model;
+    x->st.request_id = request_id;
+    x->st.created = now_s;
+    dp_call_t c = {.provider = p,
+                   .model = model,
+                   .endpoint = x->client_endpoint,
+                   .body = x->client_body,
+                   .request_id = request_id,
+                   .now_s = now_s};
+    x->via_messages = x->client_endpoint == DP_EP_MESSAGES && !x->ops->native_messages;
+    x->st.endpoint = x->client_endpoint;
+    if (x->via_messages) {
+        int rc = make_pivot(x, err);
+        if (rc != 0)
+            return rc;
+        c.endpoint = DP_EP_CHAT;
+        c.body = &x->pivot;
+        x->st.endpoint = DP_EP_CHAT;
+        if (x->client_body->stream) {
+            x->ms = dp_msgs_stream_create(model, request_id);
+            if (!x->ms) {
+                tg_err_set(err, TG_ENOMEM, 503, "out of memory");
+                return TG_ENOMEM;
+            }
+        }
+    }
+    return x->ops->build(&c, add, ud, url, body, err);
+}
+
+int dp_xlate_response(dp_xlate_t *x, int status, const char *body, size_t n, tg_buf_t *out,
+                      const char **client, size_t *client_len)
+{
+    tg_buf_t *first = x->via_messages ? &x->mid : out;
+    tg_buf_reset(first);
+    int rc = x->ops->response(&x->st, status, body, n, first);
+    if (rc < 0)
+        return rc;
+    if (rc == DP_RESP_OUT) {
+        body = first->base ? first->base : "";
+        n = first->len;
+    }
+    if (x->via_messages) {
+        tg_buf_reset(out);
+        rc = dp_msgs_response_from_openai(status, body, n, x->st.model, out);
+        if (rc != 0)
+            return rc;
+        body = out->base ? out->base : "";
+        n = out->len;
+    }
+    *client = body;
+    *client_len = n;
+    return 0;
+}
+
+int dp_xlate_feed(dp_xlate_t *x, const char *p, size_t n, tg_buf_t *out)
+{
+    if (!x->via_messages)
+        return x->ops->stream_feed(&x->st, p, n, out);
+    tg_buf_reset(&x->mid);
+    int rc = x->ops->stream_feed(&x->st, p, n, &x->mid);
+    if (rc == 0 && x->mid.len > 0)
+        rc = dp_msgs_stream_feed(x->ms, x->mid.base, x->mid.len, out);
+    return rc;
+}
+
+int dp_xlate_end(dp_xlate_t *x, bool complete, tg_buf_t *out)
+{
+    if (!x->via_messages)
+        return x->ops->stream_end(&x->st, complete, out);
+    tg_buf_reset(&x->mid);
+    int rc = x->ops->stream_end(&x->st, complete, &x->mid);
+    if (rc == 0 && x->mid.len > 0)
+        rc = dp_msgs_stream_feed(x->ms, x->mid.base, x->mid.len, out);
+    if (rc == 0)
+        rc = dp_msgs_stream_end(x->ms, complete, out);
+    return rc;
+}
+
+int dp_xlate_error_body(int client_endpoint, const tg_err_t *err, tg_buf_t *b)
+{
+    if (client_endpoint == DP_EP_MESSAGES)
+        return dp_msgs_error_append(b, err->status, err->msg, strlen(err->msg));
+    size_t mark = b->len;
+    int rc = tg_buf_append(b, "{\"error\":{\"message\":", 20);
+    if (rc == 0)
+        rc = tg_buf_append_json_str(b, err->msg, strlen(err->msg));
+    if (rc == 0)
+        rc = tg_buf_appendf(b, ",\"type\":\"%s\",\"param\":", err->type ? err->type : "api_error");
+    if (rc == 0)
+        rc = err->param ? tg_buf_appendf(b, "\"%s\"", err->param) : tg_buf_append(b, "null", 4);
+    if (rc == 0)
+        rc = tg_buf_append(b, ",\"code\":", 8);
+    if (rc == 0)
+        rc = err->ecode ? tg_buf_appendf(b, "\"%s\"", err->ecode) : tg_buf_append(b, "null", 4);
+    if (rc == 0)
+        rc = tg_buf_append(b, "}}", 2);
+    if (rc != 0)
+        b->len = mark;
+    return rc;
+}
+
+int dp_xlate_error_event(int client_endpoint, const tg_err_t *err, tg_buf_t *out)
+{
+    if (client_endpoint == DP_EP_MESSAGES)
+        return dp_msgs_error_event_append(out, err->status, err->msg, strlen(err->msg));
+    size_t mark = out->len;
+    int rc = tg_buf_append(out, "data: ", 6);
+    if (rc == 0)
+        rc = dp_xlate_error_body(client_endpoint, err, out);
+    if (rc == 0)
+        rc = tg_buf_append(out, "\n\n", 2);
+    if (rc != 0)
+        out->len = mark;
+    return rc;
+}
+
+const char *dp_xlate_stream_content_type(const dp_xlate_t *x)
+{
+    return x->ops && x->ops->stream_content_type ? x->ops->stream_content_type
+                                                 : "text/event-stream";
+}

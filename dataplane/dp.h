@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "health.h"
 #include "http.h"
 #include "tg_rand.h"
 #include "tg_snap.h"
@@ -27,6 +28,7 @@ typedef struct dp_opts {
     uint32_t idle_timeout_ms;   /* keep-alive connection with no request */
     uint32_t drain_timeout_ms;  /* SIGTERM grace period for requests in flight */
     size_t max_response_bytes;  /* non-streamed upstream answer */
+    dp_health_opts_t health;    /* circuit breakers */
 } dp_opts_t;
 
 typedef struct dp_upstream dp_upstream_t;
@@ -52,6 +54,7 @@ typedef struct dp_worker {
     void *easy_pool[64]; /* idle curl handles kept for reuse (CURL *) */
     int neasy;
     dp_metrics_t *metrics;
+    dp_health_t *health; /* targets' circuits and balancing statistics */
     tg_rand_t rand;
     tg_buf_t usage; /* NDJSON lines not yet handed to the sink */
     size_t usage_count;

@@ -22,6 +22,8 @@ static void msg_init(dp_http_msg_t *m, const dp_http_limits_t *lim)
     tg_buf_init(&m->authorization, MAX_HEADER_VALUE);
     tg_buf_init(&m->api_key, MAX_HEADER_VALUE);
     tg_buf_init(&m->request_id, MAX_HEADER_VALUE);
+    tg_buf_init(&m->fallbacks, MAX_HEADER_VALUE);
+    tg_buf_init(&m->cache_control, MAX_HEADER_VALUE);
     tg_buf_init(&m->body, lim->max_body);
 }
 
@@ -31,6 +33,8 @@ void dp_http_msg_dispose(dp_http_msg_t *m)
     tg_buf_dispose(&m->authorization);
     tg_buf_dispose(&m->api_key);
     tg_buf_dispose(&m->request_id);
+    tg_buf_dispose(&m->fallbacks);
+    tg_buf_dispose(&m->cache_control);
     tg_buf_dispose(&m->body);
 }
 
@@ -96,10 +100,14 @@ static int on_header_field_complete(llhttp_t *p)
         hp->cur = &m->api_key;
     else if (tg_mem_caseeq(hp->field, hp->field_len, "x-request-id", 12))
         hp->cur = &m->request_id;
+    else if (tg_mem_caseeq(hp->field, hp->field_len, "x-tollgate-fallbacks", 20))
+        hp->cur = &m->fallbacks;
+    else if (tg_mem_caseeq(hp->field, hp->field_len, "cache-control", 13))
+        hp->cur = &m->cache_control;
     else if (tg_mem_caseeq(hp->field, hp->field_len, "expect", 6))
         m->expect_continue = true; /* 100-continue is the only expectation HTTP/1.1 defines */
     /* two credentials in one request is ambiguous: refuse rather than pick one */
-    if (hp->cur && hp->cur != &m->request_id && hp->cur->len > 0)
+    if (hp->cur && (hp->cur == &m->authorization || hp->cur == &m->api_key) && hp->cur->len > 0)
         return fail(hp, 400, "duplicate authentication header");
     if (hp->cur)
         tg_buf_reset(hp->cur);

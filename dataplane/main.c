@@ -46,6 +46,10 @@ static void usage(FILE *f)
         "  --idle-timeout-ms N        keep-alive idle time (default 75000)\n"
         "  --drain-timeout-ms N       SIGTERM grace period for requests in flight\n"
         "                             (default 30000)\n"
+        "  --breaker-failures N       consecutive failures that open a target's circuit\n"
+        "                             (default 5)\n"
+        "  --breaker-open-ms N        how long an open circuit waits before one probe\n"
+        "                             (default 10000)\n"
         "  --log-level LEVEL          debug, info, warn, error (env TOLLGATE_LOG_LEVEL,\n"
         "                             default info)\n"
         "  --help                     this text\n");
@@ -102,6 +106,8 @@ int main(int argc, char **argv)
         {"idle-timeout-ms", required_argument, NULL, 'i'},
         {"drain-timeout-ms", required_argument, NULL, 'D'},
         {"log-level", required_argument, NULL, 'L'},
+        {"breaker-failures", required_argument, NULL, 'F'},
+        {"breaker-open-ms", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -114,6 +120,7 @@ int main(int argc, char **argv)
     o.idle_timeout_ms = 75000;
     o.drain_timeout_ms = 30000;
     o.max_response_bytes = 64u << 20;
+    o.health = (dp_health_opts_t)DP_HEALTH_OPTS_DEFAULT;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o.workers = ncpu > 0 ? (int)ncpu : 1;
     const char *listen = getenv("TOLLGATE_DATA_LISTEN");
@@ -176,6 +183,14 @@ int main(int argc, char **argv)
             break;
         case 'L':
             level = optarg;
+            break;
+        case 'F':
+            rc = parse_num("--breaker-failures", optarg, 1, 1000000, &v);
+            o.health.failures = (uint32_t)v;
+            break;
+        case 'O':
+            rc = parse_num("--breaker-open-ms", optarg, 1, 3600000, &v);
+            o.health.open_ms = (uint32_t)v;
             break;
         case 'h':
             usage(stdout);

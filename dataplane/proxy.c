@@ -1,6 +1,8 @@
 /* proxy.c: one request from parse to usage record: routes the path, authenticates the key,
- * resolves the model alias, builds the upstream exchange through the provider's table, relays
- * the answer (buffered or streamed) and records what it cost. A request owns its parsed message,
+ * resolves the model alias to a plan of targets (the strategy's pick first, then the route's other
+ * targets in order, then the fallback aliases the request names), and runs attempts down that plan
+ * with retries, backoff and circuit breakers until one answers; relays the answer (buffered or
+ * streamed, translated by xlate.c) and records what it cost. A request owns its parsed message,
  * its curl handle and its buffers, and holds a snapshot ref for its whole life, so a reload never
  * changes config under it. Loop thread only. */
 #include <curl/curl.h>
@@ -10,24 +12,33 @@
 #include "dp.h"
 #include "ledger.h"
 #include "metrics.h"
-#include "provider.h"
 #include "reqbody.h"
-#include "sse.h"
 #include "tg_log.h"
 #include "tg_time.h"
 #include "upstream.h"
 #include "usage.h"
 #include "usage_sink.h"
+#include "xlate.h"
 
 #include "tg_banned.h"
 
 #define USAGE_BATCH_MAX 1000
+#define PLAN_MAX 32          /* targets one request may try, fallbacks included */
+#define FALLBACKS_MAX 4      /* aliases a request may name */
+#define ATTEMPTS_MAX 20      /* upstream attempts one request may make */
+#define BACKOFF_CAP_MS 10000 /* longest wait before a retry; a longer retry-after moves on */
 
 enum {
     DP_REQ_UPSTREAM = 0, /* waiting for the provider */
     DP_REQ_STREAMING,    /* relaying events */
+    DP_REQ_BACKOFF,      /* waiting to retry */
     DP_REQ_DONE,
 };
+
+typedef struct plan_entry {
+    const tg_route_t *route; /* whose retry policy and timeouts apply */
+    const tg_target_t *target;
+} plan_entry_t;
 
 struct dp_req {
     dp_upstream_xfer_t xfer; /* first: CURLOPT_PRIVATE points here */
@@ -40,31 +51,43 @@ struct dp_req {
     dp_reqbody_t body;
     size_t body_len;
     const tg_key_t *key;
-    const tg_route_t *route;
-    const tg_target_t *target;
-    const dp_provider_ops_t *ops;
+    const tg_route_t *route; /* the alias the client asked for */
+    plan_entry_t plan[PLAN_MAX];
+    size_t nplan;
+    size_t pos;                /* the plan entry being tried */
+    const tg_target_t *target; /* the current attempt's target */
+    dp_tstate_t *ts;           /* its health, or NULL */
+    uint32_t attempts;         /* upstream attempts started */
+    uint32_t tries;            /* of them on the current target */
+    dp_xlate_t x;
+    bool x_ready;
     CURL *easy;
     struct curl_slist *headers;
     tg_buf_t url;
     tg_buf_t up_body;
-    tg_buf_t resp; /* a non-streamed answer, or a streamed request's non-SSE answer */
+    tg_buf_t resp; /* a non-streamed answer, or a streamed request's non-stream answer */
     tg_buf_t out;  /* client bytes produced from one upstream read */
-    dp_stream_state_t st;
     long up_status;
-    bool up_sse;
+    bool up_stream;
     bool stream_started;
     bool paused;
     bool too_large;
     int state;
+    uv_timer_t timer; /* backoff, first-byte and idle deadlines */
+    bool timer_init;
     uint64_t t_start;
-    uint64_t t_first;
+    uint64_t t_attempt;    /* mono us when the current attempt started */
+    uint64_t t_first;      /* mono us of the current attempt's first byte, 0 = none yet */
+    uint64_t attempt_ms;   /* loop ms when the current attempt started */
+    uint64_t last_byte_ms; /* loop ms of its last byte */
+    bool async;            /* dp_proxy_handle has returned the request to its connection */
     char retry_after[32];
     dp_admit_t adm; /* what admission holds for this request (rate limits, budgets) */
     char req_id[132];
     size_t req_id_len;
 };
 
-static const char *req_states[] = {"upstream", "streaming", "done"};
+static const char *req_states[] = {"upstream", "streaming", "backoff", "done"};
 
 static void req_set_state(dp_req_t *r, int st)
 {
@@ -113,8 +136,7 @@ static const char *reason_phrase(int status)
 
 /* Response head. content_length < 0 means chunked. */
 static int build_head(tg_buf_t *h, const dp_conn_t *c, int status, const char *ctype,
-                      long long content_length, const char *req_id, size_t req_id_len,
-                      const char *extra)
+                      long long content_length, const dp_req_t *r, const char *extra)
 {
     int rc = tg_buf_appendf(h, "HTTP/1.1 %d %s\r\ncontent-type: %s\r\n", status,
                             reason_phrase(status), ctype);
@@ -122,8 +144,12 @@ static int build_head(tg_buf_t *h, const dp_conn_t *c, int status, const char *c
         rc = content_length >= 0
                  ? tg_buf_appendf(h, "content-length: %lld\r\n", content_length)
                  : tg_buf_appendf(h, "transfer-encoding: chunked\r\ncache-control: no-cache\r\n");
-    if (rc == 0 && req_id_len)
-        rc = tg_buf_appendf(h, "x-request-id: %.*s\r\n", (int)req_id_len, req_id);
+    if (rc == 0 && r->req_id_len)
+        rc = tg_buf_appendf(h, "x-request-id: %.*s\r\n", (int)r->req_id_len, r->req_id);
+    if (rc == 0 && r->attempts > 0)
+        rc = tg_buf_appendf(h, "x-tollgate-attempts: %u\r\n", r->attempts);
+    if (rc == 0 && r->target && r->attempts > 0)
+        rc = tg_buf_appendf(h, "x-tollgate-target: %s\r\n", r->target->provider->id);
     if (rc == 0 && extra)
         rc = tg_buf_appendf(h, "%s", extra);
     if (rc == 0 && dp_conn_must_close(c))
@@ -133,41 +159,20 @@ static int build_head(tg_buf_t *h, const dp_conn_t *c, int status, const char *c
     return rc;
 }
 
-static void respond(dp_conn_t *c, int status, const char *ctype, const char *body, size_t len,
-                    const char *req_id, size_t req_id_len, const char *extra)
+static void respond(dp_req_t *r, int status, const char *ctype, const char *body, size_t len,
+                    const char *extra)
 {
-    char small[512];
     tg_buf_t h = TG_BUF_INIT(16384);
-    if (build_head(&h, c, status, ctype, (long long)len, req_id, req_id_len, extra) == 0)
-        (void)dp_conn_write(c, h.base, h.len, body, len);
+    if (build_head(&h, r->conn, status, ctype, (long long)len, r, extra) == 0)
+        (void)dp_conn_write(r->conn, h.base, h.len, body, len);
     tg_buf_dispose(&h);
-    (void)small;
 }
 
-static int error_body(tg_buf_t *b, const tg_err_t *err)
-{
-    int rc = tg_buf_append(b, "{\"error\":{\"message\":", 20);
-    if (rc == 0)
-        rc = tg_buf_append_json_str(b, err->msg, strlen(err->msg));
-    if (rc == 0)
-        rc = tg_buf_appendf(b, ",\"type\":\"%s\",\"param\":", err->type ? err->type : "api_error");
-    if (rc == 0)
-        rc = err->param ? tg_buf_appendf(b, "\"%s\"", err->param) : tg_buf_append(b, "null", 4);
-    if (rc == 0)
-        rc = tg_buf_append(b, ",\"code\":", 8);
-    if (rc == 0)
-        rc = err->ecode ? tg_buf_appendf(b, "\"%s\"", err->ecode) : tg_buf_append(b, "null", 4);
-    if (rc == 0)
-        rc = tg_buf_append(b, "}}", 2);
-    return rc;
-}
-
-static void respond_error(dp_conn_t *c, const tg_err_t *err, const char *req_id, size_t req_id_len,
-                          const char *extra)
+static void respond_error(dp_req_t *r, const tg_err_t *err, const char *extra)
 {
     tg_buf_t b = TG_BUF_INIT(4096);
-    if (error_body(&b, err) == 0)
-        respond(c, err->status, "application/json", b.base, b.len, req_id, req_id_len, extra);
+    if (dp_xlate_error_body(r->endpoint, err, &b) == 0)
+        respond(r, err->status, "application/json", b.base, b.len, extra);
     tg_buf_dispose(&b);
 }
 
@@ -191,7 +196,8 @@ static void record_usage(dp_req_t *r, int status, const char *error)
     rec.endpoint = r->endpoint_name;
     rec.status = status;
     rec.streamed = r->body.stream;
-    rec.usage = r->st.usage;
+    if (r->x_ready)
+        rec.usage = r->x.st.usage;
     rec.usage_source = "none";
     if (rec.usage.present) {
         rec.usage_source = "provider";
@@ -199,7 +205,7 @@ static void record_usage(dp_req_t *r, int status, const char *error)
         /* the provider answered but never said what it used (a cut stream, a client that left):
          * estimate rather than record nothing, and say so */
         rec.usage.prompt = dp_reqbody_estimate_prompt_tokens(r->body_len);
-        rec.usage.completion = r->st.content_events;
+        rec.usage.completion = r->x_ready ? r->x.st.content_events : 0;
         rec.usage.total = rec.usage.prompt + rec.usage.completion;
         rec.usage_source = "estimated";
     }
@@ -247,7 +253,6 @@ static dp_req_t *req_create(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
     tg_buf_init(&r->up_body, w->opts->limits.max_body * 2 + 65536);
     tg_buf_init(&r->resp, w->opts->max_response_bytes);
     tg_buf_init(&r->out, 8u << 20);
-    dp_stream_state_init(&r->st, 0, false);
     /* keep the client's request id when it is sane, so logs join up across hops */
     const tg_buf_t *rid = &msg->request_id;
     bool ok = rid->len > 0 && rid->len <= 128;
@@ -292,6 +297,11 @@ void dp_proxy_worker_dispose(dp_worker_t *w)
         curl_easy_cleanup(w->easy_pool[--w->neasy]);
 }
 
+static void on_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 static void req_destroy(dp_req_t *r)
 {
     if (!r)
@@ -300,13 +310,20 @@ static void req_destroy(dp_req_t *r)
         easy_put(r->w, r->easy);
     curl_slist_free_all(r->headers);
     dp_http_msg_dispose(&r->msg);
+    if (r->x_ready)
+        dp_xlate_dispose(&r->x);
     dp_reqbody_dispose(&r->body);
     tg_buf_dispose(&r->url);
     tg_buf_dispose(&r->up_body);
     tg_buf_dispose(&r->resp);
     tg_buf_dispose(&r->out);
-    dp_stream_state_dispose(&r->st);
     tg_snap_unref(r->snap);
+    if (r->timer_init) {
+        /* the handle lives inside r: free r once the loop has closed it */
+        r->timer.data = r;
+        uv_close((uv_handle_t *)&r->timer, on_timer_closed);
+        return;
+    }
     free(r);
 }
 
@@ -323,7 +340,7 @@ static const char *label_provider(const dp_req_t *r)
 /* Answers an error for a request that never reached a provider, records it and frees it. */
 static void fail_request_with(dp_req_t *r, const tg_err_t *err, bool record, const char *extra)
 {
-    respond_error(r->conn, err, r->req_id, r->req_id_len, extra);
+    respond_error(r, err, extra);
     dp_metrics_request(r->w->metrics, err->status, label_model(r), label_provider(r));
     if (record)
         record_usage(r, err->status, err->ecode ? err->ecode : err->type);
@@ -380,33 +397,172 @@ static int authenticate(dp_req_t *r, tg_err_t *err)
     return 0;
 }
 
-static const tg_target_t *pick_target(dp_req_t *r)
+static uint64_t now_ms(const dp_req_t *r)
 {
-    const tg_route_t *rt = r->route;
+    return uv_now(&r->w->loop);
+}
+
+static dp_tstate_t *target_state(dp_req_t *r, const tg_target_t *t)
+{
+    return dp_health_get(r->w->health, t->provider->id, t->model);
+}
+
+/* The route's first target by its strategy, among targets with a weight whose circuit lets an
+ * attempt through; a route whose weighted targets are all open starts at its first one (the plan
+ * skips what is unavailable when it gets there). */
+static size_t pick_first(dp_req_t *r, const tg_route_t *rt)
+{
+    dp_worker_t *w = r->w;
+    uint64_t now = now_ms(r);
     if (rt->ntargets == 1)
-        return &rt->targets[0];
+        return 0;
+    bool avail[64];
     uint64_t total = 0;
-    for (size_t i = 0; i < rt->ntargets; i++)
-        total += rt->targets[i].weight;
-    uint64_t x = tg_rand_next(&r->w->rand) % total;
     for (size_t i = 0; i < rt->ntargets; i++) {
+        avail[i] = rt->targets[i].weight > 0 &&
+                   dp_health_available(w->health, target_state(r, &rt->targets[i]), now);
+        if (avail[i])
+            total += rt->targets[i].weight;
+    }
+    if (total == 0) {
+        for (size_t i = 0; i < rt->ntargets; i++)
+            if (rt->targets[i].weight > 0)
+                return i;
+        return 0;
+    }
+    uint64_t rnd = tg_rand_next(&w->rand);
+    /* lowest_latency explores now and then (1 in 20) so that a slow target's average can
+     * recover; an unmeasured target is tried first */
+    int strategy = rt->strategy;
+    if (strategy == TG_STRATEGY_LOWEST_LATENCY && rnd % 20 == 0)
+        strategy = TG_STRATEGY_WEIGHTED;
+    if (strategy != TG_STRATEGY_WEIGHTED) {
+        size_t best = SIZE_MAX;
+        double best_v = 0;
+        size_t start = (size_t)(rnd >> 8) % rt->ntargets; /* ties go round, not to the first */
+        for (size_t k = 0; k < rt->ntargets; k++) {
+            size_t i = (start + k) % rt->ntargets;
+            if (!avail[i])
+                continue;
+            const dp_tstate_t *ts = target_state(r, &rt->targets[i]);
+            double v = !ts                                  ? 0
+                       : strategy == TG_STRATEGY_LEAST_BUSY ? (double)ts->inflight
+                                                            : ts->ewma_ttfb_ms;
+            if (strategy == TG_STRATEGY_LOWEST_LATENCY && v < 0)
+                return i; /* never measured */
+            if (best == SIZE_MAX || v < best_v) {
+                best = i;
+                best_v = v;
+            }
+        }
+        if (best != SIZE_MAX)
+            return best;
+    }
+    uint64_t x = rnd % total;
+    for (size_t i = 0; i < rt->ntargets; i++) {
+        if (!avail[i])
+            continue;
         if (x < rt->targets[i].weight)
-            return &rt->targets[i];
+            return i;
         x -= rt->targets[i].weight;
     }
-    return &rt->targets[rt->ntargets - 1];
+    return 0;
+}
+
+static void plan_push(dp_req_t *r, const tg_route_t *rt, const tg_target_t *t)
+{
+    for (size_t i = 0; i < r->nplan; i++)
+        if (r->plan[i].target == t)
+            return;
+    if (r->nplan < PLAN_MAX)
+        r->plan[r->nplan++] = (plan_entry_t){rt, t};
+}
+
+/* The strategy's pick, then the route's targets in their (fallback) order. */
+static void plan_route(dp_req_t *r, const tg_route_t *rt)
+{
+    size_t first = pick_first(r, rt);
+    plan_push(r, rt, &rt->targets[first]);
+    for (size_t i = 0; i < rt->ntargets; i++)
+        plan_push(r, rt, &rt->targets[i]);
+}
+
+/* A fallback alias named by the request: honoured when it exists and the key may use it. */
+static void plan_fallback(dp_req_t *r, const char *alias, size_t n, size_t *count)
+{
+    if (n == 0 || *count >= FALLBACKS_MAX)
+        return;
+    const tg_route_t *rt = tg_snap_find_route(r->snap, alias, n);
+    if (!rt || rt == r->route || !tg_key_allows(r->key, rt)) {
+        tg_log_debug("dp_proxy", "fallback_ignored", "req_id=%.*s alias=\"%.*s\"",
+                     (int)r->req_id_len, r->req_id, (int)(n > 200 ? 200 : n), alias);
+        return;
+    }
+    (*count)++;
+    plan_route(r, rt);
+}
+
+/* The request's own fallbacks: "fallback_models" in the body (removed before any upstream sees
+ * it) and the x-tollgate-fallbacks header (comma-separated). */
+static int plan_fallbacks(dp_req_t *r, tg_err_t *err)
+{
+    size_t count = 0;
+    json_t *fm = json_object_get(r->body.root, "fallback_models");
+    if (fm && !json_is_null(fm)) {
+        if (!json_is_array(fm) || json_array_size(fm) > FALLBACKS_MAX) {
+            tg_err_set(err, TG_EINVAL, 400,
+                       "'fallback_models' must be an array of at most %d model names",
+                       FALLBACKS_MAX);
+            err->param = "fallback_models";
+            return TG_EINVAL;
+        }
+        size_t i;
+        json_t *v;
+        json_array_foreach(fm, i, v)
+        {
+            if (!json_is_string(v)) {
+                tg_err_set(err, TG_EINVAL, 400, "'fallback_models' must hold strings");
+                err->param = "fallback_models";
+                return TG_EINVAL;
+            }
+        }
+        json_array_foreach(fm, i, v)
+            plan_fallback(r, json_string_value(v), json_string_length(v), &count);
+    }
+    if (fm)
+        json_object_del(r->body.root, "fallback_models");
+    const tg_buf_t *h = &r->msg.fallbacks;
+    size_t i = 0;
+    while (i < h->len) {
+        size_t j = i;
+        while (j < h->len && h->base[j] != ',')
+            j++;
+        size_t a = i, b = j;
+        while (a < b && (h->base[a] == ' ' || h->base[a] == '\t'))
+            a++;
+        while (b > a && (h->base[b - 1] == ' ' || h->base[b - 1] == '\t'))
+            b--;
+        plan_fallback(r, h->base + a, b - a, &count);
+        i = j + 1;
+    }
+    return 0;
 }
 
 /* Rate limits and budgets of the key and its tenant. The worst case assumes one token per body
  * byte (a byte-level BPE token covers at least one byte) and max_tokens, or
- * DP_WORST_COMPLETION_TOKENS without it. On refusal the request is answered and freed. */
+ * DP_WORST_COMPLETION_TOKENS without it, at the dearest target the plan may reach. On refusal
+ * the request is answered and freed. */
 static int admit(dp_req_t *r, tg_err_t *err)
 {
     int64_t max_out = r->body.max_tokens > 0 ? r->body.max_tokens : 0;
     int64_t worst_out = r->endpoint == DP_EP_EMBEDDINGS ? 0
                         : max_out > 0                   ? max_out
                                                         : DP_WORST_COMPLETION_TOKENS;
-    int64_t worst = tg_price_cost(&r->target->price, (int64_t)r->body_len, 0, worst_out);
+    int64_t worst = 0;
+    for (size_t i = 0; i < r->nplan; i++) {
+        int64_t c = tg_price_cost(&r->plan[i].target->price, (int64_t)r->body_len, 0, worst_out);
+        worst = c > worst ? c : worst;
+    }
     int64_t est = dp_reqbody_estimate_prompt_tokens(r->body_len) + max_out;
     char ra[32];
     if (dp_ledger_admit(r->key, worst, est, &r->adm, err, ra, sizeof(ra)) == 0)
@@ -446,13 +602,68 @@ static size_t on_up_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+static void attempt_done(dp_req_t *r, CURLcode rc);
+static bool attempt_start(dp_req_t *r);
+
+static void timer_arm(dp_req_t *r, uint64_t ms, uv_timer_cb cb)
+{
+    if (!r->timer_init) {
+        uv_timer_init(&r->w->loop, &r->timer);
+        r->timer_init = true;
+    }
+    r->timer.data = r;
+    uv_timer_start(&r->timer, cb, ms, 0);
+}
+
+static void timer_stop(dp_req_t *r)
+{
+    if (r->timer_init)
+        uv_timer_stop(&r->timer);
+}
+
+/* ms until the attempt's next deadline (first byte, idle between bytes); 0 when one has passed,
+ * UINT64_MAX when there is none. */
+static uint64_t deadline_in(const dp_req_t *r, uint64_t now)
+{
+    const tg_route_t *rt = r->plan[r->pos].route;
+    uint64_t best = UINT64_MAX;
+    if (!r->t_first && rt->first_byte_timeout_ms) {
+        uint64_t due = r->attempt_ms + rt->first_byte_timeout_ms;
+        best = due <= now ? 0 : due - now;
+    }
+    if (r->t_first && rt->idle_timeout_ms && r->paused) {
+        /* the client is slow, not the provider: look again later */
+        best = rt->idle_timeout_ms < best ? rt->idle_timeout_ms : best;
+    } else if (r->t_first && rt->idle_timeout_ms) {
+        uint64_t due = r->last_byte_ms + rt->idle_timeout_ms;
+        uint64_t in = due <= now ? 0 : due - now;
+        best = in < best ? in : best;
+    }
+    return best;
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    dp_req_t *r = t->data;
+    if (r->state != DP_REQ_UPSTREAM && r->state != DP_REQ_STREAMING)
+        return;
+    uint64_t in = deadline_in(r, now_ms(r));
+    if (in == UINT64_MAX)
+        return;
+    if (in > 0) {
+        timer_arm(r, in, on_deadline);
+        return;
+    }
+    tg_log(TG_LOG_WARN, "dp_proxy", "upstream_deadline", "req_id=%.*s provider=%s first_byte=%d",
+           (int)r->req_id_len, r->req_id, r->target->provider->id, r->t_first != 0);
+    dp_upstream_remove(r->w->up, r->easy);
+    attempt_done(r, CURLE_OPERATION_TIMEDOUT);
+}
+
 static int start_client_stream(dp_req_t *r)
 {
     tg_buf_t h = TG_BUF_INIT(16384);
-    char extra[768];
-    snprintf(extra, sizeof(extra), "x-tollgate-target: %s\r\n%s", r->target->provider->id,
-             r->adm.headers);
-    int rc = build_head(&h, r->conn, 200, "text/event-stream", -1, r->req_id, r->req_id_len, extra);
+    int rc = build_head(&h, r->conn, 200, "text/event-stream", -1, r, r->adm.headers);
     if (rc == 0)
         rc = dp_conn_write(r->conn, h.base, h.len, NULL, 0);
     tg_buf_dispose(&h);
@@ -470,27 +681,30 @@ static size_t on_up_data(char *p, size_t size, size_t n, void *ud)
         r->t_first = tg_mono_us();
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->up_status);
         curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ctype);
-        const char *want = r->ops->stream_content_type;
-        r->up_sse = r->body.stream && r->up_status >= 200 && r->up_status < 300 && ctype &&
-                    strncmp(ctype, want, strlen(want)) == 0;
+        const char *want = dp_xlate_stream_content_type(&r->x);
+        r->up_stream = r->body.stream && r->up_status >= 200 && r->up_status < 300 && ctype &&
+                       strncmp(ctype, want, strlen(want)) == 0;
     }
+    r->last_byte_ms = now_ms(r);
     if (!r->conn)
         return 0; /* the client is gone: abort */
-    if (!r->up_sse) {
+    if (!r->up_stream) {
         if (tg_buf_append(&r->resp, p, len) != 0) {
             r->too_large = true;
             return 0;
         }
         return len;
     }
-    if (!r->stream_started && start_client_stream(r) != 0)
-        return 0;
-    if (dp_conn_write_queue(r->conn) > DP_WQ_HIGH) {
+    if (r->stream_started && dp_conn_write_queue(r->conn) > DP_WQ_HIGH) {
         r->paused = true; /* dp_proxy_client_drained unpauses; curl delivers this again */
         return CURL_WRITEFUNC_PAUSE;
     }
     tg_buf_reset(&r->out);
-    if (r->ops->stream_feed(&r->st, p, len, &r->out) != 0)
+    if (dp_xlate_feed(&r->x, p, len, &r->out) != 0)
+        return 0;
+    /* the client's stream starts with the first bytes it can use: until then, a failure can
+     * still go to another target */
+    if (r->out.len > 0 && !r->stream_started && start_client_stream(r) != 0)
         return 0;
     /* all events completed by this read leave together, in this loop iteration */
     if (r->out.len > 0 && dp_conn_write_chunk(r->conn, r->out.base, r->out.len) != 0)
@@ -502,6 +716,7 @@ void dp_proxy_client_drained(dp_req_t *r)
 {
     if (r->paused && r->easy) {
         r->paused = false;
+        r->last_byte_ms = now_ms(r);
         curl_easy_pause(r->easy, CURLPAUSE_CONT);
     }
 }
@@ -515,6 +730,10 @@ static void map_curl_error(dp_req_t *r, CURLcode rc, tg_err_t *err)
     } else if (rc == CURLE_OPERATION_TIMEDOUT) {
         tg_err_set(err, TG_ETIMEOUT, 504, "provider \"%s\" did not answer in time", prov);
         tg_err_code(err, "upstream_timeout");
+    } else if (rc == CURLE_WRITE_ERROR) {
+        tg_err_set(err, TG_EUPSTREAM, 502, "provider \"%s\" sent an answer that could not be read",
+                   prov);
+        tg_err_code(err, "upstream_bad_response");
     } else {
         tg_err_set(err, TG_EUPSTREAM, 502, "could not reach provider \"%s\": %s", prov,
                    curl_easy_strerror(rc));
@@ -522,94 +741,202 @@ static void map_curl_error(dp_req_t *r, CURLcode rc, tg_err_t *err)
     }
 }
 
-static void finish(dp_req_t *r, int status, const char *error)
+/* The request is over: metrics, usage record, free; the connection reads its next request. */
+static void complete(dp_req_t *r, int status, const char *error, bool async)
 {
     dp_worker_t *w = r->w;
     dp_conn_t *c = r->conn;
-    atomic_fetch_sub_explicit(&w->inflight, 1, memory_order_relaxed);
     dp_metrics_request(w->metrics, status, label_model(r), label_provider(r));
-    dp_metrics_upstream(w->metrics, (double)(tg_mono_us() - r->t_start) / 1e6);
+    if (r->attempts > 0)
+        dp_metrics_upstream(w->metrics, (double)(tg_mono_us() - r->t_start) / 1e6);
     record_usage(r, status, error);
     req_set_state(r, DP_REQ_DONE);
     req_destroy(r);
-    if (c)
+    if (c && async)
         dp_conn_request_done(c);
+}
+
+/* Answers with a gateway error and completes. */
+static void give_up(dp_req_t *r, const tg_err_t *err, const char *extra, bool async)
+{
+    if (r->conn)
+        respond_error(r, err, extra);
+    complete(r, err->status, err->ecode ? err->ecode : err->type, async);
+}
+
+/* The next plan entry from `from` whose circuit lets an attempt through, or nplan. */
+static size_t next_available(dp_req_t *r, size_t from)
+{
+    uint64_t now = now_ms(r);
+    for (size_t i = from; i < r->nplan; i++)
+        if (dp_health_available(r->w->health, target_state(r, r->plan[i].target), now))
+            return i;
+    return r->nplan;
+}
+
+/* Drops the finished attempt's handle and buffers so that another can start. */
+static void attempt_reset(dp_req_t *r)
+{
+    if (r->easy) {
+        easy_put(r->w, r->easy);
+        r->easy = NULL;
+    }
+    curl_slist_free_all(r->headers);
+    r->headers = NULL;
+    tg_buf_reset(&r->url);
+    tg_buf_reset(&r->up_body);
+    tg_buf_reset(&r->resp);
+    tg_buf_reset(&r->out);
+    r->up_status = 0;
+    r->up_stream = false;
+    r->too_large = false;
+    r->paused = false;
+    r->t_first = 0;
+    r->retry_after[0] = '\0';
+}
+
+static void on_backoff(uv_timer_t *t)
+{
+    dp_req_t *r = t->data;
+    if (r->state == DP_REQ_BACKOFF)
+        (void)attempt_start(r);
+}
+
+/* After a failed attempt that may be retried: waits and tries the same target again while its
+ * route's max_attempts allows (exponential backoff with full jitter, at least the provider's
+ * retry-after; a retry-after longer than BACKOFF_CAP_MS moves on instead), else moves to the next
+ * available target at once. false: nothing is left to try. */
+static bool retry_or_fallback(dp_req_t *r)
+{
+    if (r->attempts >= ATTEMPTS_MAX)
+        return false;
+    const tg_retry_t *p = &r->plan[r->pos].route->retry;
+    if (r->tries < p->max_attempts) {
+        uint64_t cap = (uint64_t)p->backoff_ms << (r->tries - 1 < 16 ? r->tries - 1 : 16);
+        cap = cap > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : cap;
+        uint64_t delay = cap ? tg_rand_next(&r->w->rand) % (cap + 1) : 0;
+        bool move_on = false;
+        if (r->retry_after[0]) {
+            uint64_t ra = strtoull(r->retry_after, NULL, 10) * 1000;
+            move_on = ra > BACKOFF_CAP_MS;
+            delay = ra > delay ? ra : delay;
+        }
+        if (!move_on) {
+            attempt_reset(r);
+            req_set_state(r, DP_REQ_BACKOFF);
+            timer_arm(r, delay, on_backoff);
+            return true;
+        }
+    }
+    size_t next = next_available(r, r->pos + 1);
+    if (next >= r->nplan)
+        return false;
+    attempt_reset(r);
+    r->pos = next;
+    r->tries = 0;
+    req_set_state(r, DP_REQ_BACKOFF);
+    timer_arm(r, 0, on_backoff); /* from the loop, not from inside this curl callback */
+    return true;
 }
 
 static void on_up_done(dp_upstream_xfer_t *x, CURLcode rc)
 {
-    dp_req_t *r = (dp_req_t *)x;
+    attempt_done((dp_req_t *)x, rc);
+}
+
+/* A streamed answer that reached the client ends: with an error event if it broke. */
+static void end_stream(dp_req_t *r, CURLcode rc)
+{
     tg_err_t err;
+    int status = 200;
+    const char *error = NULL;
     tg_err_clear(&err);
-    if (!r->t_first) /* no body at all: still read the status */
-        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->up_status);
-    if (r->stream_started) {
-        /* the client has a 200 already: end the stream, with an error event if it broke */
-        int status = 200;
-        const char *error = NULL;
+    tg_buf_reset(&r->out);
+    if (dp_xlate_end(&r->x, rc == CURLE_OK, &r->out) != 0)
         tg_buf_reset(&r->out);
-        if (rc != CURLE_OK) {
-            map_curl_error(r, rc, &err);
-            tg_log(TG_LOG_WARN, "dp_proxy", "stream_broken",
-                   "req_id=%.*s provider=%s reason=\"%s\"", (int)r->req_id_len, r->req_id,
-                   r->target->provider->id, curl_easy_strerror(rc));
-            /* an error event, as OpenAI sends mid-stream; the SDKs raise it */
-            if (tg_buf_append(&r->out, "data: ", 6) != 0 || error_body(&r->out, &err) != 0 ||
-                tg_buf_append(&r->out, "\n\n", 2) != 0)
-                tg_buf_reset(&r->out);
-            status = err.status;
-            error = err.ecode;
-        } else if (r->ops->stream_end(&r->st, true, &r->out) != 0) {
-            tg_buf_reset(&r->out);
-        }
-        if (r->conn) {
-            if (r->out.len)
-                (void)dp_conn_write_chunk(r->conn, r->out.base, r->out.len);
-            (void)dp_conn_write_chunk(r->conn, NULL, 0);
-        }
-        finish(r, status, error);
-        return;
-    }
     if (rc != CURLE_OK) {
         map_curl_error(r, rc, &err);
-        tg_log(TG_LOG_WARN, "dp_proxy", "upstream_failed", "req_id=%.*s provider=%s reason=\"%s\"",
+        tg_log(TG_LOG_WARN, "dp_proxy", "stream_broken", "req_id=%.*s provider=%s reason=\"%s\"",
                (int)r->req_id_len, r->req_id, r->target->provider->id, curl_easy_strerror(rc));
-        if (r->conn)
-            respond_error(r->conn, &err, r->req_id, r->req_id_len, NULL);
-        finish(r, err.status, err.ecode);
+        /* an error event, as OpenAI and Anthropic send mid-stream; the SDKs raise it */
+        if (dp_xlate_error_event(r->endpoint, &err, &r->out) != 0)
+            tg_buf_reset(&r->out);
+        status = err.status;
+        error = err.ecode;
+    }
+    if (r->conn) {
+        if (!r->stream_started)
+            (void)start_client_stream(r);
+        if (r->out.len)
+            (void)dp_conn_write_chunk(r->conn, r->out.base, r->out.len);
+        (void)dp_conn_write_chunk(r->conn, NULL, 0);
+    }
+    complete(r, status, error, true);
+}
+
+static void attempt_done(dp_req_t *r, CURLcode rc)
+{
+    dp_worker_t *w = r->w;
+    tg_err_t err;
+    tg_err_clear(&err);
+    timer_stop(r);
+    atomic_fetch_sub_explicit(&w->inflight, 1, memory_order_relaxed);
+    if (!r->t_first) /* no body at all: still read the status */
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->up_status);
+    int status = (int)r->up_status;
+    bool failed = rc != CURLE_OK || status >= 500 || status == 429;
+    double ttfb = r->t_first ? (double)(r->t_first - r->t_attempt) / 1000.0 : -1;
+    dp_health_end(w->health, r->ts, !failed, ttfb, now_ms(r));
+    if (r->stream_started || (r->up_stream && rc == CURLE_OK)) {
+        end_stream(r, rc);
         return;
     }
-    int status = (int)r->up_status;
-    const char *body = r->resp.base;
-    size_t body_len = r->resp.len;
-    tg_buf_reset(&r->out);
-    int xr =
-        r->ops->response(&r->st, status, r->resp.base ? r->resp.base : "", r->resp.len, &r->out);
-    if (xr == DP_RESP_OUT) {
-        body = r->out.base;
-        body_len = r->out.len;
-    } else if (xr < 0 && status >= 200 && status < 300) {
-        tg_err_set(&err, TG_EUPSTREAM, 502, "the answer of provider \"%s\" could not be read",
-                   r->target->provider->id);
-        tg_err_code(&err, "upstream_bad_response");
-        if (r->conn)
-            respond_error(r->conn, &err, r->req_id, r->req_id_len, NULL);
-        finish(r, err.status, err.ecode);
+    bool retryable =
+        rc != CURLE_OK ? !r->too_large : tg_retry_on_status(&r->plan[r->pos].route->retry, status);
+    if (rc != CURLE_OK)
+        tg_log(TG_LOG_WARN, "dp_proxy", "upstream_failed",
+               "req_id=%.*s provider=%s attempt=%u reason=\"%s\"", (int)r->req_id_len, r->req_id,
+               r->target->provider->id, r->attempts, curl_easy_strerror(rc));
+    else if (failed)
+        tg_log(TG_LOG_INFO, "dp_proxy", "upstream_error",
+               "req_id=%.*s provider=%s attempt=%u status=%d", (int)r->req_id_len, r->req_id,
+               r->target->provider->id, r->attempts, status);
+    if (retryable && r->conn && retry_or_fallback(r))
         return;
+    if (rc != CURLE_OK) {
+        map_curl_error(r, rc, &err);
+        give_up(r, &err, NULL, true);
+        return;
+    }
+    const char *body = NULL;
+    size_t body_len = 0;
+    tg_buf_reset(&r->out);
+    int xr = dp_xlate_response(&r->x, status, r->resp.base ? r->resp.base : "", r->resp.len,
+                               &r->out, &body, &body_len);
+    if (xr < 0) {
+        if (status >= 200 && status < 300) {
+            tg_err_set(&err, TG_EUPSTREAM, 502, "the answer of provider \"%s\" could not be read",
+                       r->target->provider->id);
+            tg_err_code(&err, "upstream_bad_response");
+            give_up(r, &err, NULL, true);
+            return;
+        }
+        body = r->resp.base; /* an error the adapter could not read: as the provider sent it */
+        body_len = r->resp.len;
     }
     if (r->conn) {
         char *ctype = NULL;
         char extra[768];
-        int n = snprintf(extra, sizeof(extra), "x-tollgate-target: %s\r\n%s",
-                         r->target->provider->id, r->adm.headers);
-        if (r->retry_after[0] && n > 0 && (size_t)n < sizeof(extra))
+        int n = snprintf(extra, sizeof(extra), "%s", r->adm.headers);
+        if (r->retry_after[0] && n >= 0 && (size_t)n < sizeof(extra))
             snprintf(extra + n, sizeof(extra) - (size_t)n, "retry-after: %s\r\n", r->retry_after);
-        curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ctype);
-        if (xr == DP_RESP_OUT || !ctype || strpbrk(ctype, "\r\n"))
+        if (body == r->resp.base)
+            curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ctype);
+        if (!ctype || strpbrk(ctype, "\r\n"))
             ctype = "application/json";
-        respond(r->conn, status, ctype, body, body_len, r->req_id, r->req_id_len, extra);
+        respond(r, status, ctype, body ? body : "", body_len, extra);
     }
-    finish(r, status, status >= 400 ? "upstream_error" : NULL);
+    complete(r, status, status >= 400 ? "upstream_error" : NULL, true);
 }
 
 static int add_header(void *ud, const char *line)
@@ -622,62 +949,86 @@ static int add_header(void *ud, const char *line)
     return 0;
 }
 
-static int start_upstream(dp_req_t *r, tg_err_t *err)
+/* Starts an attempt on plan entry r->pos. A target that cannot take the request (the adapter
+ * cannot express it, or curl refuses) moves on to the next. false: the request was answered and
+ * freed. */
+static bool attempt_start(dp_req_t *r)
 {
-    const dp_opts_t *o = r->w->opts;
-    dp_call_t call = {.provider = r->target->provider,
-                      .model = r->target->model,
-                      .endpoint = r->endpoint,
-                      .body = &r->body,
-                      .request_id = r->req_id,
-                      .now_s = tg_wall_ms() / 1000};
-    r->st.endpoint = r->endpoint;
-    r->st.model = r->target->model;
-    r->st.request_id = r->req_id;
-    r->st.created = call.now_s;
-    int rc = r->ops->build(&call, add_header, r, &r->url, &r->up_body, err);
-    if (rc != 0) {
-        if (err->status == 0)
-            tg_err_set(err, rc, 500, "could not build the upstream request");
-        return rc;
+    bool async = r->async;
+    tg_err_t err;
+    tg_err_clear(&err);
+    for (;;) {
+        const plan_entry_t *pe = &r->plan[r->pos];
+        r->target = pe->target;
+        r->ts = target_state(r, pe->target);
+        r->attempts++;
+        r->tries++;
+        r->t_attempt = tg_mono_us();
+        r->attempt_ms = r->last_byte_ms = now_ms(r);
+        req_set_state(r, DP_REQ_UPSTREAM);
+        int rc = dp_xlate_build(&r->x, pe->target->provider, pe->target->model, r->req_id,
+                                tg_wall_ms() / 1000, add_header, r, &r->url, &r->up_body, &err);
+        if (rc == 0) {
+            r->easy = easy_get(r->w);
+            if (!r->easy) {
+                tg_err_set(&err, TG_ENOMEM, 503, "could not start the upstream request");
+                rc = TG_ENOMEM;
+            }
+        }
+        if (rc == 0) {
+            CURL *e = r->easy;
+            dp_upstream_easy_defaults(e);
+            curl_easy_setopt(e, CURLOPT_URL, r->url.base);
+            curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->up_body.base ? r->up_body.base : "");
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->up_body.len);
+            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_up_data);
+            curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+            curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_up_header);
+            curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+            curl_easy_setopt(e, CURLOPT_PRIVATE, &r->xfer);
+            curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)pe->route->connect_timeout_ms);
+            curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)pe->route->timeout_ms);
+            r->xfer.done = on_up_done;
+            if (dp_upstream_add(r->w->up, e) != 0) {
+                tg_err_set(&err, TG_EUPSTREAM, 503, "could not start the upstream request");
+                rc = TG_EUPSTREAM;
+            }
+        }
+        if (rc == 0) {
+            atomic_fetch_add_explicit(&r->w->inflight, 1, memory_order_relaxed);
+            dp_health_start(r->w->health, r->ts, now_ms(r));
+            uint64_t in = deadline_in(r, now_ms(r));
+            if (in != UINT64_MAX)
+                timer_arm(r, in, on_deadline);
+            return true;
+        }
+        tg_log(TG_LOG_WARN, "dp_proxy", "attempt_not_started",
+               "req_id=%.*s provider=%s reason=\"%s\"", (int)r->req_id_len, r->req_id,
+               pe->target->provider->id, err.msg);
+        attempt_reset(r);
+        size_t next = next_available(r, r->pos + 1);
+        if (next >= r->nplan || r->attempts >= ATTEMPTS_MAX) {
+            give_up(r, &err, NULL, async);
+            return false;
+        }
+        r->pos = next;
+        r->tries = 0;
     }
-    r->st.client_wants_usage = r->body.include_usage;
-    r->easy = easy_get(r->w);
-    if (!r->easy) {
-        tg_err_set(err, TG_ENOMEM, 503, "could not start the upstream request");
-        return TG_ENOMEM;
-    }
-    CURL *e = r->easy;
-    dp_upstream_easy_defaults(e);
-    curl_easy_setopt(e, CURLOPT_URL, r->url.base);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->up_body.base ? r->up_body.base : "");
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->up_body.len);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_up_data);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_up_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, &r->xfer);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)r->route->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->route->timeout_ms);
-    (void)o;
-    r->xfer.done = on_up_done;
-    if (dp_upstream_add(r->w->up, e) != 0) {
-        tg_err_set(err, TG_EUPSTREAM, 503, "could not start the upstream request");
-        return TG_EUPSTREAM;
-    }
-    atomic_fetch_add_explicit(&r->w->inflight, 1, memory_order_relaxed);
-    return 0;
 }
 
 void dp_proxy_client_gone(dp_req_t *r)
 {
     dp_worker_t *w = r->w;
     r->conn = NULL;
-    if (r->easy && r->state != DP_REQ_DONE) {
-        /* cancel at once: the provider stops generating (and billing) */
-        dp_upstream_remove(w->up, r->easy);
-        atomic_fetch_sub_explicit(&w->inflight, 1, memory_order_relaxed);
+    if (r->state != DP_REQ_DONE) {
+        timer_stop(r);
+        if (r->easy && (r->state == DP_REQ_UPSTREAM || r->state == DP_REQ_STREAMING)) {
+            /* cancel at once: the provider stops generating (and billing) */
+            dp_upstream_remove(w->up, r->easy);
+            atomic_fetch_sub_explicit(&w->inflight, 1, memory_order_relaxed);
+            dp_health_cancel(w->health, r->ts);
+        }
         tg_log(TG_LOG_INFO, "dp_proxy", "client_gone", "req_id=%.*s streamed=%d",
                (int)r->req_id_len, r->req_id, r->stream_started);
         dp_metrics_request(w->metrics, 499, label_model(r), label_provider(r));
@@ -704,20 +1055,19 @@ static void handle_models(dp_req_t *r)
     if (rc == 0)
         rc = tg_buf_append(&b, "]}", 2);
     if (rc == 0)
-        respond(r->conn, 200, "application/json", b.base, b.len, r->req_id, r->req_id_len, NULL);
+        respond(r, 200, "application/json", b.base, b.len, NULL);
     tg_buf_dispose(&b);
     dp_metrics_request(r->w->metrics, rc == 0 ? 200 : 500, "", "");
 }
 
-static void handle_metrics(dp_worker_t *w, dp_conn_t *c, dp_req_t *r)
+static void handle_metrics(dp_req_t *r)
 {
     int n;
     dp_worker_t **ws = dp_server_workers(&n);
     tg_buf_t b = TG_BUF_INIT(64u << 20);
     if (dp_metrics_render(&b, ws, n, dp_server_snapshot_version()) == 0)
-        respond(c, 200, "text/plain; version=0.0.4", b.base, b.len, r->req_id, r->req_id_len, NULL);
+        respond(r, 200, "text/plain; version=0.0.4", b.base, b.len, NULL);
     tg_buf_dispose(&b);
-    (void)w;
 }
 
 static bool path_is(const char *p, size_t n, const char *lit)
@@ -746,20 +1096,20 @@ dp_req_t *dp_proxy_handle(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
         path_is(path, plen, "/metrics")) {
         if (method != HTTP_GET && method != HTTP_HEAD) {
             tg_err_set(&err, TG_EINVAL, 405, "use GET");
-            respond_error(c, &err, r->req_id, r->req_id_len, "allow: GET\r\n");
+            respond_error(r, &err, "allow: GET\r\n");
         } else if (path_is(path, plen, "/metrics")) {
-            handle_metrics(w, c, r);
+            handle_metrics(r);
         } else if (path_is(path, plen, "/healthz")) {
             static const char ok[] = "{\"status\":\"ok\"}";
-            respond(c, 200, "application/json", ok, sizeof(ok) - 1, r->req_id, r->req_id_len, NULL);
+            respond(r, 200, "application/json", ok, sizeof(ok) - 1, NULL);
         } else if (r->snap) {
             char body[96];
             int n = snprintf(body, sizeof(body), "{\"status\":\"ready\",\"snapshot_version\":%lld}",
                              (long long)r->snap->version);
-            respond(c, 200, "application/json", body, (size_t)n, r->req_id, r->req_id_len, NULL);
+            respond(r, 200, "application/json", body, (size_t)n, NULL);
         } else {
             static const char nr[] = "{\"status\":\"no configuration snapshot loaded\"}";
-            respond(c, 503, "application/json", nr, sizeof(nr) - 1, r->req_id, r->req_id_len, NULL);
+            respond(r, 503, "application/json", nr, sizeof(nr) - 1, NULL);
         }
         req_destroy(r);
         return NULL;
@@ -775,6 +1125,9 @@ dp_req_t *dp_proxy_handle(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
     } else if (path_is(path, plen, "/v1/embeddings")) {
         ep = DP_EP_EMBEDDINGS;
         r->endpoint_name = "embeddings";
+    } else if (path_is(path, plen, "/v1/messages")) {
+        ep = DP_EP_MESSAGES;
+        r->endpoint_name = "messages";
     } else if (!path_is(path, plen, "/v1/models")) {
         tg_err_set(&err, TG_ENOTFOUND, 404, "unknown path \"%.*s\"", (int)(plen > 200 ? 200 : plen),
                    path);
@@ -782,12 +1135,11 @@ dp_req_t *dp_proxy_handle(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
         fail_request(r, &err, false);
         return NULL;
     }
-    r->endpoint = ep;
+    r->endpoint = ep; /* from here, errors take the endpoint's shape (OpenAI's or Anthropic's) */
     bool is_models = ep == 0;
     if ((is_models && method != HTTP_GET) || (!is_models && method != HTTP_POST)) {
         tg_err_set(&err, TG_EINVAL, 405, "use %s for this path", is_models ? "GET" : "POST");
-        respond_error(c, &err, r->req_id, r->req_id_len,
-                      is_models ? "allow: GET\r\n" : "allow: POST\r\n");
+        respond_error(r, &err, is_models ? "allow: GET\r\n" : "allow: POST\r\n");
         dp_metrics_request(w->metrics, 405, "", "");
         req_destroy(r);
         return NULL;
@@ -833,15 +1185,22 @@ dp_req_t *dp_proxy_handle(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
         (void)rt;
         return NULL;
     }
-    r->target = pick_target(r);
-    if (admit(r, &err) != 0)
-        return NULL;
-    r->ops = dp_provider_ops(r->target->provider->kind);
-    if (!r->ops || start_upstream(r, &err) != 0) {
-        if (err.status == 0)
-            tg_err_set(&err, TG_EUPSTREAM, 502, "provider kind is not supported");
+    plan_route(r, r->route);
+    if (plan_fallbacks(r, &err) != 0) {
         fail_request(r, &err, true);
         return NULL;
     }
+    if (admit(r, &err) != 0)
+        return NULL;
+    dp_xlate_init(&r->x, r->endpoint, &r->body, r->body.include_usage);
+    r->x_ready = true;
+    /* every circuit open: try the plan anyway rather than refuse outright (Envoy's panic
+     * threshold does the same); a fallback is what makes a dead provider cost nothing */
+    r->pos = next_available(r, 0);
+    if (r->pos >= r->nplan)
+        r->pos = 0;
+    if (!attempt_start(r))
+        return NULL;
+    r->async = true;
     return r;
 }

@@ -207,7 +207,8 @@ static int worker_init(dp_worker_t *w, int id, const dp_opts_t *o, tg_snap_t *sn
     tg_buf_init(&w->usage, 256u << 20);
     w->metrics = dp_metrics_create();
     w->up = dp_upstream_create(&w->loop);
-    if (!w->metrics || !w->up)
+    w->health = dp_health_create(&o->health);
+    if (!w->metrics || !w->up || !w->health)
         return TG_ENOMEM;
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
@@ -300,6 +301,7 @@ static void worker_dispose(dp_worker_t *w)
     tg_snap_unref(w->pending_snap);
     tg_buf_dispose(&w->usage);
     dp_metrics_destroy(w->metrics);
+    dp_health_destroy(w->health);
     pthread_mutex_destroy(&w->mu);
     free(w);
 }

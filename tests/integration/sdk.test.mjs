@@ -168,9 +168,11 @@ test('a 429 from the provider raises RateLimitError with its retry-after', async
         assert.ok(e instanceof OpenAI.RateLimitError, `got ${e?.constructor?.name}: ${e?.message}`);
         assert.equal(e.status, 429);
         assert.equal(e.headers.get('retry-after'), '1');
+        assert.equal(e.headers.get('x-tollgate-attempts'), '2');
         return true;
       },
     );
   }
-  assert.equal(mock.requests.length, 2, 'maxRetries: 0, one upstream call each');
+  // the SDK does not retry (maxRetries: 0); the gateway's default policy tries twice
+  assert.equal(mock.requests.length, 4, 'two upstream calls each');
 });

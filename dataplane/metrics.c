@@ -97,6 +97,51 @@ void dp_metrics_upstream(dp_metrics_t *m, double seconds)
     atomic_fetch_add_explicit(&m->lat_sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
 }
 
+static int append_label(tg_buf_t *out, const char *v);
+
+/* Each worker's circuit breakers: they learn on their own (no lock between loops). */
+static int render_circuits(tg_buf_t *out, dp_worker_t **workers, int n)
+{
+    int rc = tg_buf_appendf(out, "# HELP tollgate_circuit_state Circuit of an upstream target per "
+                                 "worker: 0 closed, 1 half-open, 2 open.\n"
+                                 "# TYPE tollgate_circuit_state gauge\n");
+    for (int w = 0; rc == 0 && w < n; w++) {
+        const dp_health_t *h = workers[w]->health;
+        for (size_t i = 0; rc == 0 && i < dp_health_count(h); i++) {
+            const dp_tstate_t *t = dp_health_at(h, i);
+            rc = tg_buf_appendf(out, "tollgate_circuit_state{worker=\"%d\",provider=\"", w);
+            if (rc == 0)
+                rc = append_label(out, t->provider);
+            if (rc == 0)
+                rc = tg_buf_appendf(out, "\",model=\"");
+            if (rc == 0)
+                rc = append_label(out, t->model);
+            if (rc == 0)
+                rc = tg_buf_appendf(out, "\"} %d\n", atomic_load(&t->state));
+        }
+    }
+    if (rc == 0)
+        rc = tg_buf_appendf(out, "# HELP tollgate_circuit_opens_total Times a target's circuit "
+                                 "opened, per worker.\n"
+                                 "# TYPE tollgate_circuit_opens_total counter\n");
+    for (int w = 0; rc == 0 && w < n; w++) {
+        const dp_health_t *h = workers[w]->health;
+        for (size_t i = 0; rc == 0 && i < dp_health_count(h); i++) {
+            const dp_tstate_t *t = dp_health_at(h, i);
+            rc = tg_buf_appendf(out, "tollgate_circuit_opens_total{worker=\"%d\",provider=\"", w);
+            if (rc == 0)
+                rc = append_label(out, t->provider);
+            if (rc == 0)
+                rc = tg_buf_appendf(out, "\",model=\"");
+            if (rc == 0)
+                rc = append_label(out, t->model);
+            if (rc == 0)
+                rc = tg_buf_appendf(out, "\"} %lu\n", atomic_load(&t->opens));
+        }
+    }
+    return rc;
+}
+
 static int append_label(tg_buf_t *out, const char *v)
 {
     int rc = 0;
@@ -208,6 +253,8 @@ int dp_metrics_render(tg_buf_t *out, dp_worker_t **workers, int n, int64_t snaps
                             "# TYPE tollgate_ratelimit_dataplanes gauge\n"
                             "tollgate_ratelimit_dataplanes %d\n",
                             dp_ledger_live_dataplanes());
+    if (rc == 0)
+        rc = render_circuits(out, workers, n);
     free(all);
     return rc;
 }

@@ -29,6 +29,7 @@ typedef struct dp_opts {
     uint32_t drain_timeout_ms;  /* SIGTERM grace period for requests in flight */
     size_t max_response_bytes;  /* non-streamed upstream answer */
     dp_health_opts_t health;    /* circuit breakers */
+    size_t cache_max_bytes;     /* response cache per worker; 0 = none */
 } dp_opts_t;
 
 typedef struct dp_upstream dp_upstream_t;
@@ -54,7 +55,8 @@ typedef struct dp_worker {
     void *easy_pool[64]; /* idle curl handles kept for reuse (CURL *) */
     int neasy;
     dp_metrics_t *metrics;
-    dp_health_t *health; /* targets' circuits and balancing statistics */
+    dp_health_t *health;    /* targets' circuits and balancing statistics */
+    struct dp_cache *cache; /* exact-match response cache, or NULL */
     tg_rand_t rand;
     tg_buf_t usage; /* NDJSON lines not yet handed to the sink */
     size_t usage_count;

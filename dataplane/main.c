@@ -50,6 +50,8 @@ static void usage(FILE *f)
         "                             (default 5)\n"
         "  --breaker-open-ms N        how long an open circuit waits before one probe\n"
         "                             (default 10000)\n"
+        "  --cache-max-bytes N        response cache per worker, for routes with\n"
+        "                             cache_ttl_s (default 16777216; 0 turns it off)\n"
         "  --log-level LEVEL          debug, info, warn, error (env TOLLGATE_LOG_LEVEL,\n"
         "                             default info)\n"
         "  --help                     this text\n");
@@ -108,6 +110,7 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'L'},
         {"breaker-failures", required_argument, NULL, 'F'},
         {"breaker-open-ms", required_argument, NULL, 'O'},
+        {"cache-max-bytes", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -121,6 +124,7 @@ int main(int argc, char **argv)
     o.drain_timeout_ms = 30000;
     o.max_response_bytes = 64u << 20;
     o.health = (dp_health_opts_t)DP_HEALTH_OPTS_DEFAULT;
+    o.cache_max_bytes = 16u << 20;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o.workers = ncpu > 0 ? (int)ncpu : 1;
     const char *listen = getenv("TOLLGATE_DATA_LISTEN");
@@ -187,6 +191,10 @@ int main(int argc, char **argv)
         case 'F':
             rc = parse_num("--breaker-failures", optarg, 1, 1000000, &v);
             o.health.failures = (uint32_t)v;
+            break;
+        case 'C':
+            rc = parse_num("--cache-max-bytes", optarg, 0, 1ul << 34, &v);
+            o.cache_max_bytes = v;
             break;
         case 'O':
             rc = parse_num("--breaker-open-ms", optarg, 1, 3600000, &v);

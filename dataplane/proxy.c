@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
 #include "dp.h"
 #include "ledger.h"
 #include "metrics.h"
@@ -23,10 +24,11 @@
 #include "tg_banned.h"
 
 #define USAGE_BATCH_MAX 1000
-#define PLAN_MAX 32          /* targets one request may try, fallbacks included */
-#define FALLBACKS_MAX 4      /* aliases a request may name */
-#define ATTEMPTS_MAX 20      /* upstream attempts one request may make */
-#define BACKOFF_CAP_MS 10000 /* longest wait before a retry; a longer retry-after moves on */
+#define PLAN_MAX 32                 /* targets one request may try, fallbacks included */
+#define FALLBACKS_MAX 4             /* aliases a request may name */
+#define ATTEMPTS_MAX 20             /* upstream attempts one request may make */
+#define BACKOFF_CAP_MS 10000        /* longest wait before a retry; a longer retry-after moves on */
+#define CACHE_STREAM_MAX (1u << 20) /* a longer streamed answer is not cached */
 
 enum {
     DP_REQ_UPSTREAM = 0, /* waiting for the provider */
@@ -82,7 +84,12 @@ struct dp_req {
     uint64_t last_byte_ms; /* loop ms of its last byte */
     bool async;            /* dp_proxy_handle has returned the request to its connection */
     char retry_after[32];
-    dp_admit_t adm; /* what admission holds for this request (rate limits, budgets) */
+    dp_admit_t adm;   /* what admission holds for this request (rate limits, budgets) */
+    bool cache_on;    /* the route caches and the client allows reading or storing */
+    bool cache_store; /* store this answer (2xx, complete, not refused by no-store) */
+    uint8_t cache_key[TG_SHA256_LEN];
+    tg_buf_t cache_buf;          /* a streamed answer's client bytes, to store at its end */
+    const dp_cache_entry_t *hit; /* borrowed while a cached answer is served */
     char req_id[132];
     size_t req_id_len;
 };
@@ -150,6 +157,8 @@ static int build_head(tg_buf_t *h, const dp_conn_t *c, int status, const char *c
         rc = tg_buf_appendf(h, "x-tollgate-attempts: %u\r\n", r->attempts);
     if (rc == 0 && r->target && r->attempts > 0)
         rc = tg_buf_appendf(h, "x-tollgate-target: %s\r\n", r->target->provider->id);
+    if (rc == 0 && r->cache_on)
+        rc = tg_buf_appendf(h, "x-tollgate-cache: %s\r\n", r->hit ? "hit" : "miss");
     if (rc == 0 && extra)
         rc = tg_buf_appendf(h, "%s", extra);
     if (rc == 0 && dp_conn_must_close(c))
@@ -199,7 +208,13 @@ static void record_usage(dp_req_t *r, int status, const char *error)
     if (r->x_ready)
         rec.usage = r->x.st.usage;
     rec.usage_source = "none";
-    if (rec.usage.present) {
+    if (r->hit) {
+        /* an answer from the cache: what it used once, at no cost now */
+        rec.provider = r->hit->provider;
+        rec.upstream_model = r->hit->model;
+        rec.usage = r->hit->usage;
+        rec.usage_source = "cache";
+    } else if (rec.usage.present) {
         rec.usage_source = "provider";
     } else if (r->target && r->t_first) {
         /* the provider answered but never said what it used (a cut stream, a client that left):
@@ -209,7 +224,7 @@ static void record_usage(dp_req_t *r, int status, const char *error)
         rec.usage.total = rec.usage.prompt + rec.usage.completion;
         rec.usage_source = "estimated";
     }
-    if (r->target)
+    if (r->target && !r->hit)
         rec.cost_pusd = tg_price_cost(&r->target->price, rec.usage.prompt, rec.usage.cached,
                                       rec.usage.completion);
     uint64_t now = tg_mono_us();
@@ -253,6 +268,7 @@ static dp_req_t *req_create(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
     tg_buf_init(&r->up_body, w->opts->limits.max_body * 2 + 65536);
     tg_buf_init(&r->resp, w->opts->max_response_bytes);
     tg_buf_init(&r->out, 8u << 20);
+    tg_buf_init(&r->cache_buf, CACHE_STREAM_MAX);
     /* keep the client's request id when it is sane, so logs join up across hops */
     const tg_buf_t *rid = &msg->request_id;
     bool ok = rid->len > 0 && rid->len <= 128;
@@ -317,6 +333,7 @@ static void req_destroy(dp_req_t *r)
     tg_buf_dispose(&r->up_body);
     tg_buf_dispose(&r->resp);
     tg_buf_dispose(&r->out);
+    tg_buf_dispose(&r->cache_buf);
     tg_snap_unref(r->snap);
     if (r->timer_init) {
         /* the handle lives inside r: free r once the loop has closed it */
@@ -605,6 +622,89 @@ static size_t on_up_header(char *p, size_t size, size_t n, void *ud)
 static void attempt_done(dp_req_t *r, CURLcode rc);
 static bool attempt_start(dp_req_t *r);
 
+/* ---- response cache ---- */
+
+/* The client's cache-control: no-store (do not keep this answer), no-cache (do not answer from
+ * the cache), max-age=N (only answers at most N seconds old). */
+static void read_cache_control(const tg_buf_t *h, bool *read, bool *store, int64_t *max_age_ms)
+{
+    size_t i = 0;
+    while (i < h->len) {
+        size_t j = i;
+        while (j < h->len && h->base[j] != ',')
+            j++;
+        size_t a = i, b = j;
+        while (a < b && (h->base[a] == ' ' || h->base[a] == '\t'))
+            a++;
+        while (b > a && (h->base[b - 1] == ' ' || h->base[b - 1] == '\t'))
+            b--;
+        const char *t = h->base + a;
+        size_t n = b - a;
+        if (tg_mem_caseeq(t, n, "no-store", 8)) {
+            *store = false;
+        } else if (tg_mem_caseeq(t, n, "no-cache", 8)) {
+            *read = false;
+        } else if (n > 8 && tg_mem_caseeq(t, 8, "max-age=", 8)) {
+            int64_t v = 0;
+            size_t k = 8;
+            for (; k < n && t[k] >= '0' && t[k] <= '9' && v < 100000000; k++)
+                v = v * 10 + (t[k] - '0');
+            if (k == n) /* ages are whole seconds, as the age header says */
+                *max_age_ms = v * 1000 + 999;
+        }
+        i = j + 1;
+    }
+}
+
+/* Looks the request up when its route caches. true: answered from the cache (and freed). */
+static bool cache_lookup(dp_req_t *r)
+{
+    dp_cache_t *c = r->w->cache;
+    if (!c || r->route->cache_ttl_s == 0)
+        return false;
+    bool read = true, store = true;
+    int64_t max_age = -1;
+    read_cache_control(&r->msg.cache_control, &read, &store, &max_age);
+    if (!read && !store)
+        return false;
+    if (dp_cache_key(r->key->tenant->id, r->endpoint, r->route->alias, r->body.root,
+                     r->cache_key) != 0)
+        return false;
+    r->cache_on = true;
+    r->cache_store = store;
+    if (!read)
+        return false;
+    int64_t now = (int64_t)now_ms(r);
+    r->hit = dp_cache_get(c, r->cache_key, now, max_age);
+    if (!r->hit)
+        return false;
+    char extra[640];
+    snprintf(extra, sizeof(extra), "age: %lld\r\n%s", (long long)((now - r->hit->stored_ms) / 1000),
+             r->adm.headers);
+    if (r->hit->stream) {
+        tg_buf_t h = TG_BUF_INIT(16384);
+        if (build_head(&h, r->conn, 200, "text/event-stream", -1, r, extra) == 0 &&
+            dp_conn_write(r->conn, h.base, h.len, NULL, 0) == 0 &&
+            dp_conn_write_chunk(r->conn, r->hit->body, r->hit->len) == 0)
+            (void)dp_conn_write_chunk(r->conn, NULL, 0);
+        tg_buf_dispose(&h);
+    } else {
+        respond(r, 200, "application/json", r->hit->body, r->hit->len, extra);
+    }
+    dp_metrics_request(r->w->metrics, 200, label_model(r), r->hit->provider);
+    record_usage(r, 200, NULL);
+    r->hit = NULL;
+    req_destroy(r);
+    return true;
+}
+
+static void cache_store(dp_req_t *r, const char *body, size_t len)
+{
+    (void)dp_cache_put(r->w->cache, r->cache_key, body, len, r->body.stream,
+                       r->target->provider->id, r->target->model, &r->x.st.usage,
+                       (int64_t)now_ms(r), (int64_t)r->route->cache_ttl_s * 1000);
+}
+
 static void timer_arm(dp_req_t *r, uint64_t ms, uv_timer_cb cb)
 {
     if (!r->timer_init) {
@@ -709,6 +809,9 @@ static size_t on_up_data(char *p, size_t size, size_t n, void *ud)
     /* all events completed by this read leave together, in this loop iteration */
     if (r->out.len > 0 && dp_conn_write_chunk(r->conn, r->out.base, r->out.len) != 0)
         return 0;
+    if (r->cache_store && r->out.len > 0 &&
+        tg_buf_append(&r->cache_buf, r->out.base, r->out.len) != 0)
+        r->cache_store = false; /* too long to keep */
     return len;
 }
 
@@ -871,6 +974,9 @@ static void end_stream(dp_req_t *r, CURLcode rc)
             (void)dp_conn_write_chunk(r->conn, r->out.base, r->out.len);
         (void)dp_conn_write_chunk(r->conn, NULL, 0);
     }
+    if (rc == CURLE_OK && r->cache_store && r->x.st.done &&
+        tg_buf_append(&r->cache_buf, r->out.base ? r->out.base : "", r->out.len) == 0)
+        cache_store(r, r->cache_buf.base, r->cache_buf.len);
     complete(r, status, error, true);
 }
 
@@ -936,6 +1042,8 @@ static void attempt_done(dp_req_t *r, CURLcode rc)
             ctype = "application/json";
         respond(r, status, ctype, body ? body : "", body_len, extra);
     }
+    if (status >= 200 && status < 300 && r->cache_store)
+        cache_store(r, body ? body : "", body_len);
     complete(r, status, status >= 400 ? "upstream_error" : NULL, true);
 }
 
@@ -1191,6 +1299,8 @@ dp_req_t *dp_proxy_handle(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
         return NULL;
     }
     if (admit(r, &err) != 0)
+        return NULL;
+    if (cache_lookup(r))
         return NULL;
     dp_xlate_init(&r->x, r->endpoint, &r->body, r->body.include_usage);
     r->x_ready = true;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "cache.h"
 #include "ledger.h"
 #include "metrics.h"
 #include "sync.h"
@@ -208,6 +209,8 @@ static int worker_init(dp_worker_t *w, int id, const dp_opts_t *o, tg_snap_t *sn
     w->metrics = dp_metrics_create();
     w->up = dp_upstream_create(&w->loop);
     w->health = dp_health_create(&o->health);
+    if (o->cache_max_bytes)
+        w->cache = dp_cache_create(o->cache_max_bytes);
     if (!w->metrics || !w->up || !w->health)
         return TG_ENOMEM;
     uv_async_init(&w->loop, &w->wake, on_wake);
@@ -302,6 +305,7 @@ static void worker_dispose(dp_worker_t *w)
     tg_buf_dispose(&w->usage);
     dp_metrics_destroy(w->metrics);
     dp_health_destroy(w->health);
+    dp_cache_destroy(w->cache);
     pthread_mutex_destroy(&w->mu);
     free(w);
 }

@@ -800,8 +800,9 @@ static size_t on_up_data(char *p, size_t size, size_t n, void *ud)
         return CURL_WRITEFUNC_PAUSE;
     }
     tg_buf_reset(&r->out);
-    if (dp_xlate_feed(&r->x, p, len, &r->out) != 0)
-        return 0;
+    int frc = dp_xlate_feed(&r->x, p, len, &r->out);
+    if (frc != 0 && !r->stream_started)
+        return 0; /* nothing reached the client yet: another target may still answer */
     /* the client's stream starts with the first bytes it can use: until then, a failure can
      * still go to another target */
     if (r->out.len > 0 && !r->stream_started && start_client_stream(r) != 0)
@@ -809,6 +810,8 @@ static size_t on_up_data(char *p, size_t size, size_t n, void *ud)
     /* all events completed by this read leave together, in this loop iteration */
     if (r->out.len > 0 && dp_conn_write_chunk(r->conn, r->out.base, r->out.len) != 0)
         return 0;
+    if (frc != 0)
+        return 0; /* the events completed before the unreadable bytes went out */
     if (r->cache_store && r->out.len > 0 &&
         tg_buf_append(&r->cache_buf, r->out.base, r->out.len) != 0)
         r->cache_store = false; /* too long to keep */

@@ -86,6 +86,7 @@ int dp_xlate_build(dp_xlate_t *x, const tg_provider_t *p, const char *model, con
             }
         }
     }
+    x->st.body = c.body;
     return x->ops->build(&c, add, ud, url, body, err);
 }
 

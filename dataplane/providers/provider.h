@@ -37,6 +37,7 @@ typedef struct dp_stream_state {
     bool client_wants_usage; /* else a usage chunk the client did not ask for is hidden */
     const char *model;       /* borrowed: the provider's model name, for translated answers */
     const char *request_id;  /* borrowed: for chunk ids when the upstream gives none */
+    const dp_reqbody_t *body; /* borrowed: the body build() got, for answers that depend on it */
     int64_t created;         /* unix seconds: "created" of translated answers */
     dp_usage_t usage;        /* filled by the adapter from what the provider reported */
     int64_t content_events;  /* events that carried content: the estimate when usage never came */

@@ -33,6 +33,11 @@
 //   mock:usage_in_last_choice  stream + include_usage: put usage on the finish_reason
 //                              chunk instead of a separate `choices: []` chunk (vLLM style)
 //   mock:cached=N              usage.prompt_tokens_details.cached_tokens = N
+//   mock:tool=NAME             chat: answer with a tool call of NAME (arguments
+//                              {"q":"mock"}), finish_reason "tool_calls"
+//   mock:tools=N               chat: N tool calls (NAME, or the request's declared tools
+//                              in order, or tool_1..tool_N); streamed as OpenAI does, each
+//                              call's id and name first, then its arguments in pieces
 //   mock:reasoning=N           usage.completion_tokens_details.reasoning_tokens = N
 //                              (also added to completion_tokens, as OpenAI counts them)
 //
@@ -270,13 +275,43 @@ export async function startOpenAIMock(opts = {}) {
     return sendJSON(res, 404, errorBody(`Invalid URL (${req.method} ${path})`, 'invalid_request_error'));
   }
 
+  // The tool calls a chat answer makes (mock:tool / mock:tools), or null.
+  function toolCalls(ctx, body) {
+    const n = ctx.d.tools > 0 ? ctx.d.tools : ctx.d.tool ? 1 : 0;
+    if (!n) return null;
+    const declared = Array.isArray(body.tools) ? body.tools.map((t) => t?.function?.name).filter(Boolean) : [];
+    return Array.from({ length: n }, (_, i) => ({
+      id: `call_mock${ctx.id}_${i}`,
+      type: 'function',
+      function: {
+        name: typeof ctx.d.tool === 'string' ? ctx.d.tool : declared[i] ?? `tool_${i + 1}`,
+        arguments: JSON.stringify({ q: 'mock', n: i }),
+      },
+    }));
+  }
+
   function chat(ctx, body) {
     const model = body.model ?? 'gpt-4o-mini';
-    const words = makeWords(ctx.d);
-    const usage = makeUsage(chatPromptTokens(body), words, ctx.d);
+    const calls = toolCalls(ctx, body);
+    const words = calls ? [] : makeWords(ctx.d);
+    const usage = makeUsage(chatPromptTokens(body), calls ? Array(5 * calls.length).fill('t') : words, ctx.d);
     const id = `chatcmpl-mock${String(ctx.id).padStart(6, '0')}`;
     const created = Math.floor(Date.now() / 1000);
 
+    if (!body.stream && calls) {
+      return sendJSON(ctx.res, 200, {
+        id, object: 'chat.completion', created, model,
+        choices: [{
+          index: 0,
+          message: { role: 'assistant', content: null, tool_calls: calls, refusal: null, annotations: [] },
+          logprobs: null,
+          finish_reason: 'tool_calls',
+        }],
+        usage,
+        service_tier: 'default',
+        system_fingerprint: FINGERPRINT,
+      });
+    }
     if (!body.stream) {
       return sendJSON(ctx.res, 200, {
         id, object: 'chat.completion', created, model,
@@ -298,9 +333,17 @@ export async function startOpenAIMock(opts = {}) {
       choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
       ...(includeUsage ? { usage: null } : {}),
     });
-    const events = [chunk({ role: 'assistant', content: '', refusal: null }, null)];
+    const events = [chunk({ role: 'assistant', content: calls ? null : '', refusal: null }, null)];
     for (const p of pieces(words)) events.push(chunk({ content: p }, null));
-    events.push(...finalChunks(chunk({}, 'stop'), includeUsage, usage, ctx.d));
+    (calls ?? []).forEach((c, index) => {
+      events.push(chunk({ tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.function.name, arguments: '' } }] }, null));
+      const a = c.function.arguments;
+      const cut = Math.floor(a.length / 2);
+      for (const part of [a.slice(0, cut), a.slice(cut)]) {
+        events.push(chunk({ tool_calls: [{ index, function: { arguments: part } }] }, null));
+      }
+    });
+    events.push(...finalChunks(chunk({}, calls ? 'tool_calls' : 'stop'), includeUsage, usage, ctx.d));
     return stream(ctx, events);
   }
 

@@ -1,9 +1,9 @@
 // Self-test of the mock OpenAI provider, straight over HTTP (no gateway involved).
-// Run: node --test tests/mocks/openai.selftest.mjs
+// Run: node --test tests/integration/mock_openai.test.mjs
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startOpenAIMock, waitFor } from './openai.mjs';
+import { startOpenAIMock, waitFor } from '../mocks/openai.mjs';
 
 const KEY = 'sk-upstream-test';
 let mock;
@@ -275,4 +275,25 @@ test('the openai SDK accepts the mock', async (t) => {
   assert.equal(e.data[0].embedding.length, 8);
   await assert.rejects(client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'mock:status=429' }] }),
     (err) => err.status === 429 && err.constructor.name === 'RateLimitError');
+});
+
+test('mock:tools=2 answers two tool calls, streamed with ids and names first and arguments in pieces', async () => {
+  const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } },
+    { type: 'function', function: { name: 'get_time', parameters: { type: 'object' } } }];
+  const r = await call('POST', '/v1/chat/completions', chatBody('mock:tools=2', { tools }));
+  const m = r.json.choices[0];
+  assert.equal(m.finish_reason, 'tool_calls');
+  assert.deepEqual(m.message.tool_calls.map((c) => c.function.name), ['get_weather', 'get_time']);
+  const s = await call('POST', '/v1/chat/completions', chatBody('mock:tools=2', { tools, stream: true }));
+  const calls = [];
+  for (const line of s.text.split('\n')) {
+    if (!line.startsWith('data: {')) continue;
+    for (const tc of JSON.parse(line.slice(6)).choices[0]?.delta?.tool_calls ?? []) {
+      calls[tc.index] ??= { name: '', args: '' };
+      if (tc.function?.name) calls[tc.index].name = tc.function.name;
+      calls[tc.index].args += tc.function?.arguments ?? '';
+    }
+  }
+  assert.deepEqual(calls.map((c) => c.name), ['get_weather', 'get_time']);
+  assert.deepEqual(calls.map((c) => JSON.parse(c.args).n), [0, 1]);
 });

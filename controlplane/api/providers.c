@@ -1,8 +1,9 @@
 /* providers.c: /api/v1/providers, the upstreams that routes send to. Platform-wide config
  * (tenant_id NULL): only platform admins read or change it, because a base URL may point inside
  * the network. Credentials are write-only: sealed with cp_seal into credentials_enc; replies and
- * audit rows show has_credentials and the credential names, never a value. Runs on MHD worker
- * threads. */
+ * audit rows show has_credentials and the credential names, never a value. What each kind needs
+ * for the data plane to take the provider (common/tg_snap.c) is checked here, so the snapshot
+ * never has to leave it out. Runs on MHD worker threads. */
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +19,14 @@
 #define CRED_NAME_MAX 64
 #define HEADER_COUNT_MAX 64
 #define HEADER_NAME_MAX 256
-#define HEADER_VALUE_MAX 8192
+#define HEADER_VALUE_MAX 4096 /* the data plane's limit (common/tg_snap.c) */
 #define SETTINGS_MAX (64u << 10)
 #define BASE_URL_MAX 2048
 #define SETTINGS_DEPTH_MAX 32
+#define API_KEY_MAX 4096   /* what the data plane takes (common/tg_snap.c) */
+#define API_VERSION_MAX 64 /* settings.api_version, settings.region */
+#define AWS_KEY_MAX 256    /* aws_access_key_id, aws_secret_access_key */
+#define AWS_TOKEN_MAX 4096 /* aws_session_token */
 
 /* Column 0: the provider without its credential names; column 1: the sealed credentials in hex
  * (NULL when there are none), for the names; column 2: the id. */
@@ -33,8 +38,8 @@
 
 static const char *const kinds[] = {"openai", "azure", "anthropic", "gemini", "bedrock", NULL};
 
-/* Headers the data plane sets itself, hop-by-hop headers, and headers that carry secrets (those
- * belong in "credentials", which are never shown). */
+/* Headers the data plane sets itself (the AWS signature's among them), hop-by-hop headers, and
+ * headers that carry secrets (those belong in "credentials", which are never shown). */
 static const char *const refused_headers[] = {"authorization",
                                               "proxy-authorization",
                                               "host",
@@ -51,18 +56,19 @@ static const char *const refused_headers[] = {"authorization",
                                               "x-api-key",
                                               "api-key",
                                               "x-goog-api-key",
+                                              "x-amz-date",
+                                              "x-amz-security-token",
+                                              "x-amz-content-sha256",
                                               NULL};
 
 /* ---- reading ---- */
 
-/* The names in a sealed credentials object, or JSON null when it cannot be opened (no or another
- * master key, or a tampered row). The plaintext is wiped before returning. */
-static json_t *credential_names(const char *hex, const char *id)
+/* A sealed credentials object opened (caller decrefs), or NULL when it cannot be opened (no or
+ * another master key, or a tampered row). The plaintext buffer is wiped before returning. */
+static json_t *open_credentials(const char *hex, const char *id)
 {
-    if (!hex)
-        return json_array();
     size_t hlen = strlen(hex);
-    json_t *names = NULL;
+    json_t *o = NULL;
     uint8_t *sealed = malloc(hlen / 2 + 1);
     tg_buf_t plain = TG_BUF_INIT(CRED_MAX + 1024);
     if (!sealed || hlen % 2 != 0 || tg_hex_decode(hex, hlen, sealed, hlen / 2) != 0)
@@ -72,24 +78,37 @@ static json_t *credential_names(const char *hex, const char *id)
                "provider_id=%s reason=\"cannot open credentials_enc with the master key\"", id);
         goto out;
     }
-    json_t *o = json_loadb(plain.base, plain.len, 0, NULL);
-    if (json_is_object(o)) {
-        names = json_array();
-        const char *k;
-        json_t *v;
-        json_object_foreach(o, k, v)
-        {
-            (void)v;
-            json_array_append_new(names, json_string(k));
-        }
+    o = json_loadb(plain.base, plain.len, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        o = NULL;
     }
-    json_decref(o);
 out:
     if (plain.base)
         OPENSSL_cleanse(plain.base, plain.cap);
     tg_buf_dispose(&plain);
     free(sealed);
-    return names ? names : json_null();
+    return o;
+}
+
+/* The names in a sealed credentials object, or JSON null when it cannot be opened. */
+static json_t *credential_names(const char *hex, const char *id)
+{
+    if (!hex)
+        return json_array();
+    json_t *o = open_credentials(hex, id);
+    if (!o)
+        return json_null();
+    json_t *names = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        (void)v;
+        json_array_append_new(names, json_string(k));
+    }
+    json_decref(o);
+    return names;
 }
 
 /* One row as a json_t (for the audit log). */
@@ -479,8 +498,95 @@ out:
     return rc;
 }
 
+static bool printable_ascii(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+/* A value that goes into a header line or a request signature: a string of 1..max printable
+ * ASCII characters. field names it in the reply; a credential's value is never quoted. */
+static int check_token(cp_req_t *r, json_t *v, const char *field, size_t max)
+{
+    if (!json_is_string(v)) {
+        cp_reply_error(r, 400, "invalid_type", field, "\"%s\" must be a string", field);
+        return -1;
+    }
+    size_t n = json_string_length(v);
+    if (n < 1 || n > max) {
+        cp_reply_error(r, 422, "invalid_length", field, "\"%s\" must be 1 to %zu bytes long", field,
+                       max);
+        return -1;
+    }
+    if (!printable_ascii(json_string_value(v), n)) {
+        cp_reply_error(r, 422, "invalid_characters", field,
+                       "\"%s\" must be printable ASCII without control characters", field);
+        return -1;
+    }
+    return 0;
+}
+
+/* What the data plane needs of each kind (common/tg_snap.c), checked on the provider as it will
+ * be stored, so that the snapshot never has to leave it out. settings and creds (opened) are
+ * objects, or NULL when there are none. */
+static int check_kind(cp_req_t *r, const char *kind, json_t *settings, json_t *creds)
+{
+    json_t *v = json_object_get(settings, "api_version");
+    if (v && !json_is_null(v) && check_token(r, v, "settings.api_version", API_VERSION_MAX) != 0)
+        return -1;
+    v = json_object_get(creds, "api_key");
+    if (json_is_string(v) &&
+        (json_string_length(v) > API_KEY_MAX || strpbrk(json_string_value(v), "\r\n"))) {
+        cp_reply_error(r, 422, "invalid_value", "credentials.api_key",
+                       "\"credentials.api_key\" must be at most %d bytes without line breaks",
+                       API_KEY_MAX);
+        return -1;
+    }
+    if (strcmp(kind, "bedrock") != 0)
+        return 0;
+    v = json_object_get(settings, "region");
+    if (!v || json_is_null(v)) {
+        cp_reply_error(r, 422, "invalid_value", "settings.region",
+                       "a bedrock provider needs \"settings.region\", the AWS region its "
+                       "requests are signed for (e.g. \"us-east-1\")");
+        return -1;
+    }
+    if (check_token(r, v, "settings.region", API_VERSION_MAX) != 0)
+        return -1;
+    for (const char *c = json_string_value(v); *c; c++) {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-')) {
+            cp_reply_error(r, 422, "invalid_value", "settings.region",
+                           "\"settings.region\" must be lower-case letters, digits and '-'");
+            return -1;
+        }
+    }
+    static const struct {
+        const char *name, *field;
+        size_t max;
+        bool required;
+    } aws[] = {
+        {"aws_access_key_id", "credentials.aws_access_key_id", AWS_KEY_MAX, true},
+        {"aws_secret_access_key", "credentials.aws_secret_access_key", AWS_KEY_MAX, true},
+        {"aws_session_token", "credentials.aws_session_token", AWS_TOKEN_MAX, false},
+    };
+    for (size_t i = 0; i < sizeof(aws) / sizeof(aws[0]); i++) {
+        v = json_object_get(creds, aws[i].name);
+        if (!v && aws[i].required) {
+            cp_reply_error(r, 422, "invalid_value", aws[i].field, "a bedrock provider needs \"%s\"",
+                           aws[i].field);
+            return -1;
+        }
+        if (v && check_token(r, v, aws[i].field, aws[i].max) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* What a create or update asked for, validated. */
 typedef struct provider_in {
+    json_t *settings_json, *creds_json; /* borrowed from the body; NULL when absent or null */
     const char *name, *kind, *base_url;
     bool creds_given; /* "credentials" present, possibly null */
     char *creds_hex;  /* owned; NULL with creds_given = clear */
@@ -533,13 +639,38 @@ static int provider_in_parse(cp_req_t *r, json_t *o, bool partial, provider_in_t
     json_t *s = json_object_get(o, "settings");
     if (s && check_settings(r, s, &in->settings) != 0)
         return -1;
+    in->settings_json = s;
     json_t *c = json_object_get(o, "credentials");
     if (c) {
         in->creds_given = true;
         if (!json_is_null(c) && seal_credentials(r, c, &in->creds_hex) != 0)
             return -1;
+        in->creds_json = json_is_null(c) ? NULL : c;
     }
     return 0;
+}
+
+/* check_kind on the row an update leaves: what it changes over what is stored (cred_hex, the
+ * stored credentials sealed, or NULL). */
+static int check_kind_update(cp_req_t *r, const provider_in_t *in, json_t *before,
+                             const char *cred_hex, const char *id)
+{
+    const char *kind = in->kind ? in->kind : json_string_value(json_object_get(before, "kind"));
+    json_t *settings = in->settings_json ? in->settings_json : json_object_get(before, "settings");
+    json_t *stored = NULL;
+    if (!in->creds_given && cred_hex) {
+        stored = open_credentials(cred_hex, id);
+        if (!stored && kind && strcmp(kind, "bedrock") == 0) {
+            cp_reply_error(r, 422, "invalid_value", "credentials",
+                           "the stored credentials cannot be opened with the current master key; "
+                           "send \"credentials\" again");
+            return -1;
+        }
+    }
+    int rc = check_kind(r, kind ? kind : "", json_is_object(settings) ? settings : NULL,
+                        in->creds_given ? in->creds_json : stored);
+    json_decref(stored);
+    return rc;
 }
 
 static const char *buf_str(tg_buf_t *b)
@@ -608,7 +739,7 @@ void cp_api_providers_create(cp_req_t *r)
     provider_in_t in;
     if (provider_in_parse(r, o, false, &in) != 0)
         goto out;
-    if (cp_db_begin(r) != 0)
+    if (check_kind(r, in.kind, in.settings_json, in.creds_json) != 0 || cp_db_begin(r) != 0)
         goto out;
     const char *p[6] = {
         in.name, in.kind, in.base_url, in.creds_hex, buf_str(&in.headers), buf_str(&in.settings)};
@@ -690,6 +821,12 @@ void cp_api_providers_update(cp_req_t *r)
         goto out;
     }
     before = provider_json(res, 0);
+    if (before && (in.kind || in.settings_json || in.creds_given) &&
+        check_kind_update(r, &in, before, PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1),
+                          id) != 0) {
+        cp_db_rollback(r);
+        goto out;
+    }
     PQclear(res);
     res = NULL;
     if (!before) {

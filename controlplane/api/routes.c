@@ -11,7 +11,9 @@
 #include "tg_banned.h"
 
 #define TARGETS_MAX 64
-#define ON_STATUS_MAX 200
+#define ON_STATUS_MAX 32 /* the data plane's TG_RETRY_STATUS_MAX */
+#define TIMEOUT_MAX 3600000
+#define CACHE_TTL_MAX 2678400 /* 31 days */
 #define MODEL_MAX 256
 
 #define ROUTE_JSON                                                                                 \
@@ -20,7 +22,8 @@
     "p.name, 'model', t.model, 'weight', t.weight) ORDER BY t.position) FROM route_targets t "     \
     "JOIN providers p ON p.id = t.provider_id WHERE t.route_id = ro.id), '[]'::json), 'retry', "   \
     "ro.retry, 'connect_timeout_ms', ro.connect_timeout_ms, 'timeout_ms', ro.timeout_ms, "         \
-    "'created_at', ro.created_at, 'updated_at', ro.updated_at)"
+    "'first_byte_timeout_ms', ro.first_byte_timeout_ms, 'idle_timeout_ms', ro.idle_timeout_ms, "   \
+    "'cache_ttl_s', ro.cache_ttl_s, 'created_at', ro.created_at, 'updated_at', ro.updated_at)"
 
 static const char *const strategies[] = {"weighted", "least_busy", "lowest_latency", NULL};
 
@@ -245,8 +248,8 @@ typedef struct route_in {
     const char *alias, *strategy;
     json_t *targets; /* owned */
     json_t *retry;   /* owned */
-    bool have_connect, have_timeout;
-    int64_t connect_ms, timeout_ms;
+    bool have_connect, have_timeout, have_first_byte, have_idle, have_ttl;
+    int64_t connect_ms, timeout_ms, first_byte_ms, idle_ms, cache_ttl_s;
 } route_in_t;
 
 static void route_in_dispose(route_in_t *in)
@@ -275,9 +278,18 @@ static int route_in_parse(cp_req_t *r, json_t *o, bool partial, route_in_t *in)
     }
     if (cp_body_str(r, o, "alias", !partial, 256, &in->alias) != 0 ||
         cp_body_enum(r, o, "strategy", false, strategies, &in->strategy) != 0 ||
-        cp_body_int(r, o, "connect_timeout_ms", false, 1, 3600000, &in->have_connect,
+        cp_body_int(r, o, "connect_timeout_ms", false, 1, TIMEOUT_MAX, &in->have_connect,
                     &in->connect_ms) != 0 ||
-        cp_body_int(r, o, "timeout_ms", false, 1, 3600000, &in->have_timeout, &in->timeout_ms) != 0)
+        cp_body_int(r, o, "timeout_ms", false, 1, TIMEOUT_MAX, &in->have_timeout,
+                    &in->timeout_ms) != 0)
+        return -1;
+    /* 0 = none (cache off) */
+    if (cp_body_int(r, o, "first_byte_timeout_ms", false, 0, TIMEOUT_MAX, &in->have_first_byte,
+                    &in->first_byte_ms) != 0 ||
+        cp_body_int(r, o, "idle_timeout_ms", false, 0, TIMEOUT_MAX, &in->have_idle, &in->idle_ms) !=
+            0 ||
+        cp_body_int(r, o, "cache_ttl_s", false, 0, CACHE_TTL_MAX, &in->have_ttl,
+                    &in->cache_ttl_s) != 0)
         return -1;
     json_t *t = json_object_get(o, "targets");
     if (!t && !partial) {
@@ -290,6 +302,24 @@ static int route_in_parse(cp_req_t *r, json_t *o, bool partial, route_in_t *in)
     if (rt && !json_is_null(rt) && !(in->retry = check_retry(r, rt)))
         return -1;
     return 0;
+}
+
+/* One attempt's timeouts nest inside its whole: connect, first byte and idle (0 = none) cannot
+ * exceed timeout_ms. Replies 422 naming the first that does. */
+static int check_timeouts(cp_req_t *r, int64_t connect_ms, int64_t timeout_ms,
+                          int64_t first_byte_ms, int64_t idle_ms)
+{
+    const char *field = NULL;
+    if (connect_ms > timeout_ms)
+        field = "connect_timeout_ms";
+    else if (first_byte_ms > timeout_ms)
+        field = "first_byte_timeout_ms";
+    else if (idle_ms > timeout_ms)
+        field = "idle_timeout_ms";
+    if (!field)
+        return 0;
+    cp_reply_error(r, 422, "invalid_value", field, "\"%s\" must not exceed \"timeout_ms\"", field);
+    return -1;
 }
 
 /* Replies 422 naming the first target whose provider does not exist. */
@@ -370,8 +400,16 @@ void cp_api_routes_list(cp_req_t *r)
 
 void cp_api_routes_create(cp_req_t *r)
 {
-    static const char *const fields[] = {
-        "alias", "strategy", "targets", "retry", "connect_timeout_ms", "timeout_ms", NULL};
+    static const char *const fields[] = {"alias",
+                                         "strategy",
+                                         "targets",
+                                         "retry",
+                                         "connect_timeout_ms",
+                                         "timeout_ms",
+                                         "first_byte_timeout_ms",
+                                         "idle_timeout_ms",
+                                         "cache_ttl_s",
+                                         NULL};
     if (!cp_require_platform(r, "change routes"))
         return;
     json_t *o = cp_body_object(r, fields);
@@ -384,14 +422,14 @@ void cp_api_routes_create(cp_req_t *r)
         goto out;
     int64_t connect_ms = in.have_connect ? in.connect_ms : 10000;
     int64_t timeout_ms = in.have_timeout ? in.timeout_ms : 600000;
-    if (connect_ms > timeout_ms) {
-        cp_reply_error(r, 422, "invalid_value", "connect_timeout_ms",
-                       "\"connect_timeout_ms\" must not exceed \"timeout_ms\"");
+    if (check_timeouts(r, connect_ms, timeout_ms, in.first_byte_ms, in.idle_ms) != 0)
         goto out;
-    }
-    char cbuf[24], tbuf[24];
+    char cbuf[24], tbuf[24], fbuf[24], ibuf[24], cache[24];
     snprintf(cbuf, sizeof(cbuf), "%lld", (long long)connect_ms);
     snprintf(tbuf, sizeof(tbuf), "%lld", (long long)timeout_ms);
+    snprintf(fbuf, sizeof(fbuf), "%lld", (long long)in.first_byte_ms);
+    snprintf(ibuf, sizeof(ibuf), "%lld", (long long)in.idle_ms);
+    snprintf(cache, sizeof(cache), "%lld", (long long)in.cache_ttl_s);
     targets = json_dumps(in.targets, JSON_COMPACT);
     retry = in.retry ? json_dumps(in.retry, JSON_COMPACT) : NULL;
     if (!targets || (in.retry && !retry)) {
@@ -402,12 +440,13 @@ void cp_api_routes_create(cp_req_t *r)
         goto out;
     if (check_providers_exist(r, targets) != 0)
         goto rollback;
-    const char *p[5] = {in.alias, in.strategy, retry, cbuf, tbuf};
+    const char *p[8] = {in.alias, in.strategy, retry, cbuf, tbuf, fbuf, ibuf, cache};
     PGresult *res = cp_db_exec(r->db,
                                "INSERT INTO routes (alias, strategy, retry, connect_timeout_ms, "
-                               "timeout_ms) VALUES ($1, coalesce($2, 'weighted'), "
-                               "coalesce($3::jsonb, '{}'), $4::int, $5::int) RETURNING id",
-                               5, p);
+                               "timeout_ms, first_byte_timeout_ms, idle_timeout_ms, cache_ttl_s) "
+                               "VALUES ($1, coalesce($2, 'weighted'), coalesce($3::jsonb, '{}'), "
+                               "$4::int, $5::int, $6::int, $7::int, $8::int) RETURNING id",
+                               8, p);
     if (!cp_db_ok(res)) {
         if (cp_db_sqlstate_is(res, "23505"))
             conflict_alias(r, in.alias);
@@ -454,8 +493,16 @@ void cp_api_routes_get(cp_req_t *r)
 
 void cp_api_routes_update(cp_req_t *r)
 {
-    static const char *const fields[] = {
-        "alias", "strategy", "targets", "retry", "connect_timeout_ms", "timeout_ms", NULL};
+    static const char *const fields[] = {"alias",
+                                         "strategy",
+                                         "targets",
+                                         "retry",
+                                         "connect_timeout_ms",
+                                         "timeout_ms",
+                                         "first_byte_timeout_ms",
+                                         "idle_timeout_ms",
+                                         "cache_ttl_s",
+                                         NULL};
     const char *id = r->params[0];
     if (!cp_require_platform(r, "change routes"))
         return;
@@ -471,9 +518,12 @@ void cp_api_routes_update(cp_req_t *r)
     json_t *before = NULL, *after = NULL;
     if (route_in_parse(r, o, true, &in) != 0)
         goto out;
-    char cbuf[24], tbuf[24];
+    char cbuf[24], tbuf[24], fbuf[24], ibuf[24], cache[24];
     snprintf(cbuf, sizeof(cbuf), "%lld", (long long)in.connect_ms);
     snprintf(tbuf, sizeof(tbuf), "%lld", (long long)in.timeout_ms);
+    snprintf(fbuf, sizeof(fbuf), "%lld", (long long)in.first_byte_ms);
+    snprintf(ibuf, sizeof(ibuf), "%lld", (long long)in.idle_ms);
+    snprintf(cache, sizeof(cache), "%lld", (long long)in.cache_ttl_s);
     targets = in.targets ? json_dumps(in.targets, JSON_COMPACT) : NULL;
     retry = in.retry ? json_dumps(in.retry, JSON_COMPACT) : NULL;
     if ((in.targets && !targets) || (in.retry && !retry)) {
@@ -491,19 +541,24 @@ void cp_api_routes_update(cp_req_t *r)
     }
     if (targets && check_providers_exist(r, targets) != 0)
         goto rollback;
-    const char *p[6] = {id,
+    const char *p[9] = {id,
                         in.alias,
                         in.strategy,
                         retry,
                         in.have_connect ? cbuf : NULL,
-                        in.have_timeout ? tbuf : NULL};
+                        in.have_timeout ? tbuf : NULL,
+                        in.have_first_byte ? fbuf : NULL,
+                        in.have_idle ? ibuf : NULL,
+                        in.have_ttl ? cache : NULL};
     PGresult *res = cp_db_exec(
         r->db,
         "UPDATE routes SET alias = coalesce($2, alias), strategy = coalesce($3, strategy), retry = "
         "coalesce($4::jsonb, retry), connect_timeout_ms = coalesce($5::int, connect_timeout_ms), "
-        "timeout_ms = coalesce($6::int, timeout_ms), updated_at = now() WHERE id = $1 RETURNING "
-        "connect_timeout_ms <= timeout_ms",
-        6, p);
+        "timeout_ms = coalesce($6::int, timeout_ms), first_byte_timeout_ms = coalesce($7::int, "
+        "first_byte_timeout_ms), idle_timeout_ms = coalesce($8::int, idle_timeout_ms), "
+        "cache_ttl_s = coalesce($9::int, cache_ttl_s), updated_at = now() WHERE id = $1 "
+        "RETURNING connect_timeout_ms, timeout_ms, first_byte_timeout_ms, idle_timeout_ms",
+        9, p);
     if (!cp_db_ok(res) || PQntuples(res) != 1) {
         if (cp_db_sqlstate_is(res, "23505"))
             conflict_alias(r, in.alias);
@@ -512,13 +567,13 @@ void cp_api_routes_update(cp_req_t *r)
         PQclear(res);
         goto rollback;
     }
-    bool timeouts_ok = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    /* checked on the row as it now is: a patch of one timeout meets the others as stored */
+    int64_t t[4];
+    for (int i = 0; i < 4; i++)
+        t[i] = strtoll(PQgetvalue(res, 0, i), NULL, 10);
     PQclear(res);
-    if (!timeouts_ok) {
-        cp_reply_error(r, 422, "invalid_value", "connect_timeout_ms",
-                       "\"connect_timeout_ms\" must not exceed \"timeout_ms\"");
+    if (check_timeouts(r, t[0], t[1], t[2], t[3]) != 0)
         goto rollback;
-    }
     if (targets) {
         /* replaced wholesale, in this transaction: a data plane never sees half a list */
         const char *d[1] = {id};

@@ -25,10 +25,11 @@ typedef struct tenant_limits {
 int cp_config_bump(cp_req_t *r)
 {
     /* the notification is delivered at commit, to every replica's notifier (sync.c), which
-     * then answers the data planes' long polls */
+     * then answers the data planes' long polls; the version is a row (not the sequence) so that
+     * no snapshot sees it before the change commits (migrations/0004_routing.sql) */
     PGresult *res = cp_db_exec(r->db,
-                               "SELECT v, pg_notify('tollgate_config', v::text) "
-                               "FROM nextval('config_version_seq') AS v",
+                               "UPDATE config_version SET v = nextval('config_version_seq') "
+                               "RETURNING v, pg_notify('tollgate_config', v::text)",
                                0, NULL);
     bool ok = cp_db_ok(res);
     if (!ok)

@@ -85,7 +85,7 @@ test('health, readiness and metrics answer without a token', async () => {
   assert.equal((await cp.api('GET', '/healthz')).status, 200);
   const r = await cp.api('GET', '/readyz');
   assert.equal(r.status, 200);
-  assert.equal(r.body.schema_version, 3);
+  assert.equal(r.body.schema_version, 4);
   const m = await fetch(cp.url + '/metrics').then((x) => x.text());
   assert.match(m, /tollgate_control_responses_total\{class="2xx"\} \d+/);
 });

@@ -362,12 +362,47 @@ test('bad provider bodies are refused with the right status and change nothing',
     [422, 'space in a header name', { body: { ...base, headers: { 'x a': 'v' } } }],
     [422, 'colon in a header name', { body: { ...base, headers: { 'x:a': 'v' } } }],
     [422, 'the same header twice', { body: { ...base, headers: { 'X-A': '1', 'x-a': '2' } } }],
+    [422, 'X-Amz-Date header (the AWS signature\'s)', { body: { ...base, headers: { 'X-Amz-Date': '20250101T000000Z' } } }],
+    [422, 'x-amz-security-token header', { body: { ...base, headers: { 'x-amz-security-token': 't' } } }],
+    [422, 'x-amz-content-sha256 header', { body: { ...base, headers: { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } } }],
+    [422, 'header value over 4096 bytes', { body: { ...base, headers: { 'x-a': 'v'.repeat(4097) } } }],
     [400, 'settings as a string', { body: { ...base, settings: 'x' } }],
     [400, 'settings as an array', { body: { ...base, settings: [] } }],
     [422, 'settings nested 40 deep', { body: { ...base, settings: nest(40) } }],
     [422, 'settings over 64 KiB', { body: { ...base, settings: { blob: 'x'.repeat(70000) } } }],
   ];
   for (const [status, what, opts] of cases) await refused('POST', '/api/v1/providers', opts, status, what);
+
+  // what each kind needs (the data plane's contract, common/tg_snap.c); the field is named
+  const aws = { aws_access_key_id: 'AKIDEXAMPLE', aws_secret_access_key: 'wJalr/EXAMPLEKEY+x' };
+  const bedrock = { ...base, kind: 'bedrock', base_url: 'https://bedrock-runtime.us-east-1.amazonaws.com', settings: { region: 'us-east-1' }, credentials: aws };
+  const kindCases = [
+    [422, 'settings.region', 'bedrock without settings.region', { ...bedrock, settings: {} }],
+    [422, 'settings.region', 'bedrock without settings', { ...bedrock, settings: undefined }],
+    [422, 'settings.region', 'bedrock with a null region', { ...bedrock, settings: { region: null } }],
+    [400, 'settings.region', 'bedrock region as a number', { ...bedrock, settings: { region: 1 } }],
+    [422, 'settings.region', 'bedrock region in upper case', { ...bedrock, settings: { region: 'US-EAST-1' } }],
+    [422, 'settings.region', 'bedrock region with a space', { ...bedrock, settings: { region: 'us east' } }],
+    [422, 'settings.region', 'empty bedrock region', { ...bedrock, settings: { region: '' } }],
+    [422, 'settings.region', 'bedrock region of 65 bytes', { ...bedrock, settings: { region: 'a'.repeat(65) } }],
+    [422, 'credentials.aws_access_key_id', 'bedrock without credentials', { ...bedrock, credentials: undefined }],
+    [422, 'credentials.aws_access_key_id', 'bedrock with only an api_key', { ...bedrock, credentials: { api_key: 'x' } }],
+    [422, 'credentials.aws_secret_access_key', 'bedrock without the secret key', { ...bedrock, credentials: { aws_access_key_id: 'AKID' } }],
+    [422, 'credentials.aws_secret_access_key', 'aws secret with a newline', { ...bedrock, credentials: { ...aws, aws_secret_access_key: 'a\nb' } }],
+    [422, 'credentials.aws_access_key_id', 'aws key id of 257 bytes', { ...bedrock, credentials: { ...aws, aws_access_key_id: 'A'.repeat(257) } }],
+    [422, 'credentials.aws_session_token', 'aws session token with non-ASCII', { ...bedrock, credentials: { ...aws, aws_session_token: 'tök' } }],
+    [400, 'settings.api_version', 'api_version as a number', { ...base, kind: 'azure', settings: { api_version: 20241021 } }],
+    [422, 'settings.api_version', 'empty api_version', { ...base, kind: 'azure', settings: { api_version: '' } }],
+    [422, 'settings.api_version', 'api_version of 65 bytes', { ...base, kind: 'anthropic', settings: { api_version: '2'.repeat(65) } }],
+    [422, 'settings.api_version', 'api_version with a line break', { ...base, kind: 'azure', settings: { api_version: '2024\r\nX: 1' } }],
+    [422, 'settings.api_version', 'api_version with non-ASCII', { ...base, settings: { api_version: 'v1–beta' } }],
+    [422, 'credentials.api_key', 'api_key with a line break', { ...base, kind: 'gemini', credentials: { api_key: 'k\nX-Injected: 1' } }],
+  ];
+  for (const [status, field, what, body] of kindCases) {
+    const r = await refused('POST', '/api/v1/providers', { body }, status, what);
+    assert.equal(r.body.error.field, field, `${what}: ${r.text}`);
+    assert.ok(!r.text.includes(aws.aws_secret_access_key), 'the refusal quotes a credential');
+  }
 
   const p = await makeProvider({ name: 'target-of-patches' });
   await refused('POST', '/api/v1/providers', { body: { ...base, name: 'target-of-patches' } }, 409, 'duplicate name');
@@ -395,12 +430,58 @@ test('bad provider bodies are refused with the right status and change nothing',
   // what is allowed: IPv6 literal with a port, unicode in header values and settings
   const ok = await cp.api('POST', '/api/v1/providers', {
     token: admin,
-    body: { name: 'v6.local_1', kind: 'bedrock', base_url: 'http://[::1]:8080', headers: { 'x-note': 'שלום e\u0301 🙂' }, settings: { note: "'; DROP TABLE providers; --" } },
+    body: { name: 'v6.local_1', kind: 'bedrock', base_url: 'http://[::1]:8080', headers: { 'x-note': 'שלום e\u0301 🙂' }, settings: { note: "'; DROP TABLE providers; --", region: 'eu-west-1' }, credentials: aws },
   });
   assert.equal(ok.status, 201, ok.text);
   assert.equal(ok.body.headers['x-note'], 'שלום e\u0301 🙂');
   assert.equal(ok.body.settings.note, "'; DROP TABLE providers; --");
   assert.equal(await db.query(`SELECT settings->>'note' FROM providers WHERE id = '${ok.body.id}'`), "'; DROP TABLE providers; --");
+  await assertAuditIntact();
+});
+
+test('what a kind needs is checked on the provider an update leaves behind', async () => {
+  const aws = { aws_access_key_id: 'AKIDPATCH', aws_secret_access_key: 'patch/SECRET+key' };
+  const p = await makeProvider({ name: 'becomes-bedrock', credentials: { api_key: SECRET_1 } });
+  const id = p.id;
+  const patch = (body) => cp.api('PATCH', `/api/v1/providers/${id}`, { token: admin, body });
+  const refuse = async (body, status, field, what) => {
+    const r = await refused('PATCH', `/api/v1/providers/${id}`, { body }, status, what);
+    assert.equal(r.body.error.field, field, `${what}: ${r.text}`);
+  };
+  await refuse({ kind: 'bedrock' }, 422, 'settings.region', 'kind bedrock without a region');
+  await refuse({ kind: 'bedrock', settings: { region: 'us-west-2' } }, 422, 'credentials.aws_access_key_id', 'kind bedrock keeping an api_key only');
+  let r = await patch({ kind: 'bedrock', settings: { region: 'us-west-2' }, credentials: aws });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.kind, 'bedrock');
+  assert.deepEqual(r.body.credential_names, ['aws_access_key_id', 'aws_secret_access_key']);
+  await refuse({ settings: {} }, 422, 'settings.region', 'settings that drop the region');
+  await refuse({ settings: { region: 'Mars' } }, 422, 'settings.region', 'a bad region');
+  await refuse({ credentials: { aws_access_key_id: 'AKID' } }, 422, 'credentials.aws_secret_access_key', 'credentials without the secret');
+  await refuse({ credentials: null }, 422, 'credentials.aws_access_key_id', 'removing the credentials');
+  // the stored credentials are opened and checked when only the settings change
+  r = await patch({ settings: { region: 'eu-central-1', api_version: 'bedrock-2023-05-31' } });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.body.settings, { region: 'eu-central-1', api_version: 'bedrock-2023-05-31' });
+  // a row that is wrong already (forced in by hand) can still be renamed; a change of kind,
+  // settings or credentials must leave it right
+  await db.query(`UPDATE providers SET settings = '{}' WHERE id = '${id}'`);
+  r = await patch({ name: 'bedrock-renamed', base_url: 'https://bedrock-runtime.eu-central-1.amazonaws.com' });
+  assert.equal(r.status, 200, r.text);
+  await refuse({ credentials: aws }, 422, 'settings.region', 'new credentials on a row without a region');
+  r = await patch({ settings: { region: 'eu-central-1' } });
+  assert.equal(r.status, 200, r.text);
+  // stored credentials that cannot be opened cannot satisfy bedrock
+  await db.query(`UPDATE providers SET credentials_enc = set_byte(credentials_enc, 0, get_byte(credentials_enc, 0) # 1) WHERE id = '${id}'`);
+  await refuse({ settings: { region: 'us-east-1' } }, 422, 'credentials', 'unreadable stored credentials');
+  r = await patch({ settings: { region: 'us-east-1' }, credentials: aws });
+  assert.equal(r.status, 200, r.text);
+  // other kinds need none of it; their api_version is still checked
+  r = await patch({ kind: 'anthropic', settings: { api_version: '2023-06-01' }, credentials: { api_key: SECRET_2 } });
+  assert.equal(r.status, 200, r.text);
+  await refuse({ settings: { api_version: 2023 } }, 400, 'settings.api_version', 'a number api_version');
+  await refuse({ kind: 'azure', settings: { api_version: '' } }, 422, 'settings.api_version', 'an empty api_version');
+  assert.equal((await cp.api('DELETE', `/api/v1/providers/${id}`, { token: admin })).status, 204);
+  for (const s of [SECRET_1, SECRET_2, aws.aws_secret_access_key]) assert.ok(!cp.logs().includes(s), 'the log shows a credential');
   await assertAuditIntact();
 });
 
@@ -565,6 +646,18 @@ test('bad route bodies are refused with the right status and change nothing; uni
     [422, 'connect timeout 0', { body: { alias: 'x', targets: t, connect_timeout_ms: 0 } }],
     [422, 'timeout over an hour', { body: { alias: 'x', targets: t, timeout_ms: 3600001 } }],
     [422, 'connect timeout above timeout', { body: { alias: 'x', targets: t, connect_timeout_ms: 5000, timeout_ms: 1000 } }],
+    [422, '33 retry statuses', { body: { alias: 'x', targets: t, retry: { on_status: Array.from({ length: 33 }, (_, i) => 500 + i) } } }],
+    [400, 'first byte timeout as a string', { body: { alias: 'x', targets: t, first_byte_timeout_ms: '100' } }],
+    [400, 'fractional first byte timeout', { body: { alias: 'x', targets: t, first_byte_timeout_ms: 1.5 } }],
+    [422, 'negative first byte timeout', { body: { alias: 'x', targets: t, first_byte_timeout_ms: -1 } }],
+    [422, 'first byte timeout over an hour', { body: { alias: 'x', targets: t, first_byte_timeout_ms: 3600001, timeout_ms: 3600000 } }],
+    [422, 'first byte timeout above timeout', { body: { alias: 'x', targets: t, first_byte_timeout_ms: 5000, timeout_ms: 1000 } }],
+    [400, 'idle timeout as a boolean', { body: { alias: 'x', targets: t, idle_timeout_ms: true } }],
+    [422, 'negative idle timeout', { body: { alias: 'x', targets: t, idle_timeout_ms: -5 } }],
+    [422, 'idle timeout above the default timeout', { body: { alias: 'x', targets: t, idle_timeout_ms: 600001 } }],
+    [400, 'cache ttl as a string', { body: { alias: 'x', targets: t, cache_ttl_s: '60' } }],
+    [422, 'negative cache ttl', { body: { alias: 'x', targets: t, cache_ttl_s: -1 } }],
+    [422, 'cache ttl over 31 days', { body: { alias: 'x', targets: t, cache_ttl_s: 2678401 } }],
   ];
   for (const [status, what, opts] of cases) await refused('POST', '/api/v1/routes', opts, status, what);
   const unknown = await refused('POST', '/api/v1/routes', { body: { alias: 'x', targets: [t[0], { provider_id: randomUUID(), model: 'm' }] } }, 422, 'unknown provider');
@@ -601,6 +694,48 @@ test('bad route bodies are refused with the right status and change nothing; uni
   await refused('GET', '/api/v1/routes/not-a-uuid', {}, 404, 'get a malformed id');
   await refused('GET', '/api/v1/routes?cursor=zzz', {}, 400, 'bad cursor');
   await assertAuditIntact();
+});
+
+test('routes: first-byte and idle timeouts and the cache ttl are stored, returned and checked against timeout_ms', async () => {
+  const p = await makeProvider({ name: 'route-timeouts' });
+  const t = [{ provider_id: p.id, model: 'm' }];
+  const c = await cp.api('POST', '/api/v1/routes', {
+    token: admin,
+    body: { alias: 'timeouts', targets: t, timeout_ms: 60000, first_byte_timeout_ms: 30000, idle_timeout_ms: 60000, cache_ttl_s: 2678400,
+      retry: { on_status: Array.from({ length: 32 }, (_, i) => 599 - i) } },
+  });
+  assert.equal(c.status, 201, c.text);
+  const rt = c.body;
+  assert.equal(rt.first_byte_timeout_ms, 30000);
+  assert.equal(rt.idle_timeout_ms, 60000);
+  assert.equal(rt.cache_ttl_s, 2678400);
+  assert.equal(rt.retry.on_status.length, 32);
+  assert.deepEqual((await cp.api('GET', `/api/v1/routes/${rt.id}`, { token: admin })).body, rt);
+  assert.equal(await db.query(`SELECT concat_ws(' ', first_byte_timeout_ms, idle_timeout_ms, cache_ttl_s) FROM routes WHERE id = '${rt.id}'`), '30000 60000 2678400');
+  const d = await cp.api('POST', '/api/v1/routes', { token: admin, body: { alias: 'timeouts-default', targets: t } });
+  assert.equal(d.status, 201, d.text);
+  assert.deepEqual([d.body.first_byte_timeout_ms, d.body.idle_timeout_ms, d.body.cache_ttl_s], [0, 0, 0], 'none, none, cache off');
+
+  // checked on the route as a patch leaves it
+  const refuse = async (body, status, field, what) => {
+    const r = await refused('PATCH', `/api/v1/routes/${rt.id}`, { body }, status, what);
+    assert.equal(r.body.error.field, field, `${what}: ${r.text}`);
+  };
+  await refuse({ timeout_ms: 20000 }, 422, 'first_byte_timeout_ms', 'timeout under the stored first byte timeout');
+  await refuse({ first_byte_timeout_ms: 60001 }, 422, 'first_byte_timeout_ms', 'first byte timeout above the stored timeout');
+  await refuse({ idle_timeout_ms: 60001 }, 422, 'idle_timeout_ms', 'idle timeout above the stored timeout');
+  await refuse({ cache_ttl_s: null }, 400, 'cache_ttl_s', 'null cache ttl');
+  await refuse({ idle_timeout_ms: 3600001 }, 422, 'idle_timeout_ms', 'idle timeout over an hour');
+  let u = await cp.api('PATCH', `/api/v1/routes/${rt.id}`, { token: admin, body: { timeout_ms: 20000, first_byte_timeout_ms: 0, idle_timeout_ms: 20000 } });
+  assert.equal(u.status, 200, u.text);
+  assert.deepEqual([u.body.timeout_ms, u.body.first_byte_timeout_ms, u.body.idle_timeout_ms, u.body.cache_ttl_s], [20000, 0, 20000, 2678400]);
+  u = await cp.api('PATCH', `/api/v1/routes/${rt.id}`, { token: admin, body: { cache_ttl_s: 0 } });
+  assert.equal(u.status, 200, u.text);
+  assert.equal(u.body.cache_ttl_s, 0);
+  const audit = JSON.parse(await db.query(`SELECT json_build_object('b', before, 'a', after) FROM audit_log WHERE action = 'route.update' AND target_id = '${rt.id}' ORDER BY id DESC LIMIT 1`));
+  assert.equal(audit.b.cache_ttl_s, 2678400);
+  assert.equal(audit.a.cache_ttl_s, 0);
+  for (const r of [rt, d.body]) assert.equal((await cp.api('DELETE', `/api/v1/routes/${r.id}`, { token: admin })).status, 204);
 });
 
 test('every signed-in user reads routes and prices; only platform admins change them', async () => {

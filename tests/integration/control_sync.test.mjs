@@ -98,7 +98,8 @@ test('after_0_returns_a_snapshot_that_tollgate_data_serves', async () => {
   assert.equal(snap.version, currentVersion());
   assert.deepEqual(snap.tenants, [{ id: tenant.id, name: 'sync-acme' }]);
   assert.deepEqual(snap.providers, [{ id: provider.id, kind: 'openai', base_url: mock.url, api_key: UPSTREAM_KEY }]);
-  assert.deepEqual(snap.routes, [{ alias: 'gpt-4o-mini', connect_timeout_ms: 10000, timeout_ms: 600000,
+  assert.deepEqual(snap.routes, [{ alias: 'gpt-4o-mini', strategy: 'weighted', retry: {},
+    connect_timeout_ms: 10000, first_byte_timeout_ms: 0, idle_timeout_ms: 0, timeout_ms: 600000, cache_ttl_s: 0,
     targets: [{ provider: provider.id, model: 'gpt-4o-mini-2024-07-18', weight: 1 }] }]);
   assert.deepEqual(snap.prices, [{ provider: provider.id, model: 'gpt-4o-mini-2024-07-18',
     input_per_mtok: 0.15, cached_input_per_mtok: 0.075, output_per_mtok: 0.6 }]);
@@ -196,25 +197,127 @@ test('expired_keys_and_unservable_routes_are_left_out', async () => {
   cp.sql(`INSERT INTO virtual_keys (tenant_id, name, key_hash, last4, models, expires_at)
     VALUES ('${tenant.id}', 'expired', sha256('tg-expired'::bytea), 'ired', '{gpt-4o-mini}', now() - interval '1 hour'),
            ('${tenant.id}', 'later', sha256('tg-later'::bytea), 'ater', '{gpt-4o-mini,other}', '2999-01-01T00:00:00Z')`);
-  // a provider of a kind the data plane cannot serve yet, and a route through it
-  const azure = cp.sql(`INSERT INTO providers (name, kind, base_url) VALUES ('az', 'azure', 'https://x.example') RETURNING id`);
+  // a provider the data plane would refuse (bedrock without a region or keys: the API refuses
+  // it, so it is forced in here), and a route through it
+  const bad = cp.sql(`INSERT INTO providers (name, kind, base_url) VALUES ('br', 'bedrock', 'https://x.example') RETURNING id`);
   const rid = cp.sql(`INSERT INTO routes (alias) VALUES ('other') RETURNING id`);
-  cp.sql(`INSERT INTO route_targets (route_id, position, provider_id, model) VALUES ('${rid}', 0, '${azure}', 'm')`);
+  cp.sql(`INSERT INTO route_targets (route_id, position, provider_id, model) VALUES ('${rid}', 0, '${bad}', 'm')`);
   const snap = JSON.parse((await snapshot(0)).text);
   assert.ok(!snap.keys.some((x) => x.sha256 === sha256hex('tg-expired')));
   const later = snap.keys.find((x) => x.sha256 === sha256hex('tg-later'));
   assert.deepEqual(later.models, ['gpt-4o-mini']);
   assert.equal(later.expires_at, Date.parse('2999-01-01T00:00:00Z') / 1000);
   assert.ok(!snap.routes.some((x) => x.alias === 'other'));
-  assert.ok(!snap.providers.some((x) => x.id === azure));
+  assert.ok(!snap.providers.some((x) => x.id === bad));
+  assert.ok(snap.providers.some((x) => x.id === provider.id), 'the good provider is still served');
+  assert.ok(snap.routes.some((x) => x.alias === 'gpt-4o-mini'));
+  assert.match(cp.logs(), new RegExp(`event=provider_left_out provider_id=${bad} kind=bedrock reason="a bedrock provider needs settings.region`));
   // and tollgate-data still accepts it
   const gw = await startGateway({ snapshot: snap });
   assert.equal((await gw.stop()).code, 0, gw.logs());
+  cp.sql(`DELETE FROM routes WHERE id = '${rid}'`);
+  cp.sql(`DELETE FROM providers WHERE id = '${bad}'`);
+});
+
+// Secrets of the providers below: they must reach the snapshot and never the logs.
+const KIND_SECRETS = {
+  anthropic: 'sk-ant-test-secret', gemini: 'gm-test-secret', azure: 'az-test-secret',
+  akid: 'AKIDEXAMPLETEST', secret: 'aws/secret+Test=key', session: 'aws-session-token-test',
+};
+
+test('every_provider_kind_reaches_the_snapshot_with_its_credentials_and_settings_mapped', async () => {
+  const make = async (body) => {
+    const r = await cp.api('POST', '/api/v1/providers', { token: admin, body });
+    assert.equal(r.status, 201, r.text);
+    return r.body.id;
+  };
+  const ids = {
+    anthropic: await make({ name: 'claude', kind: 'anthropic', base_url: 'https://api.anthropic.com/v1',
+      credentials: { api_key: KIND_SECRETS.anthropic }, settings: { api_version: '2023-06-01' } }),
+    gemini: await make({ name: 'gemini', kind: 'gemini', base_url: 'https://generativelanguage.googleapis.com/v1beta',
+      credentials: { api_key: KIND_SECRETS.gemini }, headers: { 'x-goog-user-project': 'proj-1' } }),
+    azure: await make({ name: 'azure', kind: 'azure', base_url: 'https://acme.openai.azure.com/openai',
+      credentials: { api_key: KIND_SECRETS.azure }, settings: { api_version: '2024-10-21', note: 'ignored' } }),
+    bedrock: await make({ name: 'bedrock', kind: 'bedrock', base_url: 'https://bedrock-runtime.us-east-1.amazonaws.com',
+      credentials: { aws_access_key_id: KIND_SECRETS.akid, aws_secret_access_key: KIND_SECRETS.secret,
+        aws_session_token: KIND_SECRETS.session },
+      settings: { region: 'us-east-1' } }),
+  };
+  const r = await cp.api('POST', '/api/v1/routes', {
+    token: admin,
+    body: {
+      alias: 'multi', strategy: 'least_busy',
+      targets: ['anthropic', 'gemini', 'azure', 'bedrock'].map((k, i) => ({ provider_id: ids[k], model: `m-${k}`, weight: i })),
+      retry: { max_attempts: 3, backoff_ms: 50, on_status: [529, 503, 429] },
+      connect_timeout_ms: 2000, first_byte_timeout_ms: 15000, idle_timeout_ms: 5000, timeout_ms: 60000, cache_ttl_s: 300,
+    },
+  });
+  assert.equal(r.status, 201, r.text);
+  const snap = JSON.parse((await snapshot(0)).text);
+  const byId = Object.fromEntries(snap.providers.map((p) => [p.id, p]));
+  assert.deepEqual(byId[ids.anthropic], { id: ids.anthropic, kind: 'anthropic', base_url: 'https://api.anthropic.com/v1',
+    api_key: KIND_SECRETS.anthropic, api_version: '2023-06-01' });
+  assert.deepEqual(byId[ids.gemini], { id: ids.gemini, kind: 'gemini', base_url: 'https://generativelanguage.googleapis.com/v1beta',
+    api_key: KIND_SECRETS.gemini, headers: { 'x-goog-user-project': 'proj-1' } });
+  assert.deepEqual(byId[ids.azure], { id: ids.azure, kind: 'azure', base_url: 'https://acme.openai.azure.com/openai',
+    api_key: KIND_SECRETS.azure, api_version: '2024-10-21' });
+  assert.deepEqual(byId[ids.bedrock], { id: ids.bedrock, kind: 'bedrock', base_url: 'https://bedrock-runtime.us-east-1.amazonaws.com',
+    region: 'us-east-1', aws_access_key_id: KIND_SECRETS.akid, aws_secret_access_key: KIND_SECRETS.secret,
+    aws_session_token: KIND_SECRETS.session });
+  assert.deepEqual(snap.routes.find((x) => x.alias === 'multi'), {
+    alias: 'multi', strategy: 'least_busy', retry: { max_attempts: 3, backoff_ms: 50, on_status: [429, 503, 529] },
+    connect_timeout_ms: 2000, first_byte_timeout_ms: 15000, idle_timeout_ms: 5000, timeout_ms: 60000, cache_ttl_s: 300,
+    targets: ['anthropic', 'gemini', 'azure', 'bedrock'].map((k, i) => ({ provider: ids[k], model: `m-${k}`, weight: i })),
+  });
+  // tollgate-data takes the whole document
+  const gw = await startGateway({ snapshot: snap });
+  assert.equal((await gw.stop()).code, 0, gw.logs());
+
+  // one bad row forced into the database leaves out that provider and its route, nothing else
+  cp.sql(`UPDATE providers SET settings = '{"region": "US East"}' WHERE id = '${ids.bedrock}'`);
+  cp.sql(`UPDATE providers SET headers = '{"X-Amz-Date": "20250101T000000Z"}' WHERE id = '${ids.gemini}'`);
+  const r2 = await cp.api('POST', '/api/v1/routes', { token: admin, body: { alias: 'claude-only', targets: [{ provider_id: ids.anthropic, model: 'c' }] } });
+  assert.equal(r2.status, 201, r2.text);
+  const snap2 = JSON.parse((await snapshot(0)).text);
+  assert.ok(!snap2.providers.some((p) => p.id === ids.bedrock || p.id === ids.gemini));
+  assert.ok(snap2.providers.some((p) => p.id === ids.anthropic) && snap2.providers.some((p) => p.id === ids.azure));
+  assert.ok(!snap2.routes.some((x) => x.alias === 'multi'), 'the route through a left-out provider is left out');
+  assert.ok(snap2.routes.some((x) => x.alias === 'claude-only') && snap2.routes.some((x) => x.alias === 'gpt-4o-mini'));
+  assert.match(cp.logs(), new RegExp(`event=provider_left_out provider_id=${ids.bedrock} kind=bedrock reason="a bedrock provider needs settings.region`));
+  assert.match(cp.logs(), new RegExp(`event=provider_left_out provider_id=${ids.gemini} kind=gemini reason="a header is reserved`));
+  const gw2 = await startGateway({ snapshot: snap2 });
+  assert.equal((await gw2.stop()).code, 0, gw2.logs());
+  for (const id of Object.values(ids)) cp.sql(`DELETE FROM route_targets WHERE provider_id = '${id}'`);
+  cp.sql("DELETE FROM routes WHERE alias IN ('multi', 'claude-only')");
+  cp.sql(`DELETE FROM providers WHERE id IN (${Object.values(ids).map((x) => `'${x}'`).join(',')})`);
+});
+
+test('stored_retry_policies_reach_the_snapshot_only_as_the_data_plane_takes_them', async () => {
+  const r = await cp.api('POST', '/api/v1/routes', { token: admin, body: { alias: 'retry-odd', targets: [{ provider_id: provider.id, model: 'm' }] } });
+  assert.equal(r.status, 201, r.text);
+  const id = r.body.id;
+  const route = async () => JSON.parse((await snapshot(0)).text).routes.find((x) => x.alias === 'retry-odd');
+  // written before the API's limit was 32, or by hand: more statuses than the data plane takes
+  const many = Array.from({ length: 40 }, (_, i) => 500 + i);
+  cp.sql(`UPDATE routes SET retry = '${JSON.stringify({ max_attempts: 4, on_status: many })}' WHERE id = '${id}'`);
+  assert.deepEqual((await route()).retry, { max_attempts: 4 });
+  assert.match(cp.logs(), new RegExp(`event=route_retry_statuses_dropped route_id=${id}`));
+  // unknown members, out-of-range, fractional and mistyped values are left to the defaults
+  cp.sql(`UPDATE routes SET retry = '{"max_attempts": 2.5, "backoff_ms": 70000, "jitter": true, "on_status": [503, "x", 200, 429.0, 503, 599]}' WHERE id = '${id}'`);
+  assert.deepEqual((await route()).retry, { on_status: [503, 599] });
+  cp.sql(`UPDATE routes SET retry = '{"max_attempts": "3", "backoff_ms": 0, "on_status": []}' WHERE id = '${id}'`);
+  assert.deepEqual((await route()).retry, { backoff_ms: 0, on_status: [] });
+  cp.sql(`UPDATE routes SET retry = '[1]' WHERE id = '${id}'`);
+  assert.deepEqual((await route()).retry, {});
+  const gw = await startGateway({ snapshot: JSON.parse((await snapshot(0)).text) });
+  assert.equal((await gw.stop()).code, 0, gw.logs());
+  assert.equal((await cp.api('DELETE', `/api/v1/routes/${id}`, { token: admin })).status, 204);
 });
 
 test('provider_credentials_never_reach_the_logs', () => {
   assert.match(cp.logs(), /level=debug/); // the check below saw the most verbose logs
   assert.ok(!cp.logs().includes(UPSTREAM_KEY), 'the upstream api_key appears in the logs');
+  for (const [k, v] of Object.entries(KIND_SECRETS)) assert.ok(!cp.logs().includes(v), `the ${k} credential appears in the logs`);
   assert.ok(!cp.logs().includes(DP_TOKEN), 'the data-plane token appears in the logs');
 });
 

@@ -33,19 +33,19 @@ typedef struct dp_call {
 
 /* What an answer has shown so far; one per attempt (reset between attempts). */
 typedef struct dp_stream_state {
-    int endpoint;            /* DP_EP_* of the call */
-    bool client_wants_usage; /* else a usage chunk the client did not ask for is hidden */
-    const char *model;       /* borrowed: the provider's model name, for translated answers */
-    const char *request_id;  /* borrowed: for chunk ids when the upstream gives none */
+    int endpoint;             /* DP_EP_* of the call */
+    bool client_wants_usage;  /* else a usage chunk the client did not ask for is hidden */
+    const char *model;        /* borrowed: the provider's model name, for translated answers */
+    const char *request_id;   /* borrowed: for chunk ids when the upstream gives none */
     const dp_reqbody_t *body; /* borrowed: the body build() got, for answers that depend on it */
-    int64_t created;         /* unix seconds: "created" of translated answers */
-    dp_usage_t usage;        /* filled by the adapter from what the provider reported */
-    int64_t content_events;  /* events that carried content: the estimate when usage never came */
-    bool done;               /* the terminal event arrived (the adapter wrote `data: [DONE]`) */
-    dp_sse_t sse;            /* reassembles upstream SSE events across reads */
-    tg_buf_t scratch;        /* owned: rewritten events */
-    tg_buf_t data_scratch;   /* owned: multi-line data fields */
-    void *priv;              /* adapter state, freed with priv_free at dispose */
+    int64_t created;          /* unix seconds: "created" of translated answers */
+    dp_usage_t usage;         /* filled by the adapter from what the provider reported */
+    int64_t content_events;   /* events that carried content: the estimate when usage never came */
+    bool done;                /* the terminal event arrived (the adapter wrote `data: [DONE]`) */
+    dp_sse_t sse;             /* reassembles upstream SSE events across reads */
+    tg_buf_t scratch;         /* owned: rewritten events */
+    tg_buf_t data_scratch;    /* owned: multi-line data fields */
+    void *priv;               /* adapter state, freed with priv_free at dispose */
     void (*priv_free)(void *priv);
 } dp_stream_state_t;
 

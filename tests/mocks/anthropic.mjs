@@ -26,8 +26,8 @@
 //   mock:words=N               the text is "w1 w2 ... wN" (N text deltas in a stream)
 //   mock:tool=NAME             with tools in the request: answer "Calling NAME." and a
 //                              tool_use block for NAME (stop_reason tool_use)
-//   mock:tools=2               two tool_use blocks (the second for the request's next
-//                              tool, or NAME again)
+//   mock:tools=2               two tool_use blocks (NAME, or the request's first tool, then
+//                              the request's next tool, or NAME again)
 //   mock:cache_read=N          usage.cache_read_input_tokens = N (taken out of
 //                              input_tokens, as Anthropic counts them)
 //   mock:chunk_delay_ms=N      stream: wait N ms between SSE events
@@ -236,10 +236,12 @@ export async function startAnthropicMock(opts = {}) {
     const blocks = [];
     let stopReason = 'end_turn';
     let words;
-    if (tools.length > 0 && typeof d.tool === 'string') {
+    if (tools.length > 0 && (typeof d.tool === 'string' || d.tools === 2)) {
       const n = d.tools === 2 ? 2 : 1;
-      const other = tools.map((t) => t?.name).find((x) => typeof x === 'string' && x !== d.tool);
-      const names = n === 2 ? [d.tool, other ?? d.tool] : [d.tool];
+      const declared = tools.map((t) => t?.name).filter((x) => typeof x === 'string');
+      const first = typeof d.tool === 'string' ? d.tool : declared[0];
+      const other = declared.find((x) => x !== first);
+      const names = n === 2 ? [first, other ?? first] : [first];
       words = `Calling ${names.join(' and ')}.`.split(' ');
       blocks.push({ type: 'text', words });
       names.forEach((name, i) => blocks.push({ type: 'tool_use', id: `toolu_mock${String(ctx.id).padStart(6, '0')}_${i}`, name, json: toolInput(i) }));

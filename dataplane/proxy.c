@@ -731,7 +731,10 @@ static uint64_t deadline_in(const dp_req_t *r, uint64_t now)
         uint64_t due = r->attempt_ms + rt->first_byte_timeout_ms;
         best = due <= now ? 0 : due - now;
     }
-    if (r->t_first && rt->idle_timeout_ms && r->paused) {
+    if (!r->t_first && rt->idle_timeout_ms) {
+        /* idle time counts from the first byte: look again by then */
+        best = rt->idle_timeout_ms < best ? rt->idle_timeout_ms : best;
+    } else if (r->t_first && rt->idle_timeout_ms && r->paused) {
         /* the client is slow, not the provider: look again later */
         best = rt->idle_timeout_ms < best ? rt->idle_timeout_ms : best;
     } else if (r->t_first && rt->idle_timeout_ms) {

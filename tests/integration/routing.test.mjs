@@ -66,6 +66,7 @@ before(async () => {
     { alias: 'sfb', retry: once, targets: [t('a', 's mock:status=503'), t('b', 's2', 0)] },
     { alias: 'fbt', retry: once, first_byte_timeout_ms: 200,
       targets: [t('a', 'sleepy mock:delay_ms=3000'), t('b', 'awake', 0)] },
+    { alias: 'idle', retry: once, idle_timeout_ms: 200, targets: [t('a', 'idle')] },
     { alias: 'ha', retry: { max_attempts: 2, backoff_ms: 5 }, targets: [t('flaky', 'ha'), t('b', 'ha')] },
   ];
   const snap = makeSnapshot({
@@ -241,6 +242,17 @@ test('a target that sends no first byte in time is abandoned for the next', asyn
   assert.equal(r.headers.get('x-tollgate-target'), 'b');
   assert.ok(Date.now() - t0 < 2000, 'did not wait for the sleepy target');
   await waitFor(() => a.stats().aborted === 1, 3000, 'the abandoned upstream request to be cancelled');
+});
+
+test('a stream that goes quiet longer than idle_timeout_ms ends with a timeout error event', async () => {
+  const t0 = Date.now();
+  const r = await post(chat('idle', 'hi mock:words=4 mock:chunk_delay_ms=1500', { stream: true }));
+  assert.equal(r.status, 200);
+  const events = await readSSE(r);
+  const last = JSON.parse(events.at(-1));
+  assert.equal(last.error?.code, 'upstream_timeout');
+  assert.ok(Date.now() - t0 < 1400, 'did not wait for the next event');
+  await waitFor(() => a.stats().aborted === 1, 3000, 'the quiet upstream request to be cancelled');
 });
 
 test('the client\'s x-request-id is echoed; one is made up otherwise', async () => {

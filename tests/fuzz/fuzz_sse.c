@@ -10,7 +10,11 @@ typedef struct run {
     dp_stream_state_t st;
     tg_buf_t transcript; /* per event: has data, data, action, rewritten bytes */
     tg_buf_t scratch;
+    tg_buf_t out; /* what the OpenAI adapter gives the client for one event */
 } run_t;
+
+/* What the adapter did with one event. */
+enum { EV_FORWARD = 0, EV_DROP = 1, EV_REPLACE = 2 };
 
 static void put(tg_buf_t *b, const void *p, size_t n)
 {
@@ -29,12 +33,14 @@ static int on_event(void *ud, const char *ev, size_t n)
     put(&r->transcript, has ? "D" : "-", 1);
     if (has)
         put(&r->transcript, d, dl);
-    const char *out = NULL;
-    size_t outn = 0;
-    int act = dp_provider_openai.on_event(&r->st, ev, n, &out, &outn);
-    FUZZ_CHECK(act == DP_EV_FORWARD || act == DP_EV_DROP || act == DP_EV_REPLACE);
+    /* one whole event through the adapter's own reassembler: it completes it at once */
+    tg_buf_reset(&r->out);
+    FUZZ_CHECK(dp_provider_openai.stream_feed(&r->st, ev, n, &r->out) == 0);
+    const char *out = r->out.base;
+    size_t outn = r->out.len;
+    int act = outn == 0 ? EV_DROP : tg_mem_eq(out, outn, ev, n) ? EV_FORWARD : EV_REPLACE;
     put(&r->transcript, &act, sizeof(act));
-    if (act == DP_EV_REPLACE) {
+    if (act == EV_REPLACE) {
         FUZZ_CHECK(out && outn >= 8);
         FUZZ_CHECK(memcmp(out, "data: ", 6) == 0 && memcmp(out + outn - 2, "\n\n", 2) == 0);
         put(&r->transcript, out, outn);
@@ -44,9 +50,10 @@ static int on_event(void *ud, const char *ev, size_t n)
 
 static void run_init(run_t *r, bool wants_usage)
 {
-    dp_stream_state_init(&r->st, wants_usage);
+    dp_stream_state_init(&r->st, DP_EP_CHAT, wants_usage);
     tg_buf_init(&r->transcript, 64u << 20);
     tg_buf_init(&r->scratch, 1u << 20);
+    tg_buf_init(&r->out, 8u << 20);
 }
 
 static void run_dispose(run_t *r)
@@ -54,6 +61,7 @@ static void run_dispose(run_t *r)
     dp_stream_state_dispose(&r->st);
     tg_buf_dispose(&r->transcript);
     tg_buf_dispose(&r->scratch);
+    tg_buf_dispose(&r->out);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

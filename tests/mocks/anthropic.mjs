@@ -46,20 +46,14 @@
 // CLI: node tests/mocks/anthropic.mjs --port N [--api-key K]
 //      prints "listening PORT" and serves until SIGTERM/SIGINT.
 
-import http from 'node:http';
-import { setTimeout as sleepRaw } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
+import {
+  parseDirectives, parseBody, simulatedStatus, makeWords, pieces,
+  jsonSender, holdDirectives, streamFrames, createMockServer, runMain,
+} from './common.mjs';
 
-const DEFAULT_CONTENT = 'Hello from the mock provider.';
+export { parseDirectives };
 
-export function parseDirectives(raw) {
-  const d = {};
-  for (const m of raw.matchAll(/mock:([a-z_]+)(?:=([A-Za-z0-9_.-]+))?/g)) {
-    const v = m[2];
-    d[m[1]] = v === undefined ? true : /^-?\d+$/.test(v) ? Number(v) : v;
-  }
-  return d;
-}
+const sendJSON = jsonSender();
 
 function errorType(status) {
   switch (status) {
@@ -103,16 +97,6 @@ function inputTokens(body) {
   return Math.ceil(chars / 4) + 3 * count;
 }
 
-function makeWords(d) {
-  if (Number.isInteger(d.words) && d.words >= 0) return Array.from({ length: d.words }, (_, i) => `w${i + 1}`);
-  return DEFAULT_CONTENT.split(' ');
-}
-
-// Stream pieces carry the leading space, so the deltas join to the non-streamed text.
-function pieces(words) {
-  return words.map((w, i) => (i === 0 ? w : ` ${w}`));
-}
-
 // Deterministic input JSON text for tool call i, and its fragments for input_json_delta.
 function toolInput(i) {
   return JSON.stringify({ query: `mock query ${i + 1}`, limit: i + 1 });
@@ -125,56 +109,20 @@ function fragments(s) {
 
 export async function startAnthropicMock(opts = {}) {
   const apiKey = opts.apiKey ?? 'sk-ant-test';
-  const requests = [];
-  const counters = { requests: 0, aborted: 0, completed: 0, dropped: 0 };
-  let active = 0;
-  let epoch = 0;
-  let seq = 0;
-
-  const stats = () => ({ requests: counters.requests, aborted: counters.aborted, active, completed: counters.completed, dropped: counters.dropped });
-  const reset = () => {
-    requests.length = 0;
-    for (const k of Object.keys(counters)) counters[k] = 0;
-    epoch++;
-  };
-
-  const server = http.createServer({ noDelay: true, keepAliveTimeout: 30_000 }, (req, res) => {
-    handle(req, res).catch((err) => {
-      console.error('anthropic mock: handler error', err);
-      if (!res.headersSent && !res.destroyed) sendJSON(res, 500, errorBody('api_error', `mock internal error: ${err.message}`));
-      else res.destroy();
-    });
+  const mock = createMockServer({
+    name: 'anthropic',
+    sendJSON,
+    onRequest: handle,
+    internalError: (res, err) => sendJSON(res, 500, errorBody('api_error', `mock internal error: ${err.message}`)),
+    controlNotFound: (req, res, path) => sendJSON(res, 404, errorBody('not_found_error', `Invalid URL (${req.method} ${path})`)),
   });
-  server.on('connection', (s) => s.setNoDelay(true));
 
-  async function handle(req, res) {
-    const chunks = [];
-    for await (const c of req) chunks.push(c);
-    const raw = Buffer.concat(chunks).toString('utf8');
-    const path = new URL(req.url, 'http://x').pathname;
-
-    if (path.startsWith('/_mock/')) return control(req, res, path);
-
-    const myEpoch = epoch;
-    const ctl = new AbortController();
-    const st = { selfDestroyed: false };
-    counters.requests++;
-    active++;
-    res.on('close', () => {
-      active--;
-      ctl.abort();
-      if (myEpoch !== epoch) return;
-      if (st.selfDestroyed) counters.dropped++;
-      else if (res.writableFinished) counters.completed++;
-      else counters.aborted++;
-    });
-
-    let body = null;
-    try { body = raw ? JSON.parse(raw) : null; } catch { /* reported below, after auth */ }
-    requests.push({ method: req.method, path: req.url, headers: req.headers, body, raw });
-
-    const id = ++seq;
-    const ctx = { req, res, signal: ctl.signal, st, d: parseDirectives(raw), id, reqId: `req_mock${String(id).padStart(6, '0')}` };
+  async function handle(ctx) {
+    const { req, res, raw, path } = ctx;
+    const body = parseBody(raw); // a parse error is reported below, after auth
+    mock.requests.push({ method: req.method, path: req.url, headers: req.headers, body, raw });
+    ctx.id = mock.nextId();
+    ctx.reqId = `req_mock${String(ctx.id).padStart(6, '0')}`;
 
     const auth = req.headers.authorization ?? '';
     const key = req.headers['x-api-key'] ?? (auth.startsWith('Bearer ') ? auth.slice(7) : undefined);
@@ -186,16 +134,14 @@ export async function startAnthropicMock(opts = {}) {
     }
 
     const { d } = ctx;
-    if (d.drop) return selfDestroy(ctx);
-    if (d.stall) return;
-    if (d.delay_ms > 0 && !(await sleep(d.delay_ms, ctx.signal))) return;
-    if (Number.isInteger(d.status) && d.status >= 400) {
-      const type = errorType(d.status);
+    if (!(await holdDirectives(ctx))) return;
+    const status = simulatedStatus(d);
+    if (status) {
       const headers = {};
       if (Number.isInteger(d.retry_after)) headers['retry-after'] = String(d.retry_after);
-      else if (d.status === 429) headers['retry-after'] = '1';
-      const message = d.status === 529 ? 'Overloaded' : `Mock provider: simulated ${d.status} error (mock:status=${d.status}).`;
-      return sendJSON(res, d.status, errorBody(type, message, ctx.reqId), headers);
+      else if (status === 429) headers['retry-after'] = '1';
+      const message = status === 529 ? 'Overloaded' : `Mock provider: simulated ${status} error (mock:status=${status}).`;
+      return sendJSON(res, status, errorBody(errorType(status), message, ctx.reqId), headers);
     }
 
     if (!raw || body === null || typeof body !== 'object' || Array.isArray(body)) {
@@ -220,13 +166,6 @@ export async function startAnthropicMock(opts = {}) {
       }
     }
     return null;
-  }
-
-  function control(req, res, path) {
-    if (req.method === 'GET' && path === '/_mock/stats') return sendJSON(res, 200, stats());
-    if (req.method === 'GET' && path === '/_mock/requests') return sendJSON(res, 200, requests);
-    if (req.method === 'POST' && path === '/_mock/reset') { reset(); return sendJSON(res, 200, { ok: true }); }
-    return sendJSON(res, 404, errorBody('not_found_error', `Invalid URL (${req.method} ${path})`));
   }
 
   // The answer: content blocks, stop reason and usage, the same for both modes.
@@ -307,99 +246,28 @@ export async function startAnthropicMock(opts = {}) {
     return stream(ctx, events);
   }
 
-  async function stream(ctx, list) {
-    const { res, d, signal } = ctx;
-    res.writeHead(200, {
+  // mock:error_mid_stream: an `event: error` right after the first delta, then the end.
+  function stream(ctx, list) {
+    const frames = list.map((e) => `event: ${e.name}\ndata: ${JSON.stringify(e.data)}\n\n`);
+    const firstDelta = list.findIndex((e) => e.name === 'content_block_delta');
+    const err = { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } };
+    const errFrame = `event: error\ndata: ${JSON.stringify(err)}\n\n`;
+    return streamFrames(ctx, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
       'request-id': ctx.reqId,
-    });
-    res.flushHeaders();
-    let sent = 0;
-    let deltas = 0;
-    for (const e of list) {
-      if (Number.isInteger(d.cut_after) && sent >= d.cut_after) return selfDestroy(ctx);
-      if (sent > 0 && d.chunk_delay_ms > 0 && !(await sleep(d.chunk_delay_ms, signal))) return;
-      if (!(await send(ctx, `event: ${e.name}\ndata: ${JSON.stringify(e.data)}\n\n`, sent))) return;
-      sent++;
-      if (e.name === 'content_block_delta' && ++deltas === 1 && d.error_mid_stream) {
-        const err = { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } };
-        if (!(await send(ctx, `event: error\ndata: ${JSON.stringify(err)}\n\n`, sent))) return;
-        break;
-      }
-    }
-    res.end();
+    }, frames, (i) => (ctx.d.error_mid_stream && i === firstDelta ? errFrame : null));
   }
 
-  async function send(ctx, text, sent) {
-    const { res, d, signal } = ctx;
-    if (!d.split) return write(res, text, signal);
-    const buf = Buffer.from(text);
-    for (let i = 0; i < buf.length;) {
-      const n = 1 + ((i * 7 + sent) % 3);
-      if (!(await write(res, buf.subarray(i, i + n), signal))) return false;
-      i += n;
-    }
-    return true;
-  }
-
-  function selfDestroy(ctx) {
-    ctx.st.selfDestroyed = true;
-    ctx.req.socket.destroy();
-  }
-
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address();
-
+  const port = await mock.listen(opts.port);
   return {
     port,
     url: `http://127.0.0.1:${port}/v1`,
-    requests: () => requests,
-    stats,
-    reset,
-    close: () => new Promise((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    requests: () => mock.requests,
+    stats: mock.stats,
+    reset: mock.reset,
+    close: mock.close,
   };
 }
 
-function sendJSON(res, status, obj, headers = {}) {
-  const text = JSON.stringify(obj);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    ...headers,
-  });
-  res.end(text);
-}
-
-async function sleep(ms, signal) {
-  try { await sleepRaw(ms, undefined, { signal }); return true; } catch { return false; }
-}
-
-function write(res, data, signal) {
-  if (res.destroyed || signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onAbort = () => resolve(false);
-    signal.addEventListener('abort', onAbort, { once: true });
-    res.write(data, (err) => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(!err && !res.destroyed);
-    });
-  });
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const args = process.argv.slice(2);
-  const arg = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
-  const port = Number(arg('--port') ?? 0);
-  const mock = await startAnthropicMock({ port, apiKey: arg('--api-key') });
-  process.stdout.write(`listening ${mock.port}\n`);
-  const stop = async () => { await mock.close(); process.exit(0); };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-}
+await runMain(import.meta.url, (arg) => startAnthropicMock({ port: Number(arg('--port') ?? 0), apiKey: arg('--api-key') }));

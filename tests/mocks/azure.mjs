@@ -37,10 +37,15 @@
 
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
-import { startOpenAIMock, parseDirectives, waitFor } from './openai.mjs';
+import { startOpenAIMock } from './openai.mjs';
+import {
+  parseDirectives, waitFor, parseBody, simulatedStatus, retryHeaders,
+  jsonSender, sendFrame, selfDestroy, createMockServer, runMain,
+} from './common.mjs';
 
 export { parseDirectives, waitFor };
+
+const sendJSON = jsonSender('application/json', { 'apim-request-id': 'apim-mock' });
 
 // deployment -> model; a deployment not listed serves the model of its own name
 export const DEFAULT_DEPLOYMENTS = {
@@ -80,60 +85,26 @@ export async function startAzureMock(opts = {}) {
   const innerKey = `sk-azure-inner-${randomBytes(8).toString('hex')}`;
   const inner = await startOpenAIMock({ apiKey: innerKey });
   const agent = new http.Agent({ keepAlive: true });
-  const requests = [];
-  const counters = { requests: 0, aborted: 0, completed: 0, dropped: 0 };
-  let active = 0;
-  let epoch = 0;
-  let seq = 0;
+  let seq = 0; // numbers only the requests that reach the OpenAI mock
 
-  const stats = () => ({ requests: counters.requests, aborted: counters.aborted, active, completed: counters.completed, dropped: counters.dropped });
-  const reset = () => {
-    requests.length = 0;
-    for (const k of Object.keys(counters)) counters[k] = 0;
-    epoch++;
-    inner.reset();
-  };
-
-  const server = http.createServer({ noDelay: true, keepAliveTimeout: 30_000 }, (req, res) => {
-    handle(req, res).catch((err) => {
-      console.error('azure mock: handler error', err);
-      if (!res.headersSent && !res.destroyed) sendJSON(res, 500, azureError('InternalServerError', `mock internal error: ${err.message}`));
-      else res.destroy();
-    });
+  const mock = createMockServer({
+    name: 'azure',
+    sendJSON,
+    onRequest: handle,
+    onReset: () => inner.reset(),
+    internalError: (res, err) => sendJSON(res, 500, azureError('InternalServerError', `mock internal error: ${err.message}`)),
+    controlNotFound: (req, res) => sendJSON(res, 404, NOT_FOUND),
   });
-  server.on('connection', (s) => s.setNoDelay(true));
 
-  async function handle(req, res) {
-    const chunks = [];
-    for await (const c of req) chunks.push(c);
-    const raw = Buffer.concat(chunks).toString('utf8');
-    const url = new URL(req.url, 'http://x');
-    const path = url.pathname;
-
-    if (path.startsWith('/_mock/')) return control(req, res, path);
-
-    const myEpoch = epoch;
-    const ctl = new AbortController();
-    const st = { selfDestroyed: false };
-    counters.requests++;
-    active++;
-    res.on('close', () => {
-      active--;
-      ctl.abort();
-      if (myEpoch !== epoch) return;
-      if (st.selfDestroyed) counters.dropped++;
-      else if (res.writableFinished) counters.completed++;
-      else counters.aborted++;
-    });
-
+  function handle(ctx) {
+    const { req, res, raw, url, path, d } = ctx;
     const m = req.method === 'POST' ? ROUTE.exec(path) : null;
     let deployment = null;
     try { deployment = m ? decodeURIComponent(m[1]) : null; } catch { /* a bad escape: not found */ }
     const endpoint = m ? m[2] : null;
     const apiVersion = url.searchParams.get('api-version');
-    let body = null;
-    try { body = raw ? JSON.parse(raw) : null; } catch { /* the OpenAI mock answers 400 */ }
-    requests.push({ method: req.method, path: req.url, headers: req.headers, body, raw, deployment, endpoint, apiVersion });
+    const body = parseBody(raw); // not JSON: the OpenAI mock answers 400
+    mock.requests.push({ method: req.method, path: req.url, headers: req.headers, body, raw, deployment, endpoint, apiVersion });
 
     if (!deployment || !apiVersion) return sendJSON(res, 404, NOT_FOUND);
     if (!API_VERSION.test(apiVersion)) return sendJSON(res, 400, azureError('BadRequest', 'API version not supported'));
@@ -144,23 +115,13 @@ export async function startAzureMock(opts = {}) {
       return sendJSON(res, 404, azureError('DeploymentNotFound', 'The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.'));
     }
 
-    const d = parseDirectives(raw);
-    if (Number.isInteger(d.status) && d.status >= 400) {
-      const headers = d.status === 429 ? { 'retry-after': '1' } : {};
-      return sendJSON(res, d.status, simulatedError(d.status, endpoint, apiVersion), headers);
-    }
+    const status = simulatedStatus(d);
+    if (status) return sendJSON(res, status, simulatedError(status, endpoint, apiVersion), retryHeaders(status));
 
     const model = deployments[deployment] ?? deployment;
     const upBody = body !== null && typeof body === 'object' && !Array.isArray(body) ? JSON.stringify({ ...body, model }) : raw;
-    const ctx = { req, res, st, d, signal: ctl.signal, endpoint, id: ++seq, filters: !d.no_filters };
+    Object.assign(ctx, { endpoint, id: ++seq, filters: !d.no_filters });
     return forward(ctx, `/v1/${endpoint}`, upBody);
-  }
-
-  function control(req, res, path) {
-    if (req.method === 'GET' && path === '/_mock/stats') return sendJSON(res, 200, stats());
-    if (req.method === 'GET' && path === '/_mock/requests') return sendJSON(res, 200, requests);
-    if (req.method === 'POST' && path === '/_mock/reset') { reset(); return sendJSON(res, 200, { ok: true }); }
-    return sendJSON(res, 404, NOT_FOUND);
   }
 
   // Asks the OpenAI mock and relays its answer; a connection it drops is dropped here too.
@@ -222,11 +183,11 @@ export async function startAzureMock(opts = {}) {
     res.flushHeaders();
     if (ctx.filters) {
       const first = { choices: [], created: 0, id: '', model: '', object: '', prompt_filter_results: PROMPT_FILTERS };
-      if (!(await out(ctx, `data: ${JSON.stringify(first)}\n\n`))) return upRes.destroy();
+      if (!(await sendFrame(ctx, `data: ${JSON.stringify(first)}\n\n`))) return upRes.destroy();
     }
     try {
       for await (const c of upRes) {
-        if (!(await out(ctx, c))) return upRes.destroy();
+        if (!(await sendFrame(ctx, c))) return upRes.destroy();
       }
     } catch {
       // the OpenAI mock cut the stream (mock:cut_after): cut ours after what it sent
@@ -236,75 +197,24 @@ export async function startAzureMock(opts = {}) {
     res.end();
   }
 
-  // Writes to the client, 1-3 bytes at a time with mock:split; false once the client is gone.
-  async function out(ctx, data) {
-    const buf = Buffer.isBuffer(data) ? data : Buffer.from(data);
-    if (!ctx.d.split) return write(ctx.res, buf, ctx.signal);
-    for (let i = 0; i < buf.length;) {
-      const n = 1 + ((i * 7) % 3);
-      if (!(await write(ctx.res, buf.subarray(i, i + n), ctx.signal))) return false;
-      i += n;
-    }
-    return true;
-  }
-
-  function selfDestroy(ctx) {
-    ctx.st.selfDestroyed = true;
-    ctx.req.socket.destroy();
-  }
-
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address();
-
+  const port = await mock.listen(opts.port);
   return {
     port,
     url: `http://127.0.0.1:${port}/openai`, // a provider's base_url
     apiKey,
     deployments,
-    requests,
-    stats,
-    reset,
+    requests: mock.requests,
+    stats: mock.stats,
+    reset: mock.reset,
     close: async () => {
-      await new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await mock.close();
       agent.destroy();
       await inner.close();
     },
   };
 }
 
-function sendJSON(res, status, obj, headers = {}) {
-  const text = JSON.stringify(obj);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    'apim-request-id': 'apim-mock',
-    ...headers,
-  });
-  res.end(text);
-}
-
-// Resolves true once the bytes are handed to the kernel, false if the connection is gone.
-function write(res, data, signal) {
-  if (res.destroyed || signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onAbort = () => resolve(false);
-    signal.addEventListener('abort', onAbort, { once: true });
-    res.write(data, (err) => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(!err && !res.destroyed);
-    });
-  });
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const args = process.argv.slice(2);
-  const arg = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+await runMain(import.meta.url, (arg, args) => {
   const deployments = {};
   args.forEach((a, i) => {
     if (a !== '--deployment') return;
@@ -312,14 +222,10 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     if (!name || !model) { console.error('--deployment NAME=MODEL'); process.exit(2); }
     deployments[name] = model;
   });
-  const mock = await startAzureMock({
+  return startAzureMock({
     port: Number(arg('--port') ?? 0),
     apiKey: arg('--api-key'),
     deployments,
     strictDeployments: args.includes('--strict-deployments'),
   });
-  process.stdout.write(`listening ${mock.port}\n`);
-  const stop = async () => { await mock.close(); process.exit(0); };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-}
+});

@@ -52,16 +52,17 @@
 //      prints "listening PORT" and serves until SIGTERM/SIGINT.
 
 import crypto from 'node:crypto';
-import http from 'node:http';
-import { setTimeout as sleepRaw } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
+import {
+  parseDirectives, parseBody, simulatedStatus, makeWords, pieces, embeddingVector,
+  jsonSender, holdDirectives, streamFrames, createMockServer, runMain,
+} from './common.mjs';
+
+export { parseDirectives };
 
 export const DEFAULT_REGION = 'us-east-1';
 export const DEFAULT_ACCESS_KEY_ID = 'AKIDEXAMPLE';
 export const DEFAULT_SECRET_ACCESS_KEY = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
 const SERVICE = 'bedrock';
-const DEFAULT_CONTENT = 'Hello from the mock provider.';
-const EMBED_DIMS = 8;
 const PADDING = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 const SIG_MISMATCH =
   'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.';
@@ -220,13 +221,10 @@ function parseAuthorization(h) {
 
 // ---- answers ----
 
-export function parseDirectives(raw) {
-  const d = {};
-  for (const m of raw.matchAll(/mock:([a-z_]+)(?:=([A-Za-z0-9_.-]+))?/g)) {
-    const v = m[2];
-    d[m[1]] = v === undefined ? true : /^-?\d+$/.test(v) ? Number(v) : v;
-  }
-  return d;
+const sendJSON = jsonSender('application/json', { 'x-amzn-requestid': 'mock-request' });
+
+function sendError(res, status, type, message) {
+  sendJSON(res, status, { message }, { 'x-amzn-errortype': `${type}:http://internal.amazon.com/coral/com.amazon.bedrock/` });
 }
 
 const ERROR_TYPES = {
@@ -263,11 +261,6 @@ function promptTokens(body) {
   return Math.ceil(chars / 4) + 3 * msgs.length;
 }
 
-function makeWords(d) {
-  if (Number.isInteger(d.words) && d.words >= 0) return Array.from({ length: d.words }, (_, i) => `w${i + 1}`);
-  return DEFAULT_CONTENT.split(' ');
-}
-
 // The toolUse blocks the directives ask for: [{toolUseId, name, input}].
 function makeTools(d, body, id) {
   const n = Number.isInteger(d.tools) && d.tools > 0 ? d.tools : d.tool ? 1 : 0;
@@ -279,17 +272,9 @@ function makeTools(d, body, id) {
   }));
 }
 
-// 8 deterministic floats per text (FNV-1a), through a Float32Array as a real model's would be.
-function embeddingFor(text, dims = EMBED_DIMS) {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
-  const v = new Float32Array(dims);
-  for (let i = 0; i < dims; i++) {
-    h = Math.imul(h ^ (i + 1), 0x01000193) >>> 0;
-    h = (h ^ (h >>> 13)) >>> 0;
-    v[i] = ((h % 20001) - 10000) / 10000;
-  }
-  return Array.from(v);
+// 8 deterministic floats per text, as a plain array.
+function embeddingFor(text) {
+  return Array.from(embeddingVector(text));
 }
 
 export async function startBedrockMock(opts = {}) {
@@ -297,27 +282,13 @@ export async function startBedrockMock(opts = {}) {
   const accessKeyId = opts.accessKeyId ?? DEFAULT_ACCESS_KEY_ID;
   const secretAccessKey = opts.secretAccessKey ?? DEFAULT_SECRET_ACCESS_KEY;
   const sessionToken = opts.sessionToken ?? null;
-  const requests = [];
-  const counters = { requests: 0, aborted: 0, completed: 0, dropped: 0 };
-  let active = 0;
-  let epoch = 0;
-  let seq = 0;
-
-  const stats = () => ({ requests: counters.requests, aborted: counters.aborted, active, completed: counters.completed, dropped: counters.dropped });
-  const reset = () => {
-    requests.length = 0;
-    for (const k of Object.keys(counters)) counters[k] = 0;
-    epoch++;
-  };
-
-  const server = http.createServer({ noDelay: true, keepAliveTimeout: 30_000 }, (req, res) => {
-    handle(req, res).catch((err) => {
-      console.error('bedrock mock: handler error', err);
-      if (!res.headersSent && !res.destroyed) sendError(res, 500, 'InternalServerException', `mock internal error: ${err.message}`);
-      else res.destroy();
-    });
+  const mock = createMockServer({
+    name: 'bedrock',
+    sendJSON,
+    onRequest: handle,
+    internalError: (res, err) => sendError(res, 500, 'InternalServerException', `mock internal error: ${err.message}`),
+    controlNotFound: (req, res, path) => sendError(res, 404, 'UnknownOperationException', `Unknown operation ${req.method} ${path}`),
   });
-  server.on('connection', (s) => s.setNoDelay(true));
 
   // null when the signature holds, else [status, type, message].
   function verify(req, rawBody) {
@@ -365,47 +336,22 @@ export async function startBedrockMock(opts = {}) {
     return null;
   }
 
-  async function handle(req, res) {
-    const chunks = [];
-    for await (const c of req) chunks.push(c);
-    const rawBody = Buffer.concat(chunks);
-    const raw = rawBody.toString('utf8');
-    const url = new URL(req.url, 'http://x');
-    if (url.pathname.startsWith('/_mock/')) return control(req, res, url.pathname);
-
-    const myEpoch = epoch;
-    const ctl = new AbortController();
-    const st = { selfDestroyed: false };
-    counters.requests++;
-    active++;
-    res.on('close', () => {
-      active--;
-      ctl.abort();
-      if (myEpoch !== epoch) return;
-      if (st.selfDestroyed) counters.dropped++;
-      else if (res.writableFinished) counters.completed++;
-      else counters.aborted++;
-    });
-
+  async function handle(ctx) {
+    const { req, res, rawBody, raw } = ctx;
     const rawPath = req.url.split('?')[0];
     const m = /^\/model\/([^/]+)\/(converse|converse-stream|invoke)$/.exec(rawPath);
     let modelId = null;
     try { modelId = m ? decodeURIComponent(m[1]) : null; } catch { /* reported as a 404 below */ }
-    let body = null;
-    try { body = raw ? JSON.parse(raw) : null; } catch { /* reported below, after auth */ }
-    requests.push({ method: req.method, path: req.url, modelId, operation: m ? m[2] : null, headers: req.headers, body, raw });
+    const body = parseBody(raw); // a parse error is reported below, after auth
+    mock.requests.push({ method: req.method, path: req.url, modelId, operation: m ? m[2] : null, headers: req.headers, body, raw });
 
-    const ctx = { req, res, signal: ctl.signal, st, d: parseDirectives(raw), id: ++seq };
+    ctx.id = mock.nextId();
     const failed = verify(req, rawBody);
     if (failed) return sendError(res, failed[0], failed[1], failed[2]);
 
-    const { d } = ctx;
-    if (d.drop) return selfDestroy(ctx);
-    if (d.stall) return;
-    if (d.delay_ms > 0 && !(await sleep(d.delay_ms, ctx.signal))) return;
-    if (Number.isInteger(d.status) && d.status >= 400) {
-      return sendError(res, d.status, errorType(d.status), `Mock provider: simulated ${d.status} error (mock:status=${d.status}).`);
-    }
+    if (!(await holdDirectives(ctx))) return;
+    const status = simulatedStatus(ctx.d);
+    if (status) return sendError(res, status, errorType(status), `Mock provider: simulated ${status} error (mock:status=${status}).`);
     if (req.method !== 'POST' || !m || !modelId) return sendError(res, 404, 'UnknownOperationException', `Unknown operation ${req.method} ${rawPath}`);
     if (body === null || typeof body !== 'object') return sendError(res, 400, 'SerializationException', 'Could not parse the request body as JSON.');
     if (m[2] === 'invoke') return invoke(ctx, modelId, body);
@@ -414,13 +360,6 @@ export async function startBedrockMock(opts = {}) {
       if (body.messages[i].role === body.messages[i - 1].role) return sendError(res, 400, 'ValidationException', 'A conversation must alternate between user and assistant roles. Make sure the conversation alternates between user and assistant roles and try again.');
     }
     return m[2] === 'converse' ? converse(ctx, body) : converseStream(ctx, body);
-  }
-
-  function control(req, res, path) {
-    if (req.method === 'GET' && path === '/_mock/stats') return sendJSON(res, 200, stats());
-    if (req.method === 'GET' && path === '/_mock/requests') return sendJSON(res, 200, requests);
-    if (req.method === 'POST' && path === '/_mock/reset') { reset(); return sendJSON(res, 200, { ok: true }); }
-    return sendError(res, 404, 'UnknownOperationException', `Unknown operation ${req.method} ${path}`);
   }
 
   function answer(ctx, body) {
@@ -462,9 +401,9 @@ export async function startBedrockMock(opts = {}) {
         msgs.push(eventMessage('contentBlockStop', { contentBlockIndex: i }, 3));
       });
     } else {
-      a.words.forEach((w, i) => {
+      pieces(a.words).forEach((text, i) => {
         if (firstDelta < 0) firstDelta = msgs.length;
-        msgs.push(eventMessage('contentBlockDelta', { contentBlockIndex: 0, delta: { text: i === 0 ? w : ` ${w}` } }, 1 + (i % 30)));
+        msgs.push(eventMessage('contentBlockDelta', { contentBlockIndex: 0, delta: { text } }, 1 + (i % 30)));
       });
       msgs.push(eventMessage('contentBlockStop', { contentBlockIndex: 0 }, 3));
     }
@@ -488,101 +427,28 @@ export async function startBedrockMock(opts = {}) {
     return sendError(ctx.res, 400, 'ValidationException', 'The provided model identifier is invalid.');
   }
 
-  async function stream(ctx, msgs) {
-    const { res, d, signal } = ctx;
-    res.writeHead(200, {
-      'content-type': 'application/vnd.amazon.eventstream',
-      'x-amzn-requestid': `mock-${ctx.id}`,
-    });
-    res.flushHeaders();
-    let sent = 0;
-    for (const msg of msgs) {
-      if (Number.isInteger(d.cut_after) && sent >= d.cut_after) return selfDestroy(ctx);
-      if (sent > 0 && d.chunk_delay_ms > 0 && !(await sleep(d.chunk_delay_ms, signal))) return;
-      if (d.split) {
-        for (let i = 0; i < msg.length;) {
-          const n = 1 + ((i * 7 + sent) % 3);
-          if (!(await write(res, msg.subarray(i, i + n), signal))) return;
-          i += n;
-        }
-      } else if (!(await write(res, msg, signal))) {
-        return;
-      }
-      sent++;
-    }
-    res.end();
+  function stream(ctx, msgs) {
+    return streamFrames(ctx, { 'content-type': 'application/vnd.amazon.eventstream', 'x-amzn-requestid': `mock-${ctx.id}` }, msgs);
   }
 
-  function selfDestroy(ctx) {
-    ctx.st.selfDestroyed = true;
-    ctx.req.socket.destroy();
-  }
-
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address();
-
+  const port = await mock.listen(opts.port);
   return {
     port,
     url: `http://127.0.0.1:${port}`,
     region,
     accessKeyId,
     secretAccessKey,
-    requests: () => requests,
-    stats,
-    reset,
-    close: () => new Promise((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    requests: () => mock.requests,
+    stats: mock.stats,
+    reset: mock.reset,
+    close: mock.close,
   };
 }
 
-function sendJSON(res, status, obj, headers = {}) {
-  const text = JSON.stringify(obj);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    'x-amzn-requestid': 'mock-request',
-    ...headers,
-  });
-  res.end(text);
-}
-
-function sendError(res, status, type, message) {
-  sendJSON(res, status, { message }, { 'x-amzn-errortype': `${type}:http://internal.amazon.com/coral/com.amazon.bedrock/` });
-}
-
-async function sleep(ms, signal) {
-  try { await sleepRaw(ms, undefined, { signal }); return true; } catch { return false; }
-}
-
-function write(res, data, signal) {
-  if (res.destroyed || signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onAbort = () => resolve(false);
-    signal.addEventListener('abort', onAbort, { once: true });
-    res.write(data, (err) => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(!err && !res.destroyed);
-    });
-  });
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const args = process.argv.slice(2);
-  const arg = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
-  const mock = await startBedrockMock({
-    port: Number(arg('--port') ?? 0),
-    region: arg('--region'),
-    accessKeyId: arg('--access-key-id'),
-    secretAccessKey: arg('--secret-access-key'),
-    sessionToken: arg('--session-token'),
-  });
-  process.stdout.write(`listening ${mock.port}\n`);
-  const stop = async () => { await mock.close(); process.exit(0); };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-}
+await runMain(import.meta.url, (arg) => startBedrockMock({
+  port: Number(arg('--port') ?? 0),
+  region: arg('--region'),
+  accessKeyId: arg('--access-key-id'),
+  secretAccessKey: arg('--secret-access-key'),
+  sessionToken: arg('--session-token'),
+}));

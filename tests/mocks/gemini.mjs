@@ -47,12 +47,13 @@
 // CLI: node tests/mocks/gemini.mjs --port N [--api-key K]
 //      prints "listening PORT" and serves until SIGTERM/SIGINT.
 
-import http from 'node:http';
-import { setTimeout as sleepRaw } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
+import {
+  parseDirectives, parseBody, simulatedStatus, retryHeaders, makeWords, pieces, embeddingVector, EMBED_DIMS,
+  jsonSender, holdDirectives, streamFrames, createMockServer, runMain,
+} from './common.mjs';
 
-const DEFAULT_CONTENT = 'Hello from the mock provider.';
-const EMBED_DIMS = 8;
+export { parseDirectives };
+
 const CALL_TOKENS = 5;
 
 const STATUS_NAMES = {
@@ -64,16 +65,7 @@ const STATUS_NAMES = {
 const REQUEST_FIELDS = new Set(['contents', 'systemInstruction', 'system_instruction', 'tools', 'toolConfig',
   'tool_config', 'generationConfig', 'generation_config', 'safetySettings', 'safety_settings', 'cachedContent']);
 
-// All `mock:NAME[=VALUE]` tokens in the raw body. Numeric values become numbers;
-// a bare token becomes true.
-export function parseDirectives(raw) {
-  const d = {};
-  for (const m of raw.matchAll(/mock:([a-z_]+)(?:=([A-Za-z0-9_.-]+))?/g)) {
-    const v = m[2];
-    d[m[1]] = v === undefined ? true : /^-?\d+$/.test(v) ? Number(v) : v;
-  }
-  return d;
-}
+const sendJSON = jsonSender('application/json; charset=UTF-8');
 
 export function geminiError(code, message, status = STATUS_NAMES[code] ?? (code >= 500 ? 'INTERNAL' : 'FAILED_PRECONDITION')) {
   return { error: { code, message, status } };
@@ -92,88 +84,27 @@ export function promptTokens(body) {
   return Math.ceil(chars / 4) + 3 * count;
 }
 
-function makeWords(d) {
-  if (Number.isInteger(d.words) && d.words >= 0) return Array.from({ length: d.words }, (_, i) => `w${i + 1}`);
-  return DEFAULT_CONTENT.split(' ');
-}
-
-// Stream pieces carry the leading space, so that joining them gives the whole text.
-function pieces(words) {
-  return words.map((w, i) => (i === 0 ? w : ` ${w}`));
-}
-
 function callNames(d, body) {
   const declared = (body.tools ?? []).flatMap((t) => t?.functionDeclarations ?? t?.function_declarations ?? []).map((f) => f?.name).filter(Boolean);
   const n = d.tools === 2 ? 2 : 1;
   return Array.from({ length: n }, (_, i) => (typeof d.tool === 'string' ? d.tool : declared[i] ?? `tool_${i + 1}`));
 }
 
-// 8 deterministic floats per text (FNV-1a), through a Float32Array so that the gateway's
-// float and base64 encodings of them agree exactly.
-function embeddingFor(text, dims) {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
-  const v = new Float32Array(dims);
-  for (let i = 0; i < dims; i++) {
-    h = Math.imul(h ^ (i + 1), 0x01000193) >>> 0;
-    h = (h ^ (h >>> 13)) >>> 0;
-    v[i] = ((h % 20001) - 10000) / 10000;
-  }
-  return Array.from(v);
-}
-
 export async function startGeminiMock(opts = {}) {
   const apiKey = opts.apiKey ?? 'gm-test';
-  const requests = [];
-  const counters = { requests: 0, aborted: 0, completed: 0, dropped: 0 };
-  let active = 0;
-  let epoch = 0;
-  let seq = 0;
-
-  const stats = () => ({ requests: counters.requests, aborted: counters.aborted, active, completed: counters.completed, dropped: counters.dropped });
-  const reset = () => {
-    requests.length = 0;
-    for (const k of Object.keys(counters)) counters[k] = 0;
-    epoch++;
-  };
-
-  const server = http.createServer({ noDelay: true, keepAliveTimeout: 30_000 }, (req, res) => {
-    handle(req, res).catch((err) => {
-      console.error('gemini mock: handler error', err);
-      if (!res.headersSent && !res.destroyed) sendJSON(res, 500, geminiError(500, `mock internal error: ${err.message}`));
-      else res.destroy();
-    });
+  const mock = createMockServer({
+    name: 'gemini',
+    sendJSON,
+    onRequest: handle,
+    internalError: (res, err) => sendJSON(res, 500, geminiError(500, `mock internal error: ${err.message}`)),
+    controlNotFound: (req, res, path) => sendJSON(res, 404, geminiError(404, `not found (${req.method} ${path})`)),
   });
-  server.on('connection', (s) => s.setNoDelay(true));
 
-  async function handle(req, res) {
-    const chunks = [];
-    for await (const c of req) chunks.push(c);
-    const raw = Buffer.concat(chunks).toString('utf8');
-    const url = new URL(req.url, 'http://x');
-    const path = url.pathname;
-
-    if (path.startsWith('/_mock/')) return control(req, res, path);
-
-    const myEpoch = epoch;
-    const ctl = new AbortController();
-    const st = { selfDestroyed: false };
-    counters.requests++;
-    active++;
-    res.on('close', () => {
-      active--;
-      ctl.abort();
-      if (myEpoch !== epoch) return;
-      if (st.selfDestroyed) counters.dropped++;
-      else if (res.writableFinished) counters.completed++;
-      else counters.aborted++;
-    });
-
-    let body = null;
-    try { body = raw ? JSON.parse(raw) : null; } catch { /* reported below, after auth */ }
-    requests.push({ method: req.method, path: req.url, headers: req.headers, body, raw });
-
-    const ctx = { req, res, url, signal: ctl.signal, st, d: parseDirectives(raw), id: ++seq };
+  async function handle(ctx) {
+    const { req, res, raw, url, path } = ctx;
+    const body = parseBody(raw); // a parse error is reported below, after auth
+    mock.requests.push({ method: req.method, path: req.url, headers: req.headers, body, raw });
+    ctx.id = mock.nextId();
 
     const key = req.headers['x-goog-api-key'] ?? url.searchParams.get('key');
     if (!key) {
@@ -181,17 +112,14 @@ export async function startGeminiMock(opts = {}) {
     }
     if (key !== apiKey) return sendJSON(res, 400, geminiError(400, 'API key not valid. Please pass a valid API key.'));
 
-    const { d } = ctx;
-    if (d.drop) return selfDestroy(ctx);
-    if (d.stall) return;
-    if (d.delay_ms > 0 && !(await sleep(d.delay_ms, ctx.signal))) return;
-    if (Number.isInteger(d.status) && d.status >= 400) {
-      const headers = d.status === 429 ? { 'retry-after': '1' } : {};
-      const msg = d.status === 429
+    if (!(await holdDirectives(ctx))) return;
+    const status = simulatedStatus(ctx.d);
+    if (status) {
+      const msg = status === 429
         ? 'Resource has been exhausted (e.g. check quota). (mock:status=429)'
-        : d.status === 503 ? 'The model is overloaded. Please try again later. (mock:status=503)'
-          : `Mock provider: simulated ${d.status} error (mock:status=${d.status}).`;
-      return sendJSON(res, d.status, geminiError(d.status, msg), headers);
+        : status === 503 ? 'The model is overloaded. Please try again later. (mock:status=503)'
+          : `Mock provider: simulated ${status} error (mock:status=${status}).`;
+      return sendJSON(res, status, geminiError(status, msg), retryHeaders(status));
     }
     if (raw && body === null) {
       return sendJSON(res, 400, geminiError(400, `Invalid JSON payload received. Unexpected token.\n${raw.slice(0, 40)}\n^`));
@@ -206,13 +134,6 @@ export async function startGeminiMock(opts = {}) {
     if (m[2] === 'streamGenerateContent') return generate(ctx, model, body ?? {}, url.searchParams.get('alt') === 'sse' ? 'sse' : 'array');
     if (m[2] === 'batchEmbedContents') return embed(ctx, model, body ?? {});
     return sendJSON(res, 404, geminiError(404, `Method ${m[2]} not found for models/${model}.`));
-  }
-
-  function control(req, res, path) {
-    if (req.method === 'GET' && path === '/_mock/stats') return sendJSON(res, 200, stats());
-    if (req.method === 'GET' && path === '/_mock/requests') return sendJSON(res, 200, requests);
-    if (req.method === 'POST' && path === '/_mock/reset') { reset(); return sendJSON(res, 200, { ok: true }); }
-    return sendJSON(res, 404, geminiError(404, `not found (${req.method} ${path})`));
   }
 
   // The whole answer as a list of GenerateContentResponse events; a non-streamed
@@ -313,96 +234,29 @@ export async function startGeminiMock(opts = {}) {
     const embeddings = reqs.map((r) => {
       const text = (r.content?.parts ?? []).map((p) => p.text ?? '').join('');
       const dims = Number.isInteger(r.outputDimensionality) && r.outputDimensionality > 0 ? r.outputDimensionality : EMBED_DIMS;
-      return { values: embeddingFor(text, dims) };
+      return { values: Array.from(embeddingVector(text, dims)) };
     });
     return sendJSON(ctx.res, 200, { embeddings });
   }
 
-  async function stream(ctx, events) {
-    const { res, d, signal } = ctx;
-    res.writeHead(200, {
+  // CRLF framing, no terminal event, as the real API streams.
+  function stream(ctx, events) {
+    return streamFrames(ctx, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-cache',
       'x-request-id': `req_mock${ctx.id}`,
-    });
-    res.flushHeaders();
-    let sent = 0;
-    for (const e of events) {
-      if (Number.isInteger(d.cut_after) && sent >= d.cut_after) return selfDestroy(ctx);
-      if (sent > 0 && d.chunk_delay_ms > 0 && !(await sleep(d.chunk_delay_ms, signal))) return;
-      const ev = `data: ${JSON.stringify(e)}\r\n\r\n`;
-      if (d.split) {
-        const buf = Buffer.from(ev);
-        for (let i = 0; i < buf.length;) {
-          const n = 1 + ((i * 7 + sent) % 3);
-          if (!(await write(res, buf.subarray(i, i + n), signal))) return;
-          i += n;
-        }
-      } else if (!(await write(res, ev, signal))) {
-        return;
-      }
-      sent++;
-    }
-    res.end();
+    }, events.map((e) => `data: ${JSON.stringify(e)}\r\n\r\n`));
   }
 
-  function selfDestroy(ctx) {
-    ctx.st.selfDestroyed = true;
-    ctx.req.socket.destroy();
-  }
-
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address();
-
+  const port = await mock.listen(opts.port);
   return {
     port,
     url: `http://127.0.0.1:${port}/v1beta`,
-    requests: () => requests,
-    stats,
-    reset,
-    close: () => new Promise((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    requests: () => mock.requests,
+    stats: mock.stats,
+    reset: mock.reset,
+    close: mock.close,
   };
 }
 
-function sendJSON(res, status, obj, headers = {}) {
-  const text = JSON.stringify(obj);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=UTF-8',
-    'content-length': Buffer.byteLength(text),
-    ...headers,
-  });
-  res.end(text);
-}
-
-async function sleep(ms, signal) {
-  try { await sleepRaw(ms, undefined, { signal }); return true; } catch { return false; }
-}
-
-function write(res, data, signal) {
-  if (res.destroyed || signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onAbort = () => resolve(false);
-    signal.addEventListener('abort', onAbort, { once: true });
-    res.write(data, (err) => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(!err && !res.destroyed);
-    });
-  });
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const args = process.argv.slice(2);
-  const arg = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
-  const port = Number(arg('--port') ?? 0);
-  const mock = await startGeminiMock({ port, apiKey: arg('--api-key') });
-  process.stdout.write(`listening ${mock.port}\n`);
-  const stop = async () => { await mock.close(); process.exit(0); };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-}
+await runMain(import.meta.url, (arg) => startGeminiMock({ port: Number(arg('--port') ?? 0), apiKey: arg('--api-key') }));

@@ -55,35 +55,15 @@
 // CLI: node tests/mocks/openai.mjs --port N [--api-key K]
 //      prints "listening PORT" and serves until SIGTERM/SIGINT.
 
-import http from 'node:http';
-import { setTimeout as sleepRaw } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
+import {
+  parseDirectives, waitFor, parseBody, simulatedStatus, retryHeaders, makeWords, pieces, embeddingVector, EMBED_DIMS,
+  jsonSender, holdDirectives, streamFrames, createMockServer, runMain,
+} from './common.mjs';
 
-const DEFAULT_CONTENT = 'Hello from the mock provider.';
+export { parseDirectives, waitFor };
+
 const FINGERPRINT = 'fp_mock';
-const EMBED_DIMS = 8;
-
-// Poll `pred` (sync or async) until it returns something truthy; resolves with that value.
-export async function waitFor(pred, timeoutMs = 2000, intervalMs = 5) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() >= deadline) throw new Error(`waitFor: condition not met within ${timeoutMs} ms`);
-    await sleepRaw(intervalMs);
-  }
-}
-
-// All `mock:NAME[=VALUE]` tokens in the raw body. Numeric values become numbers;
-// a bare token becomes true.
-export function parseDirectives(raw) {
-  const d = {};
-  for (const m of raw.matchAll(/mock:([a-z_]+)(?:=([A-Za-z0-9_.-]+))?/g)) {
-    const v = m[2];
-    d[m[1]] = v === undefined ? true : /^-?\d+$/.test(v) ? Number(v) : v;
-  }
-  return d;
-}
+const sendJSON = jsonSender('application/json', { 'x-request-id': 'req_mock' });
 
 function errorType(status) {
   if (status === 401) return ['invalid_request_error', 'invalid_api_key'];
@@ -127,19 +107,6 @@ function textPromptTokens(prompt) {
   return 0;
 }
 
-function makeWords(d) {
-  if (Number.isInteger(d.words) && d.words >= 0) {
-    return Array.from({ length: d.words }, (_, i) => `w${i + 1}`);
-  }
-  return DEFAULT_CONTENT.split(' ');
-}
-
-// Stream pieces carry the leading space, as real token deltas do, so that
-// concatenating the deltas yields exactly the non-streamed content.
-function pieces(words) {
-  return words.map((w, i) => (i === 0 ? w : ` ${w}`));
-}
-
 function makeUsage(promptTokens, words, d) {
   const cached = Number.isInteger(d.cached) ? d.cached : 0;
   const reasoning = Number.isInteger(d.reasoning) ? d.reasoning : 0;
@@ -158,19 +125,10 @@ function makeUsage(promptTokens, words, d) {
   };
 }
 
-// 8 deterministic floats per input, derived from an FNV-1a hash of the text.
-// Produced through a Float32Array so the float and base64 encodings agree exactly.
+// `dims` deterministic floats per input (see embeddingVector): a Float32Array, so that
+// the float and base64 encodings agree exactly.
 function embeddingFor(input, dims) {
-  const text = typeof input === 'string' ? input : JSON.stringify(input);
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
-  const v = new Float32Array(dims);
-  for (let i = 0; i < dims; i++) {
-    h = Math.imul(h ^ (i + 1), 0x01000193) >>> 0;
-    h = (h ^ (h >>> 13)) >>> 0;
-    v[i] = ((h % 20001) - 10000) / 10000; // in [-1, 1]
-  }
-  return v;
+  return embeddingVector(typeof input === 'string' ? input : JSON.stringify(input), dims);
 }
 
 // OpenAI's base64 encoding: the vector's float32 values, little-endian, back to back.
@@ -182,59 +140,19 @@ function float32LEBase64(v) {
 
 export async function startOpenAIMock(opts = {}) {
   const apiKey = opts.apiKey ?? 'sk-upstream-test';
-  const requests = [];
-  const counters = { requests: 0, aborted: 0, completed: 0, dropped: 0 };
-  let active = 0;
-  let epoch = 0; // bumped by reset(), so requests from before a reset don't skew new counters
-  let seq = 0;
-
-  const stats = () => ({ requests: counters.requests, aborted: counters.aborted, active, completed: counters.completed, dropped: counters.dropped });
-  const reset = () => {
-    requests.length = 0; // keep the array identity: tests may hold a reference
-    for (const k of Object.keys(counters)) counters[k] = 0;
-    epoch++;
-  };
-
-  const server = http.createServer({ noDelay: true, keepAliveTimeout: 30_000 }, (req, res) => {
-    handle(req, res).catch((err) => {
-      // A bug in the mock must be loud, not a hung test.
-      console.error('openai mock: handler error', err);
-      if (!res.headersSent && !res.destroyed) sendJSON(res, 500, errorBody(`mock internal error: ${err.message}`, 'server_error'));
-      else res.destroy();
-    });
+  const mock = createMockServer({
+    name: 'openai',
+    sendJSON,
+    onRequest: handle,
+    internalError: (res, err) => sendJSON(res, 500, errorBody(`mock internal error: ${err.message}`, 'server_error')),
+    controlNotFound: (req, res, path) => sendJSON(res, 404, errorBody(`Invalid URL (${req.method} ${path})`, 'invalid_request_error')),
   });
-  server.on('connection', (s) => s.setNoDelay(true));
 
-  async function handle(req, res) {
-    const chunks = [];
-    for await (const c of req) chunks.push(c);
-    const raw = Buffer.concat(chunks).toString('utf8');
-    const url = new URL(req.url, 'http://x');
-    const path = url.pathname;
-
-    if (path.startsWith('/_mock/')) return control(req, res, path);
-
-    // Bookkeeping. 'close' on the response fires both after a normal finish and
-    // when the connection dies early; writableFinished tells the two apart.
-    const myEpoch = epoch;
-    const ctl = new AbortController();
-    const st = { selfDestroyed: false };
-    counters.requests++;
-    active++;
-    res.on('close', () => {
-      active--;
-      ctl.abort();
-      if (myEpoch !== epoch) return;
-      if (st.selfDestroyed) counters.dropped++;
-      else if (res.writableFinished) counters.completed++;
-      else counters.aborted++;
-    });
-
-    let body = null;
-    try { body = raw ? JSON.parse(raw) : null; } catch { /* reported below, after auth */ }
-    requests.push({ method: req.method, path: req.url, headers: req.headers, body, raw });
-
-    const ctx = { req, res, signal: ctl.signal, st, d: parseDirectives(raw), id: ++seq };
+  async function handle(ctx) {
+    const { req, res, raw, path } = ctx;
+    const body = parseBody(raw); // a parse error is reported below, after auth
+    mock.requests.push({ method: req.method, path: req.url, headers: req.headers, body, raw });
+    ctx.id = mock.nextId();
 
     const auth = req.headers.authorization ?? '';
     if (auth !== `Bearer ${apiKey}`) {
@@ -244,14 +162,11 @@ export async function startOpenAIMock(opts = {}) {
         'invalid_request_error', 'invalid_api_key'));
     }
 
-    const { d } = ctx;
-    if (d.drop) return selfDestroy(ctx);
-    if (d.stall) return; // 'close' will count it as aborted when the client gives up
-    if (d.delay_ms > 0 && !(await sleep(d.delay_ms, ctx.signal))) return;
-    if (Number.isInteger(d.status) && d.status >= 400) {
-      const [type, code] = errorType(d.status);
-      const headers = d.status === 429 ? { 'retry-after': '1' } : {};
-      return sendJSON(res, d.status, errorBody(`Mock provider: simulated ${d.status} error (mock:status=${d.status}).`, type, code), headers);
+    if (!(await holdDirectives(ctx))) return;
+    const status = simulatedStatus(ctx.d);
+    if (status) {
+      const [type, code] = errorType(status);
+      return sendJSON(res, status, errorBody(`Mock provider: simulated ${status} error (mock:status=${status}).`, type, code), retryHeaders(status));
     }
 
     if (raw && body === null) {
@@ -265,13 +180,6 @@ export async function startOpenAIMock(opts = {}) {
     if (route === 'POST /v1/completions') return completions(ctx, body ?? {});
     if (route === 'POST /v1/embeddings') return embeddings(ctx, body ?? {});
     if (route === 'GET /v1/models') return models(ctx);
-    return sendJSON(res, 404, errorBody(`Invalid URL (${req.method} ${path})`, 'invalid_request_error'));
-  }
-
-  function control(req, res, path) {
-    if (req.method === 'GET' && path === '/_mock/stats') return sendJSON(res, 200, stats());
-    if (req.method === 'GET' && path === '/_mock/requests') return sendJSON(res, 200, requests);
-    if (req.method === 'POST' && path === '/_mock/reset') { reset(); return sendJSON(res, 200, { ok: true }); }
     return sendJSON(res, 404, errorBody(`Invalid URL (${req.method} ${path})`, 'invalid_request_error'));
   }
 
@@ -405,100 +313,26 @@ export async function startOpenAIMock(opts = {}) {
     return sendJSON(ctx.res, 200, { object: 'list', data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'system' })) });
   }
 
-  async function stream(ctx, chunks) {
-    const { res, d, signal } = ctx;
-    res.writeHead(200, {
+  function stream(ctx, chunks) {
+    const events = chunks.map((c) => `data: ${JSON.stringify(c)}\n\n`);
+    events.push('data: [DONE]\n\n');
+    // like OpenAI: headers go out before the first token
+    return streamFrames(ctx, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
       'x-request-id': `req_mock${ctx.id}`,
-    });
-    res.flushHeaders(); // like OpenAI: headers go out before the first token
-    const events = chunks.map((c) => `data: ${JSON.stringify(c)}\n\n`);
-    events.push('data: [DONE]\n\n');
-    let sent = 0;
-    for (const ev of events) {
-      if (Number.isInteger(d.cut_after) && sent >= d.cut_after) return selfDestroy(ctx);
-      if (sent > 0 && d.chunk_delay_ms > 0 && !(await sleep(d.chunk_delay_ms, signal))) return;
-      if (d.split) {
-        const buf = Buffer.from(ev);
-        for (let i = 0; i < buf.length;) {
-          const n = 1 + ((i * 7 + sent) % 3); // 1-3 bytes, deterministic
-          // Awaiting the write callback means the piece reached the kernel (with
-          // TCP_NODELAY) before the next one is queued, so each leaves as its own segment.
-          if (!(await write(res, buf.subarray(i, i + n), signal))) return;
-          i += n;
-        }
-      } else if (!(await write(res, ev, signal))) {
-        return;
-      }
-      sent++;
-    }
-    res.end();
+    }, events);
   }
 
-  function selfDestroy(ctx) {
-    ctx.st.selfDestroyed = true;
-    ctx.req.socket.destroy();
-  }
-
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address();
-
+  const port = await mock.listen(opts.port);
   return {
     port,
     url: `http://127.0.0.1:${port}/v1`,
-    requests,
-    stats,
-    reset,
-    close: () => new Promise((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections(); // stalled and keep-alive sockets would hold close() forever
-    }),
+    requests: mock.requests,
+    stats: mock.stats,
+    reset: mock.reset,
+    close: mock.close,
   };
 }
 
-function sendJSON(res, status, obj, headers = {}) {
-  const text = JSON.stringify(obj);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    'x-request-id': 'req_mock',
-    ...headers,
-  });
-  res.end(text);
-}
-
-// Resolves true after ms, false if the request was closed meanwhile.
-async function sleep(ms, signal) {
-  try { await sleepRaw(ms, undefined, { signal }); return true; } catch { return false; }
-}
-
-// Write and wait until the bytes are handed to the kernel, so events are flushed
-// one by one (and so cut_after really delivers N events before the cut).
-// Resolves false if the connection is gone.
-function write(res, data, signal) {
-  if (res.destroyed || signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onAbort = () => resolve(false);
-    signal.addEventListener('abort', onAbort, { once: true });
-    res.write(data, (err) => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(!err && !res.destroyed);
-    });
-  });
-}
-
-// CLI entry point.
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const args = process.argv.slice(2);
-  const arg = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
-  const port = Number(arg('--port') ?? 0);
-  const mock = await startOpenAIMock({ port, apiKey: arg('--api-key') });
-  process.stdout.write(`listening ${mock.port}\n`);
-  const stop = async () => { await mock.close(); process.exit(0); };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-}
+await runMain(import.meta.url, (arg) => startOpenAIMock({ port: Number(arg('--port') ?? 0), apiKey: arg('--api-key') }));

@@ -17,43 +17,10 @@
 
 /* ------------------------------------------------------------------------------- helpers */
 
-static bool str_is(const json_t *v, const char *s)
-{
-    return json_is_string(v) &&
-           tg_mem_eq(json_string_value(v), json_string_length(v), s, strlen(s));
-}
-
-static bool has_prefix(const char *p, size_t n, const char *prefix)
-{
-    size_t pn = strlen(prefix);
-    return n >= pn && memcmp(p, prefix, pn) == 0;
-}
-
-/* Appends a NUL-terminated string (literals, mostly). */
-static int append_str(tg_buf_t *b, const char *s)
-{
-    return tg_buf_append(b, s, strlen(s));
-}
-
 static int oom(tg_err_t *err)
 {
     tg_err_set(err, TG_ENOMEM, 503, "out of memory");
     return TG_ENOMEM;
-}
-
-/* Appends o to arr, taking the reference; TG_ENOMEM when o is NULL or the append fails. */
-static int push(json_t *arr, json_t *o)
-{
-    if (!o)
-        return TG_ENOMEM;
-    return json_array_append_new(arr, o) == 0 ? 0 : TG_ENOMEM;
-}
-
-static int set(json_t *obj, const char *key, json_t *v)
-{
-    if (!v)
-        return TG_ENOMEM;
-    return json_object_set_new(obj, key, v) == 0 ? 0 : TG_ENOMEM;
 }
 
 /* ------------------------------------------------------------------------------- request */
@@ -62,7 +29,7 @@ static int set(json_t *obj, const char *key, json_t *v)
 static bool parse_data_url(const char *url, size_t n, const char **media, size_t *media_len,
                            const char **data, size_t *data_len)
 {
-    if (!has_prefix(url, n, "data:"))
+    if (!dp_has_prefix(url, n, "data:"))
         return false;
     const char *comma = memchr(url, ',', n);
     if (!comma)
@@ -87,7 +54,7 @@ static int text_block(json_t *blocks, const char *text, size_t n, const json_t *
         json_decref(b);
         b = NULL;
     }
-    return push(blocks, b);
+    return dp_json_push(blocks, b);
 }
 
 /* An OpenAI image_url: a data: URL becomes a base64 source, an http(s) URL a url source. */
@@ -107,7 +74,7 @@ static int image_block(json_t *blocks, const json_t *image_url, size_t mi, size_
     if (parse_data_url(url, n, &media, &media_len, &data, &data_len)) {
         src = json_pack("{s:s, s:s%, s:s%}", "type", "base64", "media_type", media, media_len,
                         "data", data, data_len);
-    } else if (has_prefix(url, n, "https://") || has_prefix(url, n, "http://")) {
+    } else if (dp_has_prefix(url, n, "https://") || dp_has_prefix(url, n, "http://")) {
         src = json_pack("{s:s, s:s%}", "type", "url", "url", url, n);
     } else {
         tg_err_set(err, TG_EINVAL, 400,
@@ -118,7 +85,7 @@ static int image_block(json_t *blocks, const json_t *image_url, size_t mi, size_
     }
     if (!src)
         return oom(err);
-    if (push(blocks, json_pack("{s:s, s:o}", "type", "image", "source", src)) != 0)
+    if (dp_json_push(blocks, json_pack("{s:s, s:o}", "type", "image", "source", src)) != 0)
         return oom(err);
     return 0;
 }
@@ -139,7 +106,8 @@ static int file_block(json_t *blocks, const json_t *file, size_t mi, size_t pi, 
     }
     json_t *src = json_pack("{s:s, s:s%, s:s%}", "type", "base64", "media_type", media, media_len,
                             "data", data, data_len);
-    if (!src || push(blocks, json_pack("{s:s, s:o}", "type", "document", "source", src)) != 0)
+    if (!src ||
+        dp_json_push(blocks, json_pack("{s:s, s:o}", "type", "document", "source", src)) != 0)
         return oom(err);
     return 0;
 }
@@ -166,8 +134,9 @@ static int content_blocks(const json_t *content, bool media, size_t mi, json_t *
     {
         json_t *type = json_object_get(part, "type");
         int rc = 0;
-        if (str_is(type, "text") || str_is(type, "refusal")) {
-            const json_t *t = json_object_get(part, str_is(type, "text") ? "text" : "refusal");
+        if (dp_json_str_eq(type, "text") || dp_json_str_eq(type, "refusal")) {
+            const json_t *t =
+                json_object_get(part, dp_json_str_eq(type, "text") ? "text" : "refusal");
             if (!json_is_string(t)) {
                 tg_err_set(err, TG_EINVAL, 400, "messages[%zu].content[%zu].text must be a string",
                            mi, pi);
@@ -176,9 +145,10 @@ static int content_blocks(const json_t *content, bool media, size_t mi, json_t *
             if (text_block(blocks, json_string_value(t), json_string_length(t),
                            json_object_get(part, "cache_control")) != 0)
                 return oom(err);
-        } else if (media && str_is(type, "image_url")) {
+        } else if (media && dp_json_str_eq(type, "image_url")) {
             rc = image_block(blocks, json_object_get(part, "image_url"), mi, pi, err);
-        } else if (media && str_is(type, "file") && json_is_object(json_object_get(part, "file"))) {
+        } else if (media && dp_json_str_eq(type, "file") &&
+                   json_is_object(json_object_get(part, "file"))) {
             rc = file_block(blocks, json_object_get(part, "file"), mi, pi, err);
         } else {
             tg_err_set(err, TG_EINVAL, 400,
@@ -191,24 +161,6 @@ static int content_blocks(const json_t *content, bool media, size_t mi, json_t *
             return rc;
     }
     return 0;
-}
-
-/* Appends a message with these blocks (taking them), merged into the previous one when it has the
- * same role: Anthropic wants user and assistant turns to alternate. */
-static int push_message(json_t *messages, const char *role, json_t *blocks)
-{
-    if (json_array_size(blocks) == 0) {
-        json_decref(blocks);
-        return 0;
-    }
-    size_t n = json_array_size(messages);
-    json_t *last = n > 0 ? json_array_get(messages, n - 1) : NULL;
-    if (last && str_is(json_object_get(last, "role"), role)) {
-        int rc = json_array_extend(json_object_get(last, "content"), blocks) == 0 ? 0 : TG_ENOMEM;
-        json_decref(blocks);
-        return rc;
-    }
-    return push(messages, json_pack("{s:s, s:o}", "role", role, "content", blocks));
 }
 
 /* An assistant turn: its text, then each tool call as a tool_use block with parsed input. */
@@ -237,13 +189,7 @@ static int assistant_blocks(const json_t *m, size_t mi, json_t *blocks, tg_err_t
                        "messages[%zu].tool_calls[%zu] needs a string id and function.name", mi, ci);
             return TG_EINVAL;
         }
-        json_t *input;
-        if (!args || json_is_null(args) || (json_is_string(args) && json_string_length(args) == 0))
-            input = json_object();
-        else if (json_is_string(args))
-            input = json_loadb(json_string_value(args), json_string_length(args), 0, NULL);
-        else
-            input = json_incref((json_t *)args);
+        json_t *input = dp_tool_args_parse(args);
         if (!json_is_object(input)) {
             json_decref(input);
             tg_err_set(err, TG_EINVAL, 400,
@@ -253,7 +199,7 @@ static int assistant_blocks(const json_t *m, size_t mi, json_t *blocks, tg_err_t
         }
         json_t *b = json_pack("{s:s, s:O, s:O, s:o}", "type", "tool_use", "id", id, "name", name,
                               "input", input);
-        if (push(blocks, b) != 0)
+        if (dp_json_push(blocks, b) != 0)
             return oom(err);
     }
     return 0;
@@ -274,15 +220,15 @@ static int tool_result_block(const json_t *m, size_t mi, json_t *blocks, tg_err_
     int rc = 0;
     if (json_is_string(content)) {
         if (json_string_length(content) > 0)
-            rc = set(b, "content", json_copy((json_t *)content)) == 0 ? 0 : oom(err);
+            rc = dp_json_set(b, "content", json_copy((json_t *)content)) == 0 ? 0 : oom(err);
     } else if (content && !json_is_null(content)) {
         json_t *parts = json_array();
         rc = parts ? content_blocks(content, true, mi, parts, err) : oom(err);
         if (rc == 0 && json_array_size(parts) > 0)
-            rc = set(b, "content", json_incref(parts)) == 0 ? 0 : oom(err);
+            rc = dp_json_set(b, "content", json_incref(parts)) == 0 ? 0 : oom(err);
         json_decref(parts);
     }
-    if (rc == 0 && push(blocks, json_incref(b)) != 0)
+    if (rc == 0 && dp_json_push(blocks, json_incref(b)) != 0)
         rc = oom(err);
     json_decref(b);
     return rc;
@@ -293,7 +239,7 @@ static json_t *collapse(json_t *blocks)
 {
     json_t *b = json_array_get(blocks, 0);
     if (json_array_size(blocks) == 1 && json_object_size(b) == 2 &&
-        str_is(json_object_get(b, "type"), "text")) {
+        dp_json_str_eq(json_object_get(b, "type"), "text")) {
         json_t *s = json_incref(json_object_get(b, "text"));
         json_decref(blocks);
         return s;
@@ -319,7 +265,7 @@ static int convert_messages(const json_t *src, json_t *root, tg_err_t *err)
             rc = TG_EINVAL;
             break;
         }
-        if (str_is(role, "system") || str_is(role, "developer")) {
+        if (dp_json_str_eq(role, "system") || dp_json_str_eq(role, "developer")) {
             rc = content_blocks(json_object_get(m, "content"), false, mi, system, err);
             continue;
         }
@@ -329,12 +275,12 @@ static int convert_messages(const json_t *src, json_t *root, tg_err_t *err)
             break;
         }
         const char *as = "user";
-        if (str_is(role, "user")) {
+        if (dp_json_str_eq(role, "user")) {
             rc = content_blocks(json_object_get(m, "content"), true, mi, blocks, err);
-        } else if (str_is(role, "assistant")) {
+        } else if (dp_json_str_eq(role, "assistant")) {
             as = "assistant";
             rc = assistant_blocks(m, mi, blocks, err);
-        } else if (str_is(role, "tool")) {
+        } else if (dp_json_str_eq(role, "tool")) {
             rc = tool_result_block(m, mi, blocks, err);
         } else {
             tg_err_set(err, TG_EINVAL, 400,
@@ -346,7 +292,8 @@ static int convert_messages(const json_t *src, json_t *root, tg_err_t *err)
             json_decref(blocks);
             break;
         }
-        if (push_message(messages, as, blocks) != 0)
+        /* Anthropic wants user and assistant turns to alternate */
+        if (dp_json_turn_append(messages, as, "content", blocks) != 0)
             rc = oom(err);
     }
     size_t i;
@@ -355,18 +302,18 @@ static int convert_messages(const json_t *src, json_t *root, tg_err_t *err)
         if (rc != 0)
             break;
         json_t *c = collapse(json_incref(json_object_get(m, "content")));
-        if (set(m, "content", c) != 0)
+        if (dp_json_set(m, "content", c) != 0)
             rc = oom(err);
     }
-    /* set() takes the references whether or not it succeeds */
+    /* dp_json_set() takes the references whether or not it succeeds */
     if (rc == 0 && json_array_size(system) > 0) {
-        if (set(root, "system", collapse(system)) != 0)
+        if (dp_json_set(root, "system", collapse(system)) != 0)
             rc = oom(err);
     } else {
         json_decref(system);
     }
     if (rc == 0) {
-        if (set(root, "messages", messages) != 0)
+        if (dp_json_set(root, "messages", messages) != 0)
             rc = oom(err);
     } else {
         json_decref(messages);
@@ -391,7 +338,7 @@ static int convert_tools(const json_t *tools, json_t *root, tg_err_t *err)
     {
         const json_t *fn = json_object_get(t, "function");
         const json_t *name = json_object_get(fn, "name");
-        if (!str_is(json_object_get(t, "type"), "function") || !json_is_string(name)) {
+        if (!dp_json_str_eq(json_object_get(t, "type"), "function") || !json_is_string(name)) {
             json_decref(out);
             tg_err_set(err, TG_EINVAL, 400,
                        "tools[%zu] must be {\"type\":\"function\",\"function\":{\"name\":...}} for "
@@ -409,7 +356,7 @@ static int convert_tools(const json_t *tools, json_t *root, tg_err_t *err)
             json_decref(o);
             o = NULL;
         }
-        if (push(out, o) != 0) {
+        if (dp_json_push(out, o) != 0) {
             json_decref(out);
             return oom(err);
         }
@@ -418,7 +365,7 @@ static int convert_tools(const json_t *tools, json_t *root, tg_err_t *err)
         json_decref(out);
         return 0;
     }
-    return set(root, "tools", out) == 0 ? 0 : oom(err);
+    return dp_json_set(root, "tools", out) == 0 ? 0 : oom(err);
 }
 
 /* auto/none/required/{function} -> auto/none/any/tool; parallel_tool_calls:false ->
@@ -434,14 +381,14 @@ static int convert_tool_choice(const json_t *req, json_t *root, tg_err_t *err)
         if (!no_parallel)
             return 0;
         o = json_pack("{s:s}", "type", "auto");
-    } else if (str_is(tc, "auto")) {
+    } else if (dp_json_str_eq(tc, "auto")) {
         o = json_pack("{s:s}", "type", "auto");
-    } else if (str_is(tc, "none")) {
+    } else if (dp_json_str_eq(tc, "none")) {
         o = json_pack("{s:s}", "type", "none");
         no_parallel = false; /* Anthropic accepts the flag only where tools may be called */
-    } else if (str_is(tc, "required")) {
+    } else if (dp_json_str_eq(tc, "required")) {
         o = json_pack("{s:s}", "type", "any");
-    } else if (json_is_object(tc) && str_is(json_object_get(tc, "type"), "function") &&
+    } else if (json_is_object(tc) && dp_json_str_eq(json_object_get(tc, "type"), "function") &&
                json_is_string(json_object_get(json_object_get(tc, "function"), "name"))) {
         o = json_pack("{s:s, s:O}", "type", "tool", "name",
                       json_object_get(json_object_get(tc, "function"), "name"));
@@ -451,38 +398,28 @@ static int convert_tool_choice(const json_t *req, json_t *root, tg_err_t *err)
                    "{\"type\":\"function\",\"function\":{\"name\":...}}");
         return TG_EINVAL;
     }
-    if (o && no_parallel && set(o, "disable_parallel_tool_use", json_true()) != 0) {
+    if (o && no_parallel && dp_json_set(o, "disable_parallel_tool_use", json_true()) != 0) {
         json_decref(o);
         o = NULL;
     }
-    return set(root, "tool_choice", o) == 0 ? 0 : oom(err);
+    return dp_json_set(root, "tool_choice", o) == 0 ? 0 : oom(err);
 }
 
 static int convert_stop(const json_t *stop, json_t *root, tg_err_t *err)
 {
-    if (!stop || json_is_null(stop))
-        return 0;
-    json_t *seqs = NULL;
-    if (json_is_string(stop)) {
-        seqs = json_pack("[O]", stop);
-    } else if (json_is_array(stop)) {
-        size_t i;
-        json_t *s;
-        json_array_foreach(stop, i, s)
-        {
-            if (!json_is_string(s)) {
-                tg_err_set(err, TG_EINVAL, 400, "stop must be a string or an array of strings");
-                return TG_EINVAL;
-            }
-        }
-        if (json_array_size(stop) == 0)
-            return 0;
-        seqs = json_copy((json_t *)stop);
-    } else {
+    json_t *seqs;
+    int rc = dp_stop_sequences(stop, &seqs);
+    if (rc == TG_EINVAL) {
         tg_err_set(err, TG_EINVAL, 400, "stop must be a string or an array of strings");
         return TG_EINVAL;
     }
-    return set(root, "stop_sequences", seqs) == 0 ? 0 : oom(err);
+    if (rc != 0)
+        return oom(err);
+    if (json_array_size(seqs) == 0) {
+        json_decref(seqs);
+        return 0;
+    }
+    return dp_json_set(root, "stop_sequences", seqs) == 0 ? 0 : oom(err);
 }
 
 /* The Messages body for an OpenAI chat body. */
@@ -498,11 +435,11 @@ static int chat_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
     json_t *root = json_object();
     if (!root)
         return oom(err);
-    int rc = set(root, "model", json_string(c->model)) == 0 ? 0 : oom(err);
+    int rc = dp_json_set(root, "model", json_string(c->model)) == 0 ? 0 : oom(err);
     if (rc == 0)
         rc = convert_messages(json_object_get(req, "messages"), root, err);
     int64_t max = rb->max_tokens > 0 ? rb->max_tokens : DEFAULT_MAX_TOKENS;
-    if (rc == 0 && set(root, "max_tokens", json_integer(max)) != 0)
+    if (rc == 0 && dp_json_set(root, "max_tokens", json_integer(max)) != 0)
         rc = oom(err);
     if (rc == 0)
         rc = convert_stop(json_object_get(req, "stop"), root, err);
@@ -512,7 +449,7 @@ static int chat_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
         if (json_is_number(v) && json_object_set(root, numbers[i], v) != 0)
             rc = oom(err);
     }
-    if (rc == 0 && rb->stream && set(root, "stream", json_true()) != 0)
+    if (rc == 0 && rb->stream && dp_json_set(root, "stream", json_true()) != 0)
         rc = oom(err);
     if (rc == 0)
         rc = convert_tools(json_object_get(req, "tools"), root, err);
@@ -520,7 +457,7 @@ static int chat_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
         rc = convert_tool_choice(req, root, err);
     const json_t *user = json_object_get(req, "user");
     if (rc == 0 && json_is_string(user) &&
-        set(root, "metadata", json_pack("{s:O}", "user_id", user)) != 0)
+        dp_json_set(root, "metadata", json_pack("{s:O}", "user_id", user)) != 0)
         rc = oom(err);
     if (rc == 0 && dp_json_append(body, root) != 0)
         rc = oom(err);
@@ -531,7 +468,7 @@ static int chat_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
 /* A /v1/messages client: its body as it is, with the provider's model name. */
 static int native_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
 {
-    if (set(c->body->root, "model", json_string(c->model)) != 0 ||
+    if (dp_json_set(c->body->root, "model", json_string(c->model)) != 0 ||
         dp_json_append(body, c->body->root) != 0)
         return oom(err);
     return 0;
@@ -563,13 +500,9 @@ static int add_headers(const tg_provider_t *p, bool stream, dp_header_add_fn add
         tg_buf_dispose(&line);
     }
     if (rc == 0)
-        rc = add(ud, "Content-Type: application/json");
+        rc = dp_header_add_json(add, ud, stream ? "text/event-stream" : "application/json");
     if (rc == 0)
-        rc = add(ud, stream ? "Accept: text/event-stream" : "Accept: application/json");
-    if (rc == 0)
-        rc = add(ud, "Expect:"); /* no 100-continue round trip for large bodies */
-    for (size_t i = 0; rc == 0 && i < p->nheaders; i++)
-        rc = add(ud, p->headers[i]);
+        rc = dp_header_add_extra(p, add, ud);
     return rc;
 }
 
@@ -637,11 +570,12 @@ static void usage_store(dp_stream_state_t *st, const anth_usage_t *a)
 
 static const char *finish_reason(const json_t *stop_reason)
 {
-    if (str_is(stop_reason, "max_tokens") || str_is(stop_reason, "model_context_window_exceeded"))
+    if (dp_json_str_eq(stop_reason, "max_tokens") ||
+        dp_json_str_eq(stop_reason, "model_context_window_exceeded"))
         return "length";
-    if (str_is(stop_reason, "tool_use"))
+    if (dp_json_str_eq(stop_reason, "tool_use"))
         return "tool_calls";
-    if (str_is(stop_reason, "refusal"))
+    if (dp_json_str_eq(stop_reason, "refusal"))
         return "content_filter";
     return "stop"; /* end_turn, stop_sequence, pause_turn */
 }
@@ -657,7 +591,7 @@ static int status_for_error_type(const json_t *type)
         {"permission_error", 403},      {"not_found_error", 404},      {"request_too_large", 413},
         {"rate_limit_error", 429},      {"timeout_error", 504},        {"overloaded_error", 529}};
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-        if (str_is(type, map[i].type))
+        if (dp_json_str_eq(type, map[i].type))
             return map[i].status;
     return 500;
 }
@@ -702,15 +636,6 @@ static int append_chat_id(tg_buf_t *b, const dp_stream_state_t *st, const char *
     return tg_buf_appendf(b, "chatcmpl-%.*s", MAX_MSG_ID_LEN, id);
 }
 
-static json_t *openai_usage(const anth_usage_t *a)
-{
-    int64_t prompt = a->input + a->cache_read + a->cache_write;
-    return json_pack("{s:I, s:I, s:I, s:{s:I}}", "prompt_tokens", (json_int_t)prompt,
-                     "completion_tokens", (json_int_t)a->output, "total_tokens",
-                     (json_int_t)(prompt + a->output), "prompt_tokens_details", "cached_tokens",
-                     (json_int_t)a->cache_read);
-}
-
 /* A Messages answer as a chat.completion. */
 static int chat_answer(dp_stream_state_t *st, const json_t *root, tg_buf_t *out)
 {
@@ -728,47 +653,44 @@ static int chat_answer(dp_stream_state_t *st, const json_t *root, tg_buf_t *out)
         if (rc != 0)
             break;
         const json_t *type = json_object_get(b, "type");
-        if (str_is(type, "text") && json_is_string(json_object_get(b, "text"))) {
+        if (dp_json_str_eq(type, "text") && json_is_string(json_object_get(b, "text"))) {
             const json_t *t = json_object_get(b, "text");
             rc = tg_buf_append(&text, json_string_value(t), json_string_length(t));
-        } else if (str_is(type, "thinking") && json_is_string(json_object_get(b, "thinking"))) {
+        } else if (dp_json_str_eq(type, "thinking") &&
+                   json_is_string(json_object_get(b, "thinking"))) {
             const json_t *t = json_object_get(b, "thinking");
             rc = tg_buf_append(&thinking, json_string_value(t), json_string_length(t));
-        } else if (str_is(type, "tool_use")) {
-            const json_t *input = json_object_get(b, "input");
-            tg_buf_reset(&args);
-            rc = input ? dp_json_append(&args, input) : append_str(&args, "{}");
-            if (rc == 0)
-                rc = push(calls, json_pack("{s:O?, s:s, s:{s:O?, s:s%}}", "id",
-                                           json_object_get(b, "id"), "type", "function", "function",
-                                           "name", json_object_get(b, "name"), "arguments",
-                                           args.base ? args.base : "", args.len));
+        } else if (dp_json_str_eq(type, "tool_use")) {
+            rc = dp_json_push(calls, dp_openai_tool_call_json(json_object_get(b, "id"),
+                                                              json_object_get(b, "name"),
+                                                              json_object_get(b, "input"), &args));
         }
     }
     const json_t *mid = json_object_get(root, "id");
     if (rc == 0)
         rc = append_chat_id(&id, st, json_is_string(mid) ? json_string_value(mid) : NULL);
+    if (rc == 0)
+        rc = tg_buf_append(&id, "", 1);
     json_t *msg = NULL;
     if (rc == 0) {
-        json_t *content = text.len > 0 || json_array_size(calls) == 0
-                              ? json_stringn(text.base ? text.base : "", text.len)
-                              : json_null();
-        msg = json_pack("{s:s, s:o}", "role", "assistant", "content", content);
-        if (msg && json_array_size(calls) > 0 && set(msg, "tool_calls", json_incref(calls)) != 0)
-            rc = TG_ENOMEM;
+        msg = dp_openai_message_json(text.base, text.len,
+                                     text.len > 0 || json_array_size(calls) == 0, calls);
         if (msg && thinking.len > 0 &&
-            set(msg, "reasoning_content", json_stringn(thinking.base, thinking.len)) != 0)
+            dp_json_set(msg, "reasoning_content", json_stringn(thinking.base, thinking.len)) != 0)
             rc = TG_ENOMEM;
     }
     anth_usage_t u = {0};
     usage_merge(&u, json_object_get(root, "usage"));
     usage_store(st, &u);
     if (rc == 0 && msg) {
-        resp = json_pack("{s:s%, s:s, s:I, s:s, s:[{s:i, s:O, s:s}]}", "id", id.base, id.len,
-                         "object", "chat.completion", "created", (json_int_t)st->created, "model",
-                         model_name(st, root), "choices", "index", 0, "message", msg,
-                         "finish_reason", finish_reason(json_object_get(root, "stop_reason")));
-        if (resp && u.seen && set(resp, "usage", openai_usage(&u)) != 0)
+        json_t *choice =
+            dp_openai_choice_json(0, msg, finish_reason(json_object_get(root, "stop_reason")));
+        msg = NULL; /* taken */
+        resp = dp_openai_completion_json(st, id.base, model_name(st, root),
+                                         choice ? json_pack("[o]", choice) : NULL);
+        /* st->usage holds u now (usage_store) */
+        if (resp && u.seen &&
+            dp_json_set(resp, "usage", dp_openai_usage_json(&st->usage, false)) != 0)
             rc = TG_ENOMEM;
     }
     if (rc == 0 && (!resp || dp_json_append(out, resp) != 0))
@@ -846,11 +768,11 @@ static int build_prefix(anth_stream_t *a, const dp_stream_state_t *st, const cha
 {
     tg_buf_t *p = &a->prefix;
     tg_buf_t id = TG_BUF_INIT(512);
-    const char *model = st->model ? st->model : "";
+    const char *model = dp_stream_model(st);
     tg_buf_reset(p);
     int rc = append_chat_id(&id, st, msg_id);
     if (rc == 0)
-        rc = append_str(p, "data: {\"id\":");
+        rc = dp_str_append(p, "data: {\"id\":");
     if (rc == 0)
         rc = tg_buf_append_json_str(p, id.base, id.len);
     if (rc == 0)
@@ -859,7 +781,7 @@ static int build_prefix(anth_stream_t *a, const dp_stream_state_t *st, const cha
     if (rc == 0)
         rc = tg_buf_append_json_str(p, model, strlen(model));
     if (rc == 0)
-        rc = append_str(p, ",\"choices\":[");
+        rc = dp_str_append(p, ",\"choices\":[");
     if (rc != 0)
         tg_buf_reset(p);
     tg_buf_dispose(&id);
@@ -873,7 +795,7 @@ static int chunk_open(anth_stream_t *a, const dp_stream_state_t *st, tg_buf_t *o
     if (rc == 0)
         rc = tg_buf_append(out, a->prefix.base, a->prefix.len);
     if (rc == 0)
-        rc = append_str(out, "{\"index\":0,\"delta\":{");
+        rc = dp_str_append(out, "{\"index\":0,\"delta\":{");
     return rc;
 }
 
@@ -881,7 +803,7 @@ static int chunk_close(tg_buf_t *out, const char *finish)
 {
     if (finish)
         return tg_buf_appendf(out, "},\"finish_reason\":\"%s\"}]}\n\n", finish);
-    return append_str(out, "},\"finish_reason\":null}]}\n\n");
+    return dp_str_append(out, "},\"finish_reason\":null}]}\n\n");
 }
 
 static int emit_role(anth_stream_t *a, const dp_stream_state_t *st, tg_buf_t *out)
@@ -891,7 +813,7 @@ static int emit_role(anth_stream_t *a, const dp_stream_state_t *st, tg_buf_t *ou
     size_t mark = out->len;
     int rc = chunk_open(a, st, out);
     if (rc == 0)
-        rc = append_str(out, "\"role\":\"assistant\",\"content\":\"\"");
+        rc = dp_str_append(out, "\"role\":\"assistant\",\"content\":\"\"");
     if (rc == 0)
         rc = chunk_close(out, NULL);
     if (rc != 0)
@@ -936,24 +858,24 @@ static int emit_tool(anth_stream_t *a, dp_stream_state_t *st, int index, const j
         rc = tg_buf_appendf(out, "\"tool_calls\":[{\"index\":%d,", index);
     if (rc == 0 && name) {
         const char *ids = json_is_string(id) ? json_string_value(id) : "";
-        rc = append_str(out, "\"id\":");
+        rc = dp_str_append(out, "\"id\":");
         if (rc == 0)
             rc = tg_buf_append_json_str(out, ids, json_is_string(id) ? json_string_length(id) : 0);
         if (rc == 0)
-            rc = append_str(out, ",\"type\":\"function\",\"function\":{\"name\":");
+            rc = dp_str_append(out, ",\"type\":\"function\",\"function\":{\"name\":");
         if (rc == 0)
             rc = tg_buf_append_json_str(out, json_string_value(name), json_string_length(name));
         if (rc == 0)
-            rc = append_str(out, ",");
+            rc = dp_str_append(out, ",");
     } else if (rc == 0) {
-        rc = append_str(out, "\"function\":{");
+        rc = dp_str_append(out, "\"function\":{");
     }
     if (rc == 0)
-        rc = append_str(out, "\"arguments\":");
+        rc = dp_str_append(out, "\"arguments\":");
     if (rc == 0)
         rc = tg_buf_append_json_str(out, args, argsn);
     if (rc == 0)
-        rc = append_str(out, "}}]");
+        rc = dp_str_append(out, "}}]");
     if (rc == 0)
         rc = chunk_close(out, NULL);
     if (rc != 0)
@@ -1031,10 +953,10 @@ static int on_block_start(anth_stream_t *a, dp_stream_state_t *st, const json_t 
 {
     const json_t *block = json_object_get(ev, "content_block");
     const json_t *type = json_object_get(block, "type");
-    bool tool = str_is(type, "tool_use");
+    bool tool = dp_json_str_eq(type, "tool_use");
     int rc = set_block(a, json_object_get(ev, "index"), tool ? a->ntools : -1);
     if (rc != 0 || !tool)
-        return rc == 0 && str_is(type, "text")
+        return rc == 0 && dp_json_str_eq(type, "text")
                    ? emit_text(a, st, "content", json_object_get(block, "text"), out)
                    : rc;
     const json_t *name = json_object_get(block, "name");
@@ -1058,11 +980,11 @@ static int on_block_delta(anth_stream_t *a, dp_stream_state_t *st, const json_t 
 {
     const json_t *delta = json_object_get(ev, "delta");
     const json_t *type = json_object_get(delta, "type");
-    if (str_is(type, "text_delta"))
+    if (dp_json_str_eq(type, "text_delta"))
         return emit_text(a, st, "content", json_object_get(delta, "text"), out);
-    if (str_is(type, "thinking_delta"))
+    if (dp_json_str_eq(type, "thinking_delta"))
         return emit_text(a, st, "reasoning_content", json_object_get(delta, "thinking"), out);
-    if (str_is(type, "input_json_delta")) {
+    if (dp_json_str_eq(type, "input_json_delta")) {
         int tool = block_tool(a, json_object_get(ev, "index"));
         const json_t *pj = json_object_get(delta, "partial_json");
         if (tool < 0 || !json_is_string(pj) || json_string_length(pj) == 0)
@@ -1090,30 +1012,21 @@ static int on_error_event(const json_t *ev, tg_buf_t *out)
     const json_t *e = json_object_get(ev, "error");
     const json_t *msg = json_object_get(e, "message");
     const json_t *type = json_object_get(e, "type");
-    size_t mark = out->len;
-    int rc = append_str(out, "data: ");
-    if (rc == 0)
-        rc = dp_openai_error_append(out,
-                                    json_is_string(msg) ? json_string_value(msg) : "provider error",
-                                    json_is_string(msg) ? json_string_length(msg) : 14,
-                                    dp_openai_error_type(status_for_error_type(type)),
-                                    json_is_string(type) ? json_string_value(type) : NULL);
-    if (rc == 0)
-        rc = append_str(out, "\n\n");
-    if (rc != 0)
-        out->len = mark;
-    return rc;
+    return dp_sse_append_error(out, json_is_string(msg) ? json_string_value(msg) : "provider error",
+                               json_is_string(msg) ? json_string_length(msg) : 14,
+                               dp_openai_error_type(status_for_error_type(type)),
+                               json_is_string(type) ? json_string_value(type) : NULL);
 }
 
 /* One Anthropic event -> the OpenAI chunks it makes. */
 static int translate_event(dp_stream_state_t *st, anth_stream_t *a, const json_t *ev, tg_buf_t *out)
 {
     const json_t *type = json_object_get(ev, "type");
-    if (str_is(type, "content_block_delta"))
+    if (dp_json_str_eq(type, "content_block_delta"))
         return on_block_delta(a, st, ev, out);
-    if (str_is(type, "content_block_start"))
+    if (dp_json_str_eq(type, "content_block_start"))
         return on_block_start(a, st, ev, out);
-    if (str_is(type, "message_start")) {
+    if (dp_json_str_eq(type, "message_start")) {
         const json_t *msg = json_object_get(ev, "message");
         const json_t *id = json_object_get(msg, "id");
         int rc = build_prefix(a, st, json_is_string(id) ? json_string_value(id) : NULL);
@@ -1121,7 +1034,7 @@ static int translate_event(dp_stream_state_t *st, anth_stream_t *a, const json_t
         usage_store(st, &a->usage);
         return rc == 0 ? emit_role(a, st, out) : rc;
     }
-    if (str_is(type, "message_delta")) {
+    if (dp_json_str_eq(type, "message_delta")) {
         usage_merge(&a->usage, json_object_get(ev, "usage"));
         usage_store(st, &a->usage);
         const json_t *sr = json_object_get(json_object_get(ev, "delta"), "stop_reason");
@@ -1130,9 +1043,9 @@ static int translate_event(dp_stream_state_t *st, anth_stream_t *a, const json_t
         int rc = emit_role(a, st, out);
         return rc == 0 ? emit_finish(a, st, finish_reason(sr), out) : rc;
     }
-    if (str_is(type, "message_stop"))
+    if (dp_json_str_eq(type, "message_stop"))
         return on_message_stop(a, st, out);
-    if (str_is(type, "error"))
+    if (dp_json_str_eq(type, "error"))
         return on_error_event(ev, out);
     return 0; /* ping, content_block_stop, and events added later */
 }
@@ -1153,11 +1066,11 @@ static void native_event(dp_stream_state_t *st, anth_stream_t *a, const char *ev
         return;
     json_t *root = json_loadb(data, len, 0, NULL);
     const json_t *type = json_object_get(root, "type");
-    if (str_is(type, "message_start"))
+    if (dp_json_str_eq(type, "message_start"))
         usage_merge(&a->usage, json_object_get(json_object_get(root, "message"), "usage"));
-    else if (str_is(type, "message_delta"))
+    else if (dp_json_str_eq(type, "message_delta"))
         usage_merge(&a->usage, json_object_get(root, "usage"));
-    else if (str_is(type, "message_stop"))
+    else if (dp_json_str_eq(type, "message_stop"))
         st->done = true;
     usage_store(st, &a->usage);
     json_decref(root);

@@ -6,7 +6,6 @@
 #include "provider.h"
 
 #include <openssl/crypto.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,62 +24,6 @@
 /* Tool-use blocks open at once in a stream (Bedrock sends them one after another). */
 #define BR_MAX_OPEN_TOOLS 64
 
-/* ---- small JSON helpers ---- */
-
-/* Sets o[k] = v, taking v (NULL from a failed constructor is out of memory). */
-static int jset(json_t *o, const char *k, json_t *v)
-{
-    if (!v)
-        return TG_ENOMEM;
-    return json_object_set_new(o, k, v) == 0 ? 0 : TG_ENOMEM;
-}
-
-static int jpush(json_t *a, json_t *v)
-{
-    if (!v)
-        return TG_ENOMEM;
-    return json_array_append_new(a, v) == 0 ? 0 : TG_ENOMEM;
-}
-
-/* A JSON string equals a literal (network data: no strcmp). */
-static bool jstr_eq(const json_t *s, const char *lit)
-{
-    return json_is_string(s) &&
-           tg_mem_eq(json_string_value(s), json_string_length(s), lit, strlen(lit));
-}
-
-static bool has_prefix(const char *s, size_t n, const char *lit)
-{
-    size_t l = strlen(lit);
-    return n >= l && memcmp(s, lit, l) == 0;
-}
-
-static int bad(tg_err_t *err, const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int bad(tg_err_t *err, const char *param, const char *fmt, ...)
-{
-    char msg[sizeof(err->msg)];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    tg_err_set(err, TG_EINVAL, 400, "%s", msg);
-    err->param = param;
-    return TG_EINVAL;
-}
-
-/* A build that failed on memory or the body limit (rc), as the client sees it. */
-static int nomem(tg_err_t *err, int rc)
-{
-    if (rc == TG_ETOOBIG) {
-        tg_err_set(err, TG_ETOOBIG, 413, "could not build the upstream request: it is too large");
-        return TG_ETOOBIG;
-    }
-    tg_err_set(err, TG_ENOMEM, 503, "could not build the upstream request: out of memory");
-    return TG_ENOMEM;
-}
-
 /* ---- request: OpenAI chat -> Converse ---- */
 
 typedef struct br_req {
@@ -94,7 +37,7 @@ static int text_block(json_t *blocks, const char *s, size_t n)
 {
     if (n == 0)
         return 0;
-    return jpush(blocks, json_pack("{s:s%}", "text", s, n));
+    return dp_json_push(blocks, json_pack("{s:s%}", "text", s, n));
 }
 
 /* data:image/png;base64,... -> {"image":{"format":"png","source":{"bytes":"..."}}}. Bedrock takes
@@ -108,59 +51,32 @@ static int image_block(br_req_t *r, json_t *blocks, const char *u, size_t n, siz
                    {"image/jpg", "jpeg"},
                    {"image/gif", "gif"},
                    {"image/webp", "webp"}};
-    if (!has_prefix(u, n, "data:"))
-        return bad(r->err, "messages",
-                   "messages[%zu]: image URLs cannot be sent to bedrock, which needs the image "
-                   "bytes: use a data: URL",
-                   mi);
-    const char *comma = memchr(u, ',', n);
-    const char *b64 = comma ? tg_memmem(u, (size_t)(comma - u), ";base64", 7) : NULL;
-    if (!b64)
-        return bad(r->err, "messages", "messages[%zu]: only base64 data URLs are supported", mi);
-    const char *mime = u + 5;
-    size_t mlen = (size_t)(b64 - mime);
-    const char *semi = memchr(mime, ';', mlen);
-    if (semi)
-        mlen = (size_t)(semi - mime);
+    if (!dp_has_prefix(u, n, "data:"))
+        return dp_build_invalid(
+            r->err, "messages",
+            "messages[%zu]: image URLs cannot be sent to bedrock, which needs the image "
+            "bytes: use a data: URL",
+            mi);
+    const char *mime, *data;
+    size_t mlen, dlen;
+    if (!dp_data_url_split(u, n, &mime, &mlen, &data, &dlen))
+        return dp_build_invalid(r->err, "messages",
+                                "messages[%zu]: only base64 data URLs are supported", mi);
     const char *format = NULL;
     for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
         if (tg_mem_caseeq(mime, mlen, formats[i].mime, strlen(formats[i].mime)))
             format = formats[i].format;
     if (!format)
-        return bad(r->err, "messages",
-                   "messages[%zu]: image type \"%.*s\" is not supported by bedrock (png, jpeg, "
-                   "gif, webp)",
-                   mi, (int)(mlen > 64 ? 64 : mlen), mime);
-    const char *data = comma + 1;
-    size_t dlen = n - (size_t)(data - u);
+        return dp_build_invalid(
+            r->err, "messages",
+            "messages[%zu]: image type \"%.*s\" is not supported by bedrock (png, jpeg, "
+            "gif, webp)",
+            mi, (int)(mlen > 64 ? 64 : mlen), mime);
     if (dlen == 0)
-        return bad(r->err, "messages", "messages[%zu]: the image data URL is empty", mi);
-    return jpush(blocks, json_pack("{s:{s:s,s:{s:s%}}}", "image", "format", format, "source",
-                                   "bytes", data, dlen));
-}
-
-/* The text of a content that may only hold text (system, tool results): a string, or an array
- * of text parts, joined. */
-static int content_text(br_req_t *r, size_t mi, const json_t *content, tg_buf_t *out)
-{
-    if (json_is_string(content))
-        return tg_buf_append(out, json_string_value(content), json_string_length(content));
-    if (json_is_null(content))
-        return 0;
-    if (!json_is_array(content))
-        return bad(r->err, "messages", "messages[%zu].content must be a string or an array", mi);
-    size_t i;
-    const json_t *part;
-    json_array_foreach(content, i, part)
-    {
-        const json_t *text = json_object_get(part, "text");
-        if (!jstr_eq(json_object_get(part, "type"), "text") || !json_is_string(text))
-            return bad(r->err, "messages", "messages[%zu].content[%zu] must be a text part", mi, i);
-        int rc = tg_buf_append(out, json_string_value(text), json_string_length(text));
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
+        return dp_build_invalid(r->err, "messages", "messages[%zu]: the image data URL is empty",
+                                mi);
+    return dp_json_push(blocks, json_pack("{s:{s:s,s:{s:s%}}}", "image", "format", format, "source",
+                                          "bytes", data, dlen));
 }
 
 /* User or assistant content: a string, or an array of text (and, for users, image) parts. */
@@ -172,31 +88,34 @@ static int content_blocks(br_req_t *r, size_t mi, const json_t *content, bool im
     if (json_is_null(content) || !content)
         return 0;
     if (!json_is_array(content))
-        return bad(r->err, "messages", "messages[%zu].content must be a string or an array", mi);
+        return dp_build_invalid(r->err, "messages",
+                                "messages[%zu].content must be a string or an array", mi);
     size_t i;
     const json_t *part;
     json_array_foreach(content, i, part)
     {
         const json_t *type = json_object_get(part, "type");
         int rc;
-        if (jstr_eq(type, "text")) {
+        if (dp_json_str_eq(type, "text")) {
             const json_t *text = json_object_get(part, "text");
             if (!json_is_string(text))
-                return bad(r->err, "messages", "messages[%zu].content[%zu].text must be a string",
-                           mi, i);
+                return dp_build_invalid(r->err, "messages",
+                                        "messages[%zu].content[%zu].text must be a string", mi, i);
             rc = text_block(blocks, json_string_value(text), json_string_length(text));
-        } else if (images && jstr_eq(type, "image_url")) {
+        } else if (images && dp_json_str_eq(type, "image_url")) {
             const json_t *iu = json_object_get(part, "image_url");
             const json_t *url = json_is_object(iu) ? json_object_get(iu, "url") : iu;
             if (!json_is_string(url))
-                return bad(r->err, "messages",
-                           "messages[%zu].content[%zu].image_url.url must be a string", mi, i);
+                return dp_build_invalid(r->err, "messages",
+                                        "messages[%zu].content[%zu].image_url.url must be a string",
+                                        mi, i);
             rc = image_block(r, blocks, json_string_value(url), json_string_length(url), mi);
         } else {
-            return bad(r->err, "messages",
-                       "messages[%zu].content[%zu]: content part type \"%s\" is not supported "
-                       "by bedrock",
-                       mi, i, json_is_string(type) ? json_string_value(type) : "?");
+            return dp_build_invalid(
+                r->err, "messages",
+                "messages[%zu].content[%zu]: content part type \"%s\" is not supported "
+                "by bedrock",
+                mi, i, json_is_string(type) ? json_string_value(type) : "?");
         }
         if (rc != 0)
             return rc;
@@ -204,31 +123,12 @@ static int content_blocks(br_req_t *r, size_t mi, const json_t *content, bool im
     return 0;
 }
 
-/* Adds a turn, merged into the previous one when the role is the same: Converse wants user and
- * assistant turns to alternate. Takes blocks. */
-static int add_turn(br_req_t *r, const char *role, json_t *blocks)
-{
-    if (!blocks)
-        return TG_ENOMEM;
-    int rc = 0;
-    size_t n = json_array_size(r->messages);
-    json_t *last = n > 0 ? json_array_get(r->messages, n - 1) : NULL;
-    if (json_array_size(blocks) == 0) {
-        /* nothing to send: an empty turn would be refused */
-    } else if (last && jstr_eq(json_object_get(last, "role"), role)) {
-        rc = json_array_extend(json_object_get(last, "content"), blocks) == 0 ? 0 : TG_ENOMEM;
-    } else {
-        rc = jpush(r->messages, json_pack("{s:s,s:O}", "role", role, "content", blocks));
-    }
-    json_decref(blocks);
-    return rc;
-}
-
 /* An assistant turn's tool_calls -> toolUse blocks; arguments must be JSON. */
 static int tool_use_blocks(br_req_t *r, size_t mi, const json_t *calls, json_t *blocks)
 {
     if (!json_is_array(calls))
-        return bad(r->err, "messages", "messages[%zu].tool_calls must be an array", mi);
+        return dp_build_invalid(r->err, "messages", "messages[%zu].tool_calls must be an array",
+                                mi);
     size_t i;
     const json_t *tc;
     json_array_foreach(calls, i, tc)
@@ -238,8 +138,9 @@ static int tool_use_blocks(br_req_t *r, size_t mi, const json_t *calls, json_t *
         const json_t *name = json_object_get(fn, "name");
         const json_t *args = json_object_get(fn, "arguments");
         if (!json_is_string(id) || json_string_length(id) == 0 || !json_is_string(name))
-            return bad(r->err, "messages",
-                       "messages[%zu].tool_calls[%zu] needs an id and a function name", mi, i);
+            return dp_build_invalid(r->err, "messages",
+                                    "messages[%zu].tool_calls[%zu] needs an id and a function name",
+                                    mi, i);
         json_t *input = NULL;
         if (json_is_string(args)) {
             const char *a = json_string_value(args);
@@ -249,19 +150,20 @@ static int tool_use_blocks(br_req_t *r, size_t mi, const json_t *calls, json_t *
                 k++;
             input = k == an ? json_object() : json_loadb(a, an, JSON_DECODE_ANY, NULL);
             if (!input)
-                return bad(r->err, "messages",
-                           "messages[%zu].tool_calls[%zu].function.arguments is not valid JSON", mi,
-                           i);
+                return dp_build_invalid(
+                    r->err, "messages",
+                    "messages[%zu].tool_calls[%zu].function.arguments is not valid JSON", mi, i);
         } else if (json_is_object(args)) {
             input = json_incref((json_t *)args);
         } else if (!args || json_is_null(args)) {
             input = json_object();
         } else {
-            return bad(r->err, "messages",
-                       "messages[%zu].tool_calls[%zu].function.arguments must be a string", mi, i);
+            return dp_build_invalid(
+                r->err, "messages",
+                "messages[%zu].tool_calls[%zu].function.arguments must be a string", mi, i);
         }
-        int rc = jpush(blocks, json_pack("{s:{s:O,s:O,s:o}}", "toolUse", "toolUseId", id, "name",
-                                         name, "input", input));
+        int rc = dp_json_push(blocks, json_pack("{s:{s:O,s:O,s:o}}", "toolUse", "toolUseId", id,
+                                                "name", name, "input", input));
         if (rc != 0)
             return rc;
     }
@@ -274,9 +176,9 @@ static int tool_result(br_req_t *r, size_t mi, const json_t *m)
 {
     const json_t *id = json_object_get(m, "tool_call_id");
     if (!json_is_string(id) || json_string_length(id) == 0)
-        return bad(r->err, "messages", "messages[%zu].tool_call_id is required", mi);
+        return dp_build_invalid(r->err, "messages", "messages[%zu].tool_call_id is required", mi);
     tg_buf_t text = TG_BUF_INIT(64u << 20);
-    int rc = content_text(r, mi, json_object_get(m, "content"), &text);
+    int rc = dp_content_text_append(&text, json_object_get(m, "content"), mi, r->err);
     json_t *item = NULL;
     if (rc == 0) {
         json_t *j = text.len ? json_loadb(text.base, text.len, 0, NULL) : NULL;
@@ -293,7 +195,7 @@ static int tool_result(br_req_t *r, size_t mi, const json_t *m)
     if (!item)
         return TG_ENOMEM;
     json_t *blocks = json_pack("[{s:{s:O,s:[o]}}]", "toolResult", "toolUseId", id, "content", item);
-    return add_turn(r, "user", blocks);
+    return dp_json_turn_append(r->messages, "user", "content", blocks);
 }
 
 static int translate_message(br_req_t *r, size_t mi, const json_t *m)
@@ -301,21 +203,22 @@ static int translate_message(br_req_t *r, size_t mi, const json_t *m)
     const json_t *role = json_object_get(m, "role");
     const json_t *content = json_object_get(m, "content");
     if (!json_is_object(m) || !json_is_string(role))
-        return bad(r->err, "messages", "messages[%zu] needs a role", mi);
-    if (jstr_eq(role, "system") || jstr_eq(role, "developer")) {
+        return dp_build_invalid(r->err, "messages", "messages[%zu] needs a role", mi);
+    if (dp_json_str_eq(role, "system") || dp_json_str_eq(role, "developer")) {
         tg_buf_t text = TG_BUF_INIT(64u << 20);
-        int rc = content_text(r, mi, content, &text);
+        int rc = dp_content_text_append(&text, content, mi, r->err);
         if (rc == 0)
             rc = text_block(r->system, text.base, text.len);
         tg_buf_dispose(&text);
         return rc;
     }
-    if (jstr_eq(role, "tool"))
+    if (dp_json_str_eq(role, "tool"))
         return tool_result(r, mi, m);
-    bool user = jstr_eq(role, "user");
-    if (!user && !jstr_eq(role, "assistant"))
-        return bad(r->err, "messages", "messages[%zu]: role \"%s\" is not supported by bedrock", mi,
-                   json_string_value(role));
+    bool user = dp_json_str_eq(role, "user");
+    if (!user && !dp_json_str_eq(role, "assistant"))
+        return dp_build_invalid(r->err, "messages",
+                                "messages[%zu]: role \"%s\" is not supported by bedrock", mi,
+                                json_string_value(role));
     json_t *blocks = json_array();
     if (!blocks)
         return TG_ENOMEM;
@@ -327,7 +230,8 @@ static int translate_message(br_req_t *r, size_t mi, const json_t *m)
         json_decref(blocks);
         return rc;
     }
-    return add_turn(r, user ? "user" : "assistant", blocks);
+    /* Converse wants user and assistant turns to alternate: same roles merge */
+    return dp_json_turn_append(r->messages, user ? "user" : "assistant", "content", blocks);
 }
 
 /* tools and tool_choice -> toolConfig; tool_choice "none" sends no tools at all. */
@@ -338,8 +242,8 @@ static int translate_tools(br_req_t *r, const json_t *root, json_t *req)
     if (!tools || json_is_null(tools))
         return 0;
     if (!json_is_array(tools))
-        return bad(r->err, "tools", "tools must be an array");
-    if (json_array_size(tools) == 0 || jstr_eq(choice, "none"))
+        return dp_build_invalid(r->err, "tools", "tools must be an array");
+    if (json_array_size(tools) == 0 || dp_json_str_eq(choice, "none"))
         return 0;
     json_t *specs = json_array();
     json_t *cfg = json_pack("{s:o}", "tools", specs);
@@ -356,8 +260,8 @@ static int translate_tools(br_req_t *r, const json_t *root, json_t *req)
         const json_t *name = json_object_get(fn, "name");
         const json_t *desc = json_object_get(fn, "description");
         const json_t *params = json_object_get(fn, "parameters");
-        if (!jstr_eq(json_object_get(t, "type"), "function") || !json_is_string(name)) {
-            rc = bad(r->err, "tools", "tools[%zu] must be a function with a name", i);
+        if (!dp_json_str_eq(json_object_get(t, "type"), "function") || !json_is_string(name)) {
+            rc = dp_build_invalid(r->err, "tools", "tools[%zu] must be a function with a name", i);
             break;
         }
         json_t *schema = json_is_object(params)
@@ -365,9 +269,9 @@ static int translate_tools(br_req_t *r, const json_t *root, json_t *req)
                              : json_pack("{s:s,s:{}}", "type", "object", "properties");
         json_t *spec = json_pack("{s:O,s:{s:o}}", "name", name, "inputSchema", "json", schema);
         if (spec && json_is_string(desc) && json_string_length(desc) > 0)
-            rc = jset(spec, "description", json_incref((json_t *)desc));
+            rc = dp_json_set(spec, "description", json_incref((json_t *)desc));
         if (rc == 0)
-            rc = jpush(specs, json_pack("{s:o}", "toolSpec", spec));
+            rc = dp_json_push(specs, json_pack("{s:o}", "toolSpec", spec));
         else
             json_decref(spec);
         if (rc != 0)
@@ -376,20 +280,21 @@ static int translate_tools(br_req_t *r, const json_t *root, json_t *req)
     if (rc == 0 && choice && !json_is_null(choice)) {
         json_t *tc = NULL;
         const json_t *cname = json_object_get(json_object_get(choice, "function"), "name");
-        if (jstr_eq(choice, "auto"))
+        if (dp_json_str_eq(choice, "auto"))
             tc = json_pack("{s:{}}", "auto");
-        else if (jstr_eq(choice, "required"))
+        else if (dp_json_str_eq(choice, "required"))
             tc = json_pack("{s:{}}", "any");
         else if (json_is_object(choice) && json_is_string(cname))
             tc = json_pack("{s:{s:O}}", "tool", "name", cname);
         else
-            rc = bad(r->err, "tool_choice",
-                     "tool_choice must be \"auto\", \"required\", \"none\" or a function");
+            rc = dp_build_invalid(
+                r->err, "tool_choice",
+                "tool_choice must be \"auto\", \"required\", \"none\" or a function");
         if (rc == 0)
-            rc = jset(cfg, "toolChoice", tc);
+            rc = dp_json_set(cfg, "toolChoice", tc);
     }
     if (rc == 0)
-        return jset(req, "toolConfig", cfg);
+        return dp_json_set(req, "toolConfig", cfg);
     json_decref(cfg);
     return rc;
 }
@@ -406,9 +311,9 @@ static int translate_inference(br_req_t *r, const json_t *root, json_t *req)
     if (mt && !json_is_null(mt)) {
         if (!json_is_integer(mt) || json_integer_value(mt) < 1 ||
             json_integer_value(mt) > INT32_MAX)
-            rc = bad(r->err, "max_tokens", "max_tokens must be a positive integer");
+            rc = dp_build_invalid(r->err, "max_tokens", "max_tokens must be a positive integer");
         else
-            rc = jset(ic, "maxTokens", json_integer(json_integer_value(mt)));
+            rc = dp_json_set(ic, "maxTokens", json_integer(json_integer_value(mt)));
     }
     static const struct {
         const char *from, *to;
@@ -418,28 +323,22 @@ static int translate_inference(br_req_t *r, const json_t *root, json_t *req)
         if (!v || json_is_null(v))
             continue;
         if (!json_is_number(v))
-            rc = bad(r->err, nums[i].from, "%s must be a number", nums[i].from);
+            rc = dp_build_invalid(r->err, nums[i].from, "%s must be a number", nums[i].from);
         else
-            rc = jset(ic, nums[i].to, json_real(json_number_value(v)));
+            rc = dp_json_set(ic, nums[i].to, json_real(json_number_value(v)));
     }
-    const json_t *stop = json_object_get(root, "stop");
-    if (rc == 0 && json_is_string(stop)) {
-        rc = jset(ic, "stopSequences", json_pack("[O]", stop));
-    } else if (rc == 0 && json_is_array(stop)) {
-        size_t i;
-        const json_t *s;
-        json_array_foreach(stop, i, s)
-        {
-            if (!json_is_string(s))
-                rc = bad(r->err, "stop", "stop must be a string or an array of strings");
-        }
-        if (rc == 0 && json_array_size(stop) > 0)
-            rc = jset(ic, "stopSequences", json_copy((json_t *)stop));
-    } else if (rc == 0 && stop && !json_is_null(stop)) {
-        rc = bad(r->err, "stop", "stop must be a string or an array of strings");
+    if (rc == 0) {
+        json_t *seqs;
+        rc = dp_stop_sequences(json_object_get(root, "stop"), &seqs);
+        if (rc == TG_EINVAL)
+            rc = dp_build_invalid(r->err, "stop", "stop must be a string or an array of strings");
+        else if (rc == 0 && json_array_size(seqs) > 0)
+            rc = dp_json_set(ic, "stopSequences", seqs);
+        else
+            json_decref(seqs);
     }
     if (rc == 0 && json_object_size(ic) > 0)
-        return jset(req, "inferenceConfig", ic);
+        return dp_json_set(req, "inferenceConfig", ic);
     json_decref(ic);
     return rc;
 }
@@ -450,9 +349,9 @@ static int build_chat_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
     const json_t *msgs = json_object_get(root, "messages");
     const json_t *n = json_object_get(root, "n");
     if (!json_is_array(msgs))
-        return bad(err, "messages", "messages must be an array");
+        return dp_build_invalid(err, "messages", "messages must be an array");
     if (json_is_integer(n) && json_integer_value(n) != 1)
-        return bad(err, "n", "bedrock answers with one choice: n must be 1");
+        return dp_build_invalid(err, "n", "bedrock answers with one choice: n must be 1");
     br_req_t r = {.messages = json_array(), .system = json_array(), .err = err};
     json_t *req = json_object();
     int rc = r.messages && r.system && req ? 0 : TG_ENOMEM;
@@ -465,11 +364,12 @@ static int build_chat_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
         rc = translate_message(&r, i, m);
     }
     if (rc == 0 && json_array_size(r.messages) == 0)
-        rc = bad(err, "messages", "messages must hold at least one user or assistant message");
+        rc = dp_build_invalid(err, "messages",
+                              "messages must hold at least one user or assistant message");
     if (rc == 0)
-        rc = jset(req, "messages", json_incref(r.messages));
+        rc = dp_json_set(req, "messages", json_incref(r.messages));
     if (rc == 0 && json_array_size(r.system) > 0)
-        rc = jset(req, "system", json_incref(r.system));
+        rc = dp_json_set(req, "system", json_incref(r.system));
     if (rc == 0)
         rc = translate_inference(&r, root, req);
     if (rc == 0)
@@ -480,7 +380,7 @@ static int build_chat_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
     json_decref(r.system);
     json_decref(req);
     if (rc != 0 && rc != TG_EINVAL)
-        return nomem(err, rc);
+        return dp_build_nomem(err, rc);
     return rc;
 }
 
@@ -505,43 +405,46 @@ static int build_embed_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
     const json_t *input = json_object_get(root, "input");
     int family = embed_family(c->model);
     if (family == BR_EMBED_NONE)
-        return bad(err, "model",
-                   "embeddings on bedrock need an amazon.titan-embed-* or cohere.embed-* model, "
-                   "not \"%s\"",
-                   c->model);
+        return dp_build_invalid(
+            err, "model",
+            "embeddings on bedrock need an amazon.titan-embed-* or cohere.embed-* model, "
+            "not \"%s\"",
+            c->model);
     json_t *texts = json_array();
     if (!texts)
-        return nomem(err, TG_ENOMEM);
+        return dp_build_nomem(err, TG_ENOMEM);
     int rc = 0;
     if (json_is_string(input)) {
-        rc = jpush(texts, json_incref((json_t *)input));
+        rc = dp_json_push(texts, json_incref((json_t *)input));
     } else if (json_is_array(input) && json_array_size(input) > 0) {
         size_t i;
         const json_t *s;
         json_array_foreach(input, i, s)
         {
             if (!json_is_string(s)) {
-                rc = bad(err, "input",
-                         "bedrock embeddings take text: input must be a string or "
-                         "an array of strings");
+                rc = dp_build_invalid(err, "input",
+                                      "bedrock embeddings take text: input must be a string or "
+                                      "an array of strings");
                 break;
             }
-            rc = jpush(texts, json_incref((json_t *)s));
+            rc = dp_json_push(texts, json_incref((json_t *)s));
             if (rc != 0)
                 break;
         }
     } else {
-        rc = bad(err, "input", "input must be a string or a non-empty array of strings");
+        rc = dp_build_invalid(err, "input",
+                              "input must be a string or a non-empty array of strings");
     }
     if (rc == 0 && family == BR_EMBED_TITAN && json_array_size(texts) != 1)
-        rc = bad(err, "input",
-                 "titan embedding models take one input per request: send a single string");
+        rc = dp_build_invalid(
+            err, "input",
+            "titan embedding models take one input per request: send a single string");
     json_t *req = NULL;
     if (rc == 0 && family == BR_EMBED_TITAN) {
         req = json_pack("{s:O}", "inputText", json_array_get(texts, 0));
         const json_t *dims = json_object_get(root, "dimensions");
         if (req && json_is_integer(dims))
-            rc = jset(req, "dimensions", json_integer(json_integer_value(dims)));
+            rc = dp_json_set(req, "dimensions", json_integer(json_integer_value(dims)));
     } else if (rc == 0) {
         req = json_pack("{s:O,s:s}", "texts", texts, "input_type", "search_document");
     }
@@ -550,7 +453,7 @@ static int build_embed_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
     json_decref(req);
     json_decref(texts);
     if (rc != 0 && rc != TG_EINVAL)
-        return nomem(err, rc);
+        return dp_build_nomem(err, rc);
     return rc;
 }
 
@@ -645,7 +548,7 @@ static int sign_headers(const dp_call_t *c, const char *url, const tg_buf_t *bod
                    "the AWS keys",
                    p->id);
     else if (rc != 0)
-        nomem(err, rc);
+        dp_build_nomem(err, rc);
     tg_buf_dispose(&host);
     tg_buf_dispose(&curi);
     tg_buf_dispose(&auth);
@@ -665,7 +568,7 @@ static int bedrock_build(const dp_call_t *c, dp_header_add_fn add, void *ud, tg_
         return TG_EINVAL;
     }
     if (mlen == 0 || tg_mem_eq(c->model, mlen, ".", 1) || tg_mem_eq(c->model, mlen, "..", 2))
-        return bad(err, "model", "\"%s\" is not a bedrock model id", c->model);
+        return dp_build_invalid(err, "model", "\"%s\" is not a bedrock model id", c->model);
     switch (c->endpoint) {
     case DP_EP_CHAT:
         action = c->body->stream ? "converse-stream" : "converse";
@@ -676,10 +579,11 @@ static int bedrock_build(const dp_call_t *c, dp_header_add_fn add, void *ud, tg_
         rc = build_embed_body(c, body, err);
         break;
     default:
-        return bad(err, NULL,
-                   "the completions endpoint is not available on bedrock provider \"%s\": use "
-                   "chat completions",
-                   p->id);
+        return dp_build_invalid(
+            err, NULL,
+            "the completions endpoint is not available on bedrock provider \"%s\": use "
+            "chat completions",
+            p->id);
     }
     if (rc != 0)
         return rc;
@@ -689,17 +593,14 @@ static int bedrock_build(const dp_call_t *c, dp_header_add_fn add, void *ud, tg_
     if (rc == 0)
         rc = tg_buf_appendf(url, "/%s%c", action, '\0');
     if (rc == 0)
-        rc = add(ud, "Content-Type: application/json");
+        rc = dp_header_add_json(add, ud,
+                                c->endpoint == DP_EP_CHAT && c->body->stream
+                                    ? "application/vnd.amazon.eventstream"
+                                    : "application/json");
     if (rc == 0)
-        rc = add(ud, c->endpoint == DP_EP_CHAT && c->body->stream
-                         ? "Accept: application/vnd.amazon.eventstream"
-                         : "Accept: application/json");
-    if (rc == 0)
-        rc = add(ud, "Expect:"); /* no 100-continue round trip for large bodies */
-    for (size_t i = 0; rc == 0 && i < p->nheaders; i++)
-        rc = add(ud, p->headers[i]);
+        rc = dp_header_add_extra(p, add, ud);
     if (rc != 0)
-        return nomem(err, rc);
+        return dp_build_nomem(err, rc);
     return sign_headers(c, url->base, body, add, ud, err);
 }
 
@@ -726,14 +627,6 @@ static void usage_read(dp_usage_t *u, const json_t *tu)
     u->present = true;
 }
 
-static json_t *usage_json(const dp_usage_t *u)
-{
-    return json_pack("{s:I,s:I,s:I,s:{s:I}}", "prompt_tokens", (json_int_t)u->prompt,
-                     "completion_tokens", (json_int_t)u->completion, "total_tokens",
-                     (json_int_t)u->total, "prompt_tokens_details", "cached_tokens",
-                     (json_int_t)u->cached);
-}
-
 /* stopReason -> finish_reason. */
 static const char *finish_map(const char *reason, size_t n)
 {
@@ -750,11 +643,6 @@ static const char *finish_map(const char *reason, size_t n)
 static const char *rid(const dp_stream_state_t *st)
 {
     return st->request_id ? st->request_id : "";
-}
-
-static const char *model_name(const dp_stream_state_t *st)
-{
-    return st->model ? st->model : "";
 }
 
 static int chat_response(dp_stream_state_t *st, const json_t *root, tg_buf_t *out)
@@ -791,34 +679,20 @@ static int chat_response(dp_stream_state_t *st, const json_t *root, tg_buf_t *ou
                 rc = TG_EUPSTREAM;
                 break;
             }
-            tg_buf_reset(&args);
-            rc = input ? dp_json_append(&args, input) : tg_buf_append(&args, "{}", 2);
-            if (rc == 0)
-                rc = jpush(calls,
-                           json_pack("{s:O,s:s,s:{s:O,s:s%}}", "id", tid, "type", "function",
-                                     "function", "name", name, "arguments", args.base, args.len));
+            rc = dp_json_push(calls, dp_openai_tool_call_json(tid, name, input, &args));
         }
         /* reasoningContent, citations, images: OpenAI's message has no place for them */
     }
     if (rc == 0) {
-        json_t *m = json_pack("{s:s}", "role", "assistant");
-        if (m)
-            rc = jset(m, "content",
-                      has_text ? json_stringn(text.base ? text.base : "", text.len) : json_null());
-        if (m && rc == 0 && json_array_size(calls) > 0)
-            rc = jset(m, "tool_calls", json_incref(calls));
         const char *fr = json_is_string(reason)
                              ? finish_map(json_string_value(reason), json_string_length(reason))
                              : "stop";
-        if (m && rc == 0)
-            res =
-                json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}]}", "id", id.base, "object",
-                          "chat.completion", "created", (json_int_t)st->created, "model",
-                          model_name(st), "choices", "index", 0, "message", m, "finish_reason", fr);
-        else
-            json_decref(m);
+        json_t *choice = dp_openai_choice_json(
+            0, dp_openai_message_json(text.base, text.len, has_text, calls), fr);
+        res = dp_openai_completion_json(st, id.base, dp_stream_model(st),
+                                        choice ? json_pack("[o]", choice) : NULL);
         if (res && st->usage.present)
-            rc = jset(res, "usage", usage_json(&st->usage));
+            rc = dp_json_set(res, "usage", dp_openai_usage_json(&st->usage, false));
         if (rc == 0)
             rc = res ? dp_json_append(out, res) : TG_ENOMEM;
     }
@@ -832,55 +706,29 @@ static int chat_response(dp_stream_state_t *st, const json_t *root, tg_buf_t *ou
 
 /* ---- answers: InvokeModel embeddings -> OpenAI's list ---- */
 
-/* The client asked for `encoding_format: "base64"` (the openai SDK's default). */
-static bool embed_base64(const dp_stream_state_t *st)
-{
-    return st->body && dp_embedding_wants_base64(st->body);
-}
-
 /* Titan: {"embedding":[...],"inputTextTokenCount":n}. Cohere: {"embeddings":[[...]]} or, with
  * embedding types, {"embeddings":{"float":[[...]]}}; Cohere reports no token count in the body,
  * so its usage is not present and the usage record estimates it from the request. */
 static int embed_response(dp_stream_state_t *st, const json_t *root, tg_buf_t *out)
 {
-    bool base64 = embed_base64(st);
     const json_t *list = json_object_get(root, "embeddings");
     const json_t *one = json_object_get(root, "embedding");
     if (json_is_object(list))
         list = json_object_get(list, "float");
     if (!json_is_array(one) && !json_is_array(list))
         return TG_EUPSTREAM;
-    size_t n = json_is_array(one) ? 1 : json_array_size(list);
+    json_t *single = NULL; /* Titan's one vector, as a list of one */
     if (json_is_array(one)) {
         int64_t tokens = jint(root, "inputTextTokenCount");
         st->usage.prompt = tokens;
         st->usage.total = tokens;
         st->usage.present = json_is_integer(json_object_get(root, "inputTextTokenCount"));
+        single = json_pack("[O]", one);
+        if (!single)
+            return TG_ENOMEM;
     }
-    size_t mark = out->len;
-    int rc = tg_buf_append(out, "{\"object\":\"list\",\"data\":[", 25);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const json_t *v = json_is_array(one) ? one : json_array_get(list, i);
-        if (!json_is_array(v)) {
-            rc = TG_EUPSTREAM;
-            break;
-        }
-        rc = tg_buf_appendf(
-            out, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
-        if (rc == 0)
-            rc = dp_embedding_append(out, v, base64);
-        if (rc == 0)
-            rc = tg_buf_append(out, "}", 1);
-    }
-    if (rc == 0)
-        rc = tg_buf_append(out, "],\"model\":", 10);
-    if (rc == 0)
-        rc = tg_buf_append_json_str(out, model_name(st), strlen(model_name(st)));
-    if (rc == 0)
-        rc = tg_buf_appendf(out, ",\"usage\":{\"prompt_tokens\":%lld,\"total_tokens\":%lld}}",
-                            (long long)st->usage.prompt, (long long)st->usage.total);
-    if (rc != 0)
-        out->len = mark;
+    int rc = dp_embedding_list_append(out, st, single ? single : list, NULL, st->usage.total);
+    json_decref(single);
     return rc;
 }
 
@@ -998,18 +846,10 @@ typedef struct feed_ctx {
     tg_buf_t *out;
 } feed_ctx_t;
 
-/* One chunk with a delta (taken) and a finish reason (or NULL). */
+/* One chunk of the one choice with a delta (taken) and a finish reason (or NULL). */
 static int put_chunk(feed_ctx_t *f, json_t *delta, const char *finish)
 {
-    if (!delta)
-        return TG_ENOMEM;
-    json_t *c = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s?}]}", "id", f->bs->id.base, "object",
-                          "chat.completion.chunk", "created", (json_int_t)f->st->created, "model",
-                          model_name(f->st), "choices", "index", 0, "delta", delta, "finish_reason",
-                          finish);
-    int rc = c ? dp_sse_append_json(f->out, NULL, c) : TG_ENOMEM;
-    json_decref(c);
-    return rc;
+    return dp_openai_chunk_append(f->out, f->st, f->bs->id.base, 0, delta, finish);
 }
 
 static int ensure_role(feed_ctx_t *f)
@@ -1017,21 +857,15 @@ static int ensure_role(feed_ctx_t *f)
     if (f->bs->role_sent)
         return 0;
     f->bs->role_sent = true;
-    return put_chunk(f, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL);
+    return dp_openai_chunk_role_append(f->out, f->st, f->bs->id.base, 0);
 }
 
 /* The usage chunk (when the client asked and there is usage) and [DONE]. */
 static int finish_stream(feed_ctx_t *f)
 {
     int rc = 0;
-    if (f->st->client_wants_usage && f->st->usage.present) {
-        json_t *c =
-            json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", f->bs->id.base, "object",
-                      "chat.completion.chunk", "created", (json_int_t)f->st->created, "model",
-                      model_name(f->st), "choices", "usage", usage_json(&f->st->usage));
-        rc = c ? dp_sse_append_json(f->out, NULL, c) : TG_ENOMEM;
-        json_decref(c);
-    }
+    if (f->st->client_wants_usage && f->st->usage.present)
+        rc = dp_openai_chunk_usage_append(f->out, f->st, f->bs->id.base, false);
     return rc == 0 ? dp_sse_append_done(f->st, f->out) : rc;
 }
 
@@ -1179,15 +1013,8 @@ static int on_exception(feed_ctx_t *f, const dp_es_msg_t *m)
         text = "the provider's stream failed";
         textn = strlen(text);
     }
-    size_t mark = f->out->len;
-    int rc = tg_buf_append(f->out, "data: ", 6);
-    if (rc == 0)
-        rc = dp_openai_error_append(f->out, text, textn, dp_openai_error_type(status),
-                                    code[0] ? code : NULL);
-    if (rc == 0)
-        rc = tg_buf_append(f->out, "\n\n", 2);
-    if (rc != 0)
-        f->out->len = mark;
+    int rc = dp_sse_append_error(f->out, text, textn, dp_openai_error_type(status),
+                                 code[0] ? code : NULL);
     json_decref(root);
     f->bs->failed = true;
     return rc;

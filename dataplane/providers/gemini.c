@@ -6,7 +6,6 @@
  * thread. */
 #include "provider.h"
 
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,56 +23,6 @@
  * not keep (or that another model made): Gemini 3 refuses function-call history without one. */
 #define GEM_DUMMY_SIGNATURE "skip_thought_signature_validator"
 
-/* ---- small JSON helpers ---- */
-
-/* Sets o[k] = v, taking v (NULL from a failed constructor is out of memory). */
-static int jset(json_t *o, const char *k, json_t *v)
-{
-    if (!v)
-        return TG_ENOMEM;
-    return json_object_set_new(o, k, v) == 0 ? 0 : TG_ENOMEM;
-}
-
-static int jpush(json_t *a, json_t *v)
-{
-    if (!v)
-        return TG_ENOMEM;
-    return json_array_append_new(a, v) == 0 ? 0 : TG_ENOMEM;
-}
-
-/* A JSON string equals a literal (network data: no strcmp). */
-static bool jstr_eq(const json_t *s, const char *lit)
-{
-    return json_is_string(s) &&
-           tg_mem_eq(json_string_value(s), json_string_length(s), lit, strlen(lit));
-}
-
-static int bad(tg_err_t *err, const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int bad(tg_err_t *err, const char *param, const char *fmt, ...)
-{
-    char msg[sizeof(err->msg)];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    tg_err_set(err, TG_EINVAL, 400, "%s", msg);
-    err->param = param;
-    return TG_EINVAL;
-}
-
-/* A build that failed on memory or the body limit (rc), as the client sees it. */
-static int nomem(tg_err_t *err, int rc)
-{
-    if (rc == TG_ETOOBIG) {
-        tg_err_set(err, TG_ETOOBIG, 413, "could not build the upstream request: it is too large");
-        return TG_ETOOBIG;
-    }
-    tg_err_set(err, TG_ENOMEM, 503, "could not build the upstream request: out of memory");
-    return TG_ENOMEM;
-}
-
 /* ---- request: OpenAI chat -> GenerateContentRequest ---- */
 
 typedef struct gem_req {
@@ -88,12 +37,12 @@ static int text_part(json_t *parts, const char *s, size_t n)
     if (n == 0)
         return 0; /* Gemini refuses empty text parts */
     json_t *p = json_object();
-    int rc = p ? jset(p, "text", json_stringn(s, n)) : TG_ENOMEM;
+    int rc = p ? dp_json_set(p, "text", json_stringn(s, n)) : TG_ENOMEM;
     if (rc != 0) {
         json_decref(p);
         return rc;
     }
-    return jpush(parts, p);
+    return dp_json_push(parts, p);
 }
 
 /* The MIME type a URL's extension suggests; images are the common case. */
@@ -119,7 +68,8 @@ static const char *guess_mime(const char *u, size_t n)
     return "image/jpeg";
 }
 
-static bool has_prefix(const char *s, size_t n, const char *lit)
+/* URL schemes are case-insensitive (RFC 3986). */
+static bool has_prefix_nocase(const char *s, size_t n, const char *lit)
 {
     size_t l = strlen(lit);
     return n >= l && tg_mem_caseeq(s, l, lit, l);
@@ -129,27 +79,24 @@ static bool has_prefix(const char *s, size_t n, const char *lit)
 static int media_part(gem_req_t *r, json_t *parts, const char *u, size_t n, const char *where)
 {
     json_t *p = NULL;
-    if (has_prefix(u, n, "data:")) {
-        /* data:<mime>[;param...];base64,<payload> */
-        const char *comma = memchr(u, ',', n);
-        const char *b64 = comma ? tg_memmem(u, (size_t)(comma - u), ";base64", 7) : NULL;
-        if (!b64)
-            return bad(r->err, "messages", "%s: only base64 data URLs are supported", where);
-        const char *mime = u + 5;
-        size_t mlen = 0;
-        while (mime + mlen < b64 && mime[mlen] != ';')
-            mlen++;
+    if (has_prefix_nocase(u, n, "data:")) {
+        const char *mime, *data;
+        size_t mlen, dlen;
+        if (!dp_data_url_split(u, n, &mime, &mlen, &data, &dlen))
+            return dp_build_invalid(r->err, "messages", "%s: only base64 data URLs are supported",
+                                    where);
         if (mlen == 0)
-            return bad(r->err, "messages", "%s: the data URL has no media type", where);
-        p = json_pack("{s:{s:s%,s:s%}}", "inlineData", "mimeType", mime, mlen, "data", comma + 1,
-                      (size_t)(u + n - comma - 1));
-    } else if (has_prefix(u, n, "https://") || has_prefix(u, n, "http://") ||
-               has_prefix(u, n, "gs://")) {
+            return dp_build_invalid(r->err, "messages", "%s: the data URL has no media type",
+                                    where);
+        p = json_pack("{s:{s:s%,s:s%}}", "inlineData", "mimeType", mime, mlen, "data", data, dlen);
+    } else if (has_prefix_nocase(u, n, "https://") || has_prefix_nocase(u, n, "http://") ||
+               has_prefix_nocase(u, n, "gs://")) {
         p = json_pack("{s:{s:s,s:s%}}", "fileData", "mimeType", guess_mime(u, n), "fileUri", u, n);
     } else {
-        return bad(r->err, "messages", "%s: the URL must be a data: URL or an http(s) URL", where);
+        return dp_build_invalid(r->err, "messages",
+                                "%s: the URL must be a data: URL or an http(s) URL", where);
     }
-    return jpush(parts, p);
+    return dp_json_push(parts, p);
 }
 
 /* OpenAI content (string, array of parts or null) -> Gemini parts appended to parts. Media is
@@ -162,7 +109,8 @@ static int content_parts(gem_req_t *r, size_t mi, const json_t *content, bool me
     if (json_is_string(content))
         return text_part(parts, json_string_value(content), json_string_length(content));
     if (!json_is_array(content))
-        return bad(r->err, "messages", "messages[%zu].content must be a string or an array", mi);
+        return dp_build_invalid(r->err, "messages",
+                                "messages[%zu].content must be a string or an array", mi);
     size_t i;
     const json_t *part;
     json_array_foreach(content, i, part)
@@ -170,37 +118,41 @@ static int content_parts(gem_req_t *r, size_t mi, const json_t *content, bool me
         snprintf(where, sizeof(where), "messages[%zu].content[%zu]", mi, i);
         const json_t *type = json_object_get(part, "type");
         int rc;
-        if (jstr_eq(type, "text")) {
+        if (dp_json_str_eq(type, "text")) {
             const json_t *t = json_object_get(part, "text");
             if (!json_is_string(t))
-                return bad(r->err, "messages", "%s.text must be a string", where);
+                return dp_build_invalid(r->err, "messages", "%s.text must be a string", where);
             rc = text_part(parts, json_string_value(t), json_string_length(t));
-        } else if (jstr_eq(type, "refusal") && !media) {
+        } else if (dp_json_str_eq(type, "refusal") && !media) {
             const json_t *t = json_object_get(part, "refusal");
             rc = json_is_string(t) ? text_part(parts, json_string_value(t), json_string_length(t))
                                    : 0;
-        } else if (media && jstr_eq(type, "image_url")) {
+        } else if (media && dp_json_str_eq(type, "image_url")) {
             const json_t *iu = json_object_get(part, "image_url");
             const json_t *url = json_is_object(iu) ? json_object_get(iu, "url") : iu;
             if (!json_is_string(url))
-                return bad(r->err, "messages", "%s.image_url.url must be a string", where);
+                return dp_build_invalid(r->err, "messages", "%s.image_url.url must be a string",
+                                        where);
             rc = media_part(r, parts, json_string_value(url), json_string_length(url), where);
-        } else if (media && jstr_eq(type, "input_audio")) {
+        } else if (media && dp_json_str_eq(type, "input_audio")) {
             const json_t *ia = json_object_get(part, "input_audio");
             const json_t *data = json_object_get(ia, "data");
             const json_t *fmt = json_object_get(ia, "format");
             if (!json_is_string(data) || !json_is_string(fmt))
-                return bad(r->err, "messages", "%s.input_audio needs data and format", where);
-            rc = jpush(parts, json_pack("{s:{s:s+,s:O}}", "inlineData", "mimeType", "audio/",
-                                        json_string_value(fmt), "data", data));
-        } else if (media && jstr_eq(type, "file")) {
+                return dp_build_invalid(r->err, "messages", "%s.input_audio needs data and format",
+                                        where);
+            rc = dp_json_push(parts, json_pack("{s:{s:s+,s:O}}", "inlineData", "mimeType", "audio/",
+                                               json_string_value(fmt), "data", data));
+        } else if (media && dp_json_str_eq(type, "file")) {
             const json_t *fd = json_object_get(json_object_get(part, "file"), "file_data");
             if (!json_is_string(fd))
-                return bad(r->err, "messages", "%s.file: only file_data is supported", where);
+                return dp_build_invalid(r->err, "messages", "%s.file: only file_data is supported",
+                                        where);
             rc = media_part(r, parts, json_string_value(fd), json_string_length(fd), where);
         } else {
-            return bad(r->err, "messages", "%s: content part type %s is not supported here", where,
-                       json_is_string(type) ? json_string_value(type) : "(none)");
+            return dp_build_invalid(r->err, "messages",
+                                    "%s: content part type %s is not supported here", where,
+                                    json_is_string(type) ? json_string_value(type) : "(none)");
         }
         if (rc != 0)
             return rc;
@@ -208,30 +160,12 @@ static int content_parts(gem_req_t *r, size_t mi, const json_t *content, bool me
     return 0;
 }
 
-/* Appends parts as a turn of role, merging into the previous turn when it has the same role
- * (Gemini wants user and model turns to alternate). Takes parts. */
-static int add_turn(gem_req_t *r, const char *role, json_t *parts)
-{
-    int rc = 0;
-    size_t n = json_array_size(r->contents);
-    json_t *last = n > 0 ? json_array_get(r->contents, n - 1) : NULL;
-    if (json_array_size(parts) == 0) {
-        json_decref(parts);
-        return 0;
-    }
-    if (last && jstr_eq(json_object_get(last, "role"), role)) {
-        rc = json_array_extend(json_object_get(last, "parts"), parts) == 0 ? 0 : TG_ENOMEM;
-        json_decref(parts);
-        return rc;
-    }
-    return jpush(r->contents, json_pack("{s:s,s:o}", "role", role, "parts", parts));
-}
-
 /* An assistant's tool_calls -> functionCall parts; remembers id -> name for the results. */
 static int call_parts(gem_req_t *r, size_t mi, const json_t *calls, json_t *parts)
 {
     if (!json_is_array(calls))
-        return bad(r->err, "messages", "messages[%zu].tool_calls must be an array", mi);
+        return dp_build_invalid(r->err, "messages", "messages[%zu].tool_calls must be an array",
+                                mi);
     size_t i;
     const json_t *tc;
     json_array_foreach(calls, i, tc)
@@ -241,28 +175,22 @@ static int call_parts(gem_req_t *r, size_t mi, const json_t *calls, json_t *part
         const json_t *id = json_object_get(tc, "id");
         const json_t *args = json_object_get(fn, "arguments");
         if (!json_is_string(name) || json_string_length(name) == 0)
-            return bad(r->err, "messages",
-                       "messages[%zu].tool_calls[%zu].function.name is required", mi, i);
-        json_t *a = NULL;
-        if (json_is_object(args)) {
-            a = json_deep_copy(args);
-        } else if (!args || json_is_null(args) ||
-                   (json_is_string(args) && json_string_length(args) == 0)) {
-            a = json_object();
-        } else if (json_is_string(args)) {
-            a = json_loadb(json_string_value(args), json_string_length(args), 0, NULL);
-            if (a && !json_is_object(a)) {
-                json_decref(a);
-                a = NULL;
-            }
-            if (!a)
-                return bad(r->err, "messages",
-                           "messages[%zu].tool_calls[%zu].function.arguments is not a JSON object",
-                           mi, i);
-        } else {
-            return bad(r->err, "messages",
-                       "messages[%zu].tool_calls[%zu].function.arguments must be a string", mi, i);
+            return dp_build_invalid(r->err, "messages",
+                                    "messages[%zu].tool_calls[%zu].function.name is required", mi,
+                                    i);
+        json_t *a = dp_tool_args_parse(args);
+        if (a && !json_is_object(a)) {
+            json_decref(a);
+            a = NULL;
         }
+        if (!a && json_is_string(args) && json_string_length(args) > 0)
+            return dp_build_invalid(
+                r->err, "messages",
+                "messages[%zu].tool_calls[%zu].function.arguments is not a JSON object", mi, i);
+        if (!a && args && !json_is_null(args) && !json_is_string(args) && !json_is_object(args))
+            return dp_build_invalid(
+                r->err, "messages",
+                "messages[%zu].tool_calls[%zu].function.arguments must be a string", mi, i);
         json_t *p = json_pack("{s:{s:O,s:o}}", "functionCall", "name", name, "args", a);
         if (!p)
             return TG_ENOMEM;
@@ -272,16 +200,16 @@ static int call_parts(gem_req_t *r, size_t mi, const json_t *calls, json_t *part
             json_object_get(json_object_get(tc, "extra_content"), "google"), "thought_signature");
         int rc = 0;
         if (json_is_string(sig))
-            rc = jset(p, "thoughtSignature", json_deep_copy(sig));
+            rc = dp_json_set(p, "thoughtSignature", json_deep_copy(sig));
         else if (i == 0)
-            rc = jset(p, "thoughtSignature", json_string(GEM_DUMMY_SIGNATURE));
+            rc = dp_json_set(p, "thoughtSignature", json_string(GEM_DUMMY_SIGNATURE));
         if (rc == 0 && json_is_string(id))
-            rc = jset(r->names, json_string_value(id), json_deep_copy(name));
+            rc = dp_json_set(r->names, json_string_value(id), json_deep_copy(name));
         if (rc != 0) {
             json_decref(p);
             return rc;
         }
-        rc = jpush(parts, p);
+        rc = dp_json_push(parts, p);
         if (rc != 0)
             return rc;
     }
@@ -295,38 +223,24 @@ static int tool_result(gem_req_t *r, size_t mi, const json_t *m, bool legacy)
     const json_t *id = json_object_get(m, "tool_call_id");
     if (!legacy) {
         if (!json_is_string(id))
-            return bad(r->err, "messages", "messages[%zu].tool_call_id is required", mi);
+            return dp_build_invalid(r->err, "messages", "messages[%zu].tool_call_id is required",
+                                    mi);
         name = json_object_get(r->names, json_string_value(id));
     }
     if (!name)
         name = json_object_get(m, "name");
     if (!json_is_string(name) || json_string_length(name) == 0)
-        return bad(r->err, "messages",
-                   "messages[%zu]: tool_call_id \"%s\" answers no earlier assistant tool call", mi,
-                   json_is_string(id) ? json_string_value(id) : "");
+        return dp_build_invalid(
+            r->err, "messages",
+            "messages[%zu]: tool_call_id \"%s\" answers no earlier assistant tool call", mi,
+            json_is_string(id) ? json_string_value(id) : "");
     /* the result as one string: a string, or the text parts of an array */
     const json_t *content = json_object_get(m, "content");
     tg_buf_t text = TG_BUF_INIT(SIZE_MAX);
-    int rc = 0;
-    if (json_is_string(content)) {
-        rc = tg_buf_append(&text, json_string_value(content), json_string_length(content));
-    } else if (json_is_array(content)) {
-        size_t i;
-        const json_t *part;
-        json_array_foreach(content, i, part)
-        {
-            const json_t *t = json_object_get(part, "text");
-            if (!jstr_eq(json_object_get(part, "type"), "text") || !json_is_string(t)) {
-                tg_buf_dispose(&text);
-                return bad(r->err, "messages", "messages[%zu].content[%zu] must be a text part", mi,
-                           i);
-            }
-            rc = tg_buf_append(&text, json_string_value(t), json_string_length(t));
-            if (rc != 0)
-                break;
-        }
-    } else if (content && !json_is_null(content)) {
-        return bad(r->err, "messages", "messages[%zu].content must be a string or an array", mi);
+    int rc = content ? dp_content_text_append(&text, content, mi, r->err) : 0;
+    if (rc == TG_EINVAL) {
+        tg_buf_dispose(&text);
+        return rc;
     }
     json_t *value = NULL;
     if (rc == 0) {
@@ -343,7 +257,7 @@ static int tool_result(gem_req_t *r, size_t mi, const json_t *m, bool legacy)
                               "content", value);
     if (!parts)
         return TG_ENOMEM;
-    return add_turn(r, "user", parts);
+    return dp_json_turn_append(r->contents, "user", "parts", parts);
 }
 
 static int translate_message(gem_req_t *r, size_t mi, const json_t *m)
@@ -351,15 +265,16 @@ static int translate_message(gem_req_t *r, size_t mi, const json_t *m)
     const json_t *role = json_object_get(m, "role");
     const json_t *content = json_object_get(m, "content");
     if (!json_is_object(m) || !json_is_string(role))
-        return bad(r->err, "messages", "messages[%zu] must be an object with a role", mi);
-    if (jstr_eq(role, "system") || jstr_eq(role, "developer"))
+        return dp_build_invalid(r->err, "messages", "messages[%zu] must be an object with a role",
+                                mi);
+    if (dp_json_str_eq(role, "system") || dp_json_str_eq(role, "developer"))
         return content_parts(r, mi, content, false, r->system);
-    if (jstr_eq(role, "tool") || jstr_eq(role, "function"))
-        return tool_result(r, mi, m, jstr_eq(role, "function"));
-    bool user = jstr_eq(role, "user");
-    if (!user && !jstr_eq(role, "assistant"))
-        return bad(r->err, "messages", "messages[%zu].role \"%s\" is not supported", mi,
-                   json_string_value(role));
+    if (dp_json_str_eq(role, "tool") || dp_json_str_eq(role, "function"))
+        return tool_result(r, mi, m, dp_json_str_eq(role, "function"));
+    bool user = dp_json_str_eq(role, "user");
+    if (!user && !dp_json_str_eq(role, "assistant"))
+        return dp_build_invalid(r->err, "messages", "messages[%zu].role \"%s\" is not supported",
+                                mi, json_string_value(role));
     json_t *parts = json_array();
     if (!parts)
         return TG_ENOMEM;
@@ -371,7 +286,8 @@ static int translate_message(gem_req_t *r, size_t mi, const json_t *m)
         json_decref(parts);
         return rc;
     }
-    return add_turn(r, user ? "user" : "model", parts);
+    /* Gemini wants user and model turns to alternate: same roles merge */
+    return dp_json_turn_append(r->contents, user ? "user" : "model", "parts", parts);
 }
 
 static json_t *sanitize_schema(const json_t *s, const json_t *root, int depth);
@@ -386,12 +302,12 @@ static int schema_any_of(json_t *out, const json_t *list, const json_t *root, in
         return TG_ENOMEM;
     json_array_foreach(list, i, m)
     {
-        if (jstr_eq(json_object_get(m, "type"), "null")) {
-            if (jset(out, "nullable", json_true()) != 0)
+        if (dp_json_str_eq(json_object_get(m, "type"), "null")) {
+            if (dp_json_set(out, "nullable", json_true()) != 0)
                 goto fail;
             continue;
         }
-        if (jpush(any, sanitize_schema(m, root, depth + 1)) != 0)
+        if (dp_json_push(any, sanitize_schema(m, root, depth + 1)) != 0)
             goto fail;
     }
     if (json_array_size(any) == 1) { /* X or null: just a nullable X */
@@ -404,7 +320,7 @@ static int schema_any_of(json_t *out, const json_t *list, const json_t *root, in
         json_decref(any);
         return 0;
     }
-    return jset(out, "anyOf", any);
+    return dp_json_set(out, "anyOf", any);
 fail:
     json_decref(any);
     return TG_ENOMEM;
@@ -445,7 +361,7 @@ static json_t *sanitize_schema(const json_t *s, const json_t *root, int depth)
         json_decref(out);
         out = sanitize_schema(target, root, depth + 1);
         const json_t *d = json_object_get(s, "description");
-        if (out && json_is_string(d) && jset(out, "description", json_deep_copy(d)) != 0) {
+        if (out && json_is_string(d) && dp_json_set(out, "description", json_deep_copy(d)) != 0) {
             json_decref(out);
             return NULL;
         }
@@ -454,16 +370,16 @@ static json_t *sanitize_schema(const json_t *s, const json_t *root, int depth)
     int rc = 0;
     const json_t *type = json_object_get(s, "type");
     if (json_is_string(type)) {
-        rc = jset(out, "type", json_deep_copy(type));
+        rc = dp_json_set(out, "type", json_deep_copy(type));
     } else if (json_is_array(type)) { /* ["string","null"]: Gemini takes one type */
         size_t i;
         const json_t *t;
         json_array_foreach(type, i, t)
         {
-            if (jstr_eq(t, "null"))
-                rc = jset(out, "nullable", json_true());
+            if (dp_json_str_eq(t, "null"))
+                rc = dp_json_set(out, "nullable", json_true());
             else if (json_is_string(t) && !json_object_get(out, "type"))
-                rc = jset(out, "type", json_deep_copy(t));
+                rc = dp_json_set(out, "type", json_deep_copy(t));
             if (rc != 0)
                 break;
         }
@@ -471,12 +387,12 @@ static json_t *sanitize_schema(const json_t *s, const json_t *root, int depth)
     for (size_t i = 0; rc == 0 && i < sizeof(copy) / sizeof(copy[0]); i++) {
         const json_t *v = json_object_get(s, copy[i]);
         if (v)
-            rc = jset(out, copy[i], json_deep_copy(v));
+            rc = dp_json_set(out, copy[i], json_deep_copy(v));
     }
     const json_t *fmt = json_object_get(s, "format");
     for (size_t i = 0; rc == 0 && i < sizeof(formats) / sizeof(formats[0]); i++)
-        if (jstr_eq(fmt, formats[i]))
-            rc = jset(out, "format", json_deep_copy(fmt));
+        if (dp_json_str_eq(fmt, formats[i]))
+            rc = dp_json_set(out, "format", json_deep_copy(fmt));
     const json_t *en = json_object_get(s, "enum");
     const json_t *cst = json_object_get(s, "const");
     if (rc == 0 && json_is_array(en)) {
@@ -485,9 +401,9 @@ static json_t *sanitize_schema(const json_t *s, const json_t *root, int depth)
         const json_t *v;
         json_array_foreach(en, i, v) strings = strings && json_is_string(v);
         if (strings) /* Gemini's enums are strings */
-            rc = jset(out, "enum", json_deep_copy(en));
+            rc = dp_json_set(out, "enum", json_deep_copy(en));
     } else if (rc == 0 && json_is_string(cst)) {
-        rc = jset(out, "enum", json_pack("[O]", cst));
+        rc = dp_json_set(out, "enum", json_pack("[O]", cst));
     }
     const json_t *props = json_object_get(s, "properties");
     if (rc == 0 && json_is_object(props)) {
@@ -498,10 +414,10 @@ static json_t *sanitize_schema(const json_t *s, const json_t *root, int depth)
         json_object_foreach((json_t *)props, k, v)
         {
             if (rc == 0)
-                rc = jset(p, k, sanitize_schema(v, root, depth + 1));
+                rc = dp_json_set(p, k, sanitize_schema(v, root, depth + 1));
         }
         if (rc == 0)
-            rc = jset(out, "properties", p);
+            rc = dp_json_set(out, "properties", p);
         else
             json_decref(p);
     }
@@ -516,10 +432,10 @@ static json_t *sanitize_schema(const json_t *s, const json_t *root, int depth)
         {
             if (rc == 0 && json_is_string(v) &&
                 json_object_get(json_object_get(out, "properties"), json_string_value(v)))
-                rc = jpush(r, json_deep_copy(v));
+                rc = dp_json_push(r, json_deep_copy(v));
         }
         if (rc == 0 && json_array_size(r) > 0)
-            rc = jset(out, "required", r);
+            rc = dp_json_set(out, "required", r);
         else
             json_decref(r);
     }
@@ -527,7 +443,7 @@ static json_t *sanitize_schema(const json_t *s, const json_t *root, int depth)
     if (json_is_array(items)) /* tuple form: Gemini has one item schema */
         items = json_array_get(items, 0);
     if (rc == 0 && json_is_object(items))
-        rc = jset(out, "items", sanitize_schema(items, root, depth + 1));
+        rc = dp_json_set(out, "items", sanitize_schema(items, root, depth + 1));
     const json_t *any = json_object_get(s, "anyOf");
     if (!json_is_array(any))
         any = json_object_get(s, "oneOf");
@@ -555,7 +471,7 @@ static int translate_tools(gem_req_t *r, const json_t *root, json_t *req)
     if (!tools || json_is_null(tools))
         return 0;
     if (!json_is_array(tools))
-        return bad(r->err, "tools", "'tools' must be an array");
+        return dp_build_invalid(r->err, "tools", "'tools' must be an array");
     json_t *decls = json_array();
     int rc = decls ? 0 : TG_ENOMEM;
     size_t i;
@@ -566,16 +482,16 @@ static int translate_tools(gem_req_t *r, const json_t *root, json_t *req)
             break;
         const json_t *fn = json_object_get(t, "function");
         const json_t *name = json_object_get(fn, "name");
-        if (!jstr_eq(json_object_get(t, "type"), "function") || !json_is_string(name)) {
-            rc = bad(r->err, "tools", "tools[%zu]: only function tools with a name are supported",
-                     i);
+        if (!dp_json_str_eq(json_object_get(t, "type"), "function") || !json_is_string(name)) {
+            rc = dp_build_invalid(r->err, "tools",
+                                  "tools[%zu]: only function tools with a name are supported", i);
             break;
         }
         json_t *d = json_pack("{s:O}", "name", name);
         const json_t *desc = json_object_get(fn, "description");
         rc = d ? 0 : TG_ENOMEM;
         if (rc == 0 && json_is_string(desc))
-            rc = jset(d, "description", json_deep_copy(desc));
+            rc = dp_json_set(d, "description", json_deep_copy(desc));
         const json_t *params = json_object_get(fn, "parameters");
         if (rc == 0 && json_is_object(params)) {
             json_t *sp = sanitize_schema(params, params, 0);
@@ -583,15 +499,15 @@ static int translate_tools(gem_req_t *r, const json_t *root, json_t *req)
             if (sp && schema_is_empty_object(sp))
                 json_decref(sp);
             else
-                rc = jset(d, "parameters", sp);
+                rc = dp_json_set(d, "parameters", sp);
         }
         if (rc == 0)
-            rc = jpush(decls, d);
+            rc = dp_json_push(decls, d);
         else
             json_decref(d);
     }
     if (rc == 0 && json_array_size(decls) > 0) {
-        rc = jset(req, "tools", json_pack("[{s:o}]", "functionDeclarations", decls));
+        rc = dp_json_set(req, "tools", json_pack("[{s:o}]", "functionDeclarations", decls));
         decls = NULL;
     }
     json_decref(decls);
@@ -602,20 +518,22 @@ static int translate_tools(gem_req_t *r, const json_t *root, json_t *req)
     if (!tc || json_is_null(tc) || !json_object_get(req, "tools"))
         return 0;
     json_t *fcc = NULL;
-    if (jstr_eq(tc, "auto") || jstr_eq(tc, "none") || jstr_eq(tc, "required")) {
+    if (dp_json_str_eq(tc, "auto") || dp_json_str_eq(tc, "none") ||
+        dp_json_str_eq(tc, "required")) {
         fcc = json_pack("{s:s}", "mode",
-                        jstr_eq(tc, "auto")   ? "AUTO"
-                        : jstr_eq(tc, "none") ? "NONE"
-                                              : "ANY");
-    } else if (json_is_object(tc) && jstr_eq(json_object_get(tc, "type"), "function") &&
+                        dp_json_str_eq(tc, "auto")   ? "AUTO"
+                        : dp_json_str_eq(tc, "none") ? "NONE"
+                                                     : "ANY");
+    } else if (json_is_object(tc) && dp_json_str_eq(json_object_get(tc, "type"), "function") &&
                json_is_string(json_object_get(json_object_get(tc, "function"), "name"))) {
         fcc = json_pack("{s:s,s:[O]}", "mode", "ANY", "allowedFunctionNames",
                         json_object_get(json_object_get(tc, "function"), "name"));
     } else {
-        return bad(r->err, "tool_choice",
-                   "'tool_choice' must be \"auto\", \"none\", \"required\" or a function");
+        return dp_build_invalid(
+            r->err, "tool_choice",
+            "'tool_choice' must be \"auto\", \"none\", \"required\" or a function");
     }
-    return jset(req, "toolConfig", json_pack("{s:o}", "functionCallingConfig", fcc));
+    return dp_json_set(req, "toolConfig", json_pack("{s:o}", "functionCallingConfig", fcc));
 }
 
 /* root[k], a number (integer if want_int), copied to gc[gk]. */
@@ -626,8 +544,9 @@ static int copy_number(gem_req_t *r, const json_t *root, const char *k, bool wan
     if (!v || json_is_null(v))
         return 0;
     if (want_int ? !json_is_integer(v) : !json_is_number(v))
-        return bad(r->err, k, "'%s' must be %s", k, want_int ? "an integer" : "a number");
-    return jset(gc, gk, json_deep_copy(v));
+        return dp_build_invalid(r->err, k, "'%s' must be %s", k,
+                                want_int ? "an integer" : "a number");
+    return dp_json_set(gc, gk, json_deep_copy(v));
 }
 
 static int translate_generation(gem_req_t *r, const json_t *root, json_t *req)
@@ -647,33 +566,30 @@ static int translate_generation(gem_req_t *r, const json_t *root, json_t *req)
         rc = mct && !json_is_null(mct)
                  ? copy_number(r, root, "max_completion_tokens", true, gc, "maxOutputTokens")
                  : copy_number(r, root, "max_tokens", true, gc, "maxOutputTokens");
-    const json_t *stop = json_object_get(root, "stop");
-    if (rc == 0 && json_is_string(stop)) {
-        rc = jset(gc, "stopSequences", json_pack("[O]", stop));
-    } else if (rc == 0 && json_is_array(stop)) {
-        size_t i;
-        const json_t *s;
-        json_array_foreach(stop, i, s) if (!json_is_string(s)) rc = TG_EINVAL;
-        rc = rc == 0 ? jset(gc, "stopSequences", json_deep_copy(stop))
-                     : bad(r->err, "stop", "'stop' must be a string or an array of strings");
-    } else if (rc == 0 && stop && !json_is_null(stop)) {
-        rc = bad(r->err, "stop", "'stop' must be a string or an array of strings");
+    if (rc == 0) {
+        json_t *seqs;
+        rc = dp_stop_sequences(json_object_get(root, "stop"), &seqs);
+        if (rc == TG_EINVAL)
+            rc = dp_build_invalid(r->err, "stop", "'stop' must be a string or an array of strings");
+        else if (rc == 0 && seqs)
+            rc = dp_json_set(gc, "stopSequences", seqs);
     }
     const json_t *rf = json_object_get(root, "response_format");
     const json_t *rft = json_object_get(rf, "type");
     if (rc == 0 && rf && !json_is_null(rf)) {
-        if (jstr_eq(rft, "json_object") || jstr_eq(rft, "json_schema")) {
-            rc = jset(gc, "responseMimeType", json_string("application/json"));
+        if (dp_json_str_eq(rft, "json_object") || dp_json_str_eq(rft, "json_schema")) {
+            rc = dp_json_set(gc, "responseMimeType", json_string("application/json"));
             const json_t *schema = json_object_get(json_object_get(rf, "json_schema"), "schema");
-            if (rc == 0 && jstr_eq(rft, "json_schema") && json_is_object(schema))
-                rc = jset(gc, "responseSchema", sanitize_schema(schema, schema, 0));
-        } else if (!jstr_eq(rft, "text")) {
-            rc = bad(r->err, "response_format",
-                     "'response_format.type' must be text, json_object or json_schema");
+            if (rc == 0 && dp_json_str_eq(rft, "json_schema") && json_is_object(schema))
+                rc = dp_json_set(gc, "responseSchema", sanitize_schema(schema, schema, 0));
+        } else if (!dp_json_str_eq(rft, "text")) {
+            rc =
+                dp_build_invalid(r->err, "response_format",
+                                 "'response_format.type' must be text, json_object or json_schema");
         }
     }
     if (rc == 0 && json_object_size(gc) > 0) {
-        rc = jset(req, "generationConfig", gc);
+        rc = dp_json_set(req, "generationConfig", gc);
         gc = NULL;
     }
     json_decref(gc);
@@ -689,7 +605,7 @@ static int build_chat_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
     json_t *req = json_object();
     int rc = r.contents && r.system && r.names && req ? 0 : TG_ENOMEM;
     if (rc == 0 && !json_is_array(msgs))
-        rc = bad(err, "messages", "'messages' must be an array");
+        rc = dp_build_invalid(err, "messages", "'messages' must be an array");
     size_t i;
     const json_t *m;
     json_array_foreach(msgs, i, m)
@@ -698,11 +614,12 @@ static int build_chat_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
             rc = translate_message(&r, i, m);
     }
     if (rc == 0 && json_array_size(r.contents) == 0)
-        rc = bad(err, "messages", "'messages' has no user or assistant content for Gemini");
+        rc = dp_build_invalid(err, "messages",
+                              "'messages' has no user or assistant content for Gemini");
     if (rc == 0 && json_array_size(r.system) > 0)
-        rc = jset(req, "systemInstruction", json_pack("{s:O}", "parts", r.system));
+        rc = dp_json_set(req, "systemInstruction", json_pack("{s:O}", "parts", r.system));
     if (rc == 0)
-        rc = jset(req, "contents", json_incref(r.contents));
+        rc = dp_json_set(req, "contents", json_incref(r.contents));
     if (rc == 0)
         rc = translate_tools(&r, root, req);
     if (rc == 0)
@@ -714,7 +631,7 @@ static int build_chat_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
     json_decref(r.system);
     json_decref(r.names);
     if (rc == TG_ENOMEM || rc == TG_ETOOBIG)
-        return nomem(err, rc);
+        return dp_build_nomem(err, rc);
     return rc;
 }
 
@@ -725,12 +642,12 @@ static int build_embed_body(const dp_call_t *c, const char *model, tg_buf_t *bod
     const json_t *input = json_object_get(root, "input");
     const json_t *dims = json_object_get(root, "dimensions");
     if (dims && !json_is_null(dims) && !json_is_integer(dims))
-        return bad(err, "dimensions", "'dimensions' must be an integer");
+        return dp_build_invalid(err, "dimensions", "'dimensions' must be an integer");
     size_t n = json_is_array(input) ? json_array_size(input) : 1;
     if (!json_is_string(input) && !json_is_array(input))
-        return bad(err, "input", "'input' must be a string or an array of strings");
+        return dp_build_invalid(err, "input", "'input' must be a string or an array of strings");
     if (n == 0)
-        return bad(err, "input", "'input' must not be empty");
+        return dp_build_invalid(err, "input", "'input' must not be empty");
     json_t *reqs = json_array();
     json_t *doc = reqs ? json_pack("{s:o}", "requests", reqs) : NULL;
     tg_buf_t name = TG_BUF_INIT(4096);
@@ -738,17 +655,18 @@ static int build_embed_body(const dp_call_t *c, const char *model, tg_buf_t *bod
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const json_t *s = json_is_array(input) ? json_array_get(input, i) : input;
         if (!json_is_string(s)) {
-            rc = bad(err, "input",
-                     "'input' must be a string or an array of strings on Gemini (token arrays "
-                     "are not supported)");
+            rc = dp_build_invalid(
+                err, "input",
+                "'input' must be a string or an array of strings on Gemini (token arrays "
+                "are not supported)");
             break;
         }
         json_t *one =
             json_pack("{s:s,s:{s:[{s:O}]}}", "model", name.base, "content", "parts", "text", s);
         if (one && json_is_integer(dims))
-            rc = jset(one, "outputDimensionality", json_deep_copy(dims));
+            rc = dp_json_set(one, "outputDimensionality", json_deep_copy(dims));
         if (rc == 0)
-            rc = jpush(reqs, one);
+            rc = dp_json_push(reqs, one);
         else
             json_decref(one);
     }
@@ -757,7 +675,7 @@ static int build_embed_body(const dp_call_t *c, const char *model, tg_buf_t *bod
     json_decref(doc);
     tg_buf_dispose(&name);
     if (rc == TG_ENOMEM || rc == TG_ETOOBIG)
-        return nomem(err, rc);
+        return dp_build_nomem(err, rc);
     return rc;
 }
 
@@ -765,15 +683,11 @@ static int add_headers(const dp_call_t *c, dp_header_add_fn add, void *ud)
 {
     const tg_provider_t *p = c->provider;
     bool stream = c->endpoint == DP_EP_CHAT && c->body->stream;
-    int rc = add(ud, "Content-Type: application/json");
-    if (rc == 0)
-        rc = add(ud, stream ? "Accept: text/event-stream" : "Accept: application/json");
-    if (rc == 0)
-        rc = add(ud, "Expect:"); /* no 100-continue round trip for large bodies */
+    int rc = dp_header_add_json(add, ud, stream ? "text/event-stream" : "application/json");
     if (rc == 0 && p->api_key)
         rc = dp_header_add_secret(add, ud, "x-goog-api-key", p->api_key);
-    for (size_t i = 0; rc == 0 && i < p->nheaders; i++)
-        rc = add(ud, p->headers[i]);
+    if (rc == 0)
+        rc = dp_header_add_extra(p, add, ud);
     return rc;
 }
 
@@ -805,7 +719,7 @@ static int gemini_build(const dp_call_t *c, dp_header_add_fn add, void *ud, tg_b
     if (rc == 0)
         rc = add_headers(c, add, ud);
     if (rc != 0)
-        return nomem(err, rc);
+        return dp_build_nomem(err, rc);
     if (c->endpoint == DP_EP_EMBEDDINGS)
         return build_embed_body(c, model, body, err);
     return build_chat_body(c, body, err);
@@ -830,27 +744,18 @@ static void usage_read(dp_usage_t *u, const json_t *um)
     u->present = true;
 }
 
-static json_t *usage_json(const dp_usage_t *u)
-{
-    return json_pack("{s:I,s:I,s:I,s:{s:I},s:{s:I}}", "prompt_tokens", (json_int_t)u->prompt,
-                     "completion_tokens", (json_int_t)u->completion, "total_tokens",
-                     (json_int_t)u->total, "prompt_tokens_details", "cached_tokens",
-                     (json_int_t)u->cached, "completion_tokens_details", "reasoning_tokens",
-                     (json_int_t)u->reasoning);
-}
-
 /* Gemini's finishReason -> OpenAI's; NULL when the candidate has not finished. */
 static const char *finish_map(const json_t *reason, bool calls)
 {
     static const char *const filtered[] = {
         "SAFETY", "RECITATION",   "BLOCKLIST", "PROHIBITED_CONTENT",
         "SPII",   "IMAGE_SAFETY", "LANGUAGE",  "IMAGE_PROHIBITED_CONTENT"};
-    if (!json_is_string(reason) || jstr_eq(reason, "FINISH_REASON_UNSPECIFIED"))
+    if (!json_is_string(reason) || dp_json_str_eq(reason, "FINISH_REASON_UNSPECIFIED"))
         return NULL;
-    if (jstr_eq(reason, "MAX_TOKENS"))
+    if (dp_json_str_eq(reason, "MAX_TOKENS"))
         return "length";
     for (size_t i = 0; i < sizeof(filtered) / sizeof(filtered[0]); i++)
-        if (jstr_eq(reason, filtered[i]))
+        if (dp_json_str_eq(reason, filtered[i]))
             return "content_filter";
     /* STOP, MALFORMED_FUNCTION_CALL, OTHER, ...; Gemini has no "function call" reason */
     return calls ? "tool_calls" : "stop";
@@ -883,25 +788,28 @@ static json_t *tool_call_json(const dp_stream_state_t *st, const json_t *part, i
 {
     const json_t *fc = json_object_get(part, "functionCall");
     const json_t *name = json_object_get(fc, "name");
-    const json_t *args = json_object_get(fc, "args");
-    char *a = args ? json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     tg_buf_t id = TG_BUF_INIT(4096);
-    json_t *tc = NULL;
-    if (tg_buf_appendf(&id, "call_%s_%lld%c", rid(st), (long long)n, '\0') == 0 && (a || !args))
-        tc = json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", id.base, "type", "function", "function",
-                       "name", json_is_string(name) ? json_string_value(name) : "", "arguments",
-                       a ? a : "{}");
-    free(a);
+    tg_buf_t args = TG_BUF_INIT(SIZE_MAX);
+    json_t *idj = tg_buf_appendf(&id, "call_%s_%lld", rid(st), (long long)n) == 0
+                      ? json_stringn(id.base, id.len)
+                      : NULL;
+    json_t *namej = json_is_string(name) ? json_incref((json_t *)name) : json_string("");
+    json_t *tc = idj && namej
+                     ? dp_openai_tool_call_json(idj, namej, json_object_get(fc, "args"), &args)
+                     : NULL;
+    json_decref(idj);
+    json_decref(namej);
     tg_buf_dispose(&id);
-    if (tc && index >= 0 && jset(tc, "index", json_integer(index)) != 0) {
+    tg_buf_dispose(&args);
+    if (tc && index >= 0 && dp_json_set(tc, "index", json_integer(index)) != 0) {
         json_decref(tc);
         return NULL;
     }
     /* Gemini 3 needs the signature back with the call: Google's OpenAI layer's place for it */
     const json_t *sig = json_object_get(part, "thoughtSignature");
     if (tc && json_is_string(sig) &&
-        jset(tc, "extra_content", json_pack("{s:{s:O}}", "google", "thought_signature", sig)) !=
-            0) {
+        dp_json_set(tc, "extra_content",
+                    json_pack("{s:{s:O}}", "google", "thought_signature", sig)) != 0) {
         json_decref(tc);
         return NULL;
     }
@@ -932,35 +840,18 @@ static json_t *choice_json(dp_stream_state_t *st, const json_t *cand, int64_t in
             const json_t *t = json_object_get(part, "text");
             rc = tg_buf_append(&st->scratch, json_string_value(t), json_string_length(t));
         } else if (json_is_object(json_object_get(part, "functionCall"))) {
-            rc = jpush(calls, tool_call_json(st, part, (*ncalls)++, -1));
+            rc = dp_json_push(calls, tool_call_json(st, part, (*ncalls)++, -1));
         }
     }
     bool have_calls = json_array_size(calls) > 0;
     const char *finish = finish_map(json_object_get(cand, "finishReason"), have_calls);
     if (!finish)
         finish = have_calls ? "tool_calls" : "stop";
-    json_t *content = st->scratch.len > 0 || !have_calls
-                          ? json_stringn(st->scratch.base ? st->scratch.base : "", st->scratch.len)
-                          : json_null();
-    json_t *msg = NULL;
-    if (rc == 0)
-        msg = json_pack("{s:s,s:o}", "role", "assistant", "content", content);
-    else
-        json_decref(content);
-    if (!msg) {
-        json_decref(calls);
-        return NULL;
-    }
-    if (have_calls)
-        rc = jset(msg, "tool_calls", calls);
-    else
-        json_decref(calls);
-    if (rc != 0) {
-        json_decref(msg);
-        return NULL;
-    }
-    return json_pack("{s:I,s:o,s:s}", "index", (json_int_t)index, "message", msg, "finish_reason",
-                     finish);
+    json_t *msg = rc == 0 ? dp_openai_message_json(st->scratch.base, st->scratch.len,
+                                                   st->scratch.len > 0 || !have_calls, calls)
+                          : NULL;
+    json_decref(calls);
+    return dp_openai_choice_json(index, msg, finish);
 }
 
 static int chat_response(dp_stream_state_t *st, const json_t *root, tg_buf_t *out)
@@ -976,39 +867,33 @@ static int chat_response(dp_stream_state_t *st, const json_t *root, tg_buf_t *ou
     {
         const json_t *ix = json_object_get(cand, "index");
         if (rc == 0)
-            rc = jpush(choices,
-                       choice_json(st, cand,
-                                   json_is_integer(ix) ? json_integer_value(ix) : (int64_t)i,
-                                   &ncalls));
+            rc = dp_json_push(choices,
+                              choice_json(st, cand,
+                                          json_is_integer(ix) ? json_integer_value(ix) : (int64_t)i,
+                                          &ncalls));
     }
     if (rc == 0 && json_array_size(choices) == 0) {
         /* the prompt itself was blocked (promptFeedback.blockReason): an answer, not an error */
         const json_t *block =
             json_object_get(json_object_get(root, "promptFeedback"), "blockReason");
-        rc = jpush(choices,
-                   json_pack("{s:i,s:{s:s,s:s},s:s}", "index", 0, "message", "role", "assistant",
-                             "content", "", "finish_reason", block ? "content_filter" : "stop"));
+        rc = dp_json_push(choices,
+                          dp_openai_choice_json(0, dp_openai_message_json("", 0, true, NULL),
+                                                block ? "content_filter" : "stop"));
     }
     const json_t *um = json_object_get(root, "usageMetadata");
     if (json_is_object(um))
         usage_read(&st->usage, um);
     json_t *res = NULL;
     if (rc == 0) {
-        res = json_pack("{s:s,s:s,s:I,s:s,s:O,s:o}", "id", id.base, "object", "chat.completion",
-                        "created", (json_int_t)st->created, "model", st->model ? st->model : "",
-                        "choices", choices, "usage", usage_json(&st->usage));
-        rc = res ? dp_json_append(out, res) : TG_ENOMEM;
+        res = dp_openai_completion_json(st, id.base, dp_stream_model(st), json_incref(choices));
+        rc = res ? dp_json_set(res, "usage", dp_openai_usage_json(&st->usage, true)) : TG_ENOMEM;
+        if (rc == 0)
+            rc = dp_json_append(out, res);
     }
     json_decref(res);
     json_decref(choices);
     tg_buf_dispose(&id);
     return rc;
-}
-
-/* The client asked for `encoding_format: "base64"` (the openai SDK's default). */
-static bool embed_base64(const dp_stream_state_t *st)
-{
-    return st->body && dp_embedding_wants_base64(st->body);
 }
 
 /* Gemini's batchEmbedContents reports no usage and response() does not see the request's
@@ -1020,40 +905,17 @@ static int embed_response(dp_stream_state_t *st, const json_t *root, tg_buf_t *o
     const json_t *embs = json_object_get(root, "embeddings");
     if (!json_is_array(embs))
         return TG_EUPSTREAM;
-    bool base64 = embed_base64(st);
     const json_t *um = json_object_get(root, "usageMetadata");
     if (json_is_object(um))
         usage_read(&st->usage, um);
-    size_t mark = out->len;
-    int rc = tg_buf_append(out, "{\"object\":\"list\",\"data\":[", 25);
-    size_t i;
-    const json_t *e;
-    json_array_foreach(embs, i, e)
-    {
-        if (rc == 0)
-            rc = tg_buf_appendf(out, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":",
-                                i > 0 ? "," : "", i);
-        if (rc == 0)
-            rc = dp_embedding_append(out, json_object_get(e, "values"), base64);
-        if (rc == 0)
-            rc = tg_buf_append(out, "}", 1);
-    }
-    const char *model = st->model ? st->model : "";
-    if (rc == 0)
-        rc = tg_buf_append(out, "],\"model\":", 10);
-    if (rc == 0)
-        rc = tg_buf_append_json_str(out, model, strlen(model));
-    if (rc == 0)
-        rc = tg_buf_appendf(out, ",\"usage\":{\"prompt_tokens\":%lld,\"total_tokens\":%lld}}",
-                            (long long)st->usage.prompt, (long long)st->usage.prompt);
-    if (rc != 0)
-        out->len = mark;
+    int rc = dp_embedding_list_append(out, st, embs, "values", st->usage.prompt);
     return rc == TG_EINVAL ? TG_EUPSTREAM : rc;
 }
 
 /* A Gemini error object {"code","message","status"} -> OpenAI's, keeping the message; the code
  * is Gemini's status name (RESOURCE_EXHAUSTED, ...). */
-static int error_append(tg_buf_t *out, int status, const json_t *e, const char *raw, size_t rawn)
+static int error_append(tg_buf_t *out, bool event, int status, const json_t *e, const char *raw,
+                        size_t rawn)
 {
     const json_t *msg = json_object_get(e, "message");
     const json_t *code = json_object_get(e, "status");
@@ -1073,8 +935,10 @@ static int error_append(tg_buf_t *out, int status, const json_t *e, const char *
         m = fallback;
         mn = strlen(fallback);
     }
-    return dp_openai_error_append(out, m, mn, dp_openai_error_type(status),
-                                  json_is_string(code) ? json_string_value(code) : NULL);
+    const char *type = dp_openai_error_type(status);
+    const char *c = json_is_string(code) ? json_string_value(code) : NULL;
+    return event ? dp_sse_append_error(out, m, mn, type, c)
+                 : dp_openai_error_append(out, m, mn, type, c);
 }
 
 /* Gemini's error bodies are {"error":{...}}, or a one-element array of that from the
@@ -1093,7 +957,7 @@ static int gemini_response(dp_stream_state_t *st, int status, const char *body, 
     json_t *root = n > 0 ? json_loadb(body, n, 0, NULL) : NULL;
     int rc;
     if (status < 200 || status >= 300) {
-        rc = error_append(out, status, error_object(root), body, n);
+        rc = error_append(out, false, status, error_object(root), body, n);
     } else if (!json_is_object(root)) {
         rc = TG_EUPSTREAM;
     } else if (st->endpoint == DP_EP_EMBEDDINGS) {
@@ -1143,34 +1007,21 @@ static gem_stream_t *gem_stream_get(dp_stream_state_t *st)
     return st->priv;
 }
 
-/* One chunk for choice idx; takes delta. */
-static int put_chunk(dp_stream_state_t *st, gem_stream_t *gs, int64_t idx, json_t *delta,
-                     const char *finish, tg_buf_t *out)
-{
-    json_t *ch = json_pack("{s:s,s:s,s:I,s:s,s:[{s:I,s:o,s:s?}]}", "id", gs->id.base, "object",
-                           "chat.completion.chunk", "created", (json_int_t)st->created, "model",
-                           st->model ? st->model : "", "choices", "index", (json_int_t)idx, "delta",
-                           delta, "finish_reason", finish);
-    int rc = ch ? dp_sse_append_json(out, NULL, ch) : TG_ENOMEM;
-    json_decref(ch);
-    return rc;
-}
-
 static int start_choice(dp_stream_state_t *st, gem_stream_t *gs, int64_t idx, tg_buf_t *out)
 {
     if (gs->ch[idx].started)
         return 0;
     gs->ch[idx].started = true;
-    return put_chunk(st, gs, idx, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL,
-                     out);
+    return dp_openai_chunk_role_append(out, st, gs->id.base, idx);
 }
 
 static int flush_text(dp_stream_state_t *st, gem_stream_t *gs, int64_t idx, tg_buf_t *out)
 {
     if (st->scratch.len == 0)
         return 0;
-    int rc = put_chunk(
-        st, gs, idx, json_pack("{s:s%}", "content", st->scratch.base, st->scratch.len), NULL, out);
+    int rc = dp_openai_chunk_append(
+        out, st, gs->id.base, idx,
+        json_pack("{s:s%}", "content", st->scratch.base, st->scratch.len), NULL);
     tg_buf_reset(&st->scratch);
     return rc;
 }
@@ -1198,7 +1049,8 @@ static int stream_candidate(dp_stream_state_t *st, gem_stream_t *gs, const json_
             rc = flush_text(st, gs, idx, out);
             json_t *tc = rc == 0 ? tool_call_json(st, part, gs->calls++, ch->ncalls++) : NULL;
             if (rc == 0)
-                rc = tc ? put_chunk(st, gs, idx, json_pack("{s:[o]}", "tool_calls", tc), NULL, out)
+                rc = tc ? dp_openai_chunk_append(out, st, gs->id.base, idx,
+                                                 json_pack("{s:[o]}", "tool_calls", tc), NULL)
                         : TG_ENOMEM;
             st->content_events++;
         }
@@ -1210,7 +1062,7 @@ static int stream_candidate(dp_stream_state_t *st, gem_stream_t *gs, const json_
     const char *finish = finish_map(json_object_get(cand, "finishReason"), ch->ncalls > 0);
     if (rc == 0 && finish) {
         ch->finished = true;
-        rc = put_chunk(st, gs, idx, json_object(), finish, out);
+        rc = dp_openai_chunk_append(out, st, gs->id.base, idx, json_object(), finish);
     }
     return rc;
 }
@@ -1229,14 +1081,7 @@ static int stream_response(feed_ctx_t *f, const json_t *r)
         return TG_EUPSTREAM;
     const json_t *e = json_object_get(r, "error");
     if (json_is_object(e)) {
-        size_t mark = f->out->len;
-        int rc = tg_buf_append(f->out, "data: ", 6);
-        if (rc == 0)
-            rc = error_append(f->out, 200, e, NULL, 0);
-        if (rc == 0)
-            rc = tg_buf_append(f->out, "\n\n", 2);
-        if (rc != 0)
-            f->out->len = mark;
+        int rc = error_append(f->out, true, 200, e, NULL, 0);
         gs->failed = true;
         return rc;
     }
@@ -1262,7 +1107,8 @@ static int stream_response(feed_ctx_t *f, const json_t *r)
         rc = start_choice(st, gs, 0, f->out);
         gs->ch[0].finished = true;
         if (rc == 0)
-            rc = put_chunk(st, gs, 0, json_object(), "content_filter", f->out);
+            rc =
+                dp_openai_chunk_append(f->out, st, gs->id.base, 0, json_object(), "content_filter");
     }
     /* every event carries usageMetadata, the early ones with the prompt only: until the answer
      * has finished it is not the provider's figure, and a stream cut before then is estimated */
@@ -1331,17 +1177,12 @@ static int gemini_stream_end(dp_stream_state_t *st, bool complete, tg_buf_t *out
         gem_choice_t *ch = &f.gs->ch[i];
         if (ch->started && !ch->finished) {
             ch->finished = true;
-            rc = put_chunk(st, f.gs, i, json_object(), ch->ncalls > 0 ? "tool_calls" : "stop", out);
+            rc = dp_openai_chunk_append(out, st, f.gs->id.base, i, json_object(),
+                                        ch->ncalls > 0 ? "tool_calls" : "stop");
         }
     }
-    if (rc == 0 && st->client_wants_usage) {
-        json_t *u =
-            json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}", "id", f.gs->id.base, "object",
-                      "chat.completion.chunk", "created", (json_int_t)st->created, "model",
-                      st->model ? st->model : "", "choices", "usage", usage_json(&st->usage));
-        rc = u ? dp_sse_append_json(out, NULL, u) : TG_ENOMEM;
-        json_decref(u);
-    }
+    if (rc == 0 && st->client_wants_usage)
+        rc = dp_openai_chunk_usage_append(out, st, f.gs->id.base, true);
     if (rc == 0)
         rc = dp_sse_append_done(st, out);
     return rc;

@@ -4,6 +4,9 @@
  * and runs on its loop thread. */
 #include "messages.h"
 
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,31 +25,9 @@ static int error_from_openai(int status, const char *body, size_t n, tg_buf_t *o
 
 /* ---- small JSON helpers ---- */
 
-static bool str_is(const json_t *v, const char *lit)
-{
-    return json_is_string(v) &&
-           tg_mem_eq(json_string_value(v), json_string_length(v), lit, strlen(lit));
-}
-
 static bool nonempty_str(const json_t *v)
 {
     return json_is_string(v) && json_string_length(v) > 0;
-}
-
-/* json_object_set_new / json_array_append_new with TG_ENOMEM (both steal v, NULL included). */
-static int set_new(json_t *o, const char *k, json_t *v)
-{
-    return json_object_set_new(o, k, v) == 0 ? 0 : TG_ENOMEM;
-}
-
-static int push_new(json_t *a, json_t *v)
-{
-    return json_array_append_new(a, v) == 0 ? 0 : TG_ENOMEM;
-}
-
-static int put(tg_buf_t *out, const char *lit)
-{
-    return tg_buf_append(out, lit, strlen(lit));
 }
 
 static json_t *buf_string(const tg_buf_t *b)
@@ -74,6 +55,21 @@ static int bad(tg_err_t *err, const char *path, const char *msg)
     return TG_EINVAL;
 }
 
+static int bad_at(tg_err_t *err, const char *msg, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* bad() for the path fmt formats; a long path is cut short. */
+static int bad_at(tg_err_t *err, const char *msg, const char *fmt, ...)
+{
+    char path[160];
+    va_list ap;
+    va_start(ap, fmt);
+    if (vsnprintf(path, sizeof(path), fmt, ap) < 0)
+        path[0] = '\0';
+    va_end(ap);
+    return bad(err, path, msg);
+}
+
 /* Jansson and buffer failures are out of memory (or a part past MAX_PART_BYTES). */
 static int failed(tg_err_t *err, int rc)
 {
@@ -84,46 +80,43 @@ static int failed(tg_err_t *err, int rc)
     return rc;
 }
 
+/* Appends data:<media type>;base64,<data> (two JSON strings). */
+static int data_url_append(tg_buf_t *url, const json_t *mt, const json_t *data)
+{
+    int rc = tg_buf_append(url, "data:", 5);
+    if (rc == 0)
+        rc = tg_buf_append(url, json_string_value(mt), json_string_length(mt));
+    if (rc == 0)
+        rc = tg_buf_append(url, ";base64,", 8);
+    if (rc == 0)
+        rc = tg_buf_append(url, json_string_value(data), json_string_length(data));
+    return rc;
+}
+
 /* An image block's source -> an OpenAI image_url part. */
 static int image_part(const json_t *blk, const char *path, json_t **part, tg_err_t *err)
 {
-    char p[160];
     const json_t *src = json_object_get(blk, "source");
-    if (!json_is_object(src)) {
-        if (snprintf(p, sizeof(p), "%s.source", path) < 0)
-            p[0] = '\0';
-        return bad(err, p, "field required (an object)");
-    }
+    if (!json_is_object(src))
+        return bad_at(err, "field required (an object)", "%s.source", path);
     const json_t *type = json_object_get(src, "type");
     tg_buf_t url = TG_BUF_INIT(MAX_PART_BYTES);
     int rc = 0;
-    if (str_is(type, "base64")) {
+    if (dp_json_str_eq(type, "base64")) {
         const json_t *mt = json_object_get(src, "media_type");
         const json_t *data = json_object_get(src, "data");
-        if (!nonempty_str(mt) || !json_is_string(data)) {
-            if (snprintf(p, sizeof(p), "%s.source", path) < 0)
-                p[0] = '\0';
-            return bad(err, p, "a base64 source needs media_type and data strings");
-        }
-        rc = tg_buf_append(&url, "data:", 5);
-        if (rc == 0)
-            rc = tg_buf_append(&url, json_string_value(mt), json_string_length(mt));
-        if (rc == 0)
-            rc = tg_buf_append(&url, ";base64,", 8);
-        if (rc == 0)
-            rc = tg_buf_append(&url, json_string_value(data), json_string_length(data));
-    } else if (str_is(type, "url")) {
+        if (!nonempty_str(mt) || !json_is_string(data))
+            return bad_at(err, "a base64 source needs media_type and data strings", "%s.source",
+                          path);
+        rc = data_url_append(&url, mt, data);
+    } else if (dp_json_str_eq(type, "url")) {
         const json_t *u = json_object_get(src, "url");
-        if (!nonempty_str(u)) {
-            if (snprintf(p, sizeof(p), "%s.source.url", path) < 0)
-                p[0] = '\0';
-            return bad(err, p, "field required (a string)");
-        }
+        if (!nonempty_str(u))
+            return bad_at(err, "field required (a string)", "%s.source.url", path);
         rc = tg_buf_append(&url, json_string_value(u), json_string_length(u));
     } else {
-        if (snprintf(p, sizeof(p), "%s.source.type", path) < 0)
-            p[0] = '\0';
-        return bad(err, p, "must be \"base64\" or \"url\" (files cannot be translated)");
+        return bad_at(err, "must be \"base64\" or \"url\" (files cannot be translated)",
+                      "%s.source.type", path);
     }
     if (rc == 0) {
         *part =
@@ -137,28 +130,18 @@ static int image_part(const json_t *blk, const char *path, json_t **part, tg_err
 /* A document block: a base64 PDF becomes an OpenAI file part, plain text a text part. */
 static int document_part(const json_t *blk, const char *path, json_t **part, tg_err_t *err)
 {
-    char p[160];
     const json_t *src = json_object_get(blk, "source");
     const json_t *type = json_object_get(src, "type");
     const json_t *data = json_object_get(src, "data");
-    if (str_is(type, "text") && json_is_string(data)) {
+    if (dp_json_str_eq(type, "text") && json_is_string(data)) {
         *part = json_pack("{s:s,s:O}", "type", "text", "text", data);
         return *part ? 0 : failed(err, TG_ENOMEM);
     }
     const json_t *mt = json_object_get(src, "media_type");
-    if (!str_is(type, "base64") || !nonempty_str(mt) || !json_is_string(data)) {
-        if (snprintf(p, sizeof(p), "%s.source", path) < 0)
-            p[0] = '\0';
-        return bad(err, p, "only base64 and text documents can be translated");
-    }
+    if (!dp_json_str_eq(type, "base64") || !nonempty_str(mt) || !json_is_string(data))
+        return bad_at(err, "only base64 and text documents can be translated", "%s.source", path);
     tg_buf_t url = TG_BUF_INIT(MAX_PART_BYTES);
-    int rc = tg_buf_append(&url, "data:", 5);
-    if (rc == 0)
-        rc = tg_buf_append(&url, json_string_value(mt), json_string_length(mt));
-    if (rc == 0)
-        rc = tg_buf_append(&url, ";base64,", 8);
-    if (rc == 0)
-        rc = tg_buf_append(&url, json_string_value(data), json_string_length(data));
+    int rc = data_url_append(&url, mt, data);
     json_t *file = rc == 0 ? json_pack("{s:o}", "file_data", buf_string(&url)) : NULL;
     tg_buf_dispose(&url);
     const json_t *title = json_object_get(blk, "title");
@@ -177,18 +160,12 @@ static int tool_result(const json_t *blk, const char *path, json_t *msgs, json_t
 {
     char p[160];
     const json_t *id = json_object_get(blk, "tool_use_id");
-    if (!nonempty_str(id)) {
-        if (snprintf(p, sizeof(p), "%s.tool_use_id", path) < 0)
-            p[0] = '\0';
-        return bad(err, p, "field required (a string)");
-    }
+    if (!nonempty_str(id))
+        return bad_at(err, "field required (a string)", "%s.tool_use_id", path);
     const json_t *content = json_object_get(blk, "content");
     const json_t *is_error = json_object_get(blk, "is_error");
-    if (is_error && !json_is_null(is_error) && !json_is_boolean(is_error)) {
-        if (snprintf(p, sizeof(p), "%s.is_error", path) < 0)
-            p[0] = '\0';
-        return bad(err, p, "must be a boolean");
-    }
+    if (is_error && !json_is_null(is_error) && !json_is_boolean(is_error))
+        return bad_at(err, "must be a boolean", "%s.is_error", path);
     tg_buf_t text = TG_BUF_INIT(MAX_PART_BYTES);
     bool any = false;
     int rc = 0;
@@ -212,35 +189,30 @@ static int tool_result(const json_t *blk, const char *path, json_t *msgs, json_t
             const json_t *t = json_object_get(b, "text");
             if (rc != 0)
                 break;
-            if (str_is(type, "text") && json_is_string(t)) {
+            if (dp_json_str_eq(type, "text") && json_is_string(t)) {
                 rc = join_append(&text, &any, first && is_err ? ": " : "\n", t);
                 first = false;
-            } else if (str_is(type, "image")) {
+            } else if (dp_json_str_eq(type, "image")) {
                 json_t *img = NULL;
-                if (snprintf(p, sizeof(p), "%s.content.%zu", path, k) <
-                    0) /* a long path is cut short */
+                if (snprintf(p, sizeof(p), "%s.content.%zu", path, k) < 0)
                     p[0] = '\0';
                 rc = image_part(b, p, &img, err);
                 if (rc != 0) {
                     tg_buf_dispose(&text);
                     return rc;
                 }
-                rc = push_new(parts, img);
+                rc = dp_json_push(parts, img);
             } else {
-                if (snprintf(p, sizeof(p), "%s.content.%zu", path, k) <
-                    0) /* a long path is cut short */
-                    p[0] = '\0';
                 tg_buf_dispose(&text);
-                return bad(err, p,
-                           "a tool result may hold text (with a \"text\" string) and "
-                           "image blocks only");
+                return bad_at(err,
+                              "a tool result may hold text (with a \"text\" string) and "
+                              "image blocks only",
+                              "%s.content.%zu", path, k);
             }
         }
     } else if (content && !json_is_null(content)) {
-        if (snprintf(p, sizeof(p), "%s.content", path) < 0)
-            p[0] = '\0';
         tg_buf_dispose(&text);
-        return bad(err, p, "must be a string or an array of content blocks");
+        return bad_at(err, "must be a string or an array of content blocks", "%s.content", path);
     }
     json_t *m = NULL;
     if (rc == 0)
@@ -248,7 +220,7 @@ static int tool_result(const json_t *blk, const char *path, json_t *msgs, json_t
                       buf_string(&text));
     tg_buf_dispose(&text);
     if (rc == 0)
-        rc = m ? push_new(msgs, m) : TG_ENOMEM;
+        rc = m ? dp_json_push(msgs, m) : TG_ENOMEM;
     return rc == 0 ? 0 : failed(err, rc);
 }
 
@@ -274,38 +246,33 @@ static int user_message(const json_t *content, const char *path, json_t *msgs, t
         json_t *part = NULL;
         if (!json_is_object(blk) || !json_is_string(type)) {
             rc = bad(err, p, "a content block must be an object with a \"type\"");
-        } else if (str_is(type, "text")) {
+        } else if (dp_json_str_eq(type, "text")) {
             const json_t *t = json_object_get(blk, "text");
             if (!json_is_string(t)) {
-                if (snprintf(p, sizeof(p), "%s.%zu.text", path, j) <
-                    0) /* a long path is cut short */
-                    p[0] = '\0';
-                rc = bad(err, p, "field required (a string)");
+                rc = bad_at(err, "field required (a string)", "%s.%zu.text", path, j);
             } else {
                 part = json_pack("{s:s,s:O}", "type", "text", "text", t);
-                rc = part ? push_new(parts, part) : failed(err, TG_ENOMEM);
+                rc = part ? dp_json_push(parts, part) : failed(err, TG_ENOMEM);
             }
-        } else if (str_is(type, "image")) {
+        } else if (dp_json_str_eq(type, "image")) {
             rc = image_part(blk, p, &part, err);
             if (rc == 0)
-                rc = push_new(parts, part) == 0 ? 0 : failed(err, TG_ENOMEM);
-        } else if (str_is(type, "document")) {
+                rc = dp_json_push(parts, part) == 0 ? 0 : failed(err, TG_ENOMEM);
+        } else if (dp_json_str_eq(type, "document")) {
             rc = document_part(blk, p, &part, err);
             if (rc == 0)
-                rc = push_new(parts, part) == 0 ? 0 : failed(err, TG_ENOMEM);
-        } else if (str_is(type, "tool_result")) {
+                rc = dp_json_push(parts, part) == 0 ? 0 : failed(err, TG_ENOMEM);
+        } else if (dp_json_str_eq(type, "tool_result")) {
             rc = tool_result(blk, p, msgs, parts, err);
             had_results = true;
-        } else if (str_is(type, "thinking") || str_is(type, "redacted_thinking")) {
+        } else if (dp_json_str_eq(type, "thinking") || dp_json_str_eq(type, "redacted_thinking")) {
             continue; /* the provider cannot verify Anthropic's signatures */
-        } else if (str_is(type, "tool_use")) {
-            if (snprintf(p, sizeof(p), "%s.%zu.type", path, j) < 0)
-                p[0] = '\0';
-            rc = bad(err, p, "tool_use blocks belong in assistant messages");
+        } else if (dp_json_str_eq(type, "tool_use")) {
+            rc =
+                bad_at(err, "tool_use blocks belong in assistant messages", "%s.%zu.type", path, j);
         } else {
-            if (snprintf(p, sizeof(p), "%s.%zu.type", path, j) < 0)
-                p[0] = '\0';
-            rc = bad(err, p, "this content block type cannot be translated for this provider");
+            rc = bad_at(err, "this content block type cannot be translated for this provider",
+                        "%s.%zu.type", path, j);
         }
         if (rc != 0)
             break;
@@ -314,7 +281,7 @@ static int user_message(const json_t *content, const char *path, json_t *msgs, t
     json_t *part;
     json_array_foreach(parts, k, part)
     {
-        if (!str_is(json_object_get(part, "type"), "text"))
+        if (!dp_json_str_eq(json_object_get(part, "type"), "text"))
             only_text = false;
     }
     json_t *m = NULL;
@@ -334,7 +301,7 @@ static int user_message(const json_t *content, const char *path, json_t *msgs, t
             m = json_pack("{s:s,s:O}", "role", "user", "content", parts);
         }
         if (rc == 0)
-            rc = m ? push_new(msgs, m) : TG_ENOMEM;
+            rc = m ? dp_json_push(msgs, m) : TG_ENOMEM;
         if (rc != 0)
             rc = failed(err, rc);
     }
@@ -345,32 +312,19 @@ static int user_message(const json_t *content, const char *path, json_t *msgs, t
 /* One tool_use block -> an OpenAI tool call with the input as JSON text. */
 static int tool_call(const json_t *blk, const char *path, json_t *calls, tg_err_t *err)
 {
-    char p[160];
     const json_t *id = json_object_get(blk, "id");
     const json_t *name = json_object_get(blk, "name");
     const json_t *input = json_object_get(blk, "input");
-    if (!nonempty_str(id)) {
-        if (snprintf(p, sizeof(p), "%s.id", path) < 0)
-            p[0] = '\0';
-        return bad(err, p, "field required (a string)");
-    }
-    if (!nonempty_str(name)) {
-        if (snprintf(p, sizeof(p), "%s.name", path) < 0)
-            p[0] = '\0';
-        return bad(err, p, "field required (a string)");
-    }
-    if (input && !json_is_object(input)) {
-        if (snprintf(p, sizeof(p), "%s.input", path) < 0)
-            p[0] = '\0';
-        return bad(err, p, "must be an object");
-    }
-    char *args = input ? json_dumps(input, JSON_COMPACT) : NULL;
-    if (input && !args)
-        return failed(err, TG_ENOMEM);
-    json_t *c = json_pack("{s:O,s:s,s:{s:O,s:s}}", "id", id, "type", "function", "function", "name",
-                          name, "arguments", args ? args : "{}");
-    free(args);
-    return c && push_new(calls, c) == 0 ? 0 : failed(err, TG_ENOMEM);
+    if (!nonempty_str(id))
+        return bad_at(err, "field required (a string)", "%s.id", path);
+    if (!nonempty_str(name))
+        return bad_at(err, "field required (a string)", "%s.name", path);
+    if (input && !json_is_object(input))
+        return bad_at(err, "must be an object", "%s.input", path);
+    tg_buf_t args = TG_BUF_INIT(SIZE_MAX);
+    json_t *c = dp_openai_tool_call_json(id, name, input, &args);
+    tg_buf_dispose(&args);
+    return c && dp_json_push(calls, c) == 0 ? 0 : failed(err, TG_ENOMEM);
 }
 
 /* An assistant message: its text as content, its tool_use blocks as tool_calls. */
@@ -392,25 +346,22 @@ static int assistant_message(const json_t *content, const char *path, json_t *ms
         const json_t *type = json_object_get(blk, "type");
         if (!json_is_object(blk) || !json_is_string(type)) {
             rc = bad(err, p, "a content block must be an object with a \"type\"");
-        } else if (str_is(type, "text")) {
+        } else if (dp_json_str_eq(type, "text")) {
             const json_t *t = json_object_get(blk, "text");
             if (!json_is_string(t)) {
-                if (snprintf(p, sizeof(p), "%s.%zu.text", path, j) <
-                    0) /* a long path is cut short */
-                    p[0] = '\0';
-                rc = bad(err, p, "field required (a string)");
+                rc = bad_at(err, "field required (a string)", "%s.%zu.text", path, j);
             } else if (json_string_length(t) > 0 && join_append(&text, &any, "\n", t) != 0) {
                 rc = failed(err, TG_ENOMEM);
             }
-        } else if (str_is(type, "tool_use")) {
+        } else if (dp_json_str_eq(type, "tool_use")) {
             rc = tool_call(blk, p, calls, err);
-        } else if (str_is(type, "thinking") || str_is(type, "redacted_thinking") ||
-                   str_is(type, "server_tool_use") || str_is(type, "web_search_tool_result")) {
+        } else if (dp_json_str_eq(type, "thinking") || dp_json_str_eq(type, "redacted_thinking") ||
+                   dp_json_str_eq(type, "server_tool_use") ||
+                   dp_json_str_eq(type, "web_search_tool_result")) {
             continue; /* Anthropic-only blocks: nothing the provider can read */
         } else {
-            if (snprintf(p, sizeof(p), "%s.%zu.type", path, j) < 0)
-                p[0] = '\0';
-            rc = bad(err, p, "this content block type cannot appear in an assistant message");
+            rc = bad_at(err, "this content block type cannot appear in an assistant message",
+                        "%s.%zu.type", path, j);
         }
     }
     if (rc == 0 && (any || json_array_size(calls) > 0)) {
@@ -420,7 +371,7 @@ static int assistant_message(const json_t *content, const char *path, json_t *ms
             json_decref(m);
             m = NULL;
         }
-        if (!m || push_new(msgs, m) != 0)
+        if (!m || dp_json_push(msgs, m) != 0)
             rc = failed(err, TG_ENOMEM);
     }
     json_decref(calls);
@@ -441,23 +392,17 @@ static int add_messages(const json_t *a, json_t *msgs, tg_err_t *err)
         const json_t *role = json_object_get(m, "role");
         const json_t *content = json_object_get(m, "content");
         int rc = 0;
-        if (!json_is_object(m)) {
-            if (snprintf(p, sizeof(p), "messages.%zu", i) < 0)
-                p[0] = '\0';
-            return bad(err, p, "must be an object");
-        }
-        bool user = str_is(role, "user");
-        if (!user && !str_is(role, "assistant")) {
-            if (snprintf(p, sizeof(p), "messages.%zu.role", i) < 0)
-                p[0] = '\0';
-            return bad(err, p, "must be \"user\" or \"assistant\"");
-        }
+        if (!json_is_object(m))
+            return bad_at(err, "must be an object", "messages.%zu", i);
+        bool user = dp_json_str_eq(role, "user");
+        if (!user && !dp_json_str_eq(role, "assistant"))
+            return bad_at(err, "must be \"user\" or \"assistant\"", "messages.%zu.role", i);
         if (snprintf(p, sizeof(p), "messages.%zu.content", i) < 0)
             p[0] = '\0';
         if (json_is_string(content)) {
             json_t *om =
                 json_pack("{s:s,s:O}", "role", user ? "user" : "assistant", "content", content);
-            rc = om && push_new(msgs, om) == 0 ? 0 : failed(err, TG_ENOMEM);
+            rc = om && dp_json_push(msgs, om) == 0 ? 0 : failed(err, TG_ENOMEM);
         } else if (json_is_array(content)) {
             rc = user ? user_message(content, p, msgs, err)
                       : assistant_message(content, p, msgs, err);
@@ -474,7 +419,6 @@ static int add_messages(const json_t *a, json_t *msgs, tg_err_t *err)
  * chat templates accept no other). */
 static int add_system(const json_t *a, json_t *msgs, tg_err_t *err)
 {
-    char p[64];
     const json_t *sys = json_object_get(a, "system");
     if (!sys || json_is_null(sys))
         return 0;
@@ -490,10 +434,8 @@ static int add_system(const json_t *a, json_t *msgs, tg_err_t *err)
         json_array_foreach(sys, i, b)
         {
             const json_t *t = json_object_get(b, "text");
-            if (!str_is(json_object_get(b, "type"), "text") || !json_is_string(t)) {
-                if (snprintf(p, sizeof(p), "system.%zu", i) < 0)
-                    p[0] = '\0';
-                rc = bad(err, p, "must be a text block with a \"text\" string");
+            if (!dp_json_str_eq(json_object_get(b, "type"), "text") || !json_is_string(t)) {
+                rc = bad_at(err, "must be a text block with a \"text\" string", "system.%zu", i);
                 break;
             }
             if (json_string_length(t) > 0 && join_append(&text, &any, "\n\n", t) != 0) {
@@ -506,7 +448,7 @@ static int add_system(const json_t *a, json_t *msgs, tg_err_t *err)
     }
     if (rc == 0 && any) {
         json_t *m = json_pack("{s:s,s:o}", "role", "system", "content", buf_string(&text));
-        rc = m && push_new(msgs, m) == 0 ? 0 : failed(err, TG_ENOMEM);
+        rc = m && dp_json_push(msgs, m) == 0 ? 0 : failed(err, TG_ENOMEM);
     }
     tg_buf_dispose(&text);
     return rc;
@@ -516,7 +458,6 @@ static int add_system(const json_t *a, json_t *msgs, tg_err_t *err)
  * and tool_choice. */
 static int add_tools(const json_t *a, json_t *oa, tg_err_t *err)
 {
-    char p[64];
     const json_t *tools = json_object_get(a, "tools");
     if (tools && !json_is_null(tools) && !json_is_array(tools))
         return bad(err, "tools", "must be an array");
@@ -530,40 +471,30 @@ static int add_tools(const json_t *a, json_t *oa, tg_err_t *err)
     {
         const json_t *type = json_object_get(t, "type");
         if (!json_is_object(t)) {
-            if (snprintf(p, sizeof(p), "tools.%zu", i) < 0)
-                p[0] = '\0';
-            rc = bad(err, p, "must be an object");
+            rc = bad_at(err, "must be an object", "tools.%zu", i);
             break;
         }
-        if (type && !json_is_null(type) && !str_is(type, "custom"))
+        if (type && !json_is_null(type) && !dp_json_str_eq(type, "custom"))
             continue;
         const json_t *name = json_object_get(t, "name");
         const json_t *desc = json_object_get(t, "description");
         const json_t *schema = json_object_get(t, "input_schema");
         if (!nonempty_str(name)) {
-            if (snprintf(p, sizeof(p), "tools.%zu.name", i) < 0)
-                p[0] = '\0';
-            rc = bad(err, p, "field required (a string)");
+            rc = bad_at(err, "field required (a string)", "tools.%zu.name", i);
             break;
         }
         if (!json_is_object(schema)) {
-            if (snprintf(p, sizeof(p), "tools.%zu.input_schema", i) <
-                0) /* a long path is cut short */
-                p[0] = '\0';
-            rc = bad(err, p, "field required (a JSON schema object)");
+            rc = bad_at(err, "field required (a JSON schema object)", "tools.%zu.input_schema", i);
             break;
         }
         if (desc && !json_is_null(desc) && !json_is_string(desc)) {
-            if (snprintf(p, sizeof(p), "tools.%zu.description", i) <
-                0) /* a long path is cut short */
-                p[0] = '\0';
-            rc = bad(err, p, "must be a string");
+            rc = bad_at(err, "must be a string", "tools.%zu.description", i);
             break;
         }
         json_t *fn = json_pack("{s:O,s:O*,s:O}", "name", name, "description",
                                json_is_string(desc) ? desc : NULL, "parameters", schema);
         json_t *ot = fn ? json_pack("{s:s,s:o}", "type", "function", "function", fn) : NULL;
-        if (!ot || push_new(out, ot) != 0) {
+        if (!ot || dp_json_push(out, ot) != 0) {
             rc = failed(err, TG_ENOMEM);
             break;
         }
@@ -578,13 +509,13 @@ static int add_tools(const json_t *a, json_t *oa, tg_err_t *err)
             rc = bad(err, "tool_choice", "must be an object with a \"type\"");
         } else if (dp && !json_is_null(dp) && !json_is_boolean(dp)) {
             rc = bad(err, "tool_choice.disable_parallel_tool_use", "must be a boolean");
-        } else if (str_is(type, "auto")) {
+        } else if (dp_json_str_eq(type, "auto")) {
             choice = json_string("auto");
-        } else if (str_is(type, "any")) {
+        } else if (dp_json_str_eq(type, "any")) {
             choice = json_string("required");
-        } else if (str_is(type, "none")) {
+        } else if (dp_json_str_eq(type, "none")) {
             choice = json_string("none");
-        } else if (str_is(type, "tool")) {
+        } else if (dp_json_str_eq(type, "tool")) {
             const json_t *name = json_object_get(tc, "name");
             if (!nonempty_str(name))
                 rc = bad(err, "tool_choice.name", "field required (a string)");
@@ -599,11 +530,11 @@ static int add_tools(const json_t *a, json_t *oa, tg_err_t *err)
     }
     /* OpenAI refuses tool_choice without tools */
     if (rc == 0 && json_array_size(out) > 0) {
-        rc = set_new(oa, "tools", json_incref(out));
+        rc = dp_json_set(oa, "tools", json_incref(out));
         if (rc == 0 && choice)
-            rc = set_new(oa, "tool_choice", json_incref(choice));
+            rc = dp_json_set(oa, "tool_choice", json_incref(choice));
         if (rc == 0 && no_parallel)
-            rc = set_new(oa, "parallel_tool_calls", json_false());
+            rc = dp_json_set(oa, "parallel_tool_calls", json_false());
         if (rc != 0)
             rc = failed(err, rc);
     }
@@ -619,12 +550,12 @@ static int add_params(const json_t *a, json_t *oa, tg_err_t *err)
     const json_t *v = json_object_get(a, "model");
     int rc = 0;
     if (json_is_string(v))
-        rc = set_new(oa, "model", json_incref((json_t *)v));
+        rc = dp_json_set(oa, "model", json_incref((json_t *)v));
     v = json_object_get(a, "max_tokens");
     if (rc == 0 && v && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 1)
             return bad(err, "max_tokens", "must be a positive integer");
-        rc = set_new(oa, "max_tokens", json_incref((json_t *)v));
+        rc = dp_json_set(oa, "max_tokens", json_incref((json_t *)v));
     }
     static const char *const nums[] = {"temperature", "top_p"};
     for (size_t i = 0; rc == 0 && i < sizeof(nums) / sizeof(nums[0]); i++) {
@@ -633,7 +564,7 @@ static int add_params(const json_t *a, json_t *oa, tg_err_t *err)
             continue;
         if (!json_is_number(v))
             return bad(err, nums[i], "must be a number");
-        rc = set_new(oa, nums[i], json_incref((json_t *)v));
+        rc = dp_json_set(oa, nums[i], json_incref((json_t *)v));
     }
     v = json_object_get(a, "stop_sequences");
     if (rc == 0 && v && !json_is_null(v)) {
@@ -647,16 +578,16 @@ static int add_params(const json_t *a, json_t *oa, tg_err_t *err)
                 return bad(err, "stop_sequences", "must be an array of strings");
         }
         if (json_array_size(v) > 0)
-            rc = set_new(oa, "stop", json_deep_copy(v));
+            rc = dp_json_set(oa, "stop", json_deep_copy(v));
     }
     v = json_object_get(a, "stream");
     if (rc == 0 && v && !json_is_null(v)) {
         if (!json_is_boolean(v))
             return bad(err, "stream", "must be a boolean");
-        rc = set_new(oa, "stream", json_incref((json_t *)v));
+        rc = dp_json_set(oa, "stream", json_incref((json_t *)v));
         /* Anthropic's message_delta carries the usage: ask for OpenAI's usage chunk */
         if (rc == 0 && json_is_true(v))
-            rc = set_new(oa, "stream_options", json_pack("{s:b}", "include_usage", 1));
+            rc = dp_json_set(oa, "stream_options", json_pack("{s:b}", "include_usage", 1));
     }
     v = json_object_get(a, "metadata");
     if (rc == 0 && v && !json_is_null(v)) {
@@ -666,7 +597,7 @@ static int add_params(const json_t *a, json_t *oa, tg_err_t *err)
         if (u && !json_is_null(u) && !json_is_string(u))
             return bad(err, "metadata.user_id", "must be a string");
         if (nonempty_str(u))
-            rc = set_new(oa, "user", json_incref((json_t *)u));
+            rc = dp_json_set(oa, "user", json_incref((json_t *)u));
     }
     return rc == 0 ? 0 : failed(err, rc);
 }
@@ -687,7 +618,7 @@ int dp_msgs_request_to_openai(const json_t *anthropic, json_t **out, tg_err_t *e
         rc = add_messages(anthropic, msgs, err);
     if (rc == 0)
         rc = add_tools(anthropic, oa, err);
-    if (rc == 0 && set_new(oa, "messages", json_incref(msgs)) != 0)
+    if (rc == 0 && dp_json_set(oa, "messages", json_incref(msgs)) != 0)
         rc = failed(err, TG_ENOMEM);
     json_decref(msgs);
     if (rc != 0) {
@@ -727,11 +658,7 @@ static int usage_append(tg_buf_t *out, const dp_usage_t *u)
 /* Tool arguments as an input object; what does not parse to an object is {}. */
 static json_t *tool_input(const json_t *args)
 {
-    json_t *in = NULL;
-    if (json_is_object(args))
-        return json_incref((json_t *)args);
-    if (json_is_string(args))
-        in = json_loadb(json_string_value(args), json_string_length(args), 0, NULL);
+    json_t *in = dp_tool_args_parse(args);
     if (json_is_object(in))
         return in;
     json_decref(in);
@@ -743,7 +670,7 @@ static int text_block(json_t *content, const json_t *text)
     if (!json_is_string(text) || json_string_length(text) == 0)
         return 0;
     json_t *b = json_pack("{s:s,s:O}", "type", "text", "text", text);
-    return b ? push_new(content, b) : TG_ENOMEM;
+    return b ? dp_json_push(content, b) : TG_ENOMEM;
 }
 
 /* The blocks of choices[0].message: text (string or text parts, else the refusal), then the
@@ -784,7 +711,7 @@ static int message_content(const json_t *msg, const char *msg_id, json_t *conten
                       json_is_string(name) ? json_incref((json_t *)name) : json_string(""), "input",
                       tool_input(json_object_get(fn, "arguments")));
         if (rc == 0)
-            rc = b ? push_new(content, b) : TG_ENOMEM;
+            rc = b ? dp_json_push(content, b) : TG_ENOMEM;
         else
             json_decref(b);
     }
@@ -824,7 +751,7 @@ int dp_msgs_response_from_openai(int status, const char *body, size_t n, const c
     const json_t *b;
     json_array_foreach(content, i, b)
     {
-        if (str_is(json_object_get(b, "type"), "tool_use"))
+        if (dp_json_str_eq(json_object_get(b, "type"), "tool_use"))
             has_tools = true;
     }
     const json_t *fr = json_object_get(choice, "finish_reason");
@@ -835,15 +762,15 @@ int dp_msgs_response_from_openai(int status, const char *body, size_t n, const c
     (void)dp_usage_from_json(&u, json_object_get(root, "usage"));
     size_t mark = out->len;
     if (rc == 0)
-        rc = put(out, "{\"id\":");
+        rc = dp_str_append(out, "{\"id\":");
     if (rc == 0)
         rc = tg_buf_append_json_str(out, mid.base, mid.len - 1);
     if (rc == 0)
-        rc = put(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+        rc = dp_str_append(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
     if (rc == 0)
         rc = tg_buf_append_json_str(out, model ? model : "", model ? strlen(model) : 0);
     if (rc == 0)
-        rc = put(out, ",\"content\":");
+        rc = dp_str_append(out, ",\"content\":");
     if (rc == 0)
         rc = dp_json_append(out, content);
     if (rc == 0)
@@ -851,7 +778,7 @@ int dp_msgs_response_from_openai(int status, const char *body, size_t n, const c
     if (rc == 0)
         rc = usage_append(out, &u);
     if (rc == 0)
-        rc = put(out, "}");
+        rc = dp_str_append(out, "}");
     if (rc != 0)
         out->len = mark;
     tg_buf_dispose(&mid);
@@ -875,8 +802,7 @@ static int error_from_openai(int status, const char *body, size_t n, tg_buf_t *o
     } else {
         json_t *raw = !root && n > 0 && n <= 1024 ? json_stringn(body, n) : NULL;
         char msg[64];
-        if (snprintf(msg, sizeof(msg), "the provider answered with status %d", status) <
-            0) /* a long path is cut short */
+        if (snprintf(msg, sizeof(msg), "the provider answered with status %d", status) < 0)
             msg[0] = '\0';
         rc =
             raw ? dp_msgs_error_append(out, status, json_string_value(raw), json_string_length(raw))
@@ -1026,19 +952,20 @@ static int emit_message_start(dp_msgs_stream_t *s, tg_buf_t *out)
     s->started = true;
     int rc = ev_begin(out, "message_start");
     if (rc == 0)
-        rc = put(out, ",\"message\":{\"id\":");
+        rc = dp_str_append(out, ",\"message\":{\"id\":");
     if (rc == 0)
         rc = tg_buf_append_json_str(out, s->msg_id, strlen(s->msg_id));
     if (rc == 0)
-        rc = put(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+        rc = dp_str_append(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
     if (rc == 0)
         rc = tg_buf_append_json_str(out, s->model, strlen(s->model));
     if (rc == 0)
-        rc = put(out, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":");
+        rc = dp_str_append(
+            out, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":");
     if (rc == 0) /* zeros unless the first chunk already carried usage */
         rc = usage_append(out, &s->usage);
     if (rc == 0)
-        rc = put(out, "}");
+        rc = dp_str_append(out, "}");
     return rc == 0 ? ev_end(out) : rc;
 }
 
@@ -1052,7 +979,7 @@ static int emit_delta(dp_msgs_stream_t *s, const char *kind, const char *field, 
     if (rc == 0)
         rc = tg_buf_append_json_str(out, p, n);
     if (rc == 0)
-        rc = put(out, "}");
+        rc = dp_str_append(out, "}");
     return rc == 0 ? ev_end(out) : rc;
 }
 
@@ -1092,8 +1019,7 @@ static int tool_start(dp_msgs_stream_t *s, size_t i, tg_buf_t *out)
     t->block = s->open_block;
     if (!t->id) { /* the upstream gave none: one the client can send back */
         char id[192];
-        if (snprintf(id, sizeof(id), "toolu_%s_%lld", s->request_id, (long long)t->block) <
-            0) /* a long path is cut short */
+        if (snprintf(id, sizeof(id), "toolu_%s_%lld", s->request_id, (long long)t->block) < 0)
             id[0] = '\0';
         t->id = json_string(id);
         if (!t->id)
@@ -1106,13 +1032,13 @@ static int tool_start(dp_msgs_stream_t *s, size_t i, tg_buf_t *out)
     if (rc == 0)
         rc = tg_buf_append_json_str(out, json_string_value(t->id), json_string_length(t->id));
     if (rc == 0)
-        rc = put(out, ",\"name\":");
+        rc = dp_str_append(out, ",\"name\":");
     if (rc == 0)
         rc = t->name ? tg_buf_append_json_str(out, json_string_value(t->name),
                                               json_string_length(t->name))
-                     : put(out, "\"\"");
+                     : dp_str_append(out, "\"\"");
     if (rc == 0)
-        rc = put(out, ",\"input\":{}}");
+        rc = dp_str_append(out, ",\"input\":{}}");
     if (rc == 0)
         rc = ev_end(out);
     if (rc == 0 && t->args.len > 0)
@@ -1294,7 +1220,8 @@ static int finalize(dp_msgs_stream_t *s, tg_buf_t *out)
                             "\"usage\":",
                             stop_reason(s->finish, s->finish_len, s->ntools > 0));
     if (rc == 0)
-        rc = s->usage.present ? usage_append(out, &s->usage) : put(out, "{\"output_tokens\":0}");
+        rc = s->usage.present ? usage_append(out, &s->usage)
+                              : dp_str_append(out, "{\"output_tokens\":0}");
     if (rc == 0)
         rc = ev_end(out);
     if (rc == 0)

@@ -12,9 +12,10 @@ enum { DP_EV_FORWARD = 0, DP_EV_DROP = 1, DP_EV_REPLACE = 2 };
 
 static int add_common_headers(const tg_provider_t *p, bool stream, dp_header_add_fn add, void *ud);
 
-static const char *endpoint_path(int endpoint)
+/* The path of the call's endpoint; NULL (a 400 in err) for one OpenAI does not have. */
+static const char *endpoint_path(const dp_call_t *c, tg_err_t *err)
 {
-    switch (endpoint) {
+    switch (c->endpoint) {
     case DP_EP_CHAT:
         return "/chat/completions";
     case DP_EP_COMPLETIONS:
@@ -22,6 +23,8 @@ static const char *endpoint_path(int endpoint)
     case DP_EP_EMBEDDINGS:
         return "/embeddings";
     default:
+        tg_err_set(err, TG_EINVAL, 400, "this endpoint is not available on provider \"%s\"",
+                   c->provider->id);
         return NULL;
     }
 }
@@ -31,11 +34,9 @@ static int openai_build(const dp_call_t *c, dp_header_add_fn add, void *ud, tg_b
                         tg_buf_t *body, tg_err_t *err)
 {
     const tg_provider_t *p = c->provider;
-    const char *path = endpoint_path(c->endpoint);
-    if (!path) {
-        tg_err_set(err, TG_EINVAL, 400, "this endpoint is not available on provider \"%s\"", p->id);
+    const char *path = endpoint_path(c, err);
+    if (!path)
         return TG_EINVAL;
-    }
     int rc = tg_buf_appendf(url, "%s%s%c", p->base_url, path, '\0');
     if (rc == 0)
         rc = add_common_headers(p, c->body->stream, add, ud);
@@ -61,11 +62,9 @@ static int azure_build(const dp_call_t *c, dp_header_add_fn add, void *ud, tg_bu
                        tg_buf_t *body, tg_err_t *err)
 {
     const tg_provider_t *p = c->provider;
-    const char *path = endpoint_path(c->endpoint);
-    if (!path) {
-        tg_err_set(err, TG_EINVAL, 400, "this endpoint is not available on provider \"%s\"", p->id);
+    const char *path = endpoint_path(c, err);
+    if (!path)
         return TG_EINVAL;
-    }
     int rc = tg_buf_appendf(url, "%s/deployments/", p->base_url);
     if (rc == 0)
         rc = dp_url_append_segment(url, c->model, strlen(c->model));
@@ -88,13 +87,9 @@ static int azure_build(const dp_call_t *c, dp_header_add_fn add, void *ud, tg_bu
 
 static int add_common_headers(const tg_provider_t *p, bool stream, dp_header_add_fn add, void *ud)
 {
-    int rc = add(ud, "Content-Type: application/json");
+    int rc = dp_header_add_json(add, ud, stream ? "text/event-stream" : "application/json");
     if (rc == 0)
-        rc = add(ud, stream ? "Accept: text/event-stream" : "Accept: application/json");
-    if (rc == 0)
-        rc = add(ud, "Expect:"); /* no 100-continue round trip for large bodies */
-    for (size_t i = 0; rc == 0 && i < p->nheaders; i++)
-        rc = add(ud, p->headers[i]);
+        rc = dp_header_add_extra(p, add, ud);
     return rc;
 }
 
@@ -108,11 +103,6 @@ static int replace_data(dp_stream_state_t *st, const char *data, size_t n, const
     *out = st->scratch.base;
     *outn = st->scratch.len;
     return DP_EV_REPLACE;
-}
-
-static int dump_cb(const char *buf, size_t size, void *data)
-{
-    return tg_buf_append(data, buf, size) == 0 ? 0 : -1;
 }
 
 /* The chunk carries a usage object: record it and, if the client did not ask for usage, take it
@@ -137,7 +127,7 @@ static int on_usage_chunk(dp_stream_state_t *st, const char *data, size_t n, con
         } else {
             json_object_del(root, "usage");
             tg_buf_reset(&st->data_scratch);
-            if (json_dump_callback(root, dump_cb, &st->data_scratch, JSON_COMPACT) != 0)
+            if (dp_json_append(&st->data_scratch, root) != 0)
                 rc = TG_ENOMEM;
             else
                 rc = replace_data(st, st->data_scratch.base, st->data_scratch.len, out, outn);

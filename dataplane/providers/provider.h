@@ -121,5 +121,71 @@ bool dp_embedding_wants_base64(const dp_reqbody_t *rb);
 int dp_header_add_secret(dp_header_add_fn add, void *ud, const char *name, const char *value);
 /* Appends s percent-encoded as an RFC 3986 path segment (unreserved characters kept). */
 int dp_url_append_segment(tg_buf_t *out, const char *s, size_t n) TG_WUR;
+/* Adds Content-Type: application/json, Accept: <accept> and an empty Expect: (no 100-continue). */
+int dp_header_add_json(dp_header_add_fn add, void *ud, const char *accept);
+/* Adds the provider's own header lines (p->headers), in order. */
+int dp_header_add_extra(const tg_provider_t *p, dp_header_add_fn add, void *ud);
+
+/* v is a JSON string equal to the literal lit (network data: no strcmp). */
+bool dp_json_str_eq(const json_t *v, const char *lit);
+/* Sets obj[key] = v, taking v; TG_ENOMEM when v is NULL (a failed constructor) or the set fails. */
+int dp_json_set(json_t *obj, const char *key, json_t *v) TG_WUR;
+/* Appends v to arr, taking v; TG_ENOMEM when v is NULL or the append fails. */
+int dp_json_push(json_t *arr, json_t *v) TG_WUR;
+/* Appends the NUL-terminated s (a literal, mostly). */
+int dp_str_append(tg_buf_t *out, const char *s) TG_WUR;
+/* The n bytes at p start with the NUL-terminated prefix (case-sensitive). */
+bool dp_has_prefix(const char *p, size_t n, const char *prefix);
+
+/* ---- OpenAI request -> provider request ---- */
+
+/* Appends {"role", key: items} to turns, taking items; same role as the last turn: merged. */
+int dp_json_turn_append(json_t *turns, const char *role, const char *key, json_t *items) TG_WUR;
+/* OpenAI's stop as a new array in *seqs (caller decrefs; NULL if absent); TG_EINVAL if bad. */
+int dp_stop_sequences(const json_t *stop, json_t **seqs) TG_WUR;
+/* A "data:" URL's media type (to its first ';') and payload; false when it is not base64. */
+bool dp_data_url_split(const char *u, size_t n, const char **mime, size_t *mime_len,
+                       const char **data, size_t *data_len);
+/* Appends the text of messages[mi].content (a string, null or text parts); else a 400 in err. */
+int dp_content_text_append(tg_buf_t *out, const json_t *content, size_t mi, tg_err_t *err) TG_WUR;
+/* OpenAI's function.arguments as a new JSON value (caller decrefs): {} when empty; NULL if bad. */
+json_t *dp_tool_args_parse(const json_t *args);
+/* Fills err with a 400 naming the request field param (may be NULL); returns TG_EINVAL. */
+int dp_build_invalid(tg_err_t *err, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A build that failed with rc (no memory, too big) as a 503 or 413 in err; returns the code. */
+int dp_build_nomem(tg_err_t *err, int rc);
+
+/* ---- provider answer -> OpenAI answer (new JSON values are the caller's; NULL: no memory) ---- */
+
+/* A tool call {"id","type","function":{"name","arguments"}}: input as JSON text via scratch. */
+json_t *dp_openai_tool_call_json(const json_t *id, const json_t *name, const json_t *input,
+                                 tg_buf_t *scratch);
+/* An assistant message: content text (or null without has_text) and a reference to calls. */
+json_t *dp_openai_message_json(const char *text, size_t n, bool has_text, const json_t *calls);
+/* A choice {"index","message","finish_reason"}, taking message. */
+json_t *dp_openai_choice_json(int64_t index, json_t *message, const char *finish);
+/* A chat.completion without usage, taking choices (NULL in, NULL out). */
+json_t *dp_openai_completion_json(const dp_stream_state_t *st, const char *id, const char *model,
+                                  json_t *choices);
+/* OpenAI's usage object for u; reasoning adds completion_tokens_details.reasoning_tokens. */
+json_t *dp_openai_usage_json(const dp_usage_t *u, bool reasoning);
+/* The model name of translated answers: st->model, or "". */
+const char *dp_stream_model(const dp_stream_state_t *st);
+/* Appends a chat.completion.chunk event for choice index, taking delta; finish may be NULL. */
+int dp_openai_chunk_append(tg_buf_t *out, const dp_stream_state_t *st, const char *id,
+                           int64_t index, json_t *delta, const char *finish) TG_WUR;
+/* Appends the first chunk of a choice: delta {"role":"assistant","content":""}. */
+int dp_openai_chunk_role_append(tg_buf_t *out, const dp_stream_state_t *st, const char *id,
+                                int64_t index) TG_WUR;
+/* Appends the usage chunk ("choices":[]) of st->usage; reasoning as dp_openai_usage_json. */
+int dp_openai_chunk_usage_append(tg_buf_t *out, const dp_stream_state_t *st, const char *id,
+                                 bool reasoning) TG_WUR;
+/* Appends an error event `data: {"error":...}` (dp_openai_error_append); nothing on failure. */
+int dp_sse_append_error(tg_buf_t *out, const char *message, size_t message_len, const char *type,
+                        const char *code) TG_WUR;
+/* Appends the embeddings list of the vectors in items (or in each item's member). */
+int dp_embedding_list_append(tg_buf_t *out, const dp_stream_state_t *st, const json_t *items,
+                             const char *member, int64_t total_tokens) TG_WUR;
 
 #endif

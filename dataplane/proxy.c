@@ -775,6 +775,8 @@ static int start_client_stream(dp_req_t *r)
     return rc;
 }
 
+static int relay(dp_req_t *r, const char *p, size_t len);
+
 static size_t on_up_data(char *p, size_t size, size_t n, void *ud)
 {
     dp_req_t *r = ud;
@@ -802,23 +804,42 @@ static size_t on_up_data(char *p, size_t size, size_t n, void *ud)
         r->paused = true; /* dp_proxy_client_drained unpauses; curl delivers this again */
         return CURL_WRITEFUNC_PAUSE;
     }
+    /* until the client's stream starts, the first event goes through alone so that the
+     * response head leaves with it, before the rest of a large read is translated (adapters
+     * take bytes split anywhere, so any cut is safe) */
+    size_t first = len;
+    if (!r->stream_started) {
+        const char *e = tg_memmem(p, len, "\n\n", 2);
+        if (e && (size_t)(e - p) + 2 < len)
+            first = (size_t)(e - p) + 2;
+    }
+    if (relay(r, p, first) != 0)
+        return 0;
+    if (first < len && relay(r, p + first, len - first) != 0)
+        return 0;
+    return len;
+}
+
+/* Translates streamed bytes and writes what they complete to the client. */
+static int relay(dp_req_t *r, const char *p, size_t len)
+{
     tg_buf_reset(&r->out);
     int frc = dp_xlate_feed(&r->x, p, len, &r->out);
     if (frc != 0 && !r->stream_started)
-        return 0; /* nothing reached the client yet: another target may still answer */
+        return frc; /* nothing reached the client yet: another target may still answer */
     /* the client's stream starts with the first bytes it can use: until then, a failure can
      * still go to another target */
     if (r->out.len > 0 && !r->stream_started && start_client_stream(r) != 0)
-        return 0;
+        return TG_EIO;
     /* all events completed by this read leave together, in this loop iteration */
     if (r->out.len > 0 && dp_conn_write_chunk(r->conn, r->out.base, r->out.len) != 0)
-        return 0;
+        return TG_EIO;
     if (frc != 0)
-        return 0; /* the events completed before the unreadable bytes went out */
+        return frc; /* the events completed before the unreadable bytes went out */
     if (r->cache_store && r->out.len > 0 &&
         tg_buf_append(&r->cache_buf, r->out.base, r->out.len) != 0)
         r->cache_store = false; /* too long to keep */
-    return len;
+    return 0;
 }
 
 void dp_proxy_client_drained(dp_req_t *r)

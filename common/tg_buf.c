@@ -2,6 +2,7 @@
 #include "tg_buf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -75,6 +76,38 @@ int tg_buf_appendf(tg_buf_t *b, const char *fmt, ...)
     return 0;
 }
 
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not one (a stray continuation
+ * byte, a truncated or overlong sequence, a surrogate, or beyond U+10FFFF). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
 int tg_buf_append_json_str(tg_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -88,6 +121,15 @@ int tg_buf_append_json_str(tg_buf_t *b, const char *s, size_t n)
         } else if (c < 0x20) {
             char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             rc = tg_buf_append(b, esc, 6);
+        } else if (c >= 0x80) {
+            /* JSON is UTF-8: text from elsewhere (a provider's error page) may not be */
+            size_t len = utf8_seq((const unsigned char *)s + i, n - i);
+            if (len == 0) {
+                rc = tg_buf_append(b, "\xef\xbf\xbd", 3); /* U+FFFD */
+            } else {
+                rc = tg_buf_append(b, &s[i], len);
+                i += len - 1;
+            }
         } else {
             rc = tg_buf_append(b, &s[i], 1);
         }

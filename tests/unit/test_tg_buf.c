@@ -1,5 +1,6 @@
 /* test_tg_buf.c: bounded buffers, JSON string escaping and the byte-string helpers. */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <string.h>
 
 #include "tg_buf.h"
@@ -108,6 +109,34 @@ Test(tg_buf, json_str_keeps_embedded_nul_escaped_and_utf8_as_is)
     const char want[] = "\"x\\u0000y\xc3\xa9\"";
     cr_assert_eq(b.len, sizeof(want) - 1);
     cr_assert_eq(memcmp(b.base, want, b.len), 0);
+    tg_buf_dispose(&b);
+}
+
+Test(tg_buf, json_str_replaces_invalid_utf8_and_keeps_valid_sequences)
+{
+    tg_buf_t b = TG_BUF_INIT(256);
+    /* a stray byte, a truncated sequence, an overlong '/', a surrogate, beyond U+10FFFF; then
+     * valid 2-, 3- and 4-byte sequences */
+    const char in[] = "a\xb4"
+                      "b\xe2\x82"
+                      "c\xc0\xaf"
+                      "d\xed\xa0\x80"
+                      "e\xf4\x90\x80\x80"
+                      "f"
+                      "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+    cr_assert_eq(tg_buf_append_json_str(&b, in, sizeof(in) - 1), 0);
+    const char want[] = "\"a\xef\xbf\xbd"
+                        "b\xef\xbf\xbd\xef\xbf\xbd"
+                        "c\xef\xbf\xbd\xef\xbf\xbd"
+                        "d\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                        "e\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                        "f"
+                        "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"";
+    cr_assert_eq(b.len, sizeof(want) - 1, "%zu: %.*s", b.len, (int)b.len, b.base);
+    cr_assert_eq(memcmp(b.base, want, b.len), 0);
+    json_t *j = json_loadb(b.base, b.len, JSON_DECODE_ANY, NULL);
+    cr_assert_not_null(j, "the result is valid JSON (jansson refuses invalid UTF-8)");
+    json_decref(j);
     tg_buf_dispose(&b);
 }
 

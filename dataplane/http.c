@@ -24,6 +24,7 @@ static void msg_init(dp_http_msg_t *m, const dp_http_limits_t *lim)
     tg_buf_init(&m->request_id, MAX_HEADER_VALUE);
     tg_buf_init(&m->fallbacks, MAX_HEADER_VALUE);
     tg_buf_init(&m->cache_control, MAX_HEADER_VALUE);
+    tg_buf_init(&m->anthropic_beta, MAX_HEADER_VALUE);
     tg_buf_init(&m->body, lim->max_body);
 }
 
@@ -35,6 +36,7 @@ void dp_http_msg_dispose(dp_http_msg_t *m)
     tg_buf_dispose(&m->request_id);
     tg_buf_dispose(&m->fallbacks);
     tg_buf_dispose(&m->cache_control);
+    tg_buf_dispose(&m->anthropic_beta);
     tg_buf_dispose(&m->body);
 }
 
@@ -104,6 +106,8 @@ static int on_header_field_complete(llhttp_t *p)
         hp->cur = &m->fallbacks;
     else if (tg_mem_caseeq(hp->field, hp->field_len, "cache-control", 13))
         hp->cur = &m->cache_control;
+    else if (tg_mem_caseeq(hp->field, hp->field_len, "anthropic-beta", 14))
+        hp->cur = &m->anthropic_beta;
     else if (tg_mem_caseeq(hp->field, hp->field_len, "expect", 6))
         m->expect_continue = true; /* 100-continue is the only expectation HTTP/1.1 defines */
     /* two credentials in one request is ambiguous: refuse rather than pick one */

@@ -28,8 +28,9 @@ typedef struct dp_http_msg {
     tg_buf_t authorization;
     tg_buf_t api_key; /* x-api-key */
     tg_buf_t request_id;
-    tg_buf_t fallbacks;     /* x-tollgate-fallbacks: aliases to try after the model's own */
-    tg_buf_t cache_control; /* cache-control */
+    tg_buf_t fallbacks;      /* x-tollgate-fallbacks: aliases to try after the model's own */
+    tg_buf_t cache_control;  /* cache-control */
+    tg_buf_t anthropic_beta; /* anthropic-beta: passed to Anthropic on native /v1/messages */
     tg_buf_t body;
     bool keep_alive;
     bool expect_continue;

@@ -591,6 +591,18 @@ static int admit(dp_req_t *r, tg_err_t *err)
     return TG_ERATE;
 }
 
+/* An anthropic-beta value worth passing on: 1-1024 printable ASCII characters (feature names
+ * and commas); anything else is not sent. */
+static bool beta_ok(const tg_buf_t *b)
+{
+    if (b->len == 0 || b->len > 1024)
+        return false;
+    for (size_t i = 0; i < b->len; i++)
+        if ((unsigned char)b->base[i] < 0x20 || (unsigned char)b->base[i] >= 0x7f)
+            return false;
+    return true;
+}
+
 /* ---- upstream callbacks ---- */
 
 static size_t on_up_header(char *p, size_t size, size_t n, void *ud)
@@ -1331,6 +1343,9 @@ dp_req_t *dp_proxy_handle(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
         return NULL;
     dp_xlate_init(&r->x, r->endpoint, &r->body, r->body.include_usage);
     r->x_ready = true;
+    if (r->endpoint == DP_EP_MESSAGES && beta_ok(&r->msg.anthropic_beta) &&
+        tg_buf_append(&r->msg.anthropic_beta, "", 1) == 0)
+        r->x.anthropic_beta = r->msg.anthropic_beta.base;
     /* every circuit open: try the plan anyway rather than refuse outright (Envoy's panic
      * threshold does the same); a fallback is what makes a dead provider cost nothing */
     r->pos = next_available(r, 0);

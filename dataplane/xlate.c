@@ -68,7 +68,8 @@ int dp_xlate_build(dp_xlate_t *x, const tg_provider_t *p, const char *model, con
                    .endpoint = x->client_endpoint,
                    .body = x->client_body,
                    .request_id = request_id,
-                   .now_s = now_s};
+                   .now_s = now_s,
+                   .anthropic_beta = x->anthropic_beta};
     x->via_messages = x->client_endpoint == DP_EP_MESSAGES && !x->ops->native_messages;
     x->st.endpoint = x->client_endpoint;
     if (x->via_messages) {

@@ -18,6 +18,7 @@ typedef struct dp_xlate {
     dp_stream_state_t st;         /* the current attempt's state: usage, done */
     dp_msgs_stream_t *ms;         /* owned, for via_messages streams */
     tg_buf_t mid;                 /* OpenAI bytes between the adapter and the translator */
+    const char *anthropic_beta;   /* borrowed: the client's anthropic-beta header, or NULL */
 } dp_xlate_t;
 
 /* client_wants_usage: the client asked for usage chunks (OpenAI stream_options). */

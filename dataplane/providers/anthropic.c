@@ -485,7 +485,8 @@ static bool has_header(const tg_provider_t *p, const char *name)
     return false;
 }
 
-static int add_headers(const tg_provider_t *p, bool stream, dp_header_add_fn add, void *ud)
+static int add_headers(const tg_provider_t *p, bool stream, const char *beta, dp_header_add_fn add,
+                       void *ud)
 {
     int rc = 0;
     if (p->api_key)
@@ -495,6 +496,14 @@ static int add_headers(const tg_provider_t *p, bool stream, dp_header_add_fn add
         tg_buf_t line = TG_BUF_INIT(256);
         rc = tg_buf_appendf(&line, "anthropic-version: %s%c",
                             p->api_version ? p->api_version : ANTHROPIC_VERSION, '\0');
+        if (rc == 0)
+            rc = add(ud, line.base);
+        tg_buf_dispose(&line);
+    }
+    /* the client's beta features, on native calls; the provider's own header wins */
+    if (rc == 0 && beta && !has_header(p, "anthropic-beta")) {
+        tg_buf_t line = TG_BUF_INIT(2048);
+        rc = tg_buf_appendf(&line, "anthropic-beta: %s%c", beta, '\0');
         if (rc == 0)
             rc = add(ud, line.base);
         tg_buf_dispose(&line);
@@ -524,7 +533,8 @@ static int anthropic_build(const dp_call_t *c, dp_header_add_fn add, void *ud, t
     if (rc != 0)
         return rc;
     if (tg_buf_appendf(url, "%s/messages%c", p->base_url, '\0') != 0 ||
-        add_headers(p, c->body->stream, add, ud) != 0)
+        add_headers(p, c->body->stream, c->endpoint == DP_EP_MESSAGES ? c->anthropic_beta : NULL,
+                    add, ud) != 0)
         return oom(err);
     return 0;
 }

@@ -29,6 +29,9 @@ typedef struct dp_call {
     dp_reqbody_t *body;
     const char *request_id; /* the gateway's request id, for ids the upstream does not give */
     int64_t now_s;          /* unix time, for request signing */
+    /* the client's anthropic-beta header (NUL-terminated, printable ASCII) or NULL: sent on
+     * native Messages calls, where the client chose the beta features */
+    const char *anthropic_beta;
 } dp_call_t;
 
 /* What an answer has shown so far; one per attempt (reset between attempts). */

@@ -200,6 +200,23 @@ test('/v1/messages errors are in Anthropic\'s shape, and the SDK raises them', a
   assert.match(j.error.message, /max_tokens/);
 });
 
+test('the client\'s anthropic-beta reaches Anthropic on native /v1/messages, and no other provider', async () => {
+  const beta = new Anthropic({ baseURL: gw.url, apiKey: KEY, maxRetries: 0,
+    defaultHeaders: { 'anthropic-beta': 'prompt-caching-2024-07-31,tools-2024-05-16' } });
+  for (const model of ['claude', 'gemini']) {
+    const m = await beta.messages.create({ model, max_tokens: 16,
+      messages: [{ role: 'user', content: 'beta' }] });
+    assert.equal(m.type, 'message');
+  }
+  const sent = mocks.anthropic.requests().at(-1);
+  assert.equal(sent.headers['anthropic-beta'], 'prompt-caching-2024-07-31,tools-2024-05-16');
+  assert.equal(mocks.gemini.requests().at(-1).headers['anthropic-beta'], undefined);
+  // through the OpenAI endpoint the gateway chooses the features, not the client
+  await oai.chat.completions.create({ model: 'claude', messages: user('hi') },
+    { headers: { 'anthropic-beta': 'x-feature' } });
+  assert.equal(mocks.anthropic.requests().at(-1).headers['anthropic-beta'], undefined);
+});
+
 test('every call above left a usage record priced from what its provider reported', async () => {
   const recs = await gw.waitUsage((us) => CHAT.every((m) => us.some((u) => u.model === m && u.status === 200)), 10000);
   for (const m of CHAT) {

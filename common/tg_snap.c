@@ -149,7 +149,7 @@ static bool url_ok(const char *u)
     return *host != '\0' && *host != '/';
 }
 
-static bool header_line_ok(const char *name, const char *value)
+bool tg_snap_header_ok(const char *name, const char *value)
 {
     static const char *const reserved[] = {"host",
                                            "content-length",
@@ -356,7 +356,7 @@ static int parse_headers(tg_provider_t *p, json_t *h, const char *path, tg_err_t
     json_object_foreach(h, name, v)
     {
         if (!json_is_string(v) || json_string_length(v) > SNAP_MAX_SECRET ||
-            !header_line_ok(name, json_string_value(v)))
+            !tg_snap_header_ok(name, json_string_value(v)))
             return invalid(err, where, "has a bad or reserved header");
         size_t n = strlen(name) + 2 + json_string_length(v) + 1;
         char *line = malloc(n);

@@ -144,6 +144,10 @@ const tg_key_t *tg_snap_find_key(const tg_snap_t *s, const uint8_t hash[TG_SHA25
 const tg_route_t *tg_snap_find_route(const tg_snap_t *s, const char *alias, size_t len);
 bool tg_key_allows(const tg_key_t *k, const tg_route_t *r);
 
+/* Whether "name: value" may be sent upstream as a provider's extra header: name an RFC 9110
+ * token and not one the data plane sets or that carries a credential, value without control
+ * characters other than tab. The control plane leaves out providers this refuses. */
+bool tg_snap_header_ok(const char *name, const char *value);
 /* "YYYY-MM-DD" -> YYYYMMDD; -1 if it is not a date. */
 int32_t tg_date_parse(const char *s);
 /* The first day (YYYYMMDD) of the period that contains unix time t (UTC calendar). */

@@ -17,6 +17,7 @@
 #include "tg_err.h"
 #include "tg_hash.h"
 #include "tg_log.h"
+#include "tg_snap.h"
 
 #include "tg_banned.h"
 
@@ -159,38 +160,9 @@ static bool url_ok(const char *u)
 
 static bool header_ok(const char *name, json_t *v)
 {
-    static const char *const reserved[] = {"host",
-                                           "content-length",
-                                           "transfer-encoding",
-                                           "connection",
-                                           "authorization",
-                                           "content-type",
-                                           "expect",
-                                           "x-api-key",
-                                           "api-key",
-                                           "x-goog-api-key",
-                                           "x-amz-date",
-                                           "x-amz-security-token",
-                                           "x-amz-content-sha256",
-                                           NULL};
-    size_t nlen = strlen(name);
-    if (nlen == 0 || !json_is_string(v) || json_string_length(v) > SECRET_MAX)
-        return false;
-    for (size_t i = 0; i < nlen; i++) {
-        unsigned char c = (unsigned char)name[i];
-        bool tchar = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                     (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
-        if (!tchar)
-            return false;
-    }
-    for (const char *const *r = reserved; *r; r++)
-        if (tg_mem_caseeq(name, nlen, *r, strlen(*r)))
-            return false;
-    const char *s = json_string_value(v);
-    for (size_t i = 0; i < json_string_length(v); i++)
-        if (((unsigned char)s[i] < 0x20 && s[i] != '\t'))
-            return false;
-    return true;
+    return json_is_string(v) && json_string_length(v) <= SECRET_MAX &&
+           strlen(json_string_value(v)) == json_string_length(v) &&
+           tg_snap_header_ok(name, json_string_value(v));
 }
 
 /* Copies the string member `name` of src into o as `as`. Absent (or null) is fine unless

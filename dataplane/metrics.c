@@ -99,46 +99,44 @@ void dp_metrics_upstream(dp_metrics_t *m, double seconds)
 
 static int append_label(tg_buf_t *out, const char *v);
 
+/* One series per worker and target: the circuit's state, or how often it opened. */
+static int render_circuit_series(tg_buf_t *out, dp_worker_t **workers, int n, const char *name,
+                                 bool opens)
+{
+    int rc = 0;
+    for (int w = 0; rc == 0 && w < n; w++) {
+        const dp_health_t *h = workers[w]->health;
+        for (size_t i = 0; rc == 0 && i < dp_health_count(h); i++) {
+            const dp_tstate_t *t = dp_health_at(h, i);
+            rc = tg_buf_appendf(out, "%s{worker=\"%d\",provider=\"", name, w);
+            if (rc == 0)
+                rc = append_label(out, t->provider);
+            if (rc == 0)
+                rc = tg_buf_appendf(out, "\",model=\"");
+            if (rc == 0)
+                rc = append_label(out, t->model);
+            if (rc == 0)
+                rc = opens ? tg_buf_appendf(out, "\"} %lu\n", atomic_load(&t->opens))
+                           : tg_buf_appendf(out, "\"} %d\n", atomic_load(&t->state));
+        }
+    }
+    return rc;
+}
+
 /* Each worker's circuit breakers: they learn on their own (no lock between loops). */
 static int render_circuits(tg_buf_t *out, dp_worker_t **workers, int n)
 {
     int rc = tg_buf_appendf(out, "# HELP tollgate_circuit_state Circuit of an upstream target per "
                                  "worker: 0 closed, 1 half-open, 2 open.\n"
                                  "# TYPE tollgate_circuit_state gauge\n");
-    for (int w = 0; rc == 0 && w < n; w++) {
-        const dp_health_t *h = workers[w]->health;
-        for (size_t i = 0; rc == 0 && i < dp_health_count(h); i++) {
-            const dp_tstate_t *t = dp_health_at(h, i);
-            rc = tg_buf_appendf(out, "tollgate_circuit_state{worker=\"%d\",provider=\"", w);
-            if (rc == 0)
-                rc = append_label(out, t->provider);
-            if (rc == 0)
-                rc = tg_buf_appendf(out, "\",model=\"");
-            if (rc == 0)
-                rc = append_label(out, t->model);
-            if (rc == 0)
-                rc = tg_buf_appendf(out, "\"} %d\n", atomic_load(&t->state));
-        }
-    }
+    if (rc == 0)
+        rc = render_circuit_series(out, workers, n, "tollgate_circuit_state", false);
     if (rc == 0)
         rc = tg_buf_appendf(out, "# HELP tollgate_circuit_opens_total Times a target's circuit "
                                  "opened, per worker.\n"
                                  "# TYPE tollgate_circuit_opens_total counter\n");
-    for (int w = 0; rc == 0 && w < n; w++) {
-        const dp_health_t *h = workers[w]->health;
-        for (size_t i = 0; rc == 0 && i < dp_health_count(h); i++) {
-            const dp_tstate_t *t = dp_health_at(h, i);
-            rc = tg_buf_appendf(out, "tollgate_circuit_opens_total{worker=\"%d\",provider=\"", w);
-            if (rc == 0)
-                rc = append_label(out, t->provider);
-            if (rc == 0)
-                rc = tg_buf_appendf(out, "\",model=\"");
-            if (rc == 0)
-                rc = append_label(out, t->model);
-            if (rc == 0)
-                rc = tg_buf_appendf(out, "\"} %lu\n", atomic_load(&t->opens));
-        }
-    }
+    if (rc == 0)
+        rc = render_circuit_series(out, workers, n, "tollgate_circuit_opens_total", true);
     return rc;
 }
 

@@ -40,6 +40,7 @@ enum {
 typedef struct plan_entry {
     const tg_route_t *route; /* whose retry policy and timeouts apply */
     const tg_target_t *target;
+    dp_tstate_t *ts; /* the target's health on this worker, looked up once; NULL = untracked */
 } plan_entry_t;
 
 struct dp_req {
@@ -492,7 +493,7 @@ static void plan_push(dp_req_t *r, const tg_route_t *rt, const tg_target_t *t)
         if (r->plan[i].target == t)
             return;
     if (r->nplan < PLAN_MAX)
-        r->plan[r->nplan++] = (plan_entry_t){rt, t};
+        r->plan[r->nplan++] = (plan_entry_t){rt, t, target_state(r, t)};
 }
 
 /* The strategy's pick, then the route's targets in their (fallback) order. */
@@ -911,7 +912,7 @@ static size_t next_available(dp_req_t *r, size_t from)
 {
     uint64_t now = now_ms(r);
     for (size_t i = from; i < r->nplan; i++)
-        if (dp_health_available(r->w->health, target_state(r, r->plan[i].target), now))
+        if (dp_health_available(r->w->health, r->plan[i].ts, now))
             return i;
     return r->nplan;
 }
@@ -1107,7 +1108,7 @@ static bool attempt_start(dp_req_t *r)
     for (;;) {
         const plan_entry_t *pe = &r->plan[r->pos];
         r->target = pe->target;
-        r->ts = target_state(r, pe->target);
+        r->ts = pe->ts;
         r->attempts++;
         r->tries++;
         r->t_attempt = tg_mono_us();

@@ -32,8 +32,10 @@ before(async () => {
       { alias: 'cached', cache_ttl_s: 1, retry: { max_attempts: 1 },
         targets: [{ provider: 'mock', model: 'gpt-4o-mini-2024-07-18' }] },
       { alias: 'plain', targets: [{ provider: 'mock', model: 'gpt-4o-mini-2024-07-18' }] },
+      { alias: 'cached-long', cache_ttl_s: 30, retry: { max_attempts: 1 },
+        targets: [{ provider: 'mock', model: 'gpt-4o-mini-2024-07-18' }] },
     ],
-    keys: { [KEY]: { models: ['cached', 'plain'] }, [OTHER]: { models: ['cached'] } },
+    keys: { [KEY]: { models: ['cached', 'plain', 'cached-long'] }, [OTHER]: { models: ['cached'] } },
   });
   snap.tenants.push({ id: 't-other', name: 'other' });
   snap.keys.find((k) => k.sha256 === sha256hex(OTHER)).tenant = 't-other';
@@ -56,7 +58,9 @@ test('the second identical request is a hit: same answer, no upstream call, zero
   const second = await post(chat('what is 2+2? one'));
   assert.equal(second.status, 200);
   assert.equal(second.headers.get('x-tollgate-cache'), 'hit');
-  assert.ok(Number(second.headers.get('age')) >= 0);
+  // an integer number of seconds within the route's TTL (1 s), not merely "not negative"
+  assert.match(String(second.headers.get('age')), /^\d+$/, `age header ${second.headers.get('age')}`);
+  assert.ok(Number(second.headers.get('age')) <= 1, `age ${second.headers.get('age')} within the 1 s TTL`);
   assert.equal(await second.text(), a);
   assert.equal(mock.requests.length, 1);
   // the same request with its members in another order is the same request
@@ -67,7 +71,8 @@ test('the second identical request is a hit: same answer, no upstream call, zero
   const hit = recs.find((u) => u.request_id === rid);
   const miss = recs.find((u) => u.request_id === first.headers.get('x-request-id'));
   assert.equal(hit.usage_source, 'cache');
-  assert.equal(Number(hit.cost_usd), 0);
+  assert.equal(hit.cost_usd, 0);
+  assert.ok(miss.total_tokens > 0, `miss total_tokens ${miss.total_tokens}`);
   assert.equal(hit.total_tokens, miss.total_tokens);
   assert.ok(Number(miss.cost_usd) > 0);
   assert.equal(hit.provider, 'mock');
@@ -107,6 +112,14 @@ test('cache-control: no-cache goes upstream, no-store keeps nothing, max-age bou
   await new Promise((r) => setTimeout(r, 20));
   const young = await post(chat('ns'), { 'cache-control': 'max-age=0' });
   assert.equal(young.headers.get('x-tollgate-cache'), 'hit', 'age 0 s is within max-age=0');
+  // and an answer older than max-age is not served (a route whose TTL outlives the wait)
+  await (await post({ ...chat('old'), model: 'cached-long' })).text();
+  await new Promise((r) => setTimeout(r, 1100));
+  const within = await post({ ...chat('old'), model: 'cached-long' }, { 'cache-control': 'max-age=5' });
+  assert.equal(within.headers.get('x-tollgate-cache'), 'hit', 'an age of 1 s is within max-age=5');
+  assert.match(String(within.headers.get('age')), /^[1-5]$/, `age ${within.headers.get('age')} after 1.1 s`);
+  const stale = await post({ ...chat('old'), model: 'cached-long' }, { 'cache-control': 'max-age=0' });
+  assert.equal(stale.headers.get('x-tollgate-cache'), 'miss', 'an age of 1 s is past max-age=0');
 });
 
 test('entries expire after the route\'s TTL', async () => {

@@ -47,6 +47,11 @@ test('pipelined requests are answered in order on one connection', async () => {
   const order = [...data.matchAll(/"content":"([^"]*)"|"status":"ok"/g)].map((m) => m[0]);
   assert.equal(order.length, 4);
   assert.match(order[2], /status/);
+  // the three chat answers carry the mock's ids, given in the order the requests reached it
+  // (asserted below): answered in order means ascending here (the contents are all the same)
+  const ids = [...data.matchAll(/"id":"chatcmpl-mock(\d+)"/g)].map((m) => Number(m[1]));
+  assert.equal(ids.length, 3);
+  assert.deepEqual(ids, [...ids].sort((x, y) => x - y), `answers out of order: ${ids}`);
   assert.deepEqual(mock.requests.map((r) => r.body.messages[0].content.split(' ')[0]), ['first', 'second', 'third']);
 });
 

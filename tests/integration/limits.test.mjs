@@ -60,10 +60,10 @@ test('requests per minute: the limit, what remains, then 429 with retry-after', 
     assert.equal(res.status, 200);
     await res.text();
     assert.equal(res.headers.get('x-ratelimit-limit-requests'), '3');
-    remaining.push(Number(res.headers.get('x-ratelimit-remaining-requests')));
+    remaining.push(res.headers.get('x-ratelimit-remaining-requests'));
     assert.match(res.headers.get('x-ratelimit-reset-requests'), /^\d+(ms|s|m\d+s)$/);
   }
-  assert.deepEqual(remaining, [2, 1, 0]);
+  assert.deepEqual(remaining, ['2', '1', '0']);
   const res = await post('rk-1', chatBody('hi'));
   assert.equal(res.status, 429);
   const body = await res.json();
@@ -111,8 +111,8 @@ test('tokens per minute: estimate taken up front, corrected by actual usage', as
   assert.equal(res.status, 200);
   const first = await res.json();
   assert.equal(res.headers.get('x-ratelimit-limit-tokens'), '200');
-  const after1 = Number(res.headers.get('x-ratelimit-remaining-tokens'));
-  assert.ok(after1 < 50, `remaining after the estimate: ${after1}`);
+  const after1 = res.headers.get('x-ratelimit-remaining-tokens');
+  assert.ok(/^\d+$/.test(after1) && Number(after1) < 50, `remaining after the estimate: ${after1}`);
   // the answer used far fewer tokens than the estimate: they come back, so a second request
   // of the same estimate fits again
   assert.ok(first.usage.total_tokens < 60);

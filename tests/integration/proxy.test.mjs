@@ -281,6 +281,6 @@ test('/healthz, /readyz and /metrics answer', async () => {
   const m = await (await fetch(gw.url + '/metrics')).text();
   assert.match(m, /tollgate_requests_total\{status="200",model="gpt-4o-mini",provider="mock"\} \d+/);
   assert.match(m, /tollgate_upstream_duration_seconds_bucket\{le="\+Inf"\} \d+/);
-  assert.match(m, /tollgate_requests_in_flight 0/);
-  assert.match(m, /tollgate_snapshot_version 1/);
+  assert.match(m, /^tollgate_requests_in_flight 0$/m);
+  assert.match(m, /^tollgate_snapshot_version 1$/m);
 });

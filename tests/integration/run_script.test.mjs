@@ -135,4 +135,7 @@ test('scripts/run starts everything and restarts a process that dies, keeping th
   assert.notEqual(run.exitCode ?? run.signalCode, null, 'scripts/run did not stop');
   assert.match(out, /==> stopped/);
   assert.equal(existsSync(path.join(sock, '.s.PGSQL.5432')), false);
+  for (const f of ['control.log', 'data.log']) {
+    assert.doesNotMatch(readFileSync(path.join(state, 'logs', f), 'utf8'), /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
+  }
 });

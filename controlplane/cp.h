@@ -26,6 +26,8 @@ typedef struct cp_opts {
     uint32_t jwt_ttl_s;
     const char *admin_email;
     const char *admin_password;
+    int audit_checkpoint_rows; /* sign the audit chain at least every this many rows */
+    int audit_checkpoint_s;    /* ... and within this many seconds of a new row */
 } cp_opts_t;
 
 /* Read-only after start. */
@@ -70,6 +72,7 @@ typedef struct cp_req {
     tg_buf_t out;
     const char *content_type;
     char extra_headers[512];
+    char audit_note[256]; /* a checkpoint signed in this transaction, logged once it commits */
 } cp_req_t;
 
 /* Handlers return nothing: they fill status and out through the reply helpers. */
@@ -150,6 +153,21 @@ int cp_role_parse(const char *s);
  * already be redacted. */
 int cp_audit(cp_req_t *r, const char *tenant_id, const char *action, const char *target_type,
              const char *target_id, json_t *before, json_t *after);
+
+/* ---- audit checkpoints (audit.c, crypto.c) ---- */
+/* At most this many rows in one checkpoint. */
+#define CP_AUDIT_CKPT_MAX 1000
+/* HMAC-SHA-256 of one checkpoint (its time, the range after_id < id <= last_id, and the id and
+ * 32-byte row_hash of each of its n rows) under a key derived from TOLLGATE_MASTER_KEY, which
+ * Postgres never sees. Returns false without a master key. */
+bool cp_audit_ckpt_mac(int64_t ts_us, int64_t after_id, int64_t last_id, size_t n,
+                       const int64_t *ids, const uint8_t *hashes, uint8_t mac[32]);
+/* The checkpoint key's fingerprint (16 hex characters, stored with each checkpoint); false and ""
+ * without a master key. */
+bool cp_audit_key_id(char out[17]);
+/* Starts the thread that signs new audit rows every audit_checkpoint_s seconds; stops it. */
+int cp_audit_start(void);
+void cp_audit_stop(void);
 
 /* Ends a config change: its audit row, a config version bump (data planes see it), commit.
  * Returns -1 after replying when any step fails; the caller then rolls back. */

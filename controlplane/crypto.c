@@ -1,8 +1,11 @@
-/* crypto.c: provider credentials at rest (AES-256-GCM under TOLLGATE_MASTER_KEY), random
- * tokens and password hashes (argon2id). No database: unit tests link it alone. Any thread. */
+/* crypto.c: provider credentials at rest (AES-256-GCM under TOLLGATE_MASTER_KEY), the audit
+ * checkpoints' signatures (HMAC-SHA-256 under a key derived from it), random tokens and password
+ * hashes (argon2id). No database: unit tests link it alone. Any thread. */
 #include <argon2.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cp.h"
@@ -112,4 +115,105 @@ int cp_password_hash(const char *pw, char *out, size_t outlen)
 bool cp_password_verify(const char *encoded, const char *pw)
 {
     return argon2id_verify(encoded, pw, strlen(pw)) == ARGON2_OK;
+}
+
+/* ---- audit checkpoints ---- */
+
+/* The checkpoint key is a labelled HMAC of the master key, so that it is never the key that
+ * seals credentials and a leak of one signature scheme's inputs says nothing of the other. */
+#define AUDIT_KEY_LABEL "tollgate audit checkpoint key v1"
+#define AUDIT_MSG_LABEL "tollgate-audit-checkpoint-v1"
+
+static bool hmac_sha256_parts(const uint8_t key[32], const void *const *parts, const size_t *lens,
+                              size_t nparts, uint8_t out[32])
+{
+    bool ok = false;
+    size_t outlen = 0;
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if (!ctx || EVP_MAC_init(ctx, key, 32, params) != 1)
+        goto out;
+    for (size_t i = 0; i < nparts; i++)
+        if (EVP_MAC_update(ctx, parts[i], lens[i]) != 1)
+            goto out;
+    ok = EVP_MAC_final(ctx, out, &outlen, 32) == 1 && outlen == 32;
+out:
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+    return ok;
+}
+
+static bool audit_key(uint8_t key[32])
+{
+    if (!cp_opts->have_master_key)
+        return false;
+    const void *p[1] = {AUDIT_KEY_LABEL};
+    size_t l[1] = {sizeof(AUDIT_KEY_LABEL) - 1};
+    return hmac_sha256_parts(cp_opts->master_key, p, l, 1, key);
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+bool cp_audit_key_id(char out[17])
+{
+    uint8_t key[32], id[32];
+    out[0] = '\0';
+    if (!audit_key(key))
+        return false;
+    const void *p[1] = {"key id"};
+    size_t l[1] = {6};
+    bool ok = hmac_sha256_parts(key, p, l, 1, id);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (ok)
+        tg_hex_encode(id, 8, out);
+    return ok;
+}
+
+bool cp_audit_ckpt_mac(int64_t ts_us, int64_t after_id, int64_t last_id, size_t n,
+                       const int64_t *ids, const uint8_t *hashes, uint8_t mac[32])
+{
+    uint8_t key[32];
+    if (!audit_key(key))
+        return false;
+    /* label, then four big-endian integers, then (id, hash) per row: no two checkpoints share
+     * an encoding */
+    uint8_t head[32];
+    put_be64(head, (uint64_t)ts_us);
+    put_be64(head + 8, (uint64_t)after_id);
+    put_be64(head + 16, (uint64_t)last_id);
+    put_be64(head + 24, (uint64_t)n);
+    bool ok = false;
+    size_t nparts = 2 + 2 * n;
+    const void **parts = malloc(nparts * sizeof(*parts));
+    size_t *lens = malloc(nparts * sizeof(*lens));
+    uint8_t *idb = malloc(n ? n * 8 : 1);
+    if (parts && lens && idb) {
+        parts[0] = AUDIT_MSG_LABEL;
+        lens[0] = sizeof(AUDIT_MSG_LABEL); /* with its NUL: a separator */
+        parts[1] = head;
+        lens[1] = sizeof(head);
+        for (size_t i = 0; i < n; i++) {
+            put_be64(idb + 8 * i, (uint64_t)ids[i]);
+            parts[2 + 2 * i] = idb + 8 * i;
+            lens[2 + 2 * i] = 8;
+            parts[3 + 2 * i] = hashes + 32 * i;
+            lens[3 + 2 * i] = 32;
+        }
+        ok = hmac_sha256_parts(key, parts, lens, nparts, mac);
+    }
+    free(parts);
+    free(lens);
+    free(idb);
+    OPENSSL_cleanse(key, sizeof(key));
+    return ok;
 }

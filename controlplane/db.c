@@ -97,11 +97,18 @@ int cp_db_begin(cp_req_t *r)
 
 int cp_db_commit(cp_req_t *r)
 {
-    return simple(r, "COMMIT");
+    int rc = simple(r, "COMMIT");
+    /* a checkpoint is logged only once it is stored: the log is a copy kept out of the
+     * database's reach (docs/operations.md) */
+    if (rc == 0 && r->audit_note[0])
+        tg_log(TG_LOG_INFO, "cp_audit", "audit_checkpoint", "%s", r->audit_note);
+    r->audit_note[0] = '\0';
+    return rc;
 }
 
 void cp_db_rollback(cp_req_t *r)
 {
+    r->audit_note[0] = '\0';
     PQclear(cp_db_exec(r->db, "ROLLBACK", 0, NULL));
 }
 

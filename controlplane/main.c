@@ -33,13 +33,21 @@ static void usage(FILE *f)
         "  --threads N              HTTP worker threads, each with one database connection\n"
         "                           (env TOLLGATE_CONTROL_THREADS, default 4)\n"
         "  --jwt-ttl-s N            login session lifetime (default 3600)\n"
+        "  --audit-checkpoint-rows N  sign the audit chain once N rows wait (env\n"
+        "                           TOLLGATE_AUDIT_CHECKPOINT_ROWS, 1 to 1000, default 100)\n"
+        "  --audit-checkpoint-s N   and every N seconds when a row waits (env\n"
+        "                           TOLLGATE_AUDIT_CHECKPOINT_S, 1 to 3600, default 60)\n"
         "  --log-level LEVEL        debug, info, warn, error (env TOLLGATE_LOG_LEVEL)\n"
         "  --help                   this text\n"
         "\n"
         "secrets come from the environment only: TOLLGATE_MASTER_KEY (64 hex characters,\n"
-        "encrypts provider credentials), TOLLGATE_JWT_SECRET (at least 32 bytes),\n"
+        "encrypts provider credentials and keys the audit checkpoints' signatures),\n"
+        "TOLLGATE_JWT_SECRET (at least 32 bytes),\n"
         "TOLLGATE_DP_TOKEN (data planes); TOLLGATE_ADMIN_EMAIL and TOLLGATE_ADMIN_PASSWORD\n"
-        "create the first platform admin (a password is generated and printed once if unset)\n");
+        "create the first platform admin (a password is generated and printed once if unset)\n"
+        "\n"
+        "`migrate` must run as the schema's owner; `serve` may connect as a member of the role\n"
+        "tollgate_app (made by the migrations), which cannot change or delete audit rows\n");
 }
 
 static int parse_hostport(const char *s, cp_opts_t *o)
@@ -89,6 +97,8 @@ int main(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},
         {"jwt-ttl-s", required_argument, NULL, 'j'},
         {"log-level", required_argument, NULL, 'L'},
+        {"audit-checkpoint-rows", required_argument, NULL, 'R'},
+        {"audit-checkpoint-s", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -98,6 +108,20 @@ int main(int argc, char **argv)
     opts.database_url = getenv("TOLLGATE_DATABASE_URL");
     opts.threads = 4;
     opts.jwt_ttl_s = 3600;
+    opts.audit_checkpoint_rows = 100;
+    opts.audit_checkpoint_s = 60;
+    if (getenv("TOLLGATE_AUDIT_CHECKPOINT_ROWS")) {
+        if (parse_num("TOLLGATE_AUDIT_CHECKPOINT_ROWS", getenv("TOLLGATE_AUDIT_CHECKPOINT_ROWS"), 1,
+                      CP_AUDIT_CKPT_MAX, &v))
+            return 2;
+        opts.audit_checkpoint_rows = (int)v;
+    }
+    if (getenv("TOLLGATE_AUDIT_CHECKPOINT_S")) {
+        if (parse_num("TOLLGATE_AUDIT_CHECKPOINT_S", getenv("TOLLGATE_AUDIT_CHECKPOINT_S"), 1, 3600,
+                      &v))
+            return 2;
+        opts.audit_checkpoint_s = (int)v;
+    }
     if (getenv("TOLLGATE_CONTROL_THREADS")) {
         if (parse_num("TOLLGATE_CONTROL_THREADS", getenv("TOLLGATE_CONTROL_THREADS"), 1, 64, &v))
             return 2;
@@ -124,6 +148,16 @@ int main(int argc, char **argv)
             break;
         case 'L':
             level = optarg;
+            break;
+        case 'R':
+            if (parse_num("--audit-checkpoint-rows", optarg, 1, CP_AUDIT_CKPT_MAX, &v) != 0)
+                return 2;
+            opts.audit_checkpoint_rows = (int)v;
+            break;
+        case 'S':
+            if (parse_num("--audit-checkpoint-s", optarg, 1, 3600, &v) != 0)
+                return 2;
+            opts.audit_checkpoint_s = (int)v;
             break;
         case 'h':
             usage(stdout);
@@ -203,11 +237,18 @@ int main(int argc, char **argv)
         cp_http_stop();
         return 1;
     }
+    if (cp_audit_start() != 0) {
+        tg_log(TG_LOG_ERROR, "cp_main", "audit_checkpointer_start_failed", "reason=\"thread\"");
+        cp_sync_stop();
+        cp_http_stop();
+        return 1;
+    }
     tg_log(TG_LOG_INFO, "cp_main", "listening", "addr=%s:%d threads=%d", opts.listen_host, port,
            opts.threads);
     while (!stop_requested)
         pause();
     tg_log(TG_LOG_INFO, "cp_main", "stopping", "signal=1");
+    cp_audit_stop();
     cp_sync_stop();
     cp_http_stop(); /* answers the long polls still waiting */
     tg_log(TG_LOG_INFO, "cp_main", "stopped", "code=0");

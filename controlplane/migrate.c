@@ -19,6 +19,10 @@ static bool run(PGconn *c, const char *sql)
     if (!ok)
         tg_log(TG_LOG_ERROR, "cp_migrate", "statement_failed", "reason=\"%s\"",
                PQresultErrorMessage(res));
+    if (!ok && cp_db_sqlstate_is(res, "42501"))
+        fprintf(stderr, "tollgate-control: migrations are pending and this database role may not "
+                        "apply them: run `tollgate-control migrate` with TOLLGATE_DATABASE_URL "
+                        "naming the schema's owner\n");
     PQclear(res);
     return ok;
 }
@@ -44,7 +48,14 @@ int cp_migrate(const char *database_url)
         return 1;
     }
     PQclear(PQexec(c, "SET client_min_messages = warning"));
-    if (!run(c, "SELECT pg_advisory_lock(x'" MIGRATE_LOCK "'::bigint)") ||
+    /* The application role (docs/operations.md) may not create tables, even IF NOT EXISTS: it
+     * runs `serve`, which finds the schema up to date and creates nothing. */
+    if (!run(c, "SELECT pg_advisory_lock(x'" MIGRATE_LOCK "'::bigint)"))
+        goto out;
+    PGresult *have = PQexec(c, "SELECT to_regclass('schema_migrations') IS NOT NULL");
+    bool exists = cp_db_ok(have) && PQntuples(have) == 1 && PQgetvalue(have, 0, 0)[0] == 't';
+    PQclear(have);
+    if (!exists &&
         !run(c, "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name "
                 "text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"))
         goto out;

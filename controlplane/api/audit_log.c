@@ -1,10 +1,15 @@
 /* audit_log.c: reading and verifying the audit log. Platform admins see every row; a tenant's
- * admins and owners see that tenant's rows (tenant_id is then required). */
+ * admins and owners see that tenant's rows (tenant_id is then required). Verification walks the
+ * hash chain and the signed checkpoints together and names the first row they cannot vouch for
+ * (docs/operations.md says what that proves). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "tg_hash.h"
+#include "tg_log.h"
 
 #include "tg_banned.h"
 
@@ -75,29 +80,209 @@ void cp_api_audit_list(cp_req_t *r)
     cp_reply_json(r, 200, json_pack("{s:o,s:o}", "data", items, "next_cursor", next));
 }
 
+/* ---- verification ---- */
+
+typedef struct chain_row {
+    int64_t id;
+    const char *hash_hex; /* borrowed from the chain result */
+    bool linked;          /* prev_hash is the row_hash of the row before */
+    bool hashed;          /* row_hash is the hash of prev_hash and the row's contents */
+} chain_row_t;
+
+typedef struct verdict {
+    bool bad;
+    int64_t first_bad; /* when bad: the first row the log cannot vouch for (may be 0 or less) */
+    char problem[400];
+    int64_t checkpoints;
+    int64_t signed_rows;
+    bool signatures_checked;
+} verdict_t;
+
+static void fail(verdict_t *v, int64_t id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(verdict_t *v, int64_t id, const char *fmt, ...)
+{
+    if (v->bad)
+        return;
+    v->bad = true;
+    v->first_bad = id;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->problem, sizeof(v->problem), fmt, ap);
+    va_end(ap);
+}
+
+/* A row's own checks: its hash matches its contents and it chains to the row before. */
+static bool row_ok(verdict_t *v, const chain_row_t *row)
+{
+    if (!row->hashed)
+        fail(v, row->id, "row %lld: its hash does not match its contents (the row was changed)",
+             (long long)row->id);
+    else if (!row->linked)
+        fail(v, row->id,
+             "row %lld: it does not chain to the row before it (a row before it was removed or "
+             "changed)",
+             (long long)row->id);
+    return !v->bad;
+}
+
+/* Checks one checkpoint (signature, key, place in the sequence) and the rows it signed against the
+ * chain from *ci on. Returns false at the first problem. */
+static bool check_checkpoint(verdict_t *v, PGresult *cps, int k, const char *key_id,
+                             const chain_row_t *chain, size_t nchain, size_t *ci,
+                             int64_t *prev_last)
+{
+    long long cid = strtoll(PQgetvalue(cps, k, 0), NULL, 10);
+    int64_t ts_us = strtoll(PQgetvalue(cps, k, 1), NULL, 10);
+    int64_t after = strtoll(PQgetvalue(cps, k, 2), NULL, 10);
+    int64_t last = strtoll(PQgetvalue(cps, k, 3), NULL, 10);
+    const char *idtxt = PQgetvalue(cps, k, 4), *hex = PQgetvalue(cps, k, 5);
+    const char *ck_key = PQgetvalue(cps, k, 6), *mac_hex = PQgetvalue(cps, k, 7);
+    size_t n = strlen(hex) / 64;
+    int64_t *ids = calloc(n ? n : 1, sizeof(*ids));
+    uint8_t *hashes = calloc(n ? n : 1, 32);
+    uint8_t mac[32], want[32];
+    /* the first row this checkpoint vouches for, or would if it were sound */
+    int64_t first = *ci < nchain && chain[*ci].id > *prev_last ? chain[*ci].id : *prev_last + 1;
+    bool shaped = ids && hashes && n > 0 && strlen(hex) == n * 64 &&
+                  tg_hex_decode(hex, n * 64, hashes, n * 32) == 0 && strlen(mac_hex) == 64 &&
+                  tg_hex_decode(mac_hex, 64, mac, 32) == 0;
+    const char *s = idtxt;
+    for (size_t i = 0; shaped && i < n; i++) {
+        char *end;
+        ids[i] = strtoll(s, &end, 10);
+        shaped = end != s && (i + 1 < n ? *end == ',' : *end == '\0') &&
+                 ids[i] > (i ? ids[i - 1] : after);
+        s = end + 1;
+    }
+    shaped = shaped && ids[n - 1] == last;
+    if (!shaped) {
+        fail(v, first, "checkpoint %lld is malformed", cid);
+    } else if (v->signatures_checked && strcmp(ck_key, key_id) != 0) {
+        fail(v, first,
+             "checkpoint %lld was signed with another key (%s; this control plane's is %s): "
+             "was TOLLGATE_MASTER_KEY changed?",
+             cid, ck_key, key_id);
+    } else if (v->signatures_checked &&
+               (!cp_audit_ckpt_mac(ts_us, after, last, n, ids, hashes, want) ||
+                !tg_ct_eq(mac, want, sizeof(mac)))) {
+        fail(v, first,
+             "checkpoint %lld: its signature does not match what it says (rows %lld to %lld): "
+             "it was forged or changed",
+             cid, (long long)ids[0], (long long)last);
+    } else if (after != *prev_last) {
+        fail(v, first,
+             "checkpoint %lld starts after row %lld but the checkpoint before it ends at row "
+             "%lld: a checkpoint was removed",
+             cid, (long long)after, (long long)*prev_last);
+    }
+    for (size_t i = 0; !v->bad && i < n; i++) {
+        /* rows the checkpoint did not sign, before the next one it did */
+        if (*ci < nchain && chain[*ci].id < ids[i]) {
+            fail(v, chain[*ci].id,
+                 "row %lld is not among the rows checkpoint %lld signed (%lld to %lld): it was "
+                 "added afterwards",
+                 (long long)chain[*ci].id, cid, (long long)ids[0], (long long)last);
+            break;
+        }
+        if (*ci >= nchain || chain[*ci].id > ids[i]) {
+            fail(v, ids[i], "row %lld, signed in checkpoint %lld, is missing: it was deleted",
+                 (long long)ids[i], cid);
+            break;
+        }
+        if (!row_ok(v, &chain[*ci]))
+            break;
+        if (memcmp(chain[*ci].hash_hex, hex + 64 * i, 64) != 0) {
+            fail(v, ids[i],
+                 "row %lld differs from what checkpoint %lld signed: it was changed and the "
+                 "chain recomputed",
+                 (long long)ids[i], cid);
+            break;
+        }
+        (*ci)++;
+        v->signed_rows++;
+    }
+    free(ids);
+    free(hashes);
+    *prev_last = last;
+    v->checkpoints++;
+    return !v->bad;
+}
+
 void cp_api_audit_verify(cp_req_t *r)
 {
     if (!r->who.platform_admin) {
         cp_reply_error(r, 403, "forbidden", NULL, "only platform admins verify the audit chain");
         return;
     }
-    PGresult *res = cp_db_exec(
-        r->db,
-        "SELECT count(*), min(id) FILTER (WHERE NOT ok) FROM (SELECT id, "
-        "prev_hash = coalesce(lag(row_hash) OVER (ORDER BY id), decode(repeat('00', 32), 'hex')) "
-        "AND row_hash = audit_row_hash(prev_hash, id, ts, actor_id, actor_label, tenant_id, "
-        "action, target_type, target_id, before, after, source_ip) AS ok FROM audit_log) c",
-        0, NULL);
-    if (!cp_db_ok(res)) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
+    /* one repeatable-read transaction: the rows and the checkpoints are seen at one moment */
+    PGresult *rows = NULL, *cps = NULL;
+    chain_row_t *chain = NULL;
+    if (cp_db_begin(r) != 0)
         return;
+    PQclear(
+        cp_db_exec(r->db, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL));
+    rows = cp_db_exec(
+        r->db,
+        "SELECT id, encode(row_hash, 'hex'), prev_hash = coalesce(lag(row_hash) OVER (ORDER BY "
+        "id), decode(repeat('00', 32), 'hex')), row_hash = audit_row_hash(prev_hash, id, ts, "
+        "actor_id, actor_label, tenant_id, action, target_type, target_id, before, after, "
+        "source_ip) FROM audit_log ORDER BY id",
+        0, NULL);
+    if (cp_db_ok(rows))
+        cps = cp_db_exec(r->db,
+                         "SELECT id, (extract(epoch FROM ts) * 1000000)::bigint, after_id, "
+                         "last_id, array_to_string(ids, ','), encode(hashes, 'hex'), key_id, "
+                         "encode(mac, 'hex') FROM audit_checkpoints ORDER BY id",
+                         0, NULL);
+    cp_db_rollback(r); /* it only read */
+    if (!cp_db_ok(rows) || !cp_db_ok(cps)) {
+        cp_reply_db_error(r, cp_db_ok(rows) ? cps : rows);
+        goto out;
     }
-    long long rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    bool intact = PQgetisnull(res, 0, 1);
-    long long broken = intact ? 0 : strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    PQclear(res);
-    cp_reply_json(r, 200,
-                  json_pack("{s:b,s:I,s:o}", "intact", intact, "rows", (json_int_t)rows,
-                            "first_broken_id", intact ? json_null() : json_integer(broken)));
+    size_t nchain = (size_t)PQntuples(rows);
+    chain = calloc(nchain ? nchain : 1, sizeof(*chain));
+    if (!chain) {
+        cp_reply_error(r, 500, "internal", NULL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nchain; i++) {
+        chain[i].id = strtoll(PQgetvalue(rows, (int)i, 0), NULL, 10);
+        chain[i].hash_hex = PQgetvalue(rows, (int)i, 1);
+        chain[i].linked = PQgetvalue(rows, (int)i, 2)[0] == 't';
+        chain[i].hashed = PQgetvalue(rows, (int)i, 3)[0] == 't';
+    }
+    verdict_t v = {0};
+    char key_id[17];
+    v.signatures_checked = cp_audit_key_id(key_id);
+    size_t ci = 0;
+    int64_t prev_last = 0;
+    for (int k = 0; k < PQntuples(cps); k++)
+        if (!check_checkpoint(&v, cps, k, key_id, chain, nchain, &ci, &prev_last))
+            break;
+    /* the rows after the last checkpoint: chained, not yet signed */
+    for (; !v.bad && ci < nchain; ci++)
+        if (!row_ok(&v, &chain[ci]))
+            break;
+    int ncps = PQntuples(cps);
+    int64_t signed_up_to = ncps ? strtoll(PQgetvalue(cps, ncps - 1, 3), NULL, 10) : 0;
+    size_t unsigned_rows = 0;
+    for (size_t i = nchain; i > 0 && chain[i - 1].id > signed_up_to; i--)
+        unsigned_rows++;
+    bool intact = !v.bad;
+    if (!intact)
+        tg_log(TG_LOG_WARN, "cp_audit", "verify_failed", "first_broken_id=%lld",
+               (long long)v.first_bad);
+    cp_reply_json(
+        r, 200,
+        json_pack("{s:b,s:I,s:o,s:o,s:b,s:I,s:I,s:I}", "intact", intact, "rows", (json_int_t)nchain,
+                  "first_broken_id", intact ? json_null() : json_integer(v.first_bad), "problem",
+                  intact ? json_null() : json_string(v.problem), "signatures_checked",
+                  v.signatures_checked, "checkpoints", (json_int_t)v.checkpoints, "signed_rows",
+                  (json_int_t)v.signed_rows, "unsigned_rows", (json_int_t)unsigned_rows));
+out:
+    free(chain);
+    PQclear(rows);
+    PQclear(cps);
 }

@@ -16,16 +16,22 @@ as_pg=()
 # The cluster must live where the postgres user can reach it. A checkout under a root-only
 # directory (mktemp -d makes them 0700) is not such a place: then the cluster goes under /tmp
 # and DIR holds a symlink to it.
+# The test must use the absolute path: a relative one is resolved from our working directory,
+# which the postgres user never has to traverse to, so it passes where postgres itself fails.
 resolve_dir() {
-  local dir=$1
+  local dir abs
+  dir=$1
   mkdir -p "$dir"
-  if [ ${#as_pg[@]} -gt 0 ] && ! "${as_pg[@]}" test -x "$dir" 2>/dev/null; then
+  abs=$(cd "$dir" && pwd -P)
+  if [ ${#as_pg[@]} -gt 0 ] && ! "${as_pg[@]}" test -x "$abs" 2>/dev/null; then
     local alt
-    alt="/tmp/tollgate-pg-$(printf '%s' "$(cd "$dir" && pwd)" | sha256sum | cut -c1-12)"
+    alt="/tmp/tollgate-pg-$(printf '%s' "$abs" | sha256sum | cut -c1-12)"
     mkdir -p "$alt"
     chown postgres: "$alt"
     chmod 700 "$alt"
-    [ -L "$dir/cluster" ] || ln -sfn "$alt" "$dir/cluster"
+    # an empty directory left by an earlier run that took the other branch
+    [ -d "$abs/cluster" ] && [ ! -L "$abs/cluster" ] && rmdir "$abs/cluster" 2>/dev/null || true
+    [ -L "$abs/cluster" ] || ln -sfn "$alt" "$abs/cluster"
     printf '%s\n' "$alt"
     return
   fi
@@ -41,6 +47,7 @@ dir=${2:-}
 case $cmd in
 start)
   base=$(resolve_dir "$dir")
+  cd / # the postgres user may not enter our working directory (pg_ctl would complain)
   data=$base/data
   sock=$base/run
   "${as_pg[@]}" mkdir -p "$sock"
@@ -61,6 +68,7 @@ start)
   ;;
 stop)
   base=$(resolve_dir "$dir")
+  cd /
   "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$base/data" -m fast -w stop >/dev/null 2>&1 || true
   ;;
 url)

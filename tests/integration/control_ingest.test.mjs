@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { startControl, pgHost } from './lib/control.mjs';
+import { startControl, createRoleSplitDatabase, pgHost } from './lib/control.mjs';
 
 const DP_TOKEN = 'test-dp-token'; // what startControl sets as TOLLGATE_DP_TOKEN
 const ZERO = '00000000-0000-0000-0000-000000000000';
@@ -135,7 +135,7 @@ function resetUsage() {
 }
 
 before(async () => {
-  cp = await startControl({ env: { TOLLGATE_LOG_LEVEL: 'info' } });
+  cp = await startControl({ roles: createRoleSplitDatabase(), env: { TOLLGATE_LOG_LEVEL: 'info' } });
   admin = await cp.login();
   tenantA = (await cp.makeTenant(admin, 'ingest-a')).id;
   tenantB = (await cp.makeTenant(admin, 'ingest-b')).id;

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { startControl } from './lib/control.mjs';
+import { startControl, createRoleSplitDatabase } from './lib/control.mjs';
 import { sha256hex } from './lib/harness.mjs';
 
 let cp;
@@ -16,7 +16,7 @@ const u = {}; // users: {id, email, token}
 const KEY_RE = /^tg-[A-Za-z0-9_-]{43}$/;
 
 before(async () => {
-  cp = await startControl();
+  cp = await startControl({ roles: createRoleSplitDatabase() });
   admin = await cp.login();
   A = await cp.makeTenant(admin, 'keys-a');
   B = await cp.makeTenant(admin, 'keys-b');

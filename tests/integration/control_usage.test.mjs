@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { startControl } from './lib/control.mjs';
+import { startControl, createRoleSplitDatabase } from './lib/control.mjs';
 
 let cp;
 let admin; // platform admin token
@@ -52,7 +52,7 @@ async function send(events) {
 
 let fixed; // the events of the fixed days, by name
 before(async () => {
-  cp = await startControl();
+  cp = await startControl({ roles: createRoleSplitDatabase() });
   admin = await cp.login();
   A = await cp.makeTenant(admin, 'usage-a');
   B = await cp.makeTenant(admin, 'usage-b');

@@ -30,15 +30,37 @@ export function createDatabase() {
   return `postgresql:///${name}?host=${encodeURIComponent(host)}&user=postgres`;
 }
 
+// A database as docs/operations.md sets one up: owned by a role of its own (not a superuser),
+// which runs `tollgate-control migrate`, and a login role for the server that is a member of
+// tollgate_app (made by the migrations). Returns {ownerUrl, appUrl, owner, app}.
+export function createRoleSplitDatabase() {
+  const host = pgHost();
+  const sfx = randomBytes(5).toString('hex');
+  const owner = `tg_owner_${sfx}`, app = `tg_app_${sfx}`, name = `tg_${sfx}`;
+  const su = (sql) => execFileSync('psql', ['-h', host, '-U', 'postgres', '-d', 'postgres', '-X', '-q',
+    '-v', 'ON_ERROR_STOP=1', '-c', sql]);
+  su(`CREATE ROLE ${owner} LOGIN CREATEROLE`);
+  su(`CREATE DATABASE ${name} OWNER ${owner}`);
+  const url = (user) => `postgresql:///${name}?host=${encodeURIComponent(host)}&user=${user}`;
+  execFileSync(path.join(BIN, 'tollgate-control'), ['migrate'], {
+    env: { ...process.env, TOLLGATE_DATABASE_URL: url(owner) }, stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  su(`CREATE ROLE ${app} LOGIN IN ROLE tollgate_app`);
+  return { ownerUrl: url(owner), appUrl: url(app), owner, app };
+}
+
 export const ADMIN = { email: 'admin@example.com', password: 'admin-password-for-tests' };
 
-export async function startControl({ dbUrl, env = {}, args = [] } = {}) {
-  dbUrl = dbUrl || createDatabase();
+// With roles (from createRoleSplitDatabase), the server connects as the application role and
+// cp.sql / cp.dbUrl act as the owner.
+export async function startControl({ dbUrl, roles, env = {}, args = [] } = {}) {
+  dbUrl = roles ? roles.ownerUrl : dbUrl || createDatabase();
+  const serveUrl = roles ? roles.appUrl : dbUrl;
   const proc = spawn(path.join(BIN, 'tollgate-control'), ['--listen', '127.0.0.1:0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,
-      TOLLGATE_DATABASE_URL: dbUrl,
+      TOLLGATE_DATABASE_URL: serveUrl,
       TOLLGATE_JWT_SECRET: 'test-jwt-secret-that-is-long-enough-0123456789',
       TOLLGATE_MASTER_KEY: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff',
       TOLLGATE_DP_TOKEN: 'test-dp-token',
@@ -60,6 +82,7 @@ export async function startControl({ dbUrl, env = {}, args = [] } = {}) {
   const cp = {
     url,
     dbUrl,
+    appUrl: roles ? roles.appUrl : null,
     proc,
     logs: () => logs,
     // One API call; returns {status, body (parsed JSON or null), headers}.

@@ -51,12 +51,21 @@ static void conn_set_state(dp_conn_t *c, int st)
     c->state = st;
 }
 
+/* Bytes a client may queue behind a request in flight (pipelining) before reading pauses. It is
+ * also what may be read of a next request before its head is checked, so it stays at 64 KiB: a
+ * caller without a valid key never sends more than that (dp_proxy_refuse_head). */
+#define DP_CONN_QUEUE_MAX (64u * 1024u)
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     dp_conn_t *c = (dp_conn_t *)h;
     (void)suggested;
     buf->base = c->w->read_buf;
     buf->len = sizeof(c->w->read_buf);
+    /* behind a request in flight, read no further than the queue bound */
+    if (c->req && c->pending.len < DP_CONN_QUEUE_MAX &&
+        DP_CONN_QUEUE_MAX - c->pending.len < buf->len)
+        buf->len = DP_CONN_QUEUE_MAX - c->pending.len;
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -226,7 +235,9 @@ static void write_error(dp_conn_t *c, int status, const char *msg)
                                     [413] = "Payload Too Large",
                                     [414] = "URI Too Long",
                                     [431] = "Request Header Fields Too Large",
-                                    [503] = "Service Unavailable"};
+                                    [501] = "Not Implemented",
+                                    [503] = "Service Unavailable",
+                                    [505] = "HTTP Version Not Supported"};
     char body[256];
     char head[256];
     int bl = snprintf(body, sizeof(body),
@@ -263,6 +274,27 @@ static void process_input(dp_conn_t *c)
                 break;
             }
             tg_buf_consume(&c->pending, used);
+            if (rc == DP_HTTP_HEAD) {
+                /* the head is in, its body is not: what the head already refuses (no valid key,
+                 * unknown path, wrong method) is answered now and the body never read */
+                if (c->state == DP_CONN_IDLE)
+                    conn_set_state(c, DP_CONN_READING);
+                c->close_after = true; /* a refusal's answer says it closes */
+                bool refused = dp_proxy_refuse_head(c->w, c, &c->hp.msg);
+                c->close_after = false;
+                if (refused) {
+                    tg_buf_reset(&c->pending);
+                    conn_close_after_writes(c);
+                    break;
+                }
+                if (c->hp.msg.expect_continue) {
+                    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                    c->hp.msg.expect_continue = false;
+                    (void)dp_conn_write(c, cont, sizeof(cont) - 1, NULL, 0);
+                }
+                arm_timer(c, c->w->opts->body_timeout_ms);
+                continue;
+            }
             if (rc == DP_HTTP_MORE) {
                 if (c->hp.started && c->state == DP_CONN_IDLE) {
                     conn_set_state(c, DP_CONN_READING);
@@ -270,11 +302,6 @@ static void process_input(dp_conn_t *c)
                 } else if (c->hp.headers_done) {
                     /* the body is arriving: each read buys another body interval */
                     arm_timer(c, c->w->opts->body_timeout_ms);
-                }
-                if (c->hp.msg.expect_continue && c->hp.headers_done) {
-                    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-                    c->hp.msg.expect_continue = false;
-                    (void)dp_conn_write(c, cont, sizeof(cont) - 1, NULL, 0);
                 }
                 break;
             }
@@ -294,7 +321,7 @@ static void process_input(dp_conn_t *c)
     if (c->state == DP_CONN_CLOSING)
         return;
     /* bound what a client may queue behind a request in flight */
-    bool want_read = c->pending.len < (1u << 20);
+    bool want_read = c->pending.len < DP_CONN_QUEUE_MAX;
     if (want_read && !c->reading && !c->close_after) {
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         c->reading = true;
@@ -318,7 +345,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    if (c->pending.len >= (1u << 20) && c->req) {
+    if (c->pending.len >= DP_CONN_QUEUE_MAX && c->req) {
         uv_read_stop(s); /* resumed by process_input when the request is done */
         c->reading = false;
     }
@@ -360,7 +387,7 @@ void dp_conn_accept(dp_worker_t *w, uv_stream_t *listener)
     c->timer.data = c;
     c->open_handles = 2;
     dp_http_init(&c->hp, &w->opts->limits);
-    tg_buf_init(&c->pending, (1u << 20) + w->opts->limits.max_body + 65536);
+    tg_buf_init(&c->pending, DP_CONN_QUEUE_MAX + sizeof(w->read_buf));
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;

@@ -88,6 +88,11 @@ void dp_conn_request_done(dp_conn_t *c);
 /* Handles one complete request; takes msg. Returns NULL when it answered at once, else the
  * request now in flight, which calls dp_conn_request_done when its response is queued. */
 dp_req_t *dp_proxy_handle(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg);
+/* Answers, before the body is read, a request its head already refuses (unknown path, wrong
+ * method, no configuration, a missing or invalid API key; a body sent to a probe path) and
+ * returns true: the connection then closes with the body unread, so a caller without a valid key
+ * never gets more than one read of its body in. false: read the body. head stays the caller's. */
+bool dp_proxy_refuse_head(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *head);
 /* The client went away (or the drain grace ran out): cancel the upstream, record usage, free
  * the request. Never called from inside a curl callback. */
 void dp_proxy_client_gone(dp_req_t *r);

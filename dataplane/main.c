@@ -43,7 +43,7 @@ static void usage(FILE *f)
         "  --max-header-bytes N       request header limit (default 32768)\n"
         "  --header-timeout-ms N      time to receive a request's headers (default 10000)\n"
         "  --body-timeout-ms N        longest pause while receiving a body (default 30000)\n"
-        "  --idle-timeout-ms N        keep-alive idle time (default 75000)\n"
+        "  --idle-timeout-ms N        keep-alive idle time (default 30000)\n"
         "  --drain-timeout-ms N       SIGTERM grace period for requests in flight\n"
         "                             (default 30000)\n"
         "  --breaker-failures N       consecutive failures that open a target's circuit\n"
@@ -120,7 +120,7 @@ int main(int argc, char **argv)
     o.limits = lim;
     o.header_timeout_ms = 10000;
     o.body_timeout_ms = 30000;
-    o.idle_timeout_ms = 75000;
+    o.idle_timeout_ms = 30000; /* each idle client holds a socket and a parser */
     o.drain_timeout_ms = 30000;
     o.max_response_bytes = 64u << 20;
     o.health = (dp_health_opts_t)DP_HEALTH_OPTS_DEFAULT;

@@ -1223,6 +1223,88 @@ static bool path_is(const char *p, size_t n, const char *lit)
     return tg_mem_eq(p, n, lit, strlen(lit));
 }
 
+static bool is_probe_path(const char *path, size_t plen)
+{
+    return path_is(path, plen, "/healthz") || path_is(path, plen, "/readyz") ||
+           path_is(path, plen, "/metrics");
+}
+
+/* What a request's head decides without its body: the endpoint (404), the method (405, with
+ * the Allow header in *allow), a configuration (503) and the API key (401). Sets r->endpoint,
+ * r->endpoint_name and r->key. */
+static int check_head(dp_req_t *r, tg_err_t *err, const char **allow)
+{
+    const char *path;
+    size_t plen;
+    dp_http_path(&r->msg, &path, &plen);
+    int method = r->msg.method;
+    int ep = 0;
+    if (path_is(path, plen, "/v1/chat/completions")) {
+        ep = DP_EP_CHAT;
+        r->endpoint_name = "chat.completions";
+    } else if (path_is(path, plen, "/v1/completions")) {
+        ep = DP_EP_COMPLETIONS;
+        r->endpoint_name = "completions";
+    } else if (path_is(path, plen, "/v1/embeddings")) {
+        ep = DP_EP_EMBEDDINGS;
+        r->endpoint_name = "embeddings";
+    } else if (path_is(path, plen, "/v1/messages")) {
+        ep = DP_EP_MESSAGES;
+        r->endpoint_name = "messages";
+    } else if (!path_is(path, plen, "/v1/models")) {
+        tg_err_set(err, TG_ENOTFOUND, 404, "unknown path \"%.*s\"", (int)(plen > 200 ? 200 : plen),
+                   path);
+        tg_err_code(err, "unknown_url");
+        return TG_ENOTFOUND;
+    }
+    r->endpoint = ep; /* from here, errors take the endpoint's shape (OpenAI's or Anthropic's) */
+    bool is_models = ep == 0;
+    if ((is_models && method != HTTP_GET) || (!is_models && method != HTTP_POST)) {
+        tg_err_set(err, TG_EINVAL, 405, "use %s for this path", is_models ? "GET" : "POST");
+        *allow = is_models ? "allow: GET\r\n" : "allow: POST\r\n";
+        return TG_EINVAL;
+    }
+    if (!r->snap) {
+        tg_err_set(err, TG_EUPSTREAM, 503, "the gateway has no configuration yet; retry shortly");
+        return TG_EUPSTREAM;
+    }
+    return authenticate(r, err);
+}
+
+bool dp_proxy_refuse_head(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *head)
+{
+    tg_err_t err;
+    const char *allow = NULL;
+    const char *path;
+    size_t plen;
+    int rc;
+    tg_err_clear(&err);
+    /* the checks read the head in place: r->msg borrows the parser's buffers until the memset
+     * below, so that req_destroy does not free them */
+    dp_http_msg_t view = *head;
+    dp_req_t *r = req_create(w, c, &view);
+    if (!r)
+        return false; /* the whole request meets the same checks */
+    dp_http_path(&r->msg, &path, &plen);
+    if (is_probe_path(path, plen)) {
+        /* no key here, so no body either */
+        bool get = r->msg.method == HTTP_GET || r->msg.method == HTTP_HEAD;
+        tg_err_set(&err, TG_EINVAL, get ? 400 : 405,
+                   get ? "this path takes no request body" : "use GET");
+        allow = get ? NULL : "allow: GET\r\n";
+        rc = TG_EINVAL;
+    } else {
+        rc = check_head(r, &err, &allow);
+    }
+    memset(&r->msg, 0, sizeof(r->msg));
+    if (rc == 0) {
+        req_destroy(r);
+        return false;
+    }
+    fail_request_with(r, &err, false, allow);
+    return true;
+}
+
 dp_req_t *dp_proxy_handle(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
 {
     tg_err_t err;
@@ -1240,8 +1322,7 @@ dp_req_t *dp_proxy_handle(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
     dp_http_path(&r->msg, &path, &plen);
     int method = r->msg.method;
 
-    if (path_is(path, plen, "/healthz") || path_is(path, plen, "/readyz") ||
-        path_is(path, plen, "/metrics")) {
+    if (is_probe_path(path, plen)) {
         if (method != HTTP_GET && method != HTTP_HEAD) {
             tg_err_set(&err, TG_EINVAL, 405, "use GET");
             respond_error(r, &err, "allow: GET\r\n");
@@ -1263,44 +1344,13 @@ dp_req_t *dp_proxy_handle(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
         return NULL;
     }
 
-    int ep = 0;
-    if (path_is(path, plen, "/v1/chat/completions")) {
-        ep = DP_EP_CHAT;
-        r->endpoint_name = "chat.completions";
-    } else if (path_is(path, plen, "/v1/completions")) {
-        ep = DP_EP_COMPLETIONS;
-        r->endpoint_name = "completions";
-    } else if (path_is(path, plen, "/v1/embeddings")) {
-        ep = DP_EP_EMBEDDINGS;
-        r->endpoint_name = "embeddings";
-    } else if (path_is(path, plen, "/v1/messages")) {
-        ep = DP_EP_MESSAGES;
-        r->endpoint_name = "messages";
-    } else if (!path_is(path, plen, "/v1/models")) {
-        tg_err_set(&err, TG_ENOTFOUND, 404, "unknown path \"%.*s\"", (int)(plen > 200 ? 200 : plen),
-                   path);
-        tg_err_code(&err, "unknown_url");
-        fail_request(r, &err, false);
+    const char *allow = NULL;
+    if (check_head(r, &err, &allow) != 0) {
+        fail_request_with(r, &err, false, allow);
         return NULL;
     }
-    r->endpoint = ep; /* from here, errors take the endpoint's shape (OpenAI's or Anthropic's) */
+    int ep = r->endpoint;
     bool is_models = ep == 0;
-    if ((is_models && method != HTTP_GET) || (!is_models && method != HTTP_POST)) {
-        tg_err_set(&err, TG_EINVAL, 405, "use %s for this path", is_models ? "GET" : "POST");
-        respond_error(r, &err, is_models ? "allow: GET\r\n" : "allow: POST\r\n");
-        dp_metrics_request(w->metrics, 405, "", "");
-        req_destroy(r);
-        return NULL;
-    }
-    if (!r->snap) {
-        tg_err_set(&err, TG_EUPSTREAM, 503, "the gateway has no configuration yet; retry shortly");
-        fail_request(r, &err, false);
-        return NULL;
-    }
-    if (authenticate(r, &err) != 0) {
-        fail_request(r, &err, false);
-        return NULL;
-    }
     if (is_models) {
         handle_models(r);
         req_destroy(r);

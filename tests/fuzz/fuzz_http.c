@@ -52,6 +52,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 left = 0;
                 break;
             }
+            if (rc == DP_HTTP_HEAD) {
+                /* stopped at the end of the headers: no body byte is in yet */
+                FUZZ_CHECK(used <= left);
+                FUZZ_CHECK(hp.headers_done && !hp.done && hp.msg.body.len == 0);
+                p += used;
+                left -= used;
+                rc = DP_HTTP_MORE;
+                continue;
+            }
             if (rc != DP_HTTP_DONE)
                 break;
             FUZZ_CHECK(used <= left);
@@ -67,7 +76,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (rc < 0) {
             FUZZ_CHECK(hp.error_status == 400 || hp.error_status == 413 || hp.error_status == 414 ||
-                       hp.error_status == 431 || hp.error_status == 503);
+                       hp.error_status == 431 || hp.error_status == 501 || hp.error_status == 503 ||
+                       hp.error_status == 505);
             FUZZ_CHECK(hp.error_msg != NULL);
             FUZZ_CHECK((rc == TG_ETOOBIG) == (hp.error_status == 413 || hp.error_status == 414 ||
                                               hp.error_status == 431));

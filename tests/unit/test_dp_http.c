@@ -7,10 +7,22 @@
 
 static const dp_http_limits_t DEFAULT_LIMITS = DP_HTTP_LIMITS_DEFAULT;
 
-/* Feeds the whole string at once; returns dp_http_feed's result. */
+/* Feeds n bytes, going on past the end of the headers (DP_HTTP_HEAD) as a connection does when
+ * it lets the body in; returns the last result, *used the bytes used in all. */
+static int feed_n(dp_http_parser_t *hp, const char *s, size_t n, size_t *used)
+{
+    size_t at = 0, u = 0;
+    int rc;
+    while ((rc = dp_http_feed(hp, s + at, n - at, &u)) == DP_HTTP_HEAD)
+        at += u;
+    *used = at + u;
+    return rc;
+}
+
+/* Feeds the whole string at once. */
 static int feed_all(dp_http_parser_t *hp, const char *s, size_t *used)
 {
-    return dp_http_feed(hp, s, strlen(s), used);
+    return feed_n(hp, s, strlen(s), used);
 }
 
 /* Feeds one byte at a time until the message completes or fails. */
@@ -19,6 +31,10 @@ static int feed_bytes(dp_http_parser_t *hp, const char *s, size_t n, size_t *con
     for (size_t i = 0; i < n; i++) {
         size_t used = 0;
         int rc = dp_http_feed(hp, s + i, 1, &used);
+        if (rc == DP_HTTP_HEAD) {
+            cr_assert_eq(used, 1, "the head ends with this byte");
+            continue;
+        }
         if (rc != DP_HTTP_MORE) {
             *consumed = i + used;
             return rc;
@@ -94,7 +110,7 @@ Test(dp_http, long_unknown_header_name_is_skipped_without_capture)
 {
     dp_http_parser_t hp;
     size_t used = 0;
-    const char req[] = "GET / HTTP/1.1\r\n"
+    const char req[] = "GET / HTTP/1.1\r\nHost: gw\r\n"
                        "X-A-Very-Long-Header-Name-That-Is-Over-32-Bytes: v\r\n"
                        "Authorization: Bearer k\r\n\r\n";
     dp_http_init(&hp, &DEFAULT_LIMITS);
@@ -144,7 +160,7 @@ Test(dp_http, body_arriving_later_is_waited_for)
 {
     dp_http_parser_t hp;
     size_t used = 0;
-    const char head[] = "POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nab";
+    const char head[] = "POST / HTTP/1.1\r\nHost: gw\r\nContent-Length: 4\r\n\r\nab";
     dp_http_init(&hp, &DEFAULT_LIMITS);
     cr_assert_eq(feed_all(&hp, head, &used), DP_HTTP_MORE);
     cr_assert_eq(used, sizeof(head) - 1);
@@ -195,8 +211,9 @@ Test(dp_http, content_length_equal_to_max_body_is_accepted)
     dp_http_parser_t hp;
     size_t used = 0;
     dp_http_init(&hp, &lim);
-    cr_assert_eq(feed_all(&hp, "POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd", &used),
-                 DP_HTTP_DONE);
+    cr_assert_eq(
+        feed_all(&hp, "POST / HTTP/1.1\r\nHost: gw\r\nContent-Length: 4\r\n\r\nabcd", &used),
+        DP_HTTP_DONE);
     cr_assert(buf_is(&hp.msg.body, "abcd"));
     dp_http_dispose(&hp);
 }
@@ -207,7 +224,7 @@ Test(dp_http, chunked_body_over_max_is_413)
     lim.max_body = 8;
     dp_http_parser_t hp;
     size_t used = 0;
-    const char req[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    const char req[] = "POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n"
                        "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n";
     dp_http_init(&hp, &lim);
     cr_assert_eq(feed_all(&hp, req, &used), TG_ETOOBIG);
@@ -236,7 +253,7 @@ Test(dp_http, headers_at_count_limit_are_accepted)
     dp_http_parser_t hp;
     size_t used = 0;
     dp_http_init(&hp, &lim);
-    cr_assert_eq(feed_all(&hp, "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", &used),
+    cr_assert_eq(feed_all(&hp, "GET / HTTP/1.1\r\nHost: gw\r\nB: 2\r\nC: 3\r\n\r\n", &used),
                  DP_HTTP_DONE);
     dp_http_dispose(&hp);
 }
@@ -399,15 +416,15 @@ Test(dp_http, pipelined_requests_complete_one_at_a_time)
 {
     dp_http_parser_t hp;
     size_t used = 0;
-    const char first[] = "POST /v1/embeddings HTTP/1.1\r\nAuthorization: Bearer one\r\n"
+    const char first[] = "POST /v1/embeddings HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer one\r\n"
                          "Content-Length: 3\r\n\r\nabc";
-    const char second[] = "GET /v1/models HTTP/1.1\r\nX-Request-Id: two\r\n\r\n";
+    const char second[] = "GET /v1/models HTTP/1.1\r\nHost: gw\r\nX-Request-Id: two\r\n\r\n";
     char both[sizeof(first) + sizeof(second)];
     memcpy(both, first, sizeof(first) - 1);
     memcpy(both + sizeof(first) - 1, second, sizeof(second));
     size_t total = sizeof(first) - 1 + sizeof(second) - 1;
     dp_http_init(&hp, &DEFAULT_LIMITS);
-    cr_assert_eq(dp_http_feed(&hp, both, total, &used), DP_HTTP_DONE);
+    cr_assert_eq(feed_n(&hp, both, total, &used), DP_HTTP_DONE);
     cr_assert_eq(used, sizeof(first) - 1);
 
     dp_http_msg_t m1;
@@ -438,7 +455,7 @@ Test(dp_http, next_resets_header_limits_for_the_following_request)
     lim.max_headers = 2;
     dp_http_parser_t hp;
     size_t used = 0;
-    const char req[] = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n";
+    const char req[] = "GET / HTTP/1.1\r\nHost: gw\r\nB: 2\r\n\r\n";
     dp_http_init(&hp, &lim);
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(feed_all(&hp, req, &used), DP_HTTP_DONE, "request %d", i);
@@ -452,7 +469,8 @@ Test(dp_http, connection_close_is_not_keep_alive)
     dp_http_parser_t hp;
     size_t used = 0;
     dp_http_init(&hp, &DEFAULT_LIMITS);
-    cr_assert_eq(feed_all(&hp, "GET / HTTP/1.1\r\nConnection: close\r\n\r\n", &used), DP_HTTP_DONE);
+    cr_assert_eq(feed_all(&hp, "GET / HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n", &used),
+                 DP_HTTP_DONE);
     cr_assert_not(hp.msg.keep_alive);
     dp_http_dispose(&hp);
 }
@@ -509,13 +527,288 @@ Test(dp_http, expect_100_continue_is_flagged)
 {
     dp_http_parser_t hp;
     size_t used = 0;
-    const char head[] = "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+    const char head[] =
+        "POST / HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
     dp_http_init(&hp, &DEFAULT_LIMITS);
-    cr_assert_eq(feed_all(&hp, head, &used), DP_HTTP_MORE);
+    cr_assert_eq(dp_http_feed(&hp, head, strlen(head), &used), DP_HTTP_HEAD);
+    cr_assert_eq(used, strlen(head));
     /* known once the headers are in, before the body: the server answers 100 then */
     cr_assert(hp.headers_done);
     cr_assert(hp.msg.expect_continue);
     cr_assert_eq(feed_all(&hp, "{}", &used), DP_HTTP_DONE);
     cr_assert(hp.msg.expect_continue);
+    dp_http_dispose(&hp);
+}
+
+/* ---- RFC 9112 framing that llhttp 8.1 lets through ---- */
+
+/* Feeds s whole, and byte by byte on a second parser; both must fail with `status`. */
+static void assert_refused(const char *s, int status)
+{
+    dp_http_parser_t hp;
+    size_t used = 0;
+    dp_http_init(&hp, &DEFAULT_LIMITS);
+    int rc = feed_all(&hp, s, &used);
+    cr_assert(rc < 0, "accepted (rc %d): %s", rc, s);
+    cr_assert_eq(hp.error_status, status, "status %d (%s) for: %s", hp.error_status, hp.error_msg,
+                 s);
+    cr_assert_not_null(hp.error_msg);
+    dp_http_dispose(&hp);
+    dp_http_init(&hp, &DEFAULT_LIMITS);
+    rc = feed_bytes(&hp, s, strlen(s), &used);
+    cr_assert(rc < 0, "accepted byte by byte (rc %d): %s", rc, s);
+    cr_assert_eq(hp.error_status, status, "byte by byte: status %d (%s) for: %s", hp.error_status,
+                 hp.error_msg, s);
+    dp_http_dispose(&hp);
+}
+
+Test(dp_http, chunk_data_not_followed_by_crlf_is_400)
+{
+    /* llhttp 8.1 skips the two bytes after a chunk's data unread: "abcXX" would pass */
+    assert_refused("POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "3\r\nabcXX0\r\n\r\n",
+                   400);
+    assert_refused("POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "3\r\nabc\n0\r\n\r\n",
+                   400);
+    /* a chunk shorter than its size eats into the next chunk's size line */
+    assert_refused("POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "3\r\nab\r\n0\r\n\r\n",
+                   400);
+}
+
+Test(dp_http, chunk_crlf_split_across_reads_is_accepted)
+{
+    dp_http_parser_t hp;
+    size_t consumed = 0;
+    const char req[] = "POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+    dp_http_init(&hp, &DEFAULT_LIMITS);
+    cr_assert_eq(feed_bytes(&hp, req, sizeof(req) - 1, &consumed), DP_HTTP_DONE);
+    cr_assert(buf_is(&hp.msg.body, "abcde"));
+    dp_http_dispose(&hp);
+}
+
+Test(dp_http, huge_chunk_extension_is_400)
+{
+    static char req[3 * DP_HTTP_MAX_CHUNK_LINE];
+    char ext[DP_HTTP_MAX_CHUNK_LINE + 10];
+    memset(ext, 'e', sizeof(ext) - 1);
+    ext[sizeof(ext) - 1] = '\0';
+    snprintf(req, sizeof(req),
+             "POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "3;%s\r\nabc\r\n0\r\n\r\n",
+             ext);
+    assert_refused(req, 400);
+    /* the same on the last chunk, and on a size line that never ends */
+    snprintf(req, sizeof(req),
+             "POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "3\r\nabc\r\n0;%s\r\n\r\n",
+             ext);
+    assert_refused(req, 400);
+    dp_http_parser_t hp;
+    size_t used = 0;
+    snprintf(req, sizeof(req),
+             "POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n3;%s", ext);
+    dp_http_init(&hp, &DEFAULT_LIMITS);
+    cr_assert_eq(feed_all(&hp, req, &used), TG_EINVAL);
+    cr_assert_eq(hp.error_status, 400);
+    dp_http_dispose(&hp);
+}
+
+Test(dp_http, short_chunk_extension_is_accepted)
+{
+    dp_http_parser_t hp;
+    size_t used = 0;
+    dp_http_init(&hp, &DEFAULT_LIMITS);
+    cr_assert_eq(feed_all(&hp,
+                          "POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "3;name=\"v\"\r\nabc\r\n0;x=y\r\n\r\n",
+                          &used),
+                 DP_HTTP_DONE);
+    cr_assert(buf_is(&hp.msg.body, "abc"));
+    dp_http_dispose(&hp);
+}
+
+Test(dp_http, host_is_required_once_in_http11)
+{
+    assert_refused("GET / HTTP/1.1\r\n\r\n", 400);
+    assert_refused("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400);
+    assert_refused("GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n", 400);
+    assert_refused("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400);
+    assert_refused("GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400);
+    assert_refused("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400);
+    const char *ok[] = {"GET / HTTP/1.0\r\n\r\n", "GET / HTTP/1.1\r\nHost:\r\n\r\n",
+                        "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+                        "GET / HTTP/1.1\r\nhOsT: gw.example.com:443\r\n\r\n"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        dp_http_parser_t hp;
+        size_t used = 0;
+        dp_http_init(&hp, &DEFAULT_LIMITS);
+        cr_assert_eq(feed_all(&hp, ok[i], &used), DP_HTTP_DONE, "%s: %s", ok[i], hp.error_msg);
+        dp_http_dispose(&hp);
+    }
+}
+
+Test(dp_http, versions_other_than_10_and_11_are_refused)
+{
+    assert_refused("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505);
+    assert_refused("GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505);
+    assert_refused("GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505);
+    assert_refused("GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505);
+    assert_refused("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505);
+    assert_refused("GET / \r\nHost: a\r\n\r\n", 400);
+    assert_refused("GET / FOO/1.1\r\nHost: a\r\n\r\n", 400);
+}
+
+Test(dp_http, http09_request_line_is_refused_at_once)
+{
+    /* without this, llhttp waits for headers a 0.9 client never sends: a hang to the timeout */
+    dp_http_parser_t hp;
+    size_t used = 0;
+    dp_http_init(&hp, &DEFAULT_LIMITS);
+    cr_assert_eq(feed_all(&hp, "GET /\r\n", &used), TG_EINVAL);
+    cr_assert_eq(hp.error_status, 400);
+    dp_http_dispose(&hp);
+    assert_refused("GET /v1/models\r\n", 400);
+}
+
+Test(dp_http, transfer_codings_other_than_chunked_are_501)
+{
+    assert_refused("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501);
+    /* llhttp takes this one (chunked is last) and would hand over gzip bytes as the body */
+    assert_refused("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                   "0\r\n\r\n",
+                   501);
+    assert_refused("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 501);
+    assert_refused("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                   400);
+    assert_refused("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+}
+
+Test(dp_http, obs_fold_is_400)
+{
+    assert_refused("GET / HTTP/1.1\r\nHost: a\r\nX-A: a\r\n b\r\n\r\n", 400);
+    assert_refused("GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer\r\n\tk\r\n\r\n", 400);
+}
+
+Test(dp_http, bare_cr_and_nul_in_headers_are_400)
+{
+    assert_refused("GET / HTTP/1.1\r\nHost: a\r\nX-A: a\rb\r\n\r\n", 400);
+    dp_http_parser_t hp;
+    size_t used = 0;
+    const char nul[] = "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\0b\r\n\r\n";
+    dp_http_init(&hp, &DEFAULT_LIMITS);
+    cr_assert_eq(feed_n(&hp, nul, sizeof(nul) - 1, &used), TG_EINVAL);
+    cr_assert_eq(hp.error_status, 400);
+    dp_http_dispose(&hp);
+}
+
+Test(dp_http, trailers_cannot_set_a_credential)
+{
+    dp_http_parser_t hp;
+    size_t used = 0;
+    dp_http_init(&hp, &DEFAULT_LIMITS);
+    cr_assert_eq(feed_all(&hp,
+                          "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "0\r\nAuthorization: Bearer smuggled\r\nHost: b\r\n\r\n",
+                          &used),
+                 DP_HTTP_DONE);
+    cr_assert_eq(hp.msg.authorization.len, 0);
+    cr_assert(buf_is(&hp.msg.host, "a"));
+    dp_http_dispose(&hp);
+}
+
+Test(dp_http, head_stops_before_the_body)
+{
+    dp_http_parser_t hp;
+    size_t used = 0;
+    const char head[] =
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer k\r\n"
+        "Content-Length: 5\r\n\r\n";
+    char req[sizeof(head) + 5];
+    memcpy(req, head, sizeof(head) - 1);
+    memcpy(req + sizeof(head) - 1, "hello", 5);
+    dp_http_init(&hp, &DEFAULT_LIMITS);
+    cr_assert_eq(dp_http_feed(&hp, req, sizeof(req) - 1, &used), DP_HTTP_HEAD);
+    cr_assert_eq(used, sizeof(head) - 1);
+    cr_assert_eq(hp.msg.body.len, 0, "no body byte is read before the caller says so");
+    cr_assert(buf_is(&hp.msg.authorization, "Bearer k"));
+    size_t used2 = 0;
+    cr_assert_eq(dp_http_feed(&hp, req + used, sizeof(req) - 1 - used, &used2), DP_HTTP_DONE);
+    cr_assert(buf_is(&hp.msg.body, "hello"));
+    dp_http_dispose(&hp);
+    /* no body: straight to the end, no stop */
+    dp_http_init(&hp, &DEFAULT_LIMITS);
+    cr_assert_eq(feed_all(&hp, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", &used),
+                 DP_HTTP_DONE);
+    dp_http_dispose(&hp);
+}
+
+Test(dp_http, body_limit_message_names_the_limit_and_the_flag)
+{
+    dp_http_limits_t lim = DEFAULT_LIMITS;
+    dp_http_parser_t hp;
+    size_t used = 0;
+    dp_http_init(&hp, &lim);
+    cr_assert_eq(
+        feed_all(&hp, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4194305\r\n\r\n", &used),
+        TG_ETOOBIG);
+    cr_assert_str_eq(hp.error_msg,
+                     "request body is larger than the 4 MiB limit (--max-body-bytes)");
+    dp_http_dispose(&hp);
+    lim.max_body = 1500;
+    dp_http_init(&hp, &lim);
+    cr_assert_eq(feed_all(&hp, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1501\r\n\r\n", &used),
+                 TG_ETOOBIG);
+    cr_assert_str_eq(hp.error_msg,
+                     "request body is larger than the 1500 bytes limit (--max-body-bytes)");
+    dp_http_dispose(&hp);
+    lim.max_body = 8;
+    dp_http_init(&hp, &lim);
+    cr_assert_eq(feed_all(&hp,
+                          "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n",
+                          &used),
+                 TG_ETOOBIG);
+    cr_assert_not_null(strstr(hp.error_msg, "--max-body-bytes"), "%s", hp.error_msg);
+    dp_http_dispose(&hp);
+}
+
+Test(dp_http, absolute_form_target_routes_by_its_path)
+{
+    const char *cases[][2] = {
+        {"http://gw.example.com/v1/chat/completions", "/v1/chat/completions"},
+        {"HTTPS://gw:8443/v1/models?x=1", "/v1/models"},
+        {"http://gw", "/"},
+        {"http://gw?q", "/"},
+        {"/v1/models", "/v1/models"},
+        {"ftp://gw/v1/models", "ftp://gw/v1/models"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        dp_http_msg_t m;
+        memset(&m, 0, sizeof(m));
+        tg_buf_init(&m.url, 256);
+        cr_assert_eq(tg_buf_append(&m.url, cases[i][0], strlen(cases[i][0])), 0);
+        const char *path;
+        size_t plen;
+        dp_http_path(&m, &path, &plen);
+        cr_assert(tg_mem_eq(path, plen, cases[i][1], strlen(cases[i][1])), "%s -> %.*s",
+                  cases[i][0], (int)plen, path);
+        dp_http_msg_dispose(&m);
+    }
+    dp_http_parser_t hp;
+    size_t used = 0;
+    dp_http_init(&hp, &DEFAULT_LIMITS);
+    cr_assert_eq(feed_all(&hp,
+                          "POST http://gw/v1/chat/completions HTTP/1.1\r\nHost: gw\r\n"
+                          "Content-Length: 2\r\n\r\n{}",
+                          &used),
+                 DP_HTTP_DONE);
+    const char *path;
+    size_t plen;
+    dp_http_path(&hp.msg, &path, &plen);
+    cr_assert(tg_mem_eq(path, plen, "/v1/chat/completions", 20));
     dp_http_dispose(&hp);
 }

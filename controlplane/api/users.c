@@ -346,20 +346,36 @@ void cp_api_users_update(cp_req_t *r)
                         pw ? hash : NULL,
                         has_dis ? (dis ? "t" : "f") : NULL,
                         has_pa ? (pa ? "t" : "f") : NULL};
-    /* a new password also clears a lockout: that is how an admin unlocks an account */
-    if (one_json(r,
-                 "UPDATE users AS u SET name = coalesce($2, u.name), email = coalesce(lower($3), "
-                 "u.email), password_hash = coalesce($4, u.password_hash), failed_logins = CASE "
-                 "WHEN $4 IS NULL THEN u.failed_logins ELSE 0 END, locked_until = CASE WHEN $4 IS "
-                 "NULL THEN u.locked_until END, disabled = coalesce($5::boolean, u.disabled), "
-                 "is_platform_admin = coalesce($6::boolean, u.is_platform_admin), updated_at = "
-                 "now() WHERE u.id = $1 RETURNING " USER_JSON,
-                 6, p, &after) != 0)
+    /* a new password ends every session issued before it (the session generation, checked
+     * on each call in auth.c) */
+    PGresult *res = cp_db_exec(
+        r->db,
+        "UPDATE users AS u SET name = coalesce($2, u.name), email = coalesce(lower($3), "
+        "u.email), password_hash = coalesce($4, u.password_hash), session_gen = u.session_gen + "
+        "CASE WHEN $4 IS NULL THEN 0 ELSE 1 END, disabled = coalesce($5::boolean, u.disabled), "
+        "is_platform_admin = coalesce($6::boolean, u.is_platform_admin), updated_at = now() "
+        "WHERE u.id = $1 RETURNING " USER_JSON ", u.session_gen",
+        6, p);
+    if (!cp_db_ok(res)) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
         goto fail;
+    }
+    after = cp_db_json_row(res, 0, 0);
+    long long gen = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 1), NULL, 10) : 0;
+    PQclear(res);
     if (!after) {
         reply_no_user(r);
         goto fail;
     }
+    /* and clears the failed logins counted against the account: how an admin unlocks it */
+    const char *fp[3] = {pw ? "t" : "f", json_string_value(json_object_get(before, "email")),
+                         json_string_value(json_object_get(after, "email"))};
+    if (exec_ok(r,
+                "DELETE FROM login_failures WHERE $1::boolean AND email IN (lower($2), "
+                "lower($3))",
+                3, fp) != 0)
+        goto fail;
     json_t *audited = json_copy(after);
     if (pw)
         json_object_set_new(audited, "password_changed", json_true()); /* never the hash */
@@ -367,6 +383,16 @@ void cp_api_users_update(cp_req_t *r)
     json_decref(audited);
     if (rc != 0 || cp_db_commit(r) != 0)
         goto fail;
+    if (pw && self && r->who.jti[0]) {
+        /* the session that changed the password carries on with a fresh one; the old token
+         * ended with the others */
+        char token[2048];
+        long exp;
+        if (cp_jwt_issue(r->who.user_id, gen, token, sizeof(token), &exp) == 0)
+            json_object_set_new(after, "session",
+                                json_pack("{s:s,s:s,s:I}", "token", token, "token_type", "Bearer",
+                                          "expires_at", (json_int_t)exp));
+    }
     cp_reply_json(r, 200, after);
     after = NULL;
     goto out;

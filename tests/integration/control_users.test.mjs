@@ -234,7 +234,7 @@ test('bad user updates get 400 or 422 and change nothing', async () => {
 
 test('a platform admin disables, unlocks, promotes and deletes users, but never removes itself', async () => {
   const u = await newUser({ email: 'managed@x.test', password: PW });
-  const token = await cp.login('managed@x.test', PW);
+  let token = await cp.login('managed@x.test', PW);
   assert.equal((await cp.api('GET', '/api/v1/me', { token })).status, 200);
   const d = await cp.api('PATCH', `/api/v1/users/${u.id}`, { token: admin, body: { disabled: true } });
   assert.equal(d.status, 200);
@@ -244,11 +244,15 @@ test('a platform admin disables, unlocks, promotes and deletes users, but never 
   assert.equal((await cp.api('POST', '/api/v1/auth/login', { body: { email: 'managed@x.test', password: PW } })).status, 401);
   assert.equal((await cp.api('PATCH', `/api/v1/users/${u.id}`, { token: admin, body: { disabled: false } })).status, 200);
   assert.equal((await cp.api('GET', '/api/v1/me', { token })).status, 200);
-  // an admin sets a password without the old one, and that clears a lockout
-  cp.sql(`UPDATE users SET failed_logins = 5, locked_until = now() + interval '1 hour' WHERE id = '${u.id}'`);
+  // an admin sets a password without the old one, and that clears a lockout (and ends the
+  // user's sessions)
+  cp.sql(`INSERT INTO login_failures (email, source, failures, locked_until) VALUES ('managed@x.test', '127.0.0.1', 9, now() + interval '1 hour')
+    ON CONFLICT (email, source) DO UPDATE SET failures = 9, locked_until = now() + interval '1 hour'`);
+  assert.equal((await cp.api('POST', '/api/v1/auth/login', { body: { email: 'managed@x.test', password: PW } })).status, 429);
   const newPw = 'reset-by-admin-password';
   assert.equal((await cp.api('PATCH', `/api/v1/users/${u.id}`, { token: admin, body: { password: newPw } })).status, 200);
-  assert.equal(typeof (await cp.login('managed@x.test', newPw)), 'string');
+  assert.equal((await cp.api('GET', '/api/v1/me', { token })).status, 401);
+  token = await cp.login('managed@x.test', newPw);
   // promotion makes a platform admin
   const p = await cp.api('PATCH', `/api/v1/users/${u.id}`, { token: admin, body: { is_platform_admin: true, email: 'Managed2@x.test' } });
   assert.equal(p.status, 200);

@@ -573,7 +573,18 @@ void cp_api_members_put(cp_req_t *r)
     if (cp_db_begin(r) != 0)
         goto out;
     const char *p[3] = {tid, uid, role};
-    PGresult *res = cp_db_exec(r->db, "SELECT 1 FROM users WHERE id = $1", 1, p + 1);
+    /* only a user the caller may already see: a member of this tenant, or of another tenant the
+     * caller manages (within its token's scope); platform admins add anyone. One query for every
+     * other id, so that it answers like a random one */
+    const char *scope = r->who.via_token && r->who.token_tenant[0] ? r->who.token_tenant : NULL;
+    const char *v[5] = {tid, uid, r->who.user_id, r->who.platform_admin ? "t" : "f", scope};
+    PGresult *res = cp_db_exec(
+        r->db,
+        "SELECT 1 FROM users u WHERE u.id = $2 AND ($4::boolean OR EXISTS (SELECT 1 FROM "
+        "memberships m WHERE m.user_id = u.id AND (m.tenant_id = $1 OR ($5::uuid IS NULL AND "
+        "EXISTS (SELECT 1 FROM memberships mine WHERE mine.user_id = $3::uuid AND mine.tenant_id "
+        "= m.tenant_id AND mine.role IN ('owner', 'admin'))))))",
+        5, v);
     bool ok = cp_db_ok(res), found = ok && PQntuples(res) == 1;
     if (!ok)
         cp_reply_db_error(r, res);

@@ -45,6 +45,17 @@ async function newToken(token, body) {
   return r.body;
 }
 
+// Tenant admins add only users they can already see: this makes a user visible to acme's owner
+// and admin by putting it in a tenant ("pool") that both administer.
+let pool;
+function visibleToAcmeAdmins(userId) {
+  if (!pool) {
+    pool = cp.sql(`INSERT INTO tenants (slug, name) VALUES ('pool', 'pool') RETURNING id`);
+    cp.sql(`INSERT INTO memberships (user_id, tenant_id, role) VALUES ('${users.owner.id}', '${pool}', 'owner'), ('${users.admin.id}', '${pool}', 'admin')`);
+  }
+  cp.sql(`INSERT INTO memberships (user_id, tenant_id, role) VALUES ('${userId}', '${pool}', 'viewer')`);
+}
+
 async function verifyIntact() {
   const v = await cp.api('GET', '/api/v1/audit-log/verify', { token: admin });
   assert.equal(v.status, 200);
@@ -294,6 +305,7 @@ test('service accounts have no password, cannot log in and cannot be given one',
 
 test('role matrix for members: list, add, change, remove', async () => {
   const target = await newUser({ email: 'joiner@x.test', password: PW });
+  visibleToAcmeAdmins(target.id);
   const expect = {
     //          list put  delete
     owner:     [200, 201, 204],
@@ -321,8 +333,8 @@ test('role matrix for members: list, add, change, remove', async () => {
     const d = await cp.api('DELETE', `/api/v1/tenants/${acme.id}/members/${target.id}`, { token });
     assert.equal(d.status, del, `${who} delete`);
     if (del !== 204) {
-      assert.equal(count('memberships', `user_id = '${target.id}'`), 1, `${who} left it`);
-      cp.sql(`DELETE FROM memberships WHERE user_id = '${target.id}'`);
+      assert.equal(count('memberships', `user_id = '${target.id}' AND tenant_id = '${acme.id}'`), 1, `${who} left it`);
+      cp.sql(`DELETE FROM memberships WHERE user_id = '${target.id}' AND tenant_id = '${acme.id}'`);
     }
   }
   const l = await cp.api('GET', `/api/v1/tenants/${acme.id}/members`, { token: users.viewer.token });
@@ -336,6 +348,7 @@ test('role matrix for members: list, add, change, remove', async () => {
 
 test('only owners grant, change or remove the owner role, and the last owner stays', async () => {
   const a = await newUser({ email: 'future-owner@x.test', password: PW });
+  visibleToAcmeAdmins(a.id);
   const put = (token, id, role) => cp.api('PUT', `/api/v1/tenants/${acme.id}/members/${id}`, { token, body: { role } });
   const del = (token, id) => cp.api('DELETE', `/api/v1/tenants/${acme.id}/members/${id}`, { token });
   // a tenant admin cannot make an owner, nor touch one
@@ -639,6 +652,7 @@ test('a revoked or expired token gets 401', async () => {
 test('service account tokens: minted by a platform admin, or by a tenant admin for that tenant', async () => {
   const bot = await newUser({ email: 'deploy-bot@x.test', name: 'Deploy', is_service: true });
   const lone = await newUser({ email: 'lone-bot@x.test', is_service: true });
+  visibleToAcmeAdmins(bot.id);
   assert.equal((await cp.api('PUT', `/api/v1/tenants/${acme.id}/members/${bot.id}`, { token: users.admin.token, body: { role: 'admin' } })).status, 201);
   const mint = (token, body) => cp.api('POST', '/api/v1/tokens', { token, body: { name: 'bot', ...body } });
   const n = count('api_tokens');

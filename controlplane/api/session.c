@@ -233,15 +233,18 @@ void cp_api_logout(cp_req_t *r)
 
 void cp_api_me(cp_req_t *r)
 {
-    const char *p[1] = {r->who.user_id};
+    /* a tenant-scoped token sees its own tenant, not the other tenants its user belongs to */
+    const char *scope = r->who.via_token && r->who.token_tenant[0] ? r->who.token_tenant : NULL;
+    const char *p[2] = {r->who.user_id, scope};
     PGresult *res = cp_db_exec(
         r->db,
         "SELECT json_build_object('id', u.id, 'email', u.email, 'name', u.name, "
         "'is_platform_admin', u.is_platform_admin, 'memberships', coalesce((SELECT "
         "json_agg(json_build_object('tenant_id', t.id, 'slug', t.slug, 'name', t.name, 'role', "
         "m.role) ORDER BY t.slug) FROM memberships m JOIN tenants t ON t.id = m.tenant_id WHERE "
-        "m.user_id = u.id), '[]'::json)) FROM users u WHERE u.id = $1",
-        1, p);
+        "m.user_id = u.id AND ($2::uuid IS NULL OR m.tenant_id = $2::uuid)), '[]'::json)) FROM "
+        "users u WHERE u.id = $1",
+        2, p);
     json_t *me = cp_db_json_row(res, 0, 0);
     PQclear(res);
     if (!me) {

@@ -1,7 +1,9 @@
 /* users.c: /api/v1/users and /api/v1/tenants/{id}/members. Platform admins manage every user;
- * a user reads and edits their own profile; a tenant's admins manage its members and only its
- * owners (or platform admins) grant, change or remove the owner role. Runs on MHD workers. */
+ * a user reads and edits their own profile (from a session, not an API token); a tenant's admins
+ * manage its members, adding only users they can already see, and only its owners (or platform
+ * admins) grant, change or remove the owner role. Runs on MHD workers. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
@@ -265,6 +267,15 @@ void cp_api_users_update(cp_req_t *r)
         cp_body_bool(r, o, "disabled", &has_dis, &dis) != 0 ||
         cp_body_bool(r, o, "is_platform_admin", &has_pa, &pa) != 0)
         goto out;
+    /* a token acts with its own scope: the user record is global, so only a session of the
+     * user (or a platform admin) edits it, never a token that may reach less than the user */
+    if (self && !platform && r->who.via_token) {
+        const char *f = name ? "name" : pw ? "password" : email ? "email" : NULL;
+        cp_reply_error(r, 403, "forbidden", f,
+                       "an API token cannot change its user's profile or password; sign in to "
+                       "change them");
+        goto out;
+    }
     if (!platform && (email || has_dis || has_pa)) {
         const char *f = email ? "email" : has_dis ? "disabled" : "is_platform_admin";
         cp_reply_error(r, 403, "forbidden", f, "only platform admins change \"%s\"", f);

@@ -1,4 +1,5 @@
 /* users.c: /api/v1/users and /api/v1/tenants/{id}/members. Platform admins manage every user;
+ * a tenant's admins create users in their tenant;
  * a user reads and edits their own profile (from a session, not an API token); a tenant's admins
  * manage its members, adding only users they can already see, and only its owners (or platform
  * admins) grant, change or remove the owner role. Runs on MHD workers. */
@@ -136,23 +137,57 @@ void cp_api_users_list(cp_req_t *r)
 
 void cp_api_users_create(cp_req_t *r)
 {
-    static const char *const fields[] = {"email",      "name", "password", "is_platform_admin",
-                                         "is_service", NULL};
-    const char *email, *name, *pw;
+    static const char *const fields[] = {"email",      "name",      "password", "is_platform_admin",
+                                         "is_service", "tenant_id", "role",     NULL};
+    const char *email, *name, *pw, *tid, *role;
     bool has_pa, pa = false, has_svc, svc = false;
-    if (!r->who.platform_admin) {
-        cp_reply_error(r, 403, "forbidden", NULL, "only platform admins create users");
-        return;
-    }
-    json_t *o = cp_body_object(r, fields);
+    json_t *o = cp_body_object(r, fields), *member = NULL;
     if (!o)
         return;
     if (cp_body_str(r, o, "email", true, EMAIL_MAX, &email) != 0 ||
         cp_body_str(r, o, "name", false, 200, &name) != 0 ||
         cp_body_str(r, o, "password", false, PASSWORD_MAX_BYTES, &pw) != 0 ||
         cp_body_bool(r, o, "is_platform_admin", &has_pa, &pa) != 0 ||
-        cp_body_bool(r, o, "is_service", &has_svc, &svc) != 0)
+        cp_body_bool(r, o, "is_service", &has_svc, &svc) != 0 ||
+        cp_body_str(r, o, "tenant_id", false, 36, &tid) != 0 ||
+        cp_body_enum(r, o, "role", false, member_roles, &role) != 0)
         goto out;
+    /* a tenant's admins create users in their tenant: the only users outside it they may add */
+    if (!tid && !r->who.platform_admin) {
+        cp_reply_error(r, 403, "forbidden", "tenant_id",
+                       "only platform admins create users outside a tenant; give \"tenant_id\" "
+                       "and \"role\" to create one in a tenant you administer");
+        goto out;
+    }
+    if (role && !tid) {
+        cp_reply_error(r, 422, "invalid_value", "role",
+                       "\"role\" is the new user's role in \"tenant_id\"; give both or neither");
+        goto out;
+    }
+    if (tid) {
+        if (!cp_is_uuid(tid)) {
+            cp_reply_error(r, 404, "not_found", "tenant_id", "no such tenant");
+            goto out;
+        }
+        int mine = cp_require_role(r, tid, CP_ROLE_ADMIN);
+        if (mine < 0)
+            goto out;
+        if (!role) {
+            cp_reply_error(r, 400, "missing_field", "role",
+                           "\"role\" is required with \"tenant_id\"");
+            goto out;
+        }
+        if (strcmp(role, "owner") == 0 && mine < CP_ROLE_OWNER) {
+            cp_reply_error(r, 403, "forbidden", "role",
+                           "only owners grant the owner role; you have %s", cp_role_name(mine));
+            goto out;
+        }
+    }
+    if (pa && !r->who.platform_admin) {
+        cp_reply_error(r, 403, "forbidden", "is_platform_admin",
+                       "only platform admins create platform admins");
+        goto out;
+    }
     if (!email_ok(email)) {
         cp_reply_error(r, 422, "invalid_value", "email",
                        "\"email\" must have one '@' with text on both sides and no spaces");
@@ -180,6 +215,20 @@ void cp_api_users_create(cp_req_t *r)
     }
     if (cp_db_begin(r) != 0)
         goto out;
+    if (tid) { /* it exists (a platform admin has a role in any id) and stays while we add to it */
+        const char *t[1] = {tid};
+        PGresult *tr = cp_db_exec(r->db, "SELECT 1 FROM tenants WHERE id = $1 FOR SHARE", 1, t);
+        bool ok = cp_db_ok(tr), found = ok && PQntuples(tr) == 1;
+        if (!ok)
+            cp_reply_db_error(r, tr);
+        else if (!found)
+            cp_reply_error(r, 404, "not_found", "tenant_id", "no such tenant");
+        PQclear(tr);
+        if (!found) {
+            cp_db_rollback(r);
+            goto out;
+        }
+    }
     const char *p[5] = {email, name, pw ? hash : NULL, pa ? "t" : "f", svc ? "t" : "f"};
     PGresult *res = cp_db_exec(
         r->db,
@@ -197,13 +246,28 @@ void cp_api_users_create(cp_req_t *r)
     snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
     json_t *u = cp_db_json_row(res, 0, 1);
     PQclear(res);
-    if (cp_audit(r, NULL, "user.create", "user", id, NULL, u) != 0 || cp_db_commit(r) != 0) {
-        cp_db_rollback(r);
-        json_decref(u);
-        goto out;
+    if (cp_audit(r, tid, "user.create", "user", id, NULL, u) != 0)
+        goto fail;
+    if (tid) {
+        const char *m[3] = {tid, id, role};
+        if (exec_ok(r, "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)", 3,
+                    m) != 0 ||
+            one_json(r,
+                     "SELECT " MEMBER_JSON " FROM memberships m JOIN users u ON u.id = m.user_id "
+                     "WHERE m.tenant_id = $1 AND m.user_id = $2",
+                     2, m, &member) != 0 ||
+            cp_audit(r, tid, "member.put", "membership", id, NULL, member) != 0)
+            goto fail;
     }
+    if (cp_db_commit(r) != 0)
+        goto fail;
     cp_reply_json(r, 201, u);
+    goto out;
+fail:
+    cp_db_rollback(r);
+    json_decref(u);
 out:
+    json_decref(member);
     json_decref(o);
 }
 

@@ -133,6 +133,44 @@ test("a tenant admin cannot add another tenant's user: the answer is a random id
   assert.equal((await cp.api('DELETE', `/api/v1/tenants/${acme.id}/members/${users.outsider.id}`, { token: admin })).status, 204);
 });
 
+test('a tenant admin creates a new user in its tenant, and only there', async () => {
+  const create = (body, token = users.admin.token) => cp.api('POST', '/api/v1/users', { token, body });
+  const body = { email: 'New.Hire@acme.test', name: 'New', password: 'a-long-first-password' };
+  const users0 = count('users');
+  // outside a tenant, in another tenant, as a member, as a platform admin, as a new owner: no
+  for (const [b, token, status, field] of [
+    [body, users.admin.token, 403, 'tenant_id'],
+    [{ ...body, tenant_id: globex.id, role: 'member' }, users.admin.token, 404, null],
+    [{ ...body, tenant_id: RANDOM, role: 'member' }, users.admin.token, 404, null],
+    [{ ...body, tenant_id: acme.id, role: 'member' }, users.member.token, 403, null],
+    [{ ...body, tenant_id: acme.id }, users.admin.token, 400, 'role'],
+    [{ ...body, tenant_id: acme.id, role: 'owner' }, users.admin.token, 403, 'role'],
+    [{ ...body, tenant_id: acme.id, role: 'member', is_platform_admin: true }, users.admin.token, 403, 'is_platform_admin'],
+    [{ ...body, role: 'member' }, admin, 422, 'role'],
+    [{ ...body, tenant_id: RANDOM, role: 'member' }, admin, 404, 'tenant_id'],
+  ]) {
+    const r = await create(b, token);
+    assert.equal(r.status, status, `${JSON.stringify(b)}: ${r.text}`);
+    if (field) assert.equal(r.body.error.field, field);
+  }
+  assert.equal(count('users'), users0);
+  const r = await create({ ...body, tenant_id: acme.id, role: 'member' });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.body.email, 'new.hire@acme.test');
+  assert.equal(cp.sql(`SELECT role FROM memberships WHERE user_id = '${r.body.id}' AND tenant_id = '${acme.id}'`), 'member');
+  assert.equal(count('memberships', `user_id = '${r.body.id}'`), 1);
+  assert.equal(typeof (await cp.login('new.hire@acme.test', 'a-long-first-password')), 'string');
+  // both changes are in the tenant's audit log
+  const log = await cp.api('GET', `/api/v1/audit-log?tenant_id=${acme.id}`, { token: users.admin.token });
+  const actions = log.body.data.filter((e) => e.target_id === r.body.id).map((e) => e.action).sort();
+  assert.deepEqual(actions, ['member.put', 'user.create']);
+  // a service account for the tenant's automation, too
+  const bot = await create({ email: 'ci@acme.test', is_service: true, tenant_id: acme.id, role: 'member' });
+  assert.equal(bot.status, 201, bot.text);
+  const t = await cp.api('POST', '/api/v1/tokens', { token: users.admin.token, body: { name: 'ci', role: 'member', tenant_id: acme.id, user_id: bot.body.id } });
+  assert.equal(t.status, 201, t.text);
+});
+
 // ---- a member's key ----
 
 test('a member narrows, never widens, the limits an admin set on its key', async () => {

@@ -97,7 +97,8 @@ test('bad user bodies get 400 or 422 and create nothing', async () => {
     ['', 400], ['{', 400], ['[]', 400], ['"x"', 400],
     [JSON.stringify({ email: 1, password: PW }), 400],
     [JSON.stringify({ email: 'b@x.test', password: PW, is_service: 'yes' }), 400],
-    [JSON.stringify({ email: 'b@x.test', password: PW, role: 'admin' }), 400], // unknown field
+    [JSON.stringify({ email: 'b@x.test', password: PW, team: 'admin' }), 400], // unknown field
+    [JSON.stringify({ email: 'b@x.test', password: PW, role: 'admin' }), 422], // a role needs tenant_id
     [JSON.stringify({ password: PW }), 400],
     [JSON.stringify({ email: 'b@x.test' }), 400], // no password, not a service account
     [JSON.stringify({ email: 'b@x.test', password: 'short-pw-11' }), 422], // 11 characters

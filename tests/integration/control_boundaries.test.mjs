@@ -284,6 +284,16 @@ test('a token cannot change the user it belongs to, nor see its other tenants', 
   assert.deepEqual(full.body.memberships.map((m) => m.slug), ['acme', 'side']);
 });
 
+test("a platform admin's token of a tenant role lists the tenants it reaches", async () => {
+  const slugs = async (token) => (await cp.api('GET', '/api/v1/tenants', { token })).body.data.map((t) => t.slug).sort();
+  const one = await newToken(admin, { role: 'viewer', tenant_id: globex.id });
+  const every = await newToken(admin, { role: 'viewer' });
+  assert.equal((await cp.api('GET', `/api/v1/tenants/${globex.id}`, { token: one.token })).status, 200);
+  assert.deepEqual(await slugs(one.token), ['globex']);
+  assert.equal((await cp.api('GET', `/api/v1/tenants/${acme.id}`, { token: every.token })).status, 200);
+  assert.deepEqual(await slugs(every.token), await slugs(admin));
+});
+
 // ---- logins ----
 
 test('parallel wrong logins: exactly five are checked and counted, then the address waits', async () => {

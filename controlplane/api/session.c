@@ -152,7 +152,7 @@ void cp_api_login(cp_req_t *r)
         snprintf(r->extra_headers, sizeof(r->extra_headers), "Retry-After: %lld\r\n", wait_s);
         cp_reply_error(r, 429, "account_locked", NULL,
                        "too many failed logins for this email from your address; try again in "
-                       "%lld seconds",
+                       "%lld s",
                        wait_s);
         goto out;
     }

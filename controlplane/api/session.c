@@ -25,6 +25,9 @@
 #define LOGIN_NEXT_FAILURES                                                                        \
     "(CASE WHEN f.last_failure < now() - interval '" LOGIN_FORGET "' THEN 1 ELSE f.failures + 1 "  \
     "END)"
+/* An attempt that starts a wait holds it, while its password is checked, this much longer: the
+ * wait itself starts when the check has failed (a crash mid-check costs this at most) */
+#define LOGIN_CHECK_HOLD "interval '30 seconds'"
 #define LOGIN_NEXT_DELAY LOGIN_DELAY(LOGIN_NEXT_FAILURES)
 #define LOGIN_ROW_DELAY LOGIN_DELAY("f.failures")
 #define IP_MAX_FAILS 20
@@ -71,10 +74,11 @@ static void dummy_init(void)
 
 /* Counts this attempt as a failure of (email, address) before the password is checked, in one
  * statement: the row lock orders concurrent attempts, so no more than five of them are ever
- * checked before the waits start (a success deletes the row again). Returns 1
- * when the attempt may go on, 0 when the pair is waiting out a delay (*wait_s set), -1 after
- * replying with a database error. */
-static int login_attempt_begin(cp_req_t *r, const char *email, long long *wait_s)
+ * checked before the waits start (a success deletes the row again). Returns 1 when the attempt
+ * may go on (its number in the run in *nth, as text), 0 when the pair is waiting (*wait_s set),
+ * -1 after replying with a database error. */
+static int login_attempt_begin(cp_req_t *r, const char *email, char *nth, size_t nthlen,
+                               long long *wait_s)
 {
     const char *p[2] = {email, r->ip};
     PGresult *res = cp_db_exec(
@@ -82,8 +86,8 @@ static int login_attempt_begin(cp_req_t *r, const char *email, long long *wait_s
         "INSERT INTO login_failures AS f (email, source, failures) VALUES (lower($1), $2, 1) "
         "ON CONFLICT (email, source) DO UPDATE SET failures = " LOGIN_NEXT_FAILURES
         ", locked_until = CASE WHEN " LOGIN_NEXT_FAILURES " >= " LOGIN_FREE_FAILURES
-        " THEN now() + " LOGIN_NEXT_DELAY " END, last_failure = now() WHERE f.locked_until IS "
-        "NULL OR f.locked_until <= now() RETURNING f.failures",
+        " THEN now() + " LOGIN_NEXT_DELAY " + " LOGIN_CHECK_HOLD " END, last_failure = now() "
+        "WHERE f.locked_until IS NULL OR f.locked_until <= now() RETURNING f.failures",
         2, p);
     if (!cp_db_ok(res)) {
         cp_reply_db_error(r, res);
@@ -92,6 +96,8 @@ static int login_attempt_begin(cp_req_t *r, const char *email, long long *wait_s
     }
     int go = PQntuples(res) == 1;
     bool first = go && strcmp(PQgetvalue(res, 0, 0), "1") == 0;
+    if (go)
+        snprintf(nth, nthlen, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     if (first) /* a new run of failures: sweep the runs nobody continued */
         PQclear(cp_db_exec(r->db,
@@ -100,10 +106,13 @@ static int login_attempt_begin(cp_req_t *r, const char *email, long long *wait_s
                            0, NULL));
     if (go)
         return 1;
-    res = cp_db_exec(r->db,
-                     "SELECT greatest(1, ceil(extract(epoch FROM locked_until - now())))::bigint "
-                     "FROM login_failures WHERE email = lower($1) AND source = $2",
-                     2, p);
+    res = cp_db_exec(
+        r->db,
+        /* while a check holds the wait, the wait it will start */
+        "SELECT greatest(1, ceil(extract(epoch FROM least(f.locked_until - now(), " LOGIN_ROW_DELAY
+        "))))::bigint FROM login_failures AS f WHERE f.email = "
+        "lower($1) AND f.source = $2",
+        2, p);
     *wait_s = 1;
     if (cp_db_ok(res) && PQntuples(res) == 1)
         *wait_s = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -111,16 +120,16 @@ static int login_attempt_begin(cp_req_t *r, const char *email, long long *wait_s
     return 0;
 }
 
-/* A checked attempt failed: the wait it earned runs from now, not from when it began, so that
- * attempts queued behind a slow check still find the address waiting. */
-static void login_attempt_failed(cp_req_t *r, const char *email)
+/* The nth attempt's password was wrong: if it started a wait (and no later attempt has since),
+ * the wait runs from now, so that no attempt is checked while it is in progress. */
+static void login_attempt_failed(cp_req_t *r, const char *email, const char *nth)
 {
-    const char *p[2] = {email, r->ip};
+    const char *p[3] = {email, r->ip, nth};
     PQclear(cp_db_exec(r->db,
-                       "UPDATE login_failures AS f SET locked_until = greatest(f.locked_until, "
-                       "now() + " LOGIN_ROW_DELAY ") WHERE f.email = lower($1) AND f.source = $2 "
+                       "UPDATE login_failures AS f SET locked_until = now() + " LOGIN_ROW_DELAY
+                       " WHERE f.email = lower($1) AND f.source = $2 AND f.failures = $3::integer "
                        "AND f.failures >= " LOGIN_FREE_FAILURES,
-                       2, p));
+                       3, p));
 }
 
 void cp_api_login(cp_req_t *r)
@@ -144,7 +153,8 @@ void cp_api_login(cp_req_t *r)
         goto out;
     }
     long long wait_s = 0;
-    int go = login_attempt_begin(r, email, &wait_s);
+    char nth[16] = "";
+    int go = login_attempt_begin(r, email, nth, sizeof(nth), &wait_s);
     if (go < 0)
         goto out;
     if (go == 0) {
@@ -185,7 +195,7 @@ void cp_api_login(cp_req_t *r)
     PQclear(res);
     if (!ok) {
         ip_limited(r->ip, true);
-        login_attempt_failed(r, email);
+        login_attempt_failed(r, email, nth);
         tg_log(TG_LOG_INFO, "cp_auth", "login_failed", "ip=%s known_account=%d", r->ip, found);
         cp_reply_error(r, 401, "invalid_credentials", NULL, "wrong email or password");
         goto out;

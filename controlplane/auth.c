@@ -16,13 +16,17 @@
 
 #include "tg_banned.h"
 
-static bool load_user(cp_req_t *r, const char *user_id)
+/* Loads the caller's user; with gen >= 0 (a session), only while the user's session generation
+ * is still gen: a password change bumps it, which ends every session issued before. */
+static bool load_user(cp_req_t *r, const char *user_id, long long gen)
 {
-    const char *p[1] = {user_id};
+    char genbuf[24];
+    snprintf(genbuf, sizeof(genbuf), "%lld", gen);
+    const char *p[2] = {user_id, gen >= 0 ? genbuf : NULL};
     PGresult *res = cp_db_exec(r->db,
                                "SELECT email, is_platform_admin FROM users WHERE id = $1 AND NOT "
-                               "disabled",
-                               1, p);
+                               "disabled AND ($2::integer IS NULL OR session_gen = $2::integer)",
+                               2, p);
     bool ok = cp_db_ok(res) && PQntuples(res) == 1;
     if (ok) {
         snprintf(r->who.user_id, sizeof(r->who.user_id), "%s", user_id);
@@ -47,7 +51,7 @@ static void resolve_api_token(cp_req_t *r, const char *tok)
         "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) "
         "RETURNING id, user_id, role, coalesce(tenant_id::text, '')",
         1, p);
-    if (cp_db_ok(res) && PQntuples(res) == 1 && load_user(r, PQgetvalue(res, 0, 1))) {
+    if (cp_db_ok(res) && PQntuples(res) == 1 && load_user(r, PQgetvalue(res, 0, 1), -1)) {
         r->who.authenticated = true;
         r->who.via_token = true;
         snprintf(r->who.token_id, sizeof(r->who.token_id), "%s", PQgetvalue(res, 0, 0));
@@ -79,13 +83,16 @@ static void resolve_jwt(cp_req_t *r, const char *tok)
     long exp = jwt_get_grant_int(jwt, "exp");
     const char *sub = jwt_get_grant(jwt, "sub");
     const char *jti = jwt_get_grant(jwt, "jti");
-    if (exp <= (long)time(NULL) || !sub || !cp_is_uuid(sub) || !jti || strlen(jti) >= 64)
+    /* 0 when absent: sessions issued before the generation claim existed are generation 0 */
+    long gen = jwt_get_grant_int(jwt, "gen");
+    if (exp <= (long)time(NULL) || !sub || !cp_is_uuid(sub) || !jti || strlen(jti) >= 64 ||
+        gen < 0 || gen > INT32_MAX)
         goto out;
     const char *p[1] = {jti};
     PGresult *res = cp_db_exec(r->db, "SELECT 1 FROM revoked_jwts WHERE jti = $1", 1, p);
     bool revoked = !cp_db_ok(res) || PQntuples(res) > 0;
     PQclear(res);
-    if (revoked || !load_user(r, sub))
+    if (revoked || !load_user(r, sub, gen))
         goto out;
     r->who.authenticated = true;
     r->who.jwt_exp = exp;
@@ -111,8 +118,7 @@ void cp_auth_resolve(cp_req_t *r)
         resolve_jwt(r, tok);
 }
 
-int cp_jwt_issue(const char *user_id, char *out, size_t outlen, long *exp_out);
-int cp_jwt_issue(const char *user_id, char *out, size_t outlen, long *exp_out)
+int cp_jwt_issue(const char *user_id, long long gen, char *out, size_t outlen, long *exp_out)
 {
     jwt_t *jwt = NULL;
     uint8_t rnd[16];
@@ -125,6 +131,7 @@ int cp_jwt_issue(const char *user_id, char *out, size_t outlen, long *exp_out)
     long exp = now + (long)cp_opts->jwt_ttl_s;
     if (jwt_add_grant(jwt, "sub", user_id) == 0 && jwt_add_grant(jwt, "jti", jti) == 0 &&
         jwt_add_grant_int(jwt, "iat", now) == 0 && jwt_add_grant_int(jwt, "exp", exp) == 0 &&
+        jwt_add_grant_int(jwt, "gen", (long)gen) == 0 &&
         jwt_add_grant(jwt, "iss", "tollgate") == 0 &&
         jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)cp_opts->jwt_secret,
                     (int)cp_opts->jwt_secret_len) == 0) {

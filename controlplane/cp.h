@@ -177,6 +177,9 @@ int cp_commit_change(cp_req_t *r, const char *tenant_id, const char *action,
 /* ---- auth ---- */
 /* Resolves Authorization: Bearer (JWT or admin API token) into r->who. */
 void cp_auth_resolve(cp_req_t *r);
+/* A session JWT for the user at session generation gen (users.session_gen; a password change
+ * bumps it and ends older sessions); *exp_out gets its expiry in unix seconds. */
+int cp_jwt_issue(const char *user_id, long long gen, char *out, size_t outlen, long *exp_out);
 int cp_password_hash(const char *pw, char *out, size_t outlen);
 bool cp_password_verify(const char *encoded, const char *pw);
 /* Random token "<prefix><base64url of 32 bytes>"; hash = SHA-256 of the whole text. */

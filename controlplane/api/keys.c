@@ -1,8 +1,8 @@
 /* keys.c: /api/v1/tenants/{tid}/keys: virtual keys, the secrets applications send to the data
  * plane. A secret is shown once (create, rotate); the row keeps only its SHA-256 and last four
- * characters. Viewers read; members manage the keys they own; tenant admins and owners manage
- * all of the tenant's keys. Another tenant's keys answer 404 like ids that never existed.
- * Runs on MHD worker threads. */
+ * characters. Viewers read; members manage the keys they own, narrowing but never widening the
+ * limits an admin set on them; tenant admins and owners manage all of the tenant's keys. Another
+ * tenant's keys answer 404 like ids that never existed. Runs on MHD worker threads. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -312,6 +312,56 @@ static int check_models(cp_req_t *r, const key_fields_t *f)
     return rc;
 }
 
+/* Members may narrow, never widen, what an admin set on a key: a lower rpm_limit or tpm_limit,
+ * an earlier expires_at, a subset of models; removing a limit or the expiry widens. A key whose
+ * limits no admin set (a member's own, untouched) is the member's to change. In the update's
+ * transaction, after key_load locked the row. Returns -1 after replying 403 naming the field. */
+static int check_narrows(cp_req_t *r, const key_fields_t *f)
+{
+    const char *p[9] = {
+        r->params[1],
+        r->params[0],
+        f->has_models ? f->models : NULL,
+        f->has_expires ? "t" : "f",
+        f->has_expires && !f->expires_null ? f->expires : NULL,
+        f->has_rpm ? "t" : "f",
+        f->has_rpm && !f->rpm_null ? f->rpm : NULL,
+        f->has_tpm ? "t" : "f",
+        f->has_tpm && !f->tpm_null ? f->tpm : NULL,
+    };
+    PGresult *res = cp_db_exec(
+        r->db,
+        "SELECT CASE WHEN NOT k.limits_set_by_admin THEN NULL WHEN $6::boolean AND k.rpm_limit "
+        "IS NOT NULL AND ($7::integer IS NULL OR $7::integer > k.rpm_limit) THEN 'rpm_limit' "
+        "WHEN $8::boolean AND k.tpm_limit IS NOT NULL AND ($9::integer IS NULL OR $9::integer > "
+        "k.tpm_limit) THEN 'tpm_limit' WHEN $4::boolean AND k.expires_at IS NOT NULL AND "
+        "($5::timestamptz IS NULL OR $5::timestamptz > k.expires_at) THEN 'expires_at' WHEN "
+        "$3::json IS NOT NULL AND EXISTS (SELECT 1 FROM json_array_elements_text($3::json) AS "
+        "t(e) WHERE t.e <> ALL (k.models)) THEN 'models' END FROM virtual_keys k WHERE k.id = $1 "
+        "AND k.tenant_id = $2",
+        9, p);
+    if (!cp_db_ok(res) || PQntuples(res) != 1) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        return -1;
+    }
+    int rc = 0;
+    if (!PQgetisnull(res, 0, 0)) {
+        const char *field = PQgetvalue(res, 0, 0);
+        bool models = strcmp(field, "models") == 0, expiry = strcmp(field, "expires_at") == 0;
+        cp_reply_error(r, 403, "forbidden", field,
+                       "an admin set \"%s\" on this key; members may only narrow it (%s), not "
+                       "widen or remove it",
+                       field,
+                       models   ? "a subset of the models"
+                       : expiry ? "an earlier expiry"
+                                : "a lower limit");
+        rc = -1;
+    }
+    PQclear(res);
+    return rc;
+}
+
 /* A new secret: the text (shown once), the hex SHA-256 to store and the last four characters. */
 static int new_secret(cp_req_t *r, char *secret, size_t n, char hex[65], char last4[5])
 {
@@ -428,7 +478,7 @@ void cp_api_keys_create(cp_req_t *r)
         cp_db_rollback(r);
         goto out;
     }
-    const char *p[9] = {
+    const char *p[10] = {
         r->params[0],
         owner,
         f.name,
@@ -438,15 +488,17 @@ void cp_api_keys_create(cp_req_t *r)
         f.has_rpm && !f.rpm_null ? f.rpm : NULL,
         f.has_tpm && !f.tpm_null ? f.tpm : NULL,
         f.has_expires && !f.expires_null ? f.expires : NULL,
+        role >= CP_ROLE_ADMIN ? "t" : "f", /* an admin chose these limits, even by omission */
     };
     /* models keep the order the client sent */
     PGresult *res = cp_db_exec(
         r->db,
         "INSERT INTO virtual_keys AS k (tenant_id, owner_user_id, name, key_hash, last4, models, "
-        "rpm_limit, tpm_limit, expires_at) VALUES ($1, $2::uuid, $3, decode($4, 'hex'), $5, "
-        "ARRAY(SELECT e FROM json_array_elements_text($6::json) WITH ORDINALITY AS t(e, n) ORDER "
-        "BY n), $7::integer, $8::integer, $9::timestamptz) RETURNING k.id, " KEY_JSON,
-        9, p);
+        "rpm_limit, tpm_limit, expires_at, limits_set_by_admin) VALUES ($1, $2::uuid, $3, "
+        "decode($4, 'hex'), $5, ARRAY(SELECT e FROM json_array_elements_text($6::json) WITH "
+        "ORDINALITY AS t(e, n) ORDER BY n), $7::integer, $8::integer, $9::timestamptz, "
+        "$10::boolean) RETURNING k.id, " KEY_JSON,
+        10, p);
     if (!cp_db_ok(res)) {
         cp_reply_db_error(r, res);
         PQclear(res);
@@ -508,11 +560,12 @@ void cp_api_keys_update(cp_req_t *r)
     if (cp_db_begin(r) != 0)
         goto out;
     if (key_load(r, true, &before, &mine) != 0 || !may_manage(r, role, mine) ||
-        check_models(r, &f) != 0) {
+        check_models(r, &f) != 0 || (role < CP_ROLE_ADMIN && check_narrows(r, &f) != 0)) {
         cp_db_rollback(r);
         goto out;
     }
-    const char *p[10] = {
+    bool limits = f.has_models || f.has_expires || f.has_rpm || f.has_tpm;
+    const char *p[11] = {
         r->params[1],
         r->params[0],
         f.name,
@@ -523,6 +576,7 @@ void cp_api_keys_update(cp_req_t *r)
         f.has_rpm && !f.rpm_null ? f.rpm : NULL,
         f.has_tpm ? "t" : "f",
         f.has_tpm && !f.tpm_null ? f.tpm : NULL,
+        limits && role >= CP_ROLE_ADMIN ? "t" : "f",
     };
     PGresult *res = cp_db_exec(
         r->db,
@@ -531,9 +585,9 @@ void cp_api_keys_update(cp_req_t *r)
         "ORDINALITY AS t(e, n) ORDER BY n) END, expires_at = CASE WHEN $5::boolean THEN "
         "$6::timestamptz ELSE k.expires_at END, rpm_limit = CASE WHEN $7::boolean THEN "
         "$8::integer ELSE k.rpm_limit END, tpm_limit = CASE WHEN $9::boolean THEN $10::integer "
-        "ELSE k.tpm_limit END, updated_at = now() WHERE k.id = $1 AND k.tenant_id = $2 "
-        "RETURNING " KEY_JSON,
-        10, p);
+        "ELSE k.tpm_limit END, limits_set_by_admin = k.limits_set_by_admin OR $11::boolean, "
+        "updated_at = now() WHERE k.id = $1 AND k.tenant_id = $2 RETURNING " KEY_JSON,
+        11, p);
     json_t *after = cp_db_json_row(res, 0, 0);
     if (!after) {
         cp_reply_db_error(r, res);

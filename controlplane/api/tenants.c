@@ -85,7 +85,10 @@ void cp_api_tenants_list(cp_req_t *r)
     const char *slug = cp_query(r, "slug");
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit + 1);
-    const char *p[5] = {r->who.user_id, r->who.platform_admin ? "t" : "f", cursor, slug, lim};
+    /* as cp_role_in: a platform admin's token of another role still reaches every tenant (or
+     * its one tenant), at that role */
+    bool every = r->who.platform_admin || (r->who.via_token && r->who.user_platform_admin);
+    const char *p[5] = {r->who.user_id, every ? "t" : "f", cursor, slug, lim};
     const char *scope_tenant =
         r->who.via_token && r->who.token_tenant[0] ? r->who.token_tenant : NULL;
     const char *p2[6] = {p[0], p[1], p[2], p[3], p[4], scope_tenant};

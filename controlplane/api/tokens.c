@@ -1,6 +1,7 @@
 /* tokens.c: /api/v1/tokens, admin API tokens for automation. A token is shown once, stored as
  * SHA-256 plus its last 4 characters, and never scoped wider than whoever creates it; auth.c
- * resolves it and cp_role_in caps every role by it. Runs on MHD worker threads. */
+ * resolves it and cp_role_in caps every role by it. A token lists and revokes only tokens no
+ * wider than itself. Runs on MHD worker threads. */
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +24,17 @@
     "::bigint) ELSE " text_param "::timestamptz END"
 
 #define UNIX_MAX 253402300799LL /* 9999-12-31T23:59:59Z */
+
+/* Whether token k lies within the calling token's scope ($S: its tenant or NULL; $R: its rank,
+ * enum cp_role, or NULL when the caller signed in): a token acts with its own scope, never its
+ * user's, so it sees and revokes only tokens that reach no further than itself. Admin without a
+ * tenant is platform scope, the widest. */
+#define TOKEN_IN_SCOPE(S, R)                                                                       \
+    "(" R "::int IS NULL OR ((CASE k.role WHEN 'viewer' THEN 1 WHEN 'member' THEN 2 WHEN "         \
+    "'admin' THEN CASE WHEN k.tenant_id IS NULL THEN 5 ELSE 3 END ELSE 4 END) <= " R "::int "      \
+    "AND (" S "::uuid IS NULL OR k.tenant_id = " S "::uuid)))"
+#define TOKEN_LIST_SCOPE TOKEN_IN_SCOPE("$3", "$6")
+#define TOKEN_REVOKE_SCOPE TOKEN_IN_SCOPE("$2", "$3")
 
 static const char *const token_roles[] = {"admin", "owner", "member", "viewer", NULL};
 
@@ -288,6 +300,20 @@ out:
     json_decref(o);
 }
 
+/* The calling token's scope for TOKEN_IN_SCOPE: its tenant and its rank (written into buf), or
+ * NULL for both when the caller signed in (a session acts as its user). */
+static void token_scope(const cp_req_t *r, char *buf, size_t n, const char **tenant,
+                        const char **rank)
+{
+    *tenant = NULL;
+    *rank = NULL;
+    if (!r->who.via_token)
+        return;
+    *tenant = r->who.token_tenant[0] ? r->who.token_tenant : NULL;
+    snprintf(buf, n, "%d", r->who.token_role);
+    *rank = buf;
+}
+
 void cp_api_tokens_list(cp_req_t *r)
 {
     int limit;
@@ -306,16 +332,18 @@ void cp_api_tokens_list(cp_req_t *r)
     }
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit + 1);
-    /* a tenant-scoped token sees only tokens of its tenant, not what else its user holds */
-    const char *scope = r->who.via_token && r->who.token_tenant[0] ? r->who.token_tenant : NULL;
-    const char *p[5] = {uid, r->who.user_id, scope, cursor, lim};
+    /* a token sees only tokens within its own scope, not what else its user holds */
+    char rank[16];
+    const char *scope = NULL, *rk = NULL;
+    token_scope(r, rank, sizeof(rank), &scope, &rk);
+    const char *p[6] = {uid, r->who.user_id, scope, cursor, lim, rk};
     PGresult *res = cp_db_exec(
         r->db,
         "SELECT " TOKEN_JSON " FROM api_tokens k WHERE CASE WHEN $1::uuid IS NOT NULL THEN "
-        "k.user_id = $1::uuid ELSE (k.user_id = $2::uuid OR k.created_by = $2::uuid) END AND "
-        "($3::uuid IS NULL OR k.tenant_id = $3::uuid) AND ($4::uuid IS NULL OR k.id > $4::uuid) "
-        "ORDER BY k.id LIMIT $5::int",
-        5, p);
+        "k.user_id = $1::uuid ELSE (k.user_id = $2::uuid OR k.created_by = $2::uuid) END "
+        "AND " TOKEN_LIST_SCOPE
+        " AND ($4::uuid IS NULL OR k.id > $4::uuid) ORDER BY k.id LIMIT $5::int",
+        6, p);
     if (!cp_db_ok(res)) {
         cp_reply_db_error(r, res);
         PQclear(res);
@@ -335,12 +363,16 @@ void cp_api_tokens_revoke(cp_req_t *r)
     if (cp_db_begin(r) != 0)
         return;
     json_t *before = NULL, *after = NULL;
-    const char *p[1] = {id};
-    PGresult *res = cp_db_exec(r->db,
-                               "SELECT " TOKEN_JSON ", k.user_id, coalesce(k.created_by::text, "
-                               "''), coalesce(k.tenant_id::text, ''), k.revoked_at IS NOT NULL "
-                               "FROM api_tokens k WHERE k.id = $1 FOR UPDATE",
-                               1, p);
+    char rank[16];
+    const char *scope = NULL, *rk = NULL;
+    token_scope(r, rank, sizeof(rank), &scope, &rk);
+    const char *p[3] = {id, scope, rk};
+    PGresult *res =
+        cp_db_exec(r->db,
+                   "SELECT " TOKEN_JSON ", k.user_id, coalesce(k.created_by::text, ''), "
+                   "coalesce(k.tenant_id::text, ''), k.revoked_at IS NOT NULL, " TOKEN_REVOKE_SCOPE
+                   " FROM api_tokens k WHERE k.id = $1 FOR UPDATE",
+                   3, p);
     if (!cp_db_ok(res)) {
         cp_reply_db_error(r, res);
         PQclear(res);
@@ -352,8 +384,8 @@ void cp_api_tokens_revoke(cp_req_t *r)
         allowed = r->who.platform_admin || same_uuid(PQgetvalue(res, 0, 1), r->who.user_id) ||
                   same_uuid(PQgetvalue(res, 0, 2), r->who.user_id);
         snprintf(tenant, sizeof(tenant), "%s", PQgetvalue(res, 0, 3));
-        if (r->who.via_token && r->who.token_tenant[0] && strcmp(tenant, r->who.token_tenant) != 0)
-            allowed = false; /* as in the list: a tenant-scoped token stays in its tenant */
+        if (PQgetvalue(res, 0, 5)[0] != 't')
+            allowed = false; /* as in the list: a token reaches no token wider than itself */
         revoked = PQgetvalue(res, 0, 4)[0] == 't';
         before = cp_db_json_row(res, 0, 0);
     }

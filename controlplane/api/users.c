@@ -1,7 +1,10 @@
 /* users.c: /api/v1/users and /api/v1/tenants/{id}/members. Platform admins manage every user;
- * a user reads and edits their own profile; a tenant's admins manage its members and only its
- * owners (or platform admins) grant, change or remove the owner role. Runs on MHD workers. */
+ * a tenant's admins create users in their tenant;
+ * a user reads and edits their own profile (from a session, not an API token); a tenant's admins
+ * manage its members, adding only users they can already see, and only its owners (or platform
+ * admins) grant, change or remove the owner role. Runs on MHD workers. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
@@ -134,23 +137,57 @@ void cp_api_users_list(cp_req_t *r)
 
 void cp_api_users_create(cp_req_t *r)
 {
-    static const char *const fields[] = {"email",      "name", "password", "is_platform_admin",
-                                         "is_service", NULL};
-    const char *email, *name, *pw;
+    static const char *const fields[] = {"email",      "name",      "password", "is_platform_admin",
+                                         "is_service", "tenant_id", "role",     NULL};
+    const char *email, *name, *pw, *tid, *role;
     bool has_pa, pa = false, has_svc, svc = false;
-    if (!r->who.platform_admin) {
-        cp_reply_error(r, 403, "forbidden", NULL, "only platform admins create users");
-        return;
-    }
-    json_t *o = cp_body_object(r, fields);
+    json_t *o = cp_body_object(r, fields), *member = NULL;
     if (!o)
         return;
     if (cp_body_str(r, o, "email", true, EMAIL_MAX, &email) != 0 ||
         cp_body_str(r, o, "name", false, 200, &name) != 0 ||
         cp_body_str(r, o, "password", false, PASSWORD_MAX_BYTES, &pw) != 0 ||
         cp_body_bool(r, o, "is_platform_admin", &has_pa, &pa) != 0 ||
-        cp_body_bool(r, o, "is_service", &has_svc, &svc) != 0)
+        cp_body_bool(r, o, "is_service", &has_svc, &svc) != 0 ||
+        cp_body_str(r, o, "tenant_id", false, 36, &tid) != 0 ||
+        cp_body_enum(r, o, "role", false, member_roles, &role) != 0)
         goto out;
+    /* a tenant's admins create users in their tenant: the only users outside it they may add */
+    if (!tid && !r->who.platform_admin) {
+        cp_reply_error(r, 403, "forbidden", "tenant_id",
+                       "only platform admins create users outside a tenant; give \"tenant_id\" "
+                       "and \"role\" to create one in a tenant you administer");
+        goto out;
+    }
+    if (role && !tid) {
+        cp_reply_error(r, 422, "invalid_value", "role",
+                       "\"role\" is the new user's role in \"tenant_id\"; give both or neither");
+        goto out;
+    }
+    if (tid) {
+        if (!cp_is_uuid(tid)) {
+            cp_reply_error(r, 404, "not_found", "tenant_id", "no such tenant");
+            goto out;
+        }
+        int mine = cp_require_role(r, tid, CP_ROLE_ADMIN);
+        if (mine < 0)
+            goto out;
+        if (!role) {
+            cp_reply_error(r, 400, "missing_field", "role",
+                           "\"role\" is required with \"tenant_id\"");
+            goto out;
+        }
+        if (strcmp(role, "owner") == 0 && mine < CP_ROLE_OWNER) {
+            cp_reply_error(r, 403, "forbidden", "role",
+                           "only owners grant the owner role; you have %s", cp_role_name(mine));
+            goto out;
+        }
+    }
+    if (pa && !r->who.platform_admin) {
+        cp_reply_error(r, 403, "forbidden", "is_platform_admin",
+                       "only platform admins create platform admins");
+        goto out;
+    }
     if (!email_ok(email)) {
         cp_reply_error(r, 422, "invalid_value", "email",
                        "\"email\" must have one '@' with text on both sides and no spaces");
@@ -178,6 +215,20 @@ void cp_api_users_create(cp_req_t *r)
     }
     if (cp_db_begin(r) != 0)
         goto out;
+    if (tid) { /* it exists (a platform admin has a role in any id) and stays while we add to it */
+        const char *t[1] = {tid};
+        PGresult *tr = cp_db_exec(r->db, "SELECT 1 FROM tenants WHERE id = $1 FOR SHARE", 1, t);
+        bool ok = cp_db_ok(tr), found = ok && PQntuples(tr) == 1;
+        if (!ok)
+            cp_reply_db_error(r, tr);
+        else if (!found)
+            cp_reply_error(r, 404, "not_found", "tenant_id", "no such tenant");
+        PQclear(tr);
+        if (!found) {
+            cp_db_rollback(r);
+            goto out;
+        }
+    }
     const char *p[5] = {email, name, pw ? hash : NULL, pa ? "t" : "f", svc ? "t" : "f"};
     PGresult *res = cp_db_exec(
         r->db,
@@ -195,13 +246,28 @@ void cp_api_users_create(cp_req_t *r)
     snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
     json_t *u = cp_db_json_row(res, 0, 1);
     PQclear(res);
-    if (cp_audit(r, NULL, "user.create", "user", id, NULL, u) != 0 || cp_db_commit(r) != 0) {
-        cp_db_rollback(r);
-        json_decref(u);
-        goto out;
+    if (cp_audit(r, tid, "user.create", "user", id, NULL, u) != 0)
+        goto fail;
+    if (tid) {
+        const char *m[3] = {tid, id, role};
+        if (exec_ok(r, "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)", 3,
+                    m) != 0 ||
+            one_json(r,
+                     "SELECT " MEMBER_JSON " FROM memberships m JOIN users u ON u.id = m.user_id "
+                     "WHERE m.tenant_id = $1 AND m.user_id = $2",
+                     2, m, &member) != 0 ||
+            cp_audit(r, tid, "member.put", "membership", id, NULL, member) != 0)
+            goto fail;
     }
+    if (cp_db_commit(r) != 0)
+        goto fail;
     cp_reply_json(r, 201, u);
+    goto out;
+fail:
+    cp_db_rollback(r);
+    json_decref(u);
 out:
+    json_decref(member);
     json_decref(o);
 }
 
@@ -265,6 +331,15 @@ void cp_api_users_update(cp_req_t *r)
         cp_body_bool(r, o, "disabled", &has_dis, &dis) != 0 ||
         cp_body_bool(r, o, "is_platform_admin", &has_pa, &pa) != 0)
         goto out;
+    /* a token acts with its own scope: the user record is global, so only a session of the
+     * user (or a platform admin) edits it, never a token that may reach less than the user */
+    if (self && !platform && r->who.via_token) {
+        const char *f = name ? "name" : pw ? "password" : email ? "email" : NULL;
+        cp_reply_error(r, 403, "forbidden", f,
+                       "an API token cannot change its user's profile or password; sign in to "
+                       "change them");
+        goto out;
+    }
     if (!platform && (email || has_dis || has_pa)) {
         const char *f = email ? "email" : has_dis ? "disabled" : "is_platform_admin";
         cp_reply_error(r, 403, "forbidden", f, "only platform admins change \"%s\"", f);
@@ -346,20 +421,36 @@ void cp_api_users_update(cp_req_t *r)
                         pw ? hash : NULL,
                         has_dis ? (dis ? "t" : "f") : NULL,
                         has_pa ? (pa ? "t" : "f") : NULL};
-    /* a new password also clears a lockout: that is how an admin unlocks an account */
-    if (one_json(r,
-                 "UPDATE users AS u SET name = coalesce($2, u.name), email = coalesce(lower($3), "
-                 "u.email), password_hash = coalesce($4, u.password_hash), failed_logins = CASE "
-                 "WHEN $4 IS NULL THEN u.failed_logins ELSE 0 END, locked_until = CASE WHEN $4 IS "
-                 "NULL THEN u.locked_until END, disabled = coalesce($5::boolean, u.disabled), "
-                 "is_platform_admin = coalesce($6::boolean, u.is_platform_admin), updated_at = "
-                 "now() WHERE u.id = $1 RETURNING " USER_JSON,
-                 6, p, &after) != 0)
+    /* a new password ends every session issued before it (the session generation, checked
+     * on each call in auth.c) */
+    PGresult *res = cp_db_exec(
+        r->db,
+        "UPDATE users AS u SET name = coalesce($2, u.name), email = coalesce(lower($3), "
+        "u.email), password_hash = coalesce($4, u.password_hash), session_gen = u.session_gen + "
+        "CASE WHEN $4 IS NULL THEN 0 ELSE 1 END, disabled = coalesce($5::boolean, u.disabled), "
+        "is_platform_admin = coalesce($6::boolean, u.is_platform_admin), updated_at = now() "
+        "WHERE u.id = $1 RETURNING " USER_JSON ", u.session_gen",
+        6, p);
+    if (!cp_db_ok(res)) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
         goto fail;
+    }
+    after = cp_db_json_row(res, 0, 0);
+    long long gen = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 1), NULL, 10) : 0;
+    PQclear(res);
     if (!after) {
         reply_no_user(r);
         goto fail;
     }
+    /* and clears the failed logins counted against the account: how an admin unlocks it */
+    const char *fp[3] = {pw ? "t" : "f", json_string_value(json_object_get(before, "email")),
+                         json_string_value(json_object_get(after, "email"))};
+    if (exec_ok(r,
+                "DELETE FROM login_failures WHERE $1::boolean AND email IN (lower($2), "
+                "lower($3))",
+                3, fp) != 0)
+        goto fail;
     json_t *audited = json_copy(after);
     if (pw)
         json_object_set_new(audited, "password_changed", json_true()); /* never the hash */
@@ -367,6 +458,16 @@ void cp_api_users_update(cp_req_t *r)
     json_decref(audited);
     if (rc != 0 || cp_db_commit(r) != 0)
         goto fail;
+    if (pw && self && r->who.jti[0]) {
+        /* the session that changed the password carries on with a fresh one; the old token
+         * ended with the others */
+        char token[2048];
+        long exp;
+        if (cp_jwt_issue(r->who.user_id, gen, token, sizeof(token), &exp) == 0)
+            json_object_set_new(after, "session",
+                                json_pack("{s:s,s:s,s:I}", "token", token, "token_type", "Bearer",
+                                          "expires_at", (json_int_t)exp));
+    }
     cp_reply_json(r, 200, after);
     after = NULL;
     goto out;
@@ -547,7 +648,18 @@ void cp_api_members_put(cp_req_t *r)
     if (cp_db_begin(r) != 0)
         goto out;
     const char *p[3] = {tid, uid, role};
-    PGresult *res = cp_db_exec(r->db, "SELECT 1 FROM users WHERE id = $1", 1, p + 1);
+    /* only a user the caller may already see: a member of this tenant, or of another tenant the
+     * caller manages (within its token's scope); platform admins add anyone. One query for every
+     * other id, so that it answers like a random one */
+    const char *scope = r->who.via_token && r->who.token_tenant[0] ? r->who.token_tenant : NULL;
+    const char *v[5] = {tid, uid, r->who.user_id, r->who.platform_admin ? "t" : "f", scope};
+    PGresult *res = cp_db_exec(
+        r->db,
+        "SELECT 1 FROM users u WHERE u.id = $2 AND ($4::boolean OR EXISTS (SELECT 1 FROM "
+        "memberships m WHERE m.user_id = u.id AND (m.tenant_id = $1 OR ($5::uuid IS NULL AND "
+        "EXISTS (SELECT 1 FROM memberships mine WHERE mine.user_id = $3::uuid AND mine.tenant_id "
+        "= m.tenant_id AND mine.role IN ('owner', 'admin'))))))",
+        5, v);
     bool ok = cp_db_ok(res), found = ok && PQntuples(res) == 1;
     if (!ok)
         cp_reply_db_error(r, res);

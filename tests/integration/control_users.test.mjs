@@ -45,6 +45,17 @@ async function newToken(token, body) {
   return r.body;
 }
 
+// Tenant admins add only users they can already see: this makes a user visible to acme's owner
+// and admin by putting it in a tenant ("pool") that both administer.
+let pool;
+function visibleToAcmeAdmins(userId) {
+  if (!pool) {
+    pool = cp.sql(`INSERT INTO tenants (slug, name) VALUES ('pool', 'pool') RETURNING id`);
+    cp.sql(`INSERT INTO memberships (user_id, tenant_id, role) VALUES ('${users.owner.id}', '${pool}', 'owner'), ('${users.admin.id}', '${pool}', 'admin')`);
+  }
+  cp.sql(`INSERT INTO memberships (user_id, tenant_id, role) VALUES ('${userId}', '${pool}', 'viewer')`);
+}
+
 async function verifyIntact() {
   const v = await cp.api('GET', '/api/v1/audit-log/verify', { token: admin });
   assert.equal(v.status, 200);
@@ -86,7 +97,8 @@ test('bad user bodies get 400 or 422 and create nothing', async () => {
     ['', 400], ['{', 400], ['[]', 400], ['"x"', 400],
     [JSON.stringify({ email: 1, password: PW }), 400],
     [JSON.stringify({ email: 'b@x.test', password: PW, is_service: 'yes' }), 400],
-    [JSON.stringify({ email: 'b@x.test', password: PW, role: 'admin' }), 400], // unknown field
+    [JSON.stringify({ email: 'b@x.test', password: PW, team: 'admin' }), 400], // unknown field
+    [JSON.stringify({ email: 'b@x.test', password: PW, role: 'admin' }), 422], // a role needs tenant_id
     [JSON.stringify({ password: PW }), 400],
     [JSON.stringify({ email: 'b@x.test' }), 400], // no password, not a service account
     [JSON.stringify({ email: 'b@x.test', password: 'short-pw-11' }), 422], // 11 characters
@@ -234,7 +246,7 @@ test('bad user updates get 400 or 422 and change nothing', async () => {
 
 test('a platform admin disables, unlocks, promotes and deletes users, but never removes itself', async () => {
   const u = await newUser({ email: 'managed@x.test', password: PW });
-  const token = await cp.login('managed@x.test', PW);
+  let token = await cp.login('managed@x.test', PW);
   assert.equal((await cp.api('GET', '/api/v1/me', { token })).status, 200);
   const d = await cp.api('PATCH', `/api/v1/users/${u.id}`, { token: admin, body: { disabled: true } });
   assert.equal(d.status, 200);
@@ -244,11 +256,15 @@ test('a platform admin disables, unlocks, promotes and deletes users, but never 
   assert.equal((await cp.api('POST', '/api/v1/auth/login', { body: { email: 'managed@x.test', password: PW } })).status, 401);
   assert.equal((await cp.api('PATCH', `/api/v1/users/${u.id}`, { token: admin, body: { disabled: false } })).status, 200);
   assert.equal((await cp.api('GET', '/api/v1/me', { token })).status, 200);
-  // an admin sets a password without the old one, and that clears a lockout
-  cp.sql(`UPDATE users SET failed_logins = 5, locked_until = now() + interval '1 hour' WHERE id = '${u.id}'`);
+  // an admin sets a password without the old one, and that clears a lockout (and ends the
+  // user's sessions)
+  cp.sql(`INSERT INTO login_failures (email, source, failures, locked_until) VALUES ('managed@x.test', '127.0.0.1', 9, now() + interval '1 hour')
+    ON CONFLICT (email, source) DO UPDATE SET failures = 9, locked_until = now() + interval '1 hour'`);
+  assert.equal((await cp.api('POST', '/api/v1/auth/login', { body: { email: 'managed@x.test', password: PW } })).status, 429);
   const newPw = 'reset-by-admin-password';
   assert.equal((await cp.api('PATCH', `/api/v1/users/${u.id}`, { token: admin, body: { password: newPw } })).status, 200);
-  assert.equal(typeof (await cp.login('managed@x.test', newPw)), 'string');
+  assert.equal((await cp.api('GET', '/api/v1/me', { token })).status, 401);
+  token = await cp.login('managed@x.test', newPw);
   // promotion makes a platform admin
   const p = await cp.api('PATCH', `/api/v1/users/${u.id}`, { token: admin, body: { is_platform_admin: true, email: 'Managed2@x.test' } });
   assert.equal(p.status, 200);
@@ -290,6 +306,7 @@ test('service accounts have no password, cannot log in and cannot be given one',
 
 test('role matrix for members: list, add, change, remove', async () => {
   const target = await newUser({ email: 'joiner@x.test', password: PW });
+  visibleToAcmeAdmins(target.id);
   const expect = {
     //          list put  delete
     owner:     [200, 201, 204],
@@ -317,8 +334,8 @@ test('role matrix for members: list, add, change, remove', async () => {
     const d = await cp.api('DELETE', `/api/v1/tenants/${acme.id}/members/${target.id}`, { token });
     assert.equal(d.status, del, `${who} delete`);
     if (del !== 204) {
-      assert.equal(count('memberships', `user_id = '${target.id}'`), 1, `${who} left it`);
-      cp.sql(`DELETE FROM memberships WHERE user_id = '${target.id}'`);
+      assert.equal(count('memberships', `user_id = '${target.id}' AND tenant_id = '${acme.id}'`), 1, `${who} left it`);
+      cp.sql(`DELETE FROM memberships WHERE user_id = '${target.id}' AND tenant_id = '${acme.id}'`);
     }
   }
   const l = await cp.api('GET', `/api/v1/tenants/${acme.id}/members`, { token: users.viewer.token });
@@ -332,6 +349,7 @@ test('role matrix for members: list, add, change, remove', async () => {
 
 test('only owners grant, change or remove the owner role, and the last owner stays', async () => {
   const a = await newUser({ email: 'future-owner@x.test', password: PW });
+  visibleToAcmeAdmins(a.id);
   const put = (token, id, role) => cp.api('PUT', `/api/v1/tenants/${acme.id}/members/${id}`, { token, body: { role } });
   const del = (token, id) => cp.api('DELETE', `/api/v1/tenants/${acme.id}/members/${id}`, { token });
   // a tenant admin cannot make an owner, nor touch one
@@ -635,6 +653,7 @@ test('a revoked or expired token gets 401', async () => {
 test('service account tokens: minted by a platform admin, or by a tenant admin for that tenant', async () => {
   const bot = await newUser({ email: 'deploy-bot@x.test', name: 'Deploy', is_service: true });
   const lone = await newUser({ email: 'lone-bot@x.test', is_service: true });
+  visibleToAcmeAdmins(bot.id);
   assert.equal((await cp.api('PUT', `/api/v1/tenants/${acme.id}/members/${bot.id}`, { token: users.admin.token, body: { role: 'admin' } })).status, 201);
   const mint = (token, body) => cp.api('POST', '/api/v1/tokens', { token, body: { name: 'bot', ...body } });
   const n = count('api_tokens');

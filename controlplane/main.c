@@ -22,24 +22,29 @@ static cp_opts_t opts;
 static void usage(FILE *f)
 {
     fprintf(
-        f,
-        "usage: tollgate-control [serve|migrate] [options]\n"
-        "\n"
-        "  serve (default)          apply missing migrations, then serve the admin API\n"
-        "  migrate                  apply missing migrations and exit\n"
-        "\n"
-        "  --listen HOST:PORT       admin API (env TOLLGATE_CONTROL_LISTEN, default 0.0.0.0:8081)\n"
-        "  --database-url URL       libpq conninfo or URL (env TOLLGATE_DATABASE_URL)\n"
-        "  --threads N              HTTP worker threads, each with one database connection\n"
-        "                           (env TOLLGATE_CONTROL_THREADS, default 4)\n"
-        "  --jwt-ttl-s N            login session lifetime (default 3600)\n"
-        "  --log-level LEVEL        debug, info, warn, error (env TOLLGATE_LOG_LEVEL)\n"
-        "  --help                   this text\n"
-        "\n"
-        "secrets come from the environment only: TOLLGATE_MASTER_KEY (64 hex characters,\n"
-        "encrypts provider credentials), TOLLGATE_JWT_SECRET (at least 32 bytes),\n"
-        "TOLLGATE_DP_TOKEN (data planes); TOLLGATE_ADMIN_EMAIL and TOLLGATE_ADMIN_PASSWORD\n"
-        "create the first platform admin (a password is generated and printed once if unset)\n");
+        f, "usage: tollgate-control [serve|migrate] [options]\n"
+           "\n"
+           "  serve (default)          apply missing migrations, then serve the admin API\n"
+           "  migrate                  apply missing migrations and exit\n"
+           "\n"
+           "  --listen HOST:PORT       admin API (env TOLLGATE_CONTROL_LISTEN, default\n"
+           "                           127.0.0.1:8081; 0.0.0.0:PORT to serve other hosts)\n"
+           "  --database-url URL       libpq conninfo or URL (env TOLLGATE_DATABASE_URL)\n"
+           "  --threads N              HTTP worker threads, each with one database connection\n"
+           "                           (env TOLLGATE_CONTROL_THREADS, default 4)\n"
+           "  --jwt-ttl-s N            login session lifetime (default 3600)\n"
+           "  --max-connections N      open connections in total (default 1024)\n"
+           "  --max-connections-per-ip N\n"
+           "                           open connections from one client address (default 128)\n"
+           "  --header-timeout-s N     close a connection whose request headers take longer\n"
+           "                           (default 10)\n"
+           "  --log-level LEVEL        debug, info, warn, error (env TOLLGATE_LOG_LEVEL)\n"
+           "  --help                   this text\n"
+           "\n"
+           "secrets come from the environment only: TOLLGATE_MASTER_KEY (64 hex characters,\n"
+           "encrypts provider credentials), TOLLGATE_JWT_SECRET (at least 32 bytes),\n"
+           "TOLLGATE_DP_TOKEN (data planes); TOLLGATE_ADMIN_EMAIL and TOLLGATE_ADMIN_PASSWORD\n"
+           "create the first platform admin (a password is generated and printed once if unset)\n");
 }
 
 static int parse_hostport(const char *s, cp_opts_t *o)
@@ -89,6 +94,9 @@ int main(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},
         {"jwt-ttl-s", required_argument, NULL, 'j'},
         {"log-level", required_argument, NULL, 'L'},
+        {"max-connections", required_argument, NULL, 'm'},
+        {"max-connections-per-ip", required_argument, NULL, 'p'},
+        {"header-timeout-s", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -98,6 +106,9 @@ int main(int argc, char **argv)
     opts.database_url = getenv("TOLLGATE_DATABASE_URL");
     opts.threads = 4;
     opts.jwt_ttl_s = 3600;
+    opts.max_connections = 1024;
+    opts.max_connections_per_ip = 128;
+    opts.header_timeout_s = 10;
     if (getenv("TOLLGATE_CONTROL_THREADS")) {
         if (parse_num("TOLLGATE_CONTROL_THREADS", getenv("TOLLGATE_CONTROL_THREADS"), 1, 64, &v))
             return 2;
@@ -124,6 +135,21 @@ int main(int argc, char **argv)
             break;
         case 'L':
             level = optarg;
+            break;
+        case 'm':
+            if (parse_num("--max-connections", optarg, 1, 100000, &v) != 0)
+                return 2;
+            opts.max_connections = (unsigned)v;
+            break;
+        case 'p':
+            if (parse_num("--max-connections-per-ip", optarg, 1, 100000, &v) != 0)
+                return 2;
+            opts.max_connections_per_ip = (unsigned)v;
+            break;
+        case 'H':
+            if (parse_num("--header-timeout-s", optarg, 1, 3600, &v) != 0)
+                return 2;
+            opts.header_timeout_s = (unsigned)v;
             break;
         case 'h':
             usage(stdout);
@@ -154,7 +180,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "migrate") == 0)
         return cp_migrate(opts.database_url);
 
-    if (parse_hostport(listen ? listen : "0.0.0.0:8081", &opts) != 0) {
+    if (parse_hostport(listen ? listen : "127.0.0.1:8081", &opts) != 0) {
         fprintf(stderr, "tollgate-control: listen address must be HOST:PORT\n");
         return 2;
     }

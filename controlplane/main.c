@@ -2,6 +2,7 @@
  * migrates, ensures the first admin and serves the API until SIGTERM/SIGINT. Main thread. */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,14 +77,6 @@ static int parse_num(const char *name, const char *s, unsigned long min, unsigne
     }
     *out = v;
     return 0;
-}
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
 }
 
 int main(int argc, char **argv)
@@ -215,11 +208,14 @@ int main(int argc, char **argv)
         tg_log(TG_LOG_ERROR, "cp_main", "first_admin_failed", "reason=\"database\"");
         return 1;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    /* Blocked here, so in every thread started below (MHD's workers, the reaper, the notifier):
+     * with a handler, the kernel could run it on any of them while this thread slept on in
+     * pause(), and SIGTERM would never stop the process. sigwait takes it here. */
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGTERM);
+    sigaddset(&stop_set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
     signal(SIGPIPE, SIG_IGN);
     int port;
     if (cp_http_start(&opts, &port) != 0)
@@ -231,9 +227,10 @@ int main(int argc, char **argv)
     }
     tg_log(TG_LOG_INFO, "cp_main", "listening", "addr=%s:%d threads=%d", opts.listen_host, port,
            opts.threads);
-    while (!stop_requested)
-        pause();
-    tg_log(TG_LOG_INFO, "cp_main", "stopping", "signal=1");
+    int sig = 0;
+    while (sigwait(&stop_set, &sig) != 0)
+        ;
+    tg_log(TG_LOG_INFO, "cp_main", "stopping", "signal=%d", sig);
     cp_sync_stop();
     cp_http_stop(); /* answers the long polls still waiting */
     tg_log(TG_LOG_INFO, "cp_main", "stopped", "code=0");

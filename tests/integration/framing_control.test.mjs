@@ -207,6 +207,13 @@ test('sizes: an oversize Content-Length is 413 before any body byte is sent', as
   const w = await exchange([[0, whole]], { untilMs: 5000 });
   assert.deepEqual(w.responses.map((x) => x.status), [413], 'the answer to a 3 MiB body sent whole');
   await assertAlive('a 3 MiB body sent whole');
+  // the same with an HTTP client that writes its body without waiting (no Expect: 100-continue)
+  const f = await fetch(`${cp.url}/dp/v1/usage`, {
+    method: 'POST', headers: { authorization: 'Bearer test-dp-token' }, body: 'x'.repeat(9 << 20),
+  });
+  assert.equal(f.status, 413);
+  assert.equal((await f.json()).error.code, 'payload_too_large');
+  await assertAlive('a 9 MiB usage batch sent whole');
   // the 413 names the limit
   const r = await exchange(post('/api/v1/auth/login', big(100000)));
   assert.match(JSON.parse(r.responses[0].body).error.message, /100000 bytes is larger than the 65536 bytes/);
@@ -360,6 +367,10 @@ test('the admin API listens on 127.0.0.1:8081 unless told otherwise', async () =
     assert.equal(m[1], '127.0.0.1:8081');
   } finally {
     proc.kill('SIGTERM');
-    await exited;
+    let timer;
+    const code = await Promise.race([exited, new Promise((r) => { timer = setTimeout(() => r('hung'), 15000); })]);
+    clearTimeout(timer);
+    if (code === 'hung') { proc.kill('SIGKILL'); await exited; }
+    assert.equal(code, 0, 'SIGTERM stops tollgate-control');
   }
 });

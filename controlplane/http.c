@@ -340,8 +340,9 @@ static void *reaper_main(void *arg)
 
 typedef struct head_scan {
     int n_host, n_length, n_coding;
-    const char *length;  /* the Content-Length value */
-    const char *coding;  /* the Transfer-Encoding value */
+    const char *length; /* the Content-Length value */
+    const char *coding; /* the Transfer-Encoding value, coding_len bytes */
+    size_t coding_len;
     const char *problem; /* the first one found, for the 400 */
     /* the raw head, as MHD parsed it in place: bytes between the fields it gave us */
     const char *pos, *end;
@@ -422,6 +423,7 @@ static enum MHD_Result scan_field(void *cls, enum MHD_ValueKind kind, const char
     } else if (name_is(key, ks, "transfer-encoding")) {
         h->n_coding++;
         h->coding = value;
+        h->coding_len = vs;
     }
     return MHD_YES;
 }
@@ -459,8 +461,7 @@ static int check_head(struct MHD_Connection *c, const char *method, const char *
         h.problem = "more than one Content-Length header";
     if (!h.problem && h.n_coding > 0 && h.n_length > 0)
         h.problem = "both Content-Length and Transfer-Encoding: the body's length is ambiguous";
-    if (!h.problem &&
-        (h.n_coding > 1 || (h.coding && !name_is(h.coding, strlen(h.coding), "chunked"))))
+    if (!h.problem && (h.n_coding > 1 || (h.coding && !name_is(h.coding, h.coding_len, "chunked"))))
         h.problem = "unsupported Transfer-Encoding; only chunked is known";
     if (!h.problem && h.n_coding > 0 && !http11)
         h.problem = "Transfer-Encoding in an HTTP/1.0 request";

@@ -23,7 +23,7 @@ static const route_t routes[] = {
     {"GET", "/readyz", cp_api_readyz, false},
     {"GET", "/metrics", cp_api_metrics, false},
     {"GET", "/dp/v1/snapshot", cp_dp_snapshot, false}, /* checks TOLLGATE_DP_TOKEN itself */
-    {"POST", "/dp/v1/usage", cp_dp_usage, false},       /* likewise */
+    {"POST", "/dp/v1/usage", cp_dp_usage, false},      /* likewise */
     {"GET", "/api/v1/usage", cp_api_usage_get, true},
     {"POST", "/api/v1/auth/login", cp_api_login, false},
     {"POST", "/api/v1/auth/logout", cp_api_logout, true},
@@ -102,48 +102,91 @@ static bool match(cp_req_t *r, const char *pattern, const char *path)
     return *p == '\0' && *s == '\0';
 }
 
-void cp_api_dispatch(cp_req_t *r)
+static const route_t *find_route(cp_req_t *r, bool *path_known)
 {
-    const route_t *hit = NULL;
-    bool path_known = false;
+    *path_known = false;
     for (const route_t *rt = routes; rt->method; rt++) {
         if (!match(r, rt->pattern, r->path))
             continue;
-        path_known = true;
-        if (strcmp(rt->method, r->method) == 0) {
-            hit = rt;
-            break;
-        }
+        *path_known = true;
+        if (strcmp(rt->method, r->method) == 0)
+            return rt;
     }
+    return NULL;
+}
+
+static void reply_no_route(cp_req_t *r, bool path_known)
+{
+    if (path_known)
+        cp_reply_error(r, 405, "method_not_allowed", NULL, "%s is not allowed on %.200s", r->method,
+                       r->path);
+    else
+        cp_reply_error(r, 404, "not_found", NULL, "no such endpoint: %.200s", r->path);
+}
+
+/* Fills r->who for a route that needs a caller; false after replying (401 or 503). */
+static bool authenticate(cp_req_t *r)
+{
+    if (!r->db) {
+        cp_reply_error(r, 503, "database_unavailable", NULL,
+                       "the database is unreachable; retry shortly");
+        return false;
+    }
+    cp_auth_resolve(r);
+    if (!r->who.authenticated && PQstatus(r->db) != CONNECTION_OK) {
+        /* the lookup failed, not the caller: a 401 would send clients back to log in */
+        cp_reply_error(r, 503, "database_unavailable", NULL,
+                       "the database is unreachable; retry shortly");
+        return false;
+    }
+    if (!r->who.authenticated) {
+        cp_reply_error(r, 401, "unauthenticated", NULL,
+                       "send \"Authorization: Bearer <token>\" from POST /api/v1/auth/login "
+                       "or an admin API token");
+        return false;
+    }
+    return true;
+}
+
+int cp_api_precheck(cp_req_t *r, size_t *body_max)
+{
+    bool path_known;
+    const route_t *hit = find_route(r, &path_known);
     if (!hit) {
-        if (path_known)
-            cp_reply_error(r, 405, "method_not_allowed", NULL, "%s is not allowed on %.200s",
-                           r->method, r->path);
-        else
-            cp_reply_error(r, 404, "not_found", NULL, "no such endpoint: %.200s", r->path);
-        return;
+        reply_no_route(r, path_known);
+        return -1;
     }
     r->db = cp_db();
     if (hit->auth) {
-        if (!r->db) {
-            cp_reply_error(r, 503, "database_unavailable", NULL,
-                           "the database is unreachable; retry shortly");
-            return;
-        }
-        cp_auth_resolve(r);
-        if (!r->who.authenticated && PQstatus(r->db) != CONNECTION_OK) {
-            /* the lookup failed, not the caller: a 401 would send clients back to log in */
-            cp_reply_error(r, 503, "database_unavailable", NULL,
-                           "the database is unreachable; retry shortly");
-            return;
-        }
-        if (!r->who.authenticated) {
-            cp_reply_error(r, 401, "unauthenticated", NULL,
-                           "send \"Authorization: Bearer <token>\" from POST /api/v1/auth/login "
-                           "or an admin API token");
-            return;
-        }
+        if (!authenticate(r))
+            return -1;
+        *body_max = CP_BODY_MAX;
+        return 0;
     }
+    if (hit->fn == cp_dp_snapshot || hit->fn == cp_dp_usage) {
+        if (!cp__dp_token_ok(r)) {
+            cp_reply_error(r, 401, "unauthenticated", NULL, "a valid data-plane token is required");
+            return -1;
+        }
+        *body_max = hit->fn == cp_dp_usage ? CP_BODY_MAX_USAGE : CP_BODY_MAX_ANON;
+        return 0;
+    }
+    *body_max = CP_BODY_MAX_ANON; /* login, health and metrics: nobody known yet */
+    return 0;
+}
+
+void cp_api_dispatch(cp_req_t *r)
+{
+    bool path_known;
+    const route_t *hit = find_route(r, &path_known);
+    if (!hit) {
+        reply_no_route(r, path_known);
+        return;
+    }
+    r->db = cp_db();
+    /* cp_api_precheck resolved the caller when the headers came */
+    if (hit->auth && !r->who.authenticated && !authenticate(r))
+        return;
     hit->fn(r);
 }
 

@@ -28,6 +28,9 @@ typedef struct cp_opts {
     const char *admin_password;
     int audit_checkpoint_rows; /* sign the audit chain at least every this many rows */
     int audit_checkpoint_s;    /* ... and within this many seconds of a new row */
+    unsigned max_connections;        /* in total */
+    unsigned max_connections_per_ip; /* from one client address */
+    unsigned header_timeout_s;       /* for a request's headers to arrive in full */
 } cp_opts_t;
 
 /* Read-only after start. */
@@ -192,6 +195,15 @@ int cp_seal(const void *plain, size_t n, tg_buf_t *out);
 int cp_open(const void *sealed, size_t n, tg_buf_t *out);
 
 /* ---- the API table ---- */
+/* Request bodies: an authenticated caller's, a data plane's usage batch, anyone else's (login). */
+#define CP_BODY_MAX (1u << 20)
+#define CP_BODY_MAX_USAGE (8u << 20)
+#define CP_BODY_MAX_ANON (64u << 10)
+/* Runs once the headers are in, before any body byte is read: finds the route and checks the
+ * caller (session or API token into r->who, or the data-plane token). 0 with *body_max set for
+ * this caller; -1 after filling the reply (404, 405, 401, 503). */
+int cp_api_precheck(cp_req_t *r, size_t *body_max);
+/* Runs the handler; a caller already in r->who (from cp_api_precheck) is not looked up again. */
 void cp_api_dispatch(cp_req_t *r);
 int cp_migrate(const char *database_url);
 

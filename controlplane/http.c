@@ -1,15 +1,23 @@
-/* http.c: the control plane's HTTP server on libmicrohttpd (its own epoll thread pool). A request
- * body is collected up to a limit, then the API table runs on the MHD worker thread with that
- * thread's Postgres connection. A long poll (/dp/v1/snapshot) suspends its connection in a list
- * guarded by waiters_mu; cp_http_wake (notifier thread) resumes it and its handler runs again. */
+/* http.c: the control plane's HTTP server on libmicrohttpd (its own epoll thread pool). When a
+ * request's headers are in, and before any body byte is read, its framing is checked (what
+ * libmicrohttpd 0.9.75 lets through: see check_head), its route and caller are resolved and its
+ * declared length is held against that caller's limit; a refusal is answered at once and closes.
+ * Then the body is collected and the API table runs on the MHD worker thread with that thread's
+ * Postgres connection. A long poll (/dp/v1/snapshot) suspends its connection in a list guarded by
+ * waiters_mu; cp_http_wake (notifier thread) resumes it and its handler runs again. The reaper
+ * thread closes connections whose request headers take longer than --header-timeout-s. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,13 +28,11 @@
 
 #include "tg_banned.h"
 
-#define MAX_BODY (1u << 20)
-#define MAX_BODY_USAGE (8u << 20) /* POST /dp/v1/usage: up to 5000 events (docs/usage.md) */
-
 typedef struct body body_t;
 struct body {
-    tg_buf_t buf;
-    bool too_big;
+    tg_buf_t buf;         /* max: what this caller may send (cp_api_precheck) */
+    cp_principal_t who;   /* resolved from the headers by cp_api_precheck */
+    bool refused;         /* answered when the headers came; the body is never read */
     bool counted_on_stop; /* in answered_on_stop until MHD reports the reply sent */
     /* long poll */
     struct MHD_Connection *conn; /* borrowed from MHD for the request's lifetime */
@@ -38,6 +44,40 @@ struct body {
 
 static struct MHD_Daemon *daemon_;
 static atomic_ulong status_counts[6]; /* 1xx..5xx */
+
+/* Every open connection, for the reaper: a deadline while its next request's headers are
+ * awaited. MHD calls the CLOSED notification before it closes the socket, so under conns_mu the
+ * fd of a listed connection is still this connection's. */
+typedef struct conn_track conn_track_t;
+struct conn_track {
+    MHD_socket fd;
+    int64_t head_deadline_ms; /* 0 while no request head is awaited; under conns_mu */
+    size_t linger_bytes;      /* refused with a body unsent or unread: drain this much at close */
+    conn_track_t *prev, *next;
+};
+static pthread_mutex_t conns_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reaper_cv = PTHREAD_COND_INITIALIZER;
+static conn_track_t *conns;
+static bool reaper_stop; /* under conns_mu */
+
+/* Lingering close (RFC 9112 9.6): a request refused before its body was read still has that
+ * body on the way. Closing at once with unread bytes makes the kernel send a reset, and the
+ * client, still writing, may never see the answer. So the reaper keeps a duplicate of the
+ * socket after MHD closes its own, reads and drops up to linger_bytes for up to LINGER_MS,
+ * then closes it. Bounded in sockets, bytes and time. */
+#define LINGER_MAX 64
+#define LINGER_MS 2000
+#define LINGER_AUTHENTICATED (16u << 20)
+typedef struct lingerer {
+    int fd;
+    size_t left;
+    int64_t deadline_ms;
+} lingerer_t;
+static lingerer_t lingering[LINGER_MAX]; /* [0, n_lingering) under conns_mu */
+static int n_lingering;
+static bool reaper_running;
+static pthread_t reaper;
+static int64_t header_timeout_ms;
 
 /* Suspended long polls. wake_gen counts wake-ups so that a handler that checked the version
  * just before a change committed does not sleep through it: it suspends only if no wake-up
@@ -120,7 +160,7 @@ static void client_ip(struct MHD_Connection *c, char *out, size_t n)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *c, cp_req_t *r)
+static enum MHD_Result send_reply(struct MHD_Connection *c, cp_req_t *r, bool close)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         r->out.len, r->out.base ? r->out.base : (void *)"", MHD_RESPMEM_MUST_COPY);
@@ -130,6 +170,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, cp_req_t *r)
                             r->content_type ? r->content_type : "application/json");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (close) /* MHD closes after sending; an unread body must never be taken for a request */
+        MHD_add_response_header(resp, "Connection", "close");
     /* extra headers: "Name: value\r\n" lines */
     char *save = NULL;
     char hdrs[sizeof(r->extra_headers)];
@@ -152,6 +194,366 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, cp_req_t *r)
     return ret;
 }
 
+static void head_deadline_set(struct MHD_Connection *c, bool awaiting)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_track_t *t = ci ? ci->socket_context : NULL;
+    if (!t)
+        return;
+    pthread_mutex_lock(&conns_mu);
+    t->head_deadline_ms = awaiting ? mono_ms() + header_timeout_ms : 0;
+    pthread_mutex_unlock(&conns_mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_track_t *t = ci ? calloc(1, sizeof(*t)) : NULL;
+        if (!t)
+            return; /* not reaped; the idle timeout still applies */
+        t->fd = ci->connect_fd;
+        pthread_mutex_lock(&conns_mu);
+        t->head_deadline_ms = mono_ms() + header_timeout_ms;
+        t->next = conns;
+        if (conns)
+            conns->prev = t;
+        conns = t;
+        pthread_mutex_unlock(&conns_mu);
+        *socket_context = t;
+        return;
+    }
+    conn_track_t *t = *socket_context;
+    if (!t)
+        return;
+    pthread_mutex_lock(&conns_mu);
+    if (t->linger_bytes > 0 && n_lingering < LINGER_MAX) {
+        /* MHD has sent the answer and shut down its side for writing; it closes its fd after
+         * this call, the duplicate keeps the socket open for the drain */
+        int fd = fcntl(t->fd, F_DUPFD_CLOEXEC, 0);
+        if (fd >= 0) {
+            lingering[n_lingering].fd = fd;
+            lingering[n_lingering].left = t->linger_bytes;
+            lingering[n_lingering].deadline_ms = mono_ms() + LINGER_MS;
+            n_lingering++;
+            pthread_cond_signal(&reaper_cv);
+        }
+    }
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        conns = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&conns_mu);
+    free(t);
+    *socket_context = NULL;
+}
+
+/* The idle timeout of libmicrohttpd restarts with every byte, so a client sending its headers a
+ * byte at a time would hold a connection forever; this thread ends such connections at the
+ * deadline. shutdown() (not close) makes MHD read end-of-file and close the socket itself. */
+/* Reads and drops what a lingering socket has; false when it is done with (end of stream, an
+ * error, its byte budget or its time spent). Reaper thread. */
+static bool linger_drain(lingerer_t *l, int64_t now)
+{
+    char buf[16384];
+    for (;;) {
+        ssize_t n = recv(l->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0) {
+            l->left = (size_t)n >= l->left ? 0 : l->left - (size_t)n;
+            if (l->left == 0)
+                return false;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return now < l->deadline_ms;
+        return false;
+    }
+}
+
+/* The idle timeout of libmicrohttpd restarts with every byte, so a client sending its headers a
+ * byte at a time would hold a connection forever; this thread ends such connections at the
+ * deadline. shutdown() (not close) makes MHD read end-of-file and close the socket itself. It
+ * also drains the lingering sockets. */
+static void *reaper_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&conns_mu);
+    while (!reaper_stop) {
+        int64_t now = mono_ms();
+        for (conn_track_t *t = conns; t; t = t->next) {
+            if (t->head_deadline_ms == 0 || now < t->head_deadline_ms)
+                continue;
+            t->head_deadline_ms = 0;
+            shutdown(t->fd, SHUT_RDWR);
+            tg_log(TG_LOG_INFO, "cp_http", "header_timeout", "after_ms=%lld",
+                   (long long)header_timeout_ms);
+        }
+        for (int i = 0; i < n_lingering;) {
+            if (linger_drain(&lingering[i], now)) {
+                i++;
+                continue;
+            }
+            close(lingering[i].fd);
+            lingering[i] = lingering[--n_lingering];
+        }
+        if (n_lingering > 0) {
+            /* wait for bytes to drop; new lingerers and stop wait at most this long */
+            struct pollfd pf[LINGER_MAX];
+            int n = n_lingering;
+            for (int i = 0; i < n; i++) {
+                pf[i].fd = lingering[i].fd;
+                pf[i].events = POLLIN;
+                pf[i].revents = 0;
+            }
+            pthread_mutex_unlock(&conns_mu);
+            poll(pf, (nfds_t)n, 50);
+            pthread_mutex_lock(&conns_mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&reaper_cv, &conns_mu, &ts);
+    }
+    for (int i = 0; i < n_lingering; i++)
+        close(lingering[i].fd);
+    n_lingering = 0;
+    pthread_mutex_unlock(&conns_mu);
+    return NULL;
+}
+
+/* ---- the request head ----
+ * libmicrohttpd 0.9.75 refuses a malformed request line, an HTTP version it does not know and a
+ * Content-Length that is not a number, but passes on duplicate and conflicting framing headers,
+ * transfer codings it does not implement, control characters in header lines, whitespace before
+ * the colon, and it cuts a header value at a NUL without a word. */
+
+typedef struct head_scan {
+    int n_host, n_length, n_coding;
+    const char *length; /* the Content-Length value */
+    const char *coding; /* the Transfer-Encoding value, coding_len bytes */
+    size_t coding_len;
+    const char *problem; /* the first one found, for the 400 */
+    /* the raw head, as MHD parsed it in place: bytes between the fields it gave us */
+    const char *pos, *end;
+} head_scan_t;
+
+static bool name_is(const char *key, size_t n, const char *want)
+{
+    size_t wn = strlen(want);
+    if (n != wn)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char k = key[i];
+        if (k >= 'A' && k <= 'Z')
+            k = (char)(k - 'A' + 'a');
+        if (k != want[i])
+            return false;
+    }
+    return true;
+}
+
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* Between the fields of a head parsed in place only separators may be left: the colon, blanks
+ * around a value and line ends, all of which MHD may have overwritten with NULs. Anything else
+ * was cut off a field: the rest of a value after a NUL. */
+static bool only_separators(const char *p, const char *end)
+{
+    for (; p < end; p++)
+        if (*p != '\0' && *p != ' ' && *p != '\t' && *p != ':' && *p != '\r' && *p != '\n')
+            return false;
+    return true;
+}
+
+static enum MHD_Result scan_field(void *cls, enum MHD_ValueKind kind, const char *key, size_t ks,
+                                  const char *value, size_t vs)
+{
+    (void)kind;
+    head_scan_t *h = cls;
+    if (ks == 0) {
+        h->problem = "a header line has no name";
+        return MHD_NO;
+    }
+    for (size_t i = 0; i < ks; i++) {
+        if (!is_tchar((unsigned char)key[i])) {
+            h->problem = key[i] == ' ' || key[i] == '\t'
+                             ? "whitespace between a header name and its colon"
+                             : "a header name holds a character other than letters, digits and "
+                               "!#$%&'*+-.^_`|~";
+            return MHD_NO;
+        }
+    }
+    for (size_t i = 0; value && i < vs; i++) {
+        unsigned char ch = (unsigned char)value[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            h->problem = ch == '\r' ? "a header value holds a CR that does not end the line"
+                                    : "a header value holds a control character";
+            return MHD_NO;
+        }
+    }
+    if (h->pos) {
+        const char *v = value ? value : key + ks;
+        if (key < h->pos || v < key + ks || v + vs > h->end || !only_separators(h->pos, key) ||
+            !only_separators(key + ks, v)) {
+            h->problem = "a header line holds a NUL or is folded over two lines";
+            return MHD_NO;
+        }
+        h->pos = v + vs;
+    }
+    if (name_is(key, ks, "host"))
+        h->n_host++;
+    else if (name_is(key, ks, "content-length")) {
+        h->n_length++;
+        h->length = value;
+    } else if (name_is(key, ks, "transfer-encoding")) {
+        h->n_coding++;
+        h->coding = value;
+        h->coding_len = vs;
+    }
+    return MHD_YES;
+}
+
+/* Checks the framing of a request whose headers are in. 0 with *length the declared body size;
+ * otherwise the reply is filled (400, 411, 505) and the connection must close. */
+static int check_head(struct MHD_Connection *c, const char *method, const char *version,
+                      cp_req_t *r, uint64_t *length)
+{
+    *length = 0;
+    bool http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
+    if (!http11 && strcmp(version, MHD_HTTP_VERSION_1_0) != 0) {
+        cp_reply_error(r, 505, "http_version_not_supported", NULL,
+                       "HTTP version %.20s is not supported; send HTTP/1.1 or HTTP/1.0", version);
+        return -1;
+    }
+    head_scan_t h;
+    memset(&h, 0, sizeof(h));
+    /* The head is [method, method + size) in MHD's read buffer; the request line before the
+     * first header is left out (MHD decodes the target in place). */
+    const union MHD_ConnectionInfo *hi =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    size_t vlen = strlen(version);
+    if (hi && version > method && version + vlen < method + hi->header_size) {
+        h.pos = version + vlen;
+        h.end = method + hi->header_size;
+    }
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, scan_field, &h);
+    if (!h.problem && h.pos && !only_separators(h.pos, h.end))
+        h.problem = "a header line holds a NUL";
+    if (!h.problem && http11 && h.n_host != 1)
+        h.problem =
+            h.n_host == 0 ? "an HTTP/1.1 request needs a Host header" : "more than one Host header";
+    if (!h.problem && h.n_length > 1)
+        h.problem = "more than one Content-Length header";
+    if (!h.problem && h.n_coding > 0 && h.n_length > 0)
+        h.problem = "both Content-Length and Transfer-Encoding: the body's length is ambiguous";
+    if (!h.problem && (h.n_coding > 1 || (h.coding && !name_is(h.coding, h.coding_len, "chunked"))))
+        h.problem = "unsupported Transfer-Encoding; only chunked is known";
+    if (!h.problem && h.n_coding > 0 && !http11)
+        h.problem = "Transfer-Encoding in an HTTP/1.0 request";
+    if (h.problem) {
+        cp_reply_error(r, 400, "bad_request", NULL, "malformed request: %s", h.problem);
+        return -1;
+    }
+    if (h.n_coding > 0) {
+        /* A chunked body cannot be measured before it is read, and libmicrohttpd 0.9.75 can
+         * neither answer in the middle of one nor read a chunk line longer than its buffer. */
+        cp_reply_error(r, 411, "length_required", NULL,
+                       "send the body with Content-Length, not Transfer-Encoding: chunked");
+        return -1;
+    }
+    if (h.length) {
+        /* digits only: MHD checked that much, but not the number's range */
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(h.length, &end, 10);
+        if (errno || end == h.length || *end || h.length[0] < '0' || h.length[0] > '9') {
+            cp_reply_error(r, 400, "bad_request", NULL, "malformed request: bad Content-Length");
+            return -1;
+        }
+        *length = v;
+    }
+    return 0;
+}
+
+static void req_init(cp_req_t *r, struct MHD_Connection *c, const char *method, const char *url)
+{
+    memset(r, 0, sizeof(*r));
+    r->mhd = c;
+    r->method = method;
+    r->path = url;
+    r->status = 500;
+    tg_buf_init(&r->out, 64u << 20);
+    client_ip(c, r->ip, sizeof(r->ip));
+}
+
+static void linger_set(struct MHD_Connection *c, size_t bytes)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_track_t *t = ci ? ci->socket_context : NULL;
+    if (!t)
+        return;
+    pthread_mutex_lock(&conns_mu);
+    t->linger_bytes = bytes;
+    pthread_mutex_unlock(&conns_mu);
+}
+
+/* The first call for a request: its headers are in and no body byte has been read. */
+static enum MHD_Result on_head(struct MHD_Connection *c, body_t *b, const char *url,
+                               const char *method, const char *version)
+{
+    head_deadline_set(c, false);
+    cp_req_t r;
+    req_init(&r, c, method, url);
+    uint64_t length = 0;
+    size_t max = 0;
+    bool close = true;
+    int rc = check_head(c, method, version, &r, &length);
+    if (rc == 0) {
+        close = length > 0; /* an unread body must not be taken for the next request */
+        rc = cp_api_precheck(&r, &max);
+    }
+    if (rc == 0 && length > max) {
+        cp_reply_error(&r, 413, "payload_too_large", NULL,
+                       "request body of %llu bytes is larger than the %zu bytes this endpoint "
+                       "takes%s",
+                       (unsigned long long)length, max,
+                       max == CP_BODY_MAX_ANON ? " before authentication" : "");
+        rc = -1;
+    }
+    if (rc == 0) {
+        b->who = r.who;
+        tg_buf_init(&b->buf, max);
+        tg_buf_dispose(&r.out);
+        return MHD_YES;
+    }
+    b->refused = true;
+    if (length > 0 || close)
+        linger_set(c, r.who.authenticated || (r.status == 413 && max > CP_BODY_MAX_ANON)
+                          ? (length < LINGER_AUTHENTICATED ? length : LINGER_AUTHENTICATED)
+                          : CP_BODY_MAX_ANON);
+    if (r.status == 400 || r.status == 411 || r.status == 413 || r.status == 505)
+        tg_log(TG_LOG_INFO, "cp_http", "request_refused", "status=%d ip=%s", r.status, r.ip);
+    enum MHD_Result ret = send_reply(c, &r, close);
+    tg_buf_dispose(&r.out);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -163,16 +565,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         b = calloc(1, sizeof(*b));
         if (!b)
             return MHD_NO;
-        /* only the usage batches of data planes are allowed more */
-        bool usage = strcmp(method, "POST") == 0 && strcmp(url, "/dp/v1/usage") == 0;
-        tg_buf_init(&b->buf, usage ? MAX_BODY_USAGE : MAX_BODY);
         b->conn = c;
         *con_cls = b;
-        return MHD_YES;
+        return on_head(c, b, url, method, version);
     }
+    if (b->refused) /* answered already: MHD reads no body after a queued reply */
+        return MHD_YES;
     if (*upload_size) {
-        if (!b->too_big && tg_buf_append(&b->buf, upload_data, *upload_size) != 0)
-            b->too_big = true; /* keep reading (and dropping) so the 413 can be sent */
+        /* the declared length was held against the limit, so this only fails if MHD
+         * delivers more than that; close rather than read on */
+        if (tg_buf_append(&b->buf, upload_data, *upload_size) != 0)
+            return MHD_NO;
         *upload_size = 0;
         return MHD_YES;
     }
@@ -186,19 +589,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         atomic_fetch_sub(&waiting_count, 1); /* resumed: this run answers or suspends again */
     cp_req_t r;
 again:
-    memset(&r, 0, sizeof(r));
-    r.mhd = c;
-    r.method = method;
-    r.path = url;
+    req_init(&r, c, method, url);
     r.body = b->buf.base;
     r.body_len = b->buf.len;
-    r.status = 500;
-    tg_buf_init(&r.out, 64u << 20);
-    client_ip(c, r.ip, sizeof(r.ip));
-    if (b->too_big)
-        cp_reply_error(&r, 413, "payload_too_large", NULL, "request body is larger than %zu bytes",
-                       b->buf.max);
-    else {
+    r.who = b->who;
+    {
         unsigned long gen = atomic_load(&wake_gen);
         b->suspend = false;
         current = b;
@@ -230,7 +625,7 @@ again:
         b->counted_on_stop = true;
         atomic_fetch_add(&answered_on_stop, 1);
     }
-    enum MHD_Result ret = send_reply(c, &r);
+    enum MHD_Result ret = send_reply(c, &r, false);
     tg_buf_dispose(&r.out);
     return ret;
 }
@@ -239,8 +634,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)c;
-    (void)toe;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        head_deadline_set(c, true); /* keep-alive: the next request's head is awaited */
     body_t *b = *con_cls;
     if (b && b->counted_on_stop)
         atomic_fetch_sub(&answered_on_stop, 1);
@@ -257,6 +652,18 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
+static void stop_reaper(void)
+{
+    if (!reaper_running)
+        return;
+    pthread_mutex_lock(&conns_mu);
+    reaper_stop = true;
+    pthread_cond_signal(&reaper_cv);
+    pthread_mutex_unlock(&conns_mu);
+    pthread_join(reaper, NULL);
+    reaper_running = false;
+}
+
 int cp_http_start(const cp_opts_t *o, int *port)
 {
     struct sockaddr_in sin;
@@ -267,17 +674,32 @@ int cp_http_start(const cp_opts_t *o, int *port)
         tg_log(TG_LOG_ERROR, "cp_http", "bad_listen_address", "host=\"%s\"", o->listen_host);
         return TG_EINVAL;
     }
-    daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                                   MHD_ALLOW_SUSPEND_RESUME,
-                               0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR,
-                               (struct sockaddr *)&sin, MHD_OPTION_THREAD_POOL_SIZE,
-                               (unsigned int)o->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                               NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
-                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-                               MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_END);
+    header_timeout_ms = (int64_t)o->header_timeout_s * 1000;
+    pthread_mutex_lock(&conns_mu);
+    reaper_stop = false;
+    pthread_mutex_unlock(&conns_mu);
+    if (pthread_create(&reaper, NULL, reaper_main, NULL) != 0) {
+        tg_log(TG_LOG_ERROR, "cp_http", "reaper_start_failed", "reason=\"thread\"");
+        return TG_EIO;
+    }
+    reaper_running = true;
+    /* No MHD_OPTION_STRICT_FOR_CLIENT: its Host check answers through the same path of 0.9.75
+     * that writes the status line twice (as for a malformed Content-Length); check_head checks
+     * Host itself. The idle timeout covers bodies and replies; heads have the reaper. */
+    daemon_ = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+            MHD_ALLOW_SUSPEND_RESUME,
+        0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)o->threads, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)o->max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_END);
     if (!daemon_) {
         tg_log(TG_LOG_ERROR, "cp_http", "listen_failed", "addr=%s:%d", o->listen_host,
                o->listen_port);
+        stop_reaper();
         return TG_EIO;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
@@ -303,4 +725,5 @@ void cp_http_stop(void)
     if (daemon_)
         MHD_stop_daemon(daemon_);
     daemon_ = NULL;
+    stop_reaper();
 }

@@ -2,6 +2,7 @@
  * migrates, ensures the first admin and serves the API until SIGTERM/SIGINT. Main thread. */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,11 +29,17 @@ static void usage(FILE *f)
         "  serve (default)          apply missing migrations, then serve the admin API\n"
         "  migrate                  apply missing migrations and exit\n"
         "\n"
-        "  --listen HOST:PORT       admin API (env TOLLGATE_CONTROL_LISTEN, default 0.0.0.0:8081)\n"
+        "  --listen HOST:PORT       admin API (env TOLLGATE_CONTROL_LISTEN, default\n"
+        "                           127.0.0.1:8081; 0.0.0.0:PORT to serve other hosts)\n"
         "  --database-url URL       libpq conninfo or URL (env TOLLGATE_DATABASE_URL)\n"
         "  --threads N              HTTP worker threads, each with one database connection\n"
         "                           (env TOLLGATE_CONTROL_THREADS, default 4)\n"
         "  --jwt-ttl-s N            login session lifetime (default 3600)\n"
+        "  --max-connections N      open connections in total (default 1024)\n"
+        "  --max-connections-per-ip N\n"
+        "                           open connections from one client address (default 128)\n"
+        "  --header-timeout-s N     close a connection whose request headers take longer\n"
+        "                           (default 10)\n"
         "  --audit-checkpoint-rows N  sign the audit chain once N rows wait (env\n"
         "                           TOLLGATE_AUDIT_CHECKPOINT_ROWS, 1 to 1000, default 100)\n"
         "  --audit-checkpoint-s N   and every N seconds when a row waits (env\n"
@@ -81,14 +88,6 @@ static int parse_num(const char *name, const char *s, unsigned long min, unsigne
     return 0;
 }
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -99,6 +98,9 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'L'},
         {"audit-checkpoint-rows", required_argument, NULL, 'R'},
         {"audit-checkpoint-s", required_argument, NULL, 'S'},
+        {"max-connections", required_argument, NULL, 'm'},
+        {"max-connections-per-ip", required_argument, NULL, 'p'},
+        {"header-timeout-s", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -122,6 +124,9 @@ int main(int argc, char **argv)
             return 2;
         opts.audit_checkpoint_s = (int)v;
     }
+    opts.max_connections = 1024;
+    opts.max_connections_per_ip = 128;
+    opts.header_timeout_s = 10;
     if (getenv("TOLLGATE_CONTROL_THREADS")) {
         if (parse_num("TOLLGATE_CONTROL_THREADS", getenv("TOLLGATE_CONTROL_THREADS"), 1, 64, &v))
             return 2;
@@ -159,6 +164,21 @@ int main(int argc, char **argv)
                 return 2;
             opts.audit_checkpoint_s = (int)v;
             break;
+        case 'm':
+            if (parse_num("--max-connections", optarg, 1, 100000, &v) != 0)
+                return 2;
+            opts.max_connections = (unsigned)v;
+            break;
+        case 'p':
+            if (parse_num("--max-connections-per-ip", optarg, 1, 100000, &v) != 0)
+                return 2;
+            opts.max_connections_per_ip = (unsigned)v;
+            break;
+        case 'H':
+            if (parse_num("--header-timeout-s", optarg, 1, 3600, &v) != 0)
+                return 2;
+            opts.header_timeout_s = (unsigned)v;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -188,7 +208,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "migrate") == 0)
         return cp_migrate(opts.database_url);
 
-    if (parse_hostport(listen ? listen : "0.0.0.0:8081", &opts) != 0) {
+    if (parse_hostport(listen ? listen : "127.0.0.1:8081", &opts) != 0) {
         fprintf(stderr, "tollgate-control: listen address must be HOST:PORT\n");
         return 2;
     }
@@ -223,11 +243,14 @@ int main(int argc, char **argv)
         tg_log(TG_LOG_ERROR, "cp_main", "first_admin_failed", "reason=\"database\"");
         return 1;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    /* Blocked here, so in every thread started below (MHD's workers, the reaper, the notifier):
+     * with a handler, the kernel could run it on any of them while this thread slept on in
+     * pause(), and SIGTERM would never stop the process. sigwait takes it here. */
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGTERM);
+    sigaddset(&stop_set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
     signal(SIGPIPE, SIG_IGN);
     int port;
     if (cp_http_start(&opts, &port) != 0)
@@ -245,9 +268,10 @@ int main(int argc, char **argv)
     }
     tg_log(TG_LOG_INFO, "cp_main", "listening", "addr=%s:%d threads=%d", opts.listen_host, port,
            opts.threads);
-    while (!stop_requested)
-        pause();
-    tg_log(TG_LOG_INFO, "cp_main", "stopping", "signal=1");
+    int sig = 0;
+    while (sigwait(&stop_set, &sig) != 0)
+        ;
+    tg_log(TG_LOG_INFO, "cp_main", "stopping", "signal=%d", sig);
     cp_audit_stop();
     cp_sync_stop();
     cp_http_stop(); /* answers the long polls still waiting */

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tg_err.h"
@@ -38,11 +39,19 @@ int dp_ledger_admit(const tg_key_t *k, int64_t worst_pusd, int64_t est_tokens, d
  * unacknowledged spend. Called once for every recorded request that has a key. */
 void dp_ledger_finish(const tg_key_t *k, dp_admit_t *a, int64_t cost_pusd, int64_t tokens);
 
-/* Applies the answer of POST /dp/v1/usage (spend per budget, live data planes). Shipper thread. */
-void dp_ledger_apply_ack(const json_t *answer);
-/* One event recorded by this process was acknowledged: its cost is now in the control plane's
- * spend and leaves the unacknowledged sums. Shipper thread; ids may be NULL. */
-void dp_ledger_acked(const char *key_id, const char *tenant_id, int64_t cost_pusd);
+/* An event this process recorded, as the shipper reads it back; ids may be NULL. */
+typedef struct dp_ledger_event {
+    const char *key_id;
+    const char *tenant_id;
+    int64_t cost_pusd;
+} dp_ledger_event_t;
+
+/* Applies the answer of POST /dp/v1/usage to a batch: the costs of ev[0..n) (the events of the
+ * batch this process recorded, acknowledged or rejected) leave the unacknowledged sums, and the
+ * answer's spend per budget and live data planes come in. Each scope changes in one critical
+ * section, so no admission ever sees a cost that is neither unacknowledged nor in the spend.
+ * answer may be NULL (nothing but the costs). Shipper thread. */
+void dp_ledger_ack(const dp_ledger_event_t *ev, size_t n, const json_t *answer);
 /* Data planes sharing the rate limits (from the control plane; 1 until it says). */
 int dp_ledger_live_dataplanes(void);
 /* Frees every entry. At exit, after the loops and the shipper stopped. */

@@ -73,6 +73,8 @@ static struct {
     uint64_t fd_seq;
     bool outage;
     uint64_t outage_since_us, outage_tries;
+    dp_usage_line_t lines[BATCH_MAX]; /* the batch's events read back, for the ledger */
+    dp_ledger_event_t evs[BATCH_MAX];
 } sh = {.mu = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
 /* ---- spool files ---- */
@@ -449,22 +451,25 @@ static void on_delivered(batch_t *b, const tg_buf_t *answer)
     }
     /* Only events this process recorded are in the ledger's unacknowledged sums; replayed ones
      * were counted by a process that is gone. A rejected event leaves them too: it will never
-     * be acknowledged. */
+     * be acknowledged. Their costs leave and the answer's spend comes in at once. */
+    size_t n = 0;
     if (b->seq >= sh.run_seq) {
         size_t from = 0;
         for (i = 0; i < b->n; i++) {
-            dp_usage_line_t l;
-            if (dp_usage_line_parse(b->body.base + from, b->ends[i] - from, &l) == 0)
-                dp_ledger_acked(l.key_id[0] ? l.key_id : NULL, l.tenant_id[0] ? l.tenant_id : NULL,
-                                l.cost_pusd);
-            else
+            dp_usage_line_t *l = &sh.lines[n];
+            if (dp_usage_line_parse(b->body.base + from, b->ends[i] - from, l) == 0) {
+                sh.evs[n] = (dp_ledger_event_t){l->key_id[0] ? l->key_id : NULL,
+                                                l->tenant_id[0] ? l->tenant_id : NULL,
+                                                l->cost_pusd};
+                n++;
+            } else {
                 tg_log(TG_LOG_WARN, "dp_usage", "spool_line_unreadable", "seq=%" PRIu64 " line=%zu",
                        b->seq, i + 1);
+            }
             from = b->ends[i];
         }
     }
-    if (json_is_object(a))
-        dp_ledger_apply_ack(a);
+    dp_ledger_ack(sh.evs, n, json_is_object(a) ? a : NULL);
     json_decref(a);
     atomic_fetch_add(&sh.shipped, b->n);
     atomic_fetch_add(&sh.rejected, nrej);

@@ -37,6 +37,12 @@
 #define SHIP_INTERVAL_US 1000000ull
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
+/* Past this wait, a control plane (or its database) that did not answer is probed with an empty
+ * heartbeat every PROBE_MIN_MS..PROBE_MAX_MS: shipping resumes within a second of it answering,
+ * without posting whole batches at that pace while it is away. */
+#define PROBE_AFTER_MS 1000
+#define PROBE_MIN_MS 250
+#define PROBE_MAX_MS 750
 #define POST_TIMEOUT_MS 15000L
 #define CONNECT_TIMEOUT_MS 3000L
 
@@ -553,6 +559,7 @@ static void *ship_main(void *arg)
     tg_rand_t rnd;
     long backoff = BACKOFF_MIN_MS;
     bool early_ok = true, stop_seen = false;
+    bool probe = false; /* the next try is a heartbeat: is the control plane back? */
     uint64_t next_us = tg_mono_us(); /* at once: replay what is left, and register */
     char why[256];
     if (!e || !b) {
@@ -567,7 +574,18 @@ static void *ship_main(void *arg)
         bool stopping = wait_turn(next_us, early_ok, &stop_seen);
         if (stopping && tg_mono_us() >= atomic_load(&sh.deadline))
             break;
-        int rc = build_batch(b);
+        if (stopping)
+            probe = false; /* the last try sends what is left */
+        int rc = 0;
+        if (probe) {
+            tg_buf_reset(&b->body);
+            b->n = 0;
+            b->full = false;
+            b->seq = sh.cur_seq;
+            b->start = b->end = sh.cur_off;
+        } else {
+            rc = build_batch(b);
+        }
         if (rc < 0) {
             if (stopping)
                 break;
@@ -578,6 +596,14 @@ static void *ship_main(void *arg)
         if (stopping && b->n == 0)
             break; /* everything is acknowledged */
         long status = post_batch(e, b, &answer, stopping, why, sizeof(why));
+        if (status == 200 && probe) {
+            on_delivered(b, &answer); /* spend and live data planes; ends the outage */
+            probe = false;
+            backoff = BACKOFF_MIN_MS;
+            early_ok = true;
+            next_us = tg_mono_us(); /* what waits goes at once */
+            continue;
+        }
         if (status == 200) {
             on_delivered(b, &answer);
             backoff = BACKOFF_MIN_MS;
@@ -590,7 +616,12 @@ static void *ship_main(void *arg)
         /* exponential backoff with full jitter: replicas that lost the same control plane do
          * not come back in step */
         early_ok = false;
-        next_us = tg_mono_us() + (tg_rand_next(&rnd) % (uint64_t)backoff) * 1000;
+        /* away (no answer, or 5xx: its database) for longer than a probe's pace: probe; a
+         * batch refused for another reason keeps its backoff */
+        probe = (status == 0 || status >= 500) && backoff > PROBE_AFTER_MS;
+        uint64_t wait_ms = probe ? PROBE_MIN_MS + tg_rand_next(&rnd) % (PROBE_MAX_MS - PROBE_MIN_MS)
+                                 : tg_rand_next(&rnd) % (uint64_t)backoff;
+        next_us = tg_mono_us() + wait_ms * 1000;
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
 out:

@@ -380,9 +380,10 @@ static void *sync_main(void *arg)
             backoff = 100;
             continue;
         }
-        /* exponential backoff with full jitter, at most 5 s */
+        /* exponential backoff with full jitter, at most 1 s: a failed GET is cheap, and a
+         * control plane that comes back is heard from within a second */
         wait_ms((long)(tg_rand_next(&rnd) % (uint64_t)backoff) + 10);
-        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
     }
     tg_buf_dispose(&body);
     curl_easy_cleanup(e);

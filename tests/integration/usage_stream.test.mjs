@@ -204,6 +204,33 @@ test('the control plane killed under load: the data plane keeps serving, and aft
   }
 });
 
+test('after a long outage the data plane ships within a second of the control plane answering again', async () => {
+  const own = await startControl({ env: CP_ENV });
+  let own2;
+  const w = await makeWorld(own);
+  const k = await newKey(own, w, 'cp-back');
+  const gw = await startDP(own);
+  try {
+    await waitFor(async () => (await chat(gw, k.key)).status === 200, 5000, 'the key to work');
+    const port = new URL(own.url).port;
+    await own.stop();
+    const res = await load(gw, k.key, 20);
+    assert.ok(res.every((r) => r.status === 200));
+    // long enough for an exponential backoff to have grown to several seconds
+    await new Promise((r) => setTimeout(r, 8000));
+    const failures = await metric(gw, 'tollgate_usage_ship_failures_total');
+    own2 = await startControl({ dbUrl: own.dbUrl, env: CP_ENV, args: ['--listen', `127.0.0.1:${port}`] });
+    const t0 = Date.now();
+    await waitFor(async () => (await rowsOf(own.dbUrl, k.id)).length >= 21, 10000, 'the events after the restart');
+    const took = Date.now() - t0;
+    console.log(`# shipped ${took} ms after the control plane came back (${failures} failed tries while away)`);
+    assert.ok(took < 1500, `shipping resumed after ${took} ms`);
+  } finally {
+    await gw.stop();
+    if (own2) await own2.stop();
+  }
+});
+
 test('the data plane killed under load: after a restart on the same state dir every spooled event is in Postgres once', async () => {
   const k = await newKey(cp, world, 'dp-kill');
   const stateDir = mkdtempSync(path.join(tmpdir(), 'tollgate-spool-'));

@@ -32,6 +32,8 @@ static struct {
     pthread_cond_t cv;
     atomic_bool stop;
     bool started;
+    bool have;    /* holds a snapshot (from the state dir or the control plane), version 0 too */
+    bool loaded;  /* dp_sync_load_state found one */
     int64_t version;
 } sy = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
@@ -203,6 +205,7 @@ tg_snap_t *dp_sync_load_state(const dp_opts_t *o)
         s = NULL;
         goto out;
     }
+    sy.loaded = true;
     tg_log(TG_LOG_INFO, "dp_sync", "state_snapshot_loaded", "version=%lld", (long long)s->version);
 out:
     tg_buf_dispose(&body);
@@ -306,8 +309,13 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 static int poll_once(CURL *e, tg_buf_t *body)
 {
     char url[4200];
-    snprintf(url, sizeof(url), "%s/dp/v1/snapshot?after=%lld", sy.o->control_url,
-             (long long)sy.version);
+    /* without a snapshot, ask for the current one whatever its version: on a fresh install it
+     * is version 0, empty and valid, and a data plane holding it is ready */
+    if (sy.have)
+        snprintf(url, sizeof(url), "%s/dp/v1/snapshot?after=%lld", sy.o->control_url,
+                 (long long)sy.version);
+    else
+        snprintf(url, sizeof(url), "%s/dp/v1/snapshot", sy.o->control_url);
     /* the timeout is longer than the server's poll */
     struct curl_slist *h = dp_control_easy(e, url, NULL, 5000L, 60000L, body, on_progress, NULL);
     if (!h)
@@ -337,12 +345,13 @@ static int poll_once(CURL *e, tg_buf_t *body)
         tg_log(TG_LOG_ERROR, "dp_sync", "snapshot_refused", "reason=\"%s\"", err.msg);
         return -1;
     }
-    if (s->version <= sy.version) {
+    if (sy.have && s->version <= sy.version) {
         tg_snap_unref(s);
         return 1;
     }
     save_state(body->base, body->len);
     sy.version = s->version;
+    sy.have = true;
     tg_log(TG_LOG_INFO, "dp_sync", "snapshot_loaded", "version=%lld keys=%zu routes=%zu",
            (long long)s->version, s->nkeys, s->nroutes);
     sy.hand(s);
@@ -395,6 +404,7 @@ int dp_sync_start(const dp_opts_t *o, int64_t version, void (*hand)(tg_snap_t *s
     sy.o = o;
     sy.hand = hand;
     sy.version = version;
+    sy.have = sy.loaded;
     atomic_store(&sy.stop, false);
     if (pthread_create(&sy.thread, NULL, sync_main, NULL) != 0)
         return TG_EIO;

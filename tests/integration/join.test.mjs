@@ -150,3 +150,25 @@ test('a data plane restarted on its state dir is the same data plane to the cont
   await assert.rejects(startGateway({ args: ['--control-url', cp.url], env: DP_ENV, stateDir }),
     /event=identity_failed reason="cannot use the data-plane id in .*delete the file/);
 });
+
+test('on a fresh install a data plane is ready before any admin change (an empty config is valid)', async () => {
+  const fresh = await startControl({ env: { TOLLGATE_DP_POLL_TIMEOUT_MS: '2000' } });
+  const gw = await startGateway({ args: ['--control-url', fresh.url], env: DP_ENV });
+  try {
+    const r = await waitFor(async () => {
+      const res = await fetch(gw.url + '/readyz');
+      return res.status === 200 && res.json();
+    }, 5000, 'the data plane to be ready');
+    assert.equal(r.snapshot_version, Number(fresh.sql('SELECT v FROM config_version')));
+    // ready, and it answers for what it holds: no such key yet
+    assert.equal((await chat(gw, 'tg-nobody')).status, 401);
+    // the first change after that still arrives
+    const t = await fresh.makeTenant(await fresh.login(), 'first');
+    assert.ok(t.id);
+    await waitFor(async () => (await (await fetch(gw.url + '/readyz')).json()).snapshot_version > r.snapshot_version,
+      5000, 'the first change');
+  } finally {
+    await gw.stop();
+    await fresh.stop();
+  }
+});

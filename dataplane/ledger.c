@@ -179,37 +179,69 @@ static void usd(char *out, size_t n, int64_t pusd)
              (int64_t)((pusd % 1000000000000LL) / 1000000));
 }
 
-/* Checks the budgets of one scope; on refusal fills err and retry_after. */
-static bool budget_ok(const dp_scope_t *s, const tg_limits_t *l, const char *what, int64_t worst,
-                      int64_t now_s, tg_err_t *err, char *ra, size_t ra_len)
+/* Checks the budgets of one scope; on refusal fills err and retry_after. Two refusals read
+ * differently: a budget used up (waiting for the reset is the only help), and a request whose
+ * worst case does not fit in what is left (a smaller max_tokens may: say so, with the figures,
+ * since "used up" beside "$0.000000 spent" reads as a bug). */
+static bool budget_ok(const dp_scope_t *s, const tg_limits_t *l, const char *what,
+                      const dp_worst_t *w, int64_t now_s, tg_err_t *err, char *ra, size_t ra_len)
 {
     for (int p = 0; p < TG_NPERIODS; p++) {
         int64_t limit = l->budget_pusd[p];
         if (limit < 0)
             continue;
-        int64_t used = spent_now(s, p, tg_period_start(p, now_s));
-        if (__builtin_add_overflow(used, s->unacked, &used) ||
-            __builtin_add_overflow(used, s->inflight, &used))
+        int64_t spent = spent_now(s, p, tg_period_start(p, now_s)), used;
+        if (__builtin_add_overflow(spent, s->unacked, &spent))
+            spent = INT64_MAX;
+        if (__builtin_add_overflow(spent, s->inflight, &used))
             used = INT64_MAX;
         int64_t want;
-        if (__builtin_add_overflow(used, worst, &want))
+        if (__builtin_add_overflow(used, w->pusd, &want))
             want = INT64_MAX;
         if (used < limit && want <= limit)
             continue;
-        char a[40], b[40], c[40], when[40] = "";
-        usd(a, sizeof(a), limit);
-        usd(b, sizeof(b), used);
-        usd(c, sizeof(c), worst);
+        char lim[40], sp[40], fl[40], worst[40], left[40], when[64] = "", flight[80] = "";
+        usd(lim, sizeof(lim), limit);
+        usd(sp, sizeof(sp), spent);
+        usd(fl, sizeof(fl), s->inflight);
+        usd(worst, sizeof(worst), w->pusd);
+        usd(left, sizeof(left), used < limit ? limit - used : 0);
         int64_t reset = next_reset(p, now_s);
         if (reset) {
-            tg_rfc3339_ms(reset * 1000, when, sizeof(when));
+            char ts[40];
+            tg_rfc3339_ms(reset * 1000, ts, sizeof(ts));
+            snprintf(when, sizeof(when), "; it resets at %s", ts);
             snprintf(ra, ra_len, "%" PRId64, reset - now_s);
         }
-        tg_err_set(err, TG_ERATE, 429,
-                   "the %s %s budget of %s is used up: %s spent or in flight, and this request "
-                   "may cost up to %s%s%s",
-                   what, period_names[p], a, b, c, reset ? "; it resets at " : "",
-                   reset ? when : "");
+        if (s->inflight > 0)
+            snprintf(flight, sizeof(flight), ", %s held by requests in flight", fl);
+        if (used >= limit) {
+            tg_err_set(err, TG_ERATE, 429, "the %s %s budget of %s is used up: %s spent%s%s", what,
+                       period_names[p], lim, sp, flight, when);
+        } else {
+            char from[160];
+            if (w->completion_tokens == 0)
+                snprintf(from, sizeof(from), "%" PRId64 " prompt tokens, one per body byte",
+                         w->prompt_tokens);
+            else if (w->default_completion)
+                snprintf(from, sizeof(from),
+                         "%" PRId64 " prompt tokens, one per body byte, plus %" PRId64
+                         " completion tokens: the default without max_tokens",
+                         w->prompt_tokens, w->completion_tokens);
+            else
+                snprintf(from, sizeof(from),
+                         "%" PRId64 " prompt tokens, one per body byte, plus max_tokens %" PRId64,
+                         w->prompt_tokens, w->completion_tokens);
+            tg_err_set(err, TG_ERATE, 429,
+                       "this request may cost up to %s (%s), more than the %s left of the %s %s "
+                       "budget of %s (%s%s%s); %s%s",
+                       worst, from, left, what, period_names[p], lim,
+                       spent > 0 ? sp : "nothing spent yet", spent > 0 ? " spent" : "", flight,
+                       w->completion_tokens > 0
+                           ? "a smaller max_tokens reserves less"
+                           : "a smaller request reserves less",
+                       when);
+        }
         tg_err_code(err, "budget_exceeded");
         err->type = "insufficient_quota";
         return false;
@@ -311,7 +343,7 @@ static bool rate_ok(side_t *sd, int64_t est, tg_err_t *err, char *ra, size_t ra_
     return true;
 }
 
-int dp_ledger_admit(const tg_key_t *k, int64_t worst_pusd, int64_t est_tokens, dp_admit_t *a,
+int dp_ledger_admit(const tg_key_t *k, const dp_worst_t *worst, int64_t est_tokens, dp_admit_t *a,
                     tg_err_t *err, char *retry_after, size_t ra_len)
 {
     memset(a, 0, sizeof(*a));
@@ -337,7 +369,7 @@ int dp_ledger_admit(const tg_key_t *k, int64_t worst_pusd, int64_t est_tokens, d
     }
     for (int i = 0; ok && i < n; i++)
         if (has_budget(sides[i].l))
-            ok = budget_ok(sides[i].s, sides[i].l, sides[i].what, worst_pusd, now_s, err,
+            ok = budget_ok(sides[i].s, sides[i].l, sides[i].what, worst, now_s, err,
                            retry_after, ra_len);
     if (ok) {
         for (int i = 0; i < n; i++) {
@@ -346,9 +378,9 @@ int dp_ledger_admit(const tg_key_t *k, int64_t worst_pusd, int64_t est_tokens, d
                 s->req_level -= 1.0;
             if (sides[i].l->tpm)
                 s->tok_level -= (double)est_tokens;
-            s->inflight += worst_pusd;
+            s->inflight += worst->pusd;
         }
-        a->worst_pusd = worst_pusd;
+        a->worst_pusd = worst->pusd;
         a->est_tokens = est_tokens;
         a->held = true;
     }

@@ -16,6 +16,15 @@
 /* Completion tokens assumed for the worst-case cost of a request without max_tokens. */
 #define DP_WORST_COMPLETION_TOKENS 4096
 
+/* A request's worst-case cost and what it is made of, for admission and its refusal message. */
+typedef struct dp_worst {
+    int64_t pusd;              /* at the dearest target the request may reach */
+    int64_t prompt_tokens;     /* one per body byte */
+    int64_t completion_tokens; /* max_tokens, DP_WORST_COMPLETION_TOKENS without it, 0 for
+                                * embeddings */
+    bool default_completion;   /* no max_tokens was sent */
+} dp_worst_t;
+
 /* What an admitted request holds until it finishes. */
 typedef struct dp_admit {
     int64_t worst_pusd; /* counted as in flight against the key's and tenant's budgets */
@@ -33,7 +42,7 @@ void dp_ledger_bind(tg_snap_t *s);
  * success *a holds what must be given back through dp_ledger_finish. On refusal err is a 429
  * saying which limit and why, and retry_after (>= 16 bytes) the seconds to wait ("" if waiting
  * cannot help). Any loop thread. */
-int dp_ledger_admit(const tg_key_t *k, int64_t worst_pusd, int64_t est_tokens, dp_admit_t *a,
+int dp_ledger_admit(const tg_key_t *k, const dp_worst_t *worst, int64_t est_tokens, dp_admit_t *a,
                     tg_err_t *err, char *retry_after, size_t ra_len) TG_WUR;
 /* A request of key k ended with a recorded cost: releases what it held and counts the cost as
  * unacknowledged spend. Called once for every recorded request that has a key. */

@@ -576,14 +576,15 @@ static int admit(dp_req_t *r, tg_err_t *err)
     int64_t worst_out = r->endpoint == DP_EP_EMBEDDINGS ? 0
                         : max_out > 0                   ? max_out
                                                         : DP_WORST_COMPLETION_TOKENS;
-    int64_t worst = 0;
+    dp_worst_t worst = {0, (int64_t)r->body_len, worst_out,
+                        worst_out > 0 && max_out == 0};
     for (size_t i = 0; i < r->nplan; i++) {
         int64_t c = tg_price_cost(&r->plan[i].target->price, (int64_t)r->body_len, 0, worst_out);
-        worst = c > worst ? c : worst;
+        worst.pusd = c > worst.pusd ? c : worst.pusd;
     }
     int64_t est = dp_reqbody_estimate_prompt_tokens(r->body_len) + max_out;
     char ra[32];
-    if (dp_ledger_admit(r->key, worst, est, &r->adm, err, ra, sizeof(ra)) == 0)
+    if (dp_ledger_admit(r->key, &worst, est, &r->adm, err, ra, sizeof(ra)) == 0)
         return 0;
     char extra[512];
     snprintf(extra, sizeof(extra), "%s%s%s%s", r->adm.headers, ra[0] ? "retry-after: " : "", ra,

@@ -63,7 +63,8 @@ static bool admits(const tg_key_t *k, int64_t worst)
     tg_err_t err;
     char ra[32];
     tg_err_clear(&err);
-    if (dp_ledger_admit(k, worst, 0, &a, &err, ra, sizeof(ra)) != 0)
+    dp_worst_t w = {worst, 1, 1, false};
+    if (dp_ledger_admit(k, &w, 0, &a, &err, ra, sizeof(ra)) != 0)
         return false;
     dp_ledger_finish(k, &a, 0, 0);
     return true;
@@ -76,7 +77,8 @@ Test(dp_ledger, ack_moves_cost_from_unacknowledged_into_spend)
     dp_admit_t a;
     tg_err_t err;
     char ra[32];
-    cr_assert_eq(dp_ledger_admit(k, PUSD / 10, 0, &a, &err, ra, sizeof(ra)), 0);
+    dp_worst_t w = {PUSD / 10, 1, 1, false};
+    cr_assert_eq(dp_ledger_admit(k, &w, 0, &a, &err, ra, sizeof(ra)), 0);
     dp_ledger_finish(k, &a, PUSD / 4, 0); /* 0.25 spent + 0.25 unacknowledged */
     cr_assert(admits(k, PUSD / 2));
     cr_assert_not(admits(k, PUSD / 2 + 1));
@@ -155,6 +157,67 @@ Test(dp_ledger, spend_never_drops_while_an_ack_is_applied)
     cr_log_info("%ld probes", atomic_load(&race.probes));
     cr_assert_eq(atomic_load(&race.violations), 0, "%ld admissions saw spend drop",
                  atomic_load(&race.violations));
+    tg_snap_unref(s);
+    dp_ledger_shutdown();
+}
+
+/* ---- refusals ---- */
+
+static const char *refusal(const tg_key_t *k, const dp_worst_t *w, tg_err_t *err)
+{
+    dp_admit_t a;
+    char ra[32];
+    tg_err_clear(err);
+    cr_assert_eq(dp_ledger_admit(k, w, 0, &a, err, ra, sizeof(ra)), TG_ERATE);
+    cr_assert_eq(err->status, 429);
+    cr_assert_str_eq(err->type, "insufficient_quota");
+    return err->msg;
+}
+
+Test(dp_ledger, a_request_too_dear_for_a_fresh_budget_says_why_and_what_helps)
+{
+    tg_snap_t *s = snap_with_budget(0.01, 0);
+    tg_err_t err;
+    /* no max_tokens: the default completion makes the reservation */
+    dp_worst_t w = {PUSD / 40, 120, DP_WORST_COMPLETION_TOKENS, true};
+    const char *m = refusal(&s->keys[0], &w, &err);
+    cr_assert(strstr(m, "this request may cost up to $0.025000 (120 prompt tokens, one per body "
+                        "byte, plus 4096 completion tokens: the default without max_tokens), "
+                        "more than the $0.010000 left of the API key daily budget of $0.010000 "
+                        "(nothing spent yet); a smaller max_tokens reserves less; it resets at ") ==
+                  m,
+              "%s", m);
+    cr_assert_null(strstr(m, "used up"), "%s", m);
+    w.default_completion = false;
+    w.completion_tokens = 500;
+    m = refusal(&s->keys[0], &w, &err);
+    cr_assert_not_null(strstr(m, "plus max_tokens 500)"), "%s", m);
+    tg_snap_unref(s);
+    dp_ledger_shutdown();
+}
+
+Test(dp_ledger, a_used_up_budget_says_so_and_the_message_fits_with_large_figures)
+{
+    tg_snap_t *s = snap_with_budget(999999.0, 999999.0);
+    tg_err_t err;
+    dp_worst_t w = {PUSD, 1, 1, false};
+    const char *m = refusal(&s->keys[0], &w, &err);
+    cr_assert(strstr(m, "the API key daily budget of $999999.000000 is used up: $999999.000000 "
+                        "spent; it resets at ") == m,
+              "%s", m);
+    tg_snap_unref(s);
+    dp_ledger_shutdown(); /* a fresh ledger: the larger figure would win */
+    /* the longest figures still end in the reset time: nothing cut off */
+    s = snap_with_budget(999999.0, 999998.0);
+    dp_worst_t big = {999999 * PUSD, 4000000000LL, DP_WORST_COMPLETION_TOKENS, true};
+    dp_admit_t a;
+    char ra[32];
+    dp_worst_t small = {PUSD / 2, 1, 1, false};
+    cr_assert_eq(dp_ledger_admit(&s->keys[0], &small, 0, &a, &err, ra, sizeof(ra)), 0);
+    m = refusal(&s->keys[0], &big, &err);
+    cr_assert_not_null(strstr(m, "held by requests in flight)"), "%s", m);
+    cr_assert(strlen(m) > 20 && strcmp(m + strlen(m) - 5, ".000Z") == 0, "cut off: %s", m);
+    dp_ledger_finish(&s->keys[0], &a, 0, 0);
     tg_snap_unref(s);
     dp_ledger_shutdown();
 }

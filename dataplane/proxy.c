@@ -234,11 +234,14 @@ static void record_usage(dp_req_t *r, int status, const char *error)
     rec.error = error;
     if (r->key)
         dp_ledger_finish(r->key, &r->adm, rec.cost_pusd, rec.usage.total);
+    size_t from = w->usage.len;
     if (dp_usage_record_append(&w->usage, &rec) != 0) {
         tg_log(TG_LOG_ERROR, "dp_proxy", "usage_lost", "req_id=%.*s", (int)r->req_id_len,
                r->req_id);
         return;
     }
+    /* in the page cache at once (a SIGKILL keeps it); the batch below reaches the writer later */
+    dp_usage_journal_append(w->id, w->usage.base + from, w->usage.len - from);
     if (++w->usage_count >= USAGE_BATCH_MAX)
         dp_proxy_flush_usage(w);
 }
@@ -250,7 +253,7 @@ void dp_proxy_flush_usage(dp_worker_t *w)
     size_t len;
     char *p = tg_buf_detach(&w->usage, &len);
     w->usage_count = 0;
-    dp_usage_sink_submit(p, len);
+    dp_usage_sink_submit(p, len, w->id);
 }
 
 /* ---- request lifetime ---- */

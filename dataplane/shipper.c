@@ -90,7 +90,7 @@ void dp__spool_segment_path(char *out, size_t n, const char *dir, uint64_t seq)
     snprintf(out, n, "%s/usage-%020" PRIu64 ".ndjson", dir, seq);
 }
 
-static bool segment_seq(const char *name, uint64_t *seq)
+bool dp__spool_segment_seq(const char *name, uint64_t *seq)
 {
     size_t n = strlen(name);
     if (n != 6 + 20 + 7 || memcmp(name, "usage-", 6) != 0 || memcmp(name + 26, ".ndjson", 7) != 0)
@@ -117,7 +117,7 @@ static int spool_scan(uint64_t above, uint64_t *next, uint64_t *max, uint64_t un
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         uint64_t s;
-        if (!segment_seq(de->d_name, &s))
+        if (!dp__spool_segment_seq(de->d_name, &s))
             continue;
         if (s < unlink_below) {
             char p[4200];

@@ -11,7 +11,7 @@ import { startControl } from './lib/control.mjs';
 
 const DP_ENV = { TOLLGATE_DP_TOKEN: 'test-dp-token' };
 const LIMIT = 0.2; // USD a day, per budget
-const CLIENTS = 6; // per budget
+const CLIENTS = 8; // per budget
 const HAMMER_MS = 7000; // several usage exchanges (one a second) past the limit
 const WINDOW_MS = 3000; // the sync window W of docs/usage.md, with room for request latency
 
@@ -30,9 +30,11 @@ before(async () => {
   const route = await cp.api('POST', '/api/v1/routes', { token: admin, body: {
     alias: 'gpt-4o-mini', targets: [{ provider_id: prov.body.id, model: 'gpt-4o-mini-2024-07-18' }] } });
   assert.equal(route.status, 201, route.text);
-  // dear tokens: a budget is spent in about a hundred requests
+  // only completion tokens cost, and each request uses exactly its max_tokens: its worst case
+  // is its real cost, so the budget has no slack to hide a lapse in the count ($0.001 each; a
+  // budget is 200 requests)
   const price = await cp.api('PUT', '/api/v1/prices', { token: admin, body: {
-    provider_id: prov.body.id, model: 'gpt-4o-mini-2024-07-18', input_per_mtok: 100, output_per_mtok: 100 } });
+    provider_id: prov.body.id, model: 'gpt-4o-mini-2024-07-18', input_per_mtok: 0, output_per_mtok: 100 } });
   assert.ok([200, 201].includes(price.status), price.text);
   for (let i = 0; i < 2; i++) dps.push(await startGateway({ args: ['--control-url', cp.url], env: DP_ENV }));
 });
@@ -82,7 +84,7 @@ async function makeCase(name, ndp, delayMs) {
 }
 
 async function hammer(c, until) {
-  const body = chatBody(`mock:delay_ms=${c.delayMs} spend it`, { max_tokens: 20 });
+  const body = chatBody(`mock:delay_ms=${c.delayMs} mock:words=10 spend it`, { max_tokens: 10 });
   await Promise.all(Array.from({ length: CLIENTS }, async (_, i) => {
     const which = i % c.ndp;
     // on a slow machine the budget may take longer to reach: go on until it has refused

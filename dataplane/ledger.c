@@ -237,9 +237,8 @@ static bool budget_ok(const dp_scope_t *s, const tg_limits_t *l, const char *wha
                        "budget of %s (%s%s%s); %s%s",
                        worst, from, left, what, period_names[p], lim,
                        spent > 0 ? sp : "nothing spent yet", spent > 0 ? " spent" : "", flight,
-                       w->completion_tokens > 0
-                           ? "a smaller max_tokens reserves less"
-                           : "a smaller request reserves less",
+                       w->completion_tokens > 0 ? "a smaller max_tokens reserves less"
+                                                : "a smaller request reserves less",
                        when);
         }
         tg_err_code(err, "budget_exceeded");
@@ -369,8 +368,8 @@ int dp_ledger_admit(const tg_key_t *k, const dp_worst_t *worst, int64_t est_toke
     }
     for (int i = 0; ok && i < n; i++)
         if (has_budget(sides[i].l))
-            ok = budget_ok(sides[i].s, sides[i].l, sides[i].what, worst, now_s, err,
-                           retry_after, ra_len);
+            ok = budget_ok(sides[i].s, sides[i].l, sides[i].what, worst, now_s, err, retry_after,
+                           ra_len);
     if (ok) {
         for (int i = 0; i < n; i++) {
             dp_scope_t *s = sides[i].s;
@@ -474,8 +473,8 @@ void dp_ledger_ack(const dp_ledger_event_t *ev, size_t n, const json_t *answer)
     json_t *spend = json_object_get(answer, "spend");
     json_t *asof = json_object_get(answer, "spend_as_of");
     /* an answer without a time of reading carries no figure we may trust */
-    size_t nspend = json_is_integer(asof) && json_integer_value(asof) > 0 ? json_array_size(spend)
-                                                                          : 0;
+    size_t nspend =
+        json_is_integer(asof) && json_integer_value(asof) > 0 ? json_array_size(spend) : 0;
     size_t cap = 2 * n + nspend, m = 0;
     ack_item_t *items = cap ? malloc(cap * sizeof(*items)) : NULL;
     if (cap && !items) {

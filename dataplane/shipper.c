@@ -464,9 +464,9 @@ static void on_delivered(batch_t *b, const tg_buf_t *answer)
         for (i = 0; i < b->n; i++) {
             dp_usage_line_t *l = &sh.lines[n];
             if (dp_usage_line_parse(b->body.base + from, b->ends[i] - from, l) == 0) {
-                sh.evs[n] = (dp_ledger_event_t){l->key_id[0] ? l->key_id : NULL,
-                                                l->tenant_id[0] ? l->tenant_id : NULL,
-                                                l->cost_pusd};
+                sh.evs[n] =
+                    (dp_ledger_event_t){l->key_id[0] ? l->key_id : NULL,
+                                        l->tenant_id[0] ? l->tenant_id : NULL, l->cost_pusd};
                 n++;
             } else {
                 tg_log(TG_LOG_WARN, "dp_usage", "spool_line_unreadable", "seq=%" PRIu64 " line=%zu",
@@ -559,7 +559,7 @@ static void *ship_main(void *arg)
     tg_rand_t rnd;
     long backoff = BACKOFF_MIN_MS;
     bool early_ok = true, stop_seen = false;
-    bool probe = false; /* the next try is a heartbeat: is the control plane back? */
+    bool probe = false;              /* the next try is a heartbeat: is the control plane back? */
     uint64_t next_us = tg_mono_us(); /* at once: replay what is left, and register */
     char why[256];
     if (!e || !b) {

@@ -32,8 +32,8 @@ static struct {
     pthread_cond_t cv;
     atomic_bool stop;
     bool started;
-    bool have;    /* holds a snapshot (from the state dir or the control plane), version 0 too */
-    bool loaded;  /* dp_sync_load_state found one */
+    bool have;   /* holds a snapshot (from the state dir or the control plane), version 0 too */
+    bool loaded; /* dp_sync_load_state found one */
     int64_t version;
 } sy = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 

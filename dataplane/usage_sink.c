@@ -5,16 +5,16 @@
  * fdatasync (at most once a second) covers a power cut. Writer thread, except submit. */
 #include "usage_sink.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
-#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -350,6 +350,19 @@ static int journal_recover(tg_err_t *err)
     }
     closedir(d);
     char p[4200];
+    /* above the cursor too: it may name a segment not made yet, and the shipper deletes every
+     * segment below it at start */
+    snprintf(p, sizeof(p), "%s/cursor", sink.dir);
+    int cfd = open(p, O_RDONLY | O_CLOEXEC);
+    if (cfd >= 0) {
+        char text[64];
+        ssize_t n = read(cfd, text, sizeof(text) - 1);
+        close(cfd);
+        uint64_t c = 0;
+        for (ssize_t i = 0; i < n && text[i] >= '0' && text[i] <= '9' && c < UINT64_MAX / 10; i++)
+            c = c * 10 + (uint64_t)(text[i] - '0');
+        max_seq = c > max_seq ? c : max_seq;
+    }
     for (int i = 0; i < nnames; i++) {
         snprintf(p, sizeof(p), "%s/%s", sink.dir, names[i]);
         journal_recover_one(p, &rec, &lines);
@@ -400,7 +413,8 @@ static int journal_create(int workers, tg_err_t *err)
             if (m == MAP_FAILED)
                 rc = errno;
             else
-                memset(m, 0, JOURNAL_HDR + JOURNAL_CAP); /* fault every page in now, not on a loop */
+                memset(m, 0,
+                       JOURNAL_HDR + JOURNAL_CAP); /* fault every page in now, not on a loop */
         }
         if (fd >= 0)
             close(fd);

@@ -405,3 +405,38 @@ test('a spool left by an earlier run is replayed: invalid events are rejected an
     await gw.stop();
   }
 });
+
+test('journals left by a killed run are recovered, also when the cursor is past every segment; a torn record is not sent', async () => {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'tollgate-spool-'));
+  mkdirSync(path.join(stateDir, 'spool'));
+  const ev = (id) => JSON.stringify({ id, ts: new Date().toISOString(), request_id: 'r-journal', key_id: null,
+    tenant_id: null, model: 'gpt-4o-mini', provider: null, upstream_model: null, endpoint: null, status: 401,
+    streamed: false, prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0, reasoning_tokens: 0, total_tokens: 0,
+    usage_source: 'none', cost_usd: 0, latency_ms: 0.5, ttfb_ms: null, error: 'invalid_api_key' });
+  const ids = [randomUUID(), randomUUID(), randomUUID()];
+  // what a run killed right after its shipper moved the cursor to a segment its writer had not
+  // made yet leaves: a cursor past every segment, and records only in a journal. The first
+  // record was handed over already (persisted); the last one is torn (the kill hit the copy).
+  writeFileSync(path.join(stateDir, 'spool', 'cursor'), '7 0\n');
+  const CAP = 1 << 20;
+  const b = Buffer.alloc(4096 + CAP);
+  b.writeBigUInt64LE(0x314c4e524a475455n, 0);
+  const first = Buffer.from(`${ev(ids[0])}\n`);
+  const rest = Buffer.from(`${ev(ids[1])}\n${ev(ids[2])}\n${ev(randomUUID()).slice(0, 50)}`);
+  first.copy(b, 4096);
+  rest.copy(b, 4096 + first.length);
+  b.writeBigUInt64LE(BigInt(first.length + rest.length), 8); // written
+  b.writeBigUInt64LE(BigInt(first.length), 16); // persisted
+  writeFileSync(path.join(stateDir, 'spool', 'journal-0'), b);
+  const gw = await startDP(cp, { stateDir });
+  try {
+    assert.match(gw.logs(), /event=journal_recovered events=2 seq=8 /);
+    await waitFor(async () => Number(await sql(cp.dbUrl,
+      `SELECT count(*) FROM usage_events WHERE id IN ('${ids[1]}', '${ids[2]}')`)) === 2, 10000, 'the journaled events');
+    assert.equal(Number(await sql(cp.dbUrl, `SELECT count(*) FROM usage_events WHERE id = '${ids[0]}'`)), 0,
+      'a record the writer already had is not taken from the journal');
+    assert.equal(Number(await sql(cp.dbUrl, `SELECT count(*) FROM usage_events WHERE request_id = 'r-journal'`)), 2);
+  } finally {
+    await gw.stop();
+  }
+});

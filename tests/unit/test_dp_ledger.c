@@ -27,16 +27,17 @@ static tg_snap_t *snap_with_budget(double limit_usd, double spent_usd)
 {
     char day[11], doc[2048];
     today(day);
-    snprintf(doc, sizeof(doc),
-             "{\"version\":1,\"tenants\":[{\"id\":\"t1\"}],"
-             "\"providers\":[{\"id\":\"p\",\"kind\":\"openai\",\"base_url\":\"http://127.0.0.1:9/v1\"}],"
-             "\"routes\":[{\"alias\":\"m\",\"targets\":[{\"provider\":\"p\",\"model\":\"m\"}]}],"
-             "\"keys\":[{\"id\":\"k1\",\"tenant\":\"t1\",\"sha256\":"
-             "\"%064d\",\"models\":[\"m\"]}],"
-             "\"budgets\":[{\"id\":\"b1\",\"tenant\":\"t1\",\"key\":\"k1\",\"period\":\"daily\","
-             "\"limit_usd\":%.6f,\"spent_usd\":%.6f,\"period_start\":\"%s\"}],"
-             "\"spend_as_of\":1}",
-             0, limit_usd, spent_usd, day);
+    snprintf(
+        doc, sizeof(doc),
+        "{\"version\":1,\"tenants\":[{\"id\":\"t1\"}],"
+        "\"providers\":[{\"id\":\"p\",\"kind\":\"openai\",\"base_url\":\"http://127.0.0.1:9/v1\"}],"
+        "\"routes\":[{\"alias\":\"m\",\"targets\":[{\"provider\":\"p\",\"model\":\"m\"}]}],"
+        "\"keys\":[{\"id\":\"k1\",\"tenant\":\"t1\",\"sha256\":"
+        "\"%064d\",\"models\":[\"m\"]}],"
+        "\"budgets\":[{\"id\":\"b1\",\"tenant\":\"t1\",\"key\":\"k1\",\"period\":\"daily\","
+        "\"limit_usd\":%.6f,\"spent_usd\":%.6f,\"period_start\":\"%s\"}],"
+        "\"spend_as_of\":1}",
+        0, limit_usd, spent_usd, day);
     tg_snap_t *s = NULL;
     tg_err_t err;
     tg_err_clear(&err);
@@ -50,10 +51,9 @@ static json_t *answer(int64_t spent_pusd)
 {
     char day[11];
     today(day);
-    return json_pack("{s:i,s:I,s:[{s:s,s:s,s:s,s:s,s:s,s:f}]}", "live_dataplanes", 1,
-                     "spend_as_of", (json_int_t)1, "spend", "budget", "b1", "tenant", "t1", "key",
-                     "k1", "period", "daily", "period_start", day, "spent_usd",
-                     (double)spent_pusd / (double)PUSD);
+    return json_pack("{s:i,s:I,s:[{s:s,s:s,s:s,s:s,s:s,s:f}]}", "live_dataplanes", 1, "spend_as_of",
+                     (json_int_t)1, "spend", "budget", "b1", "tenant", "t1", "key", "k1", "period",
+                     "daily", "period_start", day, "spent_usd", (double)spent_pusd / (double)PUSD);
 }
 
 /* Whether a request of worst case `worst` is admitted; released at once if it is. */
@@ -181,11 +181,11 @@ Test(dp_ledger, a_request_too_dear_for_a_fresh_budget_says_why_and_what_helps)
     /* no max_tokens: the default completion makes the reservation */
     dp_worst_t w = {PUSD / 40, 120, DP_WORST_COMPLETION_TOKENS, true};
     const char *m = refusal(&s->keys[0], &w, &err);
-    cr_assert(strstr(m, "this request may cost up to $0.025000 (120 prompt tokens, one per body "
-                        "byte, plus 4096 completion tokens: the default without max_tokens), "
-                        "more than the $0.010000 left of the API key daily budget of $0.010000 "
-                        "(nothing spent yet); a smaller max_tokens reserves less; it resets at ") ==
-                  m,
+    cr_assert(strstr(m,
+                     "this request may cost up to $0.025000 (120 prompt tokens, one per body "
+                     "byte, plus 4096 completion tokens: the default without max_tokens), "
+                     "more than the $0.010000 left of the API key daily budget of $0.010000 "
+                     "(nothing spent yet); a smaller max_tokens reserves less; it resets at ") == m,
               "%s", m);
     cr_assert_null(strstr(m, "used up"), "%s", m);
     w.default_completion = false;

@@ -28,7 +28,6 @@ typedef struct dp_scope {
     int64_t inflight;            /* worst-case cost of admitted requests still running */
     int64_t spent[TG_NPERIODS];  /* the control plane's figure for the period below */
     int32_t period[TG_NPERIODS]; /* YYYYMMDD of the period spent[] belongs to */
-    int64_t as_of[TG_NPERIODS];  /* when the control plane read it, unix ms */
     double req_level, tok_level; /* token buckets; this data plane's share */
     uint64_t refill_us;
     bool buckets_set;
@@ -65,15 +64,22 @@ static dp_scope_t *scope_get(char kind, const char *id, bool create)
     return s;
 }
 
-/* Takes the control plane's spend for a period when it is newer than what the entry has. */
-static void take_spend(dp_scope_t *s, int p, int64_t spent, int32_t period, int64_t as_of)
+/* Takes the control plane's figure for a period, under s->mu. Spend only grows within a period,
+ * so the larger figure is the newer one whoever sent it and whatever its clock said: a snapshot
+ * read before an acknowledged batch committed can never replace the acknowledgement's figure
+ * that includes it (which would leave the batch counted nowhere). A later period replaces. */
+static void take_spend_locked(dp_scope_t *s, int p, int64_t spent, int32_t period)
 {
-    pthread_mutex_lock(&s->mu);
-    if (as_of >= s->as_of[p]) {
+    if (period > s->period[p] || (period == s->period[p] && spent > s->spent[p])) {
         s->spent[p] = spent;
         s->period[p] = period;
-        s->as_of[p] = as_of;
     }
+}
+
+static void take_spend(dp_scope_t *s, int p, int64_t spent, int32_t period)
+{
+    pthread_mutex_lock(&s->mu);
+    take_spend_locked(s, p, spent, period);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -89,7 +95,7 @@ static void bind_limits(tg_limits_t *l, char kind, const char *id, int64_t as_of
         return; /* out of memory: the limits of this one go unenforced, and say so */
     for (int p = 0; p < TG_NPERIODS; p++)
         if (l->budget_pusd[p] >= 0 && as_of > 0)
-            take_spend(s, p, l->spent_pusd[p], l->spent_period[p], as_of);
+            take_spend(s, p, l->spent_pusd[p], l->spent_period[p]);
 }
 
 void dp_ledger_bind(tg_snap_t *snap)
@@ -173,37 +179,68 @@ static void usd(char *out, size_t n, int64_t pusd)
              (int64_t)((pusd % 1000000000000LL) / 1000000));
 }
 
-/* Checks the budgets of one scope; on refusal fills err and retry_after. */
-static bool budget_ok(const dp_scope_t *s, const tg_limits_t *l, const char *what, int64_t worst,
-                      int64_t now_s, tg_err_t *err, char *ra, size_t ra_len)
+/* Checks the budgets of one scope; on refusal fills err and retry_after. Two refusals read
+ * differently: a budget used up (waiting for the reset is the only help), and a request whose
+ * worst case does not fit in what is left (a smaller max_tokens may: say so, with the figures,
+ * since "used up" beside "$0.000000 spent" reads as a bug). */
+static bool budget_ok(const dp_scope_t *s, const tg_limits_t *l, const char *what,
+                      const dp_worst_t *w, int64_t now_s, tg_err_t *err, char *ra, size_t ra_len)
 {
     for (int p = 0; p < TG_NPERIODS; p++) {
         int64_t limit = l->budget_pusd[p];
         if (limit < 0)
             continue;
-        int64_t used = spent_now(s, p, tg_period_start(p, now_s));
-        if (__builtin_add_overflow(used, s->unacked, &used) ||
-            __builtin_add_overflow(used, s->inflight, &used))
+        int64_t spent = spent_now(s, p, tg_period_start(p, now_s)), used;
+        if (__builtin_add_overflow(spent, s->unacked, &spent))
+            spent = INT64_MAX;
+        if (__builtin_add_overflow(spent, s->inflight, &used))
             used = INT64_MAX;
         int64_t want;
-        if (__builtin_add_overflow(used, worst, &want))
+        if (__builtin_add_overflow(used, w->pusd, &want))
             want = INT64_MAX;
         if (used < limit && want <= limit)
             continue;
-        char a[40], b[40], c[40], when[40] = "";
-        usd(a, sizeof(a), limit);
-        usd(b, sizeof(b), used);
-        usd(c, sizeof(c), worst);
+        char lim[40], sp[40], fl[40], worst[40], left[40], when[64] = "", flight[80] = "";
+        usd(lim, sizeof(lim), limit);
+        usd(sp, sizeof(sp), spent);
+        usd(fl, sizeof(fl), s->inflight);
+        usd(worst, sizeof(worst), w->pusd);
+        usd(left, sizeof(left), used < limit ? limit - used : 0);
         int64_t reset = next_reset(p, now_s);
         if (reset) {
-            tg_rfc3339_ms(reset * 1000, when, sizeof(when));
+            char ts[40];
+            tg_rfc3339_ms(reset * 1000, ts, sizeof(ts));
+            snprintf(when, sizeof(when), "; it resets at %s", ts);
             snprintf(ra, ra_len, "%" PRId64, reset - now_s);
         }
-        tg_err_set(err, TG_ERATE, 429,
-                   "the %s %s budget of %s is used up: %s spent or in flight, and this request "
-                   "may cost up to %s%s%s",
-                   what, period_names[p], a, b, c, reset ? "; it resets at " : "",
-                   reset ? when : "");
+        if (s->inflight > 0)
+            snprintf(flight, sizeof(flight), ", %s held by requests in flight", fl);
+        if (used >= limit) {
+            tg_err_set(err, TG_ERATE, 429, "the %s %s budget of %s is used up: %s spent%s%s", what,
+                       period_names[p], lim, sp, flight, when);
+        } else {
+            char from[160];
+            if (w->completion_tokens == 0)
+                snprintf(from, sizeof(from), "%" PRId64 " prompt tokens, one per body byte",
+                         w->prompt_tokens);
+            else if (w->default_completion)
+                snprintf(from, sizeof(from),
+                         "%" PRId64 " prompt tokens, one per body byte, plus %" PRId64
+                         " completion tokens: the default without max_tokens",
+                         w->prompt_tokens, w->completion_tokens);
+            else
+                snprintf(from, sizeof(from),
+                         "%" PRId64 " prompt tokens, one per body byte, plus max_tokens %" PRId64,
+                         w->prompt_tokens, w->completion_tokens);
+            tg_err_set(err, TG_ERATE, 429,
+                       "this request may cost up to %s (%s), more than the %s left of the %s %s "
+                       "budget of %s (%s%s%s); %s%s",
+                       worst, from, left, what, period_names[p], lim,
+                       spent > 0 ? sp : "nothing spent yet", spent > 0 ? " spent" : "", flight,
+                       w->completion_tokens > 0 ? "a smaller max_tokens reserves less"
+                                                : "a smaller request reserves less",
+                       when);
+        }
         tg_err_code(err, "budget_exceeded");
         err->type = "insufficient_quota";
         return false;
@@ -305,7 +342,7 @@ static bool rate_ok(side_t *sd, int64_t est, tg_err_t *err, char *ra, size_t ra_
     return true;
 }
 
-int dp_ledger_admit(const tg_key_t *k, int64_t worst_pusd, int64_t est_tokens, dp_admit_t *a,
+int dp_ledger_admit(const tg_key_t *k, const dp_worst_t *worst, int64_t est_tokens, dp_admit_t *a,
                     tg_err_t *err, char *retry_after, size_t ra_len)
 {
     memset(a, 0, sizeof(*a));
@@ -331,8 +368,8 @@ int dp_ledger_admit(const tg_key_t *k, int64_t worst_pusd, int64_t est_tokens, d
     }
     for (int i = 0; ok && i < n; i++)
         if (has_budget(sides[i].l))
-            ok = budget_ok(sides[i].s, sides[i].l, sides[i].what, worst_pusd, now_s, err,
-                           retry_after, ra_len);
+            ok = budget_ok(sides[i].s, sides[i].l, sides[i].what, worst, now_s, err, retry_after,
+                           ra_len);
     if (ok) {
         for (int i = 0; i < n; i++) {
             dp_scope_t *s = sides[i].s;
@@ -340,9 +377,9 @@ int dp_ledger_admit(const tg_key_t *k, int64_t worst_pusd, int64_t est_tokens, d
                 s->req_level -= 1.0;
             if (sides[i].l->tpm)
                 s->tok_level -= (double)est_tokens;
-            s->inflight += worst_pusd;
+            s->inflight += worst->pusd;
         }
-        a->worst_pusd = worst_pusd;
+        a->worst_pusd = worst->pusd;
         a->est_tokens = est_tokens;
         a->held = true;
     }
@@ -382,50 +419,111 @@ void dp_ledger_finish(const tg_key_t *k, dp_admit_t *a, int64_t cost_pusd, int64
 
 /* ---- from the control plane ---- */
 
-void dp_ledger_acked(const char *key_id, const char *tenant_id, int64_t cost_pusd)
+/* One thing an acknowledgement changes in one scope: an event's cost leaving the
+ * unacknowledged sum (p < 0), or the control plane's figure for period p. */
+typedef struct ack_item {
+    dp_scope_t *s;
+    int p;
+    int32_t start;
+    int64_t pusd;
+} ack_item_t;
+
+static int ack_item_cmp(const void *a, const void *b)
 {
-    const char *ids[2] = {key_id, tenant_id};
-    const char kinds[2] = {'k', 't'};
-    for (int i = 0; i < 2; i++) {
-        if (!ids[i])
-            continue;
-        dp_scope_t *s = scope_get(kinds[i], ids[i], false);
-        if (!s)
-            continue;
-        pthread_mutex_lock(&s->mu);
-        s->unacked = s->unacked > cost_pusd ? s->unacked - cost_pusd : 0;
-        pthread_mutex_unlock(&s->mu);
-    }
+    uintptr_t x = (uintptr_t)((const ack_item_t *)a)->s, y = (uintptr_t)((const ack_item_t *)b)->s;
+    return x < y ? -1 : x > y;
 }
 
-void dp_ledger_apply_ack(const json_t *answer)
+static void ack_apply_locked(dp_scope_t *s, const ack_item_t *it)
+{
+    if (it->p >= 0)
+        take_spend_locked(s, it->p, it->pusd, it->start);
+    else
+        s->unacked = s->unacked > it->pusd ? s->unacked - it->pusd : 0;
+}
+
+/* Reads one entry of the answer's spend list; false when it is not one. */
+static bool ack_spend_item(const json_t *e, ack_item_t *it)
+{
+    const char *key = json_string_value(json_object_get(e, "key"));
+    const char *tenant = json_string_value(json_object_get(e, "tenant"));
+    int p = tg_period_parse(json_string_value(json_object_get(e, "period")));
+    int32_t start = tg_date_parse(json_string_value(json_object_get(e, "period_start")));
+    json_t *sp = json_object_get(e, "spent_usd");
+    int64_t spent;
+    if ((!key && !tenant) || p < 0 || start < 0 || !json_is_number(sp) ||
+        !tg_usd_to_pusd(json_number_value(sp), &spent))
+        return false;
+    it->s = key ? scope_get('k', key, true) : scope_get('t', tenant, true);
+    it->p = p;
+    it->start = start;
+    it->pusd = spent;
+    return it->s != NULL;
+}
+
+void dp_ledger_ack(const dp_ledger_event_t *ev, size_t n, const json_t *answer)
 {
     json_t *live = json_object_get(answer, "live_dataplanes");
     if (json_is_integer(live)) {
-        json_int_t n = json_integer_value(live);
-        int v = n < 1 ? 1 : n > 10000 ? 10000 : (int)n;
+        json_int_t v64 = json_integer_value(live);
+        int v = v64 < 1 ? 1 : v64 > 10000 ? 10000 : (int)v64;
         if (atomic_exchange(&lg.live, v) != v)
             tg_log(TG_LOG_INFO, "dp_ledger", "share_changed", "live_dataplanes=%d", v);
     }
+    json_t *spend = json_object_get(answer, "spend");
     json_t *asof = json_object_get(answer, "spend_as_of");
-    int64_t as_of = json_is_integer(asof) ? (int64_t)json_integer_value(asof) : 0;
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(answer, "spend"), i, e)
-    {
-        const char *key = json_string_value(json_object_get(e, "key"));
-        const char *tenant = json_string_value(json_object_get(e, "tenant"));
-        int p = tg_period_parse(json_string_value(json_object_get(e, "period")));
-        int32_t start = tg_date_parse(json_string_value(json_object_get(e, "period_start")));
-        json_t *sp = json_object_get(e, "spent_usd");
-        int64_t spent;
-        if ((!key && !tenant) || p < 0 || start < 0 || !json_is_number(sp) ||
-            !tg_usd_to_pusd(json_number_value(sp), &spent) || as_of <= 0)
-            continue;
-        dp_scope_t *s = key ? scope_get('k', key, true) : scope_get('t', tenant, true);
-        if (s)
-            take_spend(s, p, spent, start, as_of);
+    /* an answer without a time of reading carries no figure we may trust */
+    size_t nspend =
+        json_is_integer(asof) && json_integer_value(asof) > 0 ? json_array_size(spend) : 0;
+    size_t cap = 2 * n + nspend, m = 0;
+    ack_item_t *items = cap ? malloc(cap * sizeof(*items)) : NULL;
+    if (cap && !items) {
+        /* Out of memory: one item at a time, the figures first. In between, a batch counts
+         * twice (in the figure and still unacknowledged): a refusal too early, never an
+         * admission too many. */
+        ack_item_t it;
+        for (size_t i = 0; i < nspend; i++)
+            if (ack_spend_item(json_array_get(spend, i), &it))
+                take_spend(it.s, it.p, it.pusd, it.start);
+        for (size_t i = 0; i < n; i++) {
+            const char *ids[2] = {ev[i].key_id, ev[i].tenant_id};
+            for (int k = 0; k < 2; k++) {
+                it.s = ids[k] ? scope_get(k ? 't' : 'k', ids[k], false) : NULL;
+                it.p = -1;
+                it.pusd = ev[i].cost_pusd;
+                if (!it.s)
+                    continue;
+                pthread_mutex_lock(&it.s->mu);
+                ack_apply_locked(it.s, &it);
+                pthread_mutex_unlock(&it.s->mu);
+            }
+        }
+        return;
     }
+    for (size_t i = 0; i < nspend; i++)
+        if (ack_spend_item(json_array_get(spend, i), &items[m]))
+            m++;
+    for (size_t i = 0; i < n; i++) {
+        const char *ids[2] = {ev[i].key_id, ev[i].tenant_id};
+        for (int k = 0; k < 2; k++) {
+            /* a scope never made holds no unacknowledged spend */
+            dp_scope_t *s = ids[k] ? scope_get(k ? 't' : 'k', ids[k], false) : NULL;
+            if (s)
+                items[m++] = (ack_item_t){s, -1, 0, ev[i].cost_pusd};
+        }
+    }
+    /* Grouped by scope, each scope changed in one critical section: admission (which holds the
+     * scope's mutex) sees the batch either still unacknowledged or already in the figure. */
+    if (m > 1)
+        qsort(items, m, sizeof(*items), ack_item_cmp);
+    for (size_t i = 0; i < m;) {
+        dp_scope_t *s = items[i].s;
+        pthread_mutex_lock(&s->mu);
+        for (; i < m && items[i].s == s; i++)
+            ack_apply_locked(s, &items[i]);
+        pthread_mutex_unlock(&s->mu);
+    }
+    free(items);
 }
 
 int dp_ledger_live_dataplanes(void)

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tg_err.h"
@@ -14,6 +15,15 @@
 
 /* Completion tokens assumed for the worst-case cost of a request without max_tokens. */
 #define DP_WORST_COMPLETION_TOKENS 4096
+
+/* A request's worst-case cost and what it is made of, for admission and its refusal message. */
+typedef struct dp_worst {
+    int64_t pusd;              /* at the dearest target the request may reach */
+    int64_t prompt_tokens;     /* one per body byte */
+    int64_t completion_tokens; /* max_tokens, DP_WORST_COMPLETION_TOKENS without it, 0 for
+                                * embeddings */
+    bool default_completion;   /* no max_tokens was sent */
+} dp_worst_t;
 
 /* What an admitted request holds until it finishes. */
 typedef struct dp_admit {
@@ -32,17 +42,25 @@ void dp_ledger_bind(tg_snap_t *s);
  * success *a holds what must be given back through dp_ledger_finish. On refusal err is a 429
  * saying which limit and why, and retry_after (>= 16 bytes) the seconds to wait ("" if waiting
  * cannot help). Any loop thread. */
-int dp_ledger_admit(const tg_key_t *k, int64_t worst_pusd, int64_t est_tokens, dp_admit_t *a,
+int dp_ledger_admit(const tg_key_t *k, const dp_worst_t *worst, int64_t est_tokens, dp_admit_t *a,
                     tg_err_t *err, char *retry_after, size_t ra_len) TG_WUR;
 /* A request of key k ended with a recorded cost: releases what it held and counts the cost as
  * unacknowledged spend. Called once for every recorded request that has a key. */
 void dp_ledger_finish(const tg_key_t *k, dp_admit_t *a, int64_t cost_pusd, int64_t tokens);
 
-/* Applies the answer of POST /dp/v1/usage (spend per budget, live data planes). Shipper thread. */
-void dp_ledger_apply_ack(const json_t *answer);
-/* One event recorded by this process was acknowledged: its cost is now in the control plane's
- * spend and leaves the unacknowledged sums. Shipper thread; ids may be NULL. */
-void dp_ledger_acked(const char *key_id, const char *tenant_id, int64_t cost_pusd);
+/* An event this process recorded, as the shipper reads it back; ids may be NULL. */
+typedef struct dp_ledger_event {
+    const char *key_id;
+    const char *tenant_id;
+    int64_t cost_pusd;
+} dp_ledger_event_t;
+
+/* Applies the answer of POST /dp/v1/usage to a batch: the costs of ev[0..n) (the events of the
+ * batch this process recorded, acknowledged or rejected) leave the unacknowledged sums, and the
+ * answer's spend per budget and live data planes come in. Each scope changes in one critical
+ * section, so no admission ever sees a cost that is neither unacknowledged nor in the spend.
+ * answer may be NULL (nothing but the costs). Shipper thread. */
+void dp_ledger_ack(const dp_ledger_event_t *ev, size_t n, const json_t *answer);
 /* Data planes sharing the rate limits (from the control plane; 1 until it says). */
 int dp_ledger_live_dataplanes(void);
 /* Frees every entry. At exit, after the loops and the shipper stopped. */

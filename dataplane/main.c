@@ -268,9 +268,14 @@ int main(int argc, char **argv)
         tg_log(TG_LOG_INFO, "dp_main", "snapshot_loaded", "version=%lld keys=%zu routes=%zu",
                (long long)snap->version, snap->nkeys, snap->nroutes);
     }
-    if (o.control_url)
+    if (o.control_url) {
+        if (dp_sync_init_id(&o, &err) != 0) {
+            tg_log(TG_LOG_ERROR, "dp_main", "identity_failed", "reason=\"%s\"", err.msg);
+            return 1;
+        }
         snap =
             dp_sync_load_state(&o); /* serve the last good config while the control plane is away */
+    }
     if (dp_usage_sink_start(&o, &err) != 0) {
         tg_log(TG_LOG_ERROR, "dp_main", "usage_sink_failed", "reason=\"%s\"", err.msg);
         tg_snap_unref(snap);

@@ -234,11 +234,14 @@ static void record_usage(dp_req_t *r, int status, const char *error)
     rec.error = error;
     if (r->key)
         dp_ledger_finish(r->key, &r->adm, rec.cost_pusd, rec.usage.total);
+    size_t from = w->usage.len;
     if (dp_usage_record_append(&w->usage, &rec) != 0) {
         tg_log(TG_LOG_ERROR, "dp_proxy", "usage_lost", "req_id=%.*s", (int)r->req_id_len,
                r->req_id);
         return;
     }
+    /* in the page cache at once (a SIGKILL keeps it); the batch below reaches the writer later */
+    dp_usage_journal_append(w->id, w->usage.base + from, w->usage.len - from);
     if (++w->usage_count >= USAGE_BATCH_MAX)
         dp_proxy_flush_usage(w);
 }
@@ -250,7 +253,7 @@ void dp_proxy_flush_usage(dp_worker_t *w)
     size_t len;
     char *p = tg_buf_detach(&w->usage, &len);
     w->usage_count = 0;
-    dp_usage_sink_submit(p, len);
+    dp_usage_sink_submit(p, len, w->id);
 }
 
 /* ---- request lifetime ---- */
@@ -358,10 +361,10 @@ static const char *label_provider(const dp_req_t *r)
 /* Answers an error for a request that never reached a provider, records it and frees it. */
 static void fail_request_with(dp_req_t *r, const tg_err_t *err, bool record, const char *extra)
 {
+    if (record) /* before the answer: a client that has it finds its record kept */
+        record_usage(r, err->status, err->ecode ? err->ecode : err->type);
     respond_error(r, err, extra);
     dp_metrics_request(r->w->metrics, err->status, label_model(r), label_provider(r));
-    if (record)
-        record_usage(r, err->status, err->ecode ? err->ecode : err->type);
     req_destroy(r);
 }
 
@@ -576,14 +579,14 @@ static int admit(dp_req_t *r, tg_err_t *err)
     int64_t worst_out = r->endpoint == DP_EP_EMBEDDINGS ? 0
                         : max_out > 0                   ? max_out
                                                         : DP_WORST_COMPLETION_TOKENS;
-    int64_t worst = 0;
+    dp_worst_t worst = {0, (int64_t)r->body_len, worst_out, worst_out > 0 && max_out == 0};
     for (size_t i = 0; i < r->nplan; i++) {
         int64_t c = tg_price_cost(&r->plan[i].target->price, (int64_t)r->body_len, 0, worst_out);
-        worst = c > worst ? c : worst;
+        worst.pusd = c > worst.pusd ? c : worst.pusd;
     }
     int64_t est = dp_reqbody_estimate_prompt_tokens(r->body_len) + max_out;
     char ra[32];
-    if (dp_ledger_admit(r->key, worst, est, &r->adm, err, ra, sizeof(ra)) == 0)
+    if (dp_ledger_admit(r->key, &worst, est, &r->adm, err, ra, sizeof(ra)) == 0)
         return 0;
     char extra[512];
     snprintf(extra, sizeof(extra), "%s%s%s%s", r->adm.headers, ra[0] ? "retry-after: " : "", ra,
@@ -694,6 +697,7 @@ static bool cache_lookup(dp_req_t *r)
     char extra[640];
     snprintf(extra, sizeof(extra), "age: %lld\r\n%s", (long long)((now - r->hit->stored_ms) / 1000),
              r->adm.headers);
+    record_usage(r, 200, NULL); /* before the answer's bytes, as complete() expects */
     if (r->hit->stream) {
         tg_buf_t h = TG_BUF_INIT(16384);
         if (build_head(&h, r->conn, 200, "text/event-stream", -1, r, extra) == 0 &&
@@ -705,7 +709,6 @@ static bool cache_lookup(dp_req_t *r)
         respond(r, 200, "application/json", r->hit->body, r->hit->len, extra);
     }
     dp_metrics_request(r->w->metrics, 200, label_model(r), r->hit->provider);
-    record_usage(r, 200, NULL);
     r->hit = NULL;
     req_destroy(r);
     return true;
@@ -884,15 +887,16 @@ static void map_curl_error(dp_req_t *r, CURLcode rc, tg_err_t *err)
     }
 }
 
-/* The request is over: metrics, usage record, free; the connection reads its next request. */
-static void complete(dp_req_t *r, int status, const char *error, bool async)
+/* The request is over: metrics, free; the connection reads its next request. Its usage record
+ * was made before the response's last bytes were written (record_usage puts it in the loop's
+ * journal at once): no client holds an answer whose record a SIGKILL could still lose. */
+static void complete(dp_req_t *r, int status, bool async)
 {
     dp_worker_t *w = r->w;
     dp_conn_t *c = r->conn;
     dp_metrics_request(w->metrics, status, label_model(r), label_provider(r));
     if (r->attempts > 0)
         dp_metrics_upstream(w->metrics, (double)(tg_mono_us() - r->t_start) / 1e6);
-    record_usage(r, status, error);
     req_set_state(r, DP_REQ_DONE);
     req_destroy(r);
     if (c && async)
@@ -902,9 +906,10 @@ static void complete(dp_req_t *r, int status, const char *error, bool async)
 /* Answers with a gateway error and completes. */
 static void give_up(dp_req_t *r, const tg_err_t *err, const char *extra, bool async)
 {
+    record_usage(r, err->status, err->ecode ? err->ecode : err->type);
     if (r->conn)
         respond_error(r, err, extra);
-    complete(r, err->status, err->ecode ? err->ecode : err->type, async);
+    complete(r, err->status, async);
 }
 
 /* The next plan entry from `from` whose circuit lets an attempt through, or nplan. */
@@ -1007,6 +1012,7 @@ static void end_stream(dp_req_t *r, CURLcode rc)
         status = err.status;
         error = err.ecode;
     }
+    record_usage(r, status, error);
     if (r->conn) {
         if (!r->stream_started)
             (void)start_client_stream(r);
@@ -1017,7 +1023,7 @@ static void end_stream(dp_req_t *r, CURLcode rc)
     if (rc == CURLE_OK && r->cache_store && r->x.st.done &&
         tg_buf_append(&r->cache_buf, r->out.base ? r->out.base : "", r->out.len) == 0)
         cache_store(r, r->cache_buf.base, r->cache_buf.len);
-    complete(r, status, error, true);
+    complete(r, status, true);
 }
 
 static void attempt_done(dp_req_t *r, CURLcode rc)
@@ -1070,6 +1076,7 @@ static void attempt_done(dp_req_t *r, CURLcode rc)
         body = r->resp.base; /* an error the adapter could not read: as the provider sent it */
         body_len = r->resp.len;
     }
+    record_usage(r, status, status >= 400 ? "upstream_error" : NULL);
     if (r->conn) {
         char *ctype = NULL;
         char extra[768];
@@ -1084,7 +1091,7 @@ static void attempt_done(dp_req_t *r, CURLcode rc)
     }
     if (status >= 200 && status < 300 && r->cache_store)
         cache_store(r, body ? body : "", body_len);
-    complete(r, status, status >= 400 ? "upstream_error" : NULL, true);
+    complete(r, status, true);
 }
 
 static int add_header(void *ud, const char *line)

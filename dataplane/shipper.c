@@ -37,6 +37,12 @@
 #define SHIP_INTERVAL_US 1000000ull
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
+/* Past this wait, a control plane (or its database) that did not answer is probed with an empty
+ * heartbeat every PROBE_MIN_MS..PROBE_MAX_MS: shipping resumes within a second of it answering,
+ * without posting whole batches at that pace while it is away. */
+#define PROBE_AFTER_MS 1000
+#define PROBE_MIN_MS 250
+#define PROBE_MAX_MS 750
 #define POST_TIMEOUT_MS 15000L
 #define CONNECT_TIMEOUT_MS 3000L
 
@@ -73,6 +79,8 @@ static struct {
     uint64_t fd_seq;
     bool outage;
     uint64_t outage_since_us, outage_tries;
+    dp_usage_line_t lines[BATCH_MAX]; /* the batch's events read back, for the ledger */
+    dp_ledger_event_t evs[BATCH_MAX];
 } sh = {.mu = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
 /* ---- spool files ---- */
@@ -82,7 +90,7 @@ void dp__spool_segment_path(char *out, size_t n, const char *dir, uint64_t seq)
     snprintf(out, n, "%s/usage-%020" PRIu64 ".ndjson", dir, seq);
 }
 
-static bool segment_seq(const char *name, uint64_t *seq)
+bool dp__spool_segment_seq(const char *name, uint64_t *seq)
 {
     size_t n = strlen(name);
     if (n != 6 + 20 + 7 || memcmp(name, "usage-", 6) != 0 || memcmp(name + 26, ".ndjson", 7) != 0)
@@ -109,7 +117,7 @@ static int spool_scan(uint64_t above, uint64_t *next, uint64_t *max, uint64_t un
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         uint64_t s;
-        if (!segment_seq(de->d_name, &s))
+        if (!dp__spool_segment_seq(de->d_name, &s))
             continue;
         if (s < unlink_below) {
             char p[4200];
@@ -449,22 +457,25 @@ static void on_delivered(batch_t *b, const tg_buf_t *answer)
     }
     /* Only events this process recorded are in the ledger's unacknowledged sums; replayed ones
      * were counted by a process that is gone. A rejected event leaves them too: it will never
-     * be acknowledged. */
+     * be acknowledged. Their costs leave and the answer's spend comes in at once. */
+    size_t n = 0;
     if (b->seq >= sh.run_seq) {
         size_t from = 0;
         for (i = 0; i < b->n; i++) {
-            dp_usage_line_t l;
-            if (dp_usage_line_parse(b->body.base + from, b->ends[i] - from, &l) == 0)
-                dp_ledger_acked(l.key_id[0] ? l.key_id : NULL, l.tenant_id[0] ? l.tenant_id : NULL,
-                                l.cost_pusd);
-            else
+            dp_usage_line_t *l = &sh.lines[n];
+            if (dp_usage_line_parse(b->body.base + from, b->ends[i] - from, l) == 0) {
+                sh.evs[n] =
+                    (dp_ledger_event_t){l->key_id[0] ? l->key_id : NULL,
+                                        l->tenant_id[0] ? l->tenant_id : NULL, l->cost_pusd};
+                n++;
+            } else {
                 tg_log(TG_LOG_WARN, "dp_usage", "spool_line_unreadable", "seq=%" PRIu64 " line=%zu",
                        b->seq, i + 1);
+            }
             from = b->ends[i];
         }
     }
-    if (json_is_object(a))
-        dp_ledger_apply_ack(a);
+    dp_ledger_ack(sh.evs, n, json_is_object(a) ? a : NULL);
     json_decref(a);
     atomic_fetch_add(&sh.shipped, b->n);
     atomic_fetch_add(&sh.rejected, nrej);
@@ -548,6 +559,7 @@ static void *ship_main(void *arg)
     tg_rand_t rnd;
     long backoff = BACKOFF_MIN_MS;
     bool early_ok = true, stop_seen = false;
+    bool probe = false;              /* the next try is a heartbeat: is the control plane back? */
     uint64_t next_us = tg_mono_us(); /* at once: replay what is left, and register */
     char why[256];
     if (!e || !b) {
@@ -562,7 +574,18 @@ static void *ship_main(void *arg)
         bool stopping = wait_turn(next_us, early_ok, &stop_seen);
         if (stopping && tg_mono_us() >= atomic_load(&sh.deadline))
             break;
-        int rc = build_batch(b);
+        if (stopping)
+            probe = false; /* the last try sends what is left */
+        int rc = 0;
+        if (probe) {
+            tg_buf_reset(&b->body);
+            b->n = 0;
+            b->full = false;
+            b->seq = sh.cur_seq;
+            b->start = b->end = sh.cur_off;
+        } else {
+            rc = build_batch(b);
+        }
         if (rc < 0) {
             if (stopping)
                 break;
@@ -573,6 +596,14 @@ static void *ship_main(void *arg)
         if (stopping && b->n == 0)
             break; /* everything is acknowledged */
         long status = post_batch(e, b, &answer, stopping, why, sizeof(why));
+        if (status == 200 && probe) {
+            on_delivered(b, &answer); /* spend and live data planes; ends the outage */
+            probe = false;
+            backoff = BACKOFF_MIN_MS;
+            early_ok = true;
+            next_us = tg_mono_us(); /* what waits goes at once */
+            continue;
+        }
         if (status == 200) {
             on_delivered(b, &answer);
             backoff = BACKOFF_MIN_MS;
@@ -585,7 +616,12 @@ static void *ship_main(void *arg)
         /* exponential backoff with full jitter: replicas that lost the same control plane do
          * not come back in step */
         early_ok = false;
-        next_us = tg_mono_us() + (tg_rand_next(&rnd) % (uint64_t)backoff) * 1000;
+        /* away (no answer, or 5xx: its database) for longer than a probe's pace: probe; a
+         * batch refused for another reason keeps its backoff */
+        probe = (status == 0 || status >= 500) && backoff > PROBE_AFTER_MS;
+        uint64_t wait_ms = probe ? PROBE_MIN_MS + tg_rand_next(&rnd) % (PROBE_MAX_MS - PROBE_MIN_MS)
+                                 : tg_rand_next(&rnd) % (uint64_t)backoff;
+        next_us = tg_mono_us() + wait_ms * 1000;
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
 out:

@@ -32,6 +32,8 @@ void dp_shipper_written(uint64_t seq, uint64_t len, uint64_t lines);
 void dp_shipper_stop(uint32_t bound_ms);
 /* Counters for /metrics; any thread. */
 void dp_shipper_stats(dp_shipper_stats_t *st);
+/* Whether name is a segment's file name, and its number. */
+bool dp__spool_segment_seq(const char *name, uint64_t *seq);
 /* The path of segment seq in dir. */
 void dp__spool_segment_path(char *out, size_t n, const char *dir, uint64_t seq);
 

@@ -32,29 +32,109 @@ static struct {
     pthread_cond_t cv;
     atomic_bool stop;
     bool started;
+    bool have;   /* holds a snapshot (from the state dir or the control plane), version 0 too */
+    bool loaded; /* dp_sync_load_state found one */
     int64_t version;
 } sy = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
-static pthread_once_t id_once = PTHREAD_ONCE_INIT;
-static char dp_id[64];
+static char dp_id[64] = "";
 
-/* host plus a random suffix per process: a restarted data plane is a new one to the control
- * plane, and two on one host are told apart */
-static void make_id(void)
+static bool id_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* host plus a random suffix: two data planes on one host are told apart */
+static void make_id(char *out, size_t n)
 {
     char host[48] = "dp";
     tg_rand_t r;
     gethostname(host, sizeof(host) - 1);
+    for (char *h = host; *h; h++)
+        if (!id_ok(h, 1))
+            *h = '-';
     if (tg_rand_seed(&r) != 0)
         r.s[0] = (uint64_t)time(NULL) | 1;
-    snprintf(dp_id, sizeof(dp_id), "%.40s-%08llx", host,
-             (unsigned long long)(tg_rand_next(&r) & 0xffffffffu));
+    snprintf(out, n, "%.40s-%08llx", host, (unsigned long long)(tg_rand_next(&r) & 0xffffffffu));
+}
+
+/* Reads STATE_DIR/dataplane-id into dp_id: 0, 1 when there is none, <0 when unreadable. */
+static int read_id(const char *path)
+{
+    char text[80];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 1 : -errno;
+    ssize_t n = read(fd, text, sizeof(text));
+    int e = errno;
+    close(fd);
+    if (n < 0)
+        return -e;
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
+        n--;
+    if (!id_ok(text, (size_t)n))
+        return TG_EINVAL;
+    memcpy(dp_id, text, (size_t)n);
+    dp_id[n] = '\0';
+    return 0;
+}
+
+int dp_sync_init_id(const dp_opts_t *o, tg_err_t *err)
+{
+    char path[4200], tmp[4300], made[64];
+    snprintf(path, sizeof(path), "%s/dataplane-id", o->state_dir);
+    for (int tries = 0; tries < 2; tries++) {
+        int rc = read_id(path);
+        if (rc == 0) {
+            tg_log(TG_LOG_INFO, "dp_sync", "identity", "dataplane=%s file=\"%s\"", dp_id, path);
+            return 0;
+        }
+        if (rc < 0) {
+            tg_err_set(err, TG_EINVAL, 500,
+                       "cannot use the data-plane id in \"%s\": %s; delete the file to make a "
+                       "new one",
+                       path,
+                       rc == TG_EINVAL ? "it is not 1-63 letters, digits, '.', '_' or '-'"
+                                       : strerror(-rc));
+            return rc;
+        }
+        /* written whole to a temporary file, then linked: a crash leaves no half id, and of two
+         * processes starting at once on one state dir, one id wins and both read it */
+        make_id(made, sizeof(made));
+        snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        size_t len = strlen(made);
+        made[len] = '\n';
+        bool ok = fd >= 0 && write(fd, made, len + 1) == (ssize_t)(len + 1) && fsync(fd) == 0;
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        if (ok && link(tmp, path) != 0 && errno != EEXIST) {
+            ok = false;
+            e = errno;
+        }
+        unlink(tmp);
+        if (!ok) {
+            tg_err_set(err, TG_EIO, 500, "could not write the data-plane id to \"%s\": %s", path,
+                       strerror(e));
+            return TG_EIO;
+        }
+    }
+    tg_err_set(err, TG_EIO, 500, "could not read back the data-plane id in \"%s\"", path);
+    return TG_EIO;
 }
 
 const char *dp_sync_id(void)
 {
-    pthread_once(&id_once, make_id);
-    return dp_id;
+    return dp_id[0] ? dp_id : "dp-unnamed";
 }
 
 static void state_paths(const dp_opts_t *o, char *snap, char *mac, size_t n)
@@ -125,6 +205,7 @@ tg_snap_t *dp_sync_load_state(const dp_opts_t *o)
         s = NULL;
         goto out;
     }
+    sy.loaded = true;
     tg_log(TG_LOG_INFO, "dp_sync", "state_snapshot_loaded", "version=%lld", (long long)s->version);
 out:
     tg_buf_dispose(&body);
@@ -228,8 +309,13 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 static int poll_once(CURL *e, tg_buf_t *body)
 {
     char url[4200];
-    snprintf(url, sizeof(url), "%s/dp/v1/snapshot?after=%lld", sy.o->control_url,
-             (long long)sy.version);
+    /* without a snapshot, ask for the current one whatever its version: on a fresh install it
+     * is version 0, empty and valid, and a data plane holding it is ready */
+    if (sy.have)
+        snprintf(url, sizeof(url), "%s/dp/v1/snapshot?after=%lld", sy.o->control_url,
+                 (long long)sy.version);
+    else
+        snprintf(url, sizeof(url), "%s/dp/v1/snapshot", sy.o->control_url);
     /* the timeout is longer than the server's poll */
     struct curl_slist *h = dp_control_easy(e, url, NULL, 5000L, 60000L, body, on_progress, NULL);
     if (!h)
@@ -259,12 +345,13 @@ static int poll_once(CURL *e, tg_buf_t *body)
         tg_log(TG_LOG_ERROR, "dp_sync", "snapshot_refused", "reason=\"%s\"", err.msg);
         return -1;
     }
-    if (s->version <= sy.version) {
+    if (sy.have && s->version <= sy.version) {
         tg_snap_unref(s);
         return 1;
     }
     save_state(body->base, body->len);
     sy.version = s->version;
+    sy.have = true;
     tg_log(TG_LOG_INFO, "dp_sync", "snapshot_loaded", "version=%lld keys=%zu routes=%zu",
            (long long)s->version, s->nkeys, s->nroutes);
     sy.hand(s);
@@ -302,9 +389,10 @@ static void *sync_main(void *arg)
             backoff = 100;
             continue;
         }
-        /* exponential backoff with full jitter, at most 5 s */
+        /* exponential backoff with full jitter, at most 1 s: a failed GET is cheap, and a
+         * control plane that comes back is heard from within a second */
         wait_ms((long)(tg_rand_next(&rnd) % (uint64_t)backoff) + 10);
-        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
     }
     tg_buf_dispose(&body);
     curl_easy_cleanup(e);
@@ -316,6 +404,7 @@ int dp_sync_start(const dp_opts_t *o, int64_t version, void (*hand)(tg_snap_t *s
     sy.o = o;
     sy.hand = hand;
     sy.version = version;
+    sy.have = sy.loaded;
     atomic_store(&sy.stop, false);
     if (pthread_create(&sy.thread, NULL, sync_main, NULL) != 0)
         return TG_EIO;

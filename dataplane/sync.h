@@ -9,6 +9,7 @@
 
 #include "dp.h"
 #include "tg_buf.h"
+#include "tg_err.h"
 
 /* The software version sent as X-Tollgate-Version. */
 #define DP_VERSION "0.1.0"
@@ -18,7 +19,11 @@
 tg_snap_t *dp_sync_load_state(const dp_opts_t *o);
 /* Starts the poll thread; hand(s) receives each new snapshot (one ref it must drop). */
 int dp_sync_start(const dp_opts_t *o, int64_t version, void (*hand)(tg_snap_t *s));
-/* This process's data-plane id (X-Tollgate-Dataplane), made once; any thread. */
+/* Reads this data plane's id from STATE_DIR/dataplane-id, or makes one (host name and a random
+ * suffix) and stores it there, so that a restart on the same state dir is the same data plane
+ * to the control plane. Main thread, at start, before the sync and usage threads. */
+int dp_sync_init_id(const dp_opts_t *o, tg_err_t *err) TG_WUR;
+/* This data plane's id (X-Tollgate-Dataplane); any thread, after dp_sync_init_id. */
 const char *dp_sync_id(void);
 /* Sets up e for one call to the control plane (snapshot poll, usage batch): url, the headers every
  * call carries (the data-plane token, this data plane's id and version) plus extra ones, http(s)

@@ -5,19 +5,23 @@
  * fdatasync (at most once a second) covers a power cut. Writer thread, except submit. */
 #include "usage_sink.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "shipper.h"
+#include "tg_buf.h"
 #include "tg_log.h"
 #include "tg_time.h"
 
@@ -27,10 +31,32 @@
 #define SYNC_INTERVAL_US 1000000ull
 #define FINAL_SHIP_MS 2000 /* how long a stopping data plane tries to deliver what is left */
 
+#define JOURNAL_CAP (1u << 20) /* bytes of records per worker not yet in a segment */
+#define JOURNAL_HDR 4096u      /* one page: the header, then the ring */
+#define JOURNAL_MAGIC 0x314c4e524a475455ull
+#define JOURNAL_MAX 256
+
+/* The head of a journal file, in the shared mapping: what a SIGKILL leaves is what the page
+ * cache holds, stores included. Positions only grow; byte p of the stream is at
+ * JOURNAL_HDR + p % JOURNAL_CAP. */
+typedef struct journal_hdr {
+    uint64_t magic;
+    _Atomic uint64_t written;   /* the loop: records up to here are whole */
+    _Atomic uint64_t persisted; /* the writer: up to here they are in a segment */
+} journal_hdr_t;
+
+typedef struct journal {
+    char *map; /* JOURNAL_HDR + JOURNAL_CAP bytes, MAP_SHARED */
+    journal_hdr_t *hdr;
+    bool full_logged; /* loop thread only */
+} journal_t;
+
 typedef struct batch {
     struct batch *next;
     char *data;
     size_t len;
+    journal_t *j;  /* the loop's journal, or NULL */
+    uint64_t jpos; /* the batch's records end there in it */
 } batch_t;
 
 static struct {
@@ -49,6 +75,8 @@ static struct {
     uint64_t seg_len; /* bytes in it */
     bool dirty;       /* written since the last fdatasync */
     uint64_t synced_us;
+    journal_t journals[JOURNAL_MAX]; /* one per worker loop, made at start */
+    int njournals;
 } sink = {.mu = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .lock_fd = -1};
 
 static int write_all(int fd, const char *p, size_t n)
@@ -143,6 +171,9 @@ static void spool_write(const batch_t *b)
     }
     sink.seg_len += b->len;
     sink.dirty = true;
+    /* in a segment now (the page cache: a SIGKILL keeps it): the journal may reuse the room */
+    if (b->j)
+        atomic_store_explicit(&b->j->hdr->persisted, b->jpos, memory_order_release);
     dp_shipper_written(sink.seq, sink.seg_len, lines);
 }
 
@@ -233,6 +264,203 @@ static int lock_spool(tg_err_t *err)
     return 0;
 }
 
+/* ---- journals: what a loop recorded and has not handed over yet ---- */
+
+static bool journal_name(const char *name, long *idx)
+{
+    if (strncmp(name, "journal-", 8) != 0 || !name[8])
+        return false;
+    long v = 0;
+    for (const char *p = name + 8; *p; p++) {
+        if (*p < '0' || *p > '9' || v > 100000)
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    *idx = v;
+    return true;
+}
+
+/* Appends the whole records of one journal left by an earlier run to out. */
+static void journal_recover_one(const char *path, tg_buf_t *out, uint64_t *lines)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || (uint64_t)st.st_size != JOURNAL_HDR + JOURNAL_CAP) {
+        tg_log(TG_LOG_WARN, "dp_usage", "journal_unreadable", "file=\"%s\"", path);
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    char *m = mmap(NULL, JOURNAL_HDR + JOURNAL_CAP, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return;
+    const journal_hdr_t *h = (const journal_hdr_t *)m;
+    uint64_t w = atomic_load(&h->written), p = atomic_load(&h->persisted);
+    if (h->magic != JOURNAL_MAGIC || p > w || w - p > JOURNAL_CAP) {
+        tg_log(TG_LOG_WARN, "dp_usage", "journal_unreadable", "file=\"%s\" reason=\"bad header\"",
+               path);
+        munmap(m, JOURNAL_HDR + JOURNAL_CAP);
+        return;
+    }
+    size_t from = out->len;
+    for (uint64_t q = p; q < w;) {
+        uint64_t off = q % JOURNAL_CAP, n = w - q;
+        if (n > JOURNAL_CAP - off)
+            n = JOURNAL_CAP - off;
+        if (tg_buf_append(out, m + JOURNAL_HDR + off, (size_t)n) != 0)
+            break;
+        q += n;
+    }
+    munmap(m, JOURNAL_HDR + JOURNAL_CAP);
+    /* whole lines only: the loop moves `written` after a record's last byte */
+    while (out->len > from && out->base[out->len - 1] != '\n')
+        out->len--;
+    if (out->len > from)
+        *lines += count_lines(out->base + from, out->len - from);
+}
+
+/* Records the loops of an earlier run wrote to their journals but never handed over (the
+ * process died within the hand-over interval) go into a segment of their own, before the
+ * shipper looks: numbered below this run's, they are replayed like any old segment (this
+ * run's ledger never counted them). Then the journals are removed; new ones are made. A record
+ * both in the journal and in a segment is sent twice and stored once (ids are unique). */
+static int journal_recover(tg_err_t *err)
+{
+    DIR *d = opendir(sink.dir);
+    if (!d) {
+        tg_err_set(err, TG_EIO, 500, "could not read the spool \"%s\": %s", sink.dir,
+                   strerror(errno));
+        return TG_EIO;
+    }
+    tg_buf_t rec = TG_BUF_INIT((size_t)JOURNAL_CAP * (JOURNAL_MAX + 1));
+    uint64_t lines = 0, max_seq = 0;
+    char names[JOURNAL_MAX][64];
+    int nnames = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        long idx;
+        uint64_t seq;
+        if (dp__spool_segment_seq(de->d_name, &seq)) {
+            max_seq = seq > max_seq ? seq : max_seq;
+        } else if (journal_name(de->d_name, &idx) && nnames < JOURNAL_MAX &&
+                   strlen(de->d_name) < sizeof(names[0])) {
+            memcpy(names[nnames++], de->d_name, strlen(de->d_name) + 1);
+        }
+    }
+    closedir(d);
+    char p[4200];
+    /* above the cursor too: it may name a segment not made yet, and the shipper deletes every
+     * segment below it at start */
+    snprintf(p, sizeof(p), "%s/cursor", sink.dir);
+    int cfd = open(p, O_RDONLY | O_CLOEXEC);
+    if (cfd >= 0) {
+        char text[64];
+        ssize_t n = read(cfd, text, sizeof(text) - 1);
+        close(cfd);
+        uint64_t c = 0;
+        for (ssize_t i = 0; i < n && text[i] >= '0' && text[i] <= '9' && c < UINT64_MAX / 10; i++)
+            c = c * 10 + (uint64_t)(text[i] - '0');
+        max_seq = c > max_seq ? c : max_seq;
+    }
+    for (int i = 0; i < nnames; i++) {
+        snprintf(p, sizeof(p), "%s/%s", sink.dir, names[i]);
+        journal_recover_one(p, &rec, &lines);
+    }
+    int rc = 0;
+    if (rec.len > 0) {
+        char seg[4200];
+        uint64_t seq = max_seq + 1;
+        dp__spool_segment_path(seg, sizeof(seg), sink.dir, seq);
+        int fd = open(seg, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        rc = fd < 0 ? -errno : write_all(fd, rec.base, rec.len);
+        if (rc == 0 && fdatasync(fd) != 0)
+            rc = -errno;
+        if (fd >= 0)
+            close(fd);
+        if (rc != 0) {
+            tg_err_set(err, TG_EIO, 500, "could not save the journals' records to \"%s\": %s", seg,
+                       strerror(-rc));
+            tg_buf_dispose(&rec);
+            return TG_EIO; /* the journals stay for the next start */
+        }
+        sync_dir();
+        tg_log(TG_LOG_INFO, "dp_usage", "journal_recovered",
+               "events=%" PRIu64 " seq=%" PRIu64 " reason=\"recorded but not handed over before "
+               "the last run ended\"",
+               lines, seq);
+    }
+    tg_buf_dispose(&rec);
+    for (int i = 0; i < nnames; i++) {
+        snprintf(p, sizeof(p), "%s/%s", sink.dir, names[i]);
+        unlink(p);
+    }
+    return 0;
+}
+
+/* One journal per worker loop, sized and mapped here so that a loop's append is a memcpy into
+ * pages already in the page cache: no syscall, no disk wait on the loop. */
+static int journal_create(int workers, tg_err_t *err)
+{
+    for (int i = 0; i < workers && i < JOURNAL_MAX; i++) {
+        char p[4200];
+        snprintf(p, sizeof(p), "%s/journal-%d", sink.dir, i);
+        int fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        int rc = fd < 0 ? errno : posix_fallocate(fd, 0, JOURNAL_HDR + JOURNAL_CAP);
+        char *m = MAP_FAILED;
+        if (rc == 0) {
+            m = mmap(NULL, JOURNAL_HDR + JOURNAL_CAP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (m == MAP_FAILED)
+                rc = errno;
+            else
+                memset(m, 0,
+                       JOURNAL_HDR + JOURNAL_CAP); /* fault every page in now, not on a loop */
+        }
+        if (fd >= 0)
+            close(fd);
+        if (rc != 0) {
+            tg_err_set(err, TG_EIO, 500, "could not make the usage journal \"%s\": %s", p,
+                       strerror(rc));
+            return TG_EIO;
+        }
+        journal_t *j = &sink.journals[i];
+        j->map = m;
+        j->hdr = (journal_hdr_t *)m;
+        atomic_store(&j->hdr->written, 0);
+        atomic_store(&j->hdr->persisted, 0);
+        j->hdr->magic = JOURNAL_MAGIC;
+        sink.njournals = i + 1;
+    }
+    return 0;
+}
+
+void dp_usage_journal_append(int worker, const char *line, size_t n)
+{
+    if (worker < 0 || worker >= sink.njournals || n == 0)
+        return;
+    journal_t *j = &sink.journals[worker];
+    uint64_t w = atomic_load_explicit(&j->hdr->written, memory_order_relaxed);
+    uint64_t p = atomic_load_explicit(&j->hdr->persisted, memory_order_acquire);
+    if (n > JOURNAL_CAP - (w - p)) {
+        if (!j->full_logged)
+            tg_log(TG_LOG_WARN, "dp_usage", "journal_full",
+                   "worker=%d effect=\"records wait in memory only until the writer catches up\"",
+                   worker);
+        j->full_logged = true;
+        return;
+    }
+    j->full_logged = false;
+    for (size_t done = 0; done < n;) {
+        uint64_t off = (w + done) % JOURNAL_CAP;
+        size_t k = n - done;
+        if (k > JOURNAL_CAP - off)
+            k = (size_t)(JOURNAL_CAP - off);
+        memcpy(j->map + JOURNAL_HDR + off, line + done, k);
+        done += k;
+    }
+    atomic_store_explicit(&j->hdr->written, w + n, memory_order_release);
+}
+
 static int start_spool(const dp_opts_t *o, tg_err_t *err)
 {
     snprintf(sink.dir, sizeof(sink.dir), "%s/spool", o->state_dir);
@@ -244,6 +472,8 @@ static int start_spool(const dp_opts_t *o, tg_err_t *err)
     if (lock_spool(err) != 0)
         return TG_EIO;
     sink.spool = true;
+    if (journal_recover(err) != 0 || journal_create(o->workers, err) != 0)
+        return TG_EIO;
     return dp_shipper_start(o, sink.dir, &sink.seq, err);
 }
 
@@ -275,7 +505,7 @@ int dp_usage_sink_start(const dp_opts_t *o, tg_err_t *err)
     return 0;
 }
 
-void dp_usage_sink_submit(char *data, size_t len)
+void dp_usage_sink_submit(char *data, size_t len, int worker)
 {
     batch_t *b = malloc(sizeof(*b));
     if (!b || !sink.started) {
@@ -287,6 +517,13 @@ void dp_usage_sink_submit(char *data, size_t len)
     b->next = NULL;
     b->data = data;
     b->len = len;
+    b->j = NULL;
+    b->jpos = 0;
+    if (worker >= 0 && worker < sink.njournals) {
+        /* every record of the batch was appended to the journal before this (or did not fit) */
+        b->j = &sink.journals[worker];
+        b->jpos = atomic_load_explicit(&b->j->hdr->written, memory_order_relaxed);
+    }
     pthread_mutex_lock(&sink.mu);
     if (sink.tail)
         sink.tail->next = b;
@@ -312,6 +549,14 @@ void dp_usage_sink_stop(void)
     sink.fd = -1;
     /* everything queued is in the spool now; the shipper sees it all before its last try */
     dp_shipper_stop(FINAL_SHIP_MS);
+    /* every record is in a segment now: an orderly stop leaves nothing to recover */
+    for (int i = 0; i < sink.njournals; i++) {
+        char p[4200];
+        snprintf(p, sizeof(p), "%s/journal-%d", sink.dir, i);
+        munmap(sink.journals[i].map, JOURNAL_HDR + JOURNAL_CAP);
+        unlink(p);
+    }
+    sink.njournals = 0;
     if (sink.lock_fd >= 0)
         close(sink.lock_fd);
     sink.lock_fd = -1;

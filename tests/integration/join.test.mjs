@@ -121,3 +121,54 @@ test('a restarted data plane serves its last good snapshot while the control pla
     await gw4.stop();
   }
 });
+
+test('a data plane restarted on its state dir is the same data plane to the control plane', async () => {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'tollgate-state-'));
+  const ids = async () => (await cp.api('GET', '/api/v1/dataplanes', { token: admin })).body.data.map((d) => d.id);
+  const idOf = (gw) => /event=started .*dataplane=(\S+)/.exec(gw.logs())[1];
+  const gw1 = await startGateway({ args: ['--control-url', cp.url], env: DP_ENV, stateDir });
+  const id1 = await waitFor(() => /event=started/.test(gw1.logs()) && idOf(gw1), 5000, 'the first id');
+  await waitFor(async () => (await ids()).includes(id1), 5000, 'the first registration');
+  assert.equal(readFileSync(path.join(stateDir, 'dataplane-id'), 'utf8'), `${id1}\n`);
+  const before = (await ids()).length;
+  await gw1.stop('SIGKILL');
+  const restarted = Date.now() - 5; // the database's clock and ours are one machine's
+  const gw2 = await startGateway({ args: ['--control-url', cp.url], env: DP_ENV, stateDir });
+  try {
+    const id2 = await waitFor(() => /event=started/.test(gw2.logs()) && idOf(gw2), 5000, 'the second id');
+    assert.equal(id2, id1, 'the id kept in the state dir');
+    // once it has registered again, the control plane still counts one data plane, not two
+    const rows = async () => (await cp.api('GET', '/api/v1/dataplanes', { token: admin })).body.data;
+    await waitFor(async () => (await rows()).some((d) => d.id === id2 && Date.parse(d.last_seen) >= restarted)
+      || (await rows()).length > before, 5000, 'the second registration');
+    assert.equal((await ids()).length, before, 'no second row for the same data plane');
+  } finally {
+    await gw2.stop();
+  }
+  // a broken id file is refused with a reason, never replaced behind the operator's back
+  writeFileSync(path.join(stateDir, 'dataplane-id'), 'not an id!\n');
+  await assert.rejects(startGateway({ args: ['--control-url', cp.url], env: DP_ENV, stateDir }),
+    /event=identity_failed reason="cannot use the data-plane id in .*delete the file/);
+});
+
+test('on a fresh install a data plane is ready before any admin change (an empty config is valid)', async () => {
+  const fresh = await startControl({ env: { TOLLGATE_DP_POLL_TIMEOUT_MS: '2000' } });
+  const gw = await startGateway({ args: ['--control-url', fresh.url], env: DP_ENV });
+  try {
+    const r = await waitFor(async () => {
+      const res = await fetch(gw.url + '/readyz');
+      return res.status === 200 && res.json();
+    }, 5000, 'the data plane to be ready');
+    assert.equal(r.snapshot_version, Number(fresh.sql('SELECT v FROM config_version')));
+    // ready, and it answers for what it holds: no such key yet
+    assert.equal((await chat(gw, 'tg-nobody')).status, 401);
+    // the first change after that still arrives
+    const t = await fresh.makeTenant(await fresh.login(), 'first');
+    assert.ok(t.id);
+    await waitFor(async () => (await (await fetch(gw.url + '/readyz')).json()).snapshot_version > r.snapshot_version,
+      5000, 'the first change');
+  } finally {
+    await gw.stop();
+    await fresh.stop();
+  }
+});

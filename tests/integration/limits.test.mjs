@@ -149,13 +149,41 @@ test('a key budget: recorded spend never passes it, then 429 insufficient_quota'
   const body = await refused.json();
   assert.equal(body.error.type, 'insufficient_quota');
   assert.equal(body.error.code, 'budget_exceeded');
-  assert.match(body.error.message, /API key daily budget of \$0\.000200 is used up/);
+  // used up, or too little left for this request's worst case: either way the budget is named
+  assert.match(body.error.message,
+    /^(the API key daily budget of \$0\.000200 is used up: \$0\.\d{6} spent|this request may cost up to \$0\.\d{6} \(\d+ prompt tokens, one per body byte, plus max_tokens 20\), more than the \$0\.\d{6} left of the API key daily budget of \$0\.000200 \(\$0\.\d{6} spent\); a smaller max_tokens reserves less)/);
   assert.match(body.error.message, /resets at \d{4}-\d\d-\d\dT00:00:00/);
   const ra = Number(refused.headers.get('retry-after'));
   assert.ok(ra > 0 && ra <= 86400);
   const u = await gw.waitUsage((l) => l.filter((r) => r.key_id === 'k-budget').length === ok + 1);
   const spent = u.filter((r) => r.key_id === 'k-budget').reduce((s, r) => s + r.cost_usd, 0);
   assert.ok(spent > 0 && spent <= limit, `spent ${spent} within ${limit}`);
+});
+
+test('a budget smaller than one request\'s worst case: the refusal says what it would reserve, from what, and how to reserve less', async () => {
+  // without max_tokens, 4096 completion tokens at $0.60 per Mtok alone are $0.002458
+  await load(snapshot({
+    keys: { 'sb-1': { id: 'k-small' } },
+    budgets: [{ id: 'b-s', tenant: 't-acme', key: 'k-small', period: 'daily', limit_usd: 0.001,
+      spent_usd: 0, period_start: today }],
+  }));
+  const b = chatBody('hello');
+  const bytes = Buffer.byteLength(JSON.stringify(b));
+  const res = await post('sb-1', b);
+  assert.equal(res.status, 429);
+  const body = await res.json();
+  assert.equal(body.error.code, 'budget_exceeded');
+  const worst = (bytes * 0.15 + 4096 * 0.6) / 1e6;
+  assert.equal(body.error.message,
+    `this request may cost up to $${worst.toFixed(6)} (${bytes} prompt tokens, one per body byte, ` +
+    'plus 4096 completion tokens: the default without max_tokens), more than the $0.001000 left ' +
+    'of the API key daily budget of $0.001000 (nothing spent yet); a smaller max_tokens reserves ' +
+    `less; it resets at ${new Date(Date.parse(today) + 86400000).toISOString()}`);
+  assert.doesNotMatch(body.error.message, /used up/);
+  // and doing what it says works
+  const ok = await post('sb-1', chatBody('hello', { max_tokens: 50 }));
+  assert.equal(ok.status, 200);
+  await ok.text();
 });
 
 test('spend carried in the snapshot counts; a past period does not', async () => {

@@ -110,6 +110,25 @@ function spoolEvents(stateDir) {
   return out;
 }
 
+// The events in the loops' journals not yet handed to the writer (docs/usage.md, "Journals"):
+// a header (magic, written, persisted: little-endian u64) and a 1 MiB ring after 4096 bytes.
+function journalEvents(stateDir) {
+  const dir = path.join(stateDir, 'spool');
+  const CAP = 1 << 20;
+  const out = [];
+  for (const f of readdirSync(dir).filter((n) => /^journal-\d+$/.test(n))) {
+    const b = readFileSync(path.join(dir, f));
+    const written = Number(b.readBigUInt64LE(8));
+    const persisted = Number(b.readBigUInt64LE(16));
+    let text = '';
+    for (let q = persisted; q < written; q++) text += String.fromCharCode(b[4096 + (q % CAP)]);
+    const lines = Buffer.from(text, 'latin1').toString('utf8').split('\n');
+    lines.pop();
+    for (const l of lines) out.push(JSON.parse(l));
+  }
+  return out;
+}
+
 before(async () => {
   mock = await startOpenAIMock();
   cp = await startControl({ env: CP_ENV });
@@ -204,6 +223,33 @@ test('the control plane killed under load: the data plane keeps serving, and aft
   }
 });
 
+test('after a long outage the data plane ships within a second of the control plane answering again', async () => {
+  const own = await startControl({ env: CP_ENV });
+  let own2;
+  const w = await makeWorld(own);
+  const k = await newKey(own, w, 'cp-back');
+  const gw = await startDP(own);
+  try {
+    await waitFor(async () => (await chat(gw, k.key)).status === 200, 5000, 'the key to work');
+    const port = new URL(own.url).port;
+    await own.stop();
+    const res = await load(gw, k.key, 20);
+    assert.ok(res.every((r) => r.status === 200));
+    // long enough for an exponential backoff to have grown to several seconds
+    await new Promise((r) => setTimeout(r, 8000));
+    const failures = await metric(gw, 'tollgate_usage_ship_failures_total');
+    own2 = await startControl({ dbUrl: own.dbUrl, env: CP_ENV, args: ['--listen', `127.0.0.1:${port}`] });
+    const t0 = Date.now();
+    await waitFor(async () => (await rowsOf(own.dbUrl, k.id)).length >= 21, 10000, 'the events after the restart');
+    const took = Date.now() - t0;
+    console.log(`# shipped ${took} ms after the control plane came back (${failures} failed tries while away)`);
+    assert.ok(took < 1500, `shipping resumed after ${took} ms`);
+  } finally {
+    await gw.stop();
+    if (own2) await own2.stop();
+  }
+});
+
 test('the data plane killed under load: after a restart on the same state dir every spooled event is in Postgres once', async () => {
   const k = await newKey(cp, world, 'dp-kill');
   const stateDir = mkdtempSync(path.join(tmpdir(), 'tollgate-spool-'));
@@ -224,13 +270,15 @@ test('the data plane killed under load: after a restart on the same state dir ev
   for (const r of first) assert.ok(spooledRids.has(r.rid), `request ${r.rid} is in the spool`);
   const before = (await rowsOf(cp.dbUrl, k.id)).length;
   console.log(`# ${answered} of the second part answered before the kill; ${ids.length} events in the spool, ${before} in Postgres`);
+  // plus what the loops recorded in their journals and had not handed to the writer yet
+  for (const e of journalEvents(stateDir)) if (!ids.includes(e.id)) ids.push(e.id);
   const gw2 = await startDP(cp, { stateDir });
   try {
     const rows = await waitFor(async () => {
       const r = await rowsOf(cp.dbUrl, k.id);
       return r.length >= ids.length && r;
     }, 15000, 'the spooled events to arrive');
-    assert.equal(rows.length, ids.length, 'every spooled event, none doubled, nothing else');
+    assert.equal(rows.length, ids.length, 'every spooled or journaled event, none doubled, nothing else');
     const got = new Set(rows.map((r) => r.id));
     for (const id of ids) assert.ok(got.has(id), `event ${id} is in Postgres`);
     assert.match(gw2.logs(), /event=spool_opened .*backlog_events=\d+/);
@@ -239,6 +287,45 @@ test('the data plane killed under load: after a restart on the same state dir ev
     await waitFor(() => spoolEvents(stateDir).length === 0, 5000, 'the finished segment to be deleted');
   } finally {
     await gw2.stop();
+  }
+});
+
+test('kill -9 at random moments under load, again and again: every answered request has exactly one row', async () => {
+  const k = await newKey(cp, world, 'kill-loop');
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'tollgate-spool-'));
+  const answered = []; // request ids of every 2xx the client received
+  const RUNS = 6;
+  for (let run = 0; run < RUNS; run++) {
+    const gw = await startDP(cp, { stateDir });
+    await waitFor(async () => {
+      const r = await chat(gw, k.key);
+      if (r.status === 200) answered.push(r.rid);
+      return r.status === 200;
+    }, 5000, 'the key to work');
+    // the kill lands anywhere in the load, often within the loops' hand-over interval
+    const killAfter = 20 + Math.floor(Math.random() * 150);
+    let n = 0;
+    const res = await load(gw, k.key, 400, { concurrency: 8, onDone: () => {
+      if (++n === killAfter) gw.proc.kill('SIGKILL');
+    } });
+    await gw.stop();
+    for (const r of res) if (r.status === 200) answered.push(r.rid);
+  }
+  // a last start sends what the killed runs left behind
+  const gw = await startDP(cp, { stateDir });
+  try {
+    await waitFor(async () => (await metric(gw, 'tollgate_usage_spooled_events')) === 0, 15000, 'the spool to drain');
+    const rows = await rowsOf(cp.dbUrl, k.id);
+    const per = new Map();
+    for (const r of rows) per.set(r.rid, (per.get(r.rid) || 0) + 1);
+    const missing = answered.filter((rid) => !per.has(rid));
+    const doubled = [...per].filter(([, c]) => c > 1);
+    console.log(`# ${RUNS} kills, ${answered.length} answers, ${rows.length} rows; missing ${missing.length}, doubled ${doubled.length}`);
+    assert.deepEqual(missing, [], 'every answer the client received has its row');
+    assert.deepEqual(doubled, [], 'no request has two rows');
+    assert.equal(new Set(answered).size, answered.length);
+  } finally {
+    await gw.stop();
   }
 });
 
@@ -314,6 +401,41 @@ test('a spool left by an earlier run is replayed: invalid events are rejected an
       'the replayed segment to be deleted');
     assert.equal(await metric(gw, 'tollgate_usage_rejected_events_total'), 1);
     assert.equal(await metric(gw, 'tollgate_usage_spooled_events'), 0);
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('journals left by a killed run are recovered, also when the cursor is past every segment; a torn record is not sent', async () => {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'tollgate-spool-'));
+  mkdirSync(path.join(stateDir, 'spool'));
+  const ev = (id) => JSON.stringify({ id, ts: new Date().toISOString(), request_id: 'r-journal', key_id: null,
+    tenant_id: null, model: 'gpt-4o-mini', provider: null, upstream_model: null, endpoint: null, status: 401,
+    streamed: false, prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0, reasoning_tokens: 0, total_tokens: 0,
+    usage_source: 'none', cost_usd: 0, latency_ms: 0.5, ttfb_ms: null, error: 'invalid_api_key' });
+  const ids = [randomUUID(), randomUUID(), randomUUID()];
+  // what a run killed right after its shipper moved the cursor to a segment its writer had not
+  // made yet leaves: a cursor past every segment, and records only in a journal. The first
+  // record was handed over already (persisted); the last one is torn (the kill hit the copy).
+  writeFileSync(path.join(stateDir, 'spool', 'cursor'), '7 0\n');
+  const CAP = 1 << 20;
+  const b = Buffer.alloc(4096 + CAP);
+  b.writeBigUInt64LE(0x314c4e524a475455n, 0);
+  const first = Buffer.from(`${ev(ids[0])}\n`);
+  const rest = Buffer.from(`${ev(ids[1])}\n${ev(ids[2])}\n${ev(randomUUID()).slice(0, 50)}`);
+  first.copy(b, 4096);
+  rest.copy(b, 4096 + first.length);
+  b.writeBigUInt64LE(BigInt(first.length + rest.length), 8); // written
+  b.writeBigUInt64LE(BigInt(first.length), 16); // persisted
+  writeFileSync(path.join(stateDir, 'spool', 'journal-0'), b);
+  const gw = await startDP(cp, { stateDir });
+  try {
+    assert.match(gw.logs(), /event=journal_recovered events=2 seq=8 /);
+    await waitFor(async () => Number(await sql(cp.dbUrl,
+      `SELECT count(*) FROM usage_events WHERE id IN ('${ids[1]}', '${ids[2]}')`)) === 2, 10000, 'the journaled events');
+    assert.equal(Number(await sql(cp.dbUrl, `SELECT count(*) FROM usage_events WHERE id = '${ids[0]}'`)), 0,
+      'a record the writer already had is not taken from the journal');
+    assert.equal(Number(await sql(cp.dbUrl, `SELECT count(*) FROM usage_events WHERE request_id = 'r-journal'`)), 2);
   } finally {
     await gw.stop();
   }

@@ -1,0 +1,223 @@
+/* test_dp_ledger.c: budgets in the ledger: what an acknowledgement changes, and that no
+ * admission running beside it ever sees spend drop. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "ledger.h"
+#include "tg_snap.h"
+#include "tg_time.h"
+
+#define PUSD 1000000000000LL /* one dollar */
+
+static void today(char out[11])
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 11, "%Y-%m-%d", &tm);
+}
+
+/* One tenant t1 with key k1 holding a daily budget of limit_usd, spent_usd spent. */
+static tg_snap_t *snap_with_budget(double limit_usd, double spent_usd)
+{
+    char day[11], doc[2048];
+    today(day);
+    snprintf(
+        doc, sizeof(doc),
+        "{\"version\":1,\"tenants\":[{\"id\":\"t1\"}],"
+        "\"providers\":[{\"id\":\"p\",\"kind\":\"openai\",\"base_url\":\"http://127.0.0.1:9/v1\"}],"
+        "\"routes\":[{\"alias\":\"m\",\"targets\":[{\"provider\":\"p\",\"model\":\"m\"}]}],"
+        "\"keys\":[{\"id\":\"k1\",\"tenant\":\"t1\",\"sha256\":"
+        "\"%064d\",\"models\":[\"m\"]}],"
+        "\"budgets\":[{\"id\":\"b1\",\"tenant\":\"t1\",\"key\":\"k1\",\"period\":\"daily\","
+        "\"limit_usd\":%.6f,\"spent_usd\":%.6f,\"period_start\":\"%s\"}],"
+        "\"spend_as_of\":1}",
+        0, limit_usd, spent_usd, day);
+    tg_snap_t *s = NULL;
+    tg_err_t err;
+    tg_err_clear(&err);
+    cr_assert_eq(tg_snap_parse(doc, strlen(doc), &s, &err), 0, "%s", err.msg);
+    dp_ledger_bind(s);
+    return s;
+}
+
+/* The answer of POST /dp/v1/usage with k1's daily spend. */
+static json_t *answer(int64_t spent_pusd)
+{
+    char day[11];
+    today(day);
+    return json_pack("{s:i,s:I,s:[{s:s,s:s,s:s,s:s,s:s,s:f}]}", "live_dataplanes", 1, "spend_as_of",
+                     (json_int_t)1, "spend", "budget", "b1", "tenant", "t1", "key", "k1", "period",
+                     "daily", "period_start", day, "spent_usd", (double)spent_pusd / (double)PUSD);
+}
+
+/* Whether a request of worst case `worst` is admitted; released at once if it is. */
+static bool admits(const tg_key_t *k, int64_t worst)
+{
+    dp_admit_t a;
+    tg_err_t err;
+    char ra[32];
+    tg_err_clear(&err);
+    dp_worst_t w = {worst, 1, 1, false};
+    if (dp_ledger_admit(k, &w, 0, &a, &err, ra, sizeof(ra)) != 0)
+        return false;
+    dp_ledger_finish(k, &a, 0, 0);
+    return true;
+}
+
+Test(dp_ledger, ack_moves_cost_from_unacknowledged_into_spend)
+{
+    tg_snap_t *s = snap_with_budget(1.0, 0.25);
+    const tg_key_t *k = &s->keys[0];
+    dp_admit_t a;
+    tg_err_t err;
+    char ra[32];
+    dp_worst_t w = {PUSD / 10, 1, 1, false};
+    cr_assert_eq(dp_ledger_admit(k, &w, 0, &a, &err, ra, sizeof(ra)), 0);
+    dp_ledger_finish(k, &a, PUSD / 4, 0); /* 0.25 spent + 0.25 unacknowledged */
+    cr_assert(admits(k, PUSD / 2));
+    cr_assert_not(admits(k, PUSD / 2 + 1));
+    dp_ledger_event_t ev = {"k1", "t1", PUSD / 4};
+    json_t *ans = answer(PUSD / 2);
+    dp_ledger_ack(&ev, 1, ans);
+    json_decref(ans);
+    cr_assert(admits(k, PUSD / 2)); /* 0.50 spent, nothing unacknowledged */
+    cr_assert_not(admits(k, PUSD / 2 + 1));
+    /* an older, smaller figure (a snapshot read before the batch committed) changes nothing */
+    ans = answer(PUSD / 4);
+    dp_ledger_ack(NULL, 0, ans);
+    json_decref(ans);
+    cr_assert_not(admits(k, PUSD / 2 + 1));
+    tg_snap_t *old = snap_with_budget(1.0, 0.25);
+    cr_assert_not(admits(k, PUSD / 2 + 1));
+    tg_snap_unref(old);
+    tg_snap_unref(s);
+    dp_ledger_shutdown();
+}
+
+/* ---- an acknowledgement beside admissions ---- */
+
+static struct {
+    const tg_key_t *k;
+    _Atomic int64_t floor; /* spend + unacknowledged is at least this, from when it is set */
+    atomic_bool done;
+    atomic_long violations, probes;
+} race;
+
+#define ROUND_COST (PUSD / 1000)
+
+static void *acker(void *arg)
+{
+    (void)arg;
+    int64_t spent = 0;
+    for (int i = 0; i < 20000; i++) {
+        dp_admit_t a = {.held = false}; /* a request that held nothing: only its cost counts */
+        dp_ledger_finish(race.k, &a, ROUND_COST, 0);
+        spent += ROUND_COST;
+        atomic_store(&race.floor, spent);
+        dp_ledger_event_t ev = {"k1", "t1", ROUND_COST};
+        json_t *ans = answer(spent);
+        dp_ledger_ack(&ev, 1, ans);
+        json_decref(ans);
+    }
+    atomic_store(&race.done, true);
+    return NULL;
+}
+
+static void *prober(void *arg)
+{
+    int64_t limit = *(const int64_t *)arg;
+    while (!atomic_load(&race.done)) {
+        int64_t f = atomic_load(&race.floor);
+        /* admitted only if spend + unacknowledged < f: never, unless the ack lets it drop */
+        if (f > 0 && admits(race.k, limit - f + 1))
+            atomic_fetch_add(&race.violations, 1);
+        atomic_fetch_add(&race.probes, 1);
+    }
+    return NULL;
+}
+
+Test(dp_ledger, spend_never_drops_while_an_ack_is_applied)
+{
+    tg_snap_t *s = snap_with_budget(1000.0, 0);
+    int64_t limit = 1000 * PUSD;
+    race.k = &s->keys[0];
+    pthread_t a, p[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&p[i], NULL, prober, &limit);
+    pthread_create(&a, NULL, acker, NULL);
+    pthread_join(a, NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(p[i], NULL);
+    cr_log_info("%ld probes", atomic_load(&race.probes));
+    cr_assert_eq(atomic_load(&race.violations), 0, "%ld admissions saw spend drop",
+                 atomic_load(&race.violations));
+    tg_snap_unref(s);
+    dp_ledger_shutdown();
+}
+
+/* ---- refusals ---- */
+
+static const char *refusal(const tg_key_t *k, const dp_worst_t *w, tg_err_t *err)
+{
+    dp_admit_t a;
+    char ra[32];
+    tg_err_clear(err);
+    cr_assert_eq(dp_ledger_admit(k, w, 0, &a, err, ra, sizeof(ra)), TG_ERATE);
+    cr_assert_eq(err->status, 429);
+    cr_assert_str_eq(err->type, "insufficient_quota");
+    return err->msg;
+}
+
+Test(dp_ledger, a_request_too_dear_for_a_fresh_budget_says_why_and_what_helps)
+{
+    tg_snap_t *s = snap_with_budget(0.01, 0);
+    tg_err_t err;
+    /* no max_tokens: the default completion makes the reservation */
+    dp_worst_t w = {PUSD / 40, 120, DP_WORST_COMPLETION_TOKENS, true};
+    const char *m = refusal(&s->keys[0], &w, &err);
+    cr_assert(strstr(m,
+                     "this request may cost up to $0.025000 (120 prompt tokens, one per body "
+                     "byte, plus 4096 completion tokens: the default without max_tokens), "
+                     "more than the $0.010000 left of the API key daily budget of $0.010000 "
+                     "(nothing spent yet); a smaller max_tokens reserves less; it resets at ") == m,
+              "%s", m);
+    cr_assert_null(strstr(m, "used up"), "%s", m);
+    w.default_completion = false;
+    w.completion_tokens = 500;
+    m = refusal(&s->keys[0], &w, &err);
+    cr_assert_not_null(strstr(m, "plus max_tokens 500)"), "%s", m);
+    tg_snap_unref(s);
+    dp_ledger_shutdown();
+}
+
+Test(dp_ledger, a_used_up_budget_says_so_and_the_message_fits_with_large_figures)
+{
+    tg_snap_t *s = snap_with_budget(999999.0, 999999.0);
+    tg_err_t err;
+    dp_worst_t w = {PUSD, 1, 1, false};
+    const char *m = refusal(&s->keys[0], &w, &err);
+    cr_assert(strstr(m, "the API key daily budget of $999999.000000 is used up: $999999.000000 "
+                        "spent; it resets at ") == m,
+              "%s", m);
+    tg_snap_unref(s);
+    dp_ledger_shutdown(); /* a fresh ledger: the larger figure would win */
+    /* the longest figures still end in the reset time: nothing cut off */
+    s = snap_with_budget(999999.0, 999998.0);
+    dp_worst_t big = {999999 * PUSD, 4000000000LL, DP_WORST_COMPLETION_TOKENS, true};
+    dp_admit_t a;
+    char ra[32];
+    dp_worst_t small = {PUSD / 2, 1, 1, false};
+    cr_assert_eq(dp_ledger_admit(&s->keys[0], &small, 0, &a, &err, ra, sizeof(ra)), 0);
+    m = refusal(&s->keys[0], &big, &err);
+    cr_assert_not_null(strstr(m, "held by requests in flight)"), "%s", m);
+    cr_assert(strlen(m) > 20 && strcmp(m + strlen(m) - 5, ".000Z") == 0, "cut off: %s", m);
+    dp_ledger_finish(&s->keys[0], &a, 0, 0);
+    tg_snap_unref(s);
+    dp_ledger_shutdown();
+}

@@ -217,9 +217,9 @@ static void record_usage(dp_req_t *r, int status, const char *error)
         rec.usage_source = "cache";
     } else if (rec.usage.present) {
         rec.usage_source = "provider";
-    } else if (r->target && r->t_first) {
+    } else if (r->target && r->t_first && r->up_status >= 200 && r->up_status < 300) {
         /* the provider answered but never said what it used (a cut stream, a client that left):
-         * estimate rather than record nothing, and say so */
+         * estimate rather than record nothing, and say so. An error answer is not billed. */
         rec.usage.prompt = dp_reqbody_estimate_prompt_tokens(r->body_len);
         rec.usage.completion = r->x_ready ? r->x.st.content_events : 0;
         rec.usage.total = rec.usage.prompt + rec.usage.completion;

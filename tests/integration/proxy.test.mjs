@@ -225,6 +225,15 @@ test('upstream errors pass through with their status and retry-after', async () 
   const s = await post('/v1/chat/completions', chatBody('mock:status=500', { stream: true }));
   assert.equal(s.status, 500);
   assert.ok((await s.json()).error);
+  // a provider does not bill a refused request: recorded, but with no usage and no cost
+  for (const res of [r, s]) {
+    const rid = res.headers.get('x-request-id');
+    const rec = (await gw.waitUsage((us) => us.some((x) => x.request_id === rid))).find((x) => x.request_id === rid);
+    assert.equal(rec.status, res.status);
+    assert.equal(rec.usage_source, 'none');
+    assert.equal(rec.prompt_tokens, 0);
+    assert.equal(rec.cost_usd, 0);
+  }
 });
 
 test('a provider that refuses connections is 502, one that stalls past the timeout is 504', async () => {

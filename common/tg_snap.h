@@ -148,6 +148,9 @@ bool tg_key_allows(const tg_key_t *k, const tg_route_t *r);
  * token and not one the data plane sets or that carries a credential, value without control
  * characters other than tab. The control plane leaves out providers this refuses. */
 bool tg_snap_header_ok(const char *name, const char *value);
+/* True when s[0..n) is 1 to max characters of A-Z a-z 0-9 . _ -: a data plane's id and version as
+ * it names itself to the control plane (X-Tollgate-Dataplane, X-Tollgate-Version). */
+bool tg_snap_dataplane_name_ok(const char *s, size_t n, size_t max);
 /* "YYYY-MM-DD" -> YYYYMMDD; -1 if it is not a date. */
 int32_t tg_date_parse(const char *s);
 /* The first day (YYYYMMDD) of the period that contains unix time t (UTC calendar). */

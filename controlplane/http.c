@@ -194,11 +194,17 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, cp_req_t *r, bool cl
     return ret;
 }
 
-static void head_deadline_set(struct MHD_Connection *c, bool awaiting)
+/* The tracking entry on_connection made for this connection, or NULL. */
+static conn_track_t *conn_track_of(struct MHD_Connection *c)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    conn_track_t *t = ci ? ci->socket_context : NULL;
+    return ci ? ci->socket_context : NULL;
+}
+
+static void head_deadline_set(struct MHD_Connection *c, bool awaiting)
+{
+    conn_track_t *t = conn_track_of(c);
     if (!t)
         return;
     pthread_mutex_lock(&conns_mu);
@@ -503,9 +509,7 @@ static void req_init(cp_req_t *r, struct MHD_Connection *c, const char *method, 
 
 static void linger_set(struct MHD_Connection *c, size_t bytes)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    conn_track_t *t = ci ? ci->socket_context : NULL;
+    conn_track_t *t = conn_track_of(c);
     if (!t)
         return;
     pthread_mutex_lock(&conns_mu);

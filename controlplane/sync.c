@@ -19,6 +19,7 @@
 #include "snapshot.h"
 #include "tg_hash.h"
 #include "tg_log.h"
+#include "tg_snap.h"
 
 #include "tg_banned.h"
 
@@ -219,16 +220,7 @@ static void *notifier_main(void *arg)
 
 static bool dp_id_ok(const char *s, size_t max)
 {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
+    return s && tg_snap_dataplane_name_ok(s, strlen(s), max);
 }
 
 /* A data plane that names itself (X-Tollgate-Dataplane, X-Tollgate-Version) is recorded with its

@@ -19,6 +19,7 @@
 #include "tg_hash.h"
 #include "tg_log.h"
 #include "tg_rand.h"
+#include "tg_snap.h"
 
 #include "tg_banned.h"
 
@@ -41,15 +42,7 @@ static char dp_id[64] = "";
 
 static bool id_ok(const char *s, size_t n)
 {
-    if (n == 0 || n > 63)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
+    return tg_snap_dataplane_name_ok(s, n, 63);
 }
 
 /* host plus a random suffix: two data planes on one host are told apart */

@@ -692,3 +692,15 @@ Test(tg_snap, periods_start_on_utc_calendar_days_and_months)
     cr_assert_eq(tg_period_parse("monthly"), TG_PERIOD_MONTHLY);
     cr_assert_eq(tg_period_parse("Monthly"), -1);
 }
+
+Test(tg_snap, dataplane_name_is_1_to_max_of_a_small_alphabet)
+{
+    cr_assert(tg_snap_dataplane_name_ok("dp-1.host_a", 11, 64));
+    cr_assert(tg_snap_dataplane_name_ok("abc", 3, 3));
+    cr_assert_not(tg_snap_dataplane_name_ok("abcd", 4, 3), "longer than max");
+    cr_assert_not(tg_snap_dataplane_name_ok("", 0, 64), "empty");
+    cr_assert_not(tg_snap_dataplane_name_ok("dp 1", 4, 64), "space");
+    cr_assert_not(tg_snap_dataplane_name_ok("dp\n1", 4, 64), "newline");
+    cr_assert_not(tg_snap_dataplane_name_ok("dp/1", 4, 64), "slash");
+    cr_assert_not(tg_snap_dataplane_name_ok("dp\0001", 4, 64), "NUL inside the length");
+}

@@ -325,6 +325,13 @@ static void journal_recover_one(const char *path, tg_buf_t *out, uint64_t *lines
  * shipper looks: numbered below this run's, they are replayed like any old segment (this
  * run's ledger never counted them). Then the journals are removed; new ones are made. A record
  * both in the journal and in a segment is sent twice and stored once (ids are unique). */
+/* DIR/name into out; -1 when it does not fit (the name is then left alone). */
+static int journal_path(char *out, size_t n, const char *name)
+{
+    int w = snprintf(out, n, "%s/%s", sink.dir, name);
+    return w < 0 || (size_t)w >= n ? -1 : 0;
+}
+
 static int journal_recover(tg_err_t *err)
 {
     DIR *d = opendir(sink.dir);
@@ -364,8 +371,8 @@ static int journal_recover(tg_err_t *err)
         max_seq = c > max_seq ? c : max_seq;
     }
     for (int i = 0; i < nnames; i++) {
-        snprintf(p, sizeof(p), "%s/%s", sink.dir, names[i]);
-        journal_recover_one(p, &rec, &lines);
+        if (journal_path(p, sizeof(p), names[i]) == 0)
+            journal_recover_one(p, &rec, &lines);
     }
     int rc = 0;
     if (rec.len > 0) {
@@ -392,8 +399,8 @@ static int journal_recover(tg_err_t *err)
     }
     tg_buf_dispose(&rec);
     for (int i = 0; i < nnames; i++) {
-        snprintf(p, sizeof(p), "%s/%s", sink.dir, names[i]);
-        unlink(p);
+        if (journal_path(p, sizeof(p), names[i]) == 0)
+            unlink(p);
     }
     return 0;
 }

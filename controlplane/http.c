@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -260,9 +261,6 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     *socket_context = NULL;
 }
 
-/* The idle timeout of libmicrohttpd restarts with every byte, so a client sending its headers a
- * byte at a time would hold a connection forever; this thread ends such connections at the
- * deadline. shutdown() (not close) makes MHD read end-of-file and close the socket itself. */
 /* Reads and drops what a lingering socket has; false when it is done with (end of stream, an
  * error, its byte budget or its time spent). Reaper thread. */
 static bool linger_drain(lingerer_t *l, int64_t now)
@@ -356,17 +354,7 @@ typedef struct head_scan {
 
 static bool name_is(const char *key, size_t n, const char *want)
 {
-    size_t wn = strlen(want);
-    if (n != wn)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char k = key[i];
-        if (k >= 'A' && k <= 'Z')
-            k = (char)(k - 'A' + 'a');
-        if (k != want[i])
-            return false;
-    }
-    return true;
+    return n == strlen(want) && strncasecmp(key, want, n) == 0;
 }
 
 static bool is_tchar(unsigned char ch)

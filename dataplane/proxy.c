@@ -375,9 +375,11 @@ static void fail_request(dp_req_t *r, const tg_err_t *err, bool record)
 
 /* ---- authentication and routing ---- */
 
-static int authenticate(dp_req_t *r, tg_err_t *err)
+/* The key a request's head presents, looked up in snap: 0 with *out set, or 401. */
+static int authenticate(const tg_snap_t *snap, const dp_http_msg_t *m, const tg_key_t **out,
+                        tg_err_t *err)
 {
-    const tg_buf_t *a = &r->msg.authorization;
+    const tg_buf_t *a = &m->authorization;
     const char *key = NULL;
     size_t keylen = 0;
     if (a->len > 7 && tg_mem_caseeq(a->base, 7, "Bearer ", 7)) {
@@ -391,9 +393,9 @@ static int authenticate(dp_req_t *r, tg_err_t *err)
         tg_err_set(err, TG_EAUTH, 401, "the Authorization header must be \"Bearer <key>\"");
         tg_err_code(err, "invalid_api_key");
         return TG_EAUTH;
-    } else if (r->msg.api_key.len > 0) {
-        key = r->msg.api_key.base;
-        keylen = r->msg.api_key.len;
+    } else if (m->api_key.len > 0) {
+        key = m->api_key.base;
+        keylen = m->api_key.len;
     }
     if (!key || keylen == 0) {
         tg_err_set(err, TG_EAUTH, 401,
@@ -403,18 +405,18 @@ static int authenticate(dp_req_t *r, tg_err_t *err)
     }
     uint8_t h[TG_SHA256_LEN];
     tg_sha256(key, keylen, h);
-    r->key = tg_snap_find_key(r->snap, h);
-    if (!r->key) {
+    const tg_key_t *k = tg_snap_find_key(snap, h);
+    if (!k) {
         tg_err_set(err, TG_EAUTH, 401, "incorrect API key provided");
         tg_err_code(err, "invalid_api_key");
         return TG_EAUTH;
     }
-    if (r->key->expires_at && r->key->expires_at <= tg_wall_ms() / 1000) {
-        r->key = NULL;
+    if (k->expires_at && k->expires_at <= tg_wall_ms() / 1000) {
         tg_err_set(err, TG_EAUTH, 401, "the API key has expired");
         tg_err_code(err, "expired_api_key");
         return TG_EAUTH;
     }
+    *out = k;
     return 0;
 }
 
@@ -1237,78 +1239,86 @@ static bool is_probe_path(const char *path, size_t plen)
 }
 
 /* What a request's head decides without its body: the endpoint (404), the method (405, with
- * the Allow header in *allow), a configuration (503) and the API key (401). Sets r->endpoint,
- * r->endpoint_name and r->key. */
-static int check_head(dp_req_t *r, tg_err_t *err, const char **allow)
+ * the Allow header), a configuration (503) and the API key (401). Reads the head in place and
+ * allocates nothing, so the check before a body is read costs no request object. */
+typedef struct head {
+    int endpoint;              /* DP_EP_*, 0 for /v1/models; set before a 405, 503 or 401 */
+    const char *endpoint_name; /* static */
+    const char *allow;         /* the Allow header line of a 405, static */
+    const tg_key_t *key;       /* borrowed from snap */
+} head_t;
+
+static int check_head(const tg_snap_t *snap, const dp_http_msg_t *m, head_t *h, tg_err_t *err)
 {
     const char *path;
     size_t plen;
-    dp_http_path(&r->msg, &path, &plen);
-    int method = r->msg.method;
+    dp_http_path(m, &path, &plen);
+    memset(h, 0, sizeof(*h));
     int ep = 0;
     if (path_is(path, plen, "/v1/chat/completions")) {
         ep = DP_EP_CHAT;
-        r->endpoint_name = "chat.completions";
+        h->endpoint_name = "chat.completions";
     } else if (path_is(path, plen, "/v1/completions")) {
         ep = DP_EP_COMPLETIONS;
-        r->endpoint_name = "completions";
+        h->endpoint_name = "completions";
     } else if (path_is(path, plen, "/v1/embeddings")) {
         ep = DP_EP_EMBEDDINGS;
-        r->endpoint_name = "embeddings";
+        h->endpoint_name = "embeddings";
     } else if (path_is(path, plen, "/v1/messages")) {
         ep = DP_EP_MESSAGES;
-        r->endpoint_name = "messages";
+        h->endpoint_name = "messages";
     } else if (!path_is(path, plen, "/v1/models")) {
         tg_err_set(err, TG_ENOTFOUND, 404, "unknown path \"%.*s\"", (int)(plen > 200 ? 200 : plen),
                    path);
         tg_err_code(err, "unknown_url");
         return TG_ENOTFOUND;
     }
-    r->endpoint = ep; /* from here, errors take the endpoint's shape (OpenAI's or Anthropic's) */
+    h->endpoint = ep; /* from here, errors take the endpoint's shape (OpenAI's or Anthropic's) */
     bool is_models = ep == 0;
-    if ((is_models && method != HTTP_GET) || (!is_models && method != HTTP_POST)) {
+    if ((is_models && m->method != HTTP_GET) || (!is_models && m->method != HTTP_POST)) {
         tg_err_set(err, TG_EINVAL, 405, "use %s for this path", is_models ? "GET" : "POST");
-        *allow = is_models ? "allow: GET\r\n" : "allow: POST\r\n";
+        h->allow = is_models ? "allow: GET\r\n" : "allow: POST\r\n";
         return TG_EINVAL;
     }
-    if (!r->snap) {
+    if (!snap) {
         tg_err_set(err, TG_EUPSTREAM, 503, "the gateway has no configuration yet; retry shortly");
         return TG_EUPSTREAM;
     }
-    return authenticate(r, err);
+    return authenticate(snap, m, &h->key, err);
 }
 
 bool dp_proxy_refuse_head(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *head)
 {
     tg_err_t err;
-    const char *allow = NULL;
+    head_t h;
     const char *path;
     size_t plen;
     int rc;
     tg_err_clear(&err);
-    /* the checks read the head in place: r->msg borrows the parser's buffers until the memset
-     * below, so that req_destroy does not free them */
+    memset(&h, 0, sizeof(h));
+    dp_http_path(head, &path, &plen);
+    if (is_probe_path(path, plen)) {
+        /* no key here, so no body either */
+        bool get = head->method == HTTP_GET || head->method == HTTP_HEAD;
+        tg_err_set(&err, TG_EINVAL, get ? 400 : 405,
+                   get ? "this path takes no request body" : "use GET");
+        h.allow = get ? NULL : "allow: GET\r\n";
+        rc = TG_EINVAL;
+    } else {
+        rc = check_head(w->snap, head, &h, &err);
+    }
+    if (rc == 0)
+        return false;
+    /* a request only to answer: r->msg borrows the parser's buffers until the memset below,
+     * so that req_destroy does not free them */
     dp_http_msg_t view = *head;
     dp_req_t *r = req_create(w, c, &view);
     if (!r)
         return false; /* the whole request meets the same checks */
-    dp_http_path(&r->msg, &path, &plen);
-    if (is_probe_path(path, plen)) {
-        /* no key here, so no body either */
-        bool get = r->msg.method == HTTP_GET || r->msg.method == HTTP_HEAD;
-        tg_err_set(&err, TG_EINVAL, get ? 400 : 405,
-                   get ? "this path takes no request body" : "use GET");
-        allow = get ? NULL : "allow: GET\r\n";
-        rc = TG_EINVAL;
-    } else {
-        rc = check_head(r, &err, &allow);
-    }
     memset(&r->msg, 0, sizeof(r->msg));
-    if (rc == 0) {
-        req_destroy(r);
-        return false;
-    }
-    fail_request_with(r, &err, false, allow);
+    r->endpoint = h.endpoint;
+    r->endpoint_name = h.endpoint_name;
+    fail_request_with(r, &err, false, h.allow);
     return true;
 }
 
@@ -1351,9 +1361,13 @@ dp_req_t *dp_proxy_handle(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
         return NULL;
     }
 
-    const char *allow = NULL;
-    if (check_head(r, &err, &allow) != 0) {
-        fail_request_with(r, &err, false, allow);
+    head_t h;
+    int hrc = check_head(r->snap, &r->msg, &h, &err);
+    r->endpoint = h.endpoint;
+    r->endpoint_name = h.endpoint_name;
+    r->key = h.key;
+    if (hrc != 0) {
+        fail_request_with(r, &err, false, h.allow);
         return NULL;
     }
     int ep = r->endpoint;

@@ -427,18 +427,21 @@ static int usage_file_trim(int fd, uint64_t *len)
 
 /* --usage-file: the recovered records go at the end of the file, but for those it holds
  * already. Only the batch the writer was on when the run died can be in both (in the file, its
- * journal room not yet marked free), and it is the file's last lines: so the file's last
- * rec->len bytes are all that can hold a copy of a recovered record, byte for byte. */
+ * journal room not yet marked free), and it is the file's last lines: its journaled records are
+ * in rec, the others (a full journal) fill at most one batch. So the file's last rec->len +
+ * FILE_TAIL_SLACK bytes are all that can hold a copy of a recovered record, byte for byte. */
+#define FILE_TAIL_SLACK (16u << 20) /* more than a loop's batch: 1000 records */
 static int journal_save_file(const tg_buf_t *rec, uint64_t lines, tg_err_t *err)
 {
     const char *why = NULL;
-    uint64_t len = sink.file_len, from = len > rec->len + 1 ? len - rec->len - 1 : 0;
+    uint64_t len = sink.file_len, reach = (uint64_t)rec->len + FILE_TAIL_SLACK + 1;
+    uint64_t from = len > reach ? len - reach : 0;
     size_t wn = (size_t)(len - from);
     char *window = malloc(wn ? wn : 1);
-    line_ref_t *have = malloc((wn + 1) * sizeof(*have));
+    line_ref_t *have = NULL;
     line_ref_t *want = malloc(((size_t)lines + 1) * sizeof(*want));
     tg_buf_t out = TG_BUF_INIT(rec->len + 1);
-    if (!window || !have || !want) {
+    if (!window || !want) {
         why = "out of memory";
         goto done;
     }
@@ -452,7 +455,13 @@ static int journal_save_file(const tg_buf_t *rec, uint64_t lines, tg_err_t *err)
         const char *nl = memchr(window, '\n', wn);
         w = nl ? nl + 1 : window + wn;
     }
-    size_t nhave = split_lines(w, (size_t)(window + wn - w), have);
+    size_t wlen = (size_t)(window + wn - w);
+    have = malloc(((size_t)count_lines(w, wlen) + 1) * sizeof(*have));
+    if (!have) {
+        why = "out of memory";
+        goto done;
+    }
+    size_t nhave = split_lines(w, wlen, have);
     qsort(have, nhave, sizeof(*have), line_cmp);
     size_t nwant = split_lines(rec->base, rec->len, want), dup = 0;
     for (size_t i = 0; i < nwant; i++) {

@@ -339,9 +339,9 @@ static void *reaper_main(void *arg)
 /* ---- the request head ----
  * libmicrohttpd 0.9.75 refuses a malformed request line, an HTTP version it does not know and a
  * Content-Length that is not plain digits (itself, before the first call, with its status line
- * and headers sent twice: see framing_control.test.mjs), but passes on duplicate and conflicting framing headers,
- * transfer codings it does not implement, control characters in header lines, whitespace before
- * the colon, and it cuts a header value at a NUL without a word. */
+ * and headers sent twice: see framing_control.test.mjs), but passes on duplicate and conflicting
+ * framing headers, transfer codings it does not implement, control characters in header lines,
+ * whitespace before the colon, and it cuts a header value at a NUL without a word. */
 
 typedef struct head_scan {
     int n_host, n_length, n_coding;

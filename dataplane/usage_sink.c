@@ -72,7 +72,7 @@ static struct {
     pthread_t thread;
     /* writer thread only (and start/stop around it) */
     bool spool;
-    int fd; /* --usage-file, or the current segment (-1 until its first batch) */
+    int fd;            /* --usage-file, or the current segment (-1 until its first batch) */
     uint64_t file_len; /* --usage-file: bytes in it, all whole lines */
     char dir[4096];
     int lock_fd;
@@ -518,8 +518,7 @@ static int journal_recover(tg_err_t *err)
 {
     DIR *d = opendir(sink.dir);
     if (!d) {
-        tg_err_set(err, TG_EIO, 500, "could not read \"%s\": %s", sink.dir,
-                   strerror(errno));
+        tg_err_set(err, TG_EIO, 500, "could not read \"%s\": %s", sink.dir, strerror(errno));
         return TG_EIO;
     }
     tg_buf_t rec = TG_BUF_INIT((size_t)JOURNAL_CAP * (JOURNAL_MAX + 1));

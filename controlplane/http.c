@@ -354,9 +354,10 @@ static void *reaper_main(void *arg)
 
 /* ---- the request head ----
  * libmicrohttpd 0.9.75 refuses a malformed request line, an HTTP version it does not know and a
- * Content-Length that is not a number, but passes on duplicate and conflicting framing headers,
- * transfer codings it does not implement, control characters in header lines, whitespace before
- * the colon, and it cuts a header value at a NUL without a word. */
+ * Content-Length that is not plain digits (itself, before the first call, with its status line
+ * and headers sent twice: see framing_control.test.mjs), but passes on duplicate and conflicting
+ * framing headers, transfer codings it does not implement, control characters in header lines,
+ * whitespace before the colon, and it cuts a header value at a NUL without a word. */
 
 typedef struct head_scan {
     int n_host, n_length, n_coding;
@@ -480,8 +481,10 @@ static int check_head(struct MHD_Connection *c, const char *method, const char *
         return -1;
     }
     if (h.n_coding > 0) {
-        /* A chunked body cannot be measured before it is read, and libmicrohttpd 0.9.75 can
-         * neither answer in the middle of one nor read a chunk line longer than its buffer. */
+        /* A chunked body cannot be measured before it is read, and libmicrohttpd 0.9.75
+         * neither queues an answer while a body comes in (MHD_queue_response is refused
+         * between the first call and the last) nor lets us see chunk-size lines: one longer
+         * than its read buffer (a huge chunk extension) gets its own 500. */
         cp_reply_error(r, 411, "length_required", NULL,
                        "send the body with Content-Length, not Transfer-Encoding: chunked");
         return -1;

@@ -1,65 +1,38 @@
+import { h, append as domAppend, uid } from '../dom.js';
+import { DASH, money, time, confirm as uiConfirm, secretOnce as uiSecretOnce, errorText as uiErrorText } from '../ui.js';
+
 // _kit.js: small building blocks shared by the admin views (tenants, tenant, budgets, users,
 // providers, routes, prices, tokens, audit, profile). Every value is put in the page as text
 // (textContent / createTextNode / attributes), never parsed as HTML.
 
-// el(tag, props, ...children): props are attributes, except `class`, `on` ({event: fn}),
-// `value`, `checked`, `disabled`, `selected`, `hidden` (set as properties) and `dataset`.
-// Children: nodes, strings (text nodes), numbers, arrays, null/undefined/false (skipped).
+// el(tag, props, ...children): dom.js's h(), with `on: {event: fn}` for listeners. Strings are
+// text nodes; href/src accept only same-origin forms (dom.js refuses the rest).
 export function el(tag, props, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') e.className = v;
-    else if (k === 'on') for (const [ev, fn] of Object.entries(v)) e.addEventListener(ev, fn);
-    else if (k === 'dataset') Object.assign(e.dataset, v);
-    else if (k === 'value' || k === 'checked' || k === 'disabled' || k === 'selected' || k === 'hidden') e[k] = v;
-    else e.setAttribute(k, v === true ? '' : String(v));
+  if (props && props.on && typeof props === 'object' && !(props instanceof Node)) {
+    const { on, ...rest } = props;
+    for (const [ev, fn] of Object.entries(on)) rest[`on${ev[0].toUpperCase()}${ev.slice(1)}`] = fn;
+    props = rest;
   }
-  append(e, children);
-  return e;
+  return h(tag, props || null, ...children);
 }
 
 export function append(parent, children) {
-  for (const c of children.flat(Infinity)) {
-    if (c === null || c === undefined || c === false) continue;
-    parent.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return parent;
+  return domAppend(parent, children);
 }
 
 export function clear(node) {
-  while (node.firstChild) node.firstChild.remove();
+  node.replaceChildren();
   return node;
 }
 
-export const DASH = '—';
+export { DASH, money, time };
 
 // A value for a table cell: missing (undefined/null) shows as a dash.
 export function val(v) {
   return v === undefined || v === null || v === '' ? DASH : String(v);
 }
 
-export function money(usd) {
-  if (usd === undefined || usd === null) return DASH;
-  const n = Number(usd);
-  if (!Number.isFinite(n)) return DASH;
-  const digits = n !== 0 && Math.abs(n) < 0.01 ? 6 : 2;
-  return '$' + n.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: digits });
-}
-
-export function time(ts) {
-  if (!ts) return DASH;
-  const d = new Date(ts);
-  if (Number.isNaN(d.getTime())) return String(ts);
-  return el('time', { datetime: d.toISOString(), title: d.toISOString() },
-    d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z').replace(/Z$/, ' UTC'));
-}
-
-let idSeq = 0;
-export function uid(prefix = 'f') {
-  idSeq += 1;
-  return `${prefix}-${idSeq}`;
-}
+export { uid };
 
 // ---- roles ----------------------------------------------------------------------------------
 
@@ -97,17 +70,21 @@ export function go(ctx, hash) {
 
 // ---- page pieces ----------------------------------------------------------------------------
 
-export function heading(text, ...rest) {
-  return el('div', { class: 'view-head' }, el('h1', null, text), ...rest);
+// The page's title row; buttons go in its .actions.
+export function heading(text) {
+  const actions = el('div', { class: 'page-actions' });
+  const head = el('div', { class: 'page-header' }, el('h1', { id: 'page-title' }, text), actions);
+  head.actions = actions;
+  return head;
 }
 
 export function section(title, ...children) {
   const id = uid('sec');
-  return el('section', { class: 'panel', 'aria-labelledby': id }, el('h2', { id }, title), ...children);
+  return el('section', { class: 'card', 'aria-labelledby': id }, el('h2', { id }, title), ...children);
 }
 
-export function emptyState(text) {
-  return el('p', { class: 'empty' }, text);
+export function emptyState(...text) {
+  return el('div', { class: 'empty' }, el('p', null, ...text));
 }
 
 // An alert region: role=alert, filled when there is something to say.
@@ -123,33 +100,18 @@ export function alertBox() {
 
 // A status line for successes (role=status, polite).
 export function statusBox() {
-  const box = el('p', { class: 'status', role: 'status' });
-  return { el: box, show(msg) { box.textContent = msg; }, clear() { box.textContent = ''; } };
+  const box = el('div', { class: 'alert alert-ok', role: 'status' });
+  box.hidden = true;
+  return {
+    el: box,
+    show(msg) { box.textContent = msg; box.hidden = false; },
+    clear() { box.textContent = ''; box.hidden = true; },
+  };
 }
 
 export function errorText(err) {
   if (!err) return 'Something went wrong.';
-  if (err.message) return err.message;
-  return String(err);
-}
-
-// The page for an object that is not there, or not the caller's: the same words in both cases.
-export function notFound(root, ctx, what = 'page') {
-  setTitle(ctx, 'Not found');
-  clear(root);
-  append(root, [
-    el('h1', null, 'Not found'),
-    el('p', null, `This ${what} does not exist, or you do not have access to it.`),
-    el('p', null, el('a', { href: '#/' }, 'Back to the overview')),
-  ]);
-}
-
-export function loadFailed(root, ctx, err) {
-  if (err && err.status === 404) return notFound(root, ctx);
-  clear(root);
-  const a = alertBox();
-  a.show(`Could not load this page: ${errorText(err)}`);
-  append(root, [el('h1', null, 'Error'), a.el]);
+  return uiErrorText(err);
 }
 
 // ---- tables ---------------------------------------------------------------------------------
@@ -160,8 +122,8 @@ export function table({ columns, rows, empty, caption }) {
   const thead = el('thead', null, el('tr', null, columns.map((c) => el('th', { scope: 'col', class: c.class }, c.label))));
   const tbody = el('tbody');
   for (const r of rows) tbody.append(rowOf(columns, r));
-  const t = el('table', { class: 'data' }, caption ? el('caption', null, caption) : null, thead, tbody);
-  return el('div', { class: 'table-wrap' }, t);
+  const t = el('table', { class: 'data' }, caption ? el('caption', { class: 'visually-hidden' }, caption) : null, thead, tbody);
+  return el('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption || 'Table' }, t);
 }
 
 export function rowOf(columns, r) {
@@ -173,16 +135,16 @@ export function rowOf(columns, r) {
 }
 
 // A list read page by page with "Load more": load(cursor) resolves {data, next_cursor}.
-export async function pagedTable({ columns, empty, load }) {
+export async function pagedTable({ columns, empty, load, caption }) {
   const wrap = el('div', { class: 'paged' });
   const first = await load(null);
   const rows = first.data || [];
   if (rows.length === 0) { wrap.append(emptyState(empty)); return wrap; }
-  const tableWrap = table({ columns, rows });
+  const tableWrap = table({ columns, rows, caption });
   wrap.append(tableWrap);
   const tbody = tableWrap.querySelector('tbody');
   let cursor = first.next_cursor;
-  const more = el('button', { type: 'button', class: 'secondary' }, 'Load more');
+  const more = el('button', { type: 'button', class: 'btn' }, 'Load more');
   const status = alertBox();
   more.addEventListener('click', async () => {
     more.disabled = true;
@@ -252,8 +214,8 @@ export function field(spec) {
   const err = el('p', { id: errId, class: 'field-error', 'aria-live': 'polite' });
   const label = el('label', { for: id }, spec.label, spec.required ? el('span', { class: 'req', 'aria-hidden': 'true' }, ' *') : null);
   const wrap = type === 'checkbox'
-    ? el('div', { class: 'field field-check', dataset: { field: spec.name } }, input, label, spec.help ? el('p', { id: helpId, class: 'help' }, spec.help) : null, err)
-    : el('div', { class: 'field', dataset: { field: spec.name } }, label, input, spec.help ? el('p', { id: helpId, class: 'help' }, spec.help) : null, err);
+    ? el('div', { class: 'field field-check', dataset: { field: spec.name } }, input, label, spec.help ? el('p', { id: helpId, class: 'hint' }, spec.help) : null, err)
+    : el('div', { class: 'field', dataset: { field: spec.name } }, label, input, spec.help ? el('p', { id: helpId, class: 'hint' }, spec.help) : null, err);
   const f = {
     spec, el: wrap, input,
     get() {
@@ -293,10 +255,10 @@ export function form(opts) {
   const fields = opts.fields;
   const byName = new Map(fields.map((f) => [f.spec.name, f]));
   const alert = alertBox();
-  const button = el('button', { type: 'submit', class: opts.danger ? 'danger' : 'primary' }, opts.submit || 'Save');
-  const cancel = opts.cancel ? el('button', { type: 'button', class: 'secondary', on: { click: opts.cancel } }, 'Cancel') : null;
+  const button = el('button', { type: 'submit', class: opts.danger ? 'btn btn-danger' : 'btn btn-primary' }, opts.submit || 'Save');
+  const cancel = opts.cancel ? el('button', { type: 'button', class: 'btn', on: { click: opts.cancel } }, 'Cancel') : null;
   const f = el('form', { class: `form ${opts.class || ''}`.trim(), novalidate: true, 'aria-label': opts.label || null },
-    fields.map((x) => x.el), opts.extra || null, alert.el, el('div', { class: 'actions' }, button, cancel));
+    fields.map((x) => x.el), opts.extra || null, alert.el, el('div', { class: 'form-actions' }, button, cancel));
   const values = () => Object.fromEntries(fields.map((x) => [x.spec.name, x.get()]));
   for (const x of fields) {
     const ev = x.spec.type === 'checkbox' || x.spec.type === 'select' ? 'change' : 'input';
@@ -362,35 +324,14 @@ export function str(v) {
   return s === '' ? null : s;
 }
 
-// A <dialog> asking to confirm; resolves true or false. Escape and Cancel say no.
+// A <dialog> asking to confirm; resolves true or false (Escape and Cancel say no).
 export function confirm(message, { confirmLabel = 'Confirm', danger = true } = {}) {
-  return new Promise((resolve) => {
-    const titleId = uid('dlg');
-    const ok = el('button', { type: 'button', class: danger ? 'danger' : 'primary' }, confirmLabel);
-    const no = el('button', { type: 'button', class: 'secondary' }, 'Cancel');
-    const d = el('dialog', { class: 'confirm', 'aria-labelledby': titleId },
-      el('p', { id: titleId }, message), el('div', { class: 'actions' }, no, ok));
-    let done = false;
-    const finish = (v) => {
-      if (done) return;
-      done = true;
-      if (d.open) d.close();
-      d.remove();
-      resolve(v);
-    };
-    ok.addEventListener('click', () => finish(true));
-    no.addEventListener('click', () => finish(false));
-    d.addEventListener('cancel', (e) => { e.preventDefault(); finish(false); });
-    d.addEventListener('close', () => finish(false));
-    document.body.append(d);
-    d.showModal();
-    no.focus();
-  });
+  return uiConfirm(message, { confirm: confirmLabel, danger });
 }
 
 // A button that asks first, runs act(), reports errors in `alert`.
 export function dangerButton(text, { message, confirmLabel, act, alert, label }) {
-  const b = el('button', { type: 'button', class: 'danger small', 'aria-label': label || null }, text);
+  const b = el('button', { type: 'button', class: 'btn btn-danger btn-small', 'aria-label': label || null }, text);
   b.addEventListener('click', async () => {
     if (!(await confirm(message, { confirmLabel: confirmLabel || text }))) { b.focus(); return; }
     b.disabled = true;
@@ -408,27 +349,11 @@ export function dangerButton(text, { message, confirmLabel, act, alert, label })
 
 // A secret shown this once, with a copy button and a warning.
 export function secretOnce(secret, what = 'secret') {
-  const id = uid('sec');
-  const out = el('input', { id, type: 'text', readonly: true, class: 'secret mono', value: secret, autocomplete: 'off', spellcheck: 'false' });
-  const status = statusBox();
-  const copy = el('button', { type: 'button', class: 'primary' }, 'Copy');
-  copy.addEventListener('click', async () => {
-    try {
-      await navigator.clipboard.writeText(secret);
-      status.show('Copied.');
-    } catch {
-      out.select();
-      status.show('Select and copy it by hand (Ctrl+C).');
-    }
-  });
-  return el('div', { class: 'secret-once', role: 'region', 'aria-label': `New ${what}` },
-    el('p', { class: 'warning' }, el('strong', null, 'Copy it now: '), `this ${what} is shown only once and cannot be shown again.`),
-    el('label', { for: id }, `The new ${what}`),
-    el('div', { class: 'secret-row' }, out, copy), status.el);
+  return uiSecretOnce(secret, { label: `The new ${what}`, what });
 }
 
 // A toggled area: a button that shows or hides `body` (for add/edit forms).
-export function disclosure(buttonText, build, { open = false, buttonClass = 'primary' } = {}) {
+export function disclosure(buttonText, build, { open = false, buttonClass = 'btn btn-primary' } = {}) {
   const area = el('div', { class: 'disclosure-body' });
   area.hidden = true;
   const b = el('button', { type: 'button', class: buttonClass, 'aria-expanded': 'false' }, buttonText);

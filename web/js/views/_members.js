@@ -141,7 +141,7 @@ export async function membersPanel(ctx, tid) {
         fieldFor: (f2) => (f2 === 'user_id' ? 'email' : f2),
       });
       return f.el;
-    }, { buttonClass: 'secondary' });
+    }, { buttonClass: 'btn' });
     append(root, [el('div', { class: 'toolbar' }, addNew.button, addExisting.button), addNew.area, addExisting.area]);
   }
   return root;

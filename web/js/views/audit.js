@@ -111,7 +111,7 @@ export async function render(root, ctx, params, query = {}) {
   const byName = new Map(fs.map((x) => [x.spec.name, x]));
   const fErr = alertBox();
   const filterForm = el('form', { class: 'filters', role: 'search', 'aria-label': 'Filter the audit log', novalidate: true }, fs.map((x) => x.el), fErr.el,
-    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary' }, 'Apply filters'),
+    el('div', { class: 'form-actions' }, el('button', { type: 'submit', class: 'btn btn-primary' }, 'Apply filters'),
       el('a', { href: hashWith('#/audit', platform ? {} : { tenant_id: q.tenant_id }) }, 'Clear filters')));
   const values = () => Object.fromEntries(fs.map((x) => [x.spec.name, x.get()]));
   for (const x of fs) x.input.addEventListener(x.spec.type === 'select' ? 'change' : 'input', () => x.check(values()));
@@ -143,7 +143,7 @@ export async function render(root, ctx, params, query = {}) {
       label: 'Changes',
       cell: (r) => {
         const id = uid('diff');
-        const b = el('button', { type: 'button', class: 'secondary small', 'aria-expanded': 'false', 'aria-controls': id, 'aria-label': `Show the changes of ${r.action} at ${r.ts}` }, 'Show diff');
+        const b = el('button', { type: 'button', class: 'btn btn-small', 'aria-expanded': 'false', 'aria-controls': id, 'aria-label': `Show the changes of ${r.action} at ${r.ts}` }, 'Show diff');
         b.addEventListener('click', () => {
           const tr = b.closest('tr');
           const open = b.getAttribute('aria-expanded') === 'true';
@@ -183,7 +183,7 @@ export async function render(root, ctx, params, query = {}) {
   listArea.append(el('div', { class: 'table-wrap' }, el('table', { class: 'data audit' },
     el('thead', null, el('tr', null, columns.map((c) => el('th', { scope: 'col' }, c.label)))), tbody)));
   let cursor = page.next_cursor;
-  const more = el('button', { type: 'button', class: 'secondary' }, 'Load more');
+  const more = el('button', { type: 'button', class: 'btn' }, 'Load more');
   more.hidden = !cursor;
   more.addEventListener('click', async () => {
     more.disabled = true;

@@ -2,7 +2,7 @@
 // spent in the current period. Admins and owners create, change and delete them.
 import {
   el, append, clear, heading, section, field, form, alertBox, statusBox, dangerButton, disclosure,
-  can, setTitle, table, money, num, errorText, loadAll, notFound, loadFailed,
+  can, setTitle, table, money, num, errorText, loadAll,
 } from './_kit.js';
 
 const PERIODS = [
@@ -51,13 +51,9 @@ export function budgetColumns(keysById) {
 export async function render(root, ctx, params) {
   const tid = params.tid;
   setTitle(ctx, 'Budgets');
-  let tenant;
-  try {
-    tenant = await ctx.api.get(`/api/v1/tenants/${encodeURIComponent(tid)}`);
-  } catch (err) {
-    if (err && err.status === 404) return notFound(root, ctx);
-    return loadFailed(root, ctx, err);
-  }
+  // A tenant the caller has no role in answers 404 like a random id: the shell shows its one
+  // \"Not found\" page for both.
+  let tenant = await ctx.api.get(`/api/v1/tenants/${encodeURIComponent(tid)}`);
   setTitle(ctx, `Budgets · ${tenant.name}`);
   const admin = can(ctx, 'admin', tid);
   const base = `/api/v1/tenants/${encodeURIComponent(tid)}/budgets`;
@@ -85,7 +81,7 @@ export async function render(root, ctx, params) {
         label: 'Actions',
         cell: (b) => {
           const scope = b.key_id ? `key ${keysById.get(b.key_id) ?? b.key_id}` : 'the tenant';
-          const edit = disclosure('Edit', (close) => editForm(b, close), { buttonClass: 'secondary small' });
+          const edit = disclosure('Edit', (close) => editForm(b, close), { buttonClass: 'btn btn-small' });
           edit.button.setAttribute('aria-label', `Edit the ${b.period} budget of ${scope}`);
           return el('div', { class: 'row-actions' }, edit.button, dangerButton('Delete', {
             label: `Delete the ${b.period} budget of ${scope}`,
@@ -152,7 +148,7 @@ export async function render(root, ctx, params) {
         },
       }).el;
     });
-    head.append(create.button);
+    head.actions.append(create.button);
     root.append(create.area);
   }
   root.append(section('Budgets', listArea));

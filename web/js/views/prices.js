@@ -66,7 +66,7 @@ export async function render(root, ctx) {
       columns.push({
         label: 'Actions',
         cell: (p) => {
-          const edit = disclosure('Edit', (close) => priceForm(p, close), { buttonClass: 'secondary small' });
+          const edit = disclosure('Edit', (close) => priceForm(p, close), { buttonClass: 'btn btn-small' });
           edit.button.setAttribute('aria-label', `Edit the price of ${p.provider}/${p.model}`);
           return el('div', { class: 'row-actions' }, edit.button, dangerButton('Delete', {
             label: `Delete the price of ${p.provider}/${p.model}`,
@@ -98,7 +98,7 @@ export async function render(root, ctx) {
   append(root, [head, alert.el, status.el]);
   if (platform && providers.length) {
     const create = disclosure('Set a price', (close) => priceForm(null, close));
-    head.append(create.button);
+    head.actions.append(create.button);
     root.append(create.area);
   }
   root.append(section('All prices', listArea));

@@ -3,13 +3,14 @@
 import {
   el, append, clear, heading, section, field, form, statusBox, setTitle, table, val,
 } from './_kit.js';
+import { setCsrf } from '../api.js';
 
 export async function render(root, ctx) {
   setTitle(ctx, 'Profile');
   let me = ctx.me;
   const status = statusBox();
   clear(root);
-  const facts = el('dl', { class: 'facts' });
+  const facts = el('dl', { class: 'props' });
   const showFacts = () => {
     clear(facts);
     append(facts, [
@@ -54,7 +55,7 @@ export async function render(root, ctx) {
     onSubmit: async (v, formEl) => {
       const r = await ctx.api.patch(`/api/v1/users/${encodeURIComponent(me.id)}`, { current_password: v.current_password, password: v.password });
       const csrf = r && ((r.session && r.session.csrf_token) || r.csrf_token);
-      if (csrf && typeof ctx.api.setCsrf === 'function') ctx.api.setCsrf(csrf);
+      if (csrf) setCsrf(csrf);
       formEl.reset();
       status.show('Your password was changed. Your other sessions were signed out.');
     },

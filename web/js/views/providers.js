@@ -72,7 +72,7 @@ function providerFields(p, editing) {
     by.get('aws_access_key_id').spec.required = bedrock && !editing;
     by.get('aws_secret_access_key').spec.required = bedrock && !editing;
     by.get('api_version').el.hidden = bedrock || k === 'gemini';
-    const help = by.get('base_url').el.querySelector('.help');
+    const help = by.get('base_url').el.querySelector('.hint');
     if (help) help.textContent = BASE_HINT[k];
   };
   by.get('kind').input.addEventListener('change', sync);
@@ -160,7 +160,7 @@ export async function render(root, ctx) {
                 await refresh(`Provider ${v.name} was saved.`);
               },
             }).el;
-          }, { buttonClass: 'secondary small' });
+          }, { buttonClass: 'btn btn-small' });
           edit.button.setAttribute('aria-label', `Edit ${p.name}`);
           return el('div', { class: 'row-actions' }, edit.button, dangerButton('Delete', {
             label: `Delete ${p.name}`,
@@ -202,7 +202,7 @@ export async function render(root, ctx) {
       },
     }).el;
   });
-  head.append(create.button);
+  head.actions.append(create.button);
   append(root, [head, alert.el, status.el, create.area, section('All providers', listArea)]);
   await refresh();
 }

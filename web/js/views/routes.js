@@ -52,7 +52,7 @@ function targetsEditor(providers, initial) {
   const errId = `${legendId}-err`;
   const rowsEl = el('ol', { class: 'targets' });
   const err = el('p', { id: errId, class: 'field-error', 'aria-live': 'polite' });
-  const add = el('button', { type: 'button', class: 'secondary small' }, 'Add target');
+  const add = el('button', { type: 'button', class: 'btn btn-small' }, 'Add target');
   const fs = el('fieldset', { class: 'field targets-field', 'aria-describedby': errId, dataset: { field: 'targets' } },
     el('legend', { id: legendId }, 'Targets, in fallback order'), rowsEl, add, err);
   const rows = [];
@@ -78,9 +78,9 @@ function targetsEditor(providers, initial) {
     const r = {
       sel, model, weight,
       num: el('span', { class: 'target-num' }),
-      up: el('button', { type: 'button', class: 'secondary small' }, '↑'),
-      down: el('button', { type: 'button', class: 'secondary small' }, '↓'),
-      remove: el('button', { type: 'button', class: 'secondary small' }, 'Remove'),
+      up: el('button', { type: 'button', class: 'btn btn-small' }, '↑'),
+      down: el('button', { type: 'button', class: 'btn btn-small' }, '↓'),
+      remove: el('button', { type: 'button', class: 'btn btn-small' }, 'Remove'),
     };
     r.li = el('li', { class: 'target-row' }, r.num,
       el('div', { class: 'field' }, el('label', { for: pid }, 'Provider'), sel),
@@ -245,7 +245,7 @@ export async function render(root, ctx) {
       columns.push({
         label: 'Actions',
         cell: (r) => {
-          const edit = disclosure('Edit', (close) => routeForm(r, close), { buttonClass: 'secondary small' });
+          const edit = disclosure('Edit', (close) => routeForm(r, close), { buttonClass: 'btn btn-small' });
           edit.button.setAttribute('aria-label', `Edit ${r.alias}`);
           return el('div', { class: 'row-actions' }, edit.button, dangerButton('Delete', {
             label: `Delete ${r.alias}`,
@@ -277,7 +277,7 @@ export async function render(root, ctx) {
       root.append(el('p', { class: 'empty' }, 'No providers yet — ', el('a', { href: '#/providers' }, 'add one'), ' before adding a route.'));
     } else {
       const create = disclosure('Add route', (close) => routeForm(null, close));
-      head.append(create.button);
+      head.actions.append(create.button);
       root.append(create.area);
     }
   }

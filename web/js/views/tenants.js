@@ -33,7 +33,7 @@ export async function render(root, ctx) {
         label: 'Actions',
         cell: (t) => {
           if (!can(ctx, 'admin', t.id)) return '';
-          const edit = disclosure('Rename', (close) => editForm(t, close), { buttonClass: 'secondary small' });
+          const edit = disclosure('Rename', (close) => editForm(t, close), { buttonClass: 'btn btn-small' });
           edit.button.setAttribute('aria-label', `Rename ${t.slug}`);
           return el('div', { class: 'row-actions' }, edit.button,
             platform && dangerButton('Delete', {
@@ -103,7 +103,7 @@ export async function render(root, ctx) {
         },
       }).el;
     });
-    head.append(create.button);
+    head.actions.append(create.button);
     root.append(create.area);
   }
   root.append(section('All tenants', listArea));

@@ -107,7 +107,7 @@ export async function render(root, ctx) {
         },
       }).el;
     });
-    head.append(create.button);
+    head.actions.append(create.button);
     root.append(create.area);
   } else {
     root.append(el('p', { class: 'note' }, 'Your roles are read-only, so you cannot create API tokens. Ask a tenant admin for a wider role if you need one.'));

@@ -39,7 +39,7 @@ export async function render(root, ctx, params, query = {}) {
           label: 'Actions',
           cell: (u) => {
             if (u.id === ctx.me.id) return 'you';
-            const toggle = el('button', { type: 'button', class: 'secondary small', 'aria-label': `${u.disabled ? 'Enable' : 'Disable'} ${u.email}` }, u.disabled ? 'Enable' : 'Disable');
+            const toggle = el('button', { type: 'button', class: 'btn btn-small', 'aria-label': `${u.disabled ? 'Enable' : 'Disable'} ${u.email}` }, u.disabled ? 'Enable' : 'Disable');
             toggle.addEventListener('click', async () => {
               toggle.disabled = true;
               try {
@@ -105,12 +105,12 @@ export async function render(root, ctx, params, query = {}) {
         },
       }).el;
     });
-    head.append(create.button);
+    head.actions.append(create.button);
     root.append(create.area);
 
     const searchField = field({ name: 'email', label: 'Find by email', type: 'email', value: emailFilter });
     const search = el('form', { class: 'filters', role: 'search', 'aria-label': 'Find a user' }, searchField.el,
-      el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'secondary' }, 'Find'),
+      el('div', { class: 'form-actions' }, el('button', { type: 'submit', class: 'btn' }, 'Find'),
         emailFilter ? el('a', { href: hashWith('#/users', { tenant: query.tenant }) }, 'Show all') : null));
     search.addEventListener('submit', (e) => {
       e.preventDefault();

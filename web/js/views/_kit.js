@@ -273,11 +273,18 @@ export function form(opts) {
     const vals = values();
     let firstBad = null;
     for (const x of fields) if (x.check(vals) && !firstBad) firstBad = x;
-    if (opts.validate) {
-      const extra = opts.validate(vals);
-      if (extra) { alert.show(extra); return; }
-    }
     if (firstBad) { (firstBad.focus ? firstBad.focus() : firstBad.input.focus()); return; }
+    if (opts.validate) {
+      // a message for the form, or [field name, message] for one field
+      const extra = opts.validate(vals);
+      if (Array.isArray(extra) && byName.has(extra[0])) {
+        const x = byName.get(extra[0]);
+        x.setError(extra[1]);
+        x.input.focus();
+        return;
+      }
+      if (extra) { alert.show(String(extra)); return; }
+    }
     busy = true;
     button.disabled = true;
     f.setAttribute('aria-busy', 'true');
@@ -286,6 +293,11 @@ export function form(opts) {
     try {
       await opts.onSubmit(vals, f);
     } catch (err) {
+      // 409 names no field: it is the unique one (a slug, a name, an alias, an email)
+      if (err && err.status === 409 && !err.field && opts.conflict && byName.has(opts.conflict[0])) {
+        err.field = opts.conflict[0];
+        err.message = opts.conflict[1](vals);
+      }
       showApiError(err, { byName, alert, fieldFor: opts.fieldFor });
     } finally {
       busy = false;

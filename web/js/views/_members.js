@@ -110,6 +110,7 @@ export async function membersPanel(ctx, tid) {
       ];
       const f = form({
         fields: fs, submit: 'Create user', cancel: close, label: 'Create a user in this tenant',
+        conflict: ['email', (v) => `${v.email.trim()} already has an account: use "Add an existing user".`],
         onSubmit: async (v) => {
           const body = { email: v.email.trim(), password: v.password, tenant_id: tid, role: v.role };
           if (str(v.name)) body.name = v.name.trim();
@@ -144,5 +145,6 @@ export async function membersPanel(ctx, tid) {
     }, { buttonClass: 'btn' });
     append(root, [el('div', { class: 'toolbar' }, addNew.button, addExisting.button), addNew.area, addExisting.area]);
   }
+  root.refresh = refresh;
   return root;
 }

@@ -110,7 +110,7 @@ export async function render(root, ctx, params, query = {}) {
   ];
   const byName = new Map(fs.map((x) => [x.spec.name, x]));
   const fErr = alertBox();
-  const filterForm = el('form', { class: 'filters', role: 'search', 'aria-label': 'Filter the audit log', novalidate: true }, fs.map((x) => x.el), fErr.el,
+  const filterForm = el('form', { class: 'form filters', role: 'search', 'aria-label': 'Filter the audit log', novalidate: true }, fs.map((x) => x.el), fErr.el,
     el('div', { class: 'form-actions' }, el('button', { type: 'submit', class: 'btn btn-primary' }, 'Apply filters'),
       el('a', { href: hashWith('#/audit', platform ? {} : { tenant_id: q.tenant_id }) }, 'Clear filters')));
   const values = () => Object.fromEntries(fs.map((x) => [x.spec.name, x.get()]));

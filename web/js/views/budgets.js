@@ -137,6 +137,7 @@ export async function render(root, ctx, params) {
       ];
       return form({
         fields: fs, submit: 'Add budget', cancel: close, label: 'Add budget',
+        conflict: ['period', () => 'This scope already has a budget for that period: edit it instead.'],
         onSubmit: async (v) => {
           const body = { period: v.period, limit_usd: num(v.limit_usd) };
           if (v.key_id) body.key_id = v.key_id;

@@ -188,6 +188,7 @@ export async function render(root, ctx) {
     const fs = providerFields(null, false);
     return form({
       fields: fs, submit: 'Add provider', cancel: close, label: 'Add provider', fieldFor,
+      conflict: ['name', (v) => `A provider named "${v.name}" exists: pick another name.`],
       onSubmit: async (v) => {
         const body = { name: v.name, kind: v.kind, base_url: v.base_url.trim() };
         const c = credentialsOf(v);

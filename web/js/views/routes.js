@@ -185,7 +185,7 @@ function validateTimeouts(v) {
   const t = num(v.timeout_ms);
   if (t === null) return null;
   for (const [k, label] of [['connect_timeout_ms', 'connect'], ['first_byte_timeout_ms', 'first byte'], ['idle_timeout_ms', 'idle']]) {
-    if (num(v[k]) !== null && num(v[k]) > t) return `The ${label} timeout cannot be longer than the attempt timeout.`;
+    if (num(v[k]) !== null && num(v[k]) > t) return [k, `The ${label} timeout cannot be longer than the attempt timeout (${t} ms).`];
   }
   return null;
 }
@@ -220,6 +220,7 @@ export async function render(root, ctx) {
     const f = form({
       fields: fs, submit: r ? 'Save route' : 'Add route', cancel: close, label: r ? `Edit route ${r.alias}` : 'Add route',
       fieldFor, validate: validateTimeouts,
+      conflict: ['alias', (v) => `The alias "${v.alias.trim()}" is taken: every alias has one route.`],
       onSubmit: async (v) => {
         const body = bodyOf(v);
         if (r) await ctx.api.patch(`/api/v1/routes/${encodeURIComponent(r.id)}`, body);

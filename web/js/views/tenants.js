@@ -93,6 +93,7 @@ export async function render(root, ctx) {
       ];
       return form({
         fields: fs, submit: 'Create tenant', cancel: close, label: 'Create tenant',
+        conflict: ['slug', (v) => `The slug "${v.slug.trim()}" is taken: pick another.`],
         onSubmit: async (v) => {
           const body = { slug: v.slug.trim(), name: v.name.trim() };
           if (num(v.rpm_limit) !== null) body.rpm_limit = num(v.rpm_limit);

@@ -24,6 +24,9 @@ export async function render(root, ctx, params, query = {}) {
     alert.show(`Could not load the tenants: ${errorText(err)}`);
   }
 
+  let panel = null;
+  const choices = platform ? tenants : tenants.filter((t) => (ctx.me.memberships || []).some((m) => m.tenant_id === t.id));
+  const tid = query.tenant || (ctx.tenant && ctx.tenant.tenant_id) || (choices[0] && choices[0].id) || '';
   if (platform) {
     const listArea = el('div');
     const emailFilter = query.email || '';
@@ -92,6 +95,7 @@ export async function render(root, ctx, params, query = {}) {
       sync();
       return form({
         fields: fs, submit: 'Create user', cancel: close, label: 'Create user',
+        conflict: ['email', (v) => `${v.email.trim()} already has an account.`],
         validate: (v) => (!v.is_service && !v.password ? 'A person needs a password (or tick "Service account").' : null),
         onSubmit: async (v) => {
           const body = { email: v.email.trim() };
@@ -102,6 +106,7 @@ export async function render(root, ctx, params, query = {}) {
           const u = await ctx.api.post('/api/v1/users', body);
           close();
           await refresh(`${u.email} was created.`);
+          if (panel && body.tenant_id === tid) await panel.refresh();
         },
       }).el;
     });
@@ -109,7 +114,7 @@ export async function render(root, ctx, params, query = {}) {
     root.append(create.area);
 
     const searchField = field({ name: 'email', label: 'Find by email', type: 'email', value: emailFilter });
-    const search = el('form', { class: 'filters', role: 'search', 'aria-label': 'Find a user' }, searchField.el,
+    const search = el('form', { class: 'form filters', role: 'search', 'aria-label': 'Find a user' }, searchField.el,
       el('div', { class: 'form-actions' }, el('button', { type: 'submit', class: 'btn' }, 'Find'),
         emailFilter ? el('a', { href: hashWith('#/users', { tenant: query.tenant }) }, 'Show all') : null));
     search.addEventListener('submit', (e) => {
@@ -121,17 +126,16 @@ export async function render(root, ctx, params, query = {}) {
   }
 
   // Memberships: one tenant at a time.
-  const choices = platform ? tenants : tenants.filter((t) => (ctx.me.memberships || []).some((m) => m.tenant_id === t.id));
-  const tid = query.tenant || (ctx.tenant && ctx.tenant.tenant_id) || (choices[0] && choices[0].id) || '';
   const memberArea = el('div');
   if (choices.length === 0) {
     memberArea.append(el('p', { class: 'empty' }, platform ? 'No tenants yet — create one on the tenants page first.' : 'You are not a member of any tenant yet.'));
   } else {
     const pick = field({ name: 'tenant', label: 'Tenant', type: 'select', options: choices.map((t) => ({ value: t.id, label: `${t.name} (${t.slug})` })), value: tid });
     pick.input.addEventListener('change', () => go(ctx, hashWith('#/users', { email: query.email, tenant: pick.get() })));
-    memberArea.append(el('div', { class: 'filters' }, pick.el));
+    memberArea.append(el('div', { class: 'form filters' }, pick.el));
     if (choices.some((t) => t.id === tid)) {
-      memberArea.append(await membersPanel(ctx, tid));
+      panel = await membersPanel(ctx, tid);
+      memberArea.append(panel);
     } else {
       memberArea.append(el('p', { class: 'empty' }, 'This tenant does not exist, or you do not have access to it. Pick one above.'));
     }

@@ -142,7 +142,8 @@ static bool authenticate(cp_req_t *r)
     if (!r->who.authenticated) {
         cp_reply_error(r, 401, "unauthenticated", NULL,
                        "send \"Authorization: Bearer <token>\" from POST /api/v1/auth/login "
-                       "or an admin API token");
+                       "or an admin API token, or sign in again (the session cookie is missing, "
+                       "expired or ended)");
         return false;
     }
     return true;
@@ -158,7 +159,7 @@ int cp_api_precheck(cp_req_t *r, size_t *body_max)
     }
     r->db = cp_db();
     if (hit->auth) {
-        if (!authenticate(r))
+        if (!authenticate(r) || !cp_csrf_check(r))
             return -1;
         *body_max = CP_BODY_MAX;
         return 0;
@@ -185,7 +186,7 @@ void cp_api_dispatch(cp_req_t *r)
     }
     r->db = cp_db();
     /* cp_api_precheck resolved the caller when the headers came */
-    if (hit->auth && !r->who.authenticated && !authenticate(r))
+    if (hit->auth && !r->who.authenticated && (!authenticate(r) || !cp_csrf_check(r)))
         return;
     hit->fn(r);
 }

@@ -26,6 +26,7 @@
 #include "cp_http.h"
 #include "snapshot.h"
 #include "tg_log.h"
+#include "web.h"
 
 #include "tg_banned.h"
 
@@ -161,6 +162,21 @@ static void client_ip(struct MHD_Connection *c, char *out, size_t n)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
 }
 
+/* The dashboard's policy: its own scripts, styles and API only, never framed. Sent on every
+ * answer (an API answer opened as a page gets it too). */
+#define CP_WEB_CSP                                                                                 \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "                 \
+    "frame-ancestors 'none'"
+
+static void add_security_headers(struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "Content-Security-Policy", CP_WEB_CSP);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+}
+
 static enum MHD_Result send_reply(struct MHD_Connection *c, cp_req_t *r, bool close)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -170,7 +186,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, cp_req_t *r, bool cl
     MHD_add_response_header(resp, "Content-Type",
                             r->content_type ? r->content_type : "application/json");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    add_security_headers(resp);
     if (close) /* MHD closes after sending; an unread body must never be taken for a request */
         MHD_add_response_header(resp, "Connection", "close");
     /* extra headers: "Name: value\r\n" lines */
@@ -505,6 +521,49 @@ static void linger_set(struct MHD_Connection *c, size_t bytes)
     pthread_mutex_unlock(&conns_mu);
 }
 
+/* A dashboard file (or 404/405), answered from memory when the headers are in; a body sent
+ * with it is never read. */
+static enum MHD_Result send_web(struct MHD_Connection *c, cp_req_t *r, bool close)
+{
+    bool get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+    const cp_web_file_t *f = cp_web_find(r->path);
+    if (!f || !get) {
+        if (f)
+            cp_reply_error(r, 405, "method_not_allowed", NULL, "%s is not allowed on %.200s",
+                           r->method, r->path);
+        else if (strcmp(r->path, "/") == 0 && !cp_web_loaded())
+            cp_reply_error(r, 404, "not_found", NULL,
+                           "the dashboard's files are missing: build the project (the build "
+                           "copies web/ to <build>/web) or point --web-dir at them");
+        else
+            cp_reply_error(r, 404, "not_found", NULL, "no such page or endpoint: %.200s", r->path);
+        if (f)
+            snprintf(r->extra_headers, sizeof(r->extra_headers), "Allow: GET, HEAD\r\n");
+        return send_reply(c, r, close);
+    }
+    const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
+    bool fresh = inm && cp_web_etag_match(inm, f->etag);
+    /* the file outlives the daemon: MHD sends it from where it is */
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        fresh ? 0 : f->len, fresh ? (void *)"" : (void *)f->data, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    if (!fresh)
+        MHD_add_response_header(resp, "Content-Type", f->content_type);
+    /* cached, but asked again each time: a new build is seen at once, an unchanged file costs a
+     * 304 */
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    MHD_add_response_header(resp, "ETag", f->etag);
+    add_security_headers(resp);
+    if (close)
+        MHD_add_response_header(resp, "Connection", "close");
+    unsigned int status = fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
+    atomic_fetch_add(&status_counts[status / 100], 1);
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 /* The first call for a request: its headers are in and no body byte has been read. */
 static enum MHD_Result on_head(struct MHD_Connection *c, body_t *b, const char *url,
                                const char *method, const char *version)
@@ -516,6 +575,14 @@ static enum MHD_Result on_head(struct MHD_Connection *c, body_t *b, const char *
     size_t max = 0;
     bool close = true;
     int rc = check_head(c, method, version, &r, &length);
+    if (rc == 0 && cp_web_owns(url)) {
+        b->refused = true; /* answered now; a body is never read */
+        if (length > 0)
+            linger_set(c, CP_BODY_MAX_ANON);
+        enum MHD_Result ret = send_web(c, &r, length > 0);
+        tg_buf_dispose(&r.out);
+        return ret;
+    }
     if (rc == 0) {
         close = length > 0; /* an unread body must not be taken for the next request */
         rc = cp_api_precheck(&r, &max);

@@ -246,7 +246,8 @@ test('every documented operation is served; undocumented methods are 405 and und
   }
   // and paths the docs do not list at all
   const t = randomUUID();
-  for (const p of ['/', '/api', '/api/v1', '/api/v1/', `/api/v1/${randomUUID()}`, '/api/v1/tenants/', `/api/v1/tenants/${t}/`,
+  // (every other path is the dashboard's: / and its files, in control_web.test.mjs)
+  for (const p of ['/no-such-page', '/api', '/api/v1', '/api/v1/', `/api/v1/${randomUUID()}`, '/api/v1/tenants/', `/api/v1/tenants/${t}/`,
     `/api/v1/tenants/${t}/undocumented`, `/api/v1/tenants/${t}/keys/${t}/undocumented`, '/api/v1/auth', '/api/v2/tenants',
     '/api/v1/audit-log/verify/x', '/healthz/x', '/v1/chat/completions']) {
     for (const m of ['GET', 'POST']) {

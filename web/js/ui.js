@@ -211,7 +211,18 @@ export function form({ fields, submit = 'Save', busy = 'Saving…', onSubmit, ca
     const describedBy = [hintId, errId].filter(Boolean).join(' ');
     let control;
     const common = { id: cid, name: f.name, 'aria-describedby': describedBy, required: f.required || false, disabled: f.disabled || false };
-    if (f.type === 'select') {
+    if (f.type === 'checkboxes') {
+      // a group of checkboxes, one per option; its value is the array of checked values
+      const boxes = (f.options || []).map((o) => {
+        const bid = uid(cid);
+        return h('div', { class: 'check' },
+          h('input', { type: 'checkbox', id: bid, name: f.name, value: String(o.value), checked: (f.value || []).includes(o.value), disabled: f.disabled || false }),
+          h('label', { for: bid }, o.label ?? String(o.value)));
+      });
+      control = h('fieldset', { id: cid, class: 'checks', 'aria-describedby': describedBy },
+        h('legend', null, f.label), boxes.length ? boxes : h('p', { class: 'muted' }, f.noOptions || 'Nothing to choose from.'));
+      control.value = undefined;
+    } else if (f.type === 'select') {
       control = h('select', common, (f.options || []).map((o) =>
         h('option', { value: String(o.value), selected: String(o.value) === String(f.value ?? '') }, o.label ?? String(o.value))));
     } else if (f.type === 'textarea') {
@@ -229,7 +240,7 @@ export function form({ fields, submit = 'Save', busy = 'Saving…', onSubmit, ca
     }
     const err = h('p', { id: errId, class: 'field-error', 'aria-live': 'polite' });
     controls.set(f.name, { f, control, err, touched: false });
-    const label = h('label', { for: cid }, f.label, f.required ? h('span', { class: 'req', 'aria-hidden': 'true' }, ' *') : null);
+    const label = f.type === 'checkboxes' ? null : h('label', { for: cid }, f.label, f.required ? h('span', { class: 'req', 'aria-hidden': 'true' }, ' *') : null);
     const hint = f.hint ? h('p', { id: hintId, class: 'hint' }, f.hint) : null;
     const wrap = f.type === 'checkbox'
       ? h('div', { class: 'field field-check' }, control, label, hint, err)
@@ -241,6 +252,7 @@ export function form({ fields, submit = 'Save', busy = 'Saving…', onSubmit, ca
   function rawValue(c) {
     const { f, control } = c;
     if (f.type === 'checkbox') return control.checked;
+    if (f.type === 'checkboxes') return Array.from(control.querySelectorAll('input[type=checkbox]:checked')).map((b) => b.value);
     return control.value;
   }
   function parsed(c) {
@@ -250,7 +262,7 @@ export function form({ fields, submit = 'Save', busy = 'Saving…', onSubmit, ca
     switch (f.type) {
       case 'number': return raw.trim() === '' ? null : Number(raw);
       case 'list': return raw.split(/[,\n]/).map((s) => s.trim()).filter(Boolean);
-      case 'datetime-local': return raw ? new Date(raw).toISOString() : null;
+      case 'datetime-local': return raw ? new Date(raw).toISOString().replace(/\.000Z$/, 'Z') : null;
       case 'checkbox': return raw;
       default: return raw;
     }
@@ -271,7 +283,7 @@ export function form({ fields, submit = 'Save', busy = 'Saving…', onSubmit, ca
   function check(c) {
     const { f, control } = c;
     let msg = '';
-    if (control.validity && !control.validity.valid) {
+    if (f.type !== 'checkboxes' && control.validity && !control.validity.valid) {
       if (control.validity.valueMissing) msg = `${f.label} is required.`;
       else if (control.validity.typeMismatch) msg = f.type === 'email' ? 'Enter an email address like name@example.com.' : `${f.label} is not valid.`;
       else if (control.validity.rangeUnderflow) msg = `${f.label} must be at least ${f.min}.`;
@@ -291,7 +303,7 @@ export function form({ fields, submit = 'Save', busy = 'Saving…', onSubmit, ca
     const onInput = () => { c.touched = true; if (live) check(c); formAlert.replaceChildren(); };
     c.control.addEventListener('input', onInput);
     c.control.addEventListener('change', onInput);
-    c.control.addEventListener('blur', () => { if (c.touched || c.control.value) check(c); });
+    c.control.addEventListener('focusout', () => { if (c.touched || c.control.value) check(c); });
   }
   const submitBtn = h('button', { type: 'submit', class: 'btn btn-primary' }, submit);
   const el = h('form', { class: ['form', cls], id, novalidate: true },
@@ -303,7 +315,7 @@ export function form({ fields, submit = 'Save', busy = 'Saving…', onSubmit, ca
     if (err instanceof ApiError && err.field) {
       const name = [...controls.keys()].find((n) => err.field === n || err.field.startsWith(`${n}.`) || err.field.startsWith(`${n}[`));
       if (name && setError(name, err.message)) {
-        controls.get(name).control.focus();
+        focusControl(controls.get(name).control);
         return;
       }
     }
@@ -318,7 +330,7 @@ export function form({ fields, submit = 'Save', busy = 'Saving…', onSubmit, ca
       if (c.f.hidden || c.control.disabled) continue;
       if (!check(c) && !firstBad) firstBad = c;
     }
-    if (firstBad) { firstBad.control.focus(); return; }
+    if (firstBad) { focusControl(firstBad.control); return; }
     const label = submitBtn.textContent;
     submitBtn.disabled = true;
     submitBtn.textContent = busy;
@@ -335,6 +347,11 @@ export function form({ fields, submit = 'Save', busy = 'Saving…', onSubmit, ca
       }
     }
   });
+
+  function focusControl(c) {
+    const target = c.tagName === 'FIELDSET' ? c.querySelector('input') || c : c;
+    target.focus();
+  }
 
   el.values = values;
   el.setError = setError;

@@ -14,7 +14,7 @@ const ACTIONS = [
   'provider.create', 'provider.update', 'provider.delete', 'route.create', 'route.update',
   'route.delete', 'price.put', 'price.delete',
 ];
-const TARGET_TYPES = [...new Set(ACTIONS.map((a) => a.split('.')[0]))];
+const TARGET_TYPES = ['tenant', 'user', 'membership', 'api_token', 'key', 'budget', 'provider', 'route', 'price'];
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const FILTERS = ['tenant_id', 'actor_id', 'action', 'target_type', 'target_id', 'from', 'to'];
 
@@ -56,6 +56,16 @@ function diffView(row) {
       el('td', { class: 'mono cell-text diff-before' }, c.before === undefined ? DASH : c.before),
       el('td', { class: 'mono cell-text diff-after' }, c.after === undefined ? DASH : c.after)))));
   return el('div', { class: 'table-wrap' }, t);
+}
+
+// The filters that rows contradict (the server did not apply them).
+function ignoredFilters(q, rows) {
+  const out = [];
+  if (q.actor_id && rows.some((r) => r.actor_id !== q.actor_id)) out.push('actor');
+  if (q.target_id && rows.some((r) => r.target_id !== q.target_id)) out.push('target');
+  if ((q.from && rows.some((r) => new Date(r.ts) < new Date(q.from)))
+    || (q.to && rows.some((r) => new Date(r.ts) >= new Date(q.to)))) out.push('time');
+  return out;
 }
 
 function short(id) {
@@ -143,7 +153,7 @@ export async function render(root, ctx, params, query = {}) {
       label: 'Changes',
       cell: (r) => {
         const id = uid('diff');
-        const b = el('button', { type: 'button', class: 'btn btn-small', 'aria-expanded': 'false', 'aria-controls': id, 'aria-label': `Show the changes of ${r.action} at ${r.ts}` }, 'Show diff');
+        const b = el('button', { type: 'button', class: 'btn btn-small', 'aria-expanded': 'false', 'aria-controls': id, 'aria-label': `Show diff of ${r.action} at ${r.ts}` }, 'Show diff');
         b.addEventListener('click', () => {
           const tr = b.closest('tr');
           const open = b.getAttribute('aria-expanded') === 'true';
@@ -152,10 +162,12 @@ export async function render(root, ctx, params, query = {}) {
             if (next && next.id === id) next.remove();
             b.setAttribute('aria-expanded', 'false');
             b.textContent = 'Show diff';
+            b.setAttribute('aria-label', `Show diff of ${r.action} at ${r.ts}`);
           } else {
             tr.after(el('tr', { id, class: 'diff-row' }, el('td', { colspan: columns.length }, diffView(r))));
             b.setAttribute('aria-expanded', 'true');
             b.textContent = 'Hide diff';
+            b.setAttribute('aria-label', `Hide diff of ${r.action} at ${r.ts}`);
           }
         });
         return b;
@@ -173,6 +185,14 @@ export async function render(root, ctx, params, query = {}) {
     return;
   }
   const rows = page.data || [];
+  // A control plane older than these filters ignores them and answers every row: say so rather
+  // than show rows as if they matched.
+  const ignored = ignoredFilters(q, rows);
+  if (ignored.length) {
+    alert.show(`This control plane does not filter the audit log by ${ignored.join(', ')} yet: update it to use ${ignored.length > 1 ? 'these filters' : 'this filter'}.`);
+    listArea.append(el('p', { class: 'empty' }, 'No rows to show — clear that filter to see the log.'));
+    return;
+  }
   if (rows.length === 0) {
     const filtered = Object.keys(apiQuery).some((k) => k !== 'tenant_id');
     listArea.append(el('p', { class: 'empty' }, filtered ? 'No changes match these filters — widen them or clear them.' : 'No changes recorded yet — every change made in this dashboard or the API will show here.'));

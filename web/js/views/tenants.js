@@ -19,6 +19,12 @@ export async function render(root, ctx) {
   const status = statusBox();
   const listArea = el('div');
 
+  // after a change the header's tenant switcher is redrawn too
+  async function changed(message) {
+    if (typeof ctx.refresh === 'function') { try { await ctx.refresh(); } catch { /* the list below is what matters */ } }
+    await refresh(message);
+  }
+
   async function refresh(message) {
     clear(listArea);
     const columns = [
@@ -41,7 +47,7 @@ export async function render(root, ctx) {
               message: `Delete the tenant "${t.slug}"? Its memberships, keys, budgets and the API tokens scoped to it are deleted with it. This cannot be undone.`,
               confirmLabel: 'Delete tenant',
               alert,
-              act: async () => { await ctx.api.del(`/api/v1/tenants/${encodeURIComponent(t.id)}`); await refresh(`Tenant ${t.slug} was deleted.`); },
+              act: async () => { await ctx.api.del(`/api/v1/tenants/${encodeURIComponent(t.id)}`); await changed(`Tenant ${t.slug} was deleted.`); },
             }), edit.area);
         },
       });
@@ -74,7 +80,7 @@ export async function render(root, ctx) {
         const body = { name: v.name.trim() };
         if (platform) { body.rpm_limit = num(v.rpm_limit); body.tpm_limit = num(v.tpm_limit); }
         await ctx.api.patch(`/api/v1/tenants/${encodeURIComponent(t.id)}`, body);
-        await refresh(`Tenant ${t.slug} was saved.`);
+        await changed(`Tenant ${t.slug} was saved.`);
       },
     }).el;
   }
@@ -100,7 +106,7 @@ export async function render(root, ctx) {
           if (num(v.tpm_limit) !== null) body.tpm_limit = num(v.tpm_limit);
           const t = await ctx.api.post('/api/v1/tenants', body);
           close();
-          await refresh(`Tenant ${t.slug} was created.`);
+          await changed(`Tenant ${t.slug} was created.`);
         },
       }).el;
     });

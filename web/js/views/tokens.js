@@ -3,7 +3,7 @@
 // viewer gets the list only (no create or revoke control).
 import {
   el, append, clear, heading, section, field, form, alertBox, statusBox, dangerButton, disclosure,
-  isPlatform, setTitle, pagedTable, time, errorText, fromLocalInput, secretOnce,
+  isPlatform, setTitle, pagedTable, time, errorText, fromLocalInput, secretOnce, loadAll,
 } from './_kit.js';
 
 const RANK = { viewer: 1, member: 2, admin: 3, owner: 4 };
@@ -20,7 +20,14 @@ export async function render(root, ctx) {
   const platform = isPlatform(ctx);
   const memberships = ctx.me.memberships || [];
   const mayWrite = platform || memberships.some((m) => RANK[m.role] >= RANK.member);
-  const tenantName = new Map(memberships.map((m) => [m.tenant_id, m.name]));
+  // platform admins may scope a token to any tenant
+  let allTenants = [];
+  if (platform) {
+    try {
+      allTenants = (await loadAll(ctx.api, '/api/v1/tenants', {}, 1000)).map((t) => ({ tenant_id: t.id, slug: t.slug, name: t.name }));
+    } catch { allTenants = ctx.tenants || []; }
+  }
+  const tenantName = new Map([...allTenants, ...memberships].map((m) => [m.tenant_id, m.name]));
   const alert = alertBox();
   const status = statusBox();
   const listArea = el('div');
@@ -70,7 +77,8 @@ export async function render(root, ctx) {
   if (mayWrite) {
     const create = disclosure('Create token', (close) => {
       const tenantOpts = [{ value: '', label: platform ? 'None (every tenant; "admin" is platform scope)' : 'None (every tenant you belong to)' },
-        ...memberships.filter((m) => platform || RANK[m.role] >= RANK.member).map((m) => ({ value: m.tenant_id, label: `${m.name} (${m.slug})` }))];
+        ...(platform ? allTenants : memberships.filter((m) => RANK[m.role] >= RANK.member))
+          .map((m) => ({ value: m.tenant_id, label: `${m.name} (${m.slug})` }))];
       const roleOpts = (tid) => {
         if (platform) return ROLE_ORDER.map((r) => ({ value: r, label: !tid && r === 'admin' ? 'admin (platform scope)' : r }));
         if (!tid) return ROLE_ORDER.filter((r) => r !== 'admin').map((r) => ({ value: r, label: r }));

@@ -122,6 +122,40 @@ test('navigation is real links and shows only what the role allows', async () =>
   await page.context().close();
 });
 
+test('keyboard only: Tab reaches the fields in order, Enter signs in, the navigation is reachable', async () => {
+  const page = await newPage(browser, stack);
+  await page.goto('/');
+  await settle(page);
+  const focused = () => page.evaluate(() => {
+    const a = document.activeElement;
+    return a.labels && a.labels[0] ? a.labels[0].textContent.replace(/\s*\*$/, '') : a.textContent.trim();
+  });
+  // the login view puts focus in the email field
+  assert.equal(await focused(), 'Email');
+  await page.keyboard.type(ADMIN.email);
+  await page.keyboard.press('Tab');
+  assert.equal(await focused(), 'Password');
+  await page.keyboard.type(ADMIN.password);
+  await page.keyboard.press('Tab');
+  assert.equal(await focused(), 'Sign in');
+  await page.keyboard.press('Enter');
+  await page.locator('#sign-out').waitFor({ state: 'visible' });
+  await settle(page);
+  // a fresh page, from the top: the skip link, then the header, then the navigation
+  await page.reload();
+  await settle(page);
+  await page.keyboard.press('Tab');
+  assert.equal(await focused(), 'Skip to content');
+  const seen = [];
+  for (let i = 0; i < 12 && !seen.includes('Usage'); i++) { await page.keyboard.press('Tab'); seen.push(await focused()); }
+  assert.ok(seen.includes('Sign out') && seen.includes('Overview') && seen.includes('Usage'), seen.join(' | '));
+  await page.keyboard.press('Enter');
+  await settle(page);
+  assert.match(page.url(), /#\/usage/);
+  assertClean(page);
+  await page.context().close();
+});
+
 test('the page has no inline script or style, and web/js never turns a string into HTML', async () => {
   const html = readFileSync(path.join(ROOT, 'web/index.html'), 'utf8');
   assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/i, 'every <script> has a src');

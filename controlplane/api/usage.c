@@ -25,34 +25,56 @@
 #define USAGE_POINTS_MAX 20000
 
 /* The counters of one bucket (b is one aggregated row) and of the whole range (sums over b), as
- * json_build_object arguments; cost_usd is exact (trim_scale: 0.5, not 0.500000000000). */
+ * json_build_object arguments; cost_usd is exact (trim_scale: 0.5, not 0.500000000000). The
+ * latency percentiles come from the merged histograms (lp per bucket, lt for the range). */
 #define USAGE_POINT                                                                                \
     "'requests', b.requests, 'errors', b.errors, 'prompt_tokens', b.prompt_tokens, "               \
     "'completion_tokens', b.completion_tokens, 'cached_tokens', b.cached_tokens, "                 \
-    "'reasoning_tokens', b.reasoning_tokens, 'cost_usd', trim_scale(b.cost_usd)"
+    "'reasoning_tokens', b.reasoning_tokens, 'cost_usd', trim_scale(b.cost_usd), "                 \
+    "'latency_p50_ms', b.p50, 'latency_p95_ms', b.p95"
 #define USAGE_TOTALS                                                                               \
     "'requests', coalesce(sum(b.requests), 0), 'errors', coalesce(sum(b.errors), 0), "             \
     "'prompt_tokens', coalesce(sum(b.prompt_tokens), 0), 'completion_tokens', "                    \
     "coalesce(sum(b.completion_tokens), 0), 'cached_tokens', coalesce(sum(b.cached_tokens), 0), "  \
     "'reasoning_tokens', coalesce(sum(b.reasoning_tokens), 0), 'cost_usd', "                       \
-    "trim_scale(coalesce(sum(b.cost_usd), 0))"
+    "trim_scale(coalesce(sum(b.cost_usd), 0)), 'latency_p50_ms', (SELECT p50 FROM lt), "           \
+    "'latency_p95_ms', (SELECT p95 FROM lt)"
 
 #define USAGE_NONE "'00000000-0000-0000-0000-000000000000'::uuid"
+
+/* The latency percentiles of histograms counted per bucket k (n requests) with running counts
+ * (cum) and totals (tot) per `by`: the latency of the first bucket where the running count
+ * reaches 50 % (95 %) of the requests with a latency (nearest rank), as tg_latency_bucket_ms
+ * states it. */
+#define USAGE_PCT                                                                                  \
+    "tg_latency_bucket_ms(min(k) FILTER (WHERE cum >= 0.5 * tot)) AS p50, "                        \
+    "tg_latency_bucket_ms(min(k) FILTER (WHERE cum >= 0.95 * tot)) AS p95"
 
 /* $1 from and $2 to (unix seconds, aligned), $3 bucket, $4 the tenants (uuid[]; NULL: every
  * tenant and none), $5 key, $6 group_by, $7 at most this many points. The tenants are a constant
  * array, not a subquery, so that each is an index range of the primary key. The zero uuid and ''
- * mean "none" in the rollups; they answer null as a group. */
+ * mean "none" in the rollups; they answer null as a group (and '' in the joins on it, which no
+ * real group is). */
 #define USAGE_SQL(point)                                                                           \
-    "WITH b AS (SELECT date_trunc($3::text, h.hour, 'UTC') AS ts, (CASE $6::text WHEN 'key' THEN " \
+    "WITH r AS (SELECT date_trunc($3::text, h.hour, 'UTC') AS ts, (CASE $6::text WHEN 'key' THEN " \
     "nullif(h.key_id, " USAGE_NONE ")::text WHEN 'model' THEN nullif(h.model, '') WHEN "           \
     "'provider' THEN nullif(h.provider, '') WHEN 'tenant' THEN nullif(h.tenant_id, " USAGE_NONE    \
-    ")::text END) COLLATE \"C\" AS g, sum(h.requests) AS requests, sum(h.errors) AS errors, "      \
-    "sum(h.prompt_tokens) AS prompt_tokens, sum(h.completion_tokens) AS completion_tokens, "       \
-    "sum(h.cached_tokens) AS cached_tokens, sum(h.reasoning_tokens) AS reasoning_tokens, "         \
-    "sum(h.cost_usd) AS cost_usd FROM usage_hourly h WHERE h.hour >= to_timestamp($1::bigint) "    \
+    ")::text END) COLLATE \"C\" AS g, h.requests, h.errors, h.prompt_tokens, "                     \
+    "h.completion_tokens, h.cached_tokens, h.reasoning_tokens, h.cost_usd, h.latency_hist "        \
+    "FROM usage_hourly h WHERE h.hour >= to_timestamp($1::bigint) "                                \
     "AND h.hour < to_timestamp($2::bigint) AND ($4::uuid[] IS NULL OR h.tenant_id = "              \
-    "ANY($4::uuid[])) AND ($5::uuid IS NULL OR h.key_id = $5::uuid) GROUP BY 1, 2) "               \
+    "ANY($4::uuid[])) AND ($5::uuid IS NULL OR h.key_id = $5::uuid)), "                            \
+    "lh AS (SELECT r.ts, coalesce(r.g, '') AS g, e.key::int AS k, sum(e.value::bigint) AS n "      \
+    "FROM r, jsonb_each_text(r.latency_hist) e GROUP BY 1, 2, 3), "                                \
+    "lp AS (SELECT ts, g, " USAGE_PCT " FROM (SELECT ts, g, k, sum(n) OVER (PARTITION BY ts, g "   \
+    "ORDER BY k) AS cum, sum(n) OVER (PARTITION BY ts, g) AS tot FROM lh) c GROUP BY 1, 2), "      \
+    "lt AS (SELECT " USAGE_PCT " FROM (SELECT k, sum(n) OVER (ORDER BY k) AS cum, sum(n) OVER () " \
+    "AS tot FROM (SELECT k, sum(n) AS n FROM lh GROUP BY k) t) c), "                               \
+    "b AS (SELECT s.*, lp.p50, lp.p95 FROM (SELECT r.ts, r.g, sum(r.requests) AS requests, "       \
+    "sum(r.errors) AS errors, sum(r.prompt_tokens) AS prompt_tokens, sum(r.completion_tokens) AS " \
+    "completion_tokens, sum(r.cached_tokens) AS cached_tokens, sum(r.reasoning_tokens) AS "        \
+    "reasoning_tokens, sum(r.cost_usd) AS cost_usd FROM r GROUP BY 1, 2) s LEFT JOIN lp ON "       \
+    "lp.ts = s.ts AND lp.g = coalesce(s.g, '')) "                                                  \
     "SELECT (SELECT count(*) FROM b), json_build_object('from', to_timestamp($1::bigint), 'to', "  \
     "to_timestamp($2::bigint), 'bucket', $3::text, 'group_by', $6::text, 'totals', (SELECT "       \
     "json_build_object(" USAGE_TOTALS ") FROM b), 'series', coalesce((SELECT "                     \

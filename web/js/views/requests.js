@@ -75,8 +75,7 @@ export async function render(root, ctx, params, query) {
     return `#/requests${s ? `?${s}` : ''}`;
   };
   const filtered = FILTERS.some((f) => f !== 'tenant_id' && q[f]);
-  replace(listEl,
-    table({
+  const list = table({
       caption: 'Requests, newest first',
       columns: [
         { label: 'Time', value: (r) => time(r.ts) },
@@ -95,7 +94,9 @@ export async function render(root, ctx, params, query) {
       empty: filtered
         ? empty('No request matches these filters.', h('a', { href: here({}).replace(/\?.*/, tid ? `?tenant_id=${tid}` : '') }, 'Clear the filters'))
         : empty('No requests yet. Requests appear here a few seconds after a data plane serves them with one of this tenant\'s keys.'),
-    }),
+    });
+  if (list.classList.contains('table-wrap')) list.classList.add('wide'); // scrolls in its box on a phone
+  replace(listEl, list,
     pager(page.next_cursor, { href: (c) => here({ cursor: c }) }, { first: q.cursor ? here({}) : null }));
   return null;
 }

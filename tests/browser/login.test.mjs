@@ -108,6 +108,28 @@ test('sign out ends the session: the old cookie gets 401 afterwards', async () =
   await page.context().close();
 });
 
+test('a session ended elsewhere sends the page to the sign-in form, then back where it was', async () => {
+  const page = await newPage(browser, stack);
+  await signIn(page);
+  const session = (await page.context().cookies()).find((c) => c.name === 'tollgate_session');
+  const cookie = `tollgate_session=${session.value}`;
+  const me = await (await fetch(`${stack.base}/api/v1/me`, { headers: { cookie } })).json();
+  const out = await fetch(`${stack.base}/api/v1/auth/logout`, { method: 'POST', headers: { cookie, 'x-csrf-token': me.csrf_token } });
+  assert.equal(out.status, 204);
+  await page.locator('#app-nav').getByRole('link', { name: 'Usage' }).click();
+  await page.getByLabel('Email').waitFor({ state: 'visible' });
+  assert.match(page.url(), /#\/login$/);
+  assert.equal(await page.locator('#sign-out').count(), 0, 'the header no longer says signed in');
+  await page.getByLabel('Email').fill(ADMIN.email);
+  await page.getByLabel('Password').fill(ADMIN.password);
+  await page.getByLabel('Password').press('Enter');
+  await page.locator('#sign-out').waitFor({ state: 'visible' });
+  await settle(page);
+  assert.match(page.url(), /#\/usage/);
+  assertClean(page);
+  await page.context().close();
+});
+
 test('navigation is real links and shows only what the role allows', async () => {
   const tenant = await stack.cp.makeTenant(stack.admin, 'nav-acme');
   await stack.cp.makeUser('viewer@nav.test', { tenantId: tenant.id, role: 'viewer' });

@@ -875,6 +875,8 @@ static const char temp_sql[] =
 
 /* One statement: the new events (sorted, so that two batches sharing events wait on each other in
  * one order), then spend and usage_hourly, each one aggregated upsert in its primary key's order.
+ * usage_hourly's rows are summed in two steps (hb: per latency bucket too; hr: per row, the
+ * bucket counts becoming its latency histogram, migrations/0007_dashboard.sql).
  * The sub-statements run in that order (the outer SELECT reads them one after the other), so every
  * batch locks events, then spend rows, then hourly rows, each in key order: no deadlock cycles. */
 static const char insert_sql[] =
@@ -887,7 +889,7 @@ static const char insert_sql[] =
     "  cost_usd, latency_ms, ttfb_ms, usage_source, error FROM tg_usage_in ORDER BY id, ts"
     " ON CONFLICT (id, ts) DO NOTHING"
     " RETURNING ts, tenant_id, key_id, model, provider, status, prompt_tokens, completion_tokens,"
-    "  cached_tokens, reasoning_tokens, cost_usd),"
+    "  cached_tokens, reasoning_tokens, cost_usd, latency_ms),"
     " d AS ("
     " SELECT tenant_id, key_id, (ts AT TIME ZONE 'UTC')::date AS day, sum(cost_usd) AS cost,"
     "  count(*) AS n FROM ins WHERE tenant_id IS NOT NULL GROUP BY 1, 2, 3),"
@@ -905,23 +907,30 @@ static const char insert_sql[] =
     " ON CONFLICT (tenant_id, key_id, period, period_start) DO UPDATE SET"
     "  cost_usd = s.cost_usd + excluded.cost_usd, requests = s.requests + excluded.requests"
     " RETURNING 1),"
+    " hb AS ("
+    " SELECT coalesce(tenant_id, '00000000-0000-0000-0000-000000000000') AS tenant_id,"
+    "  date_trunc('hour', ts, 'UTC') AS hour,"
+    "  coalesce(key_id, '00000000-0000-0000-0000-000000000000') AS key_id,"
+    "  coalesce(model, '') AS model, coalesce(provider, '') AS provider,"
+    "  tg_latency_bucket(latency_ms) AS lb, count(*) AS n, count(*) FILTER (WHERE status >= 400) "
+    "AS e,"
+    "  sum(prompt_tokens) AS pt, sum(completion_tokens) AS ct, sum(cached_tokens) AS kt,"
+    "  sum(reasoning_tokens) AS rt, sum(cost_usd) AS c"
+    " FROM ins GROUP BY 1, 2, 3, 4, 5, 6),"
     " hr AS ("
     " INSERT INTO usage_hourly AS h (tenant_id, hour, key_id, model, provider, requests, errors,"
-    "  prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd)"
-    " SELECT coalesce(tenant_id, '00000000-0000-0000-0000-000000000000'),"
-    "  date_trunc('hour', ts, 'UTC'), coalesce(key_id, '00000000-0000-0000-0000-000000000000'),"
-    "  coalesce(model, ''), coalesce(provider, ''), count(*), count(*) FILTER (WHERE status >= "
-    "400),"
-    "  sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(reasoning_tokens),"
-    "  sum(cost_usd)"
-    " FROM ins GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
+    "  prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, latency_hist)"
+    " SELECT tenant_id, hour, key_id, model, provider, sum(n), sum(e), sum(pt), sum(ct), sum(kt),"
+    "  sum(rt), sum(c), jsonb_object_agg(lb, n) FILTER (WHERE lb IS NOT NULL)"
+    " FROM hb GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
     " ON CONFLICT (tenant_id, hour, key_id, model, provider) DO UPDATE SET"
     "  requests = h.requests + excluded.requests, errors = h.errors + excluded.errors,"
     "  prompt_tokens = h.prompt_tokens + excluded.prompt_tokens,"
     "  completion_tokens = h.completion_tokens + excluded.completion_tokens,"
     "  cached_tokens = h.cached_tokens + excluded.cached_tokens,"
     "  reasoning_tokens = h.reasoning_tokens + excluded.reasoning_tokens,"
-    "  cost_usd = h.cost_usd + excluded.cost_usd"
+    "  cost_usd = h.cost_usd + excluded.cost_usd,"
+    "  latency_hist = tg_latency_hist_add(h.latency_hist, excluded.latency_hist)"
     " RETURNING 1)"
     " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM sp), (SELECT count(*) FROM hr)";
 

@@ -25,34 +25,56 @@
 #define USAGE_POINTS_MAX 20000
 
 /* The counters of one bucket (b is one aggregated row) and of the whole range (sums over b), as
- * json_build_object arguments; cost_usd is exact (trim_scale: 0.5, not 0.500000000000). */
+ * json_build_object arguments; cost_usd is exact (trim_scale: 0.5, not 0.500000000000). The
+ * latency percentiles come from the merged histograms (lp per bucket, lt for the range). */
 #define USAGE_POINT                                                                                \
     "'requests', b.requests, 'errors', b.errors, 'prompt_tokens', b.prompt_tokens, "               \
     "'completion_tokens', b.completion_tokens, 'cached_tokens', b.cached_tokens, "                 \
-    "'reasoning_tokens', b.reasoning_tokens, 'cost_usd', trim_scale(b.cost_usd)"
+    "'reasoning_tokens', b.reasoning_tokens, 'cost_usd', trim_scale(b.cost_usd), "                 \
+    "'latency_p50_ms', b.p50, 'latency_p95_ms', b.p95"
 #define USAGE_TOTALS                                                                               \
     "'requests', coalesce(sum(b.requests), 0), 'errors', coalesce(sum(b.errors), 0), "             \
     "'prompt_tokens', coalesce(sum(b.prompt_tokens), 0), 'completion_tokens', "                    \
     "coalesce(sum(b.completion_tokens), 0), 'cached_tokens', coalesce(sum(b.cached_tokens), 0), "  \
     "'reasoning_tokens', coalesce(sum(b.reasoning_tokens), 0), 'cost_usd', "                       \
-    "trim_scale(coalesce(sum(b.cost_usd), 0))"
+    "trim_scale(coalesce(sum(b.cost_usd), 0)), 'latency_p50_ms', (SELECT p50 FROM lt), "           \
+    "'latency_p95_ms', (SELECT p95 FROM lt)"
 
 #define USAGE_NONE "'00000000-0000-0000-0000-000000000000'::uuid"
+
+/* The latency percentiles of histograms counted per bucket k (n requests) with running counts
+ * (cum) and totals (tot) per `by`: the latency of the first bucket where the running count
+ * reaches 50 % (95 %) of the requests with a latency (nearest rank), as tg_latency_bucket_ms
+ * states it. */
+#define USAGE_PCT                                                                                  \
+    "tg_latency_bucket_ms(min(k) FILTER (WHERE cum >= 0.5 * tot)) AS p50, "                        \
+    "tg_latency_bucket_ms(min(k) FILTER (WHERE cum >= 0.95 * tot)) AS p95"
 
 /* $1 from and $2 to (unix seconds, aligned), $3 bucket, $4 the tenants (uuid[]; NULL: every
  * tenant and none), $5 key, $6 group_by, $7 at most this many points. The tenants are a constant
  * array, not a subquery, so that each is an index range of the primary key. The zero uuid and ''
- * mean "none" in the rollups; they answer null as a group. */
+ * mean "none" in the rollups; they answer null as a group (and '' in the joins on it, which no
+ * real group is). */
 #define USAGE_SQL(point)                                                                           \
-    "WITH b AS (SELECT date_trunc($3::text, h.hour, 'UTC') AS ts, (CASE $6::text WHEN 'key' THEN " \
+    "WITH r AS (SELECT date_trunc($3::text, h.hour, 'UTC') AS ts, (CASE $6::text WHEN 'key' THEN " \
     "nullif(h.key_id, " USAGE_NONE ")::text WHEN 'model' THEN nullif(h.model, '') WHEN "           \
     "'provider' THEN nullif(h.provider, '') WHEN 'tenant' THEN nullif(h.tenant_id, " USAGE_NONE    \
-    ")::text END) COLLATE \"C\" AS g, sum(h.requests) AS requests, sum(h.errors) AS errors, "      \
-    "sum(h.prompt_tokens) AS prompt_tokens, sum(h.completion_tokens) AS completion_tokens, "       \
-    "sum(h.cached_tokens) AS cached_tokens, sum(h.reasoning_tokens) AS reasoning_tokens, "         \
-    "sum(h.cost_usd) AS cost_usd FROM usage_hourly h WHERE h.hour >= to_timestamp($1::bigint) "    \
+    ")::text END) COLLATE \"C\" AS g, h.requests, h.errors, h.prompt_tokens, "                     \
+    "h.completion_tokens, h.cached_tokens, h.reasoning_tokens, h.cost_usd, h.latency_hist "        \
+    "FROM usage_hourly h WHERE h.hour >= to_timestamp($1::bigint) "                                \
     "AND h.hour < to_timestamp($2::bigint) AND ($4::uuid[] IS NULL OR h.tenant_id = "              \
-    "ANY($4::uuid[])) AND ($5::uuid IS NULL OR h.key_id = $5::uuid) GROUP BY 1, 2) "               \
+    "ANY($4::uuid[])) AND ($5::uuid IS NULL OR h.key_id = $5::uuid)), "                            \
+    "lh AS (SELECT r.ts, coalesce(r.g, '') AS g, e.key::int AS k, sum(e.value::bigint) AS n "      \
+    "FROM r, jsonb_each_text(r.latency_hist) e GROUP BY 1, 2, 3), "                                \
+    "lp AS (SELECT ts, g, " USAGE_PCT " FROM (SELECT ts, g, k, sum(n) OVER (PARTITION BY ts, g "   \
+    "ORDER BY k) AS cum, sum(n) OVER (PARTITION BY ts, g) AS tot FROM lh) c GROUP BY 1, 2), "      \
+    "lt AS (SELECT " USAGE_PCT " FROM (SELECT k, sum(n) OVER (ORDER BY k) AS cum, sum(n) OVER () " \
+    "AS tot FROM (SELECT k, sum(n) AS n FROM lh GROUP BY k) t) c), "                               \
+    "b AS (SELECT s.*, lp.p50, lp.p95 FROM (SELECT r.ts, r.g, sum(r.requests) AS requests, "       \
+    "sum(r.errors) AS errors, sum(r.prompt_tokens) AS prompt_tokens, sum(r.completion_tokens) AS " \
+    "completion_tokens, sum(r.cached_tokens) AS cached_tokens, sum(r.reasoning_tokens) AS "        \
+    "reasoning_tokens, sum(r.cost_usd) AS cost_usd FROM r GROUP BY 1, 2) s LEFT JOIN lp ON "       \
+    "lp.ts = s.ts AND lp.g = coalesce(s.g, '')) "                                                  \
     "SELECT (SELECT count(*) FROM b), json_build_object('from', to_timestamp($1::bigint), 'to', "  \
     "to_timestamp($2::bigint), 'bucket', $3::text, 'group_by', $6::text, 'totals', (SELECT "       \
     "json_build_object(" USAGE_TOTALS ") FROM b), 'series', coalesce((SELECT "                     \
@@ -66,10 +88,11 @@ static const char *const usage_params[] = {"tenant_id", "key_id",   "from", "to"
                                            "bucket",    "group_by", NULL};
 
 typedef struct usage_query_check {
-    const char *bad;   /* the first parameter not in usage_params, borrowed from MHD */
+    const char *const *known;
+    const char *bad;   /* the first parameter not in known, borrowed from MHD */
     const char *twice; /* the first one given twice */
     const char *empty; /* the first one given without '=' */
-    unsigned seen;     /* bit i: usage_params[i] was seen */
+    unsigned seen;     /* bit i: known[i] was seen */
 } usage_query_check_t;
 
 static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -77,13 +100,13 @@ static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind, const cha
 {
     usage_query_check_t *c = cls;
     (void)kind;
-    for (unsigned i = 0; usage_params[i]; i++) {
-        if (strcmp(usage_params[i], key) != 0)
+    for (unsigned i = 0; c->known[i]; i++) {
+        if (strcmp(c->known[i], key) != 0)
             continue;
         if (!value && !c->empty)
-            c->empty = usage_params[i];
+            c->empty = c->known[i];
         if ((c->seen & (1u << i)) && !c->twice)
-            c->twice = usage_params[i];
+            c->twice = c->known[i];
         c->seen |= 1u << i;
         return MHD_YES;
     }
@@ -95,9 +118,9 @@ static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind, const cha
 /* A misspelt parameter (start_date, group) would otherwise be ignored and answer the wrong
  * report; one given twice is ambiguous, one without a value (?bucket) a mistake. All are
  * refused. */
-static int check_params(cp_req_t *r)
+int cp__query_check(cp_req_t *r, const char *const *known, const char *list)
 {
-    usage_query_check_t c = {NULL, NULL, NULL, 0};
+    usage_query_check_t c = {known, NULL, NULL, NULL, 0};
     MHD_get_connection_values(r->mhd, MHD_GET_ARGUMENT_KIND, check_param, &c);
     if (c.bad) {
         int n = (int)strlen(c.bad);
@@ -106,10 +129,8 @@ static int check_params(cp_req_t *r)
             while (n > 0 && ((unsigned char)c.bad[n] & 0xC0) == 0x80)
                 n--;
         }
-        cp_reply_error(r, 400, "invalid_query", NULL,
-                       "unknown query parameter \"%.*s\"; known: tenant_id, key_id, from, to, "
-                       "bucket, group_by",
-                       n, c.bad);
+        cp_reply_error(r, 400, "invalid_query", NULL, "unknown query parameter \"%.*s\"; known: %s",
+                       n, c.bad, list);
         return -1;
     }
     if (c.empty) {
@@ -125,7 +146,7 @@ static int check_params(cp_req_t *r)
 
 /* Reads the query parameter `name` as RFC 3339 into *t (rounded up to a whole second when
  * round_up); absent leaves *t. Returns -1 after replying. */
-static int read_time(cp_req_t *r, const char *name, bool round_up, int64_t *t, bool *given)
+int cp__query_time(cp_req_t *r, const char *name, bool round_up, int64_t *t, bool *given)
 {
     const char *v = cp_query(r, name);
     bool frac;
@@ -175,7 +196,7 @@ static int read_enum(cp_req_t *r, const char *name, const char *const *values, c
     return -1;
 }
 
-static int read_uuid(cp_req_t *r, const char *name, const char **out)
+int cp__query_uuid(cp_req_t *r, const char *name, const char **out)
 {
     *out = cp_query(r, name);
     if (*out && !cp_is_uuid(*out)) {
@@ -187,7 +208,7 @@ static int read_uuid(cp_req_t *r, const char *name, const char **out)
 
 /* A tenant the caller may read: any role in it, or platform admin and the tenant exists.
  * Anything else is the same 404, whether or not the tenant exists. */
-static int check_tenant(cp_req_t *r, const char *tenant_id)
+int cp__query_tenant(cp_req_t *r, const char *tenant_id)
 {
     if (cp_require_role(r, tenant_id, CP_ROLE_VIEWER) < 0)
         return -1;
@@ -216,7 +237,7 @@ static int report_scope(cp_req_t *r, const char *tenant_id, char *one, size_t on
     *keep = NULL;
     *tenants = NULL;
     if (tenant_id) {
-        if (check_tenant(r, tenant_id) != 0)
+        if (cp__query_tenant(r, tenant_id) != 0)
             return -1;
         snprintf(one, onelen, "{%s}", tenant_id);
         *tenants = one;
@@ -253,12 +274,13 @@ void cp_api_usage_get(cp_req_t *r)
     const char *tenant_id, *key_id, *bucket, *group_by;
     int64_t from = 0, to = tg_wall_ms() / 1000;
     bool has_from, has_to;
-    if (check_params(r) != 0 || read_uuid(r, "tenant_id", &tenant_id) != 0 ||
-        read_uuid(r, "key_id", &key_id) != 0 ||
+    if (cp__query_check(r, usage_params, "tenant_id, key_id, from, to, bucket, group_by") != 0 ||
+        cp__query_uuid(r, "tenant_id", &tenant_id) != 0 ||
+        cp__query_uuid(r, "key_id", &key_id) != 0 ||
         read_enum(r, "bucket", buckets, "hour, day", &bucket) != 0 ||
         read_enum(r, "group_by", groups, "key, model, provider, tenant", &group_by) != 0 ||
-        read_time(r, "from", false, &from, &has_from) != 0 ||
-        read_time(r, "to", true, &to, &has_to) != 0)
+        cp__query_time(r, "from", false, &from, &has_from) != 0 ||
+        cp__query_time(r, "to", true, &to, &has_to) != 0)
         return;
     if (!bucket)
         bucket = "hour";

@@ -263,7 +263,7 @@ test('a walkthrough of every operation: statuses are documented and bodies match
   const served = new Set(); // "METHOD /path" answered with a 2xx
   // One call of a documented operation; checks the request body, the status and the response.
   // raw: a body sent as is (not JSON), e.g. the NDJSON of POST /dp/v1/usage
-  async function call(method, docPath, { params = {}, query, token, body, raw, expect } = {}) {
+  async function call(method, docPath, { params = {}, query, token, body, raw, headers, expect } = {}) {
     const item = spec.paths[docPath];
     assert.ok(item && item[method.toLowerCase()], `${method} ${docPath} is not documented`);
     const op = item[method.toLowerCase()];
@@ -273,7 +273,7 @@ test('a walkthrough of every operation: statuses are documented and bodies match
     let url = fill(docPath, params);
     if (query) url += `?${new URLSearchParams(query)}`;
     if (raw !== undefined) assert.ok(op.requestBody?.content, `${name} takes no documented request body`);
-    const r = await cp.api(method, url, { token, body, raw });
+    const r = await cp.api(method, url, { token, body, raw, headers });
     if (expect !== undefined) assert.equal(r.status, expect, `${name}: ${r.status} ${r.text}`);
     // a body the server took must be one the docs allow (bodies meant to be refused may not be)
     if (body !== undefined && r.status < 300) checkSchema(rs, body, `${name} request`, true);
@@ -307,6 +307,13 @@ test('a walkthrough of every operation: statuses are documented and bodies match
   r = await call('POST', '/api/v1/auth/login', { body: { email: ADMIN.email, password: ADMIN.password }, expect: 200 });
   const admin = r.body.token;
   await call('GET', '/api/v1/me', { token: admin, expect: 200 });
+  // the dashboard's session: a cookie and a CSRF token
+  r = await call('POST', '/api/v1/auth/login', { body: { email: ADMIN.email, password: ADMIN.password, cookie: true }, expect: 200 });
+  const csrf = { cookie: r.headers.get('set-cookie').split(';')[0], 'x-csrf-token': r.body.csrf_token };
+  r = await call('GET', '/api/v1/me', { headers: { cookie: csrf.cookie }, expect: 200 });
+  assert.equal(r.body.csrf_token, csrf['x-csrf-token']);
+  await call('POST', '/api/v1/auth/login', { body: { email: ADMIN.email, password: ADMIN.password, cookie: true }, headers: { origin: 'http://elsewhere.example' }, expect: 403 });
+  await call('POST', '/api/v1/tenants', { headers: { cookie: csrf.cookie }, body: { slug: 'openapi-csrf', name: 'x' }, expect: 403 });
 
   // tenants
   r = await call('POST', '/api/v1/tenants', { token: admin, body: { slug: 'openapi-acme', name: 'Acme', rpm_limit: 6000, tpm_limit: null }, expect: 201 });
@@ -435,6 +442,16 @@ test('a walkthrough of every operation: statuses are documented and bodies match
   assert.deepEqual([r.body.accepted, r.body.rejected], [1, [{ line: 2, message: 'id is not a UUID' }]]);
   assert.ok(r.body.spend.some((b) => b.budget === budget.id && b.spent_usd === 0.00002), r.text);
   await call('POST', '/dp/v1/usage', { token: 'test-dp-token', raw: '', expect: 200 });
+  // the request log (its rows, filters and pages are tested in control_requests.test.mjs)
+  await call('POST', '/dp/v1/usage', { token: 'test-dp-token', raw: `${usageEvent({ status: 429, usage_source: 'cache', ttfb_ms: 3.5, error: 'rate_limited' })}\n`, expect: 200 });
+  r = await call('GET', '/api/v1/requests', { token: devToken, query: { tenant_id: tenant.id, limit: 1 }, expect: 200 });
+  assert.equal(r.body.data.length, 1);
+  assert.equal(typeof r.body.next_cursor, 'string');
+  await call('GET', '/api/v1/requests', { token: devToken, query: { tenant_id: tenant.id, cursor: r.body.next_cursor, key_id: key.id, model: 'gpt-4o-mini', provider: 'openai', status: '2xx', from: hourAgo, to: tomorrow }, expect: 200 });
+  await call('GET', '/api/v1/requests', { token: admin, expect: 200 });
+  await call('GET', '/api/v1/requests', { token: devToken, expect: 400 });
+  await call('GET', '/api/v1/requests', { token: devToken, query: { tenant_id: tenant.id, status: 'bad' }, expect: 400 });
+  await call('GET', '/api/v1/requests', { token: devToken, query: { tenant_id: randomUUID() }, expect: 404 });
   await call('POST', '/dp/v1/usage', { token: 'not-the-dp-token', raw: usageEvent(), expect: 401 });
   await call('POST', '/dp/v1/usage', { token: 'test-dp-token', raw: `${usageEvent()}\n`.repeat(5001), expect: 413 });
   await call('PATCH', '/api/v1/tenants/{tenant_id}/budgets/{budget_id}', { token: devToken, params: B, body: { limit_usd: 20, alert_threshold: null }, expect: 200 });
@@ -465,6 +482,9 @@ test('a walkthrough of every operation: statuses are documented and bodies match
   await call('DELETE', '/api/v1/tenants/{tenant_id}', { token: admin, params: T, expect: 204 });
   await call('POST', '/api/v1/auth/logout', { token: admin, expect: 204 });
   await call('GET', '/api/v1/me', { token: admin, expect: 401 });
+  await call('POST', '/api/v1/auth/logout', { headers: { cookie: csrf.cookie }, expect: 403 });
+  await call('POST', '/api/v1/auth/logout', { headers: csrf, expect: 204 });
+  await call('GET', '/api/v1/me', { headers: { cookie: csrf.cookie }, expect: 401 });
 
   const missing = specOperations().map((o) => `${o.method} ${o.path}`).filter((k) => !served.has(k));
   assert.deepEqual(missing, [], 'operations the walkthrough never called successfully; add them above');

@@ -91,8 +91,9 @@ after(async () => { const e = await cp.stop(); assert.equal(e.code, 0); });
 
 const usage = (token, query = {}) => cp.api('GET', `/api/v1/usage?${new URLSearchParams(query)}`, { token });
 const RANGE = { from: iso(D), to: iso(D + 2 * DAY) };
-const ZERO = { requests: 0, errors: 0, prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0, reasoning_tokens: 0, cost_usd: 0 };
-const counters = (o) => ({ ...ZERO, ...o });
+const ZERO = { requests: 0, errors: 0, prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0, reasoning_tokens: 0, cost_usd: 0, latency_p50_ms: null, latency_p95_ms: null };
+// every event above took 12.5 ms: its histogram bucket, [2^(14/4), 2^(15/4)) ms, answers 12.34
+const counters = (o) => ({ ...ZERO, latency_p50_ms: 12.34, latency_p95_ms: 12.34, ...o });
 
 test('totals and hourly series of a tenant are the sums of its events, per hour', async () => {
   const r = await usage(u.viewer.token, { tenant_id: A.id, ...RANGE });
@@ -274,6 +275,62 @@ test('bad query parameters are a 400 naming the parameter', async () => {
   // exactly 400 days is fine
   r = await usage(admin, { from: iso(D - 400 * DAY), to: iso(D), bucket: 'day' });
   assert.equal(r.status, 200, r.text);
+});
+
+// ---- latency percentiles ----
+
+// The histogram's buckets (docs/api.md): under 1 ms, then four per doubling up to 2^20 ms.
+const bucketOf = (ms) => (ms < 1 ? 0 : Math.min(1 + Math.floor(Math.log2(ms) * 4), 81));
+const bucketMs = (k) => (k <= 0 ? 0.5 : k >= 81 ? 1048576 : Math.round(2 ** ((k - 0.5) / 4) * 100) / 100);
+// nearest rank: the ceil(p n)-th smallest latency
+const exact = (lat, p) => [...lat].sort((x, y) => x - y)[Math.ceil((p * lat.length) / 100) - 1];
+const pct = (lat, p) => (lat.length ? bucketMs(bucketOf(exact(lat, p))) : null);
+
+test('latency p50 and p95 per point and for the range, from the hourly histograms', async () => {
+  const P = await cp.makeTenant(admin, 'usage-latency');
+  const key = {};
+  for (const name of ['p1', 'p2']) {
+    key[name] = cp.sql(`INSERT INTO virtual_keys (tenant_id, name, key_hash, last4)
+      VALUES ('${P.id}', '${name}', decode(md5('${name}') || md5('${name}'), 'hex'), 'xxxx') RETURNING id`);
+  }
+  const base = (k) => ({ tenant_id: P.id, key_id: key[k], model: 'm', provider: 'p' });
+  const h1 = D + 5 * HOUR, h2 = D + 6 * HOUR;
+  // p1 in the first hour: 100 latencies from 10 ms to about 1.3 s, in two batches (the second
+  // adds to the rollup row the first made)
+  const lat1 = Array.from({ length: 100 }, (_, i) => Math.round(10 * 1.05 ** i * 1000) / 1000);
+  const ev1 = lat1.map((l, i) => event({ ...base('p1'), ts: at(h1 + i * 1000), latency_ms: l, ttfb_ms: l / 2 }));
+  await send(ev1.slice(0, 50));
+  await send(ev1.slice(50));
+  // p2 in the first hour: answered without a latency (none measured)
+  await send(Array.from({ length: 5 }, (_, i) => event({ ...base('p2'), ts: at(h1 + i * 1000), latency_ms: null, status: 401 })));
+  // p1 in the second hour: 19 fast ones and a slow one, and a sub-millisecond cache hit
+  const lat2 = [...Array(19).fill(150), 60000, 0.4];
+  await send(lat2.map((l, i) => event({ ...base('p1'), ts: at(h2 + i * 1000), latency_ms: l })));
+  // sent again: counted once
+  await send(ev1.slice(0, 10));
+
+  const range = { tenant_id: P.id, from: iso(D), to: iso(D + DAY) };
+  let r = await usage(admin, { ...range, group_by: 'key' });
+  assert.equal(r.status, 200, r.text);
+  const point = (ts, k) => r.body.series.find((x) => x.ts === pgTime(ts) && x.group === key[k]);
+  assert.deepEqual([point(h1, 'p1').requests, point(h1, 'p1').latency_p50_ms, point(h1, 'p1').latency_p95_ms], [100, pct(lat1, 50), pct(lat1, 95)]);
+  assert.deepEqual([point(h1, 'p2').requests, point(h1, 'p2').latency_p50_ms, point(h1, 'p2').latency_p95_ms], [5, null, null]);
+  assert.deepEqual([point(h2, 'p1').latency_p50_ms, point(h2, 'p1').latency_p95_ms], [pct(lat2, 50), pct(lat2, 95)]);
+  assert.deepEqual([pct(lat2, 50), pct(lat2, 95), pct([0.4], 50)], [139.58, 139.58, 0.5]);
+  const all = [...lat1, ...lat2];
+  assert.deepEqual([r.body.totals.requests, r.body.totals.latency_p50_ms, r.body.totals.latency_p95_ms], [126, pct(all, 50), pct(all, 95)]);
+  // the precision docs/api.md states: within 2^(1/8) of the exact value
+  for (const [got, want] of [[r.body.totals.latency_p50_ms, exact(all, 50)], [r.body.totals.latency_p95_ms, exact(all, 95)], [point(h1, 'p1').latency_p95_ms, exact(lat1, 95)]]) {
+    assert.ok(got / want <= 2 ** (1 / 8) + 1e-3 && want / got <= 2 ** (1 / 8) + 1e-3, `${got} vs ${want}`);
+  }
+  // a day bucket merges the hours' histograms; one key's report, only its own
+  r = await usage(admin, { ...range, bucket: 'day' });
+  assert.deepEqual(r.body.series.map((x) => [x.latency_p50_ms, x.latency_p95_ms]), [[pct(all, 50), pct(all, 95)]]);
+  r = await usage(admin, { ...range, key_id: key.p2 });
+  assert.deepEqual([r.body.totals.requests, r.body.totals.latency_p50_ms, r.body.totals.latency_p95_ms], [5, null, null]);
+  // a 60 s outlier moves p95 of its hour only when it is more than 5 % of the requests
+  r = await usage(admin, { ...range, from: iso(h2), to: iso(h2 + HOUR) });
+  assert.deepEqual([r.body.totals.latency_p50_ms, r.body.totals.latency_p95_ms], [139.58, 139.58]);
 });
 
 test('a report past 20000 points is refused, and asking for days answers it', async () => {

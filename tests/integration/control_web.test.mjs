@@ -129,7 +129,7 @@ test('nothing outside the web dir, no dot file and no other method is served', a
   const port = new URL(cp.url).port;
   for (const target of ['/../secret.txt', '/%2e%2e/secret.txt', '/js/../../secret.txt', '/js/%2e%2e/%2e%2e/secret.txt',
     '/..%2fsecret.txt', '/%2e%2e%2fsecret.txt', '/.env', '/js/../.env', '//etc/passwd', '/js/../../etc/passwd',
-    '/js/app.js/', '/JS/APP.JS', '/js']) {
+    '/js/app.js/', '/js/app.js%00.css', '/index.html%00', '/JS/APP.JS', '/js']) {
     const { data } = await rawExchange(port, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
     assert.match(data, /^HTTP\/1\.1 404 /, target);
     assert.ok(!data.includes(SECRET) && !data.includes('root:'), `${target} leaked: ${data}`);
@@ -138,6 +138,10 @@ test('nothing outside the web dir, no dot file and no other method is served', a
   const post = await cp.api('POST', '/js/app.js', { body: {} });
   assert.equal(post.status, 405);
   assert.equal(post.body.error.code, 'method_not_allowed');
+  // an encoded NUL never cuts a path short, in the API either
+  const token = await cp.login();
+  const me0 = await cp.api('GET', '/api/v1/me%00x', { token });
+  assert.equal(me0.status, 404);
   const nope = await get('/no/such/page');
   assert.equal(nope.status, 404);
   assert.equal(JSON.parse(nope.text).error.code, 'not_found');

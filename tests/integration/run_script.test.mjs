@@ -91,6 +91,17 @@ test('scripts/run starts everything and restarts a process that dies, keeping th
   }, 120000, 'scripts/run to start everything');
   const controlUrl = `http://127.0.0.1:${control}`, dataUrl = `http://127.0.0.1:${data}`;
   assert.equal(await status(`${controlUrl}/readyz`), 200);
+  // the dashboard's URL and the login that opens it, and the page is there
+  assert.ok(out.includes(`\n  Dashboard:      ${controlUrl}/   (open it in a browser; sign in with the admin login below)\n`), out);
+  const login = /\n  Admin login: +(\S+) \/ (\S+) /.exec(out);
+  assert.ok(login, out);
+  const page = await fetch(`${controlUrl}/`);
+  assert.equal(page.status, 200);
+  assert.equal(page.headers.get('content-type'), 'text/html; charset=utf-8');
+  const signIn = await fetch(`${controlUrl}/api/v1/auth/login`, { method: 'POST',
+    body: JSON.stringify({ email: login[1], password: login[2], cookie: true }) });
+  assert.equal(signIn.status, 200);
+  assert.match(signIn.headers.get('set-cookie'), /^tollgate_session=/);
   assert.equal(await status(`${dataUrl}/healthz`), 200);
 
   // the control plane is connected as tollgate_server, a member of tollgate_app

@@ -206,15 +206,16 @@ function roleSummary(me) {
 
 function switchTenant(tid) {
   state.tenantId = tid;
+  drawChrome();
+  const sel = document.getElementById('tenant-switch');
+  if (sel) sel.focus(); // the redrawn header keeps the keyboard where it was
   const { path, query } = parseHash();
   const m = match(path);
   if (m && m.params.tid) {
     navigate(path.replace(/^\/t\/[^/]+/, `/t/${encodeURIComponent(tid)}`));
-  } else if (query.tenant_id) {
-    navigate(`${path}${queryString({ ...query, tenant_id: tid, cursor: null })}`);
   } else {
-    drawChrome();
-    route();
+    // routes without :tid carry the tenant as ?tenant_id=, so a reload or a bookmark keeps it
+    navigate(`${path}${queryString({ ...query, tenant_id: tid, cursor: null, key_id: null })}`);
   }
 }
 
@@ -247,11 +248,12 @@ function drawChrome() {
 
   const tid = state.tenantId;
   const tpath = (s) => `#/t/${encodeURIComponent(tid)}${s}`;
+  const tq = tid ? `?tenant_id=${encodeURIComponent(tid)}` : '';
   const items = [
-    ['Overview', '#/', true],
+    ['Overview', `#/${tq}`, true],
     ['Keys', tid && tpath('/keys'), !!tid && can('read', tid)],
-    ['Requests', '#/requests', !!tid || me.is_platform_admin],
-    ['Usage', '#/usage', !!tid || me.is_platform_admin],
+    ['Requests', `#/requests${tq}`, !!tid || me.is_platform_admin],
+    ['Usage', `#/usage${tq}`, !!tid || me.is_platform_admin],
     ['Tenant', tid && tpath(''), !!tid && can('read', tid)],
     ['Budgets', tid && tpath('/budgets'), !!tid && can('read', tid)],
     ['Audit log', '#/audit', me.is_platform_admin || (!!tid && can('admin', tid))],
@@ -276,7 +278,7 @@ function markCurrentNav() {
   let best = null;
   for (const a of els.nav.querySelectorAll('a[data-nav]')) {
     a.removeAttribute('aria-current');
-    const p = a.getAttribute('href').slice(1).replace(/\/+$/, '') || '/';
+    const p = a.getAttribute('href').slice(1).replace(/\?.*$/, '').replace(/\/+$/, '') || '/';
     const hit = p === '/' ? (path === '/' || path === '/overview') : (path === p || path.startsWith(`${p}/`));
     if (hit && (!best || p.length > best.p.length)) best = { a, p };
   }
@@ -318,10 +320,10 @@ async function route() {
     navigate('/', { replace: true });
     return;
   }
-  if (m.params.tid && state.me) {
-    if (state.tenants.some((t) => t.tenant_id === m.params.tid)) {
-      if (state.tenantId !== m.params.tid) { state.tenantId = m.params.tid; drawChrome(); }
-    }
+  const wantTid = m.params.tid || query.tenant_id;
+  if (wantTid && state.me && state.tenants.some((t) => t.tenant_id === wantTid) && state.tenantId !== wantTid) {
+    state.tenantId = wantTid;
+    drawChrome();
   }
   markCurrentNav();
 

@@ -163,8 +163,10 @@ export async function settle(page, timeout = 10000) {
   }, null, { timeout });
 }
 
-// Goes to a hash route and waits for the view.
+// Opens a hash route as a fresh page load (like following a bookmark: a goto that changes only
+// the fragment would keep the old document) and waits for the view.
 export async function go(page, hash) {
+  await page.goto('about:blank');
   await page.goto(`/${hash.startsWith('#') ? hash : `#${hash}`}`);
   await settle(page);
 }

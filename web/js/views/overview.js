@@ -22,12 +22,12 @@ export async function render(root, ctx, params, query) {
   }
 
   const scopeLinks = platform ? h('p', { class: 'scope' }, 'Showing: ',
-    all ? h('strong', null, 'all tenants') : h('a', { href: `#/overview${qs({ scope: 'all', range: query.range })}` }, 'all tenants'),
-    ctx.tenant ? [' · ', all ? h('a', { href: `#/overview${qs({ range: query.range })}` }, ctx.tenant.name) : h('strong', null, ctx.tenant.name)] : null) : null;
+    all ? h('strong', null, 'all tenants') : h('a', { href: `#/overview${qs({ scope: 'all', range: query.range, tenant_id: query.tenant_id })}` }, 'all tenants'),
+    ctx.tenant ? [' · ', all ? h('a', { href: `#/overview${qs({ range: query.range, tenant_id: query.tenant_id })}` }, ctx.tenant.name) : h('strong', null, ctx.tenant.name)] : null) : null;
   const rangeNav = h('nav', { class: 'range-nav', 'aria-label': 'Chart period' }, h('ul', { class: 'inline-list' },
     Object.entries(RANGES).filter(([k]) => k !== '90d').map(([k, r]) => h('li', null, k === rangeKey
-      ? h('a', { href: `#/overview${qs({ scope: query.scope, range: k })}`, 'aria-current': 'true' }, r.label)
-      : h('a', { href: `#/overview${qs({ scope: query.scope, range: k })}` }, r.label)))));
+      ? h('a', { href: `#/overview${qs({ scope: query.scope, range: k, tenant_id: query.tenant_id })}`, 'aria-current': 'true' }, r.label)
+      : h('a', { href: `#/overview${qs({ scope: query.scope, range: k, tenant_id: query.tenant_id })}` }, r.label)))));
 
   const statsEl = h('div', null, loading());
   const chartsEl = h('div', { class: 'charts' }, loading('Loading charts…'));

@@ -105,7 +105,7 @@ export async function render(root, ctx, params, query = {}) {
 
   // Filters.
   const tenantOpts = platform
-    ? [{ value: '', label: 'All tenants and platform changes' }, ...(ctx.me.memberships || []).map((m) => ({ value: m.tenant_id, label: m.name }))]
+    ? [{ value: '', label: 'All tenants and platform changes' }, ...(ctx.tenants || ctx.me.memberships || []).map((m) => ({ value: m.tenant_id, label: m.name }))]
     : adminTenants.map((m) => ({ value: m.tenant_id, label: m.name }));
   if (q.tenant_id && !tenantOpts.some((o) => o.value === q.tenant_id)) tenantOpts.push({ value: q.tenant_id, label: q.tenant_id });
   const uuidCheck = (v) => (UUID_RE.test(v.trim()) ? null : 'An id looks like 0b727843-750e-4763-8ba0-7b277ba812fa.');
@@ -142,13 +142,14 @@ export async function render(root, ctx, params, query = {}) {
   const apiQuery = {};
   for (const k of FILTERS) if (q[k]) apiQuery[k] = q[k];
   const filterLink = (k, v) => hashWith('#/audit', { ...q, [k]: v });
+  const tenantNames = new Map([...(ctx.tenants || []), ...(ctx.me.memberships || [])].map((t) => [t.tenant_id, t.name]));
 
   const columns = [
     { label: 'Time', cell: (r) => time(r.ts) },
     { label: 'Actor', cell: (r) => (r.actor_id ? el('a', { href: filterLink('actor_id', r.actor_id), class: 'cell-text', title: 'Show only this actor' }, r.actor || r.actor_id) : el('span', { class: 'cell-text' }, r.actor || DASH)) },
     { label: 'Action', cell: (r) => el('a', { href: filterLink('action', r.action), title: 'Show only this action' }, r.action) },
     { label: 'Target', cell: (r) => (r.target_id ? el('a', { href: filterLink('target_id', r.target_id), class: 'mono', title: `Show only changes to ${r.target_id}` }, `${r.target_type} ${short(r.target_id)}`) : (r.target_type || DASH)) },
-    { label: 'Tenant', cell: (r) => (r.tenant_id ? el('span', { class: 'mono', title: r.tenant_id }, short(r.tenant_id)) : 'platform') },
+    { label: 'Tenant', cell: (r) => (r.tenant_id ? (tenantNames.has(r.tenant_id) ? el('span', { class: 'cell-text', title: r.tenant_id }, tenantNames.get(r.tenant_id)) : el('span', { class: 'mono', title: r.tenant_id }, short(r.tenant_id))) : 'platform') },
     {
       label: 'Changes',
       cell: (r) => {

@@ -60,5 +60,10 @@ export async function render(root, ctx) {
       status.show('Your password was changed. Your other sessions were signed out.');
     },
   });
+  // the second copy is checked again when the first changes
+  pw.fields.get('password').input.addEventListener('input', () => {
+    const again = pw.fields.get('confirm');
+    if (again.get()) again.check(pw.values());
+  });
   root.append(section('Password', pw.el));
 }

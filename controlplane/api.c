@@ -25,6 +25,7 @@ static const route_t routes[] = {
     {"GET", "/dp/v1/snapshot", cp_dp_snapshot, false}, /* checks TOLLGATE_DP_TOKEN itself */
     {"POST", "/dp/v1/usage", cp_dp_usage, false},      /* likewise */
     {"GET", "/api/v1/usage", cp_api_usage_get, true},
+    {"GET", "/api/v1/requests", cp_api_requests_list, true},
     {"POST", "/api/v1/auth/login", cp_api_login, false},
     {"POST", "/api/v1/auth/logout", cp_api_logout, true},
     {"GET", "/api/v1/me", cp_api_me, true},
@@ -142,7 +143,8 @@ static bool authenticate(cp_req_t *r)
     if (!r->who.authenticated) {
         cp_reply_error(r, 401, "unauthenticated", NULL,
                        "send \"Authorization: Bearer <token>\" from POST /api/v1/auth/login "
-                       "or an admin API token");
+                       "or an admin API token, or sign in again (the session cookie is missing, "
+                       "expired or ended)");
         return false;
     }
     return true;
@@ -158,7 +160,7 @@ int cp_api_precheck(cp_req_t *r, size_t *body_max)
     }
     r->db = cp_db();
     if (hit->auth) {
-        if (!authenticate(r))
+        if (!authenticate(r) || !cp_csrf_check(r))
             return -1;
         *body_max = CP_BODY_MAX;
         return 0;
@@ -185,7 +187,7 @@ void cp_api_dispatch(cp_req_t *r)
     }
     r->db = cp_db();
     /* cp_api_precheck resolved the caller when the headers came */
-    if (hit->auth && !r->who.authenticated && !authenticate(r))
+    if (hit->auth && !r->who.authenticated && (!authenticate(r) || !cp_csrf_check(r)))
         return;
     hit->fn(r);
 }

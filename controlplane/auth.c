@@ -104,8 +104,20 @@ out:
 void cp_auth_resolve(cp_req_t *r)
 {
     memset(&r->who, 0, sizeof(r->who));
+    if (!r->db)
+        return;
     const char *a = MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, "Authorization");
-    if (!a || strncasecmp(a, "Bearer ", 7) != 0 || !r->db)
+    if (!a) {
+        /* a browser's session: never together with an Authorization header (that one wins,
+         * valid or not), and never an API token */
+        const char *c = MHD_lookup_connection_value(r->mhd, MHD_COOKIE_KIND, CP_SESSION_COOKIE);
+        if (!c || !*c || strlen(c) > 4096 || strncmp(c, "tgat-", 5) == 0)
+            return;
+        resolve_jwt(r, c);
+        r->who.via_cookie = r->who.authenticated;
+        return;
+    }
+    if (strncasecmp(a, "Bearer ", 7) != 0)
         return;
     const char *tok = a + 7;
     while (*tok == ' ')
@@ -118,7 +130,54 @@ void cp_auth_resolve(cp_req_t *r)
         resolve_jwt(r, tok);
 }
 
-int cp_jwt_issue(const char *user_id, long long gen, char *out, size_t outlen, long *exp_out)
+/* Whether an Origin header names the host the request was sent to (any scheme: TLS may end in
+ * front of us). "null" and anything unparsable do not. */
+static bool origin_matches_host(const char *origin, const char *host)
+{
+    const char *rest = NULL;
+    if (strncasecmp(origin, "http://", 7) == 0)
+        rest = origin + 7;
+    else if (strncasecmp(origin, "https://", 8) == 0)
+        rest = origin + 8;
+    return rest && host && *host && strcasecmp(rest, host) == 0;
+}
+
+bool cp_csrf_origin_ok(cp_req_t *r)
+{
+    const char *origin = MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, "Origin");
+    if (origin && !origin_matches_host(
+                      origin, MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, "Host"))) {
+        cp_reply_error(r, 403, "csrf_failed", NULL,
+                       "the request comes from another origin than this server's; session "
+                       "cookies are only good for the dashboard served here");
+        return false;
+    }
+    return true;
+}
+
+bool cp_csrf_check(cp_req_t *r)
+{
+    if (!r->who.via_cookie)
+        return true;
+    if (!cp_csrf_origin_ok(r))
+        return false;
+    const char *m = r->method;
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "OPTIONS") == 0)
+        return true;
+    const char *sent = MHD_lookup_connection_value(r->mhd, MHD_HEADER_KIND, "X-CSRF-Token");
+    char want[44];
+    if (!sent || strlen(sent) != 43 || !cp_csrf_token(r->who.jti, want) ||
+        !tg_ct_eq(sent, want, 43)) {
+        cp_reply_error(r, 403, "csrf_failed", NULL,
+                       "a change through a session cookie needs the header X-CSRF-Token with the "
+                       "csrf_token from login or GET /api/v1/me");
+        return false;
+    }
+    return true;
+}
+
+int cp_jwt_issue(const char *user_id, long long gen, char *out, size_t outlen, long *exp_out,
+                 char jti_out[33])
 {
     jwt_t *jwt = NULL;
     uint8_t rnd[16];
@@ -139,6 +198,8 @@ int cp_jwt_issue(const char *user_id, long long gen, char *out, size_t outlen, l
         if (s && strlen(s) < outlen) {
             memcpy(out, s, strlen(s) + 1);
             *exp_out = exp;
+            if (jti_out)
+                memcpy(jti_out, jti, sizeof(jti));
             rc = 0;
         }
         free(s);

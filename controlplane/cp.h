@@ -16,7 +16,8 @@ typedef struct cp_opts {
     char listen_host[256];
     int listen_port;
     const char *database_url;
-    const char *web_dir;
+    const char *web_dir; /* the dashboard's files (--web-dir); NULL: next to the binary */
+    bool secure_cookies; /* the session cookie carries Secure (--secure-cookies) */
     int threads;
     uint8_t master_key[32];
     bool have_master_key;
@@ -26,8 +27,8 @@ typedef struct cp_opts {
     uint32_t jwt_ttl_s;
     const char *admin_email;
     const char *admin_password;
-    int audit_checkpoint_rows; /* sign the audit chain at least every this many rows */
-    int audit_checkpoint_s;    /* ... and within this many seconds of a new row */
+    int audit_checkpoint_rows;       /* sign the audit chain at least every this many rows */
+    int audit_checkpoint_s;          /* ... and within this many seconds of a new row */
     unsigned max_connections;        /* in total */
     unsigned max_connections_per_ip; /* from one client address */
     unsigned header_timeout_s;       /* for a request's headers to arrive in full */
@@ -52,6 +53,7 @@ typedef struct cp_principal {
     bool platform_admin;      /* after token scoping */
     bool user_platform_admin; /* the user's own flag, before token scoping */
     bool via_token;
+    bool via_cookie;       /* a session JWT from the tollgate_session cookie (no Authorization) */
     int token_role;        /* cap on any role when via_token */
     char token_tenant[37]; /* "" = any tenant the user may reach */
     char token_id[37];
@@ -74,8 +76,8 @@ typedef struct cp_req {
     int status;
     tg_buf_t out;
     const char *content_type;
-    char extra_headers[512];
-    char audit_note[256]; /* a checkpoint signed in this transaction, logged once it commits */
+    char extra_headers[1024]; /* "Name: value\r\n" lines; Set-Cookie holds a JWT */
+    char audit_note[256];     /* a checkpoint signed in this transaction, logged once it commits */
 } cp_req_t;
 
 /* Handlers return nothing: they fill status and out through the reply helpers. */
@@ -178,11 +180,22 @@ int cp_commit_change(cp_req_t *r, const char *tenant_id, const char *action,
                      const char *target_type, const char *target_id, json_t *before, json_t *after);
 
 /* ---- auth ---- */
-/* Resolves Authorization: Bearer (JWT or admin API token) into r->who. */
+/* Resolves Authorization: Bearer (JWT or admin API token) into r->who; without an Authorization
+ * header, the tollgate_session cookie (a session JWT only). */
 void cp_auth_resolve(cp_req_t *r);
 /* A session JWT for the user at session generation gen (users.session_gen; a password change
  * bumps it and ends older sessions); *exp_out gets its expiry in unix seconds. */
-int cp_jwt_issue(const char *user_id, long long gen, char *out, size_t outlen, long *exp_out);
+int cp_jwt_issue(const char *user_id, long long gen, char *out, size_t outlen, long *exp_out,
+                 char jti_out[33]);
+/* The name of the session cookie. */
+#define CP_SESSION_COOKIE "tollgate_session"
+/* Adds Set-Cookie for a session JWT expiring at exp (an empty token clears the cookie). */
+void cp_session_cookie_set(cp_req_t *r, const char *token, long exp);
+/* Checks a cookie-authenticated request's X-CSRF-Token and Origin, before its body is read;
+ * false after replying 403 csrf_failed. */
+bool cp_csrf_check(cp_req_t *r);
+/* False after replying 403 csrf_failed when an Origin header names another host than Host. */
+bool cp_csrf_origin_ok(cp_req_t *r);
 int cp_password_hash(const char *pw, char *out, size_t outlen);
 bool cp_password_verify(const char *encoded, const char *pw);
 /* Random token "<prefix><base64url of 32 bytes>"; hash = SHA-256 of the whole text. */
@@ -190,6 +203,9 @@ int cp_token_new(const char *prefix, char *out, size_t outlen, uint8_t hash[32])
 int cp_ensure_first_admin(void);
 
 /* ---- crypto ---- */
+/* A session's CSRF token: base64url of HMAC-SHA-256(jti) under a key derived from
+ * TOLLGATE_JWT_SECRET (43 characters and a NUL). */
+bool cp_csrf_token(const char *jti, char out[44]);
 /* AES-256-GCM with the master key: out = nonce(12) || ciphertext || tag(16). */
 int cp_seal(const void *plain, size_t n, tg_buf_t *out);
 int cp_open(const void *sealed, size_t n, tg_buf_t *out);

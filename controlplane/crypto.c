@@ -68,18 +68,14 @@ int cp_open(const void *sealed, size_t n, tg_buf_t *out)
     return rc;
 }
 
-int cp_token_new(const char *prefix, char *out, size_t outlen, uint8_t hash[32])
+/* 32 bytes as base64url without padding: 43 characters and a NUL */
+static void b64url_32(const uint8_t in[32], char out[44])
 {
     static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t raw[33];
-    size_t plen = strlen(prefix);
-    if (outlen < plen + 45)
-        return TG_EINVAL;
-    if (RAND_bytes(raw, 32) != 1)
-        return TG_EIO;
+    memcpy(raw, in, 32);
     raw[32] = 0;
-    memcpy(out, prefix, plen);
-    size_t j = plen;
+    size_t j = 0;
     /* 32 bytes = 10 groups of 3 plus 2: 43 characters, no padding */
     for (size_t i = 0; i < 33; i += 3) {
         uint32_t v =
@@ -92,7 +88,20 @@ int cp_token_new(const char *prefix, char *out, size_t outlen, uint8_t hash[32])
             out[j++] = b64url[v & 63];
     }
     out[j] = '\0';
-    tg_sha256(out, j, hash);
+    OPENSSL_cleanse(raw, sizeof(raw));
+}
+
+int cp_token_new(const char *prefix, char *out, size_t outlen, uint8_t hash[32])
+{
+    uint8_t raw[32];
+    size_t plen = strlen(prefix);
+    if (outlen < plen + 45)
+        return TG_EINVAL;
+    if (RAND_bytes(raw, 32) != 1)
+        return TG_EIO;
+    memcpy(out, prefix, plen);
+    b64url_32(raw, out + plen);
+    tg_sha256(out, strlen(out), hash);
     OPENSSL_cleanse(raw, sizeof(raw));
     return 0;
 }
@@ -144,6 +153,27 @@ static bool hmac_sha256_parts(const uint8_t key[32], const void *const *parts, c
 out:
     EVP_MAC_CTX_free(ctx);
     EVP_MAC_free(mac);
+    return ok;
+}
+
+/* The CSRF key is a labelled HMAC of TOLLGATE_JWT_SECRET (hashed to 32 bytes first): a page
+ * can read the token it yields, never the key, and the JWT signing key is never used for it. */
+#define CSRF_KEY_LABEL "tollgate csrf key v1"
+
+bool cp_csrf_token(const char *jti, char out[44])
+{
+    uint8_t secret[32], key[32], mac[32];
+    out[0] = '\0';
+    tg_sha256(cp_opts->jwt_secret, cp_opts->jwt_secret_len, secret);
+    const void *kp[1] = {CSRF_KEY_LABEL};
+    size_t kl[1] = {sizeof(CSRF_KEY_LABEL) - 1};
+    const void *mp[1] = {jti};
+    size_t ml[1] = {strlen(jti)};
+    bool ok = hmac_sha256_parts(secret, kp, kl, 1, key) && hmac_sha256_parts(key, mp, ml, 1, mac);
+    if (ok)
+        b64url_32(mac, out);
+    OPENSSL_cleanse(secret, sizeof(secret));
+    OPENSSL_cleanse(key, sizeof(key));
     return ok;
 }
 

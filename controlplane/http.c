@@ -26,6 +26,7 @@
 #include "cp_http.h"
 #include "snapshot.h"
 #include "tg_log.h"
+#include "web.h"
 
 #include "tg_banned.h"
 
@@ -161,6 +162,21 @@ static void client_ip(struct MHD_Connection *c, char *out, size_t n)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
 }
 
+/* The dashboard's policy: its own scripts, styles and API only, never framed. Sent on every
+ * answer (an API answer opened as a page gets it too). */
+#define CP_WEB_CSP                                                                                 \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "                 \
+    "frame-ancestors 'none'"
+
+static void add_security_headers(struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "Content-Security-Policy", CP_WEB_CSP);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+}
+
 static enum MHD_Result send_reply(struct MHD_Connection *c, cp_req_t *r, bool close)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -170,7 +186,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, cp_req_t *r, bool cl
     MHD_add_response_header(resp, "Content-Type",
                             r->content_type ? r->content_type : "application/json");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    add_security_headers(resp);
     if (close) /* MHD closes after sending; an unread body must never be taken for a request */
         MHD_add_response_header(resp, "Connection", "close");
     /* extra headers: "Name: value\r\n" lines */
@@ -338,9 +354,10 @@ static void *reaper_main(void *arg)
 
 /* ---- the request head ----
  * libmicrohttpd 0.9.75 refuses a malformed request line, an HTTP version it does not know and a
- * Content-Length that is not a number, but passes on duplicate and conflicting framing headers,
- * transfer codings it does not implement, control characters in header lines, whitespace before
- * the colon, and it cuts a header value at a NUL without a word. */
+ * Content-Length that is not plain digits (itself, before the first call, with its status line
+ * and headers sent twice: see framing_control.test.mjs), but passes on duplicate and conflicting
+ * framing headers, transfer codings it does not implement, control characters in header lines,
+ * whitespace before the colon, and it cuts a header value at a NUL without a word. */
 
 typedef struct head_scan {
     int n_host, n_length, n_coding;
@@ -464,8 +481,10 @@ static int check_head(struct MHD_Connection *c, const char *method, const char *
         return -1;
     }
     if (h.n_coding > 0) {
-        /* A chunked body cannot be measured before it is read, and libmicrohttpd 0.9.75 can
-         * neither answer in the middle of one nor read a chunk line longer than its buffer. */
+        /* A chunked body cannot be measured before it is read, and libmicrohttpd 0.9.75
+         * neither queues an answer while a body comes in (MHD_queue_response is refused
+         * between the first call and the last) nor lets us see chunk-size lines: one longer
+         * than its read buffer (a huge chunk extension) gets its own 500. */
         cp_reply_error(r, 411, "length_required", NULL,
                        "send the body with Content-Length, not Transfer-Encoding: chunked");
         return -1;
@@ -482,6 +501,39 @@ static int check_head(struct MHD_Connection *c, const char *method, const char *
         *length = v;
     }
     return 0;
+}
+
+static int hex_val(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Decodes %XX in the path and query values in place, as MHD's own does, except %00: MHD's
+ * callers see C strings, so a decoded NUL would cut "/js/app.js%00.css" to "/js/app.js" (and
+ * "/api/v1/me%00x" to "/api/v1/me"). It stays as the three characters, which match nothing. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    char *w = s;
+    for (const char *p = s; *p; p++) {
+        int hi, lo;
+        if (p[0] == '%' && (hi = hex_val(p[1])) >= 0 && (lo = hex_val(p[2])) >= 0 &&
+            (hi | lo) != 0) {
+            *w++ = (char)(hi << 4 | lo);
+            p += 2;
+        } else {
+            *w++ = *p;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
 }
 
 static void req_init(cp_req_t *r, struct MHD_Connection *c, const char *method, const char *url)
@@ -505,6 +557,49 @@ static void linger_set(struct MHD_Connection *c, size_t bytes)
     pthread_mutex_unlock(&conns_mu);
 }
 
+/* A dashboard file (or 404/405), answered from memory when the headers are in; a body sent
+ * with it is never read. */
+static enum MHD_Result send_web(struct MHD_Connection *c, cp_req_t *r, bool close)
+{
+    bool get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+    const cp_web_file_t *f = cp_web_find(r->path);
+    if (!f || !get) {
+        if (f)
+            cp_reply_error(r, 405, "method_not_allowed", NULL, "%s is not allowed on %.200s",
+                           r->method, r->path);
+        else if (strcmp(r->path, "/") == 0 && !cp_web_loaded())
+            cp_reply_error(r, 404, "not_found", NULL,
+                           "the dashboard's files are missing: build the project (the build "
+                           "copies web/ to <build>/web) or point --web-dir at them");
+        else
+            cp_reply_error(r, 404, "not_found", NULL, "no such page or endpoint: %.200s", r->path);
+        if (f)
+            snprintf(r->extra_headers, sizeof(r->extra_headers), "Allow: GET, HEAD\r\n");
+        return send_reply(c, r, close);
+    }
+    const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
+    bool fresh = inm && cp_web_etag_match(inm, f->etag);
+    /* the file outlives the daemon: MHD sends it from where it is */
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        fresh ? 0 : f->len, fresh ? (void *)"" : (void *)f->data, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    if (!fresh)
+        MHD_add_response_header(resp, "Content-Type", f->content_type);
+    /* cached, but asked again each time: a new build is seen at once, an unchanged file costs a
+     * 304 */
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    MHD_add_response_header(resp, "ETag", f->etag);
+    add_security_headers(resp);
+    if (close)
+        MHD_add_response_header(resp, "Connection", "close");
+    unsigned int status = fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
+    atomic_fetch_add(&status_counts[status / 100], 1);
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 /* The first call for a request: its headers are in and no body byte has been read. */
 static enum MHD_Result on_head(struct MHD_Connection *c, body_t *b, const char *url,
                                const char *method, const char *version)
@@ -516,6 +611,14 @@ static enum MHD_Result on_head(struct MHD_Connection *c, body_t *b, const char *
     size_t max = 0;
     bool close = true;
     int rc = check_head(c, method, version, &r, &length);
+    if (rc == 0 && cp_web_owns(url)) {
+        b->refused = true; /* answered now; a body is never read */
+        if (length > 0)
+            linger_set(c, CP_BODY_MAX_ANON);
+        enum MHD_Result ret = send_web(c, &r, length > 0);
+        tg_buf_dispose(&r.out);
+        return ret;
+    }
     if (rc == 0) {
         close = length > 0; /* an unread body must not be taken for the next request */
         rc = cp_api_precheck(&r, &max);
@@ -687,7 +790,8 @@ int cp_http_start(const cp_opts_t *o, int *port)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned int)o->max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1, MHD_OPTION_END);
+        (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
     if (!daemon_) {
         tg_log(TG_LOG_ERROR, "cp_http", "listen_failed", "addr=%s:%d", o->listen_host,
                o->listen_port);

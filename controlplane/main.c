@@ -14,6 +14,7 @@
 #include "snapshot.h"
 #include "tg_hash.h"
 #include "tg_log.h"
+#include "web.h"
 
 #include "tg_banned.h"
 
@@ -44,6 +45,11 @@ static void usage(FILE *f)
         "                           TOLLGATE_AUDIT_CHECKPOINT_ROWS, 1 to 1000, default 100)\n"
         "  --audit-checkpoint-s N   and every N seconds when a row waits (env\n"
         "                           TOLLGATE_AUDIT_CHECKPOINT_S, 1 to 3600, default 60)\n"
+        "  --web-dir DIR            the dashboard's files, served at / (env TOLLGATE_WEB_DIR,\n"
+        "                           default DIR_OF_THIS_BINARY/../web, where the build puts them)\n"
+        "  --secure-cookies         mark the dashboard's session cookie Secure: set it when\n"
+        "                           browsers reach the server over TLS (env\n"
+        "                           TOLLGATE_SECURE_COOKIES=1)\n"
         "  --log-level LEVEL        debug, info, warn, error (env TOLLGATE_LOG_LEVEL)\n"
         "  --help                   this text\n"
         "\n"
@@ -71,6 +77,24 @@ static int parse_hostport(const char *s, cp_opts_t *o)
     o->listen_host[colon - s] = '\0';
     o->listen_port = (int)p;
     return 0;
+}
+
+/* DIR_OF_THIS_BINARY/../web, where the build copies web/; "" when /proc/self/exe is unreadable. */
+static void default_web_dir(char *out, size_t n)
+{
+    char exe[4096];
+    out[0] = '\0';
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (k <= 0)
+        return;
+    exe[k] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return;
+    *slash = '\0';
+    int w = snprintf(out, n, "%s/../web", exe);
+    if (w < 0 || (size_t)w >= n)
+        out[0] = '\0';
 }
 
 static int parse_num(const char *name, const char *s, unsigned long min, unsigned long max,
@@ -101,6 +125,8 @@ int main(int argc, char **argv)
         {"max-connections", required_argument, NULL, 'm'},
         {"max-connections-per-ip", required_argument, NULL, 'p'},
         {"header-timeout-s", required_argument, NULL, 'H'},
+        {"web-dir", required_argument, NULL, 'w'},
+        {"secure-cookies", no_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -108,6 +134,15 @@ int main(int argc, char **argv)
     const char *level = getenv("TOLLGATE_LOG_LEVEL");
     unsigned long v;
     opts.database_url = getenv("TOLLGATE_DATABASE_URL");
+    opts.web_dir = getenv("TOLLGATE_WEB_DIR");
+    const char *sc = getenv("TOLLGATE_SECURE_COOKIES");
+    if (sc && *sc) {
+        if (strcmp(sc, "1") != 0 && strcmp(sc, "0") != 0) {
+            fprintf(stderr, "tollgate-control: TOLLGATE_SECURE_COOKIES must be 1 or 0\n");
+            return 2;
+        }
+        opts.secure_cookies = sc[0] == '1';
+    }
     opts.threads = 4;
     opts.jwt_ttl_s = 3600;
     opts.audit_checkpoint_rows = 100;
@@ -179,6 +214,12 @@ int main(int argc, char **argv)
                 return 2;
             opts.header_timeout_s = (unsigned)v;
             break;
+        case 'w':
+            opts.web_dir = optarg;
+            break;
+        case 's':
+            opts.secure_cookies = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -243,6 +284,16 @@ int main(int argc, char **argv)
         tg_log(TG_LOG_ERROR, "cp_main", "first_admin_failed", "reason=\"database\"");
         return 1;
     }
+    char web_dir[4096];
+    if (opts.web_dir && *opts.web_dir)
+        snprintf(web_dir, sizeof(web_dir), "%s", opts.web_dir);
+    else
+        default_web_dir(web_dir, sizeof(web_dir));
+    /* a missing directory is not fatal: the API serves on without the dashboard (its / says
+     * what is missing); one that cannot be read in full is */
+    int web_rc = cp_web_load(web_dir[0] ? web_dir : "web");
+    if (web_rc != 0 && web_rc != TG_ENOTFOUND)
+        return 1;
     /* Blocked here, so in every thread started below (MHD's workers, the reaper, the notifier):
      * with a handler, the kernel could run it on any of them while this thread slept on in
      * pause(), and SIGTERM would never stop the process. sigwait takes it here. */
@@ -275,6 +326,7 @@ int main(int argc, char **argv)
     cp_audit_stop();
     cp_sync_stop();
     cp_http_stop(); /* answers the long polls still waiting */
+    cp_web_free();
     tg_log(TG_LOG_INFO, "cp_main", "stopped", "code=0");
     return 0;
 }

@@ -217,10 +217,9 @@ static int worker_init(dp_worker_t *w, int id, const dp_opts_t *o, tg_snap_t *sn
     w->wake.data = w;
     uv_timer_init(&w->loop, &w->usage_timer);
     w->usage_timer.data = w;
-    /* A record waits in the loop's buffer at most this long before the writer has it. With
-     * --control-url it is in the worker's mapped journal meanwhile, so a SIGKILL loses nothing;
-     * with --usage-file it is what a SIGKILL loses. One cheap wakeup per 100 ms, not one per
-     * request. */
+    /* A record waits in the loop's buffer at most this long before the writer has it. It is in
+     * the worker's mapped journal meanwhile (with --control-url or --usage-file alike), so a
+     * SIGKILL loses nothing. One cheap wakeup per 100 ms, not one per request. */
     uv_timer_start(&w->usage_timer, on_usage_timer, DP_USAGE_HANDOVER_MS, DP_USAGE_HANDOVER_MS);
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;

@@ -2,7 +2,11 @@
  * mutex-guarded list (touched for a pointer swap only); it appends them to --usage-file, or,
  * with --control-url, to the spool segments the shipper (shipper.c) sends from. Writes and
  * fdatasync happen outside the lock; a write(2) in the page cache survives a SIGKILL, the
- * fdatasync (at most once a second) covers a power cut. Writer thread, except submit. */
+ * fdatasync (at most once a second) covers a power cut. In both modes every loop also has a
+ * memory-mapped journal (STATE_DIR/spool/journal-<n>, or STATE_DIR/usage-journal/journal-<n>
+ * with --usage-file) that a record is in from the moment it is made; the next start puts what
+ * a killed run never handed over into a segment, or at the end of the usage file. Writer
+ * thread, except submit. */
 #include "usage_sink.h"
 
 #include <dirent.h>
@@ -68,7 +72,8 @@ static struct {
     pthread_t thread;
     /* writer thread only (and start/stop around it) */
     bool spool;
-    int fd; /* --usage-file, or the current segment (-1 until its first batch) */
+    int fd;            /* --usage-file, or the current segment (-1 until its first batch) */
+    uint64_t file_len; /* --usage-file: bytes in it, all whole lines */
     char dir[4096];
     int lock_fd;
     uint64_t seq;     /* the segment being written */
@@ -180,10 +185,18 @@ static void spool_write(const batch_t *b)
 static void file_write(const batch_t *b)
 {
     int rc = write_all(sink.fd, b->data, b->len);
-    if (rc != 0)
+    if (rc != 0) {
+        /* cut back to the last whole line, as spool_write does */
+        if (ftruncate(sink.fd, (off_t)sink.file_len) != 0)
+            tg_log(TG_LOG_ERROR, "dp_usage", "truncate_failed", "reason=\"%s\"", strerror(errno));
         tg_log(TG_LOG_ERROR, "dp_usage", "write_failed", "bytes=%zu reason=\"%s\"", b->len,
                strerror(-rc));
+        return;
+    }
+    sink.file_len += b->len;
     sink.dirty = true;
+    if (b->j)
+        atomic_store_explicit(&b->j->hdr->persisted, b->jpos, memory_order_release);
 }
 
 /* Under sink.mu: waits for batches, a stop, or the time to sync what was written. */
@@ -245,8 +258,9 @@ static void *sink_main(void *arg)
 }
 
 /* One process per spool: two writers would number segments alike and two shippers would move
- * one cursor. The lock goes with the process, SIGKILL included. */
-static int lock_spool(tg_err_t *err)
+ * one cursor; two runs on one usage journal would take each other's records. The lock goes with
+ * the process, SIGKILL included. */
+static int lock_dir(const char *what, tg_err_t *err)
 {
     char p[4200];
     snprintf(p, sizeof(p), "%s/lock", sink.dir);
@@ -256,7 +270,7 @@ static int lock_spool(tg_err_t *err)
     fl.l_type = F_WRLCK;
     fl.l_whence = SEEK_SET;
     if (sink.lock_fd < 0 || fcntl(sink.lock_fd, F_SETLK, &fl) != 0) {
-        tg_err_set(err, TG_EIO, 500, "cannot lock the spool \"%s\": %s", sink.dir,
+        tg_err_set(err, TG_EIO, 500, "cannot lock the %s \"%s\": %s", what, sink.dir,
                    errno == EAGAIN || errno == EACCES ? "another tollgate-data uses this state dir"
                                                       : strerror(errno));
         return TG_EIO;
@@ -320,6 +334,174 @@ static void journal_recover_one(const char *path, tg_buf_t *out, uint64_t *lines
         *lines += count_lines(out->base + from, out->len - from);
 }
 
+/* The recovered records go into a segment of their own, numbered above every segment and the
+ * cursor. */
+static int journal_save_segment(const tg_buf_t *rec, uint64_t lines, uint64_t max_seq,
+                                tg_err_t *err)
+{
+    char seg[4200];
+    uint64_t seq = max_seq + 1;
+    dp__spool_segment_path(seg, sizeof(seg), sink.dir, seq);
+    int fd = open(seg, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    int rc = fd < 0 ? -errno : write_all(fd, rec->base, rec->len);
+    if (rc == 0 && fdatasync(fd) != 0)
+        rc = -errno;
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0) {
+        tg_err_set(err, TG_EIO, 500, "could not save the journals' records to \"%s\": %s", seg,
+                   strerror(-rc));
+        return TG_EIO;
+    }
+    sync_dir();
+    tg_log(TG_LOG_INFO, "dp_usage", "journal_recovered",
+           "events=%" PRIu64 " seq=%" PRIu64 " reason=\"recorded but not handed over before "
+           "the last run ended\"",
+           lines, seq);
+    return 0;
+}
+
+typedef struct line_ref {
+    const char *p;
+    size_t n;
+} line_ref_t;
+
+static int line_cmp(const void *a, const void *b)
+{
+    const line_ref_t *x = a, *y = b;
+    if (x->n != y->n)
+        return x->n < y->n ? -1 : 1;
+    return memcmp(x->p, y->p, x->n);
+}
+
+/* Splits whole lines (newline included) of [p, p + n) into refs; the count. */
+static size_t split_lines(const char *p, size_t n, line_ref_t *refs)
+{
+    size_t k = 0;
+    const char *end = p + n;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            break;
+        refs[k].p = p;
+        refs[k].n = (size_t)(nl + 1 - p);
+        k++;
+        p = nl + 1;
+    }
+    return k;
+}
+
+/* --usage-file: a write cut by a kill leaves a torn last line; it goes (its record, if the loop
+ * journaled it, comes back from the journal), so that the next record starts a line. */
+static int usage_file_trim(int fd, uint64_t *len)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    uint64_t end = (uint64_t)st.st_size, keep = end;
+    char buf[4096];
+    while (keep > 0) {
+        size_t n = keep < sizeof(buf) ? (size_t)keep : sizeof(buf);
+        ssize_t r = pread(fd, buf, n, (off_t)(keep - n));
+        if (r != (ssize_t)n)
+            return r < 0 ? -errno : -EIO;
+        size_t i = n;
+        while (i > 0 && buf[i - 1] != '\n')
+            i--;
+        if (i > 0) {
+            keep = keep - n + i;
+            break;
+        }
+        keep -= n;
+    }
+    if (keep < end) {
+        if (ftruncate(fd, (off_t)keep) != 0)
+            return -errno;
+        tg_log(TG_LOG_WARN, "dp_usage", "usage_file_torn_line_dropped",
+               "bytes=%" PRIu64 " reason=\"a write cut short when the last run ended\"",
+               end - keep);
+    }
+    *len = keep;
+    return 0;
+}
+
+/* --usage-file: the recovered records go at the end of the file, but for those it holds
+ * already. Only the batch the writer was on when the run died can be in both (in the file, its
+ * journal room not yet marked free), and it is the file's last lines: its journaled records are
+ * in rec, the others (a full journal) fill at most one batch. So the file's last rec->len +
+ * FILE_TAIL_SLACK bytes are all that can hold a copy of a recovered record, byte for byte. */
+#define FILE_TAIL_SLACK (16u << 20) /* more than a loop's batch: 1000 records */
+static int journal_save_file(const tg_buf_t *rec, uint64_t lines, tg_err_t *err)
+{
+    const char *why = NULL;
+    uint64_t len = sink.file_len, reach = (uint64_t)rec->len + FILE_TAIL_SLACK + 1;
+    uint64_t from = len > reach ? len - reach : 0;
+    size_t wn = (size_t)(len - from);
+    char *window = malloc(wn ? wn : 1);
+    line_ref_t *have = NULL;
+    line_ref_t *want = malloc(((size_t)lines + 1) * sizeof(*want));
+    tg_buf_t out = TG_BUF_INIT(rec->len + 1);
+    if (!window || !want) {
+        why = "out of memory";
+        goto done;
+    }
+    if (wn > 0 && pread(sink.fd, window, wn, (off_t)from) != (ssize_t)wn) {
+        why = "could not read its end";
+        goto done;
+    }
+    /* from a line start on: past the first newline unless the window is the whole file */
+    const char *w = window;
+    if (from > 0) {
+        const char *nl = memchr(window, '\n', wn);
+        w = nl ? nl + 1 : window + wn;
+    }
+    size_t wlen = (size_t)(window + wn - w);
+    have = malloc(((size_t)count_lines(w, wlen) + 1) * sizeof(*have));
+    if (!have) {
+        why = "out of memory";
+        goto done;
+    }
+    size_t nhave = split_lines(w, wlen, have);
+    qsort(have, nhave, sizeof(*have), line_cmp);
+    size_t nwant = split_lines(rec->base, rec->len, want), dup = 0;
+    for (size_t i = 0; i < nwant; i++) {
+        if (nhave && bsearch(&want[i], have, nhave, sizeof(*have), line_cmp)) {
+            dup++;
+            continue;
+        }
+        if (tg_buf_append(&out, want[i].p, want[i].n) != 0) {
+            why = "out of memory";
+            goto done;
+        }
+    }
+    if (out.len > 0) {
+        int rc = write_all(sink.fd, out.base, out.len);
+        if (rc == 0 && fdatasync(sink.fd) != 0)
+            rc = -errno;
+        if (rc != 0) {
+            why = strerror(-rc);
+            if (ftruncate(sink.fd, (off_t)len) != 0)
+                tg_log(TG_LOG_ERROR, "dp_usage", "truncate_failed", "reason=\"%s\"",
+                       strerror(errno));
+            goto done;
+        }
+        sink.file_len = len + out.len;
+    }
+    tg_log(TG_LOG_INFO, "dp_usage", "journal_recovered",
+           "events=%zu already_in_file=%zu reason=\"recorded but not handed over before the "
+           "last run ended\"",
+           nwant - dup, dup);
+done:
+    if (why)
+        tg_err_set(err, TG_EIO, 500, "could not save the journals' records to the usage file: %s",
+                   why);
+    tg_buf_dispose(&out);
+    free(window);
+    free(have);
+    free(want);
+    return why ? TG_EIO : 0;
+}
+
 /* Records the loops of an earlier run wrote to their journals but never handed over (the
  * process died within the hand-over interval) go into a segment of their own, before the
  * shipper looks: numbered below this run's, they are replayed like any old segment (this
@@ -336,8 +518,7 @@ static int journal_recover(tg_err_t *err)
 {
     DIR *d = opendir(sink.dir);
     if (!d) {
-        tg_err_set(err, TG_EIO, 500, "could not read the spool \"%s\": %s", sink.dir,
-                   strerror(errno));
+        tg_err_set(err, TG_EIO, 500, "could not read \"%s\": %s", sink.dir, strerror(errno));
         return TG_EIO;
     }
     tg_buf_t rec = TG_BUF_INIT((size_t)JOURNAL_CAP * (JOURNAL_MAX + 1));
@@ -375,27 +556,12 @@ static int journal_recover(tg_err_t *err)
             journal_recover_one(p, &rec, &lines);
     }
     int rc = 0;
-    if (rec.len > 0) {
-        char seg[4200];
-        uint64_t seq = max_seq + 1;
-        dp__spool_segment_path(seg, sizeof(seg), sink.dir, seq);
-        int fd = open(seg, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-        rc = fd < 0 ? -errno : write_all(fd, rec.base, rec.len);
-        if (rc == 0 && fdatasync(fd) != 0)
-            rc = -errno;
-        if (fd >= 0)
-            close(fd);
-        if (rc != 0) {
-            tg_err_set(err, TG_EIO, 500, "could not save the journals' records to \"%s\": %s", seg,
-                       strerror(-rc));
-            tg_buf_dispose(&rec);
-            return TG_EIO; /* the journals stay for the next start */
-        }
-        sync_dir();
-        tg_log(TG_LOG_INFO, "dp_usage", "journal_recovered",
-               "events=%" PRIu64 " seq=%" PRIu64 " reason=\"recorded but not handed over before "
-               "the last run ended\"",
-               lines, seq);
+    if (rec.len > 0)
+        rc = sink.spool ? journal_save_segment(&rec, lines, max_seq, err)
+                        : journal_save_file(&rec, lines, err);
+    if (rc != 0) {
+        tg_buf_dispose(&rec);
+        return TG_EIO; /* the journals stay for the next start */
     }
     tg_buf_dispose(&rec);
     for (int i = 0; i < nnames; i++) {
@@ -476,12 +642,40 @@ static int start_spool(const dp_opts_t *o, tg_err_t *err)
                    strerror(errno));
         return TG_EIO;
     }
-    if (lock_spool(err) != 0)
+    if (lock_dir("spool", err) != 0)
         return TG_EIO;
     sink.spool = true;
     if (journal_recover(err) != 0 || journal_create(o->workers, err) != 0)
         return TG_EIO;
     return dp_shipper_start(o, sink.dir, &sink.seq, err);
+}
+
+/* --usage-file: the journals live in STATE_DIR/usage-journal (never shipped: a spool's journals
+ * go to the control plane, these to the file). */
+static int start_file(const dp_opts_t *o, tg_err_t *err)
+{
+    sink.fd = open(o->usage_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (sink.fd < 0) {
+        tg_err_set(err, TG_EIO, 500, "could not open usage file \"%s\": %s", o->usage_path,
+                   strerror(errno));
+        return TG_EIO;
+    }
+    int rc = usage_file_trim(sink.fd, &sink.file_len);
+    if (rc != 0) {
+        tg_err_set(err, TG_EIO, 500, "could not read usage file \"%s\": %s", o->usage_path,
+                   strerror(-rc));
+        return TG_EIO;
+    }
+    snprintf(sink.dir, sizeof(sink.dir), "%s/usage-journal", o->state_dir);
+    if (mkdir(sink.dir, 0750) != 0 && errno != EEXIST) {
+        tg_err_set(err, TG_EIO, 500, "could not create \"%s\": %s", sink.dir, strerror(errno));
+        return TG_EIO;
+    }
+    if (lock_dir("usage journal", err) != 0)
+        return TG_EIO;
+    if (journal_recover(err) != 0 || journal_create(o->workers, err) != 0)
+        return TG_EIO;
+    return 0;
 }
 
 int dp_usage_sink_start(const dp_opts_t *o, tg_err_t *err)
@@ -495,13 +689,8 @@ int dp_usage_sink_start(const dp_opts_t *o, tg_err_t *err)
     if (o->control_url) {
         if (start_spool(o, err) != 0)
             return TG_EIO;
-    } else {
-        sink.fd = open(o->usage_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        if (sink.fd < 0) {
-            tg_err_set(err, TG_EIO, 500, "could not open usage file \"%s\": %s", o->usage_path,
-                       strerror(errno));
-            return TG_EIO;
-        }
+    } else if (start_file(o, err) != 0) {
+        return TG_EIO;
     }
     if (pthread_create(&sink.thread, NULL, sink_main, NULL) != 0) {
         tg_err_set(err, TG_EIO, 500, "could not start the usage writer thread");

@@ -91,6 +91,19 @@ int cp_ingest_metrics(tg_buf_t *out);
 
 /* usage.c: GET /api/v1/usage */
 void cp_api_usage_get(cp_req_t *r);
+/* Query helpers shared by the reports (usage.c, requests.c); each returns -1 after replying 400
+ * invalid_query naming the parameter. cp__query_check refuses a parameter not in known (NULL-
+ * terminated, at most 32; list names them for the message), one given twice or without a value.
+ * cp__query_time reads RFC 3339 into unix seconds (*given: present). cp__query_uuid leaves *out
+ * NULL when absent. cp__query_tenant: the caller reads tenant_id (viewer+), which exists; else
+ * 404 like a random id. */
+int cp__query_check(cp_req_t *r, const char *const *known, const char *list);
+int cp__query_time(cp_req_t *r, const char *name, bool round_up, int64_t *t, bool *given);
+int cp__query_uuid(cp_req_t *r, const char *name, const char **out);
+int cp__query_tenant(cp_req_t *r, const char *tenant_id);
+
+/* requests.c: GET /api/v1/requests, the request log */
+void cp_api_requests_list(cp_req_t *r);
 
 /* Bumps the config version inside the current transaction (data planes see the change). */
 int cp_config_bump(cp_req_t *r);

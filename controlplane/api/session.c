@@ -134,13 +134,19 @@ static void login_attempt_failed(cp_req_t *r, const char *email, const char *nth
 
 void cp_api_login(cp_req_t *r)
 {
-    static const char *const fields[] = {"email", "password", NULL};
+    static const char *const fields[] = {"email", "password", "cookie", NULL};
     const char *email, *pw;
+    bool has_cookie = false, cookie = false;
     json_t *o = cp_body_object(r, fields);
     if (!o)
         return;
     if (cp_body_str(r, o, "email", true, 254, &email) != 0 ||
-        cp_body_str(r, o, "password", true, 1024, &pw) != 0)
+        cp_body_str(r, o, "password", true, 1024, &pw) != 0 ||
+        cp_body_bool(r, o, "cookie", &has_cookie, &cookie) != 0)
+        goto out;
+    /* a page of another origin must not sign a browser in to an account of its choosing
+     * (login CSRF): a browser sends Origin with every POST */
+    if (cookie && !cp_csrf_origin_ok(r))
         goto out;
     if (ip_limited(r->ip, false)) {
         snprintf(r->extra_headers, sizeof(r->extra_headers), "Retry-After: %d\r\n", IP_WINDOW_S);
@@ -203,17 +209,46 @@ void cp_api_login(cp_req_t *r)
     const char *q[2] = {email, r->ip};
     PQclear(cp_db_exec(r->db, "DELETE FROM login_failures WHERE email = lower($1) AND source = $2",
                        2, q));
-    char token[2048];
+    char token[2048], jti[33], csrf[44];
     long exp;
-    if (cp_jwt_issue(user_id, gen, token, sizeof(token), &exp) != 0) {
+    if (cp_jwt_issue(user_id, gen, token, sizeof(token), &exp, jti) != 0 ||
+        (cookie && !cp_csrf_token(jti, csrf))) {
         cp_reply_error(r, 500, "internal", NULL, "could not issue a session token");
         goto out;
     }
-    cp_reply_json(r, 200,
-                  json_pack("{s:s,s:s,s:I,s:s}", "token", token, "token_type", "Bearer",
-                            "expires_at", (json_int_t)exp, "user_id", user_id));
+    if (cookie) {
+        /* the JWT only in the HttpOnly cookie, so that no script of the page can read it */
+        cp_session_cookie_set(r, token, exp);
+        cp_reply_json(r, 200,
+                      json_pack("{s:s,s:I,s:s,s:s}", "token_type", "Cookie", "expires_at",
+                                (json_int_t)exp, "user_id", user_id, "csrf_token", csrf));
+    } else {
+        cp_reply_json(r, 200,
+                      json_pack("{s:s,s:s,s:I,s:s}", "token", token, "token_type", "Bearer",
+                                "expires_at", (json_int_t)exp, "user_id", user_id));
+    }
 out:
     json_decref(o);
+}
+
+void cp_session_cookie_set(cp_req_t *r, const char *token, long exp)
+{
+    long max_age = 0;
+    if (token[0]) {
+        max_age = exp - (long)time(NULL);
+        if (max_age < 1)
+            max_age = 1;
+    }
+    size_t n = strlen(r->extra_headers), room = sizeof(r->extra_headers) - n;
+    int w = snprintf(r->extra_headers + n, room,
+                     "Set-Cookie: " CP_SESSION_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; "
+                     "Max-Age=%ld%s\r\n",
+                     token, max_age, cp_opts->secure_cookies ? "; Secure" : "");
+    if (w < 0 || (size_t)w >= room) {
+        /* a session JWT is a few hundred bytes; never send a cut one */
+        r->extra_headers[n] = '\0';
+        tg_log(TG_LOG_ERROR, "cp_auth", "session_cookie_too_long", "bytes=%d", w);
+    }
 }
 
 void cp_api_logout(cp_req_t *r)
@@ -239,6 +274,8 @@ void cp_api_logout(cp_req_t *r)
     PQclear(cp_db_exec(r->db, "DELETE FROM revoked_jwts WHERE expires_at < now()", 0, NULL));
     r->status = 204;
     tg_buf_reset(&r->out);
+    if (r->who.via_cookie)
+        cp_session_cookie_set(r, "", 0);
 }
 
 void cp_api_me(cp_req_t *r)
@@ -266,5 +303,11 @@ void cp_api_me(cp_req_t *r)
                             json_pack("{s:s,s:s,s:s?}", "id", r->who.token_id, "role",
                                       cp_role_name(r->who.token_role), "tenant_id",
                                       r->who.token_tenant[0] ? r->who.token_tenant : NULL));
+    char csrf[44];
+    if (r->who.via_cookie && cp_csrf_token(r->who.jti, csrf)) {
+        /* a reloaded page learns its CSRF token again here; nothing is kept in the browser */
+        json_object_set_new(me, "csrf_token", json_string(csrf));
+        json_object_set_new(me, "expires_at", json_integer((json_int_t)r->who.jwt_exp));
+    }
     cp_reply_json(r, 200, me);
 }

@@ -66,10 +66,11 @@ static const char *const usage_params[] = {"tenant_id", "key_id",   "from", "to"
                                            "bucket",    "group_by", NULL};
 
 typedef struct usage_query_check {
-    const char *bad;   /* the first parameter not in usage_params, borrowed from MHD */
+    const char *const *known;
+    const char *bad;   /* the first parameter not in known, borrowed from MHD */
     const char *twice; /* the first one given twice */
     const char *empty; /* the first one given without '=' */
-    unsigned seen;     /* bit i: usage_params[i] was seen */
+    unsigned seen;     /* bit i: known[i] was seen */
 } usage_query_check_t;
 
 static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -77,13 +78,13 @@ static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind, const cha
 {
     usage_query_check_t *c = cls;
     (void)kind;
-    for (unsigned i = 0; usage_params[i]; i++) {
-        if (strcmp(usage_params[i], key) != 0)
+    for (unsigned i = 0; c->known[i]; i++) {
+        if (strcmp(c->known[i], key) != 0)
             continue;
         if (!value && !c->empty)
-            c->empty = usage_params[i];
+            c->empty = c->known[i];
         if ((c->seen & (1u << i)) && !c->twice)
-            c->twice = usage_params[i];
+            c->twice = c->known[i];
         c->seen |= 1u << i;
         return MHD_YES;
     }
@@ -95,9 +96,9 @@ static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind, const cha
 /* A misspelt parameter (start_date, group) would otherwise be ignored and answer the wrong
  * report; one given twice is ambiguous, one without a value (?bucket) a mistake. All are
  * refused. */
-static int check_params(cp_req_t *r)
+int cp__query_check(cp_req_t *r, const char *const *known, const char *list)
 {
-    usage_query_check_t c = {NULL, NULL, NULL, 0};
+    usage_query_check_t c = {known, NULL, NULL, NULL, 0};
     MHD_get_connection_values(r->mhd, MHD_GET_ARGUMENT_KIND, check_param, &c);
     if (c.bad) {
         int n = (int)strlen(c.bad);
@@ -106,10 +107,8 @@ static int check_params(cp_req_t *r)
             while (n > 0 && ((unsigned char)c.bad[n] & 0xC0) == 0x80)
                 n--;
         }
-        cp_reply_error(r, 400, "invalid_query", NULL,
-                       "unknown query parameter \"%.*s\"; known: tenant_id, key_id, from, to, "
-                       "bucket, group_by",
-                       n, c.bad);
+        cp_reply_error(r, 400, "invalid_query", NULL, "unknown query parameter \"%.*s\"; known: %s",
+                       n, c.bad, list);
         return -1;
     }
     if (c.empty) {
@@ -125,7 +124,7 @@ static int check_params(cp_req_t *r)
 
 /* Reads the query parameter `name` as RFC 3339 into *t (rounded up to a whole second when
  * round_up); absent leaves *t. Returns -1 after replying. */
-static int read_time(cp_req_t *r, const char *name, bool round_up, int64_t *t, bool *given)
+int cp__query_time(cp_req_t *r, const char *name, bool round_up, int64_t *t, bool *given)
 {
     const char *v = cp_query(r, name);
     bool frac;
@@ -175,7 +174,7 @@ static int read_enum(cp_req_t *r, const char *name, const char *const *values, c
     return -1;
 }
 
-static int read_uuid(cp_req_t *r, const char *name, const char **out)
+int cp__query_uuid(cp_req_t *r, const char *name, const char **out)
 {
     *out = cp_query(r, name);
     if (*out && !cp_is_uuid(*out)) {
@@ -187,7 +186,7 @@ static int read_uuid(cp_req_t *r, const char *name, const char **out)
 
 /* A tenant the caller may read: any role in it, or platform admin and the tenant exists.
  * Anything else is the same 404, whether or not the tenant exists. */
-static int check_tenant(cp_req_t *r, const char *tenant_id)
+int cp__query_tenant(cp_req_t *r, const char *tenant_id)
 {
     if (cp_require_role(r, tenant_id, CP_ROLE_VIEWER) < 0)
         return -1;
@@ -216,7 +215,7 @@ static int report_scope(cp_req_t *r, const char *tenant_id, char *one, size_t on
     *keep = NULL;
     *tenants = NULL;
     if (tenant_id) {
-        if (check_tenant(r, tenant_id) != 0)
+        if (cp__query_tenant(r, tenant_id) != 0)
             return -1;
         snprintf(one, onelen, "{%s}", tenant_id);
         *tenants = one;
@@ -253,12 +252,13 @@ void cp_api_usage_get(cp_req_t *r)
     const char *tenant_id, *key_id, *bucket, *group_by;
     int64_t from = 0, to = tg_wall_ms() / 1000;
     bool has_from, has_to;
-    if (check_params(r) != 0 || read_uuid(r, "tenant_id", &tenant_id) != 0 ||
-        read_uuid(r, "key_id", &key_id) != 0 ||
+    if (cp__query_check(r, usage_params, "tenant_id, key_id, from, to, bucket, group_by") != 0 ||
+        cp__query_uuid(r, "tenant_id", &tenant_id) != 0 ||
+        cp__query_uuid(r, "key_id", &key_id) != 0 ||
         read_enum(r, "bucket", buckets, "hour, day", &bucket) != 0 ||
         read_enum(r, "group_by", groups, "key, model, provider, tenant", &group_by) != 0 ||
-        read_time(r, "from", false, &from, &has_from) != 0 ||
-        read_time(r, "to", true, &to, &has_to) != 0)
+        cp__query_time(r, "from", false, &from, &has_from) != 0 ||
+        cp__query_time(r, "to", true, &to, &has_to) != 0)
         return;
     if (!bucket)
         bucket = "hour";

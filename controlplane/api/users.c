@@ -461,12 +461,21 @@ void cp_api_users_update(cp_req_t *r)
     if (pw && self && r->who.jti[0]) {
         /* the session that changed the password carries on with a fresh one; the old token
          * ended with the others */
-        char token[2048];
+        char token[2048], jti[33], csrf[44];
         long exp;
-        if (cp_jwt_issue(r->who.user_id, gen, token, sizeof(token), &exp) == 0)
+        if (cp_jwt_issue(r->who.user_id, gen, token, sizeof(token), &exp, jti) != 0) {
+            /* the change is made; the caller signs in again */
+        } else if (!r->who.via_cookie) {
             json_object_set_new(after, "session",
                                 json_pack("{s:s,s:s,s:I}", "token", token, "token_type", "Bearer",
                                           "expires_at", (json_int_t)exp));
+        } else if (cp_csrf_token(jti, csrf)) {
+            /* a browser's session: the new JWT only in the cookie, its CSRF token here */
+            cp_session_cookie_set(r, token, exp);
+            json_object_set_new(after, "session",
+                                json_pack("{s:s,s:I,s:s}", "token_type", "Cookie", "expires_at",
+                                          (json_int_t)exp, "csrf_token", csrf));
+        }
     }
     cp_reply_json(r, 200, after);
     after = NULL;

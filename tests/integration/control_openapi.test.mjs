@@ -246,7 +246,8 @@ test('every documented operation is served; undocumented methods are 405 and und
   }
   // and paths the docs do not list at all
   const t = randomUUID();
-  for (const p of ['/', '/api', '/api/v1', '/api/v1/', `/api/v1/${randomUUID()}`, '/api/v1/tenants/', `/api/v1/tenants/${t}/`,
+  // (every other path is the dashboard's: / and its files, in control_web.test.mjs)
+  for (const p of ['/no-such-page', '/api', '/api/v1', '/api/v1/', `/api/v1/${randomUUID()}`, '/api/v1/tenants/', `/api/v1/tenants/${t}/`,
     `/api/v1/tenants/${t}/undocumented`, `/api/v1/tenants/${t}/keys/${t}/undocumented`, '/api/v1/auth', '/api/v2/tenants',
     '/api/v1/audit-log/verify/x', '/healthz/x', '/v1/chat/completions']) {
     for (const m of ['GET', 'POST']) {
@@ -434,6 +435,16 @@ test('a walkthrough of every operation: statuses are documented and bodies match
   assert.deepEqual([r.body.accepted, r.body.rejected], [1, [{ line: 2, message: 'id is not a UUID' }]]);
   assert.ok(r.body.spend.some((b) => b.budget === budget.id && b.spent_usd === 0.00002), r.text);
   await call('POST', '/dp/v1/usage', { token: 'test-dp-token', raw: '', expect: 200 });
+  // the request log (its rows, filters and pages are tested in control_requests.test.mjs)
+  await call('POST', '/dp/v1/usage', { token: 'test-dp-token', raw: `${usageEvent({ status: 429, usage_source: 'cache', ttfb_ms: 3.5, error: 'rate_limited' })}\n`, expect: 200 });
+  r = await call('GET', '/api/v1/requests', { token: devToken, query: { tenant_id: tenant.id, limit: 1 }, expect: 200 });
+  assert.equal(r.body.data.length, 1);
+  assert.equal(typeof r.body.next_cursor, 'string');
+  await call('GET', '/api/v1/requests', { token: devToken, query: { tenant_id: tenant.id, cursor: r.body.next_cursor, key_id: key.id, model: 'gpt-4o-mini', provider: 'openai', status: '2xx', from: hourAgo, to: tomorrow }, expect: 200 });
+  await call('GET', '/api/v1/requests', { token: admin, expect: 200 });
+  await call('GET', '/api/v1/requests', { token: devToken, expect: 400 });
+  await call('GET', '/api/v1/requests', { token: devToken, query: { tenant_id: tenant.id, status: 'bad' }, expect: 400 });
+  await call('GET', '/api/v1/requests', { token: devToken, query: { tenant_id: randomUUID() }, expect: 404 });
   await call('POST', '/dp/v1/usage', { token: 'not-the-dp-token', raw: usageEvent(), expect: 401 });
   await call('POST', '/dp/v1/usage', { token: 'test-dp-token', raw: `${usageEvent()}\n`.repeat(5001), expect: 413 });
   await call('PATCH', '/api/v1/tenants/{tenant_id}/budgets/{budget_id}', { token: devToken, params: B, body: { limit_usd: 20, alert_threshold: null }, expect: 200 });

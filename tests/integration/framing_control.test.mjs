@@ -244,14 +244,25 @@ test('no body is read from a caller without valid credentials', async () => {
     { status: 201, close: false });
 });
 
-// libmicrohttpd 0.9.75 answers a Content-Length it cannot parse itself, before the request
-// reaches us, and writes its status line and headers twice on that path (its caller resets the
-// connection's state after the error answer is queued). Status and close are right; the stray
-// second header block is a known gap until libmicrohttpd is upgraded (the todo test below).
+// libmicrohttpd 0.9.75 answers a Content-Length that is not plain digits itself, before the
+// request reaches us (parse_connection_headers, run when the head is complete and before the
+// first call of the access handler): 400, or 413 for digits past 2^64 - 1. Its caller then
+// resets the connection's state to "headers processed" over the error answer already queued,
+// so the reply is built a second time and its status line and headers go out twice. No
+// callback runs between the end of the head and that check (the URI log callback runs on the
+// request line, before the headers are read), and only a Transfer-Encoding header makes it skip
+// the Content-Length, so the answer cannot be ours: status and close are right, the stray second
+// header block is a known gap until libmicrohttpd is upgraded (the todo test below). Values
+// with leading blanks (stripped) or leading zeros are plain digits and reach check_head.
 const MHD_LENGTH_CASES = [
   ['Content-Length as a list', post('/api/v1/auth/login', 'Content-Length: 2, 2\r\n', '{}'), 400],
+  ['Content-Length as a list without a space', post('/api/v1/auth/login', 'Content-Length: 2,2\r\n', '{}'), 400],
   ['negative Content-Length', post('/api/v1/auth/login', 'Content-Length: -1\r\n', '{}'), 400],
+  ['Content-Length with a plus sign', post('/api/v1/auth/login', 'Content-Length: +2\r\n', '{}'), 400],
   ['Content-Length not a number', post('/api/v1/auth/login', 'Content-Length: 0x10\r\n', '{}'), 400],
+  ['Content-Length in exponent form', post('/api/v1/auth/login', 'Content-Length: 1e3\r\n', '{}'), 400],
+  ['Content-Length with a space after the digits', post('/api/v1/auth/login', 'Content-Length: 2 \r\n', '{}'), 400],
+  ['empty Content-Length', post('/api/v1/auth/login', 'Content-Length:\r\n', '{}'), 400],
   ['Content-Length beyond 64 bits', post('/api/v1/auth/login', 'Content-Length: 99999999999999999999999\r\n'), 413],
 ];
 
@@ -261,10 +272,20 @@ test('a Content-Length libmicrohttpd cannot parse is 400 or 413 and a close', as
   }
 });
 
-test('a Content-Length libmicrohttpd cannot parse gets exactly one answer', { todo: 'libmicrohttpd 0.9.75 repeats its header block on this path' }, async () => {
+test('a Content-Length libmicrohttpd cannot parse gets exactly one answer', { todo: 'libmicrohttpd 0.9.75 repeats its header block on this path (see MHD_LENGTH_CASES)' }, async () => {
   for (const [name, wire, status] of MHD_LENGTH_CASES) {
     await expectAnswer(name, wire, { status });
   }
+});
+
+test('a Content-Length with leading zeros or blanks is read as the number it spells', async () => {
+  const n = Buffer.byteLength(LOGIN);
+  for (const [name, header] of [['leading zeros', `Content-Length: 000${n}\r\n`], ['a tab before the digits', `Content-Length:\t${n}\r\n`]]) {
+    await expectAnswer(name, post('/api/v1/auth/login', header, LOGIN), { status: 401, code: 'invalid_credentials', close: false });
+  }
+  // the largest 64-bit value is a number, and over every limit: our 413, before any body byte
+  await expectAnswer('Content-Length of 2^64 - 1', post('/api/v1/auth/login', 'Content-Length: 18446744073709551615\r\n'),
+    { status: 413, code: 'payload_too_large', noBodyRead: 1000, untilMs: 3000 });
 });
 
 test('chunked bodies are refused before they are read, however large their chunk lines', async () => {

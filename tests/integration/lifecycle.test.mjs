@@ -1,11 +1,15 @@
 // lifecycle.test.mjs: tollgate-data's process lifecycle over real signals: SIGHUP snapshot
 // reloads (under load, refused ones, revoked keys), SIGTERM drains (in-flight requests finish,
-// the listener closes, usage is flushed, a deadline bounds it) and starting without a snapshot.
+// the listener closes, usage is flushed, a deadline bounds it), SIGKILL with a usage file (the
+// loops' journals) and starting without a snapshot.
 // Each test that changes gateway state runs its own gateway; the two provider mocks are shared
 // and reset before every test.
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { writeFileSync, readFileSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 import { startGateway, makeSnapshot, chatBody, readSSE, waitFor } from './lib/harness.mjs';
@@ -378,5 +382,104 @@ test('without a snapshot: /healthz 200, /readyz 503, API requests 503 in OpenAI 
   } finally {
     const e = await gw.stop();
     assert.equal(e.code, 0);
+  }
+});
+
+// The usage file of a state dir, line by line (a torn last line is kept, as text).
+function usageLines(stateDir) {
+  let text = '';
+  try { text = readFileSync(path.join(stateDir, 'usage.ndjson'), 'utf8'); } catch { return []; }
+  return text.split('\n').filter(Boolean);
+}
+
+test('without a control plane, kill -9 under load, again and again: every answered request has exactly one line in the usage file', async () => {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'tollgate-usagefile-'));
+  const answered = [];
+  const RUNS = 4;
+  try {
+    for (let run = 0; run < RUNS; run++) {
+      const gw = await startGateway({ snapshot: snapFor(1, 'a'), stateDir });
+      // the kill lands anywhere in the load, often within the loops' 100 ms hand-over
+      const killAfter = 20 + Math.floor(Math.random() * 120);
+      let done = 0;
+      let next = 0;
+      const worker = async () => {
+        while (next < 300) {
+          next++;
+          try {
+            const r = await chat(gw, `kill ${run} ${next}`, { signal: AbortSignal.timeout(5000) });
+            const rid = r.headers.get('x-request-id');
+            await r.text();
+            if (r.status === 200) answered.push(rid);
+          } catch { /* the connection died with the process */ }
+          if (++done === killAfter) gw.proc.kill('SIGKILL');
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, worker));
+      const e = await gw.stop();
+      assert.equal(e.signal, 'SIGKILL', `run ${run} was killed`);
+    }
+    // a last start saves what the journals of the killed runs held; SIGTERM writes the rest
+    const gw = await startGateway({ snapshot: snapFor(1, 'a'), stateDir });
+    await gw.stop();
+    const per = new Map();
+    for (const l of usageLines(stateDir)) {
+      const rid = JSON.parse(l).request_id;
+      per.set(rid, (per.get(rid) || 0) + 1);
+    }
+    const missing = answered.filter((rid) => !per.has(rid));
+    const doubled = [...per].filter(([, c]) => c > 1);
+    console.log(`# ${RUNS} kills, ${answered.length} answers, ${per.size} records; missing ${missing.length}, doubled ${doubled.length}`);
+    assert.ok(answered.length > RUNS * 20, 'requests were answered before each kill');
+    assert.deepEqual(missing, [], 'every answer the client received has its line');
+    assert.deepEqual(doubled, [], 'no request has two lines');
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('a usage file: a killed run\'s journal is appended but for what the file holds; a torn line is cut', async () => {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'tollgate-usagefile-'));
+  const rec = (tag) => JSON.stringify({ id: randomUUID(), ts: new Date().toISOString(), request_id: tag, status: 200 });
+  const [older, a, b, c] = ['r-older', 'r-a', 'r-b', 'r-c'].map(rec);
+  // what a run killed while the writer was on batch [b] leaves: a was handed over (persisted),
+  // b is in the file but its journal room not yet marked free, c only in the journal, a last
+  // record torn in the journal (the kill hit the copy) and a write torn in the file
+  writeFileSync(path.join(stateDir, 'usage.ndjson'), `${older}\n${a}\n${b}\n{"id":"torn-in-the-fi`);
+  mkdirSync(path.join(stateDir, 'usage-journal'));
+  const CAP = 1 << 20;
+  const j = Buffer.alloc(4096 + CAP);
+  j.writeBigUInt64LE(0x314c4e524a475455n, 0);
+  const first = Buffer.from(`${a}\n`);
+  const rest = Buffer.from(`${b}\n${c}\n${rec('r-torn').slice(0, 40)}`);
+  first.copy(j, 4096);
+  rest.copy(j, 4096 + first.length);
+  j.writeBigUInt64LE(BigInt(first.length + rest.length), 8); // written
+  j.writeBigUInt64LE(BigInt(first.length), 16); // persisted
+  writeFileSync(path.join(stateDir, 'usage-journal', 'journal-0'), j);
+  try {
+    const gw = await startGateway({ snapshot: snapFor(1, 'a'), stateDir });
+    try {
+      assert.match(gw.logs(), /event=usage_file_torn_line_dropped bytes=21 /);
+      assert.match(gw.logs(), /event=journal_recovered events=1 already_in_file=1 /);
+      assert.deepEqual(usageLines(stateDir), [older, a, b, c], 'each record once, the torn ones gone');
+      // a new record starts its own line
+      assert.equal((await exchange(gw, 'after recovery')).status, 200);
+    } finally {
+      await gw.stop();
+    }
+    const lines = usageLines(stateDir);
+    assert.equal(lines.length, 5);
+    assert.equal(JSON.parse(lines[4]).status, 200);
+    // a second run on the same state dir is refused: the journals are one process's
+    const gw1 = await startGateway({ snapshot: snapFor(1, 'a'), stateDir });
+    try {
+      await assert.rejects(startGateway({ snapshot: snapFor(1, 'a'), stateDir }),
+        /cannot lock the usage journal .*another tollgate-data uses this state dir/);
+    } finally {
+      await gw1.stop();
+    }
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
   }
 });

@@ -1,0 +1,22 @@
+# copy_web.cmake: -DSRC=<source root> -DDST=<build>/web. Copies web/** and uPlot's dist files;
+# files gone from web/ go from the copy too.
+file(REMOVE_RECURSE ${DST})
+file(MAKE_DIRECTORY ${DST})
+if(EXISTS ${SRC}/web)
+  file(COPY ${SRC}/web/ DESTINATION ${DST} PATTERN vendor EXCLUDE)
+else()
+  message(WARNING "no web/ directory: the dashboard will not be served")
+endif()
+set(uplot ${SRC}/node_modules/uplot/dist)
+set(missing "")
+foreach(f uPlot.iife.min.js uPlot.min.css)
+  if(EXISTS ${uplot}/${f})
+    file(COPY ${uplot}/${f} DESTINATION ${DST}/vendor)
+  else()
+    list(APPEND missing ${f})
+  endif()
+endforeach()
+if(missing)
+  message(WARNING "node_modules/uplot is missing ${missing}: run npm ci (scripts/run and "
+    "scripts/test do); the dashboard's charts will not load")
+endif()

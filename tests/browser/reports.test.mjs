@@ -70,6 +70,13 @@ test('overview: spend today and this month against the budgets, requests, error 
   assert.match(await page.locator('#stat-errors').innerText(), new RegExp(`${rate.replace('.', '\\.')}%`));
   const meter = page.locator('#stat-spend-today [role=meter]');
   assert.equal(Number(await meter.getAttribute('aria-valuemax')), 10);
+  // the meter is the budget's own spend (the spend table data planes enforce) when the API has it
+  const budgets = (await stack.cp.api('GET', `/api/v1/tenants/${acme.id}/budgets`, { token: stack.admin })).body.data;
+  const daily = budgets.find((b) => b.period === 'daily' && !b.key_id);
+  if (daily.spent_usd !== undefined) {
+    assert.equal(Number(daily.spent_usd), today.totals.cost_usd, 'the budget\'s spend is the day\'s usage');
+    assert.equal(Number(await meter.getAttribute('aria-valuenow')), Number(daily.spent_usd));
+  }
   const lat = page.locator('#stat-latency dd');
   if (today.totals.latency_p50_ms === undefined) {
     assert.match(await lat.innerText(), /^—/, 'no latency without latency_p50_ms in /api/v1/usage');

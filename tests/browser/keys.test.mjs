@@ -299,6 +299,16 @@ test('revoke asks first; after it the data plane refuses the key', async () => {
   assert.equal((await stack.cp.api('GET', `/api/v1/tenants/${tenant.id}/keys/${state.key.id}`, { token: stack.admin })).body.status, 'revoked');
   await waitFor(async () => (await chat(stack, state.secret, 'after revoke')).status === 401, 15000, 'the data plane to refuse the revoked key');
   assertClean(admin, 'revoking');
+
+  // the list's status filter, from the URL
+  await go(admin, `#/t/${tenant.id}/keys?status=revoked`);
+  assert.equal(await admin.locator('form.filters').getByLabel('Status').inputValue(), 'revoked');
+  assert.match(await admin.locator('#keys-list tbody').innerText(), /checkout-service/);
+  await admin.locator('form.filters').getByLabel('Status').selectOption('active');
+  await admin.locator('form.filters').getByRole('button', { name: 'Apply filters' }).click();
+  await settle(admin);
+  assert.match(admin.url(), /status=active/);
+  assert.match(await admin.locator('#keys-list').innerText(), /No key matches these filters/);
 });
 
 test('rotate shows the new secret once and the old one stops working', async () => {

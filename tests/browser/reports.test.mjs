@@ -178,6 +178,12 @@ test('a member of two tenants switches between them in the header; a tenant user
   await go(p, `#/t/${acme.id}/keys`);
   assert.equal(await sw.inputValue(), acme.id);
   assert.equal(await p.locator('#create-key').count(), 1, 'a member creates keys in acme');
+  // but may not change a key an admin made for someone else: no control for it is shown
+  await go(p, `#/t/${acme.id}/keys/${key.id}`);
+  for (const id of ['#rotate-key', '#revoke-key', '#delete-key', '#edit-key-form', '#key-budget-form']) {
+    assert.equal(await p.locator(id).count(), 0, `${id} on another's key`);
+  }
+  await go(p, `#/t/${acme.id}/keys`);
   await sw.selectOption(beta.id);
   await settle(p);
   assert.match(p.url(), new RegExp(`#/t/${beta.id}/keys$`));

@@ -921,7 +921,7 @@ static const char insert_sql[] =
     " INSERT INTO usage_hourly AS h (tenant_id, hour, key_id, model, provider, requests, errors,"
     "  prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, latency_hist)"
     " SELECT tenant_id, hour, key_id, model, provider, sum(n), sum(e), sum(pt), sum(ct), sum(kt),"
-    "  sum(rt), sum(c), jsonb_object_agg(lb, n) FILTER (WHERE lb IS NOT NULL)"
+    "  sum(rt), sum(c), array_agg((lb::bigint << 40) + n ORDER BY lb) FILTER (WHERE lb IS NOT NULL)"
     " FROM hb GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
     " ON CONFLICT (tenant_id, hour, key_id, model, provider) DO UPDATE SET"
     "  requests = h.requests + excluded.requests, errors = h.errors + excluded.errors,"

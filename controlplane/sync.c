@@ -257,19 +257,21 @@ void cp_api_dataplanes_list(cp_req_t *r)
         cp_reply_error(r, 403, "forbidden", NULL, "only platform admins list data planes");
         return;
     }
+    /* config_version: what a data plane's snapshot_version is compared with (up to date when
+     * equal) */
     PGresult *res = cp_db_exec(
         r->db,
-        "SELECT coalesce(json_agg(json_build_object('id', id, 'host', host, 'version', version, "
-        "'snapshot_version', snapshot_version, 'first_seen', first_seen, 'last_seen', last_seen, "
-        "'live', last_seen > now() - interval '10 seconds') ORDER BY id), '[]'::json) FROM "
-        "dataplanes",
+        "SELECT json_build_object('data', coalesce((SELECT json_agg(json_build_object('id', id, "
+        "'host', host, 'version', version, 'snapshot_version', snapshot_version, 'first_seen', "
+        "first_seen, 'last_seen', last_seen, 'live', last_seen > now() - interval '10 seconds') "
+        "ORDER BY id) FROM dataplanes), '[]'::json), 'config_version', (SELECT v FROM "
+        "config_version))",
         0, NULL);
-    json_t *list = cp_db_json_row(res, 0, 0);
-    if (!list) {
+    if (!cp_db_ok(res) || PQntuples(res) != 1) {
         cp_reply_db_error(r, res);
         PQclear(res);
         return;
     }
+    cp_reply_json_text(r, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
     PQclear(res);
-    cp_reply_json(r, 200, json_pack("{s:o}", "data", list));
 }

@@ -17,8 +17,12 @@ static const char *const audit_params[] = {"tenant_id", "action", "target_type",
                                            "target_id", "from",   "to",          "limit",
                                            "cursor",    NULL};
 
-/* Each filter reads an index (audit_log_tenant, _actor, _target, _ts; migrations 0001 and 0007)
- * or the primary key newest first. */
+/* Each filter reads an index (audit_log_tenant, _actor, _target, _tenant_actor, _tenant_target;
+ * migrations 0001 and 0007) or the primary key newest first. A time range bounds the ids read:
+ * the first and last id of the rows in it, from audit_log_ts (index only; OFFSET 0 keeps the
+ * planner from taking min/max along the primary key, which would read every row outside the
+ * range), so that a range in the past is not reached by reading every newer row. ts and id
+ * mostly rise together, but the bounds come from the rows themselves and ts is still checked. */
 void cp_api_audit_list(cp_req_t *r)
 {
     int limit;
@@ -92,7 +96,11 @@ void cp_api_audit_list(cp_req_t *r)
         "AND ($4::bigint IS NULL OR id < $4::bigint) AND ($6::uuid IS NULL OR actor_id = "
         "$6::uuid) AND ($7::text IS NULL OR target_id = $7::text) AND ($8::timestamptz IS NULL "
         "OR ts >= $8::timestamptz) AND ($9::timestamptz IS NULL OR ts < $9::timestamptz) "
-        "ORDER BY id DESC LIMIT $5::int",
+        "AND ($8::timestamptz IS NULL OR id >= (SELECT min(w.id) FROM (SELECT id FROM audit_log "
+        "WHERE ts >= $8::timestamptz AND ($9::timestamptz IS NULL OR ts < $9::timestamptz) OFFSET "
+        "0) w)) AND ($9::timestamptz IS NULL OR id <= (SELECT max(w.id) FROM (SELECT id FROM "
+        "audit_log WHERE ts < $9::timestamptz AND ($8::timestamptz IS NULL OR ts >= "
+        "$8::timestamptz) OFFSET 0) w)) ORDER BY id DESC LIMIT $5::int",
         9, p);
     if (!cp_db_ok(res)) {
         cp_reply_db_error(r, res);

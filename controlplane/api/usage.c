@@ -64,8 +64,9 @@
     "FROM usage_hourly h WHERE h.hour >= to_timestamp($1::bigint) "                                \
     "AND h.hour < to_timestamp($2::bigint) AND ($4::uuid[] IS NULL OR h.tenant_id = "              \
     "ANY($4::uuid[])) AND ($5::uuid IS NULL OR h.key_id = $5::uuid)), "                            \
-    "lh AS (SELECT r.ts, coalesce(r.g, '') AS g, e.key::int AS k, sum(e.value::bigint) AS n "      \
-    "FROM r, jsonb_each_text(r.latency_hist) e GROUP BY 1, 2, 3), "                                \
+    "lh AS (SELECT r.ts, coalesce(r.g, '') AS g, (x >> 40)::int AS k, sum(x & 1099511627775) AS "  \
+    "n "                                                                                           \
+    "FROM r, unnest(r.latency_hist) x GROUP BY 1, 2, 3), "                                         \
     "lp AS (SELECT ts, g, " USAGE_PCT " FROM (SELECT ts, g, k, sum(n) OVER (PARTITION BY ts, g "   \
     "ORDER BY k) AS cum, sum(n) OVER (PARTITION BY ts, g) AS tot FROM lh) c GROUP BY 1, 2), "      \
     "lt AS (SELECT " USAGE_PCT " FROM (SELECT k, sum(n) OVER (ORDER BY k) AS cum, sum(n) OVER () " \

@@ -415,6 +415,13 @@ test('the_call_registers_the_data_plane_and_touches_last_seen', async () => {
   assert.equal(l.status, 200);
   const dp = l.body.data.find((x) => x.id === 'dp-usage-only');
   assert.equal(dp.live, true);
+  assert.equal(dp.snapshot_version, 7);
+  // the version data planes are compared with: up to date when their snapshot_version equals it
+  assert.equal(l.body.config_version, Number(cp.sql('SELECT v FROM config_version')));
+  const t = await cp.api('POST', '/api/v1/tenants', { token: admin, body: { slug: 'dp-version-bump', name: 'x' } });
+  assert.equal(t.status, 201, t.text);
+  const l1 = await cp.api('GET', '/api/v1/dataplanes', { token: admin });
+  assert.ok(l1.body.config_version > l.body.config_version);
   // live means heard from within 10 s
   cp.sql("UPDATE dataplanes SET last_seen = now() - interval '11 seconds' WHERE id = 'dp-usage-only'");
   const l2 = await cp.api('GET', '/api/v1/dataplanes', { token: admin });

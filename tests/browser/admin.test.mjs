@@ -5,7 +5,7 @@
 // scan and does not scroll sideways at 390 or 1280 px.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, launch, newPage, signIn, go, settle, assertClean, axe, noOverflow } from './lib/browser.mjs';
+import { startStack, launch, newPage, signIn, go, settle, assertClean, axe, noOverflow, ADMIN } from './lib/browser.mjs';
 import { adminRoutes, api } from './lib/admin.mjs';
 
 let stack;
@@ -296,6 +296,41 @@ test('the audit log shows those changes; a row opens its diff; filters live in t
   assertClean(page);
 });
 
+test('edit a provider: a new key replaces the stored one unseen, Remove takes it away; disable and enable a user', async () => {
+  await go(page, '#/providers');
+  await page.getByRole('button', { name: 'Edit mock' }).click();
+  let e = form('Edit provider mock');
+  await e.getByLabel(/^Base URL/).fill('http://127.0.0.1:10/v1');
+  await e.getByLabel('New API key').fill('sk-the-second-key');
+  await e.getByLabel('Extra upstream headers (optional)').fill('OpenAI-Organization org-1');
+  assert.match(await e.locator('[data-field=headers] .field-error').innerText(), /Name: value/);
+  await e.getByLabel('Extra upstream headers (optional)').fill('OpenAI-Organization: org-1');
+  await e.getByRole('button', { name: 'Save provider' }).click();
+  await page.getByText('Provider mock was saved.').waitFor();
+  let p = await get(`/api/v1/providers/${ids.provider}`);
+  assert.deepEqual([p.base_url, p.has_credentials, p.headers], ['http://127.0.0.1:10/v1', true, { 'OpenAI-Organization': 'org-1' }]);
+  assert.ok(!(await page.content()).includes('sk-the-second-key'));
+  await page.getByRole('button', { name: 'Edit mock' }).click();
+  e = form('Edit provider mock');
+  await e.getByLabel('Remove the stored credentials').check();
+  await e.getByRole('button', { name: 'Save provider' }).click();
+  await e.waitFor({ state: 'detached' });
+  await page.getByText('Provider mock was saved.').waitFor();
+  p = await get(`/api/v1/providers/${ids.provider}`);
+  assert.equal(p.has_credentials, false);
+  assert.match(await page.locator('main table').innerText(), /mock\s+openai\s+\S+\s+none/);
+
+  await go(page, '#/users?email=ann@example.com');
+  assert.equal(await page.getByRole('region', { name: 'Users', exact: true }).locator('tbody tr').count(), 1, 'the email filter from the URL');
+  await page.getByRole('button', { name: 'Disable ann@example.com' }).click();
+  await page.getByText('ann@example.com is now disabled.').waitFor();
+  assert.equal((await get(`/api/v1/users/${ids.ann}`)).disabled, true);
+  await page.getByRole('button', { name: 'Enable ann@example.com' }).click();
+  await page.getByText('ann@example.com is now active.').waitFor();
+  assert.equal((await get(`/api/v1/users/${ids.ann}`)).disabled, false);
+  assertClean(page);
+});
+
 test('delete a tenant after confirming; Cancel keeps it', async () => {
   await api(stack, 'POST', '/api/v1/tenants', { slug: 'doomed', name: 'Doomed' });
   await go(page, '#/tenants');
@@ -333,5 +368,33 @@ test('every admin view: no critical or serious axe violation, no sideways scroll
   await page.keyboard.type('Keyboard Tenant');
   await page.keyboard.press('Enter');
   await page.getByText('Tenant kbd was created.').waitFor();
+  assertClean(page);
+});
+
+test('the profile: a new name shows in the header; a new password keeps this session and ends the old password', async () => {
+  await go(page, '#/me');
+  const nameForm = form('Change your name');
+  await nameForm.getByRole('textbox', { name: 'Name' }).fill('Root Admin');
+  await nameForm.getByRole('button', { name: 'Save name' }).click();
+  await page.getByText('Your name was saved.').waitFor();
+  assert.equal(await page.locator('#whoami').innerText(), 'Root Admin');
+  const pw = form('Change your password');
+  await pw.locator('input[name=current_password]').fill('not-my-password');
+  await pw.locator('input[name=password]').fill('a-brand-new-password-1');
+  await pw.locator('input[name=confirm]').fill('a-brand-new-password-2');
+  assert.match(await pw.locator('[data-field=confirm] .field-error').innerText(), /differ/);
+  await pw.locator('input[name=confirm]').fill('a-brand-new-password-1');
+  await pw.getByRole('button', { name: 'Change password' }).click();
+  // the API's wrong_password is shown next to the current password
+  await pw.locator('[data-field=current_password] .field-error', { hasText: /password/i }).waitFor();
+  await pw.locator('input[name=current_password]').fill(ADMIN.password);
+  await pw.getByRole('button', { name: 'Change password' }).click();
+  await page.getByText('Your password was changed.').waitFor();
+  // this browser session carries on (its new CSRF token included): a change still works
+  await nameForm.getByRole('textbox', { name: 'Name' }).fill('Root');
+  await nameForm.getByRole('button', { name: 'Save name' }).click();
+  await page.getByText('Your name was saved.').waitFor();
+  const old = await stack.cp.api('POST', '/api/v1/auth/login', { body: { email: ADMIN.email, password: ADMIN.password } });
+  assert.equal(old.status, 401);
   assertClean(page);
 });

@@ -134,8 +134,14 @@ static int walk(const char *fs_dir, const char *url_dir, int depth)
     int rc = 0;
     struct dirent *e;
     while (rc == 0 && (e = readdir(d)) != NULL) {
-        if (!name_ok(e->d_name))
-            continue; /* dot files (and . and ..), and names we would not serve */
+        if (!name_ok(e->d_name)) {
+            /* dot files (and . and ..) quietly; a name we would not serve is said once */
+            if (e->d_name[0] != '.')
+                tg_log(TG_LOG_WARN, "cp_web", "web_file_skipped",
+                       "dir=\"%s\" reason=\"a name of letters, digits and -_. only is served\"",
+                       fs_dir);
+            continue;
+        }
         char fs[WEB_MAX_PATH], url[WEB_MAX_PATH];
         int a = snprintf(fs, sizeof(fs), "%s/%s", fs_dir, e->d_name);
         int b = snprintf(url, sizeof(url), "%s/%s", url_dir, e->d_name);

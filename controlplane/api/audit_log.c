@@ -13,15 +13,30 @@
 
 #include "tg_banned.h"
 
+static const char *const audit_params[] = {"tenant_id", "action", "target_type", "actor_id",
+                                           "target_id", "from",   "to",          "limit",
+                                           "cursor",    NULL};
+
+/* Each filter reads an index (audit_log_tenant, _actor, _target, _ts; migrations 0001 and 0007)
+ * or the primary key newest first. */
 void cp_api_audit_list(cp_req_t *r)
 {
     int limit;
-    const char *cursor;
-    if (cp_page_params(r, &limit, &cursor) != 0)
+    const char *cursor, *actor;
+    int64_t from = 0, to = 0;
+    bool has_from, has_to;
+    if (cp__query_check(r, audit_params,
+                        "tenant_id, action, target_type, actor_id, target_id, from, to, limit, "
+                        "cursor") != 0 ||
+        cp__query_uuid(r, "actor_id", &actor) != 0 ||
+        cp__query_time(r, "from", false, &from, &has_from) != 0 ||
+        cp__query_time(r, "to", false, &to, &has_to) != 0 ||
+        cp_page_params(r, &limit, &cursor) != 0)
         return;
     const char *tenant = cp_query(r, "tenant_id");
     const char *action = cp_query(r, "action");
     const char *target_type = cp_query(r, "target_type");
+    const char *target_id = cp_query(r, "target_id");
     if (cursor) {
         char *end;
         long long c = strtoll(cursor, &end, 10);
@@ -34,8 +49,17 @@ void cp_api_audit_list(cp_req_t *r)
         cp_reply_error(r, 404, "not_found", NULL, "no such tenant");
         return;
     }
-    if ((action && strlen(action) > 64) || (target_type && strlen(target_type) > 64)) {
-        cp_reply_error(r, 400, "invalid_query", NULL, "filters are at most 64 bytes");
+    const char *const texts[3][2] = {
+        {"action", action}, {"target_type", target_type}, {"target_id", target_id}};
+    for (int i = 0; i < 3; i++) {
+        if (texts[i][1] && (!texts[i][1][0] || strlen(texts[i][1]) > 64)) {
+            cp_reply_error(r, 400, "invalid_query", texts[i][0], "%s must be 1 to 64 bytes",
+                           texts[i][0]);
+            return;
+        }
+    }
+    if (has_from && has_to && from > to) {
+        cp_reply_error(r, 400, "invalid_query", "from", "from must be before to");
         return;
     }
     if (!r->who.platform_admin) {
@@ -49,7 +73,15 @@ void cp_api_audit_list(cp_req_t *r)
     }
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit + 1);
-    const char *p[5] = {tenant, action, target_type, cursor, lim};
+    const char *p[9] = {tenant,
+                        action,
+                        target_type,
+                        cursor,
+                        lim,
+                        actor,
+                        target_id,
+                        has_from ? cp_query(r, "from") : NULL,
+                        has_to ? cp_query(r, "to") : NULL};
     PGresult *res = cp_db_exec(
         r->db,
         "SELECT json_build_object('id', id, 'ts', ts, 'actor_id', actor_id, 'actor', actor_label, "
@@ -57,8 +89,11 @@ void cp_api_audit_list(cp_req_t *r)
         "target_id, 'before', before, 'after', after, 'source_ip', source_ip, 'hash', "
         "encode(row_hash, 'hex')) FROM audit_log WHERE ($1::uuid IS NULL OR tenant_id = $1::uuid) "
         "AND ($2::text IS NULL OR action = $2) AND ($3::text IS NULL OR target_type = $3) "
-        "AND ($4::bigint IS NULL OR id < $4::bigint) ORDER BY id DESC LIMIT $5::int",
-        5, p);
+        "AND ($4::bigint IS NULL OR id < $4::bigint) AND ($6::uuid IS NULL OR actor_id = "
+        "$6::uuid) AND ($7::text IS NULL OR target_id = $7::text) AND ($8::timestamptz IS NULL "
+        "OR ts >= $8::timestamptz) AND ($9::timestamptz IS NULL OR ts < $9::timestamptz) "
+        "ORDER BY id DESC LIMIT $5::int",
+        9, p);
     if (!cp_db_ok(res)) {
         cp_reply_db_error(r, res);
         PQclear(res);

@@ -13,11 +13,27 @@
 
 #include "tg_banned.h"
 
-/* Kept in step with KEY_BUDGET_JSON in keys.c. */
-#define BUDGET_JSON                                                                                \
-    "json_build_object('id', b.id, 'tenant_id', b.tenant_id, 'key_id', b.key_id, 'period', "       \
-    "b.period, 'limit_usd', trim_scale(b.limit_usd), 'alert_threshold', "                          \
-    "trim_scale(b.alert_threshold), 'created_at', b.created_at, 'updated_at', b.updated_at)"
+/* The budget as configured: what the audit log records. Kept in step with KEY_BUDGET_JSON in
+ * keys.c. */
+#define BUDGET_FIELDS                                                                              \
+    "'id', b.id, 'tenant_id', b.tenant_id, 'key_id', b.key_id, 'period', b.period, 'limit_usd', "  \
+    "trim_scale(b.limit_usd), 'alert_threshold', trim_scale(b.alert_threshold), 'created_at', "    \
+    "b.created_at, 'updated_at', b.updated_at"
+#define BUDGET_JSON "json_build_object(" BUDGET_FIELDS ")"
+
+/* The first day of the budget's current period (UTC calendar periods; a total's is 1970-01-01),
+ * as POST /dp/v1/usage keys the spend table and answers data planes. */
+#define BUDGET_PERIOD_START                                                                        \
+    "(CASE b.period WHEN 'daily' THEN (now() AT TIME ZONE 'UTC')::date WHEN 'monthly' THEN "       \
+    "date_trunc('month', now() AT TIME ZONE 'UTC')::date ELSE date '1970-01-01' END)"
+
+/* What the API answers: the budget and its current period's spend (one primary-key lookup in
+ * spend; 0 when nothing was spent yet), not audited: it changes with every request. */
+#define BUDGET_VIEW_JSON                                                                           \
+    "json_build_object(" BUDGET_FIELDS ", 'period_start', " BUDGET_PERIOD_START ", 'spent_usd', "  \
+    "trim_scale(coalesce((SELECT s.cost_usd FROM spend s WHERE s.tenant_id = b.tenant_id AND "     \
+    "s.key_id = coalesce(b.key_id, '00000000-0000-0000-0000-000000000000') AND s.period = "        \
+    "b.period AND s.period_start = " BUDGET_PERIOD_START "), 0)))"
 
 #define BUDGET_LIMIT_MAX 1e9
 /* alert_threshold is numeric(5, 4): below this it would round to 0, which the schema refuses */
@@ -48,17 +64,19 @@ static int budget_scope(cp_req_t *r, int min, bool with_budget)
     return role;
 }
 
-/* The budget in the path, searched only in the tenant in the path: col 0 is its JSON text.
- * Returns NULL after replying. */
+/* The budget in the path, searched only in the tenant in the path: col 0 is its JSON text (for
+ * update: as configured, for the audit log; else as answered, with its spend). Returns NULL after
+ * replying. */
 static PGresult *budget_load(cp_req_t *r, bool for_update)
 {
     const char *p[2] = {r->params[1], r->params[0]};
-    PGresult *res = cp_db_exec(r->db,
-                               for_update ? "SELECT " BUDGET_JSON " FROM budgets b WHERE b.id = $1 "
-                                            "AND b.tenant_id = $2 FOR UPDATE"
-                                          : "SELECT " BUDGET_JSON " FROM budgets b WHERE b.id = $1 "
-                                            "AND b.tenant_id = $2",
-                               2, p);
+    PGresult *res =
+        cp_db_exec(r->db,
+                   for_update ? "SELECT " BUDGET_JSON " FROM budgets b WHERE b.id = $1 "
+                                "AND b.tenant_id = $2 FOR UPDATE"
+                              : "SELECT " BUDGET_VIEW_JSON " FROM budgets b WHERE b.id = $1 "
+                                "AND b.tenant_id = $2",
+                   2, p);
     if (!cp_db_ok(res)) {
         cp_reply_db_error(r, res);
         PQclear(res);
@@ -145,12 +163,13 @@ void cp_api_budgets_list(cp_req_t *r)
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", limit + 1);
     const char *p[5] = {r->params[0], cursor, key, period, lim};
-    PGresult *res = cp_db_exec(r->db,
-                               "SELECT b.id, " BUDGET_JSON " FROM budgets b WHERE b.tenant_id = "
-                               "$1 AND ($2::uuid IS NULL OR b.id > $2::uuid) AND ($3::uuid IS "
-                               "NULL OR b.key_id = $3::uuid) AND ($4::text IS NULL OR b.period = "
-                               "$4) ORDER BY b.id LIMIT $5::int",
-                               5, p);
+    PGresult *res =
+        cp_db_exec(r->db,
+                   "SELECT b.id, " BUDGET_VIEW_JSON " FROM budgets b WHERE b.tenant_id = "
+                   "$1 AND ($2::uuid IS NULL OR b.id > $2::uuid) AND ($3::uuid IS "
+                   "NULL OR b.key_id = $3::uuid) AND ($4::text IS NULL OR b.period = "
+                   "$4) ORDER BY b.id LIMIT $5::int",
+                   5, p);
     if (!cp_db_ok(res)) {
         cp_reply_db_error(r, res);
         PQclear(res);
@@ -223,7 +242,7 @@ void cp_api_budgets_create(cp_req_t *r)
     PGresult *res = cp_db_exec(r->db,
                                "INSERT INTO budgets AS b (tenant_id, key_id, period, limit_usd, "
                                "alert_threshold) VALUES ($1, $2::uuid, $3, $4::numeric, "
-                               "$5::numeric) RETURNING b.id, " BUDGET_JSON,
+                               "$5::numeric) RETURNING b.id, " BUDGET_JSON ", " BUDGET_VIEW_JSON,
                                5, p);
     if (!cp_db_ok(res)) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -246,7 +265,7 @@ void cp_api_budgets_create(cp_req_t *r)
         goto out;
     }
     json_decref(after);
-    cp_reply_json_text(r, 201, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
+    cp_reply_json_text(r, 201, PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2));
     PQclear(res);
 out:
     json_decref(o);
@@ -303,7 +322,7 @@ void cp_api_budgets_update(cp_req_t *r)
                      "UPDATE budgets AS b SET limit_usd = coalesce($3::numeric, b.limit_usd), "
                      "alert_threshold = CASE WHEN $4::boolean THEN $5::numeric ELSE "
                      "b.alert_threshold END, updated_at = now() WHERE b.id = $1 AND b.tenant_id = "
-                     "$2 RETURNING " BUDGET_JSON,
+                     "$2 RETURNING " BUDGET_JSON ", " BUDGET_VIEW_JSON,
                      5, p);
     json_t *after = cp_db_json_row(res, 0, 0);
     if (!after) {
@@ -321,7 +340,7 @@ void cp_api_budgets_update(cp_req_t *r)
         PQclear(res);
         goto out;
     }
-    cp_reply_json_text(r, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    cp_reply_json_text(r, 200, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
     PQclear(res);
 out:
     json_decref(o);

@@ -269,10 +269,18 @@ test('a viewer sees the keys but no control to change them', async () => {
 
 test('revoke asks first; after it the data plane refuses the key', async () => {
   await go(admin, `#/t/${tenant.id}/keys/${state.key.id}`);
-  await admin.locator('#revoke-key').click();
+  // by keyboard: Enter opens the dialog with focus on Cancel, Escape closes it and focus
+  // returns to the button
+  await admin.locator('#revoke-key').focus();
+  await admin.keyboard.press('Enter');
   const dialog = admin.getByRole('dialog');
   await dialog.waitFor();
   assert.match(await dialog.innerText(), /Revoke "checkout-service"/);
+  assert.equal(await admin.evaluate(() => document.activeElement.textContent), 'Cancel');
+  await admin.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached' });
+  assert.equal(await admin.evaluate(() => document.activeElement.id), 'revoke-key');
+  await admin.locator('#revoke-key').click();
   await dialog.getByRole('button', { name: 'Cancel' }).click();
   await dialog.waitFor({ state: 'detached' });
   assert.equal((await stack.cp.api('GET', `/api/v1/tenants/${tenant.id}/keys/${state.key.id}`, { token: stack.admin })).body.status, 'active', 'Cancel changes nothing');

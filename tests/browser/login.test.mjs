@@ -108,6 +108,28 @@ test('sign out ends the session: the old cookie gets 401 afterwards', async () =
   await page.context().close();
 });
 
+test('a session ended elsewhere sends the page to the sign-in form, then back where it was', async () => {
+  const page = await newPage(browser, stack);
+  await signIn(page);
+  const session = (await page.context().cookies()).find((c) => c.name === 'tollgate_session');
+  const cookie = `tollgate_session=${session.value}`;
+  const me = await (await fetch(`${stack.base}/api/v1/me`, { headers: { cookie } })).json();
+  const out = await fetch(`${stack.base}/api/v1/auth/logout`, { method: 'POST', headers: { cookie, 'x-csrf-token': me.csrf_token } });
+  assert.equal(out.status, 204);
+  await page.locator('#app-nav').getByRole('link', { name: 'Usage' }).click();
+  await page.getByLabel('Email').waitFor({ state: 'visible' });
+  assert.match(page.url(), /#\/login$/);
+  assert.equal(await page.locator('#sign-out').count(), 0, 'the header no longer says signed in');
+  await page.getByLabel('Email').fill(ADMIN.email);
+  await page.getByLabel('Password').fill(ADMIN.password);
+  await page.getByLabel('Password').press('Enter');
+  await page.locator('#sign-out').waitFor({ state: 'visible' });
+  await settle(page);
+  assert.match(page.url(), /#\/usage/);
+  assertClean(page);
+  await page.context().close();
+});
+
 test('navigation is real links and shows only what the role allows', async () => {
   const tenant = await stack.cp.makeTenant(stack.admin, 'nav-acme');
   await stack.cp.makeUser('viewer@nav.test', { tenantId: tenant.id, role: 'viewer' });
@@ -119,6 +141,40 @@ test('navigation is real links and shows only what the role allows', async () =>
   assert.ok(names.includes('Keys') && names.includes('Requests') && names.includes('Usage'), names.join());
   for (const hidden of ['Tenants', 'Users', 'Providers', 'Audit log']) assert.ok(!names.includes(hidden), `${hidden} hidden from a viewer`);
   assert.match(await page.locator('#my-roles').innerText(), /viewer of nav-acme/);
+  await page.context().close();
+});
+
+test('keyboard only: Tab reaches the fields in order, Enter signs in, the navigation is reachable', async () => {
+  const page = await newPage(browser, stack);
+  await page.goto('/');
+  await settle(page);
+  const focused = () => page.evaluate(() => {
+    const a = document.activeElement;
+    return a.labels && a.labels[0] ? a.labels[0].textContent.replace(/\s*\*$/, '') : a.textContent.trim();
+  });
+  // the login view puts focus in the email field
+  assert.equal(await focused(), 'Email');
+  await page.keyboard.type(ADMIN.email);
+  await page.keyboard.press('Tab');
+  assert.equal(await focused(), 'Password');
+  await page.keyboard.type(ADMIN.password);
+  await page.keyboard.press('Tab');
+  assert.equal(await focused(), 'Sign in');
+  await page.keyboard.press('Enter');
+  await page.locator('#sign-out').waitFor({ state: 'visible' });
+  await settle(page);
+  // a fresh page, from the top: the skip link, then the header, then the navigation
+  await page.reload();
+  await settle(page);
+  await page.keyboard.press('Tab');
+  assert.equal(await focused(), 'Skip to content');
+  const seen = [];
+  for (let i = 0; i < 12 && !seen.includes('Usage'); i++) { await page.keyboard.press('Tab'); seen.push(await focused()); }
+  assert.ok(seen.includes('Sign out') && seen.includes('Overview') && seen.includes('Usage'), seen.join(' | '));
+  await page.keyboard.press('Enter');
+  await settle(page);
+  assert.match(page.url(), /#\/usage/);
+  assertClean(page);
   await page.context().close();
 });
 

@@ -74,7 +74,8 @@ test('overview: spend today and this month against the budgets, requests, error 
   if (today.totals.latency_p50_ms === undefined) {
     assert.match(await lat.innerText(), /^—/, 'no latency without latency_p50_ms in /api/v1/usage');
   } else {
-    assert.match(await lat.innerText(), /\d+ ms \/ \d+ ms/);
+    const ms = (v) => `${Math.round(v)} ms`;
+    assert.equal(await lat.innerText(), `${ms(today.totals.latency_p50_ms)} / ${ms(today.totals.latency_p95_ms)}`);
   }
   await checkView(page, 'the overview');
 });

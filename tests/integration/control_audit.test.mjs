@@ -113,17 +113,21 @@ test('the application role may only insert and read audit rows, and the server w
 });
 
 test('checkpoints sign every N rows and every interval, with the documented HMAC', async () => {
-  const cp = await start({ TOLLGATE_AUDIT_CHECKPOINT_ROWS: '4', TOLLGATE_AUDIT_CHECKPOINT_S: '1' });
+  // An interval of 5 s: long enough that the first 4 changes are signed by the count (a loaded
+  // machine once took over a second for 8 of them), short enough to wait for.
+  const cp = await start({ TOLLGATE_AUDIT_CHECKPOINT_ROWS: '4', TOLLGATE_AUDIT_CHECKPOINT_S: '5' });
   const ids = await changes(cp, 10, 'ckpt');
-  // the interval signs what waits (the last 2 rows) within about a second
+  // the interval signs what waits (the last rows) within about an interval
   await waitFor(() => cp.sql('SELECT coalesce(max(last_id), 0) FROM audit_checkpoints') === String(ids[9]),
-    5000, 'the last rows to be signed');
+    12000, 'the last rows to be signed');
   const cps = cp.sql(`SELECT id || ' ' || after_id || ' ' || last_id || ' ' || array_length(ids, 1)
     FROM audit_checkpoints ORDER BY id`).split('\n').map((l) => l.split(' ').map(Number));
   assert.equal(cps[0][1], 0);
   for (let i = 1; i < cps.length; i++) assert.equal(cps[i][1], cps[i - 1][2]); // contiguous
-  // rows 1-4 and 5-8 were signed as the 4th and 8th were written, in their transaction
-  assert.deepEqual(cps.slice(0, 2).map((c) => [c[2], c[3]]), [[ids[3], 4], [ids[7], 4]]);
+  // rows 1-4 were signed as the 4th was written, in its transaction; no checkpoint holds more
+  // than 4 rows (the interval may sign fewer, when the machine is slow)
+  assert.deepEqual([cps[0][2], cps[0][3]], [ids[3], 4]);
+  for (const c of cps) assert.ok(c[3] >= 1 && c[3] <= 4, `checkpoint ${c[0]} signs ${c[3]} rows`);
   assert.equal(cps.at(-1)[2], ids[9]);
   const v = await verify(cp);
   assert.deepEqual(v, { intact: true, rows: 10, first_broken_id: null, problem: null,

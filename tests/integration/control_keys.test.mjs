@@ -501,6 +501,71 @@ test('budgets: create, read, update and delete, with amounts as exact JSON numbe
   assert.equal(cp.sql(`SELECT count(*) FROM audit_log WHERE action = 'key.delete' AND target_id = '${k.id}'`), '1');
 });
 
+test('budgets carry their current period\'s spend (spent_usd, period_start), never in the audit log', async () => {
+  const T = await cp.makeTenant(admin, 'spend-t');
+  const k1 = await createKey(admin, { name: 'spender' }, T);
+  const k2 = await createKey(admin, { name: 'idle' }, T);
+  const other = await createKey(admin, { name: 'elsewhere' }, B);
+  const create = async (body) => {
+    const r = await cp.api('POST', budgetsPath(T), { token: admin, body: { limit_usd: 100, ...body } });
+    assert.equal(r.status, 201, r.text);
+    return r.body;
+  };
+  const tDaily = await create({ period: 'daily' });
+  assert.equal(tDaily.spent_usd, 0);
+  const now = Date.now();
+  const today = new Date(now).toISOString().slice(0, 10);
+  const month = `${today.slice(0, 8)}01`;
+  assert.equal(tDaily.period_start, today);
+  // usage as a data plane sends it: today, yesterday, the key's, another key's, another tenant's
+  const ev = (o) => ({
+    id: randomUUID(), ts: new Date(now - 60e3).toISOString(), request_id: 'r', model: 'm', provider: 'p', upstream_model: null,
+    endpoint: 'chat.completions', status: 200, streamed: false, prompt_tokens: 1, completion_tokens: 1, cached_tokens: 0,
+    reasoning_tokens: 0, total_tokens: 2, usage_source: 'provider', latency_ms: 1, ttfb_ms: null, error: null, ...o,
+  });
+  const yesterday = new Date(now - 86400e3);
+  const events = [
+    ev({ tenant_id: T.id, key_id: k1.id, cost_usd: 0.1 }),
+    ev({ tenant_id: T.id, key_id: k1.id, cost_usd: 0.2 }),
+    ev({ tenant_id: T.id, key_id: k1.id, cost_usd: 1, ts: yesterday.toISOString() }),
+    ev({ tenant_id: B.id, key_id: other.id, cost_usd: 4 }),
+    ev({ tenant_id: T.id, key_id: null, cost_usd: 8, status: 401 }),
+  ];
+  const res = await fetch(`${cp.url}/dp/v1/usage`, {
+    method: 'POST', body: events.map((e) => JSON.stringify(e)).join('\n'),
+    headers: { authorization: 'Bearer test-dp-token', 'content-type': 'application/x-ndjson' },
+  });
+  assert.equal(res.status, 200, await res.text());
+  const sameMonth = yesterday.toISOString().slice(0, 7) === today.slice(0, 7);
+  const tMonthly = await create({ period: 'monthly' });
+  assert.deepEqual([tMonthly.spent_usd, tMonthly.period_start], [sameMonth ? 9.3 : 8.3, month]);
+  const tTotal = await create({ period: 'total' });
+  assert.deepEqual([tTotal.spent_usd, tTotal.period_start], [9.3, '1970-01-01']);
+  const kDaily = await create({ period: 'daily', key_id: k1.id });
+  const kTotal = await create({ period: 'total', key_id: k1.id });
+  const idle = await create({ period: 'daily', key_id: k2.id });
+  const want = { [tDaily.id]: 8.3, [tMonthly.id]: sameMonth ? 9.3 : 8.3, [tTotal.id]: 9.3, [kDaily.id]: 0.3, [kTotal.id]: 1.3, [idle.id]: 0 };
+  // the list, one budget, and an update all answer it, as exact decimals
+  let r = await cp.api('GET', budgetsPath(T), { token: admin });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(Object.fromEntries(r.body.data.map((b) => [b.id, b.spent_usd])), want);
+  assert.match(r.text, /"spent_usd":0\.3[,}]/);
+  assert.deepEqual(r.body.data.find((b) => b.id === kDaily.id).period_start, today);
+  r = await cp.api('GET', budgetsPath(T, kTotal.id), { token: admin });
+  assert.deepEqual([r.body.spent_usd, r.body.period_start, r.body.limit_usd], [1.3, '1970-01-01', 100]);
+  r = await cp.api('PATCH', budgetsPath(T, kDaily.id), { token: admin, body: { limit_usd: 5 } });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual([r.body.spent_usd, r.body.limit_usd], [0.3, 5]);
+  // the same figures the data planes get
+  const dp = await (await fetch(`${cp.url}/dp/v1/usage`, { method: 'POST', body: '', headers: { authorization: 'Bearer test-dp-token' } })).json();
+  for (const b of dp.spend.filter((x) => x.tenant === T.id)) {
+    assert.deepEqual([b.spent_usd, b.period_start], [want[b.budget], b.period === 'daily' ? today : b.period === 'monthly' ? month : '1970-01-01']);
+  }
+  // the audit log records the budget as configured, never its spend
+  assert.equal(cp.sql(`SELECT count(*) FROM audit_log WHERE target_type = 'budget' AND (before ? 'spent_usd' OR after ? 'spent_usd' OR after ? 'period_start')`), '0');
+  assert.equal(cp.sql(`SELECT count(*) FROM audit_log WHERE target_id = '${kDaily.id}'`), '2');
+});
+
 test('bad budget bodies get 400 or 422 and change nothing', async () => {
   const kb = await createKey(u.other.token, { name: 'b key' }, B);
   const ka = await createKey(u.admin.token, { name: 'a key' });

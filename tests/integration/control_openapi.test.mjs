@@ -466,6 +466,9 @@ test('a walkthrough of every operation: statuses are documented and bodies match
   assert.equal(typeof r.body.next_cursor, 'string');
   await call('GET', '/api/v1/audit-log', { token: admin, query: { cursor: r.body.next_cursor }, expect: 200 });
   await call('GET', '/api/v1/audit-log', { token: devToken, query: { tenant_id: tenant.id, action: 'key.create' }, expect: 200 });
+  r = await call('GET', '/api/v1/audit-log', { token: devToken, query: { tenant_id: tenant.id, actor_id: dev.id, target_id: key.id, from: hourAgo, to: tomorrow }, expect: 200 });
+  assert.ok(r.body.data.length > 0);
+  await call('GET', '/api/v1/audit-log', { token: admin, query: { actor_id: 'x' }, expect: 400 });
   await call('GET', '/api/v1/audit-log', { token: devToken, expect: 400 });
   await call('GET', '/api/v1/audit-log/verify', { token: devToken, expect: 403 });
   r = await call('GET', '/api/v1/audit-log/verify', { token: admin, expect: 200 });

@@ -3,6 +3,7 @@
 // checks, logout, and Bearer tokens unchanged beside them. Over real HTTP, no browser.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash, createHmac } from 'node:crypto';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -158,6 +159,11 @@ test('login with "cookie": true sets an HttpOnly SameSite=Strict cookie and keep
   assert.match(s.body.csrf_token, /^[A-Za-z0-9_-]{43}$/);
   assert.ok(!s.text.includes(s.jwt), 'the JWT is in the body');
   assert.ok(Math.abs(s.body.expires_at - (Date.now() / 1000 + maxAge)) < 5);
+  // the CSRF token is HMAC-SHA-256 of the session's jti under a key derived from the JWT secret
+  const { jti } = JSON.parse(Buffer.from(s.jwt.split('.')[1], 'base64url'));
+  const secret = createHash('sha256').update('test-jwt-secret-that-is-long-enough-0123456789').digest();
+  const key = createHmac('sha256', secret).update('tollgate csrf key v1').digest();
+  assert.equal(s.body.csrf_token, createHmac('sha256', key).update(jti).digest('base64url'));
   // without "cookie", the Bearer answer as before, and no cookie
   const b = await cp.api('POST', '/api/v1/auth/login', { body: ADMIN });
   assert.equal(b.body.token_type, 'Bearer');

@@ -59,3 +59,15 @@ export function fromNano(n) {
   let f = (n % 1000000000n).toString().padStart(9, '0').replace(/0+$/, '');
   return Number(`${neg ? '-' : ''}${i}${f ? `.${f}` : ''}`);
 }
+
+// Provider id -> name, from the routes every signed-in user may read (usage events name the
+// provider by id).
+export async function providerNames(api) {
+  const m = new Map();
+  try {
+    for (const r of await api.all('/routes', {}, 1000)) {
+      for (const t of r.targets || []) if (t.provider_id && t.provider) m.set(t.provider_id, t.provider);
+    }
+  } catch { /* names are a nicety: ids are shown instead */ }
+  return m;
+}

@@ -90,9 +90,21 @@ export async function startControl({ dbUrl, roles, env = {}, args = [] } = {}) {
       const h = { ...headers };
       if (token) h.authorization = `Bearer ${token}`;
       if (body !== undefined || raw !== undefined) h['content-type'] = 'application/json';
-      const res = await fetch(url + p, {
+      const send = () => fetch(url + p, {
         method, headers: h, body: raw !== undefined ? raw : body !== undefined ? JSON.stringify(body) : undefined,
       });
+      let res;
+      try {
+        res = await send();
+      } catch (e) {
+        // The server closes a keep-alive connection idle past --header-timeout-s. A test that
+        // blocked its own loop longer than that (a slow synchronous psql) finds the close only
+        // after writing the next request to the dead socket; nothing reached the server, so
+        // send once more on a new connection (as browsers do, RFC 9112 9.3.1). A server that
+        // died fails again.
+        if (e?.cause?.code !== 'UND_ERR_SOCKET' || !/other side closed/.test(e.cause.message)) throw e;
+        res = await send();
+      }
       const text = await res.text();
       let json = null;
       try { json = text ? JSON.parse(text) : null; } catch { json = null; }

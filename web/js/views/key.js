@@ -21,7 +21,7 @@ export async function render(root, ctx, params, query) {
   const editArea = h('div');
   const budgetsArea = h('div');
   const usageArea = h('div');
-  root.append(head, flash, details, editArea, budgetsArea, usageArea);
+  root.append(head, flash, details, usageArea, editArea, budgetsArea);
 
   const actions = () => {
     if (!canManage) return [];

@@ -4,6 +4,7 @@
 import { h, replace } from '../dom.js';
 import { table, pager, alert, badge, time, empty, pageHeader, filters, money, num, ms, DASH } from '../ui.js';
 import { localInput } from './keys.js';
+import { providerNames } from '../report.js';
 
 const FILTERS = ['tenant_id', 'key_id', 'model', 'provider', 'status', 'from', 'to'];
 
@@ -19,6 +20,9 @@ export async function render(root, ctx, params, query) {
   const q = { ...query, tenant_id: tid || (platform ? 'all' : '') };
   const keys = tid ? await api.get(`/tenants/${tid}/keys`, { limit: 200 }).then((r) => r.data).catch(() => []) : [];
   const keyName = new Map(keys.map((k) => [k.id, k.name]));
+  const provName = await providerNames(api);
+  const provOptions = [...provName].sort((a, b) => a[1].localeCompare(b[1])).map(([id, name]) => ({ value: id, label: name }));
+  if (q.provider && !provName.has(q.provider)) provOptions.push({ value: q.provider, label: q.provider });
   const tenantOptions = [...(platform ? [{ value: 'all', label: 'All tenants' }] : []),
     ...ctx.tenants.map((t) => ({ value: t.tenant_id, label: t.name }))];
 
@@ -30,8 +34,10 @@ export async function render(root, ctx, params, query) {
         options: [{ value: '', label: 'Any key' }, ...keys.map((k) => ({ value: k.id, label: `${k.name} (…${k.last4})` })),
           ...(q.key_id && !keyName.has(q.key_id) ? [{ value: q.key_id, label: q.key_id }] : [])],
         placeholder: 'key id', pattern: '[0-9a-fA-F-]{36}', patternMessage: 'A key id is a UUID.' },
-      { name: 'model', label: 'Model', value: q.model || '', placeholder: 'e.g. gpt-4o-mini', maxlength: 256 },
-      { name: 'provider', label: 'Provider', value: q.provider || '', placeholder: 'e.g. openai', maxlength: 64 },
+      { name: 'model', label: 'Model', value: q.model || '', placeholder: 'e.g. gpt-4o-mini', maxlength: 512 },
+      provOptions.length
+        ? { name: 'provider', label: 'Provider', type: 'select', value: q.provider || '', options: [{ value: '', label: 'Any provider' }, ...provOptions] }
+        : { name: 'provider', label: 'Provider', value: q.provider || '', placeholder: 'provider id', maxlength: 512 },
       { name: 'status', label: 'Status', type: 'select', value: q.status || '',
         options: [{ value: '', label: 'Any' }, { value: '2xx', label: '2xx success' }, { value: '4xx', label: '4xx client errors' },
           { value: '5xx', label: '5xx server errors' }, { value: '200', label: '200' }, { value: '401', label: '401' }, { value: '429', label: '429' }] },
@@ -69,14 +75,13 @@ export async function render(root, ctx, params, query) {
     return `#/requests${s ? `?${s}` : ''}`;
   };
   const filtered = FILTERS.some((f) => f !== 'tenant_id' && q[f]);
-  replace(listEl,
-    table({
+  const list = table({
       caption: 'Requests, newest first',
       columns: [
         { label: 'Time', value: (r) => time(r.ts) },
         { label: 'Key', value: (r) => (r.key_id ? h('a', { href: `#/t/${r.tenant_id}/keys/${r.key_id}` }, r.key_name || keyName.get(r.key_id) || r.key_id.slice(0, 8)) : 'no key') },
         { label: 'Model', value: (r) => r.model },
-        { label: 'Target', value: (r) => [r.provider, r.upstream_model].filter(Boolean).join(' / ') },
+        { label: 'Target', value: (r) => [r.provider && (provName.get(r.provider) || r.provider), r.upstream_model].filter(Boolean).join(' / ') },
         { label: 'Status', value: (r) => h('span', { title: r.error || null }, badge(String(r.status), r.status >= 400 ? 'error' : 'ok')) },
         { label: 'Latency', numeric: true, value: (r) => ms(r.latency_ms) },
         { label: 'Tokens in / out', numeric: true, value: (r) => `${num(r.prompt_tokens)} / ${num(r.completion_tokens)}` },
@@ -89,7 +94,9 @@ export async function render(root, ctx, params, query) {
       empty: filtered
         ? empty('No request matches these filters.', h('a', { href: here({}).replace(/\?.*/, tid ? `?tenant_id=${tid}` : '') }, 'Clear the filters'))
         : empty('No requests yet. Requests appear here a few seconds after a data plane serves them with one of this tenant\'s keys.'),
-    }),
+    });
+  if (list.classList.contains('table-wrap')) list.classList.add('wide'); // scrolls in its box on a phone
+  replace(listEl, list,
     pager(page.next_cursor, { href: (c) => here({ cursor: c }) }, { first: q.cursor ? here({}) : null }));
   return null;
 }

@@ -4,7 +4,7 @@
 import { h, replace } from '../dom.js';
 import { table, alert, pageHeader, filters, money, num, ms, empty, section, DASH } from '../ui.js';
 import { timeChart, buckets, fill } from '../chart.js';
-import { FIELDS, iso, utcDayStart, sumUsd } from '../report.js';
+import { FIELDS, iso, utcDayStart, sumUsd, providerNames } from '../report.js';
 
 const GROUPS = ['', 'key', 'model', 'provider', 'tenant'];
 
@@ -49,6 +49,7 @@ export async function render(root, ctx, params, query) {
   const keys = tid ? await api.get(`/tenants/${tid}/keys`, { limit: 200 }).then((r) => r.data).catch(() => []) : [];
   const keyName = new Map(keys.map((k) => [k.id, k.name]));
   const tenantName = new Map(ctx.tenants.map((t) => [t.tenant_id, t.name]));
+  const provName = groupBy === 'provider' ? await providerNames(api) : new Map();
   const tenantOptions = [...(platform ? [{ value: 'all', label: 'All tenants' }] : []), ...ctx.tenants.map((t) => ({ value: t.tenant_id, label: t.name }))];
 
   const out = h('div', { id: 'usage-report' });
@@ -84,6 +85,7 @@ export async function render(root, ctx, params, query) {
     if (g === null || g === undefined) return groupBy === 'key' ? 'no key' : groupBy === 'tenant' ? 'no tenant' : 'none';
     if (groupBy === 'key') return keyName.get(g) || g;
     if (groupBy === 'tenant') return tenantName.get(g) || g;
+    if (groupBy === 'provider') return provName.get(g) || g;
     return g;
   };
   const t = r.totals;

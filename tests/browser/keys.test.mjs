@@ -180,6 +180,13 @@ test('traffic through a data plane shows on the overview, the key page and the u
   await go(admin, `#/t/${tenant.id}/keys/${state.key.id}`);
   assert.equal(await admin.locator('#key-requests').innerText(), String(sent));
   assert.equal(await admin.locator('#key-usage-chart canvas').count(), 1);
+  // its monthly budget with what it spent (the budget's spent_usd)
+  const [budget] = (await stack.cp.api('GET', `/api/v1/tenants/${tenant.id}/budgets?key_id=${state.key.id}`, { token: stack.admin })).body.data;
+  assert.ok(Number(budget.spent_usd) > 0, 'the key spent something');
+  assert.equal(Number(budget.spent_usd), report.totals.cost_usd);
+  const usd = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 6 });
+  const budgetRow = admin.locator('tr', { hasText: 'monthly' });
+  assert.match(await budgetRow.innerText(), new RegExp(`\\$25\\.50\\s+${usd.format(Number(budget.spent_usd)).replace(/[$.]/g, (c) => `\\${c}`)}`));
 
   // the usage explorer's CSV adds up to the API's totals
   await go(admin, `#/usage?tenant_id=${tenant.id}&bucket=hour&group_by=key`);
@@ -292,6 +299,16 @@ test('revoke asks first; after it the data plane refuses the key', async () => {
   assert.equal((await stack.cp.api('GET', `/api/v1/tenants/${tenant.id}/keys/${state.key.id}`, { token: stack.admin })).body.status, 'revoked');
   await waitFor(async () => (await chat(stack, state.secret, 'after revoke')).status === 401, 15000, 'the data plane to refuse the revoked key');
   assertClean(admin, 'revoking');
+
+  // the list's status filter, from the URL
+  await go(admin, `#/t/${tenant.id}/keys?status=revoked`);
+  assert.equal(await admin.locator('form.filters').getByLabel('Status').inputValue(), 'revoked');
+  assert.match(await admin.locator('#keys-list tbody').innerText(), /checkout-service/);
+  await admin.locator('form.filters').getByLabel('Status').selectOption('active');
+  await admin.locator('form.filters').getByRole('button', { name: 'Apply filters' }).click();
+  await settle(admin);
+  assert.match(admin.url(), /status=active/);
+  assert.match(await admin.locator('#keys-list').innerText(), /No key matches these filters/);
 });
 
 test('rotate shows the new secret once and the old one stops working', async () => {

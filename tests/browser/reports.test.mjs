@@ -70,6 +70,13 @@ test('overview: spend today and this month against the budgets, requests, error 
   assert.match(await page.locator('#stat-errors').innerText(), new RegExp(`${rate.replace('.', '\\.')}%`));
   const meter = page.locator('#stat-spend-today [role=meter]');
   assert.equal(Number(await meter.getAttribute('aria-valuemax')), 10);
+  // the meter is the budget's own spend (the spend table data planes enforce) when the API has it
+  const budgets = (await stack.cp.api('GET', `/api/v1/tenants/${acme.id}/budgets`, { token: stack.admin })).body.data;
+  const daily = budgets.find((b) => b.period === 'daily' && !b.key_id);
+  if (daily.spent_usd !== undefined) {
+    assert.equal(Number(daily.spent_usd), today.totals.cost_usd, 'the budget\'s spend is the day\'s usage');
+    assert.equal(Number(await meter.getAttribute('aria-valuenow')), Number(daily.spent_usd));
+  }
   const lat = page.locator('#stat-latency dd');
   if (today.totals.latency_p50_ms === undefined) {
     assert.match(await lat.innerText(), /^—/, 'no latency without latency_p50_ms in /api/v1/usage');
@@ -150,6 +157,46 @@ test('usage explorer: filters live in the URL, split by model, CSV totals equal 
   await checkView(page, 'the usage explorer');
 });
 
+// RFC 4180 rows: quoted fields may hold commas, quotes ("") and line breaks.
+function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let f = '';
+  let q = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (q) {
+      if (c === '"' && text[i + 1] === '"') { f += '"'; i++; } else if (c === '"') q = false; else f += c;
+    } else if (c === '"') q = true;
+    else if (c === ',') { row.push(f); f = ''; } else if (c === '\n') { row.push(f.replace(/\r$/, '')); rows.push(row); row = []; f = ''; } else f += c;
+  }
+  if (f || row.length) { row.push(f); rows.push(row); }
+  return rows;
+}
+
+test('usage explorer: a key name with commas, quotes or a leading = stays one cell and is never a formula', async () => {
+  const evil = '=HYPERLINK("http://x","a,b")';
+  const k = await stack.cp.api('POST', `/api/v1/tenants/${acme.id}/keys`, { token: stack.admin, body: { name: evil, models: [] } });
+  assert.equal(k.status, 201, k.text);
+  const ev = (i) => JSON.stringify({ id: crypto.randomUUID(), ts: new Date(Date.now() - i * 1000).toISOString(), request_id: `csv-${i}`,
+    tenant_id: acme.id, key_id: k.body.id, model: 'gpt-4o-mini', provider: null, upstream_model: null, endpoint: '/v1/chat/completions',
+    status: 200, streamed: false, cache_hit: false, latency_ms: 3, ttfb_ms: 1, prompt_tokens: 2, completion_tokens: 3,
+    cached_tokens: 0, reasoning_tokens: 0, cost_usd: 0.25 });
+  const r = await fetch(`${stack.base}/dp/v1/usage`, { method: 'POST', headers: { authorization: 'Bearer test-dp-token' }, body: `${ev(1)}\n${ev(2)}\n` });
+  assert.equal(r.status, 200, await r.text());
+  await go(page, `#/usage?tenant_id=${acme.id}&group_by=key`);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#usage-csv').click()]);
+  const rows = parseCsv(readFileSync(await download.path(), 'utf8'));
+  const cols = rows[0];
+  const mine = rows.filter((row) => row[cols.indexOf('group')] === k.body.id);
+  assert.equal(mine.length, 1, 'one day, one row');
+  assert.equal(mine[0].length, cols.length, 'the name stayed one cell');
+  assert.equal(mine[0][cols.indexOf('group_name')], `'${evil}`, 'prefixed so a spreadsheet shows it as text');
+  assert.equal(mine[0][cols.indexOf('requests')], '2');
+  assert.equal(mine[0][cols.indexOf('cost_usd')], '0.5');
+  assertClean(page, 'the CSV of an odd name');
+});
+
 test('usage explorer: a bad range is refused in words, and an empty period says so', async () => {
   await go(page, `#/usage?tenant_id=${acme.id}&from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z`);
   assert.match(await page.locator('#usage-report').innerText(), /No requests in this period/);
@@ -171,6 +218,12 @@ test('a member of two tenants switches between them in the header; a tenant user
   await go(p, `#/t/${acme.id}/keys`);
   assert.equal(await sw.inputValue(), acme.id);
   assert.equal(await p.locator('#create-key').count(), 1, 'a member creates keys in acme');
+  // but may not change a key an admin made for someone else: no control for it is shown
+  await go(p, `#/t/${acme.id}/keys/${key.id}`);
+  for (const id of ['#rotate-key', '#revoke-key', '#delete-key', '#edit-key-form', '#key-budget-form']) {
+    assert.equal(await p.locator(id).count(), 0, `${id} on another's key`);
+  }
+  await go(p, `#/t/${acme.id}/keys`);
   await sw.selectOption(beta.id);
   await settle(p);
   assert.match(p.url(), new RegExp(`#/t/${beta.id}/keys$`));

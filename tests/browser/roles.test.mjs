@@ -157,3 +157,21 @@ test('a tenant admin adds by email only users it already sees; another tenant\'s
   assertClean(page);
   await page.context().close();
 });
+
+test('a tenant admin reads its own tenant\'s audit rows only, without the platform\'s chain verification', async () => {
+  const page = await newPage(browser, stack);
+  await signIn(page, 'admin-a@example.com', PASSWORD);
+  await go(page, `#/audit?tenant_id=${A.id}`);
+  const rows = await page.locator('main table.audit tbody tr').allInnerTexts();
+  assert.ok(rows.length >= 4, 'its tenant\'s changes are listed');
+  for (const r of rows) assert.match(r, /\tAlpha\t/, `only Alpha's rows: ${r}`);
+  assert.ok(rows.some((r) => /key\.create/.test(r)));
+  assert.equal(await page.getByRole('region', { name: 'Chain verification' }).count(), 0);
+  const body = await page.evaluate(() => document.body.innerText);
+  for (const secret of ['Bravo Hidden Tenant', 'bravo-hidden-key']) assert.ok(!body.includes(secret));
+  // without a tenant in the URL it opens on one it administers
+  await go(page, '#/audit');
+  assert.ok((await page.locator('main table.audit tbody tr').count()) >= 1);
+  assertClean(page);
+  await page.context().close();
+});

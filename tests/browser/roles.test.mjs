@@ -27,6 +27,11 @@ before(async () => {
   await makeUser(stack, 'viewer@example.com', { name: 'Vera Viewer', tenantId: A.id, role: 'viewer', password: PASSWORD });
   await makeUser(stack, 'admin-a@example.com', { name: 'Ada Admin', tenantId: A.id, role: 'admin', password: PASSWORD });
   await makeUser(stack, 'bravo-member@example.com', { name: 'Bravo Member', tenantId: B.id, role: 'member', password: PASSWORD });
+  // a third tenant the admin of A also administers, with a user of its own
+  const C = await api(stack, 'POST', '/api/v1/tenants', { slug: 'charlie', name: 'Charlie' });
+  const ada = (await api(stack, 'GET', '/api/v1/users?email=admin-a@example.com')).data[0];
+  await api(stack, 'PUT', `/api/v1/tenants/${C.id}/members/${ada.id}`, { role: 'admin' });
+  await makeUser(stack, 'carl@example.com', { name: 'Carl', tenantId: C.id, role: 'member', password: PASSWORD });
 });
 
 after(async () => {
@@ -71,8 +76,8 @@ test('a tenant admin gets the write controls of its own tenant, and none of the 
   for (const hash of ['#/providers', '#/routes', '#/prices', '#/tenants']) {
     await go(page, hash);
     const extra = await writeControls(page);
-    // on #/tenants it may rename its own tenant, nothing else
-    const left = hash === '#/tenants' ? extra.filter((x) => !/Rename alpha/.test(x)) : extra;
+    // on #/tenants it may rename the tenants it administers, nothing else
+    const left = hash === '#/tenants' ? extra.filter((x) => !/Rename (alpha|charlie)"/.test(x)) : extra;
     assert.deepEqual(left, [], `platform controls on ${hash} for a tenant admin`);
   }
   assertClean(page);
@@ -118,5 +123,55 @@ test('a tenant admin cannot reach another tenant\'s pages, a URL typed by hand i
   // the header's tenant switcher offers only its own tenant
   await go(page, '#/');
   assert.ok(!(await page.locator('#app-header').innerText()).includes('Bravo'));
+  await page.context().close();
+});
+
+test('a tenant admin adds by email only users it already sees; another tenant\'s user reads like no user', async () => {
+  const page = await newPage(browser, stack);
+  await signIn(page, 'admin-a@example.com', PASSWORD);
+  await go(page, `#/t/${A.id}`);
+  const add = async (email) => {
+    await page.getByRole('button', { name: 'Add an existing user' }).click();
+    const f = page.locator('form[aria-label="Add an existing user"]');
+    await f.getByLabel(/^Email of the user/).fill(email);
+    await f.getByLabel('Role').selectOption('viewer');
+    await f.getByRole('button', { name: 'Add member' }).click();
+    return f;
+  };
+  let f = await add('bravo-member@example.com');
+  const err = f.locator('[data-field=email] .field-error');
+  await err.filter({ hasText: /./ }).waitFor();
+  const unknown = await err.innerText();
+  await f.getByRole('button', { name: 'Cancel' }).click();
+  f = await add('nobody-at-all@example.com');
+  await f.locator('[data-field=email] .field-error').filter({ hasText: /./ }).waitFor();
+  assert.equal(unknown, await f.locator('[data-field=email] .field-error').innerText(), 'another tenant\'s user reads like an unknown email');
+  await f.getByRole('button', { name: 'Cancel' }).click();
+  const members = (await api(stack, 'GET', `/api/v1/tenants/${A.id}/members`)).data.map((m) => m.email);
+  assert.ok(!members.includes('bravo-member@example.com'));
+  // a member of a tenant it administers is found and added
+  await add('carl@example.com');
+  await page.getByText('carl@example.com was added as viewer.').waitFor();
+  const after = (await api(stack, 'GET', `/api/v1/tenants/${A.id}/members`)).data;
+  assert.equal(after.find((m) => m.email === 'carl@example.com').role, 'viewer');
+  assertClean(page);
+  await page.context().close();
+});
+
+test('a tenant admin reads its own tenant\'s audit rows only, without the platform\'s chain verification', async () => {
+  const page = await newPage(browser, stack);
+  await signIn(page, 'admin-a@example.com', PASSWORD);
+  await go(page, `#/audit?tenant_id=${A.id}`);
+  const rows = await page.locator('main table.audit tbody tr').allInnerTexts();
+  assert.ok(rows.length >= 4, 'its tenant\'s changes are listed');
+  for (const r of rows) assert.match(r, /\tAlpha\t/, `only Alpha's rows: ${r}`);
+  assert.ok(rows.some((r) => /key\.create/.test(r)));
+  assert.equal(await page.getByRole('region', { name: 'Chain verification' }).count(), 0);
+  const body = await page.evaluate(() => document.body.innerText);
+  for (const secret of ['Bravo Hidden Tenant', 'bravo-hidden-key']) assert.ok(!body.includes(secret));
+  // without a tenant in the URL it opens on one it administers
+  await go(page, '#/audit');
+  assert.ok((await page.locator('main table.audit tbody tr').count()) >= 1);
+  assertClean(page);
   await page.context().close();
 });

@@ -114,7 +114,7 @@ export async function render(root, ctx, params, query = {}) {
     field({ name: 'actor_id', label: 'Actor (user id)', value: q.actor_id, check: uuidCheck, help: 'Or pick an actor in the list.' }),
     field({ name: 'action', label: 'Action', type: 'select', options: [{ value: '', label: 'Any' }, ...ACTIONS.map((a) => ({ value: a, label: a }))], value: q.action }),
     field({ name: 'target_type', label: 'Target type', type: 'select', options: [{ value: '', label: 'Any' }, ...TARGET_TYPES.map((a) => ({ value: a, label: a }))], value: q.target_type }),
-    field({ name: 'target_id', label: 'Target id', value: q.target_id, check: uuidCheck }),
+    field({ name: 'target_id', label: 'Target id', value: q.target_id, maxlength: 64, check: (v) => (v.trim().length <= 64 ? null : 'A target id is at most 64 characters.') }),
     field({ name: 'from', label: 'From (UTC)', type: 'datetime-local', value: toLocalInput(q.from) }),
     field({ name: 'to', label: 'To (UTC)', type: 'datetime-local', value: toLocalInput(q.to), check: (v, all) => (all.from && fromLocalInput(v) <= fromLocalInput(all.from) ? '"To" must be after "From".' : null) }),
   ];

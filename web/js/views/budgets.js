@@ -53,7 +53,7 @@ export async function render(root, ctx, params) {
   setTitle(ctx, 'Budgets');
   // A tenant the caller has no role in answers 404 like a random id: the shell shows its one
   // \"Not found\" page for both.
-  let tenant = await ctx.api.get(`/api/v1/tenants/${encodeURIComponent(tid)}`);
+  const tenant = await ctx.api.get(`/api/v1/tenants/${encodeURIComponent(tid)}`);
   setTitle(ctx, `Budgets · ${tenant.name}`);
   const admin = can(ctx, 'admin', tid);
   const base = `/api/v1/tenants/${encodeURIComponent(tid)}/budgets`;

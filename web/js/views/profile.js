@@ -38,8 +38,9 @@ export async function render(root, ctx) {
     onSubmit: async (v) => {
       const u = await ctx.api.patch(`/api/v1/users/${encodeURIComponent(me.id)}`, { name: v.name.trim() });
       me = { ...me, name: u.name };
-      if (ctx.me) ctx.me.name = u.name;
       showFacts();
+      // the header shows the new name
+      if (typeof ctx.refresh === 'function') { try { me = { ...(await ctx.refresh()) }; } catch { /* shown below anyway */ } }
       status.show('Your name was saved.');
     },
   });

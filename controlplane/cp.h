@@ -94,6 +94,8 @@ void cp_reply_db_error(cp_req_t *r, PGresult *res);
 int cp_json_append_compact(tg_buf_t *b, const char *s, size_t n);
 /* Replies with JSON text built elsewhere (exact numerics from Postgres), compacted. */
 void cp_reply_json_text(cp_req_t *r, int status, const char *s, size_t n);
+/* 200 with the JSON text of res's single row, or res's database error; clears res. */
+void cp_reply_json_row(cp_req_t *r, PGresult *res);
 
 /* Replies {"data":[...],"next_cursor"} from rows whose first column is one object, fetched
  * with limit + 1 rows; the cursor is that object's cursor_field of the last row shown. */

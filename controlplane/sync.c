@@ -267,11 +267,5 @@ void cp_api_dataplanes_list(cp_req_t *r)
         "ORDER BY id) FROM dataplanes), '[]'::json), 'config_version', (SELECT v FROM "
         "config_version))",
         0, NULL);
-    if (!cp_db_ok(res) || PQntuples(res) != 1) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
-        return;
-    }
-    cp_reply_json_text(r, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-    PQclear(res);
+    cp_reply_json_row(r, res);
 }

@@ -65,6 +65,15 @@ void cp_reply_json_text(cp_req_t *r, int status, const char *s, size_t n)
         cp_reply_error(r, 500, "internal", NULL, "could not build the response");
 }
 
+void cp_reply_json_row(cp_req_t *r, PGresult *res)
+{
+    if (cp_db_ok(res) && PQntuples(res) == 1)
+        cp_reply_json_text(r, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    else
+        cp_reply_db_error(r, res);
+    PQclear(res);
+}
+
 void cp_reply_error(cp_req_t *r, int status, const char *code, const char *field, const char *fmt,
                     ...)
 {

@@ -183,11 +183,5 @@ void cp_api_requests_list(cp_req_t *r)
                          class[0] && class[0] != '2' ? "t" : NULL};
     PGresult *res = cp_db_exec(r->db, requests_sql, 12, p);
     PQclear(keep);
-    if (!cp_db_ok(res) || PQntuples(res) != 1) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
-        return;
-    }
-    cp_reply_json_text(r, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-    PQclear(res);
+    cp_reply_json_row(r, res);
 }

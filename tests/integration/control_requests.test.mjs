@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { startControl, createRoleSplitDatabase } from './lib/control.mjs';
+import { startControl, createRoleSplitDatabase, usageEvent as event } from './lib/control.mjs';
 import { waitFor } from './lib/harness.mjs';
 
 let cp;
@@ -23,31 +23,6 @@ const DAY = 24 * HOUR;
 const T0 = Math.floor(Date.now() / DAY) * DAY - 2 * DAY;
 const at = (ms) => new Date(ms).toISOString();
 const pgTime = (ms) => at(ms).replace('Z', '+00:00').replace('.000+', '+');
-
-function event(o) {
-  return {
-    id: randomUUID(), request_id: `req-${randomUUID()}`, upstream_model: null, endpoint: 'chat.completions',
-    status: 200, streamed: false, prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0, reasoning_tokens: 0,
-    usage_source: 'provider', cost_usd: 0, latency_ms: 12.5, ttfb_ms: null, error: null, ...o,
-    total_tokens: (o.prompt_tokens || 0) + (o.completion_tokens || 0),
-  };
-}
-
-async function send(events) {
-  for (let i = 0; i < events.length; i += 1000) {
-    const res = await fetch(`${cp.url}/dp/v1/usage`, {
-      method: 'POST',
-      headers: {
-        authorization: 'Bearer test-dp-token', 'content-type': 'application/x-ndjson',
-        'x-tollgate-dataplane': 'requests-test', 'x-tollgate-version': 'test',
-      },
-      body: events.slice(i, i + 1000).map((e) => JSON.stringify(e)).join('\n') + '\n',
-    });
-    const text = await res.text();
-    assert.equal(res.status, 200, text);
-    assert.deepEqual(JSON.parse(text).rejected, [], text);
-  }
-}
 
 const list = (token, query = {}) => cp.api('GET', `/api/v1/requests?${new URLSearchParams(query)}`, { token });
 
@@ -104,7 +79,7 @@ before(async () => {
   for (let i = 0; i < 10; i++) events.push(event({ ...b1, ts: at(T0 + i * 50 * MIN), cost_usd: 1 }));
   // refused before a key was known: no tenant
   events.push(event({ tenant_id: null, key_id: null, model: 'gpt-4o-mini', provider: null, ts: at(T0 + 5 * MIN), status: 401, usage_source: 'none', error: 'invalid_api_key' }));
-  await send(events);
+  await cp.postUsage(events);
   for (const e of events) e.ms = Date.parse(e.ts);
 });
 
@@ -181,7 +156,7 @@ test('pages follow each other without duplicates or gaps, also with filters', as
   // events arriving while paging land before the first page, never inside the pages after
   const first = await list(u.viewer.token, { tenant_id: A.id, limit: '10' });
   const late = event({ tenant_id: A.id, key_id: k.a1, model: 'm', provider: 'p', ts: at(Date.now() - MIN) });
-  await send([late]);
+  await cp.postUsage([late]);
   events.push({ ...late, ms: Date.parse(late.ts) });
   const rest = await all(u.viewer.token, { tenant_id: A.id, cursor: first.body.next_cursor }, 25);
   assert.deepEqual([...first.body.data, ...rest].map((x) => x.id), expected((x) => x.tenant_id === A.id && x !== events.at(-1)));

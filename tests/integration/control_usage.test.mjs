@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { startControl, createRoleSplitDatabase } from './lib/control.mjs';
+import { startControl, createRoleSplitDatabase, usageEvent as event } from './lib/control.mjs';
 
 let cp;
 let admin; // platform admin token
@@ -23,32 +23,6 @@ const at = (ms) => new Date(ms).toISOString();
 const iso = (ms) => at(ms).replace('.000Z', 'Z');
 // the form Postgres writes a timestamptz in (the session is in UTC)
 const pgTime = (ms) => at(ms).replace('.000Z', '+00:00');
-
-function event(o) {
-  return {
-    id: randomUUID(), request_id: `req-${randomUUID()}`, upstream_model: null, endpoint: 'chat.completions',
-    status: 200, streamed: false, prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0, reasoning_tokens: 0,
-    usage_source: 'provider', cost_usd: 0, latency_ms: 12.5, ttfb_ms: null, error: null, ...o,
-    total_tokens: (o.prompt_tokens || 0) + (o.completion_tokens || 0),
-  };
-}
-
-// The data plane's path: NDJSON to /dp/v1/usage with the data-plane token (docs/usage.md).
-async function send(events) {
-  const res = await fetch(`${cp.url}/dp/v1/usage`, {
-    method: 'POST',
-    headers: {
-      authorization: 'Bearer test-dp-token', 'content-type': 'application/x-ndjson',
-      'x-tollgate-dataplane': 'usage-test', 'x-tollgate-version': 'test',
-    },
-    body: events.map((e) => JSON.stringify(e)).join('\n') + '\n',
-  });
-  const text = await res.text();
-  assert.equal(res.status, 200, text);
-  const body = JSON.parse(text);
-  assert.deepEqual(body.rejected, [], text);
-  return body;
-}
 
 let fixed; // the events of the fixed days, by name
 before(async () => {
@@ -79,9 +53,9 @@ before(async () => {
     // refused before a key was known: no tenant, no key
     e6: event({ tenant_id: null, key_id: null, model: 'gpt-4o-mini', provider: null, ts: at(D + 10 * HOUR + 50 * 60e3), status: 401, usage_source: 'none', error: 'invalid_api_key' }),
   };
-  await send(Object.values(fixed));
+  await cp.postUsage(Object.values(fixed));
   // the last hour: in everyone's default window
-  await send([
+  await cp.postUsage([
     event({ ...a1, ts: at(Date.now() - 5 * 60e3), prompt_tokens: 3, completion_tokens: 4, cost_usd: 0.05 }),
     event({ ...b1, ts: at(Date.now() - 5 * 60e3), prompt_tokens: 300, completion_tokens: 400, cost_usd: 7 }),
   ]);
@@ -228,7 +202,7 @@ test('platform admins read every tenant, or one', async () => {
 });
 
 test('an event sent twice is counted once', async () => {
-  await send([fixed.e1, fixed.e5]);
+  await cp.postUsage([fixed.e1, fixed.e5]);
   const r = await usage(admin, RANGE);
   assert.deepEqual([r.body.totals.requests, r.body.totals.cost_usd], [6, 10.55]);
 });
@@ -299,15 +273,15 @@ test('latency p50 and p95 per point and for the range, from the hourly histogram
   // adds to the rollup row the first made)
   const lat1 = Array.from({ length: 100 }, (_, i) => Math.round(10 * 1.05 ** i * 1000) / 1000);
   const ev1 = lat1.map((l, i) => event({ ...base('p1'), ts: at(h1 + i * 1000), latency_ms: l, ttfb_ms: l / 2 }));
-  await send(ev1.slice(0, 50));
-  await send(ev1.slice(50));
+  await cp.postUsage(ev1.slice(0, 50));
+  await cp.postUsage(ev1.slice(50));
   // p2 in the first hour: answered without a latency (none measured)
-  await send(Array.from({ length: 5 }, (_, i) => event({ ...base('p2'), ts: at(h1 + i * 1000), latency_ms: null, status: 401 })));
+  await cp.postUsage(Array.from({ length: 5 }, (_, i) => event({ ...base('p2'), ts: at(h1 + i * 1000), latency_ms: null, status: 401 })));
   // p1 in the second hour: 19 fast ones and a slow one, and a sub-millisecond cache hit
   const lat2 = [...Array(19).fill(150), 60000, 0.4];
-  await send(lat2.map((l, i) => event({ ...base('p1'), ts: at(h2 + i * 1000), latency_ms: l })));
+  await cp.postUsage(lat2.map((l, i) => event({ ...base('p1'), ts: at(h2 + i * 1000), latency_ms: l })));
   // sent again: counted once
-  await send(ev1.slice(0, 10));
+  await cp.postUsage(ev1.slice(0, 10));
 
   const range = { tenant_id: P.id, from: iso(D), to: iso(D + DAY) };
   let r = await usage(admin, { ...range, group_by: 'key' });

@@ -1,7 +1,7 @@
 // control.mjs: starts the real tollgate-control against a fresh database in the test Postgres
 // (scripts/test starts one and exports TOLLGATE_TEST_PG_HOST; run standalone, this starts it).
 import { spawn, execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { BIN, waitFor } from './harness.mjs';
 
@@ -126,6 +126,26 @@ export async function startControl({ dbUrl, roles, env = {}, args = [] } = {}) {
       if (tenantId) psql(dbUrl, `INSERT INTO memberships (user_id, tenant_id, role) VALUES ('${id}', '${tenantId}', '${role}')`);
       return { id, email, token: await cp.login(email, ADMIN.password) };
     },
+    // The data plane's path: events as NDJSON to /dp/v1/usage with the data-plane token, 1000
+    // to a POST (docs/usage.md); each POST must be taken whole. Returns the last answer's body.
+    async postUsage(events, dataplane = 'test-dataplane') {
+      let body = null;
+      for (let i = 0; i < events.length; i += 1000) {
+        const res = await fetch(`${url}/dp/v1/usage`, {
+          method: 'POST',
+          headers: {
+            authorization: 'Bearer test-dp-token', 'content-type': 'application/x-ndjson',
+            'x-tollgate-dataplane': dataplane, 'x-tollgate-version': 'test',
+          },
+          body: events.slice(i, i + 1000).map((e) => JSON.stringify(e)).join('\n') + '\n',
+        });
+        const text = await res.text();
+        if (res.status !== 200) throw new Error(`POST /dp/v1/usage: ${res.status} ${text}`);
+        body = JSON.parse(text);
+        if (body.rejected.length) throw new Error(`POST /dp/v1/usage rejected events: ${text}`);
+      }
+      return body;
+    },
     async makeTenant(adminToken, slug) {
       const r = await cp.api('POST', '/api/v1/tenants', { token: adminToken, body: { slug, name: slug } });
       if (r.status !== 201) throw new Error(`tenant ${slug}: ${r.status} ${r.text}`);
@@ -144,4 +164,15 @@ export async function startControl({ dbUrl, roles, env = {}, args = [] } = {}) {
     },
   };
   return cp;
+}
+
+// One usage event as a data plane ships it: a 200 chat completion with nothing counted, and `o`
+// on top (total_tokens follows the prompt and completion tokens).
+export function usageEvent(o) {
+  return {
+    id: randomUUID(), request_id: `req-${randomUUID()}`, upstream_model: null, endpoint: 'chat.completions',
+    status: 200, streamed: false, prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0, reasoning_tokens: 0,
+    usage_source: 'provider', cost_usd: 0, latency_ms: 12.5, ttfb_ms: null, error: null, ...o,
+    total_tokens: (o.prompt_tokens || 0) + (o.completion_tokens || 0),
+  };
 }

@@ -92,8 +92,20 @@ void cp_reply_db_error(cp_req_t *r, PGresult *res)
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
     if (state && strcmp(state, "23505") == 0) {
-        cp_reply_error(r, 409, "conflict", NULL, "an object with the same unique value exists%s%s",
-                       constraint ? ": " : "", constraint ? constraint : "");
+        /* a person reads the field and what to do, never the schema's constraint names */
+        static const struct {
+            const char *constraint, *field, *message;
+        } uniques[] = {
+            {"tenants_slug_key", "slug", "a tenant with this slug exists; choose another slug"},
+            {"users_email_key", "email", "a user with this email exists (emails match in any case)"},
+        };
+        for (size_t i = 0; constraint && i < sizeof(uniques) / sizeof(uniques[0]); i++) {
+            if (strcmp(constraint, uniques[i].constraint) == 0) {
+                cp_reply_error(r, 409, "conflict", uniques[i].field, "%s", uniques[i].message);
+                return;
+            }
+        }
+        cp_reply_error(r, 409, "conflict", NULL, "an object with the same unique value exists");
         return;
     }
     if (state && (strncmp(state, "23", 2) == 0 || strncmp(state, "22", 2) == 0)) {

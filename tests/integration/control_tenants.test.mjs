@@ -104,6 +104,11 @@ test('bad tenant input gets a 4xx with a message and changes nothing', async () 
     assert.equal(r.status, status, raw);
     assert.ok(r.body.error.message.length > 5);
     assert.ok('code' in r.body.error && 'field' in r.body.error);
+    if (status === 409) {
+      // names the field a person must change, and no part of the schema
+      assert.deepEqual(r.body.error, { code: 'conflict', field: 'slug',
+        message: 'a tenant with this slug exists; choose another slug' });
+    }
   }
   const huge = await fetch(`${cp.url}/api/v1/tenants`, {
     method: 'POST', headers: { authorization: `Bearer ${admin}` }, body: 'x'.repeat(2 * 1024 * 1024),

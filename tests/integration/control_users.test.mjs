@@ -83,6 +83,8 @@ test('a platform admin creates a user who can log in; no response carries the pa
   // the same address in another case is the same address
   const dup = await cp.api('POST', '/api/v1/users', { token: admin, body: { email: 'ALICE@example.test', password: PW } });
   assert.equal(dup.status, 409);
+  assert.equal(dup.body.error.field, 'email');
+  assert.doesNotMatch(dup.body.error.message, /_key|users/);
   assert.equal(count('users', "lower(email) = 'alice@example.test'"), 1);
   assert.equal(count('audit_log', "action = 'user.create'"), before + 1);
   const a = cp.sql(`SELECT after::text FROM audit_log WHERE action = 'user.create' AND target_id = '${u.id}'`);

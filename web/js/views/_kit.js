@@ -293,8 +293,10 @@ export function form(opts) {
     try {
       await opts.onSubmit(vals, f);
     } catch (err) {
-      // 409 names no field: it is the unique one (a slug, a name, an alias, an email)
-      if (err && err.status === 409 && !err.field && opts.conflict && byName.has(opts.conflict[0])) {
+      // a 409 is about the unique field (a slug, a name, an alias, an email), whether or not the
+      // API names it: say it with the value the person typed
+      if (err && err.status === 409 && opts.conflict && byName.has(opts.conflict[0])
+          && (!err.field || err.field === opts.conflict[0])) {
         err.field = opts.conflict[0];
         err.message = opts.conflict[1](vals);
       }

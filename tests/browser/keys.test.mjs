@@ -243,6 +243,11 @@ test('the request log pages with a cursor kept in the URL', async (t) => {
   assert.equal(await rows.count(), 50);
   const first = await rows.allInnerTexts();
   await admin.getByRole('link', { name: 'Next page' }).click();
+  // the click changes the hash; the view may still show the first page for a frame or two, so
+  // wait for the second page's rows (the assertion below says it if they never come)
+  await admin.waitForURL(/cursor=/);
+  await admin.waitForFunction((n) => document.querySelectorAll('#requests-list tbody tr').length === n,
+    60 + state.sent - 50, { timeout: 10000 }).catch(() => {});
   await settle(admin);
   assert.match(admin.url(), /cursor=/);
   assert.equal(await rows.count(), 60 + state.sent - 50);

@@ -1,5 +1,6 @@
-/* http.c: the control plane's HTTP server on libmicrohttpd (its own epoll thread pool). When a
- * request's headers are in, and before any body byte is read, its framing is checked (what
+/* http.c: the control plane's HTTP server on libmicrohttpd (its own epoll thread pool). The gate
+ * (gate.h) listens and hands over each connection once its head is in; every answer closes its
+ * connection, so every request's head passes the gate. When a request's headers are in, and before any body byte is read, its framing is checked (what
  * libmicrohttpd 0.9.75 lets through: see check_head), its route and caller are resolved and its
  * declared length is held against that caller's limit; a refusal is answered at once and closes.
  * Then the body is collected and the API table runs on the MHD worker thread with that thread's
@@ -18,12 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cp.h"
 #include "cp_http.h"
+#include "gate.h"
 #include "snapshot.h"
 #include "tg_log.h"
 #include "web.h"
@@ -145,7 +148,9 @@ void cp_http_wake(int all)
 
 unsigned long cp_http_count(int cls)
 {
-    return cls >= 1 && cls <= 5 ? atomic_load(&status_counts[cls]) : 0;
+    if (cls < 1 || cls > 5)
+        return 0;
+    return atomic_load(&status_counts[cls]) + (cls == 4 ? cp_gate_answered() : 0);
 }
 
 static void client_ip(struct MHD_Connection *c, char *out, size_t n)
@@ -177,7 +182,7 @@ static void add_security_headers(struct MHD_Response *resp)
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *c, cp_req_t *r, bool close)
+static enum MHD_Result send_reply(struct MHD_Connection *c, cp_req_t *r)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         r->out.len, r->out.base ? r->out.base : (void *)"", MHD_RESPMEM_MUST_COPY);
@@ -187,8 +192,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, cp_req_t *r, bool cl
                             r->content_type ? r->content_type : "application/json");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     add_security_headers(resp);
-    if (close) /* MHD closes after sending; an unread body must never be taken for a request */
-        MHD_add_response_header(resp, "Connection", "close");
+    /* one request per connection: the next one's head passes the gate (gate.h) */
+    MHD_add_response_header(resp, "Connection", "close");
     /* extra headers: "Name: value\r\n" lines */
     char *save = NULL;
     char hdrs[sizeof(r->extra_headers)];
@@ -254,6 +259,9 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     if (!t)
         return;
     pthread_mutex_lock(&conns_mu);
+    int unread = 0;
+    if (t->linger_bytes == 0 && ioctl(t->fd, FIONREAD, &unread) == 0 && unread > 0)
+        t->linger_bytes = CP_BODY_MAX_ANON; /* pipelined requests: closing would reset */
     if (t->linger_bytes > 0 && n_lingering < LINGER_MAX) {
         /* MHD has sent the answer and shut down its side for writing; it closes its fd after
          * this call, the duplicate keeps the socket open for the drain */
@@ -559,7 +567,7 @@ static void linger_set(struct MHD_Connection *c, size_t bytes)
 
 /* A dashboard file (or 404/405), answered from memory when the headers are in; a body sent
  * with it is never read. */
-static enum MHD_Result send_web(struct MHD_Connection *c, cp_req_t *r, bool close)
+static enum MHD_Result send_web(struct MHD_Connection *c, cp_req_t *r)
 {
     bool get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
     const cp_web_file_t *f = cp_web_find(r->path);
@@ -575,7 +583,7 @@ static enum MHD_Result send_web(struct MHD_Connection *c, cp_req_t *r, bool clos
             cp_reply_error(r, 404, "not_found", NULL, "no such page or endpoint: %.200s", r->path);
         if (f)
             snprintf(r->extra_headers, sizeof(r->extra_headers), "Allow: GET, HEAD\r\n");
-        return send_reply(c, r, close);
+        return send_reply(c, r);
     }
     const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
     bool fresh = inm && cp_web_etag_match(inm, f->etag);
@@ -591,8 +599,7 @@ static enum MHD_Result send_web(struct MHD_Connection *c, cp_req_t *r, bool clos
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "ETag", f->etag);
     add_security_headers(resp);
-    if (close)
-        MHD_add_response_header(resp, "Connection", "close");
+    MHD_add_response_header(resp, "Connection", "close"); /* as send_reply */
     unsigned int status = fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
     atomic_fetch_add(&status_counts[status / 100], 1);
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
@@ -609,20 +616,18 @@ static enum MHD_Result on_head(struct MHD_Connection *c, body_t *b, const char *
     req_init(&r, c, method, url);
     uint64_t length = 0;
     size_t max = 0;
-    bool close = true;
     int rc = check_head(c, method, version, &r, &length);
+    bool malformed = rc != 0; /* what follows the head cannot be told from a body */
     if (rc == 0 && cp_web_owns(url)) {
         b->refused = true; /* answered now; a body is never read */
         if (length > 0)
             linger_set(c, CP_BODY_MAX_ANON);
-        enum MHD_Result ret = send_web(c, &r, length > 0);
+        enum MHD_Result ret = send_web(c, &r);
         tg_buf_dispose(&r.out);
         return ret;
     }
-    if (rc == 0) {
-        close = length > 0; /* an unread body must not be taken for the next request */
+    if (rc == 0)
         rc = cp_api_precheck(&r, &max);
-    }
     if (rc == 0 && length > max) {
         cp_reply_error(&r, 413, "payload_too_large", NULL,
                        "request body of %llu bytes is larger than the %zu bytes this endpoint "
@@ -638,13 +643,13 @@ static enum MHD_Result on_head(struct MHD_Connection *c, body_t *b, const char *
         return MHD_YES;
     }
     b->refused = true;
-    if (length > 0 || close)
+    if (length > 0 || malformed)
         linger_set(c, r.who.authenticated || (r.status == 413 && max > CP_BODY_MAX_ANON)
                           ? (length < LINGER_AUTHENTICATED ? length : LINGER_AUTHENTICATED)
                           : CP_BODY_MAX_ANON);
     if (r.status == 400 || r.status == 411 || r.status == 413 || r.status == 505)
         tg_log(TG_LOG_INFO, "cp_http", "request_refused", "status=%d ip=%s", r.status, r.ip);
-    enum MHD_Result ret = send_reply(c, &r, close);
+    enum MHD_Result ret = send_reply(c, &r);
     tg_buf_dispose(&r.out);
     return ret;
 }
@@ -720,7 +725,7 @@ again:
         b->counted_on_stop = true;
         atomic_fetch_add(&answered_on_stop, 1);
     }
-    enum MHD_Result ret = send_reply(c, &r, false);
+    enum MHD_Result ret = send_reply(c, &r);
     tg_buf_dispose(&r.out);
     return ret;
 }
@@ -759,6 +764,18 @@ static void stop_reaper(void)
     reaper_running = false;
 }
 
+/* The security headers of every answer, on the gate's own answers too. */
+#define GATE_HEADERS                                                                               \
+    "Content-Security-Policy: " CP_WEB_CSP "\r\nX-Content-Type-Options: nosniff\r\n"              \
+    "X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n"
+
+/* Gate thread: a connection whose head is in; MHD closes fd if it cannot take it. */
+static void gate_pass(int fd, const struct sockaddr *addr, socklen_t addr_len)
+{
+    if (MHD_add_connection(daemon_, fd, addr, addr_len) != MHD_YES)
+        tg_log(TG_LOG_WARN, "cp_http", "connection_refused", "errno=%d", errno);
+}
+
 int cp_http_start(const cp_opts_t *o, int *port)
 {
     struct sockaddr_in sin;
@@ -783,23 +800,37 @@ int cp_http_start(const cp_opts_t *o, int *port)
      * Host itself. The idle timeout covers bodies and replies; heads have the reaper. */
     daemon_ = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-            MHD_ALLOW_SUSPEND_RESUME,
-        0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)o->threads, MHD_OPTION_NOTIFY_COMPLETED,
+            MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC,
+        0, NULL, NULL, on_request, NULL, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)o->threads, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned int)o->max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
+        (size_t)(64 * 1024), MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
     if (!daemon_) {
-        tg_log(TG_LOG_ERROR, "cp_http", "listen_failed", "addr=%s:%d", o->listen_host,
+        tg_log(TG_LOG_ERROR, "cp_http", "start_failed", "addr=%s:%d", o->listen_host,
                o->listen_port);
         stop_reaper();
         return TG_EIO;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
-    *port = di ? di->port : o->listen_port;
+    /* the gate listens and hands each connection over once its head is in */
+    cp_gate_opts_t g = {
+        .addr = (const struct sockaddr *)&sin,
+        .addr_len = sizeof(sin),
+        .max_pending = o->max_connections,
+        .max_pending_per_ip = o->max_connections_per_ip,
+        .header_timeout_ms = (int)header_timeout_ms,
+        .extra_headers = GATE_HEADERS,
+        .pass = gate_pass,
+    };
+    if (cp_gate_start(&g, port) != 0) {
+        tg_log(TG_LOG_ERROR, "cp_http", "listen_failed", "addr=%s:%d", o->listen_host,
+               o->listen_port);
+        MHD_stop_daemon(daemon_);
+        daemon_ = NULL;
+        stop_reaper();
+        return TG_EIO;
+    }
     return 0;
 }
 
@@ -810,6 +841,7 @@ int cp_http_waiting(void)
 
 void cp_http_stop(void)
 {
+    cp_gate_stop(); /* no new connection from here on */
     /* answer the long polls (503) before the daemon closes their connections */
     atomic_store(&stopping, true);
     cp_http_wake(1);

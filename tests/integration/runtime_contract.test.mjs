@@ -115,14 +115,35 @@ test('the sandbox is a pod\'s: UID/GID 10001, read-only root, only the state dir
   assert.equal(sandboxRun('test', ['-f', '/opt/tollgate/web/index.html']).status, 0);
 });
 
+// the database URL as the sandboxed binary sees it (the socket directory bound at PG_SOCKET_DIR)
+function sandboxDbUrl(dbUrl) {
+  const name = new URL(dbUrl).pathname.slice(1);
+  return `postgresql:///${name}?host=${encodeURIComponent(PG_SOCKET_DIR)}&user=postgres`;
+}
+
+test('`tollgate-control migrate` as the chart\'s hook Job runs it: exit 0 with the schema in place, non-zero without a database', async () => {
+  const dbUrl = createDatabase();
+  const bin = `${IMAGE_BIN}/tollgate-control`;
+  const ok = sandboxRun(bin, ['migrate'], { pgSocketDir: pgHost(), env: { TOLLGATE_DATABASE_URL: sandboxDbUrl(dbUrl) } });
+  assert.equal(ok.status, 0, ok.stderr);
+  const applied = Number(await sql(dbUrl, 'SELECT max(version) FROM schema_migrations'));
+  assert.ok(applied > 0, 'the migrations are applied');
+  const again = sandboxRun(bin, ['migrate'], { pgSocketDir: pgHost(), env: { TOLLGATE_DATABASE_URL: sandboxDbUrl(dbUrl) } });
+  assert.equal(again.status, 0, `a second run (an upgrade with nothing new) succeeds: ${again.stderr}`);
+
+  // no database behind the URL: the Job fails, and so does the release
+  const none = sandboxRun(bin, ['migrate'], { env: { TOLLGATE_DATABASE_URL: sandboxDbUrl(dbUrl) } });
+  assert.notEqual(none.status, 0);
+  assert.match(none.stderr, /could not connect to the database/);
+});
+
 test('both planes under the sandbox: probes, a request end to end, SIGTERM drains within the grace period', async () => {
   const dbUrl = createDatabase();
-  const dbName = new URL(dbUrl).pathname.slice(1);
   const cp = await startControl({
     dbUrl,
     // libpq in the sandbox reaches the test Postgres through its bound socket directory
     env: {
-      TOLLGATE_DATABASE_URL: `postgresql:///${dbName}?host=${encodeURIComponent(PG_SOCKET_DIR)}&user=postgres`,
+      TOLLGATE_DATABASE_URL: sandboxDbUrl(dbUrl),
       TOLLGATE_DP_POLL_TIMEOUT_MS: '2000',
     },
     // no --web-dir: the default <bin>/../web is the image's /opt/tollgate/web
@@ -143,7 +164,7 @@ test('both planes under the sandbox: probes, a request end to end, SIGTERM drain
     // the data plane starts against an empty configuration (a fresh install) and is ready
     gw = await startGateway({
       stateDir: STATE_DIR,
-      args: ['--control-url', cp.url, '--drain-timeout-ms', String(DRAIN_MS)],
+      args: ['--control-url', cp.url, `--drain-timeout-ms=${DRAIN_MS}`], // as the chart writes it
       env: { TOLLGATE_DP_TOKEN: 'test-dp-token', TOLLGATE_STATE_DIR: STATE_DIR },
       spawn: sandboxSpawn({ state: stateDir }),
     });

@@ -74,11 +74,13 @@ export function sandboxArgv(cmd, args = [], { state, pgSocketDir, statusFd } = {
   return [bwrap, a];
 }
 
-// Runs a command in the sandbox to completion; returns {status, stdout, stderr}.
-export function sandboxRun(cmd, args = [], opts = {}) {
+// Runs a command in the sandbox to completion (env: added to the environment); returns
+// {status, stdout, stderr}.
+export function sandboxRun(cmd, args = [], { env = {}, ...opts } = {}) {
   const [file, argv] = sandboxArgv(cmd, args, opts);
   try {
-    const stdout = execFileSync(file, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdout = execFileSync(file, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env } });
     return { status: 0, stdout, stderr: '' };
   } catch (e) {
     if (e.status === undefined || e.status === null) throw e;

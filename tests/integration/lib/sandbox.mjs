@@ -1,11 +1,11 @@
 // sandbox.mjs: runs a binary the way its container runs in a pod (docs/operations.md, "Container
-// images"), under Debian's bubblewrap: the whole root read-only, UID/GID 10001 (a real one when
-// the tests run as root: setpriv drops to it before bwrap starts), the binary as PID 1 of its own
+// images"), under Debian's bubblewrap: the whole root read-only, UID/GID 10001 with no capability
+// (a real UID when the tests run as root; sandboxMode says how), the binary as PID 1 of its own
 // PID namespace (a signal it does not handle is ignored, as in a pod), the image's layout
 // (/opt/tollgate/bin, /opt/tollgate/web) bound read-only from the build, and nothing writable
 // except what the caller binds (the data plane's state dir). The network is shared, so tests reach
 // the ports on 127.0.0.1.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { accessSync, constants, chownSync } from 'node:fs';
 import os from 'node:os';
@@ -44,15 +44,45 @@ export function giveToPodUser(dir) {
   if (process.getuid() === 0) chownSync(dir, POD_UID, POD_UID);
 }
 
+const SETPRIV = ['--reuid', String(POD_UID), '--regid', String(POD_UID), '--clear-groups'];
+let mode = null;
+
+// How this host becomes UID/GID 10001, found once:
+//   userns   bwrap maps 10001 in a user namespace (--unshare-user --uid 10001 --gid 10001); as
+//            root, setpriv drops to the real UID/GID 10001 before bwrap starts
+//   setpriv  user namespaces are unavailable (a sysctl, a seccomp profile): as root, bwrap needs
+//            none for its mount and PID namespaces, and setpriv inside drops to 10001, with no
+//            capability left, right before it executes the binary
+// TOLLGATE_TEST_SANDBOX=userns|setpriv picks one (to test the other path).
+export function sandboxMode() {
+  if (mode) return mode;
+  const forced = process.env.TOLLGATE_TEST_SANDBOX;
+  if (forced === 'userns' || forced === 'setpriv') return (mode = forced);
+  const a = ['--ro-bind', '/', '/', '--unshare-user', '--uid', String(POD_UID), '--gid', String(POD_UID), 'true'];
+  const root = process.getuid() === 0;
+  const r = root ? spawnSync('setpriv', [...SETPRIV, bwrapPath(), ...a], { encoding: 'utf8' })
+    : spawnSync(bwrapPath(), a, { encoding: 'utf8' });
+  if (r.status === 0) return (mode = 'userns');
+  const why = (r.stderr || String(r.error || '')).trim();
+  if (!root) {
+    throw new Error(`user namespaces are unavailable here (bwrap: ${why}) and the tests do not run `
+      + 'as root: nothing can run the binaries as UID 10001');
+  }
+  process.stderr.write(`sandbox: user namespaces are unavailable (bwrap: ${why}); running bwrap as `
+    + 'root and dropping to UID/GID 10001 with setpriv inside\n');
+  return (mode = 'setpriv');
+}
+
 // The argv that runs `cmd args` in the sandbox. state: host dir bound at STATE_DIR (the only
 // writable path); pgSocketDir: bound read-only at PG_SOCKET_DIR; statusFd: bwrap's
 // --json-status-fd (it reports the child's PID there).
 export function sandboxArgv(cmd, args = [], { state, pgSocketDir, statusFd } = {}) {
   const bwrap = bwrapPath();
+  const how = sandboxMode();
   const web = path.resolve(BIN, '..', 'web');
   const a = [
     '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc',
-    '--unshare-user', '--uid', String(POD_UID), '--gid', String(POD_UID),
+    ...(how === 'userns' ? ['--unshare-user', '--uid', String(POD_UID), '--gid', String(POD_UID)] : []),
     '--unshare-pid', '--as-pid-1', '--unshare-ipc', '--die-with-parent',
     // the image's layout over an empty /opt; the build dir itself stays where it is, read-only
     '--tmpfs', '/opt', '--dir', IMAGE_BIN,
@@ -66,11 +96,12 @@ export function sandboxArgv(cmd, args = [], { state, pgSocketDir, statusFd } = {
   // the tmpfs mounts made above read-only too (their bind mounts keep their own flags)
   a.push('--remount-ro', '/opt', '--remount-ro', '/var/lib', '--remount-ro', '/dev');
   if (statusFd !== undefined) a.push('--json-status-fd', String(statusFd));
-  a.push('--', cmd, ...args);
-  if (process.getuid() === 0) {
-    return ['setpriv', ['--reuid', String(POD_UID), '--regid', String(POD_UID), '--clear-groups',
-      bwrap, ...a]];
+  if (how === 'setpriv') {
+    a.push('--', 'setpriv', ...SETPRIV, '--inh-caps=-all', '--bounding-set=-all', '--', cmd, ...args);
+    return [bwrap, a];
   }
+  a.push('--', cmd, ...args);
+  if (process.getuid() === 0) return ['setpriv', [...SETPRIV, bwrap, ...a]];
   return [bwrap, a];
 }
 

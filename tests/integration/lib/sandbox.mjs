@@ -47,30 +47,27 @@ export function giveToPodUser(dir) {
 const SETPRIV = ['--reuid', String(POD_UID), '--regid', String(POD_UID), '--clear-groups'];
 let mode = null;
 
-// How this host becomes UID/GID 10001, found once:
-//   userns   bwrap maps 10001 in a user namespace (--unshare-user --uid 10001 --gid 10001); as
-//            root, setpriv drops to the real UID/GID 10001 before bwrap starts
-//   setpriv  user namespaces are unavailable (a sysctl, a seccomp profile): as root, bwrap needs
-//            none for its mount and PID namespaces, and setpriv inside drops to 10001, with no
-//            capability left, right before it executes the binary
-// TOLLGATE_TEST_SANDBOX=userns|setpriv picks one (to test the other path).
+// How the sandbox becomes UID/GID 10001:
+//   setpriv  as root (scripts/test): bwrap runs as root, which needs no user namespace for its
+//            mount and PID namespaces and can bind what only root may reach (a checkout under
+//            mktemp -d), and setpriv inside drops to the real UID/GID 10001, no groups, no
+//            capability, right before it executes the binary: as a pod's container runs
+//   userns   not root: bwrap maps 10001 to the caller in a user namespace (--unshare-user --uid
+//            10001 --gid 10001); without user namespaces nothing can become 10001, and the test
+//            fails saying so
+// TOLLGATE_TEST_SANDBOX=userns|setpriv picks one (userns as root: setpriv drops to 10001 first).
 export function sandboxMode() {
   if (mode) return mode;
   const forced = process.env.TOLLGATE_TEST_SANDBOX;
   if (forced === 'userns' || forced === 'setpriv') return (mode = forced);
-  const a = ['--ro-bind', '/', '/', '--unshare-user', '--uid', String(POD_UID), '--gid', String(POD_UID), 'true'];
-  const root = process.getuid() === 0;
-  const r = root ? spawnSync('setpriv', [...SETPRIV, bwrapPath(), ...a], { encoding: 'utf8' })
-    : spawnSync(bwrapPath(), a, { encoding: 'utf8' });
-  if (r.status === 0) return (mode = 'userns');
-  const why = (r.stderr || String(r.error || '')).trim();
-  if (!root) {
-    throw new Error(`user namespaces are unavailable here (bwrap: ${why}) and the tests do not run `
-      + 'as root: nothing can run the binaries as UID 10001');
+  if (process.getuid() === 0) return (mode = 'setpriv');
+  const r = spawnSync(bwrapPath(), ['--ro-bind', '/', '/', '--unshare-user', '--uid', String(POD_UID),
+    '--gid', String(POD_UID), 'true'], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    throw new Error(`user namespaces are unavailable here (bwrap: ${(r.stderr || String(r.error)).trim()}) `
+      + 'and the tests do not run as root: nothing can run the binaries as UID 10001');
   }
-  process.stderr.write(`sandbox: user namespaces are unavailable (bwrap: ${why}); running bwrap as `
-    + 'root and dropping to UID/GID 10001 with setpriv inside\n');
-  return (mode = 'setpriv');
+  return (mode = 'userns');
 }
 
 // The argv that runs `cmd args` in the sandbox. state: host dir bound at STATE_DIR (the only

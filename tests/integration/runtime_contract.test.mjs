@@ -5,7 +5,7 @@
 // gives them (data plane: --drain-timeout-ms 25000, terminationGracePeriodSeconds 40).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,7 +15,7 @@ import { startOpenAIMock } from '../mocks/openai.mjs';
 import { BIN, startGateway, chatBody, waitFor } from './lib/harness.mjs';
 import { startControl, createDatabase, pgHost } from './lib/control.mjs';
 import {
-  POD_UID, STATE_DIR, IMAGE_BIN, PG_SOCKET_DIR, bwrapPath, giveToPodUser, sandboxRun, sandboxSpawn,
+  POD_UID, STATE_DIR, IMAGE_BIN, PG_SOCKET_DIR, bwrapPath, giveToPodUser, sandboxArgv, sandboxRun, sandboxSpawn,
 } from './lib/sandbox.mjs';
 
 const execFileP = promisify(execFile);
@@ -85,7 +85,7 @@ after(async () => {
   if (stateDir) rmSync(stateDir, { recursive: true, force: true });
 });
 
-test('the sandbox is a pod\'s: UID/GID 10001, read-only root, only the state dir writable', () => {
+test('the sandbox is a pod\'s: UID/GID 10001, read-only root, only the state dir writable', async () => {
   assert.equal(sandboxRun('id', ['-u'], { state: stateDir }).stdout.trim(), String(POD_UID));
   assert.equal(sandboxRun('id', ['-g'], { state: stateDir }).stdout.trim(), String(POD_UID));
   assert.equal(sandboxRun('id', ['-G'], { state: stateDir }).stdout.trim(), String(POD_UID),
@@ -109,6 +109,19 @@ test('the sandbox is a pod\'s: UID/GID 10001, read-only root, only the state dir
   assert.notEqual(cp.status, 0, 'nothing writable without a state dir');
   assert.deepEqual(readdirSync(stateDir), ['written']);
   rmSync(path.join(stateDir, 'written'));
+
+  // PID 1 as in a pod: a signal the program does not handle is dropped, so the planes' clean
+  // exits on SIGTERM below are their own handlers' work. The kernel decides when the signal is
+  // sent: an unhandled SIGTERM would end an ordinary process (exit by SIGTERM) before the SIGKILL.
+  const [file, argv] = sandboxArgv('sleep', ['30'], { statusFd: 3 });
+  const sleeper = spawn(file, argv, { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+  const exited = new Promise((r) => sleeper.on('exit', (code) => r(code)));
+  let status = '';
+  sleeper.stdio[3].on('data', (d) => { status += d; });
+  const pid = Number((await waitFor(() => /"child-pid":\s*(\d+)/.exec(status), 5000, 'bwrap to start'))[1]);
+  process.kill(pid, 'SIGTERM');
+  process.kill(pid, 'SIGKILL');
+  assert.equal(await exited, 128 + 9, 'the unhandled SIGTERM was dropped; SIGKILL ended it');
 
   // the image layout is there: the binaries under /opt/tollgate/bin, the dashboard beside them
   assert.equal(sandboxRun(`${IMAGE_BIN}/tollgate-data`, ['--help']).status, 0);

@@ -48,6 +48,7 @@ async function within(p, ms, fallback = null) {
 // What the kernel says about the sandboxed binary: its real UID/GID and its PID inside its own
 // PID namespace (the last NSpid field), and that it holds no capability.
 function procFacts(proc) {
+  assert.ok(proc.childPid, 'bwrap named the sandboxed process');
   const st = readFileSync(`/proc/${proc.childPid}/status`, 'utf8');
   const field = (name) => new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(st)[1].trim().split(/\s+/);
   return { uid: field('Uid')[0], gid: field('Gid')[0], nspid: field('NSpid').at(-1),
@@ -111,8 +112,8 @@ test('the sandbox is a pod\'s: UID/GID 10001, read-only root, only the state dir
   rmSync(path.join(stateDir, 'written'));
 
   // PID 1 as in a pod: a signal the program does not handle is dropped, so the planes' clean
-  // exits on SIGTERM below are their own handlers' work. The kernel decides when the signal is
-  // sent: an unhandled SIGTERM would end an ordinary process (exit by SIGTERM) before the SIGKILL.
+  // exits on SIGTERM below are their own handlers' work. The kernel settles a signal's fate when
+  // it is sent: an ordinary process would be marked to die by the SIGTERM before the SIGKILL.
   const [file, argv] = sandboxArgv('sleep', ['30'], { statusFd: 3 });
   const sleeper = spawn(file, argv, { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
   const exited = new Promise((r) => sleeper.on('exit', (code) => r(code)));

@@ -258,3 +258,35 @@ test('both planes under the sandbox: probes, a request end to end, SIGTERM drain
     await cp.stop();
   }
 });
+
+test('the data plane configured by the image\'s environment alone (no flags): state in TOLLGATE_STATE_DIR, SIGTERM exits 0 with the control plane unreachable', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-rc-env-'));
+  giveToPodUser(dir);
+  const proc = sandboxSpawn({ state: dir })(path.join(BIN, 'tollgate-data'), [], {
+    env: {
+      ...process.env,
+      TOLLGATE_DATA_LISTEN: '127.0.0.1:0', // the image says 0.0.0.0:8080; tests run side by side
+      TOLLGATE_STATE_DIR: STATE_DIR,
+      TOLLGATE_CONTROL_URL: 'http://127.0.0.1:9', // nothing listens there
+      TOLLGATE_DP_TOKEN: 'test-dp-token',
+    },
+  });
+  let logs = '';
+  proc.stdout.on('data', (d) => { logs += d; });
+  proc.stderr.on('data', (d) => { logs += d; });
+  const exited = new Promise((r) => proc.on('exit', (code, signal) => r({ code, signal })));
+  try {
+    const m = await waitFor(() => /event=listening addr=127\.0\.0\.1:(\d+)/.exec(logs), 10000, 'tollgate-data to listen');
+    assert.equal((await getJSON(`http://127.0.0.1:${m[1]}/healthz`)).status, 200);
+    assert.equal((await getJSON(`http://127.0.0.1:${m[1]}/readyz`)).status, 503, 'not ready without a snapshot');
+    await waitFor(() => readdirSync(dir).includes('spool'), 5000, 'the spool in the state dir');
+    assert.ok(proc.kill('SIGTERM'));
+    const e = await within(exited, DRAIN_MS);
+    assert.deepEqual(e, { code: 0, signal: null }, logs);
+    assert.doesNotMatch(logs, /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
+  } finally {
+    proc.kill('SIGKILL');
+    await within(exited, 5000);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

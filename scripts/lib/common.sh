@@ -9,7 +9,6 @@ TG_DEB_PACKAGES=(
   libuv1-dev libcurl4-openssl-dev libjansson-dev libssl-dev node-llhttp libcriterion-dev
   libmicrohttpd-dev libjwt-dev libargon2-dev libpq-dev postgresql postgresql-client
   curl ca-certificates openssl
-  bubblewrap   # the runtime-contract suite runs the binaries as their containers do
 )
 
 tg_log() { printf '==> %s\n' "$*" >&2; }

@@ -52,11 +52,11 @@ export function createRoleSplitDatabase() {
 export const ADMIN = { email: 'admin@example.com', password: 'admin-password-for-tests' };
 
 // With roles (from createRoleSplitDatabase), the server connects as the application role and
-// cp.sql / cp.dbUrl act as the owner.
-export async function startControl({ dbUrl, roles, env = {}, args = [] } = {}) {
+// cp.sql / cp.dbUrl act as the owner. spawn: how the binary is started (lib/sandbox.mjs).
+export async function startControl({ dbUrl, roles, env = {}, args = [], spawn: spawnFn = spawn } = {}) {
   dbUrl = roles ? roles.ownerUrl : dbUrl || createDatabase();
   const serveUrl = roles ? roles.appUrl : dbUrl;
-  const proc = spawn(path.join(BIN, 'tollgate-control'), ['--listen', '127.0.0.1:0', ...args], {
+  const proc = spawnFn(path.join(BIN, 'tollgate-control'), ['--listen', '127.0.0.1:0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,

@@ -55,7 +55,9 @@ export function makeSnapshot({ mockUrl, version = 1, keys, routes, prices, provi
   };
 }
 
-export async function startGateway({ snapshot, args = [], workers = 2, env = {}, stateDir: keepState } = {}) {
+// spawn: how the binary is started (tests/integration/lib/sandbox.mjs runs it as in a pod).
+export async function startGateway({ snapshot, args = [], workers = 2, env = {}, stateDir: keepState,
+  spawn: spawnFn = spawn } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-it-'));
   const snapPath = path.join(dir, 'snapshot.json');
   const stateDir = keepState || path.join(dir, 'state'); // a given one survives restarts
@@ -65,7 +67,7 @@ export async function startGateway({ snapshot, args = [], workers = 2, env = {},
     '--listen', '127.0.0.1:0', '--workers', String(workers), '--state-dir', stateDir,
     ...(snapshot ? ['--snapshot', snapPath] : []), ...args,
   ];
-  const proc = spawn(path.join(BIN, 'tollgate-data'), argv, {
+  const proc = spawnFn(path.join(BIN, 'tollgate-data'), argv, {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
   });
   let logs = '';

@@ -138,3 +138,25 @@ test('the strict validation refuses an unknown field, a wrong type, a missing fi
   labels.metadata.labels['example.com/anything'] = 'x';
   assert.deepEqual(await validateObject(labels), []);
 });
+
+test('every chart value the docs name exists in values.yaml', () => {
+  const values = YAML.parse(readFileSync(path.join(CHART, 'values.yaml'), 'utf8'));
+  const readme = readFileSync(path.join(CHART, '../../README.md'), 'utf8');
+  const k8s = readme.slice(readme.indexOf('## Kubernetes'), readme.indexOf('## Tests'));
+  assert.ok(k8s.length > 1000, 'README has a Kubernetes section');
+  const docs = [k8s, readFileSync(path.join(CHART, 'README.md'), 'utf8'),
+    readFileSync(path.join(CHART, '../../docs/scaling.md'), 'utf8')].join('\n');
+  const roots = Object.keys(values).join('|');
+  const names = new Set(docs.match(new RegExp(`(?<![\\w/.-])(?:${roots}|\\*)\\.[A-Za-z][\\w.]*\\w(?![\\w.]*/)`, 'g')));
+  assert.ok(names.size > 20, `found the values the docs name (${names.size})`);
+  const missing = [];
+  for (const n of names) {
+    const [first, ...rest] = n.split('.');
+    for (const root of first === '*' ? ['controlPlane', 'dataPlane'] : [first]) {
+      let v = values[root];
+      for (const p of rest) v = v?.[p];
+      if (v === undefined) missing.push(first === '*' ? `${n} (${root})` : n);
+    }
+  }
+  assert.deepEqual(missing, []);
+});

@@ -14,10 +14,10 @@ const VERSIONS = readdirSync(path.resolve('migrations')).filter((f) => /^\d{4}_.
   .map((f) => Number(f.slice(0, 4))).sort((a, b) => a - b);
 const MIGRATIONS = VERSIONS.length;
 
-function migrate(dbUrl, args = []) {
+function migrate(dbUrl, args = [], env = {}) {
   return new Promise((resolve) => {
     const p = spawn(path.join(BIN, 'tollgate-control'), ['migrate', ...args], {
-      env: { ...process.env, TOLLGATE_DATABASE_URL: dbUrl }, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, TOLLGATE_DATABASE_URL: dbUrl, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
     p.stdout.on('data', (d) => { out += d; });
@@ -88,10 +88,19 @@ test('migrate --wait-db-s retries the first connection until the database answer
     assert.match(f.out, /could not connect to the database/);
     assert.ok(Date.now() - t1 >= 1900 && Date.now() - t1 < 10000, `gave up after ${Date.now() - t1} ms`);
 
-    // a bad value is refused before any connection
+    // a bad value is refused before any connection, as a flag and from the environment
     const e = await migrate(url, ['--wait-db-s', 'x']);
     assert.equal(e.code, 2);
-    assert.match(e.out, /--wait-db-s/);
+    assert.match(e.out, /--wait-db-s must be an integer from 0 to 3600/);
+    const v = await migrate(url, [], { TOLLGATE_WAIT_DB_S: '3601' });
+    assert.equal(v.code, 2);
+    assert.match(v.out, /TOLLGATE_WAIT_DB_S must be an integer from 0 to 3600/);
+    // the environment's bound is the one used when no flag is given
+    const t2 = Date.now();
+    const w = await migrate(url, [], { TOLLGATE_WAIT_DB_S: '1' });
+    assert.equal(w.code, 1, w.out);
+    assert.match(w.out, /event=db_wait attempt=1 /);
+    assert.ok(Date.now() - t2 >= 900, 'waited about a second');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

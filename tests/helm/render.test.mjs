@@ -36,6 +36,8 @@ test('defaults (with a database URL): two control replicas, an autoscaled data p
     for (const t of tsc) assert.deepEqual(t.labelSelector.matchLabels, d.spec.selector.matchLabels, 'spreads its own pods');
   }
   assert.equal(byKind(objs, 'Ingress').length, 0);
+  const job = byKind(objs, 'Job')[0];
+  assert.ok(job.spec.activeDeadlineSeconds < 300, 'the Job fails by itself before Helm\'s default --timeout (5 min) gives up on it');
   assert.equal(byKind(objs, 'ServiceMonitor').length, 0);
   // the generated secrets are well formed for the binaries
   const s = named(objs, 'Secret', 'tg-tollgate');

@@ -175,6 +175,9 @@ function checkHooks(objects, existingSecrets) {
     assert.ok(nh, `${n.kind}/${n.metadata.name} is a hook too (a plain object is created after pre-install hooks)`);
     assert.deepEqual(nh.events.sort(), ['pre-install', 'pre-upgrade'], `${n.kind}/${n.metadata.name} on both events`);
     assert.ok(nh.weight < h.weight, `${n.kind}/${n.metadata.name} (weight ${nh.weight}) before the Job (weight ${h.weight})`);
+    // recreated on each run; removed once every hook succeeded (the owner's URL does not linger),
+    // never on failure (the Job stays to be looked into, and still finds them)
+    assert.deepEqual(nh.deletePolicy.sort(), ['before-hook-creation', 'hook-succeeded'], `${n.kind}/${n.metadata.name} delete policy`);
   }
   for (const o of objects) {
     if (['Deployment', 'Service', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Ingress', 'HTTPRoute'].includes(o.kind)) {

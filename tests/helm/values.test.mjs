@@ -160,3 +160,25 @@ test('every chart value the docs name exists in values.yaml', () => {
   }
   assert.deepEqual(missing, []);
 });
+
+test('values.schema.json closes every object the chart defines (additionalProperties: false)', () => {
+  const schema = JSON.parse(readFileSync(path.join(CHART, 'values.schema.json'), 'utf8'));
+  // Kubernetes objects passed through to the pod spec as they are: the API server checks them
+  const passthrough = /\.(tolerations\[\]|affinity|topologySpreadConstraints\[\])$/;
+  const open = [];
+  const walk = (node, where) => {
+    if (node.type === 'object' || (Array.isArray(node.type) && node.type.includes('object'))) {
+      if (node.properties) {
+        if (node.additionalProperties !== false) open.push(where);
+        for (const [k, v] of Object.entries(node.properties)) walk(v, `${where}.${k}`);
+      } else if (typeof node.additionalProperties === 'object') {
+        walk(node.additionalProperties, `${where}{}`); // a map (labels, annotations) of typed values
+      } else if (!passthrough.test(where)) {
+        open.push(where);
+      }
+    }
+    if (node.items) walk(node.items, `${where}[]`);
+  };
+  walk(schema, '');
+  assert.deepEqual(open, []);
+});

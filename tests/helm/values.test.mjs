@@ -66,10 +66,12 @@ test('the schema refuses wrong types, unknown keys and bad secrets, naming the v
   refused([...DB, '--set', 'dataPlane.logLevel=loud'], /dataPlane\.logLevel/);
 });
 
-test('a grace period that does not outlast preStop + drain is refused', () => {
+test('a grace period that does not outlast preStop + drain, and an autoscaler with min > max, are refused', () => {
   refused([...DB, '--set', 'dataPlane.terminationGracePeriodSeconds=30'], /terminationGracePeriodSeconds \(30\) must exceed/);
   refused([...DB, '--set', 'dataPlane.drainTimeoutMs=35001'], /must exceed/);
   assert.equal(template([...DB, '--set', 'dataPlane.drainTimeoutMs=34000']).code, 0, '5 + 34 < 40');
+  refused([...DB, '--set', 'dataPlane.autoscaling.minReplicas=5', '--set', 'dataPlane.autoscaling.maxReplicas=3'],
+    /minReplicas exceeds maxReplicas/);
 });
 
 test('secrets: generated when not given (each render anew), kept from the cluster with lookup, taken as given', () => {

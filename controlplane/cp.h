@@ -32,6 +32,7 @@ typedef struct cp_opts {
     unsigned max_connections;        /* in total */
     unsigned max_connections_per_ip; /* from one client address */
     unsigned header_timeout_s;       /* for a request's headers to arrive in full */
+    int wait_db_s; /* retry the first connection this long before giving up (--wait-db-s) */
 } cp_opts_t;
 
 /* Read-only after start. */

@@ -50,6 +50,9 @@ static void usage(FILE *f)
         "  --secure-cookies         mark the dashboard's session cookie Secure: set it when\n"
         "                           browsers reach the server over TLS (env\n"
         "                           TOLLGATE_SECURE_COOKIES=1)\n"
+        "  --wait-db-s N            retry connecting to the database for up to N seconds\n"
+        "                           before giving up (env TOLLGATE_WAIT_DB_S, 0 to 3600,\n"
+        "                           default 0: one try), for a database that starts alongside\n"
         "  --log-level LEVEL        debug, info, warn, error (env TOLLGATE_LOG_LEVEL)\n"
         "  --help                   this text\n"
         "\n"
@@ -127,6 +130,7 @@ int main(int argc, char **argv)
         {"header-timeout-s", required_argument, NULL, 'H'},
         {"web-dir", required_argument, NULL, 'w'},
         {"secure-cookies", no_argument, NULL, 's'},
+        {"wait-db-s", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -162,6 +166,11 @@ int main(int argc, char **argv)
     opts.max_connections = 1024;
     opts.max_connections_per_ip = 128;
     opts.header_timeout_s = 10;
+    if (getenv("TOLLGATE_WAIT_DB_S")) {
+        if (parse_num("TOLLGATE_WAIT_DB_S", getenv("TOLLGATE_WAIT_DB_S"), 0, 3600, &v))
+            return 2;
+        opts.wait_db_s = (int)v;
+    }
     if (getenv("TOLLGATE_CONTROL_THREADS")) {
         if (parse_num("TOLLGATE_CONTROL_THREADS", getenv("TOLLGATE_CONTROL_THREADS"), 1, 64, &v))
             return 2;
@@ -219,6 +228,11 @@ int main(int argc, char **argv)
             break;
         case 's':
             opts.secure_cookies = true;
+            break;
+        case 'W':
+            if (parse_num("--wait-db-s", optarg, 0, 3600, &v) != 0)
+                return 2;
+            opts.wait_db_s = (int)v;
             break;
         case 'h':
             usage(stdout);

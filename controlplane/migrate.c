@@ -3,6 +3,7 @@
  * replicas starting at once apply each migration exactly once. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cp.h"
 #include "migrations.h"
@@ -37,9 +38,37 @@ int cp_migrations_latest(void)
     return v;
 }
 
+/* The first connection, retried once a second for up to cp_opts->wait_db_s seconds: a pod's
+ * database may still be starting (or its DNS name not yet resolvable) when the pod starts, and
+ * the image has no shell to wait in. A refused password is retried as well: libpq does not tell
+ * it apart from a server still in recovery in a way worth parsing, and the bound is the same. */
+static PGconn *connect_waiting(const char *database_url)
+{
+    int wait_s = cp_opts ? cp_opts->wait_db_s : 0;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (int attempt = 1;; attempt++) {
+        PGconn *c = PQconnectdb(database_url);
+        if (PQstatus(c) == CONNECTION_OK)
+            return c;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec >= wait_s)
+            return c; /* the caller reports the last error */
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(c));
+        msg[strcspn(msg, "\n\"")] = '\0';
+        tg_log(TG_LOG_WARN, "cp_migrate", "db_wait", "attempt=%d waited_s=%ld of=%d reason=\"%s\"",
+               attempt, (long)(now.tv_sec - start.tv_sec), wait_s, msg);
+        PQfinish(c);
+        struct timespec one = {1, 0};
+        while (nanosleep(&one, &one) != 0)
+            ;
+    }
+}
+
 int cp_migrate(const char *database_url)
 {
-    PGconn *c = PQconnectdb(database_url);
+    PGconn *c = connect_waiting(database_url);
     int rc = 1;
     if (PQstatus(c) != CONNECTION_OK) {
         fprintf(stderr, "tollgate-control: could not connect to the database: %s",

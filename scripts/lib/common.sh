@@ -8,7 +8,7 @@ TG_DEB_PACKAGES=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libuv1-dev libcurl4-openssl-dev libjansson-dev libssl-dev node-llhttp libcriterion-dev
   libmicrohttpd-dev libjwt-dev libargon2-dev libpq-dev postgresql postgresql-client
-  curl ca-certificates openssl
+  curl ca-certificates openssl unzip
 )
 
 tg_log() { printf '==> %s\n' "$*" >&2; }

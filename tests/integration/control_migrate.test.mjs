@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BIN } from './lib/harness.mjs';
 import { createDatabase, psql, startControl } from './lib/control.mjs';
@@ -13,10 +14,10 @@ const VERSIONS = readdirSync(path.resolve('migrations')).filter((f) => /^\d{4}_.
   .map((f) => Number(f.slice(0, 4))).sort((a, b) => a - b);
 const MIGRATIONS = VERSIONS.length;
 
-function migrate(dbUrl) {
+function migrate(dbUrl, args = [], env = {}) {
   return new Promise((resolve) => {
-    const p = spawn(path.join(BIN, 'tollgate-control'), ['migrate'], {
-      env: { ...process.env, TOLLGATE_DATABASE_URL: dbUrl }, stdio: ['ignore', 'pipe', 'pipe'],
+    const p = spawn(path.join(BIN, 'tollgate-control'), ['migrate', ...args], {
+      env: { ...process.env, TOLLGATE_DATABASE_URL: dbUrl, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
     p.stdout.on('data', (d) => { out += d; });
@@ -59,6 +60,50 @@ test('a bad migration target is refused with a clear message', async () => {
   const r = await migrate('postgresql:///no_such_db_for_tollgate?host=/nonexistent&user=postgres');
   assert.equal(r.code, 1);
   assert.match(r.out, /could not connect to the database/);
+});
+
+// A pod's database may come up after the pod (and the image has no shell to wait in): the
+// socket appears only after 1.5 s, in a directory the URL already names.
+test('migrate --wait-db-s retries the first connection until the database answers, and is bounded', async () => {
+  const db = new URL(createDatabase());
+  const realSock = path.join(db.searchParams.get('host'), '.s.PGSQL.5432');
+  const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-waitdb-'));
+  try {
+    db.searchParams.set('host', dir);
+    const url = db.toString();
+    const t0 = Date.now();
+    setTimeout(() => symlinkSync(realSock, path.join(dir, '.s.PGSQL.5432')), 1500);
+    const r = await migrate(url, ['--wait-db-s', '20']);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /event=db_wait attempt=1 /);
+    assert.match(r.out, /event=up_to_date applied=\d+/);
+    assert.ok(Date.now() - t0 >= 1400, 'it waited for the socket');
+    assert.ok(Date.now() - t0 < 15000, 'and connected once it was there');
+
+    // nothing appears: it gives up after the bound with the last error
+    rmSync(path.join(dir, '.s.PGSQL.5432'));
+    const t1 = Date.now();
+    const f = await migrate(url, ['--wait-db-s', '2']);
+    assert.equal(f.code, 1, f.out);
+    assert.match(f.out, /could not connect to the database/);
+    assert.ok(Date.now() - t1 >= 1900 && Date.now() - t1 < 10000, `gave up after ${Date.now() - t1} ms`);
+
+    // a bad value is refused before any connection, as a flag and from the environment
+    const e = await migrate(url, ['--wait-db-s', 'x']);
+    assert.equal(e.code, 2);
+    assert.match(e.out, /--wait-db-s must be an integer from 0 to 3600/);
+    const v = await migrate(url, [], { TOLLGATE_WAIT_DB_S: '3601' });
+    assert.equal(v.code, 2);
+    assert.match(v.out, /TOLLGATE_WAIT_DB_S must be an integer from 0 to 3600/);
+    // the environment's bound is the one used when no flag is given
+    const t2 = Date.now();
+    const w = await migrate(url, [], { TOLLGATE_WAIT_DB_S: '1' });
+    assert.equal(w.code, 1, w.out);
+    assert.match(w.out, /event=db_wait attempt=1 /);
+    assert.ok(Date.now() - t2 >= 900, 'waited about a second');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('many failed logins from one address are limited, whatever the account', async () => {

@@ -200,7 +200,10 @@ test('set a price, add a budget', async () => {
   const [bud] = (await get(`/api/v1/tenants/${ids.tenant}/budgets`)).data;
   assert.deepEqual([bud.period, bud.limit_usd, bud.alert_threshold, bud.key_id], ['monthly', 25, 0.8, null]);
   const text = await page.locator('main table').innerText();
-  assert.match(text, /Whole tenant\s+monthly\s+\$25\.00\s+80%/);
+  // the period says when it began (the API's period_start: this month's first day, UTC)
+  assert.match(text, /Whole tenant\s+monthly, since \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\s+\$25\.00\s+80%/);
+  const start = new Date(bud.period_start);
+  assert.deepEqual([start.getUTCDate(), start.getUTCHours()], [1, 0], bud.period_start);
   // spent this period: the API's spent_usd when it has one, else a dash
   if (bud.spent_usd === undefined) assert.match(text, /80%\s+—/);
   else assert.match(text, /\$0\.00 of \$25\.00/);

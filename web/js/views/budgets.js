@@ -2,7 +2,7 @@
 // spent in the current period. Admins and owners create, change and delete them.
 import {
   el, append, clear, heading, section, field, form, alertBox, statusBox, dangerButton, disclosure,
-  can, setTitle, table, money, num, errorText, loadAll,
+  can, setTitle, table, money, num, errorText, loadAll, time,
 } from './_kit.js';
 
 const PERIODS = [
@@ -41,7 +41,7 @@ export function spendCell(b) {
 export function budgetColumns(keysById) {
   return [
     { label: 'Scope', cell: (b) => (b.key_id ? `Key: ${keysById.get(b.key_id) ?? b.key_id}` : 'Whole tenant') },
-    { label: 'Period', cell: (b) => b.period },
+    { label: 'Period', cell: (b) => (b.period_start ? el('span', null, `${b.period}, since `, time(b.period_start)) : b.period) },
     { label: 'Limit', cell: (b) => money(b.limit_usd) },
     { label: 'Alert at', cell: (b) => (b.alert_threshold === null || b.alert_threshold === undefined ? '—' : `${pct(b.alert_threshold)}%`) },
     { label: 'Spent this period', cell: spendCell },

@@ -85,7 +85,12 @@ test('create a user with a role in the tenant, change the role, remove a member 
 
   // the tenant page lists the member with its role; the role changes in place
   await go(page, `#/t/${ids.tenant}`);
+  // choosing a role changes nothing until Save (arrow keys step through the options)
+  const save = page.getByRole('button', { name: "Save ann@example.com's role" });
+  assert.equal(await save.isDisabled(), true);
   await page.getByLabel('Role of ann@example.com').selectOption('admin');
+  assert.equal((await get(`/api/v1/tenants/${ids.tenant}/members`)).data[0].role, 'member');
+  await save.click();
   await page.getByText('ann@example.com is now admin.').waitFor();
   members = (await get(`/api/v1/tenants/${ids.tenant}/members`)).data;
   assert.equal(members[0].role, 'admin');

@@ -59,9 +59,15 @@ export async function membersPanel(ctx, tid) {
           const sel = el('select', { id, 'aria-label': `Role of ${m.email}` },
             roleOptions(ctx, tid).map((o) => el('option', { value: o.value }, o.label)));
           sel.value = m.role;
-          sel.addEventListener('change', async () => {
+          // a change applies on Save only: arrow keys on a focused select fire `change` at
+          // every step, and each step would otherwise be a role change
+          const save = el('button', { type: 'button', class: 'btn btn-small', disabled: true,
+            'aria-label': `Save ${m.email}'s role` }, 'Save');
+          sel.addEventListener('change', () => { save.disabled = sel.value === m.role; });
+          save.addEventListener('click', async () => {
             alert.clear();
             sel.disabled = true;
+            save.disabled = true;
             try {
               await put(ctx.api, `${base}/${encodeURIComponent(m.user_id)}`, { role: sel.value });
               await refresh(`${m.email} is now ${sel.value}.`);
@@ -72,7 +78,7 @@ export async function membersPanel(ctx, tid) {
               sel.disabled = false;
             }
           });
-          return sel;
+          return el('span', { class: 'role-edit' }, sel, ' ', save);
         },
       },
     ];

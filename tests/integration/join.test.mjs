@@ -21,12 +21,7 @@ before(async () => {
   cp = await startControl({ env: { TOLLGATE_DP_POLL_TIMEOUT_MS: '2000' } });
   admin = await cp.login();
   tenant = await cp.makeTenant(admin, 'acme');
-  const prov = await cp.api('POST', '/api/v1/providers', { token: admin, body: {
-    name: 'mock', kind: 'openai', base_url: mock.url, credentials: { api_key: 'sk-upstream-test' } } });
-  assert.equal(prov.status, 201, prov.text);
-  const route = await cp.api('POST', '/api/v1/routes', { token: admin, body: {
-    alias: 'gpt-4o-mini', targets: [{ provider_id: prov.body.id, model: 'gpt-4o-mini-2024-07-18' }] } });
-  assert.equal(route.status, 201, route.text);
+  await cp.mockRoute(admin, mock.url);
 });
 
 after(async () => {

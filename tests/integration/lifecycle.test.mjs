@@ -10,9 +10,8 @@ import { writeFileSync, readFileSync, mkdtempSync, mkdirSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
 import { startOpenAIMock } from '../mocks/openai.mjs';
-import { startGateway, makeSnapshot, chatBody, readSSE, waitFor } from './lib/harness.mjs';
+import { startGateway, makeSnapshot, chatBody, readSSE, waitFor, tryConnect, within } from './lib/harness.mjs';
 
 const KEY = 'tg-test-key';
 let mockA;
@@ -100,24 +99,6 @@ async function reloadRaw(gw, text) {
     if (/event=snapshot_loaded/.test(tail)) return 'loaded';
     return null;
   }, 5000, 'the reload outcome');
-}
-
-// Resolves the error code of a fresh TCP connect attempt, or null if it connected.
-function tryConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    const t = setTimeout(() => { s.destroy(); resolve('ETIMEDOUT'); }, 2000);
-    s.on('connect', () => { clearTimeout(t); s.destroy(); resolve(null); });
-    s.on('error', (e) => { clearTimeout(t); resolve(e.code); });
-  });
-}
-
-// `p`'s value, or `fallback` if it takes longer than ms (the timer is cleared: a pending one
-// would keep the test process alive).
-async function within(p, ms, fallback = null) {
-  let timer;
-  const t = new Promise((r) => { timer = setTimeout(() => r(fallback), ms); });
-  try { return await Promise.race([p, t]); } finally { clearTimeout(timer); }
 }
 
 test('SIGHUP reloads under load lose no request and switch the route', async () => {

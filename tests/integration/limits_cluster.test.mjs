@@ -20,15 +20,10 @@ before(async () => {
   mock = await startOpenAIMock();
   cp = await startControl({ env: { TOLLGATE_DP_POLL_TIMEOUT_MS: '2000' } });
   admin = await cp.login();
-  const prov = await cp.api('POST', '/api/v1/providers', { token: admin, body: {
-    name: 'mock', kind: 'openai', base_url: mock.url, credentials: { api_key: 'sk-upstream-test' } } });
-  assert.equal(prov.status, 201, prov.text);
-  const route = await cp.api('POST', '/api/v1/routes', { token: admin, body: {
-    alias: 'gpt-4o-mini', targets: [{ provider_id: prov.body.id, model: 'gpt-4o-mini-2024-07-18' }] } });
-  assert.equal(route.status, 201, route.text);
+  const provider = await cp.mockRoute(admin, mock.url);
   // dear tokens, so that a budget is spent in a few hundred requests
   const price = await cp.api('PUT', '/api/v1/prices', { token: admin, body: {
-    provider_id: prov.body.id, model: 'gpt-4o-mini-2024-07-18', input_per_mtok: 100, output_per_mtok: 100 } });
+    provider_id: provider.id, model: 'gpt-4o-mini-2024-07-18', input_per_mtok: 100, output_per_mtok: 100 } });
   assert.ok([200, 201].includes(price.status), price.text);
   for (let i = 0; i < 2; i++) dps.push(await startGateway({ args: ['--control-url', cp.url], env: DP_ENV }));
   // both data planes know they share the limits (the control plane tells them on every usage

@@ -7,12 +7,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startOpenAIMock } from '../mocks/openai.mjs';
-import { BIN, startGateway, chatBody, waitFor } from './lib/harness.mjs';
+import { BIN, startGateway, chatBody, waitFor, tryConnect, within } from './lib/harness.mjs';
 import { startControl, createDatabase, pgHost } from './lib/control.mjs';
 import {
   POD_UID, STATE_DIR, IMAGE_BIN, PG_SOCKET_DIR, bwrapPath, giveToPodUser, sandboxArgv, sandboxRun, sandboxSpawn,
@@ -28,21 +27,6 @@ let stateDir;
 async function sql(dbUrl, q) {
   const { stdout } = await execFileP('psql', [dbUrl, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', q]);
   return stdout.trim();
-}
-
-function tryConnect(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    const t = setTimeout(() => { s.destroy(); resolve('ETIMEDOUT'); }, 2000);
-    s.on('connect', () => { clearTimeout(t); s.destroy(); resolve(null); });
-    s.on('error', (e) => { clearTimeout(t); resolve(e.code); });
-  });
-}
-
-async function within(p, ms, fallback = null) {
-  let timer;
-  const t = new Promise((r) => { timer = setTimeout(() => r(fallback), ms); });
-  try { return await Promise.race([p, t]); } finally { clearTimeout(timer); }
 }
 
 // What the kernel says about the sandboxed binary: its real UID/GID and its PID inside its own
@@ -190,12 +174,7 @@ test('both planes under the sandbox: probes, a request end to end, SIGTERM drain
     // a tenant, the mock as a provider, a route and a key, through the admin API
     const admin = await cp.login();
     const tenant = await cp.makeTenant(admin, 'acme');
-    const prov = await cp.api('POST', '/api/v1/providers', { token: admin, body: {
-      name: 'mock', kind: 'openai', base_url: mock.url, credentials: { api_key: 'sk-upstream-test' } } });
-    assert.equal(prov.status, 201, prov.text);
-    const route = await cp.api('POST', '/api/v1/routes', { token: admin, body: {
-      alias: 'gpt-4o-mini', targets: [{ provider_id: prov.body.id, model: 'gpt-4o-mini-2024-07-18' }] } });
-    assert.equal(route.status, 201, route.text);
+    await cp.mockRoute(admin, mock.url);
     const key = await cp.api('POST', `/api/v1/tenants/${tenant.id}/keys`, { token: admin,
       body: { name: 'rc', models: ['gpt-4o-mini'] } });
     assert.equal(key.status, 201, key.text);

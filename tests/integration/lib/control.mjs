@@ -146,6 +146,16 @@ export async function startControl({ dbUrl, roles, env = {}, args = [], spawn: s
       }
       return body;
     },
+    // The OpenAI mock at mockUrl as provider "mock" and the route gpt-4o-mini to it; the provider.
+    async mockRoute(adminToken, mockUrl) {
+      const prov = await cp.api('POST', '/api/v1/providers', { token: adminToken, body: {
+        name: 'mock', kind: 'openai', base_url: mockUrl, credentials: { api_key: 'sk-upstream-test' } } });
+      if (prov.status !== 201) throw new Error(`provider: ${prov.status} ${prov.text}`);
+      const route = await cp.api('POST', '/api/v1/routes', { token: adminToken, body: {
+        alias: 'gpt-4o-mini', targets: [{ provider_id: prov.body.id, model: 'gpt-4o-mini-2024-07-18' }] } });
+      if (route.status !== 201) throw new Error(`route: ${route.status} ${route.text}`);
+      return prov.body;
+    },
     async makeTenant(adminToken, slug) {
       const r = await cp.api('POST', '/api/v1/tenants', { token: adminToken, body: { slug, name: slug } });
       if (r.status !== 201) throw new Error(`tenant ${slug}: ${r.status} ${r.text}`);

@@ -161,3 +161,21 @@ export async function readSSE(res) {
   const text = await res.text();
   return text.split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6));
 }
+
+// Resolves the error code of a fresh TCP connect attempt, or null if it connected.
+export function tryConnect(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    const t = setTimeout(() => { s.destroy(); resolve('ETIMEDOUT'); }, 2000);
+    s.on('connect', () => { clearTimeout(t); s.destroy(); resolve(null); });
+    s.on('error', (e) => { clearTimeout(t); resolve(e.code); });
+  });
+}
+
+// `p`'s value, or `fallback` if it takes longer than ms (the timer is cleared: a pending one
+// would keep the test process alive).
+export async function within(p, ms, fallback = null) {
+  let timer;
+  const t = new Promise((r) => { timer = setTimeout(() => r(fallback), ms); });
+  try { return await Promise.race([p, t]); } finally { clearTimeout(timer); }
+}

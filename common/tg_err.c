@@ -5,25 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "tg_banned.h"
+#include "tg_errors.h"
 
-static const char *type_for_status(int status)
-{
-    switch (status) {
-    case 401:
-        return "authentication_error";
-    case 403:
-        return "permission_error";
-    case 404:
-        return "invalid_request_error";
-    case 413:
-        return "invalid_request_error";
-    case 429:
-        return "rate_limit_error";
-    default:
-        return status >= 500 ? "api_error" : "invalid_request_error";
-    }
-}
+#include "tg_banned.h"
 
 void tg_err_set(tg_err_t *err, int code, int status, const char *fmt, ...)
 {
@@ -32,7 +16,7 @@ void tg_err_set(tg_err_t *err, int code, int status, const char *fmt, ...)
         return;
     err->code = code;
     err->status = status;
-    err->type = type_for_status(status);
+    err->type = tg_error_type(status);
     err->ecode = NULL;
     err->param = NULL;
     err->detail[0] = '\0';

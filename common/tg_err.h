@@ -26,7 +26,7 @@ enum {
 typedef struct tg_err {
     int code;          /* TG_E* */
     int status;        /* HTTP status */
-    const char *type;  /* static string, OpenAI error type */
+    const char *type;  /* static string, OpenAI error type (tg_error_type unless overridden) */
     const char *ecode; /* static string or NULL, OpenAI error code */
     const char *param; /* static string or NULL, the request field at fault */
     char msg[384];

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dp.h"
+#include "tg_errors.h"
 #include "tg_log.h"
 
 #include "tg_banned.h"
@@ -238,18 +239,19 @@ static void write_error(dp_conn_t *c, int status, const char *msg)
                                     [501] = "Not Implemented",
                                     [503] = "Service Unavailable",
                                     [505] = "HTTP Version Not Supported"};
-    char body[256];
     char head[256];
-    int bl = snprintf(body, sizeof(body),
-                      "{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\","
-                      "\"param\":null,\"code\":null}}",
-                      msg);
+    tg_buf_t body = TG_BUF_INIT(1024);
+    if (tg_error_body(&body, status, NULL, msg, strlen(msg), NULL, NULL) != 0) {
+        tg_buf_dispose(&body);
+        return;
+    }
     const char *reason = status < 600 && reasons[status] ? reasons[status] : "Error";
     int hl = snprintf(head, sizeof(head),
                       "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: "
-                      "%d\r\nconnection: close\r\n\r\n",
-                      status, reason, bl);
-    (void)dp_conn_write(c, head, (size_t)hl, body, (size_t)bl);
+                      "%zu\r\nconnection: close\r\n\r\n",
+                      status, reason, body.len);
+    (void)dp_conn_write(c, head, (size_t)hl, body.base, body.len);
+    tg_buf_dispose(&body);
 }
 
 /* Parses what is buffered and dispatches complete requests, one at a time. */

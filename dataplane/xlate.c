@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "tg_errors.h"
+
 #include "tg_banned.h"
 
 void dp_xlate_init(dp_xlate_t *x, int client_endpoint, dp_reqbody_t *body, bool client_wants_usage)
@@ -144,23 +146,8 @@ int dp_xlate_error_body(int client_endpoint, const tg_err_t *err, tg_buf_t *b)
 {
     if (client_endpoint == DP_EP_MESSAGES)
         return dp_msgs_error_append(b, err->status, err->msg, strlen(err->msg));
-    size_t mark = b->len;
-    int rc = tg_buf_append(b, "{\"error\":{\"message\":", 20);
-    if (rc == 0)
-        rc = tg_buf_append_json_str(b, err->msg, strlen(err->msg));
-    if (rc == 0)
-        rc = tg_buf_appendf(b, ",\"type\":\"%s\",\"param\":", err->type ? err->type : "api_error");
-    if (rc == 0)
-        rc = err->param ? tg_buf_appendf(b, "\"%s\"", err->param) : tg_buf_append(b, "null", 4);
-    if (rc == 0)
-        rc = tg_buf_append(b, ",\"code\":", 8);
-    if (rc == 0)
-        rc = err->ecode ? tg_buf_appendf(b, "\"%s\"", err->ecode) : tg_buf_append(b, "null", 4);
-    if (rc == 0)
-        rc = tg_buf_append(b, "}}", 2);
-    if (rc != 0)
-        b->len = mark;
-    return rc;
+    return tg_error_body(b, err->status, err->type, err->msg, strlen(err->msg), err->param,
+                         err->ecode);
 }
 
 int dp_xlate_error_event(int client_endpoint, const tg_err_t *err, tg_buf_t *out)

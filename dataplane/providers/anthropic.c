@@ -615,17 +615,16 @@ static int error_to_openai(int status, const char *body, size_t n, tg_buf_t *out
     const json_t *type = json_object_get(e, "type");
     int rc;
     if (json_is_string(msg)) {
-        rc = dp_openai_error_append(out, json_string_value(msg), json_string_length(msg),
-                                    dp_openai_error_type(status),
-                                    json_is_string(type) ? json_string_value(type) : NULL);
+        rc = tg_error_body(out, status, NULL, json_string_value(msg), json_string_length(msg), NULL,
+                           json_is_string(type) ? json_string_value(type) : NULL);
     } else if (n > 0) {
         /* a proxy's HTML page or another JSON shape: show its start, it is all the client gets */
-        rc = dp_openai_error_append(out, body, n > MAX_ERROR_TEXT ? MAX_ERROR_TEXT : n,
-                                    dp_openai_error_type(status), NULL);
+        rc = tg_error_body(out, status, NULL, body, n > MAX_ERROR_TEXT ? MAX_ERROR_TEXT : n, NULL,
+                           NULL);
     } else {
         char m[64];
         int ml = snprintf(m, sizeof(m), "provider answered HTTP %d", status);
-        rc = dp_openai_error_append(out, m, (size_t)ml, dp_openai_error_type(status), NULL);
+        rc = tg_error_body(out, status, NULL, m, (size_t)ml, NULL, NULL);
     }
     json_decref(root);
     return rc;
@@ -1022,9 +1021,9 @@ static int on_error_event(const json_t *ev, tg_buf_t *out)
     const json_t *e = json_object_get(ev, "error");
     const json_t *msg = json_object_get(e, "message");
     const json_t *type = json_object_get(e, "type");
-    return dp_sse_append_error(out, json_is_string(msg) ? json_string_value(msg) : "provider error",
+    return dp_sse_append_error(out, status_for_error_type(type),
+                               json_is_string(msg) ? json_string_value(msg) : "provider error",
                                json_is_string(msg) ? json_string_length(msg) : 14,
-                               dp_openai_error_type(status_for_error_type(type)),
                                json_is_string(type) ? json_string_value(type) : NULL);
 }
 

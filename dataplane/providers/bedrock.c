@@ -768,16 +768,15 @@ static int error_append(tg_buf_t *out, int status, const json_t *root, const cha
         error_code(json_string_value(type), json_string_length(type), code, sizeof(code));
     const char *ecode = json_is_string(type) && code[0] ? code : NULL;
     if (json_is_string(msg))
-        return dp_openai_error_append(out, json_string_value(msg), json_string_length(msg),
-                                      dp_openai_error_type(status), ecode);
+        return tg_error_body(out, status, NULL, json_string_value(msg), json_string_length(msg),
+                             NULL, ecode);
     if (rawn == 0) {
         char m[64];
         int k = snprintf(m, sizeof(m), "the provider answered with status %d", status);
-        return dp_openai_error_append(out, m, k > 0 ? (size_t)k : 0, dp_openai_error_type(status),
-                                      ecode);
+        return tg_error_body(out, status, NULL, m, k > 0 ? (size_t)k : 0, NULL, ecode);
     }
-    return dp_openai_error_append(out, raw, rawn > BR_MAX_RAW_ERROR ? BR_MAX_RAW_ERROR : rawn,
-                                  dp_openai_error_type(status), ecode);
+    return tg_error_body(out, status, NULL, raw, rawn > BR_MAX_RAW_ERROR ? BR_MAX_RAW_ERROR : rawn,
+                         NULL, ecode);
 }
 
 static int bedrock_response(dp_stream_state_t *st, int status, const char *body, size_t n,
@@ -1013,8 +1012,7 @@ static int on_exception(feed_ctx_t *f, const dp_es_msg_t *m)
         text = "the provider's stream failed";
         textn = strlen(text);
     }
-    int rc = dp_sse_append_error(f->out, text, textn, dp_openai_error_type(status),
-                                 code[0] ? code : NULL);
+    int rc = dp_sse_append_error(f->out, status, text, textn, code[0] ? code : NULL);
     json_decref(root);
     f->bs->failed = true;
     return rc;

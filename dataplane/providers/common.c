@@ -40,48 +40,6 @@ int dp_sse_append_done(dp_stream_state_t *st, tg_buf_t *out)
     return tg_buf_append(out, "data: [DONE]\n\n", 14);
 }
 
-const char *dp_openai_error_type(int status)
-{
-    switch (status) {
-    case 400:
-    case 404:
-    case 409:
-    case 413:
-    case 422:
-        return status == 404 ? "not_found_error" : "invalid_request_error";
-    case 401:
-        return "authentication_error";
-    case 403:
-        return "permission_error";
-    case 429:
-        return "rate_limit_error";
-    default:
-        return "api_error";
-    }
-}
-
-int dp_openai_error_append(tg_buf_t *out, const char *message, size_t message_len, const char *type,
-                           const char *code)
-{
-    size_t mark = out->len;
-    int rc = tg_buf_append(out, "{\"error\":{\"message\":", 20);
-    if (rc == 0)
-        rc = tg_buf_append_json_str(out, message, message_len);
-    if (rc == 0)
-        rc = tg_buf_append(out, ",\"type\":", 8);
-    if (rc == 0)
-        rc = tg_buf_append_json_str(out, type, strlen(type));
-    if (rc == 0)
-        rc = tg_buf_append(out, ",\"param\":null,\"code\":", 21);
-    if (rc == 0)
-        rc = code ? tg_buf_append_json_str(out, code, strlen(code)) : tg_buf_append(out, "null", 4);
-    if (rc == 0)
-        rc = tg_buf_append(out, "}}", 2);
-    if (rc != 0)
-        out->len = mark;
-    return rc;
-}
-
 bool dp_embedding_wants_base64(const dp_reqbody_t *rb)
 {
     json_t *f = json_object_get(rb->root, "encoding_format");
@@ -436,13 +394,13 @@ int dp_openai_chunk_usage_append(tg_buf_t *out, const dp_stream_state_t *st, con
     return rc;
 }
 
-int dp_sse_append_error(tg_buf_t *out, const char *message, size_t message_len, const char *type,
+int dp_sse_append_error(tg_buf_t *out, int status, const char *message, size_t message_len,
                         const char *code)
 {
     size_t mark = out->len;
     int rc = tg_buf_append(out, "data: ", 6);
     if (rc == 0)
-        rc = dp_openai_error_append(out, message, message_len, type, code);
+        rc = tg_error_body(out, status, NULL, message, message_len, NULL, code);
     if (rc == 0)
         rc = tg_buf_append(out, "\n\n", 2);
     if (rc != 0)

@@ -935,10 +935,9 @@ static int error_append(tg_buf_t *out, bool event, int status, const json_t *e, 
         m = fallback;
         mn = strlen(fallback);
     }
-    const char *type = dp_openai_error_type(status);
     const char *c = json_is_string(code) ? json_string_value(code) : NULL;
-    return event ? dp_sse_append_error(out, m, mn, type, c)
-                 : dp_openai_error_append(out, m, mn, type, c);
+    return event ? dp_sse_append_error(out, status, m, mn, c)
+                 : tg_error_body(out, status, NULL, m, mn, NULL, c);
 }
 
 /* Gemini's error bodies are {"error":{...}}, or a one-element array of that from the

@@ -16,6 +16,7 @@
 #include "sse.h"
 #include "tg_buf.h"
 #include "tg_err.h"
+#include "tg_errors.h"
 #include "tg_snap.h"
 #include "usage.h"
 
@@ -107,13 +108,6 @@ int dp_json_append(tg_buf_t *out, const json_t *v) TG_WUR;
 int dp_sse_append_json(tg_buf_t *out, const char *name, const json_t *v) TG_WUR;
 /* Appends `data: [DONE]\n\n` and sets st->done. */
 int dp_sse_append_done(dp_stream_state_t *st, tg_buf_t *out) TG_WUR;
-/* Appends an OpenAI error object {"error":{"message","type","param":null,"code"}}; code may be
- * NULL. */
-int dp_openai_error_append(tg_buf_t *out, const char *message, size_t message_len, const char *type,
-                           const char *code) TG_WUR;
-/* OpenAI's error type for an HTTP status: invalid_request_error, authentication_error,
- * permission_error, not_found_error, rate_limit_error, api_error. */
-const char *dp_openai_error_type(int status);
 /* Appends an embedding for the client: a JSON array of floats, or with base64 the
  * little-endian float32 bytes in base64 (what `encoding_format: "base64"` asks for). values is
  * a JSON array of numbers. */
@@ -184,8 +178,9 @@ int dp_openai_chunk_role_append(tg_buf_t *out, const dp_stream_state_t *st, cons
 /* Appends the usage chunk ("choices":[]) of st->usage; reasoning as dp_openai_usage_json. */
 int dp_openai_chunk_usage_append(tg_buf_t *out, const dp_stream_state_t *st, const char *id,
                                  bool reasoning) TG_WUR;
-/* Appends an error event `data: {"error":...}` (dp_openai_error_append); nothing on failure. */
-int dp_sse_append_error(tg_buf_t *out, const char *message, size_t message_len, const char *type,
+/* Appends an error event `data: {"error":...}` (tg_error_body, its type from status); nothing
+ * on failure. */
+int dp_sse_append_error(tg_buf_t *out, int status, const char *message, size_t message_len,
                         const char *code) TG_WUR;
 /* Appends the embeddings list of the vectors in items (or in each item's member). */
 int dp_embedding_list_append(tg_buf_t *out, const dp_stream_state_t *st, const json_t *items,

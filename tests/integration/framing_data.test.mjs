@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { startOpenAIMock } from '../mocks/openai.mjs';
-import { startGateway, makeSnapshot, chatBody } from './lib/harness.mjs';
+import { startGateway, makeSnapshot, chatBody, openaiErrorType } from './lib/harness.mjs';
 
 const KEY = 'tg-test-key';
 const MAX_BODY = 4 * 1024 * 1024; // --max-body-bytes default
@@ -125,6 +125,8 @@ async function check({ wire, status, closes = true, forwards = 0, within = 2000,
     assert.equal(typeof err.message, 'string');
     assert.ok(err.message.length > 10, `message: ${err.message}`);
     if (message) assert.match(err.message, message);
+    // the type comes from the one status table, whichever layer answered (connection or proxy)
+    assert.equal(err.type, openaiErrorType(status), `type for ${status}`);
   }
   // the mock records a request when it has read it whole; a forwarded one is in by the answer
   assert.equal(mock.requests.length - before, forwards, 'requests that reached the provider');

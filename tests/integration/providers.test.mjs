@@ -13,7 +13,7 @@ import { startAzureMock } from '../mocks/azure.mjs';
 import { startAnthropicMock } from '../mocks/anthropic.mjs';
 import { startGeminiMock } from '../mocks/gemini.mjs';
 import { startBedrockMock } from '../mocks/bedrock.mjs';
-import { startGateway, makeSnapshot } from './lib/harness.mjs';
+import { startGateway, makeSnapshot, openaiErrorType } from './lib/harness.mjs';
 
 const KEY = 'tg-providers-key';
 const CHAT = ['gpt', 'azure', 'claude', 'gemini', 'bedrock'];
@@ -142,6 +142,20 @@ for (const model of CHAT) {
         assert.ok(e.message.length > 10);
         return true;
       });
+  });
+
+  // Anthropic, Gemini and Bedrock errors are rewritten into OpenAI's shape by the gateway;
+  // OpenAI's and Azure's are relayed as the provider wrote them.
+  if (['claude', 'gemini', 'bedrock'].includes(model)) test(`${model}: a provider's 404 reaches the client with the type of the gateway's own 404s`, async () => {
+    const r = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model, messages: user('mock:status=404') }) });
+    assert.equal(r.status, 404);
+    const e = (await r.json()).error;
+    assert.ok(e.message.length > 10, e.message);
+    // OpenAI's own 404s (an unknown model or path) say invalid_request_error, and so does
+    // every 404 the gateway writes; a provider's "not_found_error" is not an OpenAI type
+    assert.equal(e.type, openaiErrorType(404), `${model}: ${JSON.stringify(e)}`);
   });
 
   test(`${model}: the Anthropic SDK on /v1/messages: text, stream and tools`, async () => {

@@ -3,7 +3,7 @@
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOpenAIMock } from '../mocks/openai.mjs';
-import { startGateway, makeSnapshot, chatBody, readSSE, waitFor } from './lib/harness.mjs';
+import { startGateway, makeSnapshot, chatBody, readSSE, waitFor, openaiErrorType } from './lib/harness.mjs';
 
 let mock;
 let gw;
@@ -94,7 +94,9 @@ test('a model the key may not use is 403, an unknown model 404, neither reaches 
   assert.equal((await f.json()).error.code, 'model_not_allowed');
   const n = await post('/v1/chat/completions', { ...chatBody('hi'), model: 'no-such-model' });
   assert.equal(n.status, 404);
-  assert.equal((await n.json()).error.code, 'model_not_found');
+  const e = (await n.json()).error;
+  assert.equal(e.code, 'model_not_found');
+  assert.equal(e.type, openaiErrorType(404)); // as OpenAI: invalid_request_error, model_not_found
   assert.equal(mock.requests.length, 0);
 });
 
@@ -279,6 +281,7 @@ test('wrong method and unknown path get 405 and 404', async () => {
   assert.equal(g.status, 405);
   const n = await fetch(gw.url + '/v1/nope', { method: 'POST', body: '{}' });
   assert.equal(n.status, 404);
+  assert.equal((await n.json()).error.type, openaiErrorType(404)); // the same type as model_not_found
 });
 
 test('/healthz, /readyz and /metrics answer', async () => {

@@ -152,6 +152,16 @@ export function rawExchange(port, data, { untilMs = 3000, endWhen } = {}) {
   });
 }
 
+// OpenAI's error `type` for an HTTP status, as the data plane's one table (common/tg_errors.c)
+// has it: every error body the gateway writes itself, or translates from another provider's
+// shape, carries this type (a 429 from a budget or a rate limit may say which one instead).
+export function openaiErrorType(status) {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 429) return 'rate_limit_error';
+  return status >= 500 ? 'api_error' : 'invalid_request_error';
+}
+
 export function chatBody(content, extra = {}) {
   return { model: 'gpt-4o-mini', messages: [{ role: 'user', content }], ...extra };
 }

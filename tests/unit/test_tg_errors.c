@@ -1,0 +1,80 @@
+/* test_tg_errors.c: the one status-to-type table and the one writer of OpenAI error bodies. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <string.h>
+
+#include "tg_err.h"
+#include "tg_errors.h"
+
+Test(tg_errors, table_gives_openai_types)
+{
+    cr_assert_str_eq(tg_error_type(400), "invalid_request_error");
+    cr_assert_str_eq(tg_error_type(401), "authentication_error");
+    cr_assert_str_eq(tg_error_type(403), "permission_error");
+    cr_assert_str_eq(tg_error_type(404), "invalid_request_error"); /* as OpenAI's model_not_found */
+    cr_assert_str_eq(tg_error_type(405), "invalid_request_error");
+    cr_assert_str_eq(tg_error_type(408), "invalid_request_error");
+    cr_assert_str_eq(tg_error_type(409), "invalid_request_error");
+    cr_assert_str_eq(tg_error_type(413), "invalid_request_error");
+    cr_assert_str_eq(tg_error_type(422), "invalid_request_error");
+    cr_assert_str_eq(tg_error_type(429), "rate_limit_error");
+    cr_assert_str_eq(tg_error_type(500), "api_error");
+    cr_assert_str_eq(tg_error_type(501), "api_error");
+    cr_assert_str_eq(tg_error_type(502), "api_error");
+    cr_assert_str_eq(tg_error_type(503), "api_error");
+    cr_assert_str_eq(tg_error_type(505), "api_error");
+    cr_assert_str_eq(tg_error_type(529), "api_error");
+}
+
+Test(tg_errors, tg_err_set_takes_its_type_from_the_table)
+{
+    static const int statuses[] = {400, 401, 403, 404, 405, 413, 429, 500, 502, 503, 504};
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        tg_err_t err;
+        tg_err_set(&err, TG_EINVAL, statuses[i], "x");
+        cr_assert_str_eq(err.type, tg_error_type(statuses[i]), "status %d", statuses[i]);
+    }
+}
+
+Test(tg_errors, body_is_the_exact_openai_shape)
+{
+    tg_buf_t b = TG_BUF_INIT(4096);
+    const char *m = "the model \"x\" does not exist";
+    cr_assert_eq(tg_error_body(&b, 404, NULL, m, strlen(m), NULL, "model_not_found"), 0);
+    const char *want = "{\"error\":{\"message\":\"the model \\\"x\\\" does not exist\","
+                       "\"type\":\"invalid_request_error\",\"param\":null,"
+                       "\"code\":\"model_not_found\"}}";
+    cr_assert_eq(b.len, strlen(want));
+    cr_assert_eq(memcmp(b.base, want, b.len), 0, "%.*s", (int)b.len, b.base);
+    tg_buf_dispose(&b);
+}
+
+Test(tg_errors, body_with_a_type_override_a_param_and_no_code)
+{
+    tg_buf_t b = TG_BUF_INIT(4096);
+    cr_assert_eq(tg_buf_append(&b, "data: ", 6), 0);
+    cr_assert_eq(
+        tg_error_body(&b, 429, "insufficient_quota", "over\nbudget", 11, "max_tokens", NULL), 0);
+    json_error_t je;
+    json_t *j = json_loadb(b.base + 6, b.len - 6, 0, &je);
+    cr_assert_not_null(j, "%s", je.text);
+    json_t *e = json_object_get(j, "error");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "message")), "over\nbudget");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "type")), "insufficient_quota");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "param")), "max_tokens");
+    cr_assert(json_is_null(json_object_get(e, "code")));
+    cr_assert_eq(json_object_size(e), 4);
+    json_decref(j);
+    tg_buf_dispose(&b);
+}
+
+Test(tg_errors, body_that_does_not_fit_leaves_the_buffer_unchanged)
+{
+    tg_buf_t b = TG_BUF_INIT(40);
+    cr_assert_eq(tg_buf_append(&b, "keep", 4), 0);
+    cr_assert_eq(tg_error_body(&b, 500, NULL, "a message long enough not to fit", 32, NULL, NULL),
+                 TG_ETOOBIG);
+    cr_assert_eq(b.len, 4);
+    cr_assert_eq(memcmp(b.base, "keep", 4), 0);
+    tg_buf_dispose(&b);
+}

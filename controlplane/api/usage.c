@@ -58,26 +58,30 @@
  * (uuid[]; NULL: every tenant and none), $5 key. The tenants are a constant array, not a
  * subquery, so that each is an index range of the primary key. `tbl` is the rollup, `col` its
  * time column, `kf` the key filter (a table without the key is only read without key_id). */
-#define USAGE_FROM(tbl, col, kf)                                                                   \
-    "FROM " tbl " h WHERE h." col " >= to_timestamp($1::bigint) AND h." col                        \
-    " < to_timestamp($2::bigint) AND ($4::uuid[] IS NULL OR h.tenant_id = ANY($4::uuid[])) AND " kf
+#define USAGE_FROM                                                                                 \
+    " h WHERE h.t >= to_timestamp($1::bigint) AND h.t < to_timestamp($2::bigint) AND ($4::uuid[] " \
+    "IS NULL OR h.tenant_id = ANY($4::uuid[])) AND "
 #define USAGE_KF "($5::uuid IS NULL OR h.key_id = $5::uuid)"
 #define USAGE_KF_NONE "$5::uuid IS NULL"
 #define USAGE_KEY "nullif(h.key_id, " USAGE_NONE ")::text"
 
-/* A row's bucket ($3) and group ($6). The zero uuid and '' mean "none" in the rollups; they
- * answer null as a group (and '' in the joins on it, which no real group is). */
-#define USAGE_TS(col) "date_trunc($3::text, h." col ", 'UTC')"
-#define USAGE_G(key)                                                                               \
-    "(CASE $6::text WHEN 'key' THEN " key " WHEN 'model' THEN nullif(h.model, '') WHEN "           \
-    "'provider' THEN nullif(h.provider, '') WHEN 'tenant' THEN nullif(h.tenant_id, " USAGE_NONE    \
-    ")::text END) COLLATE \"C\""
+/* A row's bucket ($3) and group ($6), `key` the key's expression. The zero uuid and '' mean
+ * "none" in the rollups; they answer null as a group (and '' in the joins on it, which no real
+ * group is). */
+#define USAGE_TS "date_trunc($3::text, h.t, 'UTC')"
+#define USAGE_G1 "(CASE $6::text WHEN 'key' THEN "
+#define USAGE_G2                                                                                   \
+    " WHEN 'model' THEN nullif(h.model, '') WHEN 'provider' THEN nullif(h.provider, '') WHEN "     \
+    "'tenant' THEN nullif(h.tenant_id, " USAGE_NONE ")::text END) COLLATE \"C\""
+
+/* The rollup `tbl` is read through a subquery that names its time column t. */
+#define USAGE_TBL(tbl, col) "(SELECT *, " col " AS t FROM " tbl ")"
 
 /* $1..$6 as above, $7 at most this many points. */
-#define USAGE_SQL(tbl, col, kf, key, point)                                                        \
-    "WITH r AS (SELECT " USAGE_TS(col) " AS ts, " USAGE_G(key) " AS g, h.requests, h.errors, "     \
+#define USAGE_SQL(tbl, kf, key, point)                                                             \
+    "WITH r AS (SELECT " USAGE_TS " AS ts, " USAGE_G1 key USAGE_G2 " AS g, h.requests, h.errors, " \
     "h.prompt_tokens, h.completion_tokens, h.cached_tokens, h.reasoning_tokens, h.cost_usd, "      \
-    "h.latency_hist " USAGE_FROM(tbl, col, kf) "), "                                               \
+    "h.latency_hist FROM " tbl USAGE_FROM kf "), "                                                 \
     "lh AS (SELECT r.ts, coalesce(r.g, '') AS g, (x >> 40)::int AS k, sum(x & 1099511627775) AS "  \
     "n "                                                                                           \
     "FROM r, unnest(r.latency_hist) x GROUP BY 1, 2, 3), "                                         \
@@ -98,10 +102,10 @@
 
 /* The planner's estimates, before anything is aggregated: the rollup rows the report reads, and
  * its points (buckets x groups). The first "Plan Rows" of EXPLAIN's JSON is the top node's. */
-#define USAGE_EST_ROWS(tbl, col, kf)                                                               \
-    "EXPLAIN (FORMAT JSON) SELECT $3::text, $6::text " USAGE_FROM(tbl, col, kf)
-#define USAGE_EST_POINTS(tbl, col, kf, key)                                                        \
-    "EXPLAIN (FORMAT JSON) SELECT " USAGE_TS(col) ", " USAGE_G(key) " " USAGE_FROM(tbl, col, kf)   \
+#define USAGE_EST_ROWS(tbl, kf)                                                                    \
+    "EXPLAIN (FORMAT JSON) SELECT $3::text, $6::text FROM " tbl USAGE_FROM kf
+#define USAGE_EST_POINTS(tbl, kf, key)                                                             \
+    "EXPLAIN (FORMAT JSON) SELECT " USAGE_TS ", " USAGE_G1 key USAGE_G2 " FROM " tbl USAGE_FROM kf \
     " GROUP BY 1, 2"
 
 #define USAGE_PLAIN "'ts', b.ts, " USAGE_POINT
@@ -112,25 +116,22 @@
  * answers it exactly: by day from a daily one (the range is widened to whole days), without
  * key_id or group_by=key from one without the key. The answers are the same sums either way. */
 typedef struct usage_table {
-    const char *name;
     bool daily, keyed;
     const char *sql, *sql_grouped, *est_rows, *est_points;
 } usage_table_t;
 
-#define USAGE_TABLE(tbl, col, daily, keyed, kf, key)                                               \
-    {tbl,                                                                                          \
-     daily,                                                                                        \
-     keyed,                                                                                        \
-     USAGE_SQL(tbl, col, kf, key, USAGE_PLAIN),                                                    \
-     USAGE_SQL(tbl, col, kf, key, USAGE_GROUPED),                                                  \
-     USAGE_EST_ROWS(tbl, col, kf),                                                                 \
-     USAGE_EST_POINTS(tbl, col, kf, key)}
+#define USAGE_TABLE(tbl, daily, keyed, kf, key)                                                    \
+    {                                                                                              \
+        daily, keyed, USAGE_SQL(tbl, kf, key, USAGE_PLAIN),                                        \
+            USAGE_SQL(tbl, kf, key, USAGE_GROUPED), USAGE_EST_ROWS(tbl, kf),                       \
+            USAGE_EST_POINTS(tbl, kf, key)                                                         \
+    }
 
 static const usage_table_t usage_tables[] = {
-    USAGE_TABLE("usage_hourly", "hour", false, true, USAGE_KF, USAGE_KEY),
-    USAGE_TABLE("usage_hourly_nokey", "hour", false, false, USAGE_KF_NONE, "NULL::text"),
-    USAGE_TABLE("usage_daily", "day", true, true, USAGE_KF, USAGE_KEY),
-    USAGE_TABLE("usage_daily_nokey", "day", true, false, USAGE_KF_NONE, "NULL::text"),
+    USAGE_TABLE(USAGE_TBL("usage_hourly", "hour"), false, true, USAGE_KF, USAGE_KEY),
+    USAGE_TABLE(USAGE_TBL("usage_hourly_nokey", "hour"), false, false, USAGE_KF_NONE, "NULL::text"),
+    USAGE_TABLE(USAGE_TBL("usage_daily", "day"), true, true, USAGE_KF, USAGE_KEY),
+    USAGE_TABLE(USAGE_TBL("usage_daily_nokey", "day"), true, false, USAGE_KF_NONE, "NULL::text"),
 };
 
 static const char *const usage_params[] = {"tenant_id", "key_id",   "from", "to",

@@ -879,11 +879,12 @@ static const char temp_sql[] =
  * row, the bucket counts becoming its latency histogram, migrations/0007_dashboard.sql); the
  * coarser rollups (migrations/0008_usage_rollups_coarse.sql) are summed from hb the same way: hd
  * per day, then dr (usage_daily) per row; hn without the key, then hnr (usage_hourly_nokey); dn
- * per day without the key, then dnr (usage_daily_nokey). Being in this statement, a new event is
+ * per day without the key, then dnr (usage_daily_nokey); ha and da without the tenant either, then
+ * har (usage_hourly_all) and dar (usage_daily_all). Being in this statement, a new event is
  * added to each rollup exactly once, and a duplicate to none.
  * The sub-statements run in that order (the outer SELECT reads them one after the other), so every
- * batch locks events, then spend rows, then hourly, daily, hourly-without-key and
- * daily-without-key rows, each in key order: no deadlock cycles.
+ * batch locks events, then spend rows, then hourly, daily, hourly-without-key,
+ * daily-without-key, hourly-all and daily-all rows, each in key order: no deadlock cycles.
  * Longer than the 4095 bytes ISO C requires compilers to take in one literal; GCC and Clang take
  * it, and one literal keeps it one statement that bench/dashboard/run can read. */
 #pragma GCC diagnostic push
@@ -998,9 +999,48 @@ static const char insert_sql[] =
     "  reasoning_tokens = dk.reasoning_tokens + excluded.reasoning_tokens,"
     "  cost_usd = dk.cost_usd + excluded.cost_usd,"
     "  latency_hist = tg_latency_hist_add(dk.latency_hist, excluded.latency_hist)"
+    " RETURNING 1),"
+    " ha AS ("
+    " SELECT hour, model, provider, lb, sum(n)::bigint AS n, sum(e) AS e, sum(pt) AS pt,"
+    "  sum(ct) AS ct, sum(kt) AS kt, sum(rt) AS rt, sum(c) AS c"
+    " FROM hn GROUP BY 1, 2, 3, 4),"
+    " har AS ("
+    " INSERT INTO usage_hourly_all AS ha_ (hour, model, provider, requests, errors, prompt_tokens,"
+    "  completion_tokens, cached_tokens, reasoning_tokens, cost_usd, latency_hist)"
+    " SELECT hour, model, provider, sum(n), sum(e), sum(pt), sum(ct), sum(kt), sum(rt), sum(c),"
+    "  array_agg((lb::bigint << 40) + n ORDER BY lb) FILTER (WHERE lb IS NOT NULL)"
+    " FROM ha GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    " ON CONFLICT (hour, model, provider) DO UPDATE SET"
+    "  requests = ha_.requests + excluded.requests, errors = ha_.errors + excluded.errors,"
+    "  prompt_tokens = ha_.prompt_tokens + excluded.prompt_tokens,"
+    "  completion_tokens = ha_.completion_tokens + excluded.completion_tokens,"
+    "  cached_tokens = ha_.cached_tokens + excluded.cached_tokens,"
+    "  reasoning_tokens = ha_.reasoning_tokens + excluded.reasoning_tokens,"
+    "  cost_usd = ha_.cost_usd + excluded.cost_usd,"
+    "  latency_hist = tg_latency_hist_add(ha_.latency_hist, excluded.latency_hist)"
+    " RETURNING 1),"
+    " da AS ("
+    " SELECT day, model, provider, lb, sum(n)::bigint AS n, sum(e) AS e, sum(pt) AS pt,"
+    "  sum(ct) AS ct, sum(kt) AS kt, sum(rt) AS rt, sum(c) AS c"
+    " FROM dn GROUP BY 1, 2, 3, 4),"
+    " dar AS ("
+    " INSERT INTO usage_daily_all AS da_ (day, model, provider, requests, errors, prompt_tokens,"
+    "  completion_tokens, cached_tokens, reasoning_tokens, cost_usd, latency_hist)"
+    " SELECT day, model, provider, sum(n), sum(e), sum(pt), sum(ct), sum(kt), sum(rt), sum(c),"
+    "  array_agg((lb::bigint << 40) + n ORDER BY lb) FILTER (WHERE lb IS NOT NULL)"
+    " FROM da GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    " ON CONFLICT (day, model, provider) DO UPDATE SET"
+    "  requests = da_.requests + excluded.requests, errors = da_.errors + excluded.errors,"
+    "  prompt_tokens = da_.prompt_tokens + excluded.prompt_tokens,"
+    "  completion_tokens = da_.completion_tokens + excluded.completion_tokens,"
+    "  cached_tokens = da_.cached_tokens + excluded.cached_tokens,"
+    "  reasoning_tokens = da_.reasoning_tokens + excluded.reasoning_tokens,"
+    "  cost_usd = da_.cost_usd + excluded.cost_usd,"
+    "  latency_hist = tg_latency_hist_add(da_.latency_hist, excluded.latency_hist)"
     " RETURNING 1)"
     " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM sp), (SELECT count(*) FROM hr),"
-    "  (SELECT count(*) FROM dr), (SELECT count(*) FROM hnr), (SELECT count(*) FROM dnr)";
+    "  (SELECT count(*) FROM dr), (SELECT count(*) FROM hnr), (SELECT count(*) FROM dnr),"
+    "  (SELECT count(*) FROM har), (SELECT count(*) FROM dar)";
 #pragma GCC diagnostic pop
 
 static void keep_state(PGresult *res, char *state)

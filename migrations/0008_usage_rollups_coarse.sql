@@ -9,6 +9,8 @@
 --   usage_daily        (day, tenant, key, model, provider)  bucket=day with key_id or group_by=key
 --   usage_hourly_nokey (hour, tenant, model, provider)      bucket=hour without the key
 --   usage_daily_nokey  (day, tenant, model, provider)       bucket=day without the key
+--   usage_hourly_all   (hour, model, provider)              every tenant at once (platform
+--   usage_daily_all    (day, model, provider)               admins), without the key or tenant
 --
 -- POST /dp/v1/usage adds each new event to all four in the one statement (and transaction) that
 -- inserts it into usage_events, so each rollup counts every event exactly once (controlplane/
@@ -69,6 +71,36 @@ CREATE TABLE usage_daily_nokey (
     PRIMARY KEY (tenant_id, day, model, provider)
 );
 CREATE INDEX usage_daily_nokey_day ON usage_daily_nokey (day);
+
+CREATE TABLE usage_hourly_all (
+    hour              timestamptz NOT NULL,
+    model             text NOT NULL DEFAULT '',
+    provider          text NOT NULL DEFAULT '',
+    requests          bigint NOT NULL DEFAULT 0,
+    errors            bigint NOT NULL DEFAULT 0,
+    prompt_tokens     bigint NOT NULL DEFAULT 0,
+    completion_tokens bigint NOT NULL DEFAULT 0,
+    cached_tokens     bigint NOT NULL DEFAULT 0,
+    reasoning_tokens  bigint NOT NULL DEFAULT 0,
+    cost_usd          numeric(24, 12) NOT NULL DEFAULT 0,
+    latency_hist      bigint[],
+    PRIMARY KEY (hour, model, provider)
+);
+
+CREATE TABLE usage_daily_all (
+    day               timestamptz NOT NULL,
+    model             text NOT NULL DEFAULT '',
+    provider          text NOT NULL DEFAULT '',
+    requests          bigint NOT NULL DEFAULT 0,
+    errors            bigint NOT NULL DEFAULT 0,
+    prompt_tokens     bigint NOT NULL DEFAULT 0,
+    completion_tokens bigint NOT NULL DEFAULT 0,
+    cached_tokens     bigint NOT NULL DEFAULT 0,
+    reasoning_tokens  bigint NOT NULL DEFAULT 0,
+    cost_usd          numeric(24, 12) NOT NULL DEFAULT 0,
+    latency_hist      bigint[],
+    PRIMARY KEY (day , model, provider)
+);
 
 -- Backfill from usage_hourly, which holds every event ingested so far. Migrations run before the
 -- control plane serves (tollgate-control migrate, or at its start), and usage_hourly is locked
@@ -131,6 +163,34 @@ LEFT JOIN (SELECT day, tenant_id, model, provider, array_agg((k << 40) + n ORDER
                  FROM tg_backfill_hist GROUP BY 1, 2, 3, 4, 5) y
            GROUP BY 1, 2, 3, 4) h
     USING (day, tenant_id, model, provider);
+
+INSERT INTO usage_hourly_all (hour, model, provider, requests, errors, prompt_tokens,
+                             completion_tokens, cached_tokens, reasoning_tokens, cost_usd,
+                             latency_hist)
+SELECT c.hour, c.model, c.provider, c.requests, c.errors, c.pt, c.ct, c.kt, c.rt, c.cost, h.hist
+FROM (SELECT hour, model, provider, sum(requests) AS requests, sum(errors) AS errors,
+             sum(prompt_tokens) AS pt, sum(completion_tokens) AS ct, sum(cached_tokens) AS kt,
+             sum(reasoning_tokens) AS rt, sum(cost_usd) AS cost
+      FROM tg_backfill GROUP BY 1, 2, 3) c
+LEFT JOIN (SELECT hour, model, provider, array_agg((k << 40) + n ORDER BY k) AS hist
+           FROM (SELECT hour, model, provider, k, sum(n)::bigint AS n
+                 FROM tg_backfill_hist GROUP BY 1, 2, 3, 4) y
+           GROUP BY 1, 2, 3) h
+    USING (hour, model, provider);
+
+INSERT INTO usage_daily_all (day, model, provider, requests, errors, prompt_tokens,
+                             completion_tokens, cached_tokens, reasoning_tokens, cost_usd,
+                             latency_hist)
+SELECT c.day, c.model, c.provider, c.requests, c.errors, c.pt, c.ct, c.kt, c.rt, c.cost, h.hist
+FROM (SELECT day, model, provider, sum(requests) AS requests, sum(errors) AS errors,
+             sum(prompt_tokens) AS pt, sum(completion_tokens) AS ct, sum(cached_tokens) AS kt,
+             sum(reasoning_tokens) AS rt, sum(cost_usd) AS cost
+      FROM tg_backfill GROUP BY 1, 2, 3) c
+LEFT JOIN (SELECT day, model, provider, array_agg((k << 40) + n ORDER BY k) AS hist
+           FROM (SELECT day, model, provider, k, sum(n)::bigint AS n
+                 FROM tg_backfill_hist GROUP BY 1, 2, 3, 4) y
+           GROUP BY 1, 2, 3) h
+    USING (day, model, provider);
 
 DROP TABLE tg_backfill_hist;
 DROP TABLE tg_backfill;

@@ -74,8 +74,10 @@
     " WHEN 'model' THEN nullif(h.model, '') WHEN 'provider' THEN nullif(h.provider, '') WHEN "     \
     "'tenant' THEN nullif(h.tenant_id, " USAGE_NONE ")::text END) COLLATE \"C\""
 
-/* The rollup `tbl` is read through a subquery that names its time column t. */
+/* The rollup `tbl` is read through a subquery that names its time column t; the rollups of every
+ * tenant at once have no tenant (and are read only for every tenant: $4 NULL). */
 #define USAGE_TBL(tbl, col) "(SELECT *, " col " AS t FROM " tbl ")"
+#define USAGE_TBL_ALL(tbl, col) "(SELECT *, " col " AS t, NULL::uuid AS tenant_id FROM " tbl ")"
 
 /* $1..$6 as above, $7 at most this many points. */
 #define USAGE_SQL(tbl, kf, key, point)                                                             \
@@ -112,9 +114,11 @@
 #define USAGE_GROUPED "'ts', b.ts, 'group', b.g, " USAGE_POINT
 
 /* The rollups, finest first (migrations 0003 and 0008): each holds the same counters and latency
- * histograms per (time, tenant[, key], model, provider). A report reads the coarsest one that
+ * histograms per (time[, tenant][, key], model, provider). A report reads the coarsest one that
  * answers it exactly: by day from a daily one (the range is widened to whole days), without
- * key_id or group_by=key from one without the key. The answers are the same sums either way. */
+ * key_id or group_by=key from one without the key, for every tenant at once (a platform admin
+ * without tenant_id) and not by tenant from one without the tenant. The answers are the same sums
+ * either way. */
 typedef struct usage_table {
     bool daily, keyed;
     const char *sql, *sql_grouped, *est_rows, *est_points;
@@ -132,6 +136,9 @@ static const usage_table_t usage_tables[] = {
     USAGE_TABLE(USAGE_TBL("usage_hourly_nokey", "hour"), false, false, USAGE_KF_NONE, "NULL::text"),
     USAGE_TABLE(USAGE_TBL("usage_daily", "day"), true, true, USAGE_KF, USAGE_KEY),
     USAGE_TABLE(USAGE_TBL("usage_daily_nokey", "day"), true, false, USAGE_KF_NONE, "NULL::text"),
+    USAGE_TABLE(USAGE_TBL_ALL("usage_hourly_all", "hour"), false, false, USAGE_KF_NONE,
+                "NULL::text"),
+    USAGE_TABLE(USAGE_TBL_ALL("usage_daily_all", "day"), true, false, USAGE_KF_NONE, "NULL::text"),
 };
 
 static const char *const usage_params[] = {"tenant_id", "key_id",   "from", "to",
@@ -408,7 +415,9 @@ void cp_api_usage_get(cp_req_t *r)
     snprintf(cap, sizeof(cap), "%d", USAGE_POINTS_MAX + 1);
     const char *p[7] = {from_s, to_s, bucket, tenants, key_id, group_by, cap};
     bool keyed = key_id || (group_by && strcmp(group_by, "key") == 0);
-    const usage_table_t *t = &usage_tables[(step == USAGE_DAY ? 2 : 0) + (keyed ? 0 : 1)];
+    bool all = !tenants && !keyed && !(group_by && strcmp(group_by, "tenant") == 0);
+    const usage_table_t *t = &usage_tables[all ? (step == USAGE_DAY ? 5 : 4)
+                                               : (step == USAGE_DAY ? 2 : 0) + (keyed ? 0 : 1)];
     if (too_large(r, t, p, group_by, step) != 0) {
         PQclear(keep);
         return;

@@ -60,7 +60,7 @@ test('migration 8 fills the coarser usage rollups from usage_hourly, sums and hi
   assert.equal((await migrate(db)).code, 0);
   // the database as schema version 7 left it, with hourly rows (two days, three keys, two
   // models, histograms and none) ingested before the upgrade
-  psql(db, `DROP TABLE usage_daily, usage_hourly_nokey, usage_daily_nokey; DROP INDEX usage_hourly_key_hour;
+  psql(db, `DROP TABLE usage_daily, usage_hourly_nokey, usage_daily_nokey, usage_hourly_all, usage_daily_all; DROP INDEX usage_hourly_key_hour;
     DELETE FROM schema_migrations WHERE version = 8`);
   psql(db, `INSERT INTO usage_hourly (hour, tenant_id, key_id, model, provider, requests, errors, prompt_tokens, cost_usd, latency_hist)
     SELECT date_trunc('day', now(), 'UTC') - interval '3 days' + make_interval(hours => h),
@@ -81,6 +81,8 @@ test('migration 8 fills the coarser usage rollups from usage_hourly, sums and hi
     ['usage_daily', 'day', 'tenant_id, key_id, model, provider'],
     ['usage_hourly_nokey', 'hour', 'tenant_id, model, provider'],
     ['usage_daily_nokey', 'day', 'tenant_id, model, provider'],
+    ['usage_hourly_all', 'hour', 'model, provider'],
+    ['usage_daily_all', 'day', 'model, provider'],
   ]) {
     const want = lines('usage_hourly', time === 'day' ? day : 'hour', cols);
     assert.ok(want.length > 100, want);

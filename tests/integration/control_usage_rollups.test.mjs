@@ -146,7 +146,7 @@ test('every bucket, group_by and filter answers exactly what the events sum to',
 test('each rollup holds every stored event once', () => {
   const want = `${events.length}|${events.reduce((s, e) => s + e.costMicro, 0) / 1e6}`;
   assert.equal(cp.sql('SELECT count(*) || \'|\' || trim_scale(sum(cost_usd)) FROM usage_events'), want);
-  for (const t of ['usage_hourly', 'usage_daily', 'usage_hourly_nokey', 'usage_daily_nokey']) {
+  for (const t of ['usage_hourly', 'usage_daily', 'usage_hourly_nokey', 'usage_daily_nokey', 'usage_hourly_all', 'usage_daily_all']) {
     assert.equal(cp.sql(`SELECT sum(requests) || '|' || trim_scale(sum(cost_usd)) FROM ${t}`), want, t);
   }
   // coarser rows: a day without the key holds several hourly rows' worth
@@ -156,10 +156,10 @@ test('each rollup holds every stored event once', () => {
 
 test('a report that would read too many rollup rows or hold too many points is refused before aggregating', async () => {
   // The planner's estimates decide (the events above are few): make it believe that the hourly
-  // rollup without the key holds a billion rows (autovacuum leaves it: it would need 10^8
+  // rollup of every tenant at once holds a billion rows (autovacuum leaves it: it would need 10^8
   // changes to analyze it again).
-  cp.sql(`ANALYZE usage_hourly_nokey`);
-  cp.sql(`UPDATE pg_class SET reltuples = 1e9 WHERE relname = 'usage_hourly_nokey'`);
+  cp.sql(`ANALYZE usage_hourly_all`);
+  cp.sql(`UPDATE pg_class SET reltuples = 1e9 WHERE relname = 'usage_hourly_all'`);
   try {
     const q = { from: iso(D - 300 * DAY), to: iso(D + 4 * DAY) };
     let r = await cp.api('GET', `/api/v1/usage?${new URLSearchParams(q)}`, { token: admin });
@@ -172,19 +172,19 @@ test('a report that would read too many rollup rows or hold too many points is r
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.totals.requests, events.length);
     // fewer rows, but grouped into more points than a report may hold
-    cp.sql(`UPDATE pg_class SET reltuples = 5e5 WHERE relname = 'usage_hourly_nokey'`);
+    cp.sql(`UPDATE pg_class SET reltuples = 5e5 WHERE relname = 'usage_hourly_all'`);
     r = await cp.api('GET', `/api/v1/usage?${new URLSearchParams({ ...q, group_by: 'model' })}`, { token: admin });
     assert.equal(r.status, 400, r.text);
     assert.equal(r.body.error.field, 'group_by');
     assert.match(r.body.error.message, /grouped by model, this range and bucket would hold about \d+ points, more than 20000; use bucket=day, a shorter range, tenant_id or key_id/);
     // with the table's true size the same reports are answered
-    cp.sql(`ANALYZE usage_hourly_nokey`);
+    cp.sql(`ANALYZE usage_hourly_all`);
     for (const g of [{}, { group_by: 'model' }]) {
       r = await cp.api('GET', `/api/v1/usage?${new URLSearchParams({ ...q, ...g })}`, { token: admin });
       assert.equal(r.status, 200, r.text);
       assert.equal(r.body.totals.requests, events.length);
     }
   } finally {
-    cp.sql(`ANALYZE usage_hourly_nokey`);
+    cp.sql(`ANALYZE usage_hourly_all`);
   }
 });

@@ -2,10 +2,12 @@
  * admins and owners see that tenant's rows (tenant_id is then required). Verification walks the
  * hash chain and the signed checkpoints together and names the first row they cannot vouch for
  * (docs/operations.md says what that proves). */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
 #include "tg_hash.h"
@@ -253,32 +255,85 @@ static bool check_checkpoint(verdict_t *v, PGresult *cps, int k, const char *key
     return !v->bad;
 }
 
-void cp_api_audit_verify(cp_req_t *r)
+/* What this process has verified: the rows up to the last checkpoint a verification found sound
+ * (its id and last row, that row's hash and the checkpoint's signature, and the counts up to
+ * there), so that the next call checks only what came after, and when the last full verification
+ * ran. Held in memory, out of the database owner's reach; empty at start, so the first call
+ * verifies everything. */
+typedef struct verified_prefix {
+    bool valid;
+    int64_t ckpt_id, last_id;
+    char head_hex[65], mac_hex[65];
+    int64_t rows, checkpoints, signed_rows;
+} verified_prefix_t;
+
+static pthread_mutex_t prefix_mu = PTHREAD_MUTEX_INITIALIZER;
+static verified_prefix_t prefix_cache;
+static int64_t full_at_us; /* 0: none since start */
+static bool full_intact;
+
+/* One verification in one repeatable-read snapshot: every row and checkpoint (from->valid false),
+ * or only those after the prefix, once the prefix's checkpoint and last row are found unchanged
+ * (*anchored false when they are not: the caller verifies everything). */
+typedef struct verify_out {
+    verdict_t v;
+    int64_t rows, checked_rows, unsigned_rows;
+    verified_prefix_t next; /* the prefix this verification vouches for */
+} verify_out_t;
+
+static int verify_run(cp_req_t *r, const verified_prefix_t *from, bool *anchored, verify_out_t *o)
 {
-    if (!r->who.platform_admin) {
-        cp_reply_error(r, 403, "forbidden", NULL, "only platform admins verify the audit chain");
-        return;
-    }
-    /* one repeatable-read transaction: the rows and the checkpoints are seen at one moment */
-    PGresult *rows = NULL, *cps = NULL;
+    PGresult *rows = NULL, *cps = NULL, *anchor = NULL;
     chain_row_t *chain = NULL;
+    int rc = -1;
+    char after[24], ckpt[24], zero_hex[65];
+    memset(zero_hex, '0', 64);
+    zero_hex[64] = '\0';
+    snprintf(after, sizeof(after), "%lld", (long long)(from->valid ? from->last_id : 0));
+    snprintf(ckpt, sizeof(ckpt), "%lld", (long long)(from->valid ? from->ckpt_id : 0));
+    *anchored = true;
     if (cp_db_begin(r) != 0)
-        return;
+        return -1;
     PQclear(
         cp_db_exec(r->db, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL));
+    if (from->valid) {
+        const char *pa[2] = {after, ckpt};
+        anchor = cp_db_exec(r->db,
+                            "SELECT (SELECT encode(row_hash, 'hex') FROM audit_log WHERE id = "
+                            "$1::bigint), (SELECT encode(mac, 'hex') FROM audit_checkpoints WHERE "
+                            "id = $2::bigint AND last_id = $1::bigint)",
+                            2, pa);
+        if (!cp_db_ok(anchor) || PQntuples(anchor) != 1) {
+            cp_db_rollback(r);
+            cp_reply_db_error(r, anchor);
+            goto out;
+        }
+        if (strcmp(PQgetvalue(anchor, 0, 0), from->head_hex) != 0 ||
+            strcmp(PQgetvalue(anchor, 0, 1), from->mac_hex) != 0) {
+            *anchored = false;
+            cp_db_rollback(r);
+            rc = 0;
+            goto out;
+        }
+    }
+    /* everything: no lower bound (a row slipped in may have any id, 0 or less too) */
+    const char *p[3] = {from->valid ? after : NULL, from->valid ? from->head_hex : zero_hex,
+                        from->valid ? ckpt : NULL};
     rows = cp_db_exec(
         r->db,
         "SELECT id, encode(row_hash, 'hex'), prev_hash = coalesce(lag(row_hash) OVER (ORDER BY "
-        "id), decode(repeat('00', 32), 'hex')), row_hash = audit_row_hash(prev_hash, id, ts, "
+        "id), decode($2, 'hex')), row_hash = audit_row_hash(prev_hash, id, ts, "
         "actor_id, actor_label, tenant_id, action, target_type, target_id, before, after, "
-        "source_ip) FROM audit_log ORDER BY id",
-        0, NULL);
+        "source_ip) FROM audit_log WHERE $1::bigint IS NULL OR id > $1::bigint ORDER BY id",
+        2, p);
     if (cp_db_ok(rows))
-        cps = cp_db_exec(r->db,
-                         "SELECT id, (extract(epoch FROM ts) * 1000000)::bigint, after_id, "
-                         "last_id, array_to_string(ids, ','), encode(hashes, 'hex'), key_id, "
-                         "encode(mac, 'hex') FROM audit_checkpoints ORDER BY id",
-                         0, NULL);
+        cps = cp_db_exec(
+            r->db,
+            "SELECT id, (extract(epoch FROM ts) * 1000000)::bigint, after_id, "
+            "last_id, array_to_string(ids, ','), encode(hashes, 'hex'), key_id, "
+            "encode(mac, 'hex') FROM audit_checkpoints WHERE $1::bigint IS NULL OR id > $1::bigint "
+            "ORDER BY id",
+            1, p + 2);
     cp_db_rollback(r); /* it only read */
     if (!cp_db_ok(rows) || !cp_db_ok(cps)) {
         cp_reply_db_error(r, cp_db_ok(rows) ? cps : rows);
@@ -296,36 +351,124 @@ void cp_api_audit_verify(cp_req_t *r)
         chain[i].linked = PQgetvalue(rows, (int)i, 2)[0] == 't';
         chain[i].hashed = PQgetvalue(rows, (int)i, 3)[0] == 't';
     }
-    verdict_t v = {0};
+    verdict_t *v = &o->v;
+    memset(o, 0, sizeof(*o));
     char key_id[17];
-    v.signatures_checked = cp_audit_key_id(key_id);
+    v->signatures_checked = cp_audit_key_id(key_id);
+    if (from->valid) {
+        v->checkpoints = from->checkpoints;
+        v->signed_rows = from->signed_rows;
+        o->next = *from;
+    }
     size_t ci = 0;
-    int64_t prev_last = 0;
-    for (int k = 0; k < PQntuples(cps); k++)
-        if (!check_checkpoint(&v, cps, k, key_id, chain, nchain, &ci, &prev_last))
+    int64_t prev_last = from->valid ? from->last_id : 0;
+    int ncps = PQntuples(cps), k = 0;
+    for (; k < ncps; k++)
+        if (!check_checkpoint(v, cps, k, key_id, chain, nchain, &ci, &prev_last))
             break;
+    /* the new prefix: up to the last checkpoint found sound, if any */
+    if (!v->bad && ncps > 0 && ci > 0) {
+        o->next.valid = true;
+        o->next.ckpt_id = strtoll(PQgetvalue(cps, ncps - 1, 0), NULL, 10);
+        o->next.last_id = chain[ci - 1].id;
+        snprintf(o->next.head_hex, sizeof(o->next.head_hex), "%s", chain[ci - 1].hash_hex);
+        snprintf(o->next.mac_hex, sizeof(o->next.mac_hex), "%s", PQgetvalue(cps, ncps - 1, 7));
+        o->next.rows = (from->valid ? from->rows : 0) + (int64_t)ci;
+        o->next.checkpoints = v->checkpoints;
+        o->next.signed_rows = v->signed_rows;
+    }
     /* the rows after the last checkpoint: chained, not yet signed */
-    for (; !v.bad && ci < nchain; ci++)
-        if (!row_ok(&v, &chain[ci]))
+    for (; !v->bad && ci < nchain; ci++)
+        if (!row_ok(v, &chain[ci]))
             break;
-    int ncps = PQntuples(cps);
-    int64_t signed_up_to = ncps ? strtoll(PQgetvalue(cps, ncps - 1, 3), NULL, 10) : 0;
-    size_t unsigned_rows = 0;
+    int64_t signed_up_to = ncps ? strtoll(PQgetvalue(cps, ncps - 1, 3), NULL, 10) : prev_last;
     for (size_t i = nchain; i > 0 && chain[i - 1].id > signed_up_to; i--)
-        unsigned_rows++;
-    bool intact = !v.bad;
-    if (!intact)
-        tg_log(TG_LOG_WARN, "cp_audit", "verify_failed", "first_broken_id=%lld",
-               (long long)v.first_bad);
-    cp_reply_json(
-        r, 200,
-        json_pack("{s:b,s:I,s:o,s:o,s:b,s:I,s:I,s:I}", "intact", intact, "rows", (json_int_t)nchain,
-                  "first_broken_id", intact ? json_null() : json_integer(v.first_bad), "problem",
-                  intact ? json_null() : json_string(v.problem), "signatures_checked",
-                  v.signatures_checked, "checkpoints", (json_int_t)v.checkpoints, "signed_rows",
-                  (json_int_t)v.signed_rows, "unsigned_rows", (json_int_t)unsigned_rows));
+        o->unsigned_rows++;
+    o->checked_rows = (int64_t)nchain;
+    o->rows = (from->valid ? from->rows : 0) + (int64_t)nchain;
+    rc = 0;
 out:
     free(chain);
+    PQclear(anchor);
     PQclear(rows);
     PQclear(cps);
+    return rc;
+}
+
+static const char *const verify_params[] = {"full", NULL};
+
+/* GET /api/v1/audit-log/verify[?full=true]. By default only what came after the prefix this
+ * process already verified (with that prefix's last checkpoint and row checked unchanged), so a
+ * call costs the rows since the last checkpoint, not the whole log; the first call after a start,
+ * ?full=true, a changed prefix and any problem found verify everything, so a problem is always
+ * named at its first row. A row changed in place before the prefix, its hash left as it was, is
+ * found by a full verification only: the answer says when the last one ran. */
+void cp_api_audit_verify(cp_req_t *r)
+{
+    if (!r->who.platform_admin) {
+        cp_reply_error(r, 403, "forbidden", NULL, "only platform admins verify the audit chain");
+        return;
+    }
+    if (cp__query_check(r, verify_params, "full") != 0)
+        return;
+    const char *fq = cp_query(r, "full");
+    if (fq && strcmp(fq, "true") != 0 && strcmp(fq, "false") != 0) {
+        cp_reply_error(r, 400, "invalid_query", "full", "full must be true or false");
+        return;
+    }
+    bool full = fq && strcmp(fq, "true") == 0;
+    verified_prefix_t from = {0};
+    pthread_mutex_lock(&prefix_mu);
+    if (!full)
+        from = prefix_cache;
+    pthread_mutex_unlock(&prefix_mu);
+    verify_out_t o;
+    bool anchored;
+    if (verify_run(r, &from, &anchored, &o) != 0)
+        return;
+    if (from.valid && (!anchored || o.v.bad)) {
+        /* the prefix changed, or something after it is wrong: name the first row from the start */
+        memset(&from, 0, sizeof(from));
+        if (verify_run(r, &from, &anchored, &o) != 0)
+            return;
+    }
+    bool intact = !o.v.bad;
+    full = !from.valid;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    pthread_mutex_lock(&prefix_mu);
+    if (!intact)
+        memset(&prefix_cache, 0, sizeof(prefix_cache));
+    else if (o.next.valid && (!prefix_cache.valid || o.next.ckpt_id >= prefix_cache.ckpt_id))
+        prefix_cache = o.next;
+    if (full) {
+        full_at_us = now_us;
+        full_intact = intact;
+    }
+    int64_t last_full_us = full_at_us;
+    bool last_full_intact = full_intact;
+    pthread_mutex_unlock(&prefix_mu);
+    if (!intact)
+        tg_log(TG_LOG_WARN, "cp_audit", "verify_failed", "first_broken_id=%lld",
+               (long long)o.v.first_bad);
+    json_t *last_full = json_null();
+    if (last_full_us) {
+        char ts[40];
+        time_t secs = (time_t)(last_full_us / 1000000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        last_full = json_pack("{s:s,s:b}", "at", ts, "intact", last_full_intact);
+    }
+    cp_reply_json(r, 200,
+                  json_pack("{s:b,s:I,s:o,s:o,s:b,s:I,s:I,s:I,s:s,s:I,s:I,s:o}", "intact", intact,
+                            "rows", (json_int_t)o.rows, "first_broken_id",
+                            intact ? json_null() : json_integer(o.v.first_bad), "problem",
+                            intact ? json_null() : json_string(o.v.problem), "signatures_checked",
+                            o.v.signatures_checked, "checkpoints", (json_int_t)o.v.checkpoints,
+                            "signed_rows", (json_int_t)o.v.signed_rows, "unsigned_rows",
+                            (json_int_t)o.unsigned_rows, "mode", full ? "full" : "incremental",
+                            "verified_from_id", (json_int_t)(from.valid ? from.last_id + 1 : 1),
+                            "checked_rows", (json_int_t)o.checked_rows, "last_full", last_full));
 }

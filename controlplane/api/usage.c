@@ -1,6 +1,7 @@
-/* usage.c: GET /api/v1/usage, totals and time series for the dashboard, from the hourly rollups
- * (usage_hourly, written by POST /dp/v1/usage) and never from raw usage_events, so a report costs
- * the same however many requests it covers. Platform admins read every tenant; anyone with a
+/* usage.c: GET /api/v1/usage, totals and time series for the dashboard, from the rollups that
+ * POST /dp/v1/usage writes (usage_hourly, usage_daily and both without the key; the coarsest that
+ * answers the report) and never from raw usage_events, so a report costs the same however many
+ * requests it covers. Platform admins read every tenant; anyone with a
  * role in a tenant (viewers too) reads that tenant; another tenant answers 404 like an id that
  * never existed. Runs on MHD worker threads.
  *
@@ -23,6 +24,9 @@
 #define USAGE_RANGE_DAYS_MAX 400
 /* 400 days of hours is 9600 points; a grouped report past this must narrow itself */
 #define USAGE_POINTS_MAX 20000
+/* rollup rows a report may read (about a second of aggregating on the bench machine): 90 days of
+ * the daily rollup without the key for ~90 tenants x models x providers is ~72,000 */
+#define USAGE_ROWS_MAX 1000000
 
 /* The counters of one bucket (b is one aggregated row) and of the whole range (sums over b), as
  * json_build_object arguments; cost_usd is exact (trim_scale: 0.5, not 0.500000000000). The
@@ -50,20 +54,36 @@
     "tg_latency_bucket_ms(min(k) FILTER (WHERE cum >= 0.5 * tot)) AS p50, "                        \
     "tg_latency_bucket_ms(min(k) FILTER (WHERE cum >= 0.95 * tot)) AS p95"
 
-/* $1 from and $2 to (unix seconds, aligned), $3 bucket, $4 the tenants (uuid[]; NULL: every
- * tenant and none), $5 key, $6 group_by, $7 at most this many points. The tenants are a constant
- * array, not a subquery, so that each is an index range of the primary key. The zero uuid and ''
- * mean "none" in the rollups; they answer null as a group (and '' in the joins on it, which no
- * real group is). */
-#define USAGE_SQL(point)                                                                           \
-    "WITH r AS (SELECT date_trunc($3::text, h.hour, 'UTC') AS ts, (CASE $6::text WHEN 'key' THEN " \
-    "nullif(h.key_id, " USAGE_NONE ")::text WHEN 'model' THEN nullif(h.model, '') WHEN "           \
-    "'provider' THEN nullif(h.provider, '') WHEN 'tenant' THEN nullif(h.tenant_id, " USAGE_NONE    \
-    ")::text END) COLLATE \"C\" AS g, h.requests, h.errors, h.prompt_tokens, "                     \
-    "h.completion_tokens, h.cached_tokens, h.reasoning_tokens, h.cost_usd, h.latency_hist "        \
-    "FROM usage_hourly h WHERE h.hour >= to_timestamp($1::bigint) "                                \
-    "AND h.hour < to_timestamp($2::bigint) AND ($4::uuid[] IS NULL OR h.tenant_id = "              \
-    "ANY($4::uuid[])) AND ($5::uuid IS NULL OR h.key_id = $5::uuid)), "                            \
+/* The rollup rows a report reads: $1 from and $2 to (unix seconds, aligned), $4 the tenants
+ * (uuid[]; NULL: every tenant and none), $5 key. The tenants are a constant array, not a
+ * subquery, so that each is an index range of the primary key. `tbl` is the rollup, `col` its
+ * time column, `kf` the key filter (a table without the key is only read without key_id). */
+#define USAGE_FROM                                                                                 \
+    " h WHERE h.t >= to_timestamp($1::bigint) AND h.t < to_timestamp($2::bigint) AND ($4::uuid[] " \
+    "IS NULL OR h.tenant_id = ANY($4::uuid[])) AND "
+#define USAGE_KF "($5::uuid IS NULL OR h.key_id = $5::uuid)"
+#define USAGE_KF_NONE "$5::uuid IS NULL"
+#define USAGE_KEY "nullif(h.key_id, " USAGE_NONE ")::text"
+
+/* A row's bucket ($3) and group ($6), `key` the key's expression. The zero uuid and '' mean
+ * "none" in the rollups; they answer null as a group (and '' in the joins on it, which no real
+ * group is). */
+#define USAGE_TS "date_trunc($3::text, h.t, 'UTC')"
+#define USAGE_G1 "(CASE $6::text WHEN 'key' THEN "
+#define USAGE_G2                                                                                   \
+    " WHEN 'model' THEN nullif(h.model, '') WHEN 'provider' THEN nullif(h.provider, '') WHEN "     \
+    "'tenant' THEN nullif(h.tenant_id, " USAGE_NONE ")::text END) COLLATE \"C\""
+
+/* The rollup `tbl` is read through a subquery that names its time column t; the rollups of every
+ * tenant at once have no tenant (and are read only for every tenant: $4 NULL). */
+#define USAGE_TBL(tbl, col) "(SELECT *, " col " AS t FROM " tbl ")"
+#define USAGE_TBL_ALL(tbl, col) "(SELECT *, " col " AS t, NULL::uuid AS tenant_id FROM " tbl ")"
+
+/* $1..$6 as above, $7 at most this many points. */
+#define USAGE_SQL(tbl, kf, key, point)                                                             \
+    "WITH r AS (SELECT " USAGE_TS " AS ts, " USAGE_G1 key USAGE_G2 " AS g, h.requests, h.errors, " \
+    "h.prompt_tokens, h.completion_tokens, h.cached_tokens, h.reasoning_tokens, h.cost_usd, "      \
+    "h.latency_hist FROM " tbl USAGE_FROM kf "), "                                                 \
     "lh AS (SELECT r.ts, coalesce(r.g, '') AS g, (x >> 40)::int AS k, sum(x & 1099511627775) AS "  \
     "n "                                                                                           \
     "FROM r, unnest(r.latency_hist) x GROUP BY 1, 2, 3), "                                         \
@@ -82,8 +102,44 @@
     "json_agg(json_build_object(" point ") ORDER BY b.ts, b.g NULLS FIRST) FROM (SELECT * FROM b " \
     "ORDER BY b.ts, b.g NULLS FIRST LIMIT $7::int) b), '[]'::json))"
 
-static const char usage_sql[] = USAGE_SQL("'ts', b.ts, " USAGE_POINT);
-static const char usage_sql_grouped[] = USAGE_SQL("'ts', b.ts, 'group', b.g, " USAGE_POINT);
+/* The planner's estimates, before anything is aggregated: the rollup rows the report reads, and
+ * its points (buckets x groups). The first "Plan Rows" of EXPLAIN's JSON is the top node's. */
+#define USAGE_EST_ROWS(tbl, kf)                                                                    \
+    "EXPLAIN (FORMAT JSON) SELECT $3::text, $6::text FROM " tbl USAGE_FROM kf
+#define USAGE_EST_POINTS(tbl, kf, key)                                                             \
+    "EXPLAIN (FORMAT JSON) SELECT " USAGE_TS ", " USAGE_G1 key USAGE_G2 " FROM " tbl USAGE_FROM kf \
+    " GROUP BY 1, 2"
+
+#define USAGE_PLAIN "'ts', b.ts, " USAGE_POINT
+#define USAGE_GROUPED "'ts', b.ts, 'group', b.g, " USAGE_POINT
+
+/* The rollups, finest first (migrations 0003 and 0008): each holds the same counters and latency
+ * histograms per (time[, tenant][, key], model, provider). A report reads the coarsest one that
+ * answers it exactly: by day from a daily one (the range is widened to whole days), without
+ * key_id or group_by=key from one without the key, for every tenant at once (a platform admin
+ * without tenant_id) and not by tenant from one without the tenant. The answers are the same sums
+ * either way. */
+typedef struct usage_table {
+    bool daily, keyed;
+    const char *sql, *sql_grouped, *est_rows, *est_points;
+} usage_table_t;
+
+#define USAGE_TABLE(tbl, daily, keyed, kf, key)                                                    \
+    {                                                                                              \
+        daily, keyed, USAGE_SQL(tbl, kf, key, USAGE_PLAIN),                                        \
+            USAGE_SQL(tbl, kf, key, USAGE_GROUPED), USAGE_EST_ROWS(tbl, kf),                       \
+            USAGE_EST_POINTS(tbl, kf, key)                                                         \
+    }
+
+static const usage_table_t usage_tables[] = {
+    USAGE_TABLE(USAGE_TBL("usage_hourly", "hour"), false, true, USAGE_KF, USAGE_KEY),
+    USAGE_TABLE(USAGE_TBL("usage_hourly_nokey", "hour"), false, false, USAGE_KF_NONE, "NULL::text"),
+    USAGE_TABLE(USAGE_TBL("usage_daily", "day"), true, true, USAGE_KF, USAGE_KEY),
+    USAGE_TABLE(USAGE_TBL("usage_daily_nokey", "day"), true, false, USAGE_KF_NONE, "NULL::text"),
+    USAGE_TABLE(USAGE_TBL_ALL("usage_hourly_all", "hour"), false, false, USAGE_KF_NONE,
+                "NULL::text"),
+    USAGE_TABLE(USAGE_TBL_ALL("usage_daily_all", "day"), true, false, USAGE_KF_NONE, "NULL::text"),
+};
 
 static const char *const usage_params[] = {"tenant_id", "key_id",   "from", "to",
                                            "bucket",    "group_by", NULL};
@@ -268,6 +324,54 @@ static int report_scope(cp_req_t *r, const char *tenant_id, char *one, size_t on
     return 0;
 }
 
+/* The planner's row estimate of an EXPLAIN (FORMAT JSON) (its top node), or -1 after replying. */
+static double plan_rows(cp_req_t *r, const char *sql, const char *const *p)
+{
+    PGresult *res = cp_db_exec(r->db, sql, 6, p);
+    if (!cp_db_ok(res) || PQntuples(res) < 1) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        return -1;
+    }
+    const char *at = strstr(PQgetvalue(res, 0, 0), "\"Plan Rows\":");
+    double n = at ? strtod(at + strlen("\"Plan Rows\":"), NULL) : 0;
+    PQclear(res);
+    return n;
+}
+
+/* A report that would read too many rollup rows, or answer too many points, is refused before
+ * anything is aggregated, from the planner's estimates (the points are counted exactly after
+ * aggregating as well). Returns -1 after replying. */
+static int too_large(cp_req_t *r, const usage_table_t *t, const char *const *p,
+                     const char *group_by, int64_t step)
+{
+    double rows = plan_rows(r, t->est_rows, p);
+    if (rows < 0)
+        return -1;
+    if (rows > USAGE_ROWS_MAX) {
+        cp_reply_error(r, 400, "invalid_query", step == USAGE_DAY ? "from" : "bucket",
+                       "this range and bucket would read about %.0f rollup rows, more than %d; "
+                       "use %sa shorter range, tenant_id or key_id",
+                       rows, USAGE_ROWS_MAX, step == USAGE_DAY ? "" : "bucket=day, ");
+        return -1;
+    }
+    /* without group_by a report has one point per bucket (at most 9600); a point reads a row at
+     * least */
+    if (!group_by || rows <= USAGE_POINTS_MAX)
+        return 0;
+    double points = plan_rows(r, t->est_points, p);
+    if (points < 0)
+        return -1;
+    if (points > USAGE_POINTS_MAX) {
+        cp_reply_error(r, 400, "invalid_query", "group_by",
+                       "grouped by %s, this range and bucket would hold about %.0f points, more "
+                       "than %d; use %sa shorter range, tenant_id or key_id",
+                       group_by, points, USAGE_POINTS_MAX, step == USAGE_DAY ? "" : "bucket=day, ");
+        return -1;
+    }
+    return 0;
+}
+
 void cp_api_usage_get(cp_req_t *r)
 {
     static const char *const buckets[] = {"hour", "day", NULL};
@@ -310,7 +414,15 @@ void cp_api_usage_get(cp_req_t *r)
     snprintf(to_s, sizeof(to_s), "%lld", (long long)to);
     snprintf(cap, sizeof(cap), "%d", USAGE_POINTS_MAX + 1);
     const char *p[7] = {from_s, to_s, bucket, tenants, key_id, group_by, cap};
-    PGresult *res = cp_db_exec(r->db, group_by ? usage_sql_grouped : usage_sql, 7, p);
+    bool keyed = key_id || (group_by && strcmp(group_by, "key") == 0);
+    bool all = !tenants && !keyed && !(group_by && strcmp(group_by, "tenant") == 0);
+    const usage_table_t *t = &usage_tables[all ? (step == USAGE_DAY ? 5 : 4)
+                                               : (step == USAGE_DAY ? 2 : 0) + (keyed ? 0 : 1)];
+    if (too_large(r, t, p, group_by, step) != 0) {
+        PQclear(keep);
+        return;
+    }
+    PGresult *res = cp_db_exec(r->db, group_by ? t->sql_grouped : t->sql, 7, p);
     PQclear(keep);
     if (!cp_db_ok(res) || PQntuples(res) != 1) {
         cp_reply_db_error(r, res);

@@ -250,6 +250,10 @@ test('the audit log shows those changes; a row opens its diff; filters live in t
   await api(stack, 'PATCH', `/api/v1/tenants/${ids.tenant}`, { name: 'Acme Corp.' }, ann);
   await go(page, '#/audit');
   await page.locator('.verify-ok', { hasText: 'Intact' }).waitFor();
+  // when the last full verification ran is shown, and one can be asked for
+  await page.locator('.verify-full', { hasText: 'Last full verification: ' }).waitFor();
+  await page.getByRole('button', { name: 'Verify everything' }).click();
+  await page.locator('.verify-ok', { hasText: 'every row checked' }).waitFor();
   const table = page.locator('main table.audit');
   const text = await table.innerText();
   for (const a of ['tenant.create', 'tenant.update', 'user.create', 'member.put', 'member.delete', 'provider.create', 'route.create', 'price.put', 'budget.create', 'token.create', 'token.revoke']) {

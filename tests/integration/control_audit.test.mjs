@@ -131,7 +131,8 @@ test('checkpoints sign every N rows and every interval, with the documented HMAC
   assert.equal(cps.at(-1)[2], ids[9]);
   const v = await verify(cp);
   assert.deepEqual(v, { intact: true, rows: 10, first_broken_id: null, problem: null,
-    signatures_checked: true, checkpoints: cps.length, signed_rows: 10, unsigned_rows: 0 });
+    signatures_checked: true, checkpoints: cps.length, signed_rows: 10, unsigned_rows: 0,
+    mode: 'full', verified_from_id: 1, checked_rows: 10, last_full: { at: v.last_full.at, intact: true } });
   // the signature is HMAC-SHA-256 under HMAC-SHA-256(master key, label): recompute it here
   const key = createHmac('sha256', Buffer.from(MASTER_KEY, 'hex')).update('tollgate audit checkpoint key v1').digest();
   const row = cp.sql(`SELECT (extract(epoch FROM ts) * 1000000)::bigint || ' ' || after_id || ' ' || last_id
@@ -170,6 +171,67 @@ test('a row rewritten by the database owner, with the chain recomputed and the n
   assert.equal(v.first_broken_id, ids[6]);
   assert.equal(v.problem, `row ${ids[6]} differs from what checkpoint 2 signed: it was changed and the chain recomputed`);
   assert.equal(v.rows, 10);
+});
+
+test('verification checks only the rows after the prefix it verified; a full one still finds an old row changed in place', async () => {
+  const cp = await start({ TOLLGATE_AUDIT_CHECKPOINT_ROWS: '5', TOLLGATE_AUDIT_CHECKPOINT_S: '3600' });
+  let ids = await changes(cp, 12, 'prefix');
+  // the first call after a start verifies everything
+  let v = await verify(cp);
+  assert.equal(v.intact, true, JSON.stringify(v));
+  assert.equal(v.mode, 'full');
+  assert.deepEqual([v.rows, v.checked_rows, v.verified_from_id, v.checkpoints, v.signed_rows, v.unsigned_rows], [12, 12, 1, 2, 10, 2]);
+  assert.equal(v.last_full.intact, true);
+  assert.match(v.last_full.at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  const fullAt = v.last_full.at;
+  ids = await changes(cp, 6, 'prefix-more'); // rows 13-18; checkpoint 3 signs 11-15
+  // then only what follows the last checkpoint it found sound (rows 1-10): rows 11 to 18
+  v = await verify(cp);
+  assert.equal(v.intact, true, JSON.stringify(v));
+  assert.equal(v.mode, 'incremental');
+  assert.deepEqual([v.rows, v.checked_rows, v.verified_from_id, v.checkpoints, v.signed_rows, v.unsigned_rows], [18, 8, ids[10], 3, 15, 3]);
+  assert.deepEqual(v.last_full, { at: fullAt, intact: true });
+  v = await verify(cp);
+  assert.deepEqual([v.mode, v.checked_rows, v.verified_from_id, v.rows], ['incremental', 3, ids[15], 18]);
+
+  // the owner changes row 3 in place (its hash left as it was): before the verified prefix, so
+  // the incremental check does not read it, and says from which row it checked
+  cp.sql(`BEGIN; ALTER TABLE audit_log DISABLE TRIGGER USER;
+    UPDATE audit_log SET after = jsonb_set(after, '{name}', '"forged"') WHERE id = ${ids[2]};
+    ALTER TABLE audit_log ENABLE TRIGGER USER; COMMIT;`);
+  v = await verify(cp);
+  assert.deepEqual([v.intact, v.mode, v.verified_from_id], [true, 'incremental', ids[15]]);
+  // the full verification finds it, at that row
+  const full = await cp.api('GET', '/api/v1/audit-log/verify?full=true', { token: cp.admin });
+  assert.equal(full.status, 200, full.text);
+  assert.equal(full.body.intact, false, full.text);
+  assert.equal(full.body.mode, 'full');
+  assert.equal(full.body.first_broken_id, ids[2]);
+  assert.equal(full.body.problem, `row ${ids[2]}: its hash does not match its contents (the row was changed)`);
+  assert.equal(full.body.last_full.intact, false);
+  // and the finding stays: the prefix is forgotten, every later call verifies everything
+  v = await verify(cp);
+  assert.deepEqual([v.intact, v.mode, v.first_broken_id], [false, 'full', ids[2]]);
+
+  for (const q of ['full=yes', 'full', 'since=3']) {
+    const r = await cp.api('GET', `/api/v1/audit-log/verify?${q}`, { token: cp.admin });
+    assert.equal(r.status, 400, `${q}: ${r.text}`);
+    assert.equal(r.body.error.code, 'invalid_query');
+  }
+});
+
+test('a rewrite with the chain recomputed after a verified prefix is found by the next ordinary call', async () => {
+  const cp = await start({ TOLLGATE_AUDIT_CHECKPOINT_ROWS: '5', TOLLGATE_AUDIT_CHECKPOINT_S: '3600' });
+  const ids = await changes(cp, 12, 'anchor');
+  assert.equal((await verify(cp)).mode, 'full');
+  assert.equal((await verify(cp)).mode, 'incremental');
+  // row 2 rewritten and every later hash recomputed: the prefix's last row (10) changes with it
+  rewriteAndRecompute(cp, ids[1]);
+  const v = await verify(cp);
+  assert.equal(v.intact, false, JSON.stringify(v));
+  assert.equal(v.mode, 'full');
+  assert.equal(v.first_broken_id, ids[1]);
+  assert.equal(v.problem, `row ${ids[1]} differs from what checkpoint 1 signed: it was changed and the chain recomputed`);
 });
 
 test('a deleted row, a row slipped in, and a changed row are each reported at that row', async () => {

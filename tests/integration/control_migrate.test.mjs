@@ -56,6 +56,43 @@ test('usage events land in their month\'s partition, made ahead for this month a
   assert.equal(later, `usage_events_y${ahead.getUTCFullYear()}m${String(ahead.getUTCMonth() + 1).padStart(2, '0')}`);
 });
 
+test('migration 8 fills the coarser usage rollups from usage_hourly, sums and histograms', async () => {
+  const db = createDatabase();
+  assert.equal((await migrate(db)).code, 0);
+  // the database as schema version 7 left it, with hourly rows (two days, three keys, two
+  // models, histograms and none) ingested before the upgrade
+  psql(db, `DROP TABLE usage_daily, usage_hourly_nokey, usage_daily_nokey, usage_hourly_all, usage_daily_all; DROP INDEX usage_hourly_key_hour;
+    DELETE FROM schema_migrations WHERE version = 8`);
+  psql(db, `INSERT INTO usage_hourly (hour, tenant_id, key_id, model, provider, requests, errors, prompt_tokens, cost_usd, latency_hist)
+    SELECT date_trunc('day', now(), 'UTC') - interval '3 days' + make_interval(hours => h),
+           md5('t' || (k % 2))::uuid, md5('k' || k)::uuid, 'm' || (h % 2), 'p', 1 + h + k, h % 3, 10 * h, (h + k) / 7.0,
+           CASE WHEN h % 7 <> 0 THEN ARRAY[((h % 5)::bigint << 40) + 3, ((10 + k)::bigint << 40) + h] END
+    FROM generate_series(0, 47) h, generate_series(1, 3) k`);
+  const m = await migrate(db);
+  assert.equal(m.code, 0, m.out);
+  assert.match(m.out, /event=applied migration=0008_/);
+  // each rollup, grouped by its own columns, from usage_hourly and from itself: the same lines
+  const lines = (table, time, cols) => psql(db, `SELECT concat_ws(' / ',
+      (SELECT string_agg(l, ';' ORDER BY l) FROM (SELECT concat_ws('|', ${time}, ${cols}, sum(requests), sum(errors),
+        sum(prompt_tokens), trim_scale(sum(cost_usd))) AS l FROM ${table} GROUP BY ${time}, ${cols}) a),
+      (SELECT string_agg(l, ';' ORDER BY l) FROM (SELECT concat_ws('|', ${time}, ${cols}, x >> 40, sum(x & 1099511627775)) AS l
+        FROM ${table}, unnest(latency_hist) x GROUP BY ${time}, ${cols}, x >> 40) b))`);
+  const day = "date_trunc('day', hour, 'UTC')";
+  for (const [table, time, cols] of [
+    ['usage_daily', 'day', 'tenant_id, key_id, model, provider'],
+    ['usage_hourly_nokey', 'hour', 'tenant_id, model, provider'],
+    ['usage_daily_nokey', 'day', 'tenant_id, model, provider'],
+    ['usage_hourly_all', 'hour', 'model, provider'],
+    ['usage_daily_all', 'day', 'model, provider'],
+  ]) {
+    const want = lines('usage_hourly', time === 'day' ? day : 'hour', cols);
+    assert.ok(want.length > 100, want);
+    assert.equal(lines(table, time, cols), want, table);
+  }
+  // two days x two tenants x two models
+  assert.equal(psql(db, 'SELECT count(*) FROM usage_daily_nokey'), '8');
+});
+
 test('a bad migration target is refused with a clear message', async () => {
   const r = await migrate('postgresql:///no_such_db_for_tollgate?host=/nonexistent&user=postgres');
   assert.equal(r.code, 1);

@@ -308,12 +308,16 @@ test('latency p50 and p95 per point and for the range, from the hourly histogram
 });
 
 test('a report past 20000 points is refused, and asking for days answers it', async () => {
-  // straight into the rollups, long before the events above: 21 keys x 1000 hours
+  // straight into the rollups, long before the events above: 21 keys x 1000 hours, and the same
+  // rows by day (as ingestion writes both, migration 0008)
   const C = await cp.makeTenant(admin, 'usage-big');
   const end = D - 100 * DAY;
   cp.sql(`INSERT INTO usage_hourly (hour, tenant_id, key_id, model, provider, requests, cost_usd)
     SELECT to_timestamp(${end / 1000}) - make_interval(hours => h), '${C.id}', md5(k::text)::uuid, 'm', 'p', 1, 0.5
     FROM generate_series(1, 21) k, generate_series(1, 1000) h`);
+  cp.sql(`INSERT INTO usage_daily (day, tenant_id, key_id, model, provider, requests, cost_usd)
+    SELECT date_trunc('day', hour, 'UTC'), tenant_id, key_id, model, provider, sum(requests), sum(cost_usd)
+    FROM usage_hourly WHERE tenant_id = '${C.id}' GROUP BY 1, 2, 3, 4, 5`);
   const q = { tenant_id: C.id, from: iso(end - 1000 * HOUR), to: iso(end), group_by: 'key' };
   let r = await usage(admin, q);
   assert.equal(r.status, 400, r.text.slice(0, 200));

@@ -87,20 +87,41 @@ export async function render(root, ctx, params, query = {}) {
     return;
   }
 
-  // Chain verification (platform admins), loaded beside the list.
+  // Chain verification (platform admins), loaded beside the list. An ordinary call checks the
+  // rows after what the server already verified; "Verify everything" reads the whole log, and
+  // the view says when that last ran (docs/operations.md, "The audit log").
   if (platform) {
     const v = el('p', { class: 'verify', role: 'status', 'aria-live': 'polite' }, 'Verifying the hash chain…');
-    root.append(section('Chain verification', v));
-    ctx.api.get('/api/v1/audit-log/verify').then((r) => {
+    const last = el('p', { class: 'verify-full' });
+    const fullBtn = el('button', { type: 'button', class: 'btn btn-small' }, 'Verify everything');
+    const show = (r) => {
       clear(v);
       if (r.intact) {
         v.className = 'verify verify-ok';
-        append(v, [el('strong', null, 'Intact: '), `${r.rows} rows; ${r.signed_rows ?? DASH} covered by ${r.checkpoints ?? DASH} signed checkpoints, ${r.unsigned_rows ?? DASH} after the last one (covered by the chain only).`]);
+        const what = r.mode === 'incremental'
+          ? `rows from ${r.verified_from_id} on checked (${r.checked_rows}); the rows before were verified earlier.`
+          : 'every row checked.';
+        append(v, [el('strong', null, 'Intact: '), `${r.rows} rows; ${r.signed_rows ?? DASH} covered by ${r.checkpoints ?? DASH} signed checkpoints, ${r.unsigned_rows ?? DASH} after the last one (covered by the chain only); ${what}`]);
       } else {
         v.className = 'verify verify-bad';
         append(v, [el('strong', null, 'Not intact: '), r.problem || 'the chain does not verify', r.first_broken_id ? ` (first row it cannot vouch for: ${r.first_broken_id})` : '']);
       }
-    }).catch((err) => { v.className = 'verify verify-bad'; v.textContent = `Could not verify the chain: ${errorText(err)}`; });
+      clear(last);
+      append(last, r.last_full
+        ? ['Last full verification: ', time(r.last_full.at), r.last_full.intact ? ' (intact).' : ' (not intact).']
+        : ['No full verification since the server started.']);
+    };
+    const run = (full) => {
+      fullBtn.disabled = true;
+      v.className = 'verify';
+      v.textContent = full ? 'Verifying every row of the hash chain…' : 'Verifying the hash chain…';
+      return ctx.api.get(`/api/v1/audit-log/verify${full ? '?full=true' : ''}`).then(show)
+        .catch((err) => { v.className = 'verify verify-bad'; v.textContent = `Could not verify the chain: ${errorText(err)}`; })
+        .finally(() => { fullBtn.disabled = false; });
+    };
+    fullBtn.addEventListener('click', () => run(true));
+    root.append(section('Chain verification', v, last, fullBtn));
+    run(false);
   }
 
   // Filters.

@@ -68,7 +68,9 @@
 /* A row's bucket ($3) and group ($6), `key` the key's expression. The zero uuid and '' mean
  * "none" in the rollups; they answer null as a group (and '' in the joins on it, which no real
  * group is). */
-#define USAGE_TS "date_trunc($3::text, h.t, 'UTC')"
+#define USAGE_TS                                                                                   \
+    "(CASE $3::text WHEN 'total' THEN to_timestamp($1::bigint) ELSE date_trunc($3::text, h.t, "   \
+    "'UTC') END)"
 #define USAGE_G1 "(CASE $6::text WHEN 'key' THEN "
 #define USAGE_G2                                                                                   \
     " WHEN 'model' THEN nullif(h.model, '') WHEN 'provider' THEN nullif(h.provider, '') WHEN "     \
@@ -78,6 +80,12 @@
  * tenant at once have no tenant (and are read only for every tenant: $4 NULL). */
 #define USAGE_TBL(tbl, col) "(SELECT *, " col " AS t FROM " tbl ")"
 #define USAGE_TBL_ALL(tbl, col) "(SELECT *, " col " AS t, NULL::uuid AS tenant_id FROM " tbl ")"
+
+/* The order of the points: by time, then group; with bucket=total (one point per group), the
+ * groups that cost the most first, as the dashboard ranks them. */
+#define USAGE_ORDER                                                                                \
+    "b.ts, CASE $3::text WHEN 'total' THEN b.cost_usd END DESC NULLS LAST, CASE $3::text WHEN "    \
+    "'total' THEN b.requests END DESC NULLS LAST, b.g NULLS FIRST"
 
 /* $1..$6 as above, $7 at most this many points. */
 #define USAGE_SQL(tbl, kf, key, point)                                                             \
@@ -99,8 +107,8 @@
     "SELECT (SELECT count(*) FROM b), json_build_object('from', to_timestamp($1::bigint), 'to', "  \
     "to_timestamp($2::bigint), 'bucket', $3::text, 'group_by', $6::text, 'totals', (SELECT "       \
     "json_build_object(" USAGE_TOTALS ") FROM b), 'series', coalesce((SELECT "                     \
-    "json_agg(json_build_object(" point ") ORDER BY b.ts, b.g NULLS FIRST) FROM (SELECT * FROM b " \
-    "ORDER BY b.ts, b.g NULLS FIRST LIMIT $7::int) b), '[]'::json))"
+    "json_agg(json_build_object(" point ") ORDER BY " USAGE_ORDER ") FROM (SELECT * FROM b ORDER "  \
+    "BY " USAGE_ORDER " LIMIT $7::int) b), '[]'::json))"
 
 /* The planner's estimates, before anything is aggregated: the rollup rows the report reads, and
  * its points (buckets x groups). The first "Plan Rows" of EXPLAIN's JSON is the top node's. */
@@ -142,7 +150,9 @@ static const usage_table_t usage_tables[] = {
 };
 
 static const char *const usage_params[] = {"tenant_id", "key_id",   "from", "to",
-                                           "bucket",    "group_by", NULL};
+                                           "bucket",    "group_by", "top",  NULL};
+/* bucket=total&top=N: the N groups that cost the most */
+#define USAGE_TOP_MAX 100
 
 typedef struct usage_query_check {
     const char *const *known;
@@ -343,7 +353,7 @@ static double plan_rows(cp_req_t *r, const char *sql, const char *const *p)
  * anything is aggregated, from the planner's estimates (the points are counted exactly after
  * aggregating as well). Returns -1 after replying. */
 static int too_large(cp_req_t *r, const usage_table_t *t, const char *const *p,
-                     const char *group_by, int64_t step)
+                     const char *group_by, int64_t step, bool top)
 {
     double rows = plan_rows(r, t->est_rows, p);
     if (rows < 0)
@@ -357,8 +367,8 @@ static int too_large(cp_req_t *r, const usage_table_t *t, const char *const *p,
     }
     /* without group_by a report has one point per bucket (at most 9600); a point reads a row at
      * least */
-    if (!group_by || rows <= USAGE_POINTS_MAX)
-        return 0;
+    if (!group_by || top || rows <= USAGE_POINTS_MAX)
+        return 0; /* `top` bounds the answer whatever the groups */
     double points = plan_rows(r, t->est_points, p);
     if (points < 0)
         return -1;
@@ -372,23 +382,48 @@ static int too_large(cp_req_t *r, const usage_table_t *t, const char *const *p,
     return 0;
 }
 
+/* ?top=N, 1 to USAGE_TOP_MAX; 0 when absent. -1 after replying. */
+static int read_top(cp_req_t *r, long *top)
+{
+    const char *v = cp_query(r, "top");
+    if (!v)
+        return 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end || v[0] < '0' || v[0] > '9' || n < 1 || n > USAGE_TOP_MAX) {
+        cp_reply_error(r, 400, "invalid_query", "top", "top must be a whole number from 1 to %d",
+                       USAGE_TOP_MAX);
+        return -1;
+    }
+    *top = n;
+    return 0;
+}
+
 void cp_api_usage_get(cp_req_t *r)
 {
-    static const char *const buckets[] = {"hour", "day", NULL};
+    static const char *const buckets[] = {"hour", "day", "total", NULL};
     static const char *const groups[] = {"key", "model", "provider", "tenant", NULL};
     const char *tenant_id, *key_id, *bucket, *group_by;
+    long top = 0;
     int64_t from = 0, to = tg_wall_ms() / 1000;
     bool has_from, has_to;
-    if (cp__query_check(r, usage_params, "tenant_id, key_id, from, to, bucket, group_by") != 0 ||
+    if (cp__query_check(r, usage_params, "tenant_id, key_id, from, to, bucket, group_by, top") !=
+            0 ||
         cp__query_uuid(r, "tenant_id", &tenant_id) != 0 ||
         cp__query_uuid(r, "key_id", &key_id) != 0 ||
-        read_enum(r, "bucket", buckets, "hour, day", &bucket) != 0 ||
+        read_enum(r, "bucket", buckets, "hour, day, total", &bucket) != 0 ||
         read_enum(r, "group_by", groups, "key, model, provider, tenant", &group_by) != 0 ||
         cp__query_time(r, "from", false, &from, &has_from) != 0 ||
-        cp__query_time(r, "to", true, &to, &has_to) != 0)
+        cp__query_time(r, "to", true, &to, &has_to) != 0 || read_top(r, &top) != 0)
         return;
     if (!bucket)
         bucket = "hour";
+    bool total = strcmp(bucket, "total") == 0;
+    if (top && (!total || !group_by)) {
+        cp_reply_error(r, 400, "invalid_query", "top",
+                       "top ranks the groups of one total: use it with bucket=total and group_by");
+        return;
+    }
     if (!has_from)
         from = to - USAGE_DEFAULT_RANGE;
     if (from >= to) {
@@ -402,7 +437,7 @@ void cp_api_usage_get(cp_req_t *r)
         return;
     }
     /* rollups are hourly: a report covers whole buckets, and says which */
-    int64_t step = strcmp(bucket, "day") == 0 ? USAGE_DAY : USAGE_HOUR;
+    int64_t step = strcmp(bucket, "hour") != 0 ? USAGE_DAY : USAGE_HOUR; /* total: whole days */
     from = floor_to(from, step);
     to = ceil_to(to, step);
     char one[48], from_s[24], to_s[24], cap[16];
@@ -412,13 +447,13 @@ void cp_api_usage_get(cp_req_t *r)
         return;
     snprintf(from_s, sizeof(from_s), "%lld", (long long)from);
     snprintf(to_s, sizeof(to_s), "%lld", (long long)to);
-    snprintf(cap, sizeof(cap), "%d", USAGE_POINTS_MAX + 1);
+    snprintf(cap, sizeof(cap), "%ld", top ? top : (long)USAGE_POINTS_MAX + 1);
     const char *p[7] = {from_s, to_s, bucket, tenants, key_id, group_by, cap};
     bool keyed = key_id || (group_by && strcmp(group_by, "key") == 0);
     bool all = !tenants && !keyed && !(group_by && strcmp(group_by, "tenant") == 0);
     const usage_table_t *t = &usage_tables[all ? (step == USAGE_DAY ? 5 : 4)
                                                : (step == USAGE_DAY ? 2 : 0) + (keyed ? 0 : 1)];
-    if (too_large(r, t, p, group_by, step) != 0) {
+    if (too_large(r, t, p, group_by, step, top > 0) != 0) {
         PQclear(keep);
         return;
     }
@@ -430,7 +465,7 @@ void cp_api_usage_get(cp_req_t *r)
         return;
     }
     long long points = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    if (points > USAGE_POINTS_MAX)
+    if (points > USAGE_POINTS_MAX && !top)
         cp_reply_error(r, 400, "invalid_query", group_by ? "group_by" : "bucket",
                        "the report would hold %lld points, more than %d; use bucket=day, a "
                        "shorter range, or key_id",

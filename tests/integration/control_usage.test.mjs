@@ -147,6 +147,39 @@ test('group_by key, model, provider and tenant split each bucket; "none" is null
   assert.equal(r.body.totals.cost_usd, 1.25);
 });
 
+test('bucket=total gives one point per group over the range; top=N keeps the N that cost the most', async () => {
+  // the platform's providers over both days: openai 9.3 (3 requests), anthropic 1.25 (2), none 0 (1)
+  let r = await usage(admin, { ...RANGE, group_by: 'provider', bucket: 'total' });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.bucket, 'total');
+  assert.deepEqual(r.body.series.map((p) => [p.ts, p.group, p.requests, p.cost_usd]), [
+    [pgTime(D), 'openai', 3, 9.3],
+    [pgTime(D), 'anthropic', 2, 1.25],
+    [pgTime(D), null, 1, 0],
+  ]);
+  const byDay = await usage(admin, { ...RANGE, group_by: 'provider', bucket: 'day' });
+  assert.deepEqual(r.body.totals, byDay.body.totals, 'the same totals as by day');
+  // top: the first N of that ranking; the totals still cover every group
+  r = await usage(admin, { ...RANGE, group_by: 'provider', bucket: 'total', top: '2' });
+  assert.deepEqual(r.body.series.map((p) => p.group), ['openai', 'anthropic']);
+  assert.deepEqual(r.body.totals, byDay.body.totals);
+  // a tenant's keys: a2 (1.25 over two requests) before a1 (0.3)
+  r = await usage(u.owner.token, { tenant_id: A.id, ...RANGE, group_by: 'key', bucket: 'total', top: '1' });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.body.series.map((p) => [p.group, p.requests, p.cost_usd]), [[k.a2, 2, 1.25]]);
+  // without a group, one point for the whole range
+  r = await usage(u.owner.token, { tenant_id: A.id, ...RANGE, bucket: 'total' });
+  assert.deepEqual(r.body.series.map((p) => [p.ts, p.requests]), [[pgTime(D), 4]]);
+  // top needs a total and a group, and a sane number
+  for (const q of [{ top: '5' }, { bucket: 'day', group_by: 'key', top: '5' }, { bucket: 'total', top: '5' },
+    { bucket: 'total', group_by: 'key', top: '0' }, { bucket: 'total', group_by: 'key', top: '101' },
+    { bucket: 'total', group_by: 'key', top: '5x' }, { bucket: 'total', group_by: 'key', top: '-1' }]) {
+    r = await usage(admin, { ...RANGE, ...q });
+    assert.equal(r.status, 400, JSON.stringify(q));
+    assert.equal(r.body.error.field, 'top', JSON.stringify(q));
+  }
+});
+
 test('tenant members read only their tenants: another tenant is a 404 like a random id', async () => {
   // viewers read; the default view is the caller's tenants only
   let r = await usage(u.viewer.token, RANGE);

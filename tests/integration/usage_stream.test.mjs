@@ -36,15 +36,7 @@ async function rowsOf(dbUrl, keyId) {
 async function makeWorld(c) {
   const admin = await c.login();
   const tenant = await c.makeTenant(admin, 'acme');
-  const prov = await c.api('POST', '/api/v1/providers', { token: admin, body: {
-    name: 'mock', kind: 'openai', base_url: mock.url, credentials: { api_key: 'sk-upstream-test' } } });
-  assert.equal(prov.status, 201, prov.text);
-  const price = await c.api('PUT', '/api/v1/prices', { token: admin, body: {
-    provider_id: prov.body.id, model: 'gpt-4o-mini-2024-07-18', input_per_mtok: 0.15, output_per_mtok: 0.6 } });
-  assert.equal(price.status, 201, price.text);
-  const route = await c.api('POST', '/api/v1/routes', { token: admin, body: {
-    alias: 'gpt-4o-mini', targets: [{ provider_id: prov.body.id, model: 'gpt-4o-mini-2024-07-18' }] } });
-  assert.equal(route.status, 201, route.text);
+  await c.mockRoute(admin, mock.url, { price: { input_per_mtok: 0.15, output_per_mtok: 0.6 } });
   return { admin, tenant };
 }
 

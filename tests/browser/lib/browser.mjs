@@ -4,7 +4,7 @@
 // Chromium with playwright-core. Nothing here mocks Tollgate itself.
 //
 //   const stack = await startStack();           // {cp, mock, dp, base, admin (token), stop()}
-//   const world = await makeWorld(stack);       // provider "mock", its price, route gpt-4o-mini
+//   await makeWorld(stack);                     // provider "mock", its price, route gpt-4o-mini
 //   const browser = await launch();
 //   const page = await newPage(browser, stack); // one browser context (own cookies) per page
 //   await signIn(page, ADMIN.email, ADMIN.password);
@@ -64,19 +64,10 @@ export async function startStack({ dataplane = true, controlEnv = {}, controlArg
 }
 
 // Through the admin API, as an operator would: the OpenAI mock as provider "mock", a price for
-// its model and the route "gpt-4o-mini". Returns {provider, route}.
+// its model and the route "gpt-4o-mini". Returns the provider.
 export async function makeWorld(stack) {
   const { cp, admin, mock } = stack;
-  const prov = await cp.api('POST', '/api/v1/providers', { token: admin, body: {
-    name: 'mock', kind: 'openai', base_url: mock.url, credentials: { api_key: 'sk-upstream-test' } } });
-  assert.equal(prov.status, 201, prov.text);
-  const price = await cp.api('PUT', '/api/v1/prices', { token: admin, body: {
-    provider_id: prov.body.id, model: 'gpt-4o-mini-2024-07-18', input_per_mtok: 0.15, output_per_mtok: 0.6 } });
-  assert.equal(price.status, 201, price.text);
-  const route = await cp.api('POST', '/api/v1/routes', { token: admin, body: {
-    alias: 'gpt-4o-mini', targets: [{ provider_id: prov.body.id, model: 'gpt-4o-mini-2024-07-18' }] } });
-  assert.equal(route.status, 201, route.text);
-  return { provider: prov.body, route: route.body };
+  return cp.mockRoute(admin, mock.url, { price: { input_per_mtok: 0.15, output_per_mtok: 0.6 } });
 }
 
 // One chat completion through the data plane with a virtual key; `content` may carry the mock's

@@ -146,11 +146,17 @@ export async function startControl({ dbUrl, roles, env = {}, args = [], spawn: s
       }
       return body;
     },
-    // The OpenAI mock at mockUrl as provider "mock" and the route gpt-4o-mini to it; the provider.
-    async mockRoute(adminToken, mockUrl) {
+    // The OpenAI mock at mockUrl as provider "mock", with `price` ({input_per_mtok,
+    // output_per_mtok}) for its model when given, and the route gpt-4o-mini to it; the provider.
+    async mockRoute(adminToken, mockUrl, { price } = {}) {
       const prov = await cp.api('POST', '/api/v1/providers', { token: adminToken, body: {
         name: 'mock', kind: 'openai', base_url: mockUrl, credentials: { api_key: 'sk-upstream-test' } } });
       if (prov.status !== 201) throw new Error(`provider: ${prov.status} ${prov.text}`);
+      if (price) {
+        const pr = await cp.api('PUT', '/api/v1/prices', { token: adminToken, body: {
+          provider_id: prov.body.id, model: 'gpt-4o-mini-2024-07-18', ...price } });
+        if (pr.status !== 201) throw new Error(`price: ${pr.status} ${pr.text}`);
+      }
       const route = await cp.api('POST', '/api/v1/routes', { token: adminToken, body: {
         alias: 'gpt-4o-mini', targets: [{ provider_id: prov.body.id, model: 'gpt-4o-mini-2024-07-18' }] } });
       if (route.status !== 201) throw new Error(`route: ${route.status} ${route.text}`);

@@ -149,6 +149,55 @@ static const usage_table_t usage_tables[] = {
     USAGE_TABLE(USAGE_TBL_ALL("usage_daily_all", "day"), true, false, USAGE_KF_NONE, "NULL::text"),
 };
 
+/* bucket=total&top=N ($7 = N): the groups' counters are summed first and the N that cost the most
+ * kept; only their histograms are merged. The totals' counters are the sums of every group, their
+ * percentiles come from `ttbl`, the coarsest rollup holding the same rows (without the key when no
+ * key_id is given), so that a tenant with 10,000 keys does not merge 10,000 keys' histograms to
+ * rank five of them. */
+#define USAGE_TOP_SQL(tbl, kf, key, ttbl, tkf)                                                     \
+    "WITH r AS (SELECT " USAGE_G1 key USAGE_G2 " AS g, h.requests, h.errors, h.prompt_tokens, "    \
+    "h.completion_tokens, h.cached_tokens, h.reasoning_tokens, h.cost_usd, h.latency_hist FROM "   \
+    tbl USAGE_FROM kf "), "                                                                        \
+    "s AS (SELECT r.g, sum(r.requests) AS requests, sum(r.errors) AS errors, sum(r.prompt_tokens) " \
+    "AS prompt_tokens, sum(r.completion_tokens) AS completion_tokens, sum(r.cached_tokens) AS "    \
+    "cached_tokens, sum(r.reasoning_tokens) AS reasoning_tokens, sum(r.cost_usd) AS cost_usd FROM " \
+    "r GROUP BY 1), "                                                                              \
+    "t AS (SELECT * FROM s ORDER BY cost_usd DESC NULLS LAST, requests DESC NULLS LAST, g NULLS "  \
+    "FIRST LIMIT $7::int), "                                                                       \
+    "lh AS (SELECT coalesce(r.g, '') AS g, (x >> 40)::int AS k, sum(x & 1099511627775) AS n FROM " \
+    "r JOIN t ON coalesce(r.g, '') = coalesce(t.g, ''), unnest(r.latency_hist) x GROUP BY 1, 2), " \
+    "lp AS (SELECT g, " USAGE_PCT " FROM (SELECT g, k, sum(n) OVER (PARTITION BY g ORDER BY k) AS " \
+    "cum, sum(n) OVER (PARTITION BY g) AS tot FROM lh) c GROUP BY 1), "                            \
+    "lt AS (SELECT " USAGE_PCT " FROM (SELECT k, sum(n) OVER (ORDER BY k) AS cum, sum(n) OVER () " \
+    "AS tot FROM (SELECT (x >> 40)::int AS k, sum(x & 1099511627775) AS n FROM (SELECT "           \
+    "h.latency_hist FROM " ttbl USAGE_FROM tkf ") q, unnest(q.latency_hist) x GROUP BY 1) u) c), " \
+    "b AS (SELECT to_timestamp($1::bigint) AS ts, t.*, lp.p50, lp.p95 FROM t LEFT JOIN lp ON "     \
+    "lp.g = coalesce(t.g, '')) "                                                                   \
+    "SELECT (SELECT count(*) FROM s), json_build_object('from', to_timestamp($1::bigint), 'to', "  \
+    "to_timestamp($2::bigint), 'bucket', $3::text, 'group_by', $6::text, 'totals', (SELECT "       \
+    "json_build_object(" USAGE_TOTALS ") FROM s b), 'series', coalesce((SELECT "                   \
+    "json_agg(json_build_object(" USAGE_GROUPED ") ORDER BY " USAGE_ORDER ") FROM b), '[]'::json))"
+
+#define USAGE_DAILY USAGE_TBL("usage_daily", "day")
+#define USAGE_DAILY_NOKEY USAGE_TBL("usage_daily_nokey", "day")
+#define USAGE_DAILY_ALL USAGE_TBL_ALL("usage_daily_all", "day")
+
+/* The pairs a top report reads: its groups' rollup (an index of usage_tables) and its totals'. */
+static const struct usage_top {
+    int groups, totals;
+    const char *sql;
+} usage_tops[] = {
+    {2, 2, USAGE_TOP_SQL(USAGE_DAILY, USAGE_KF, USAGE_KEY, USAGE_DAILY, USAGE_KF)},
+    {2, 3, USAGE_TOP_SQL(USAGE_DAILY, USAGE_KF, USAGE_KEY, USAGE_DAILY_NOKEY, USAGE_KF_NONE)},
+    {2, 5, USAGE_TOP_SQL(USAGE_DAILY, USAGE_KF, USAGE_KEY, USAGE_DAILY_ALL, USAGE_KF_NONE)},
+    {3, 3, USAGE_TOP_SQL(USAGE_DAILY_NOKEY, USAGE_KF_NONE, "NULL::text", USAGE_DAILY_NOKEY,
+                         USAGE_KF_NONE)},
+    {3, 5, USAGE_TOP_SQL(USAGE_DAILY_NOKEY, USAGE_KF_NONE, "NULL::text", USAGE_DAILY_ALL,
+                         USAGE_KF_NONE)},
+    {5, 5, USAGE_TOP_SQL(USAGE_DAILY_ALL, USAGE_KF_NONE, "NULL::text", USAGE_DAILY_ALL,
+                         USAGE_KF_NONE)},
+};
+
 static const char *const usage_params[] = {"tenant_id", "key_id",   "from", "to",
                                            "bucket",    "group_by", "top",  NULL};
 /* bucket=total&top=N: the N groups that cost the most */
@@ -457,7 +506,15 @@ void cp_api_usage_get(cp_req_t *r)
         PQclear(keep);
         return;
     }
-    PGresult *res = cp_db_exec(r->db, group_by ? t->sql_grouped : t->sql, 7, p);
+    const char *sql = group_by ? t->sql_grouped : t->sql;
+    if (top) {
+        /* the totals' rollup: the groups' own for one key, else one without the key */
+        int at = (int)(t - usage_tables), totals = key_id ? at : tenants ? 3 : 5;
+        for (size_t i = 0; i < sizeof(usage_tops) / sizeof(usage_tops[0]); i++)
+            if (usage_tops[i].groups == at && usage_tops[i].totals == totals)
+                sql = usage_tops[i].sql;
+    }
+    PGresult *res = cp_db_exec(r->db, sql, 7, p);
     PQclear(keep);
     if (!cp_db_ok(res) || PQntuples(res) != 1) {
         cp_reply_db_error(r, res);

@@ -167,6 +167,16 @@ test('bucket=total gives one point per group over the range; top=N keeps the N t
   r = await usage(u.owner.token, { tenant_id: A.id, ...RANGE, group_by: 'key', bucket: 'total', top: '1' });
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(r.body.series.map((p) => [p.group, p.requests, p.cost_usd]), [[k.a2, 2, 1.25]]);
+  // its totals (percentiles included) are the tenant's, whichever rollup they are read from
+  const tenantA = await usage(u.owner.token, { tenant_id: A.id, ...RANGE, bucket: 'day' });
+  assert.deepEqual(r.body.totals, tenantA.body.totals);
+  assert.ok(r.body.totals.latency_p95_ms > 0, JSON.stringify(r.body.totals));
+  // and the platform's keys, ranked over every tenant: b1 (9), a2 (1.25)
+  r = await usage(admin, { ...RANGE, group_by: 'key', bucket: 'total', top: '2' });
+  assert.deepEqual(r.body.series.map((p) => [p.group, p.cost_usd]), [[k.b1, 9], [k.a2, 1.25]]);
+  assert.deepEqual(r.body.totals, byDay.body.totals);
+  assert.deepEqual(r.body.series.map((p) => p.latency_p50_ms),
+    (await usage(admin, { ...RANGE, group_by: 'key', bucket: 'total' })).body.series.slice(0, 2).map((p) => p.latency_p50_ms));
   // without a group, one point for the whole range
   r = await usage(u.owner.token, { tenant_id: A.id, ...RANGE, bucket: 'total' });
   assert.deepEqual(r.body.series.map((p) => [p.ts, p.requests]), [[pgTime(D), 4]]);
@@ -335,6 +345,12 @@ test('latency p50 and p95 per point and for the range, from the hourly histogram
   assert.deepEqual(r.body.series.map((x) => [x.latency_p50_ms, x.latency_p95_ms]), [[pct(all, 50), pct(all, 95)]]);
   r = await usage(admin, { ...range, key_id: key.p2 });
   assert.deepEqual([r.body.totals.requests, r.body.totals.latency_p50_ms, r.body.totals.latency_p95_ms], [5, null, null]);
+  // the top key's percentiles merge its own histograms; the totals' are the tenant's (read from
+  // the rollup without keys), whichever keys made the top
+  r = await usage(admin, { ...range, bucket: 'total', group_by: 'key', top: '1' });
+  assert.deepEqual(r.body.series.map((x) => [x.group, x.requests, x.latency_p50_ms, x.latency_p95_ms]),
+    [[key.p1, 121, pct(all, 50), pct(all, 95)]]);
+  assert.deepEqual([r.body.totals.requests, r.body.totals.latency_p50_ms, r.body.totals.latency_p95_ms], [126, pct(all, 50), pct(all, 95)]);
   // a 60 s outlier moves p95 of its hour only when it is more than 5 % of the requests
   r = await usage(admin, { ...range, from: iso(h2), to: iso(h2 + HOUR) });
   assert.deepEqual([r.body.totals.latency_p50_ms, r.body.totals.latency_p95_ms], [139.58, 139.58]);

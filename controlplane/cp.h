@@ -176,6 +176,10 @@ bool cp_audit_key_id(char out[17]);
 /* Starts the thread that signs new audit rows every audit_checkpoint_s seconds; stops it. */
 int cp_audit_start(void);
 void cp_audit_stop(void);
+/* Verifies the whole audit chain once in the background as the process starts (api/audit_log.c);
+ * join waits for it to end. */
+int cp_audit_verify_start(void);
+void cp_audit_verify_join(void);
 
 /* Ends a config change: its audit row, a config version bump (data planes see it), commit.
  * Returns -1 after replying when any step fails; the caller then rolls back. */

@@ -331,6 +331,8 @@ int main(int argc, char **argv)
         cp_http_stop();
         return 1;
     }
+    if (cp_audit_verify_start() != 0)
+        tg_log(TG_LOG_WARN, "cp_main", "audit_verify_start_failed", "reason=\"thread\"");
     tg_log(TG_LOG_INFO, "cp_main", "listening", "addr=%s:%d threads=%d", opts.listen_host, port,
            opts.threads);
     int sig = 0;
@@ -338,6 +340,7 @@ int main(int argc, char **argv)
         ;
     tg_log(TG_LOG_INFO, "cp_main", "stopping", "signal=%d", sig);
     cp_audit_stop();
+    cp_audit_verify_join();
     cp_sync_stop();
     cp_http_stop(); /* answers the long polls still waiting */
     cp_web_free();

@@ -395,13 +395,84 @@ out:
     return rc;
 }
 
+/* Keeps what a verification vouches for (nothing when it found a problem) and, for a full one,
+ * when it ran; answers the last full verification's time and verdict. */
+static void remember(const verify_out_t *o, bool full, int64_t *last_full_us,
+                     bool *last_full_intact)
+{
+    bool intact = !o->v.bad;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    pthread_mutex_lock(&prefix_mu);
+    if (!intact)
+        memset(&prefix_cache, 0, sizeof(prefix_cache));
+    else if (o->next.valid && (!prefix_cache.valid || o->next.ckpt_id >= prefix_cache.ckpt_id))
+        prefix_cache = o->next;
+    if (full) {
+        full_at_us = now_us;
+        full_intact = intact;
+    }
+    *last_full_us = full_at_us;
+    *last_full_intact = full_intact;
+    pthread_mutex_unlock(&prefix_mu);
+}
+
+/* ---- the verification at start ---- */
+
+static pthread_t warm_thread;
+static bool warm_started;
+
+/* A full verification as the process starts, on its own connection, so that the first look at
+ * the audit view after a start (or a deploy) checks only what came since, like every later one. A
+ * problem found is logged, and the next call verifies everything again and names it. */
+static void *warm_main(void *arg)
+{
+    (void)arg;
+    cp_req_t r;
+    memset(&r, 0, sizeof(r));
+    tg_buf_init(&r.out, 1u << 16);
+    r.db = cp_db();
+    verified_prefix_t from = {0};
+    verify_out_t o;
+    bool anchored;
+    if (r.db && verify_run(&r, &from, &anchored, &o) == 0) {
+        int64_t at;
+        bool intact;
+        remember(&o, true, &at, &intact);
+        if (intact)
+            tg_log(TG_LOG_INFO, "cp_audit", "verified", "rows=%lld", (long long)o.rows);
+        else
+            tg_log(TG_LOG_WARN, "cp_audit", "verify_failed", "first_broken_id=%lld",
+                   (long long)o.v.first_bad);
+    }
+    tg_buf_dispose(&r.out);
+    cp_db_close();
+    return NULL;
+}
+
+int cp_audit_verify_start(void)
+{
+    if (pthread_create(&warm_thread, NULL, warm_main, NULL) != 0)
+        return TG_EIO;
+    warm_started = true;
+    return 0;
+}
+
+void cp_audit_verify_join(void)
+{
+    if (warm_started)
+        pthread_join(warm_thread, NULL);
+    warm_started = false;
+}
+
 static const char *const verify_params[] = {"full", NULL};
 
 /* GET /api/v1/audit-log/verify[?full=true]. By default only what came after the prefix this
  * process already verified (with that prefix's last checkpoint and row checked unchanged), so a
- * call costs the rows since the last checkpoint, not the whole log; the first call after a start,
- * ?full=true, a changed prefix and any problem found verify everything, so a problem is always
- * named at its first row. A row changed in place before the prefix, its hash left as it was, is
+ * call costs the rows since the last checkpoint, not the whole log; a call before the verification
+ * at start ended, ?full=true, a changed prefix and any problem found verify everything, so a
+ * problem is always named at its first row. A row changed in place before the prefix, its hash left as it was, is
  * found by a full verification only: the answer says when the last one ran. */
 void cp_api_audit_verify(cp_req_t *r)
 {
@@ -434,21 +505,9 @@ void cp_api_audit_verify(cp_req_t *r)
     }
     bool intact = !o.v.bad;
     full = !from.valid;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t now_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
-    pthread_mutex_lock(&prefix_mu);
-    if (!intact)
-        memset(&prefix_cache, 0, sizeof(prefix_cache));
-    else if (o.next.valid && (!prefix_cache.valid || o.next.ckpt_id >= prefix_cache.ckpt_id))
-        prefix_cache = o.next;
-    if (full) {
-        full_at_us = now_us;
-        full_intact = intact;
-    }
-    int64_t last_full_us = full_at_us;
-    bool last_full_intact = full_intact;
-    pthread_mutex_unlock(&prefix_mu);
+    int64_t last_full_us;
+    bool last_full_intact;
+    remember(&o, full, &last_full_us, &last_full_intact);
     if (!intact)
         tg_log(TG_LOG_WARN, "cp_audit", "verify_failed", "first_broken_id=%lld",
                (long long)o.v.first_bad);

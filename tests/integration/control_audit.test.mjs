@@ -16,6 +16,8 @@ after(async () => { for (const cp of started) await cp.stop(); });
 async function start(env = {}, roles = createRoleSplitDatabase()) {
   const cp = await startControl({ roles, env: { TOLLGATE_MASTER_KEY: MASTER_KEY, ...env } });
   started.push(cp);
+  // the verification at start has ended (it would otherwise race the tests' first changes)
+  await waitFor(() => /event=(verified|verify_failed) /.test(cp.logs()), 20000, 'the verification at start');
   cp.admin = await cp.login();
   return cp;
 }
@@ -218,6 +220,29 @@ test('verification checks only the rows after the prefix it verified; a full one
     assert.equal(r.status, 400, `${q}: ${r.text}`);
     assert.equal(r.body.error.code, 'invalid_query');
   }
+});
+
+test('a restarted control plane verifies the log as it starts: the first call checks only what follows', async () => {
+  const roles = createRoleSplitDatabase();
+  const env = { TOLLGATE_AUDIT_CHECKPOINT_ROWS: '5', TOLLGATE_AUDIT_CHECKPOINT_S: '3600' };
+  let cp = await start(env, roles);
+  const ids = await changes(cp, 12, 'restart');
+  await cp.stop();
+  cp = await start(env, roles);
+  assert.match(cp.logs(), new RegExp(`event=verified rows=${ids.length}\\b`));
+  let v = await verify(cp);
+  assert.equal(v.intact, true, JSON.stringify(v));
+  assert.deepEqual([v.mode, v.rows, v.checked_rows, v.verified_from_id], ['incremental', 12, 2, ids[10]]);
+  assert.equal(v.last_full.intact, true);
+  await cp.stop();
+  // a row changed while it was down: found at start (logged), and the first call names it
+  cp.sql(`BEGIN; ALTER TABLE audit_log DISABLE TRIGGER USER;
+    UPDATE audit_log SET after = jsonb_set(after, '{name}', '"forged"') WHERE id = ${ids[2]};
+    ALTER TABLE audit_log ENABLE TRIGGER USER; COMMIT;`);
+  cp = await start(env, roles);
+  assert.match(cp.logs(), new RegExp(`event=verify_failed first_broken_id=${ids[2]}\\b`));
+  v = await verify(cp);
+  assert.deepEqual([v.intact, v.mode, v.first_broken_id, v.last_full.intact], [false, 'full', ids[2], false]);
 });
 
 test('a rewrite with the chain recomputed after a verified prefix is found by the next ordinary call', async () => {

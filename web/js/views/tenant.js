@@ -16,6 +16,12 @@ export async function render(root, ctx, params) {
   const tid = params.tid;
   setTitle(ctx, 'Tenant');
   const enc = encodeURIComponent(tid);
+  // The four reads go out together (the view waited for each in turn): each settles into
+  // {ok} or {err}, so that a 404 for the tenant leaves no rejection unhandled.
+  const settle = (p) => p.then((ok) => ({ ok }), (err) => ({ err }));
+  const keysP = settle(ctx.api.get(`/api/v1/tenants/${enc}/keys`, { limit: 200 }));
+  const membersP = settle(membersPanel(ctx, tid));
+  const budgetsP = settle(loadAll(ctx.api, `/api/v1/tenants/${enc}/budgets`));
   // A tenant the caller has no role in answers 404 like a random id: the shell shows its one
   // \"Not found\" page for both.
   let tenant = await ctx.api.get(`/api/v1/tenants/${enc}`);
@@ -69,8 +75,9 @@ export async function render(root, ctx, params) {
 
   let keys = [];
   try {
-    const page = await ctx.api.get(`/api/v1/tenants/${enc}/keys`, { limit: 200 });
-    keys = page.data || [];
+    const got = await keysP;
+    if (got.err) throw got.err;
+    keys = got.ok.data || [];
     keysArea.append(table({
       columns: [
         { label: 'Name', cell: (k) => el('a', { href: `#/t/${enc}/keys/${encodeURIComponent(k.id)}`, class: 'cell-text' }, k.name) },
@@ -89,10 +96,14 @@ export async function render(root, ctx, params) {
   }
   root.append(section('Keys', keysArea));
 
-  root.append(section('Members', await membersPanel(ctx, tid)));
+  const members = await membersP;
+  if (members.err) throw members.err;
+  root.append(section('Members', members.ok));
 
   try {
-    const rows = await loadAll(ctx.api, `/api/v1/tenants/${enc}/budgets`);
+    const got = await budgetsP;
+    if (got.err) throw got.err;
+    const rows = got.ok;
     const keysById = new Map(keys.map((k) => [k.id, k.name]));
     budgetsArea.append(table({
       columns: budgetColumns(keysById), rows,

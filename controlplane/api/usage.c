@@ -154,18 +154,16 @@ static const usage_table_t usage_tables[] = {
  * percentiles come from `ttbl`, the coarsest rollup holding the same rows (without the key when no
  * key_id is given), so that a tenant with 10,000 keys does not merge 10,000 keys' histograms to
  * rank five of them. */
-#define USAGE_TOP_SQL(tbl, kf, key, ttbl, tkf)                                                     \
-    "WITH r AS (SELECT " USAGE_G1 key USAGE_G2 " AS g, h.requests, h.errors, h.prompt_tokens, "    \
-    "h.completion_tokens, h.cached_tokens, h.reasoning_tokens, h.cost_usd, h.latency_hist FROM "   \
-    tbl USAGE_FROM kf "), "                                                                        \
-    "s AS (SELECT r.g, sum(r.requests) AS requests, sum(r.errors) AS errors, sum(r.prompt_tokens) " \
-    "AS prompt_tokens, sum(r.completion_tokens) AS completion_tokens, sum(r.cached_tokens) AS "    \
-    "cached_tokens, sum(r.reasoning_tokens) AS reasoning_tokens, sum(r.cost_usd) AS cost_usd FROM " \
-    "r GROUP BY 1), "                                                                              \
+#define USAGE_TOP_SQL(tbl, kf, key, rows, ttbl, tkf)                                                   \
+    "WITH s AS (SELECT " USAGE_G1 key USAGE_G2 " AS g, sum(h.requests) AS requests, "              \
+    "sum(h.errors) AS errors, sum(h.prompt_tokens) AS prompt_tokens, sum(h.completion_tokens) AS " \
+    "completion_tokens, sum(h.cached_tokens) AS cached_tokens, sum(h.reasoning_tokens) AS "        \
+    "reasoning_tokens, sum(h.cost_usd) AS cost_usd FROM " tbl USAGE_FROM kf " GROUP BY 1), "       \
     "t AS (SELECT * FROM s ORDER BY cost_usd DESC NULLS LAST, requests DESC NULLS LAST, g NULLS "  \
     "FIRST LIMIT $7::int), "                                                                       \
-    "lh AS (SELECT coalesce(r.g, '') AS g, (x >> 40)::int AS k, sum(x & 1099511627775) AS n FROM " \
-    "r JOIN t ON coalesce(r.g, '') = coalesce(t.g, ''), unnest(r.latency_hist) x GROUP BY 1, 2), " \
+    "lh AS (SELECT q.g, (x >> 40)::int AS k, sum(x & 1099511627775) AS n FROM (SELECT coalesce(" \
+    USAGE_G1 key USAGE_G2 ", '') AS g, h.latency_hist FROM " tbl USAGE_FROM kf " AND " rows ") q, " \
+    "unnest(q.latency_hist) x GROUP BY 1, 2), "                                                    \
     "lp AS (SELECT g, " USAGE_PCT " FROM (SELECT g, k, sum(n) OVER (PARTITION BY g ORDER BY k) AS " \
     "cum, sum(n) OVER (PARTITION BY g) AS tot FROM lh) c GROUP BY 1), "                            \
     "lt AS (SELECT " USAGE_PCT " FROM (SELECT k, sum(n) OVER (ORDER BY k) AS cum, sum(n) OVER () " \
@@ -177,6 +175,14 @@ static const usage_table_t usage_tables[] = {
     "to_timestamp($2::bigint), 'bucket', $3::text, 'group_by', $6::text, 'totals', (SELECT "       \
     "json_build_object(" USAGE_TOTALS ") FROM s b), 'series', coalesce((SELECT "                   \
     "json_agg(json_build_object(" USAGE_GROUPED ") ORDER BY " USAGE_ORDER ") FROM b), '[]'::json))"
+/* The rows of the kept groups, whose histograms are merged: by key, through the key's index (the
+ * planner folds the CASE, $6 being known when it plans); grouped otherwise, the keyed rollup is
+ * read for one key (key_id) and all its rows are few. */
+#define USAGE_TOP_ANY(key)                                                                         \
+    "coalesce(" USAGE_G1 key USAGE_G2 ", '') IN (SELECT coalesce(t.g, '') FROM t)"
+#define USAGE_TOP_KEYED                                                                            \
+    "(CASE WHEN $6::text = 'key' THEN h.key_id IN (SELECT coalesce(t.g::uuid, " USAGE_NONE        \
+    ") FROM t) ELSE true END)"
 
 #define USAGE_DAILY USAGE_TBL("usage_daily", "day")
 #define USAGE_DAILY_NOKEY USAGE_TBL("usage_daily_nokey", "day")
@@ -187,15 +193,22 @@ static const struct usage_top {
     int groups, totals;
     const char *sql;
 } usage_tops[] = {
-    {2, 2, USAGE_TOP_SQL(USAGE_DAILY, USAGE_KF, USAGE_KEY, USAGE_DAILY, USAGE_KF)},
-    {2, 3, USAGE_TOP_SQL(USAGE_DAILY, USAGE_KF, USAGE_KEY, USAGE_DAILY_NOKEY, USAGE_KF_NONE)},
-    {2, 5, USAGE_TOP_SQL(USAGE_DAILY, USAGE_KF, USAGE_KEY, USAGE_DAILY_ALL, USAGE_KF_NONE)},
-    {3, 3, USAGE_TOP_SQL(USAGE_DAILY_NOKEY, USAGE_KF_NONE, "NULL::text", USAGE_DAILY_NOKEY,
-                         USAGE_KF_NONE)},
-    {3, 5, USAGE_TOP_SQL(USAGE_DAILY_NOKEY, USAGE_KF_NONE, "NULL::text", USAGE_DAILY_ALL,
-                         USAGE_KF_NONE)},
-    {5, 5, USAGE_TOP_SQL(USAGE_DAILY_ALL, USAGE_KF_NONE, "NULL::text", USAGE_DAILY_ALL,
-                         USAGE_KF_NONE)},
+    {2, 2, USAGE_TOP_SQL(USAGE_DAILY, USAGE_KF, USAGE_KEY, USAGE_TOP_KEYED, USAGE_DAILY, USAGE_KF)},
+    {2, 3,
+     USAGE_TOP_SQL(USAGE_DAILY, USAGE_KF, USAGE_KEY, USAGE_TOP_KEYED, USAGE_DAILY_NOKEY,
+                   USAGE_KF_NONE)},
+    {2, 5,
+     USAGE_TOP_SQL(USAGE_DAILY, USAGE_KF, USAGE_KEY, USAGE_TOP_KEYED, USAGE_DAILY_ALL,
+                   USAGE_KF_NONE)},
+    {3, 3,
+     USAGE_TOP_SQL(USAGE_DAILY_NOKEY, USAGE_KF_NONE, "NULL::text", USAGE_TOP_ANY("NULL::text"),
+                   USAGE_DAILY_NOKEY, USAGE_KF_NONE)},
+    {3, 5,
+     USAGE_TOP_SQL(USAGE_DAILY_NOKEY, USAGE_KF_NONE, "NULL::text", USAGE_TOP_ANY("NULL::text"),
+                   USAGE_DAILY_ALL, USAGE_KF_NONE)},
+    {5, 5,
+     USAGE_TOP_SQL(USAGE_DAILY_ALL, USAGE_KF_NONE, "NULL::text", USAGE_TOP_ANY("NULL::text"),
+                   USAGE_DAILY_ALL, USAGE_KF_NONE)},
 };
 
 static const char *const usage_params[] = {"tenant_id", "key_id",   "from", "to",

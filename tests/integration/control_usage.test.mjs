@@ -171,6 +171,10 @@ test('bucket=total gives one point per group over the range; top=N keeps the N t
   const tenantA = await usage(u.owner.token, { tenant_id: A.id, ...RANGE, bucket: 'day' });
   assert.deepEqual(r.body.totals, tenantA.body.totals);
   assert.ok(r.body.totals.latency_p95_ms > 0, JSON.stringify(r.body.totals));
+  // one key's models: its rows only, its own totals
+  r = await usage(u.owner.token, { tenant_id: A.id, key_id: k.a2, ...RANGE, group_by: 'model', bucket: 'total', top: '3' });
+  assert.deepEqual(r.body.series.map((p) => [p.group, p.requests, p.cost_usd, p.latency_p50_ms]), [['claude-sonnet', 2, 1.25, 12.34]]);
+  assert.deepEqual(r.body.totals, (await usage(u.owner.token, { tenant_id: A.id, key_id: k.a2, ...RANGE })).body.totals);
   // and the platform's keys, ranked over every tenant: b1 (9), a2 (1.25)
   r = await usage(admin, { ...RANGE, group_by: 'key', bucket: 'total', top: '2' });
   assert.deepEqual(r.body.series.map((p) => [p.group, p.cost_usd]), [[k.b1, 9], [k.a2, 1.25]]);

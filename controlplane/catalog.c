@@ -20,8 +20,8 @@
 #define CATALOG_MAX_MODELS 20000
 #define PRICE_MAX_USD 1000.0 /* per million tokens: anything above is a typo */
 
-static const char *const caps[] = {"tools",     "parallel_tool_calls", "vision",
-                                   "json_schema", "reasoning",         "streaming_usage", NULL};
+static const char *const caps[] = {"tools",     "parallel_tool_calls", "vision", "json_schema",
+                                   "reasoning", "streaming_usage",     NULL};
 
 static int strcmp_ptr(const void *a, const void *b)
 {
@@ -94,12 +94,14 @@ static int check_model(json_t *doc, json_t *m, size_t i, char *msg, size_t n)
     const char *mode = json_string_value(json_object_get(m, "mode"));
     if (!mode || (strcmp(mode, "chat") != 0 && strcmp(mode, "embedding") != 0))
         return fail(msg, n, at, "mode must be chat or embedding");
-    json_t *ctx = json_object_get(m, "context_window"), *mo = json_object_get(m, "max_output_tokens");
+    json_t *ctx = json_object_get(m, "context_window"),
+           *mo = json_object_get(m, "max_output_tokens");
     if (!json_is_integer(ctx) || json_integer_value(ctx) <= 0)
         return fail(msg, n, at, "context_window must be a positive integer");
     if (strcmp(mode, "chat") == 0 && (!json_is_integer(mo) || json_integer_value(mo) <= 0 ||
                                       json_integer_value(mo) > json_integer_value(ctx)))
-        return fail(msg, n, at, "max_output_tokens must be a positive integer within the context window");
+        return fail(msg, n, at,
+                    "max_output_tokens must be a positive integer within the context window");
     json_t *p = json_object_get(m, "prices");
     if (!json_is_object(p))
         return fail(msg, n, at, "needs prices");
@@ -150,7 +152,7 @@ static int check_model(json_t *doc, json_t *m, size_t i, char *msg, size_t n)
     if (!date_ok(json_object_get(m, "read_on")))
         return fail(msg, n, at, "needs read_on, the date its source was read (YYYY-MM-DD)");
     return 0;
-where: {
+where : {
     char inner[256];
     snprintf(inner, sizeof(inner), "%s", msg);
     snprintf(msg, n, "%s %s", at, inner);
@@ -291,8 +293,8 @@ int cp_catalog_store_builtin(PGconn *c)
         return -1;
     char msg[512];
     json_error_t jerr;
-    json_t *doc = json_loadb(cp_catalog_builtin, cp_catalog_builtin_len, JSON_REJECT_DUPLICATES,
-                             &jerr);
+    json_t *doc =
+        json_loadb(cp_catalog_builtin, cp_catalog_builtin_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!doc || cp_catalog_check(doc, msg, sizeof(msg)) != 0) {
         /* the build's own file: its test keeps this from happening */
         tg_log(TG_LOG_ERROR, "cp_catalog", "builtin_invalid", "reason=\"%.300s\"",
@@ -473,8 +475,7 @@ int cp_catalog_cli(const char *verb, const char *file)
     int arc = cp_audit(&r, NULL, "catalog.import", "catalog", target, NULL, summary);
     tg_buf_dispose(&r.out);
     if (arc != 0 || !bump(c) || !exec_ok(c, "COMMIT")) {
-        fprintf(stderr, "tollgate-control: could not store the catalog: %s",
-                PQerrorMessage(c));
+        fprintf(stderr, "tollgate-control: could not store the catalog: %s", PQerrorMessage(c));
         goto rollback;
     }
     PGresult *res = cp_db_exec(c, "SELECT origin, version FROM catalog_effective", 0, NULL);

@@ -30,9 +30,9 @@ static void usage(FILE *f)
         "\n"
         "  serve (default)          apply missing migrations, then serve the admin API\n"
         "  migrate                  apply missing migrations and exit\n"
-        "  catalog import FILE      check a model catalog (catalog/models.json's format), store it\n"
-        "                           (audited; the data planes get its prices) and print what\n"
-        "                           changed against the catalog in effect\n"
+        "  catalog import FILE      check a model catalog (the format of catalog/models.json),\n"
+        "                           store it (audited; the data planes get its prices) and\n"
+        "                           print what changed against the catalog in effect\n"
         "  catalog diff FILE        check it and print what would change, storing nothing\n"
         "\n"
         "  --listen HOST:PORT       admin API (env TOLLGATE_CONTROL_LISTEN, default\n"
@@ -249,9 +249,13 @@ int main(int argc, char **argv)
     }
     const char *cmd = optind < argc ? argv[optind] : "serve";
     bool catalog = strcmp(cmd, "catalog") == 0;
-    if (catalog ? (optind + 3 != argc || (strcmp(argv[optind + 1], "import") != 0 &&
-                                          strcmp(argv[optind + 1], "diff") != 0))
-                : (optind + 1 < argc || (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0))) {
+    bool args_ok;
+    if (catalog)
+        args_ok = optind + 3 == argc && (strcmp(argv[optind + 1], "import") == 0 ||
+                                         strcmp(argv[optind + 1], "diff") == 0);
+    else
+        args_ok = optind + 1 >= argc && (strcmp(cmd, "serve") == 0 || strcmp(cmd, "migrate") == 0);
+    if (!args_ok) {
         usage(stderr);
         return 2;
     }

@@ -10,12 +10,12 @@
 
 void cp_api_catalog_get(cp_req_t *r)
 {
-    PGresult *res = cp_db_exec(
-        r->db,
-        "SELECT json_build_object('version', c.version, 'generated_on', c.generated_on, "
-        "'origin', c.origin, 'sha256', c.sha256, 'stored_at', c.stored_at, 'models', "
-        "jsonb_array_length(c.doc->'models'))::text FROM catalog_effective c",
-        0, NULL);
+    PGresult *res =
+        cp_db_exec(r->db,
+                   "SELECT json_build_object('version', c.version, 'generated_on', c.generated_on, "
+                   "'origin', c.origin, 'sha256', c.sha256, 'stored_at', c.stored_at, 'models', "
+                   "jsonb_array_length(c.doc->'models'))::text FROM catalog_effective c",
+                   0, NULL);
     if (cp_db_ok(res) && PQntuples(res) == 0) {
         PQclear(res);
         cp_reply_error(r, 404, "not_found", NULL, "no model catalog is stored");

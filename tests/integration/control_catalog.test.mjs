@@ -83,6 +83,25 @@ test('each route target shows its effective price and where it comes from', asyn
   assert.equal(missing.status, 404);
 });
 
+test('an OpenAI-compatible provider is priced by the vendor its base URL names', async () => {
+  const groq = await cp.api('POST', '/api/v1/providers', { token: admin, body: {
+    name: 'groq', kind: 'openai', base_url: 'https://api.groq.com/openai/v1', credentials: { api_key: 'gsk-test' } } });
+  assert.equal(groq.status, 201, groq.text);
+  const rt = await cp.api('POST', '/api/v1/routes', { token: admin, body: { alias: 'oss', targets: [
+    { provider_id: groq.body.id, model: 'openai/gpt-oss-120b' },
+    { provider_id: groq.body.id, model: 'gpt-5-mini' }] } });
+  assert.equal(rt.status, 201, rt.text);
+  const r = await cp.api('GET', `/api/v1/routes/${rt.body.id}/prices`, { token: admin });
+  assert.equal(r.status, 200, r.text);
+  const [oss, mini] = r.body.targets;
+  assert.equal(oss.price_source, 'catalog');
+  assert.equal(oss.input_per_mtok, 0.15);
+  assert.equal(oss.output_per_mtok, 0.6);
+  // OpenAI's price is not Groq's: a model Groq's entries do not list stays unpriced there
+  assert.equal(mini.price_source, 'none');
+  assert.equal(mini.input_per_mtok, null);
+});
+
 test('the snapshot carries catalog prices for targets no admin priced', async () => {
   const { prices } = await snapshotPrices();
   const mini = prices.find((p) => p.model === 'gpt-5-mini');

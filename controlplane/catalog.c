@@ -98,10 +98,12 @@ static int check_model(json_t *doc, json_t *m, size_t i, char *msg, size_t n)
            *mo = json_object_get(m, "max_output_tokens");
     if (!json_is_integer(ctx) || json_integer_value(ctx) <= 0)
         return fail(msg, n, at, "context_window must be a positive integer");
-    if (strcmp(mode, "chat") == 0 && (!json_is_integer(mo) || json_integer_value(mo) <= 0 ||
-                                      json_integer_value(mo) > json_integer_value(ctx)))
+    /* null when the provider publishes no output limit */
+    if (!json_is_null(mo) && (!json_is_integer(mo) || json_integer_value(mo) <= 0 ||
+                              json_integer_value(mo) > json_integer_value(ctx)))
         return fail(msg, n, at,
-                    "max_output_tokens must be a positive integer within the context window");
+                    "max_output_tokens must be null or a positive integer within the context "
+                    "window");
     json_t *p = json_object_get(m, "prices");
     if (!json_is_object(p))
         return fail(msg, n, at, "needs prices");
@@ -137,6 +139,35 @@ static int check_model(json_t *doc, json_t *m, size_t i, char *msg, size_t n)
     if (json_object_get(p, "reasoning") &&
         decimal(json_object_get(p, "reasoning"), "prices.reasoning", &x, msg, n) != 0)
         goto where;
+    json_t *lc = json_object_get(m, "long_context");
+    if (lc) {
+        size_t k;
+        json_t *t;
+        json_int_t prev = 0;
+        if (!json_is_array(lc))
+            return fail(msg, n, at, "long_context must be an array of tiers");
+        json_array_foreach(lc, k, t)
+        {
+            json_t *from = json_object_get(t, "from_input_tokens");
+            if (!json_is_integer(from) || json_integer_value(from) <= prev ||
+                json_integer_value(from) >= json_integer_value(ctx))
+                return fail(msg, n, at,
+                            "long_context tiers need ascending from_input_tokens within the "
+                            "context window");
+            prev = json_integer_value(from);
+            if (decimal(json_object_get(t, "input"), "long_context input", &x, msg, n) != 0)
+                goto where;
+            if (x < in)
+                return fail(msg, n, at, "has a long-context input price below its input price");
+            if (strcmp(mode, "chat") == 0 &&
+                decimal(json_object_get(t, "output"), "long_context output", &x, msg, n) != 0)
+                goto where;
+            if (json_object_get(t, "cached_input") &&
+                decimal(json_object_get(t, "cached_input"), "long_context cached_input", &x, msg,
+                        n) != 0)
+                goto where;
+        }
+    }
     json_t *c = json_object_get(m, "capabilities");
     if (!json_is_object(c) || json_object_size(c) != 6)
         return fail(msg, n, at, "capabilities must hold exactly the six known flags");

@@ -50,7 +50,8 @@ test('every entry is well formed, sourced, dated and sanely priced', () => {
     seen.add(key);
     assert.ok(['chat', 'embedding'].includes(m.mode), `${at}: mode`);
     assert.ok(Number.isInteger(m.context_window) && m.context_window > 0, `${at}: context_window`);
-    if (m.mode === 'chat') {
+    // null when the provider publishes no output limit (the context window bounds it)
+    if (m.max_output_tokens !== null) {
       assert.ok(Number.isInteger(m.max_output_tokens) && m.max_output_tokens > 0, `${at}: max_output_tokens`);
       assert.ok(m.context_window >= m.max_output_tokens, `${at}: context window below max output`);
     }
@@ -66,9 +67,15 @@ test('every entry is well formed, sourced, dated and sanely priced', () => {
       for (const [ttl, v] of Object.entries(p.cache_write)) price(`${at}.prices.cache_write.${ttl}`, v);
     }
     if (p.reasoning !== undefined) price(`${at}.prices.reasoning`, p.reasoning);
+    // a long-context tier: every token of a request whose prompt has at least from_input_tokens
+    // is billed at the tier's prices; tiers ascend
+    let prev = 0;
     for (const [j, t] of (m.long_context ?? []).entries()) {
-      assert.ok(Number.isInteger(t.above_input_tokens) && t.above_input_tokens > 0 && t.above_input_tokens < m.context_window, `${at}.long_context[${j}] threshold`);
-      price(`${at}.long_context[${j}].input`, t.input);
+      assert.ok(Number.isInteger(t.from_input_tokens) && t.from_input_tokens > prev && t.from_input_tokens < m.context_window, `${at}.long_context[${j}].from_input_tokens`);
+      prev = t.from_input_tokens;
+      assert.ok(price(`${at}.long_context[${j}].input`, t.input) >= input, `${at}.long_context[${j}] cheaper than the base input`);
+      if (m.mode === 'chat') price(`${at}.long_context[${j}].output`, t.output);
+      if (t.cached_input !== undefined) price(`${at}.long_context[${j}].cached_input`, t.cached_input);
     }
     assert.deepEqual(Object.keys(m.capabilities).sort(), [...CAPS].sort(), `${at}: capabilities`);
     for (const c of CAPS) assert.equal(typeof m.capabilities[c], 'boolean', `${at}: capabilities.${c}`);

@@ -124,6 +124,10 @@ test('an invalid catalog is refused with the reason and stores nothing', async (
   const noSource = cli('diff', writeCatalog('nosrc.json', (d) => { delete d.models[3].source; }));
   assert.equal(noSource.status, 1);
   assert.match(noSource.err, /needs source/);
+  const tier = cli('diff', writeCatalog('tier.json', (d) => {
+    d.models.find((m) => m.long_context).long_context[0].from_input_tokens = 5000000; }));
+  assert.equal(tier.status, 1);
+  assert.match(tier.err, /long_context tiers need ascending from_input_tokens within the context window/);
   assert.equal(cp.sql('SELECT count(*) FROM model_catalogs'), before);
 });
 

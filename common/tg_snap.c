@@ -680,8 +680,15 @@ static int parse_routes(tg_snap_t *s, json_t *arr, tg_err_t *err)
 
 static int parse_prices(tg_snap_t *s, json_t *arr, tg_err_t *err)
 {
-    static const char *const fields[] = {
-        "provider", "model", "input_per_mtok", "cached_input_per_mtok", "output_per_mtok", NULL};
+    static const char *const fields[] = {"provider",
+                                         "model",
+                                         "input_per_mtok",
+                                         "cached_input_per_mtok",
+                                         "output_per_mtok",
+                                         "cache_write_per_mtok",
+                                         "cache_write_1h_per_mtok",
+                                         "reasoning_per_mtok",
+                                         NULL};
     size_t i;
     json_t *o;
     char path[64];
@@ -709,6 +716,20 @@ static int parse_prices(tg_snap_t *s, json_t *arr, tg_err_t *err)
                            err);
         if (rc == 0 && !has_cached)
             p.cached_input = p.input;
+        bool has_w5 = false, has_w1 = false, has_r = false;
+        if (rc == 0)
+            rc = get_price(o, "cache_write_per_mtok", false, path, &p.cache_write, &has_w5, err);
+        if (rc == 0)
+            rc = get_price(o, "cache_write_1h_per_mtok", false, path, &p.cache_write_1h, &has_w1,
+                           err);
+        if (rc == 0)
+            rc = get_price(o, "reasoning_per_mtok", false, path, &p.reasoning, &has_r, err);
+        if (rc == 0 && !has_w5)
+            p.cache_write = p.input;
+        if (rc == 0 && !has_w1)
+            p.cache_write_1h = p.cache_write;
+        if (rc == 0 && !has_r)
+            p.reasoning = p.output;
         p.set = true;
         bool dup = false;
         /* A price applies to every target using that provider model, in every route. */

@@ -36,11 +36,17 @@ typedef struct tg_provider {
     char *aws_access_key_id, *aws_secret_access_key, *aws_session_token; /* bedrock; or NULL */
 } tg_provider_t;
 
-/* Prices in picodollars (1e-12 USD) per token, so that cost is exact integer arithmetic. */
+/* Prices in picodollars (1e-12 USD) per token, so that cost is exact integer arithmetic. The
+ * cache-write and reasoning prices come from the model catalog; a snapshot without them (an
+ * admin's price, or a control plane before 0009) gets the input price for cache writes and the
+ * output price for reasoning, which is how such tokens were billed before. */
 typedef struct tg_price {
     int64_t input;
     int64_t cached_input;
     int64_t output;
+    int64_t cache_write;    /* a 5-minute cache write (Anthropic) */
+    int64_t cache_write_1h; /* a 1-hour cache write */
+    int64_t reasoning;      /* reasoning tokens, where billed apart from output */
     bool set;
 } tg_price_t;
 

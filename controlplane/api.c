@@ -70,6 +70,8 @@ static const route_t routes[] = {
     {"GET", "/api/v1/routes/{}", cp_api_routes_get, true},
     {"PATCH", "/api/v1/routes/{}", cp_api_routes_update, true},
     {"DELETE", "/api/v1/routes/{}", cp_api_routes_delete, true},
+    {"GET", "/api/v1/routes/{}/prices", cp_api_route_prices, true},
+    {"GET", "/api/v1/catalog", cp_api_catalog_get, true},
     {"GET", "/api/v1/prices", cp_api_prices_list, true},
     {"PUT", "/api/v1/prices", cp_api_prices_put, true},
     {"DELETE", "/api/v1/prices", cp_api_prices_delete, true},

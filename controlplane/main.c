@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "catalog.h"
 #include "cp.h"
 #include "cp_http.h"
 #include "snapshot.h"
@@ -25,10 +26,14 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: tollgate-control [serve|migrate] [options]\n"
+        "usage: tollgate-control [serve|migrate|catalog import FILE|catalog diff FILE] [options]\n"
         "\n"
         "  serve (default)          apply missing migrations, then serve the admin API\n"
         "  migrate                  apply missing migrations and exit\n"
+        "  catalog import FILE      check a model catalog (the format of catalog/models.json),\n"
+        "                           store it (audited; the data planes get its prices) and\n"
+        "                           print what changed against the catalog in effect\n"
+        "  catalog diff FILE        check it and print what would change, storing nothing\n"
         "\n"
         "  --listen HOST:PORT       admin API (env TOLLGATE_CONTROL_LISTEN, default\n"
         "                           127.0.0.1:8081; 0.0.0.0:PORT to serve other hosts)\n"
@@ -243,7 +248,14 @@ int main(int argc, char **argv)
         }
     }
     const char *cmd = optind < argc ? argv[optind] : "serve";
-    if (optind + 1 < argc || (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0)) {
+    bool catalog = strcmp(cmd, "catalog") == 0;
+    bool args_ok;
+    if (catalog)
+        args_ok = optind + 3 == argc && (strcmp(argv[optind + 1], "import") == 0 ||
+                                         strcmp(argv[optind + 1], "diff") == 0);
+    else
+        args_ok = optind + 1 >= argc && (strcmp(cmd, "serve") == 0 || strcmp(cmd, "migrate") == 0);
+    if (!args_ok) {
         usage(stderr);
         return 2;
     }
@@ -275,9 +287,18 @@ int main(int argc, char **argv)
             return 2;
         }
         opts.have_master_key = true;
+    } else if (catalog) {
+        /* nothing to sign audit checkpoints with: the serving replicas sign them */
     } else {
         tg_log(TG_LOG_WARN, "cp_main", "no_master_key",
                "reason=\"TOLLGATE_MASTER_KEY unset: providers cannot store credentials\"");
+    }
+    if (catalog) {
+        if (cp_migrate(opts.database_url) != 0)
+            return 1;
+        int rc = cp_catalog_cli(argv[optind + 1], argv[optind + 2]);
+        cp_db_close();
+        return rc;
     }
     const char *js = getenv("TOLLGATE_JWT_SECRET");
     if (!js || strlen(js) < 32 || strlen(js) >= sizeof(opts.jwt_secret)) {
@@ -293,7 +314,13 @@ int main(int argc, char **argv)
     if (cp_migrate(opts.database_url) != 0)
         return 1;
     int admin_rc = cp_ensure_first_admin();
+    /* the built-in model catalog, stored once per version so the snapshot carries its prices */
+    int catalog_rc = admin_rc == 0 ? cp_catalog_store_builtin(cp_db()) : 0;
     cp_db_close();
+    if (catalog_rc != 0) {
+        tg_log(TG_LOG_ERROR, "cp_main", "catalog_store_failed", "reason=\"database\"");
+        return 1;
+    }
     if (admin_rc != 0) {
         tg_log(TG_LOG_ERROR, "cp_main", "first_admin_failed", "reason=\"database\"");
         return 1;

@@ -69,6 +69,9 @@ void cp_api_routes_get(cp_req_t *r);
 void cp_api_routes_update(cp_req_t *r);
 void cp_api_routes_delete(cp_req_t *r);
 
+/* catalog.c */
+void cp_api_catalog_get(cp_req_t *r);
+void cp_api_route_prices(cp_req_t *r);
 /* prices.c */
 void cp_api_prices_list(cp_req_t *r);
 void cp_api_prices_put(cp_req_t *r);

@@ -398,6 +398,9 @@ test('a walkthrough of every operation: statuses are documented and bodies match
   await call('POST', '/api/v1/routes', { token: admin, body: { alias: 'bad', targets: [{ provider_id: randomUUID(), model: 'm' }] }, expect: 422 });
   await call('GET', '/api/v1/routes', { token: devToken, query: { alias: 'gpt-4o-mini' }, expect: 200 });
   await call('GET', '/api/v1/routes/{route_id}', { token: devToken, params: R, expect: 200 });
+  await call('GET', '/api/v1/routes/{route_id}/prices', { token: devToken, params: R, expect: 200 });
+  await call('GET', '/api/v1/routes/{route_id}/prices', { token: devToken, params: { route_id: randomUUID() }, expect: 404 });
+  await call('GET', '/api/v1/catalog', { token: devToken, expect: 200 });
   await call('PATCH', '/api/v1/routes/{route_id}', { token: admin, params: R, body: { timeout_ms: 120000 }, expect: 200 });
   await call('DELETE', '/api/v1/providers/{provider_id}', { token: admin, params: P, expect: 409 });
 

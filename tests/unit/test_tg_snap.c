@@ -704,3 +704,26 @@ Test(tg_snap, dataplane_name_is_1_to_max_of_a_small_alphabet)
     cr_assert_not(tg_snap_dataplane_name_ok("dp/1", 4, 64), "slash");
     cr_assert_not(tg_snap_dataplane_name_ok("dp\0001", 4, 64), "NUL inside the length");
 }
+
+Test(tg_snap, catalog_cache_write_and_reasoning_prices_parse_and_default)
+{
+    json_t *root = base_json();
+    json_t *p0 = at(root, "prices", 0);
+    json_object_set_new(p0, "cache_write_per_mtok", json_real(0.1875));
+    json_object_set_new(p0, "cache_write_1h_per_mtok", json_real(0.3));
+    json_object_set_new(p0, "reasoning_per_mtok", json_real(0.9));
+    tg_snap_t *s = NULL;
+    tg_err_t err = {0};
+    cr_assert_eq(parse_json(root, &s, &err), 0, "%s", err.msg);
+    const tg_price_t *p = &tg_snap_find_route(s, "gpt-4o-mini", 11)->targets[0].price;
+    cr_assert_eq(p->cache_write, 187500);
+    cr_assert_eq(p->cache_write_1h, 300000);
+    cr_assert_eq(p->reasoning, 900000);
+    /* a price without them (an admin's, or an older control plane's) bills cache writes as input
+     * and reasoning as output, as before */
+    const tg_price_t *e = &tg_snap_find_route(s, "embed", 5)->targets[0].price;
+    cr_assert_eq(e->cache_write, e->input);
+    cr_assert_eq(e->cache_write_1h, e->input);
+    cr_assert_eq(e->reasoning, e->output);
+    tg_snap_unref(s); /* parse_json took root */
+}

@@ -10,6 +10,8 @@
  *   [0] bit 0: a JSON answer (else a stream); bit 1: the stream ended cleanly; bit 2: the gateway
  *       fails the stream at the end (dp_resp_stream_fail); bits 3-5: the JSON answer's status
  *       from {200, 400, 429, 500, 502, 201, 204, 599}
+ *       bit 6: the reverse direction (responses_upstream.h): the request is a chat body, the
+ *       answer a Responses object or event stream, the output chat chunks
  *   [1] the largest piece of the stream, 0 = one piece; also seeds the piece sizes
  * The seeds (corpus/fuzz_responses) are the chat streams and answers of tests/unit/responses.
  */
@@ -17,6 +19,7 @@
 
 #include "fuzz.h"
 #include "responses.h"
+#include "responses_upstream.h"
 
 #define OUT_MAX (16u << 20)
 #define MAX_TRACKED 1024
@@ -134,6 +137,87 @@ static void run_stream(const json_t *skel, const char *p, size_t n, size_t piece
     dp_resp_stream_destroy(s);
 }
 
+/* Chat chunks: each `data: <JSON>` or `data: [DONE]`, nothing after [DONE] or an error. */
+static void check_chunks(const tg_buf_t *b)
+{
+    size_t off = 0;
+    bool ended = false;
+    while (off < b->len) {
+        const char *ev = b->base + off;
+        const char *end = tg_memmem(ev, b->len - off, "\n\n", 2);
+        FUZZ_CHECK(end && end - ev > 6 && memcmp(ev, "data: ", 6) == 0);
+        FUZZ_CHECK(!ended);
+        if (tg_mem_eq(ev + 6, (size_t)(end - ev - 6), "[DONE]", 6)) {
+            ended = true;
+        } else {
+            json_t *j = json_loadb(ev + 6, (size_t)(end - ev - 6), 0, NULL);
+            FUZZ_CHECK(json_is_object(j));
+            ended = json_object_get(j, "error") != NULL;
+            json_decref(j);
+        }
+        off = (size_t)(end + 2 - b->base);
+    }
+}
+
+static void run_upstream(const char *p, size_t n, size_t piece, uint32_t seed, bool complete,
+                         tg_buf_t *out)
+{
+    dp_stream_state_t st;
+    dp_stream_state_init(&st, DP_EP_CHAT, true);
+    st.model = "m";
+    st.request_id = "req-1";
+    for (size_t off = 0; off < n;) {
+        size_t k = n - off;
+        if (piece > 0) {
+            seed = seed * 1103515245u + 12345u;
+            k = 1 + (seed >> 16) % piece;
+            if (k > n - off)
+                k = n - off;
+        }
+        if (dp_resp_upstream_stream_feed(&st, p + off, k, out) != 0)
+            break; /* the proxy ends the stream with its error event */
+        off += k;
+    }
+    (void)dp_resp_upstream_stream_end(&st, complete, out);
+    dp_stream_state_dispose(&st);
+}
+
+static void reverse(const uint8_t *data, const json_t *req, const char *ans, size_t an)
+{
+    json_t *r = NULL;
+    tg_err_t err;
+    tg_err_clear(&err);
+    if (dp_resp_request_from_chat(req, "fuzz", &r, &err) == 0)
+        FUZZ_CHECK(json_is_array(json_object_get(r, "input")));
+    else
+        FUZZ_CHECK(r == NULL && err.msg[0] != '\0');
+    json_decref(r);
+    if (data[0] & 1) {
+        static const int statuses[] = {200, 400, 429, 500};
+        dp_stream_state_t st;
+        dp_stream_state_init(&st, DP_EP_CHAT, false);
+        tg_buf_t out = TG_BUF_INIT(OUT_MAX);
+        int rc = dp_resp_upstream_response(&st, statuses[(data[0] >> 3) & 3], ans, an, &out);
+        if (rc == DP_RESP_OUT) {
+            json_t *v = json_loadb(out.base, out.len, 0, NULL);
+            FUZZ_CHECK(json_is_object(v));
+            json_decref(v);
+        }
+        tg_buf_dispose(&out);
+        dp_stream_state_dispose(&st);
+        return;
+    }
+    tg_buf_t whole = TG_BUF_INIT(OUT_MAX);
+    tg_buf_t split = TG_BUF_INIT(OUT_MAX);
+    run_upstream(ans, an, 0, 0, data[0] & 2, &whole);
+    run_upstream(ans, an, data[1], data[1], data[0] & 2, &split);
+    FUZZ_CHECK(whole.len == split.len &&
+               (whole.len == 0 || memcmp(whole.base, split.base, whole.len) == 0));
+    check_chunks(&whole);
+    tg_buf_dispose(&whole);
+    tg_buf_dispose(&split);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const int statuses[] = {200, 400, 429, 500, 502, 201, 204, 599};
@@ -146,6 +230,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         nul ? json_loadb(in, (size_t)(nul - in), 0, NULL) : json_loads(default_request, 0, NULL);
     const char *ans = nul ? nul + 1 : in;
     size_t an = nul ? n - (size_t)(nul + 1 - in) : n;
+    if (data[0] & 0x40) {
+        reverse(data, req, ans, an);
+        json_decref(req);
+        return 0;
+    }
     check_request(req);
 
     json_t *skel = dp_resp_skeleton(req, "resp_fuzz", "m", 1764072000);

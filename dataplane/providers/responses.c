@@ -585,6 +585,168 @@ int dp_resp_request_to_chat(const json_t *req, const json_t *prefix, dp_resp_loo
     return 0;
 }
 
+/* ---- state: stored input items, self-contained native requests ---- */
+
+/* One input item as stored: normalized, with an id. */
+static json_t *stored_item(const json_t *it, const char *rid, size_t i, dp_resp_lookup_fn lookup,
+                           void *ud, tg_err_t *err)
+{
+    char id[MAX_ID];
+    const json_t *type = json_object_get(it, "type");
+    if (!json_is_object(it)) {
+        bad(err, "input", "input[%zu]: must be an object", i);
+        return NULL;
+    }
+    if (dp_json_str_eq(type, "item_reference")) {
+        const json_t *rid_ = json_object_get(it, "id");
+        const json_t *ref = nonempty_str(rid_) && lookup
+                                ? lookup(ud, json_string_value(rid_), json_string_length(rid_))
+                                : NULL;
+        if (!ref) {
+            bad(err, "input", "input[%zu]: item with id \"%s\" not found", i,
+                nonempty_str(rid_) ? json_string_value(rid_) : "");
+            return NULL;
+        }
+        return json_deep_copy(ref);
+    }
+    bool message = absent(type) || dp_json_str_eq(type, "message");
+    const char *kind = message                                        ? "msg"
+                       : dp_json_str_eq(type, "function_call")        ? "fc"
+                       : dp_json_str_eq(type, "function_call_output") ? "fco"
+                                                                      : "item";
+    json_t *c = json_deep_copy(it);
+    if (!c || snprintf(id, sizeof(id), "%s_%s_in%zu", kind, rid, i) < 0) {
+        json_decref(c);
+        failed(err, TG_ENOMEM);
+        return NULL;
+    }
+    int rc = 0;
+    if (!nonempty_str(json_object_get(c, "id")))
+        rc = dp_json_set(c, "id", json_string(id));
+    if (rc == 0 && message) {
+        rc = dp_json_set(c, "type", json_string("message"));
+        const json_t *content = json_object_get(c, "content");
+        if (rc == 0 && json_is_string(content)) {
+            bool assistant = dp_json_str_eq(json_object_get(c, "role"), "assistant");
+            json_t *part = assistant
+                               ? json_pack("{s:s,s:O,s:[]}", "type", "output_text", "text", content,
+                                           "annotations")
+                               : json_pack("{s:s,s:O}", "type", "input_text", "text", content);
+            rc = dp_json_set(c, "content", json_pack("[o]", part));
+        }
+    }
+    if (rc != 0) {
+        json_decref(c);
+        failed(err, rc);
+        return NULL;
+    }
+    return c;
+}
+
+int dp_resp_input_items(const json_t *req, const char *resp_id, dp_resp_lookup_fn lookup, void *ud,
+                        json_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    const char *rid = resp_id ? resp_id : "";
+    if (strncmp(rid, "resp_", 5) == 0)
+        rid += 5;
+    const json_t *input = json_object_get(req, "input");
+    json_t *items = json_array();
+    if (!items)
+        return failed(err, TG_ENOMEM);
+    int rc = 0;
+    if (json_is_string(input)) {
+        json_t *one = json_pack("{s:s,s:O}", "role", "user", "content", input);
+        json_t *it = one ? stored_item(one, rid, 0, lookup, ud, err) : NULL;
+        json_decref(one);
+        rc = it ? dp_json_push(items, it) : (one ? TG_EINVAL : failed(err, TG_ENOMEM));
+    } else if (json_is_array(input)) {
+        size_t i;
+        const json_t *v;
+        json_array_foreach(input, i, v)
+        {
+            json_t *it = stored_item(v, rid, i, lookup, ud, err);
+            rc = it ? dp_json_push(items, it) : TG_EINVAL;
+            if (rc != 0)
+                break;
+        }
+    } else if (!absent(input)) {
+        rc = bad(err, "input", "input: must be a string or an array of items");
+    }
+    if (rc != 0) {
+        json_decref(items);
+        return rc == TG_ENOMEM ? failed(err, rc) : rc;
+    }
+    *out = items;
+    return 0;
+}
+
+/* An item as sent to a native upstream that stores nothing; NULL: leave it out. */
+static json_t *inline_item(const json_t *it)
+{
+    const json_t *type = json_object_get(it, "type");
+    if (dp_json_str_eq(type, "reasoning") &&
+        !nonempty_str(json_object_get(it, "encrypted_content")))
+        return NULL; /* only the upstream's own store could give it meaning */
+    json_t *c = json_deep_copy(it);
+    if (!c)
+        return NULL;
+    json_object_del(c, "id");
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(c, "content"), i, p)
+    {
+        if (dp_json_str_eq(json_object_get(p, "type"), "output_text"))
+            json_object_del(p, "logprobs");
+    }
+    return c;
+}
+
+int dp_resp_request_inline(const json_t *req, const json_t *prefix, dp_resp_lookup_fn lookup,
+                           void *ud, json_t **out, tg_err_t *err)
+{
+    *out = NULL;
+    if (!json_is_object(req))
+        return bad(err, NULL, "body: must be a JSON object");
+    json_t *items = NULL;
+    int rc = dp_resp_input_items(req, "", lookup, ud, &items, err);
+    if (rc != 0)
+        return rc;
+    json_t *r = json_deep_copy(req);
+    json_t *input = json_array();
+    rc = r && input ? 0 : TG_ENOMEM;
+    const json_t *lists[2] = {json_is_array(prefix) ? prefix : NULL, items};
+    for (size_t l = 0; rc == 0 && l < 2; l++) {
+        size_t i;
+        const json_t *it;
+        json_array_foreach(lists[l], i, it)
+        {
+            if (dp_json_str_eq(json_object_get(it, "type"), "reasoning") &&
+                !nonempty_str(json_object_get(it, "encrypted_content")))
+                continue;
+            json_t *c = inline_item(it);
+            rc = c ? dp_json_push(input, c) : TG_ENOMEM;
+            if (rc != 0)
+                break;
+        }
+    }
+    if (rc == 0) {
+        json_object_del(r, "previous_response_id");
+        rc = dp_json_set(r, "input", input);
+        input = NULL;
+    }
+    if (rc == 0)
+        rc = dp_json_set(r, "store", json_false());
+    json_decref(input);
+    json_decref(items);
+    if (rc != 0) {
+        json_decref(r);
+        return failed(err, rc);
+    }
+    *out = r;
+    return 0;
+}
+
 /* ---- the response object ---- */
 
 static json_t *or_default(const json_t *req, const char *key, json_t *dflt)

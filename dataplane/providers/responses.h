@@ -33,6 +33,23 @@ typedef const json_t *(*dp_resp_lookup_fn)(void *ud, const char *id, size_t n);
 int dp_resp_request_to_chat(const json_t *req, const json_t *prefix, dp_resp_lookup_fn lookup,
                             void *ud, const char *target, json_t **out, tg_err_t *err) TG_WUR;
 
+/* ---- state: what the gateway stores and what it sends a native upstream ---- */
+
+/* The request's input as the items to store (caller decrefs *out): a string is one user message
+ * with an input_text part, a message's string content one input_text (output_text for the
+ * assistant) part, item_reference items the items they name (through lookup); every item gets an
+ * id, its own or "<kind>_<response id without resp_>_in<n>" (msg, fc, fco, item). These are what
+ * GET /v1/responses/{id}/input_items lists and what item_reference finds. */
+int dp_resp_input_items(const json_t *req, const char *resp_id, dp_resp_lookup_fn lookup, void *ud,
+                        json_t **out, tg_err_t *err) TG_WUR;
+
+/* A self-contained request for a native Responses upstream (caller decrefs *out): input = prefix
+ * (the stored conversation so far) + the request's items with references resolved; item ids,
+ * previous_response_id and reasoning items without encrypted_content left out (the upstream keeps
+ * nothing: store false), logprobs of earlier output text dropped. */
+int dp_resp_request_inline(const json_t *req, const json_t *prefix, dp_resp_lookup_fn lookup,
+                           void *ud, json_t **out, tg_err_t *err) TG_WUR;
+
 /* The response object a request starts (status "in_progress", output [], usage null), echoing
  * the request's settings as OpenAI does. id: "resp_..." (the item ids derive from it); model:
  * the name to report. NULL when out of memory. The caller decrefs. */

@@ -52,6 +52,22 @@ static void check_request(const json_t *req)
         FUZZ_CHECK(err.msg[0] != '\0');
     }
     json_decref(chat);
+    /* what the gateway stores, and what it sends a native upstream */
+    json_t *items = NULL;
+    tg_err_clear(&err);
+    if (dp_resp_input_items(req, "resp_fuzz", lookup, (void *)req, &items, &err) == 0)
+        FUZZ_CHECK(json_is_array(items));
+    else
+        FUZZ_CHECK(items == NULL && err.msg[0] != '\0');
+    json_decref(items);
+    json_t *native = NULL;
+    if (dp_resp_request_inline(req, json_object_get(req, "prefix"), lookup, (void *)req, &native,
+                               &err) == 0) {
+        FUZZ_CHECK(json_is_array(json_object_get(native, "input")));
+        FUZZ_CHECK(json_object_get(native, "previous_response_id") == NULL);
+        FUZZ_CHECK(json_is_false(json_object_get(native, "store")));
+    }
+    json_decref(native);
 }
 
 /* The SDK's rules over one whole output (see the top of the file). */

@@ -205,6 +205,81 @@ Test(dp_responses, request_what_chat_cannot_honour_is_a_400_naming_feature_and_t
               "tool_choice");
 }
 
+/* ---- state helpers ---- */
+
+Test(dp_responses, input_items_get_ids_and_parts_and_references_resolve)
+{
+    json_t *store = json_loads("{\"fc_9\":{\"type\":\"function_call\",\"id\":\"fc_9\","
+                               "\"call_id\":\"call_9\",\"name\":\"f\",\"arguments\":\"{}\"}}",
+                               0, NULL);
+    json_t *r = json_loads("{\"input\":[{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":"
+                           "\"assistant\",\"content\":\"Yo\"},{\"type\":\"item_reference\","
+                           "\"id\":\"fc_9\"},{\"type\":\"function_call_output\",\"call_id\":"
+                           "\"call_9\",\"output\":\"ok\"},{\"id\":\"msg_own\",\"type\":"
+                           "\"message\",\"role\":\"user\",\"content\":[{\"type\":"
+                           "\"input_text\",\"text\":\"x\"}]}]}",
+                           0, NULL);
+    json_t *items = NULL;
+    tg_err_t err;
+    tg_err_clear(&err);
+    cr_assert_eq(dp_resp_input_items(r, "resp_req1", lookup_fixture, store, &items, &err), 0, "%s",
+                 err.msg);
+    expect_json(items,
+                "[{\"id\":\"msg_req1_in0\",\"type\":\"message\",\"role\":\"user\",\"content\":"
+                "[{\"type\":\"input_text\",\"text\":\"Hi\"}]},{\"id\":\"msg_req1_in1\",\"type\":"
+                "\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\","
+                "\"text\":\"Yo\",\"annotations\":[]}]},{\"type\":\"function_call\",\"id\":"
+                "\"fc_9\",\"call_id\":\"call_9\",\"name\":\"f\",\"arguments\":\"{}\"},"
+                "{\"id\":\"fco_req1_in3\",\"type\":\"function_call_output\",\"call_id\":"
+                "\"call_9\",\"output\":\"ok\"},{\"id\":\"msg_own\",\"type\":\"message\","
+                "\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"x\"}]}]");
+    json_decref(items);
+    json_decref(r);
+    r = json_loads("{\"input\":\"Hello\"}", 0, NULL);
+    cr_assert_eq(dp_resp_input_items(r, "resp_a", NULL, NULL, &items, &err), 0);
+    expect_json(items, "[{\"id\":\"msg_a_in0\",\"type\":\"message\",\"role\":\"user\","
+                       "\"content\":[{\"type\":\"input_text\",\"text\":\"Hello\"}]}]");
+    json_decref(items);
+    json_decref(r);
+    r = json_loads("{\"input\":[{\"type\":\"item_reference\",\"id\":\"nope\"}]}", 0, NULL);
+    cr_assert_eq(dp_resp_input_items(r, "resp_a", lookup_fixture, store, &items, &err), TG_EINVAL);
+    cr_assert_null(items);
+    cr_assert(strstr(err.msg, "item with id \"nope\" not found") != NULL);
+    json_decref(r);
+    json_decref(store);
+}
+
+Test(dp_responses, inline_request_is_self_contained_and_stores_nothing_upstream)
+{
+    json_t *r = json_loads("{\"model\":\"gpt\",\"previous_response_id\":\"resp_1\",\"store\":"
+                           "true,\"input\":[{\"type\":\"function_call_output\",\"call_id\":"
+                           "\"c1\",\"output\":\"18C\"}],\"tools\":[]}",
+                           0, NULL);
+    json_t *prefix = json_loads(
+        "[{\"id\":\"msg_a_in0\",\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":"
+        "\"input_text\",\"text\":\"Weather?\"}]},{\"id\":\"rs_1\",\"type\":\"reasoning\","
+        "\"summary\":[]},{\"id\":\"msg_a\",\"type\":\"message\",\"role\":\"assistant\","
+        "\"status\":\"completed\",\"content\":[{\"type\":\"output_text\",\"text\":\"Checking\","
+        "\"annotations\":[],\"logprobs\":[]}]},{\"id\":\"fc_a_0\",\"type\":\"function_call\","
+        "\"status\":\"completed\",\"call_id\":\"c1\",\"name\":\"w\",\"arguments\":\"{}\"}]",
+        0, NULL);
+    json_t *out = NULL;
+    tg_err_t err;
+    tg_err_clear(&err);
+    cr_assert_eq(dp_resp_request_inline(r, prefix, NULL, NULL, &out, &err), 0, "%s", err.msg);
+    expect_json(out,
+                "{\"model\":\"gpt\",\"store\":false,\"tools\":[],\"input\":[{\"type\":\"message\","
+                "\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"Weather?\"}]},"
+                "{\"type\":\"message\",\"role\":\"assistant\",\"status\":\"completed\","
+                "\"content\":[{\"type\":\"output_text\",\"text\":\"Checking\",\"annotations\":"
+                "[]}]},{\"type\":\"function_call\",\"status\":\"completed\",\"call_id\":\"c1\","
+                "\"name\":\"w\",\"arguments\":\"{}\"},{\"type\":\"function_call_output\","
+                "\"call_id\":\"c1\",\"output\":\"18C\"}]}");
+    json_decref(out);
+    json_decref(prefix);
+    json_decref(r);
+}
+
 /* ---- transcripts ---- */
 
 static char *transcript_dir(void)

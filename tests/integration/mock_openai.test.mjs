@@ -465,6 +465,10 @@ test('responses: stored state: previous_response_id, a tool result, GET, input_i
   assert.deepEqual(del2.json, { id: first.id, object: 'response.deleted', deleted: true });
   assert.equal((await call('DELETE', `/v1/responses/${first.id}`)).status, 404);
 
+  await assert.rejects(client.responses.create({ model: 'gpt-4o-mini', store: false, input: [{ type: 'item_reference', id: fc.id }, result] }),
+    (err) => err.status === 404 && /Items are not persisted when `store` is set to false/.test(err.message));
+  await assert.rejects(client.responses.create({ model: 'gpt-4o-mini', store: false, input: [{ type: 'reasoning', id: 'rs_1', summary: [] }, { role: 'user', content: 'x' }] }),
+    (err) => err.status === 404);
   const unstored = await client.responses.create({ model: 'gpt-4o-mini', input: 'hi', store: false });
   assert.equal(unstored.store, false);
   await assert.rejects(client.responses.retrieve(unstored.id), (err) => err.status === 404);

@@ -57,6 +57,9 @@
 // reasoning_tokens), total_tokens, with the chat arithmetic over instructions and every item of
 // the conversation (previous_response_id's included). max_output_tokens below the answer's
 // words + reasoning cuts the words and answers status "incomplete" (response.incomplete).
+// With store:false, an item_reference or a reasoning item without encrypted_content is a 404
+// "Item with id '...' not found. Items are not persisted when `store` is set to false.", as at
+// OpenAI: what a gateway that sends self-contained requests must never send.
 //
 // Deterministic usage (identical for streamed and non-streamed calls):
 //   prompt_tokens     = ceil(chars of all message contents / 4) + 3 per message
@@ -399,6 +402,13 @@ export async function startOpenAIMock(opts = {}) {
       prev = stored.get(body.previous_response_id);
       if (!prev) {
         return responsesError(ctx, { status: 400, message: `Previous response with id '${body.previous_response_id}' not found.`, param: 'previous_response_id', code: 'previous_response_not_found' });
+      }
+    }
+    // As OpenAI: a request that stores nothing may not lean on stored items either.
+    if (body.store === false && Array.isArray(body.input)) {
+      const leaning = body.input.find((it) => it?.type === 'item_reference' || (it?.type === 'reasoning' && typeof it.encrypted_content !== 'string'));
+      if (leaning) {
+        return responsesError(ctx, { status: 404, param: 'input', message: `Item with id '${leaning.id}' not found. Items are not persisted when \`store\` is set to false. Try again with \`store\` set to true, or remove this item from your input.` });
       }
     }
     let input;

@@ -373,8 +373,13 @@ int dp_resp_request_from_chat(const json_t *chat, const char *target, json_t **o
 /* The response's usage into u (Responses names -> ours). */
 static void usage_read(dp_usage_t *u, const json_t *usage)
 {
-    if (!json_is_object(usage))
-        return;
+    (void)dp_resp_usage_from_json(u, usage);
+}
+
+bool dp_resp_usage_from_json(dp_usage_t *u, const json_t *usage)
+{
+    if (!json_is_object(usage) || !json_is_integer(json_object_get(usage, "input_tokens")))
+        return false;
     u->prompt = json_integer_value(json_object_get(usage, "input_tokens"));
     u->completion = json_integer_value(json_object_get(usage, "output_tokens"));
     u->total = json_integer_value(json_object_get(usage, "total_tokens"));
@@ -385,6 +390,7 @@ static void usage_read(dp_usage_t *u, const json_t *usage)
     u->reasoning = json_integer_value(
         json_object_get(json_object_get(usage, "output_tokens_details"), "reasoning_tokens"));
     u->present = true;
+    return true;
 }
 
 /* status and incomplete_details -> finish_reason. */
@@ -704,4 +710,77 @@ int dp_resp_upstream_stream_end(dp_stream_state_t *st, bool complete, tg_buf_t *
         return rc;
     /* the upstream ended cleanly without its terminal event: finish what it sent */
     return on_terminal(st, f.u, NULL, out);
+}
+
+/* ---- native pass-through ---- */
+
+#define WATCH_MAX_EVENT (16u << 20) /* response.completed repeats the whole answer */
+
+struct dp_resp_watch {
+    dp_sse_t sse;
+    tg_buf_t scratch;
+    json_t *response; /* owned: the terminal event's response */
+};
+
+dp_resp_watch_t *dp_resp_watch_create(void)
+{
+    dp_resp_watch_t *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    dp_sse_init(&w->sse, WATCH_MAX_EVENT);
+    tg_buf_init(&w->scratch, WATCH_MAX_EVENT);
+    return w;
+}
+
+void dp_resp_watch_destroy(dp_resp_watch_t *w)
+{
+    if (!w)
+        return;
+    dp_sse_dispose(&w->sse);
+    tg_buf_dispose(&w->scratch);
+    json_decref(w->response);
+    free(w);
+}
+
+const json_t *dp_resp_watch_response(const dp_resp_watch_t *w)
+{
+    return w ? w->response : NULL;
+}
+
+/* Only the terminal events are parsed: OpenAI names each event on its `event:` line. */
+static bool terminal_event(const char *ev, size_t n)
+{
+    static const char *const names[] = {"event: response.completed", "event: response.incomplete",
+                                        "event: response.failed"};
+    for (size_t i = 0; i < 3; i++)
+        if (dp_has_prefix(ev, n, names[i]))
+            return true;
+    /* no event line (some servers send data only): look for the type in the data */
+    return !dp_has_prefix(ev, n, "event:") && (tg_memmem(ev, n, "\"response.completed\"", 20) ||
+                                               tg_memmem(ev, n, "\"response.incomplete\"", 21) ||
+                                               tg_memmem(ev, n, "\"response.failed\"", 17));
+}
+
+static int on_watch_event(void *ud, const char *ev, size_t n)
+{
+    dp_resp_watch_t *w = ud;
+    const char *data;
+    size_t len;
+    if (!terminal_event(ev, n) || !dp_sse_data(ev, n, &w->scratch, &data, &len))
+        return 0;
+    json_t *root = json_loadb(data, len, 0, NULL);
+    json_t *r = json_object_get(root, "response");
+    if (json_is_object(r)) {
+        json_decref(w->response);
+        w->response = json_incref(r);
+    }
+    json_decref(root);
+    return 0;
+}
+
+int dp_resp_watch_feed(dp_resp_watch_t *w, const char *p, size_t n)
+{
+    if (!w)
+        return TG_EINVAL;
+    return dp_sse_feed(&w->sse, p, n, on_watch_event, w);
 }

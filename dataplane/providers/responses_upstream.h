@@ -36,4 +36,22 @@ int dp_resp_upstream_stream_feed(dp_stream_state_t *st, const char *p, size_t n,
  * gets nothing (the proxy writes the error event). */
 int dp_resp_upstream_stream_end(dp_stream_state_t *st, bool complete, tg_buf_t *out) TG_WUR;
 
+/* ---- native pass-through: OpenAI and Azure answers relayed as they are ---- */
+
+/* A Responses usage object (input_tokens, output_tokens, total_tokens, *_details) into u; false
+ * (u untouched) when it is not one. */
+bool dp_resp_usage_from_json(dp_usage_t *u, const json_t *usage);
+
+/* Watches a Responses event stream that is relayed unchanged, for what the gateway needs from it:
+ * the terminal event's response (to store) and its usage. Only terminal events are parsed. */
+typedef struct dp_resp_watch dp_resp_watch_t;
+
+dp_resp_watch_t *dp_resp_watch_create(void); /* NULL when out of memory */
+/* Bytes of the stream, split anywhere. TG_ETOOBIG when one event passes the event limit. */
+int dp_resp_watch_feed(dp_resp_watch_t *w, const char *p, size_t n) TG_WUR;
+/* The response of response.completed, .incomplete or .failed (borrowed until destroy), or NULL
+ * while none has arrived. */
+const json_t *dp_resp_watch_response(const dp_resp_watch_t *w);
+void dp_resp_watch_destroy(dp_resp_watch_t *w);
+
 #endif

@@ -232,6 +232,20 @@ static void reverse(const uint8_t *data, const json_t *req, const char *ans, siz
     check_chunks(&whole);
     tg_buf_dispose(&whole);
     tg_buf_dispose(&split);
+    /* the native pass-through watch sees the same terminal response however the bytes come */
+    dp_resp_watch_t *w1 = dp_resp_watch_create();
+    dp_resp_watch_t *w2 = dp_resp_watch_create();
+    FUZZ_CHECK(w1 && w2);
+    int r1 = dp_resp_watch_feed(w1, ans, an);
+    int r2 = 0;
+    for (size_t off = 0; off < an && r2 == 0; off += 3)
+        r2 = dp_resp_watch_feed(w2, ans + off, an - off < 3 ? an - off : 3);
+    FUZZ_CHECK(r1 == r2);
+    const json_t *a = dp_resp_watch_response(w1);
+    const json_t *b = dp_resp_watch_response(w2);
+    FUZZ_CHECK((a == NULL) == (b == NULL) && (!a || json_equal(a, b)));
+    dp_resp_watch_destroy(w1);
+    dp_resp_watch_destroy(w2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -364,3 +364,45 @@ Test(dp_responses_upstream, incomplete_becomes_finish_reason_length)
     tg_buf_dispose(&out);
     dp_stream_state_dispose(&st);
 }
+
+/* ---- native pass-through ---- */
+
+Test(dp_responses_upstream, the_watch_keeps_the_terminal_response_and_its_usage_whatever_the_split)
+{
+    static const char *const files[] = {"text.sse", "two_calls.sse", "failed.sse"};
+    static const char *const status[] = {"completed", "completed", "failed"};
+    for (size_t f = 0; f < 3; f++) {
+        size_t n;
+        char *body = slurp(files[f], &n);
+        for (size_t piece = 0; piece < 9; piece += 4) {
+            dp_resp_watch_t *w = dp_resp_watch_create();
+            cr_assert_not_null(w);
+            for (size_t off = 0; off < n;) {
+                size_t k = piece == 0 || n - off < piece ? n - off : piece;
+                if (off == 0 && piece == 0)
+                    k = n / 2; /* nothing before the terminal event is kept */
+                cr_assert_eq(dp_resp_watch_feed(w, body + off, k), 0);
+                if (off == 0 && piece == 0)
+                    cr_assert_null(dp_resp_watch_response(w));
+                off += k;
+            }
+            const json_t *r = dp_resp_watch_response(w);
+            cr_assert_not_null(r, "%s: no response", files[f]);
+            cr_assert_str_eq(json_string_value(json_object_get(r, "status")), status[f]);
+            dp_usage_t u;
+            memset(&u, 0, sizeof(u));
+            if (f == 0) {
+                cr_assert(dp_resp_usage_from_json(&u, json_object_get(r, "usage")));
+                cr_assert_eq(u.prompt, 12);
+                cr_assert_eq(u.completion, 8);
+                cr_assert_eq(u.cached, 2);
+                cr_assert_eq(u.reasoning, 3);
+                cr_assert_eq(u.total, 20);
+            } else if (f == 2) {
+                cr_assert(!dp_resp_usage_from_json(&u, json_object_get(r, "usage")));
+            }
+            dp_resp_watch_destroy(w);
+        }
+        free(body);
+    }
+}

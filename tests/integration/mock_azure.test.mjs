@@ -284,3 +284,68 @@ test('CLI: --port 0 prints "listening PORT" and serves with --api-key and --depl
     assert.equal(await exited, 0);
   }
 });
+
+// ---- Responses API ----------------------------------------------------------------------
+
+test('responses: both path forms; the body\'s model is the deployment; api-version checked', async () => {
+  const v1 = await call('POST', '/openai/v1/responses', { model: 'gpt4o-prod', input: 'hi mock:cached=1' });
+  assert.equal(v1.status, 200);
+  assert.equal(v1.json.object, 'response');
+  assert.equal(v1.json.model, 'gpt-4o-2024-11-20');
+  assert.equal(v1.json.output[0].content[0].text, 'Hello from the mock provider.');
+  assert.equal(v1.json.usage.input_tokens_details.cached_tokens, 1);
+  assert.equal(v1.json.prompt_filter_results, undefined);
+  assert.equal(v1.headers['apim-request-id'] !== undefined, true);
+  const dated = await call('POST', '/openai/responses?api-version=2025-04-01-preview', { model: 'gpt4o-prod', input: 'hi' });
+  assert.equal(dated.status, 200);
+  assert.equal(mock.requests.at(-1).deployment, 'gpt4o-prod');
+  assert.equal(mock.requests.at(-1).apiVersion, '2025-04-01-preview');
+  assert.equal((await call('POST', '/openai/v1/responses?api-version=preview', { model: 'gpt4o-prod', input: 'hi' })).status, 200);
+  const noVersion = await call('POST', '/openai/responses', { model: 'gpt4o-prod', input: 'hi' });
+  assert.deepEqual([noVersion.status, noVersion.json.error.message], [404, 'Resource not found']);
+  assert.equal((await call('POST', '/openai/responses?api-version=nope', { model: 'gpt4o-prod', input: 'hi' })).status, 400);
+  assert.equal((await call('POST', '/openai/v1/responses', { model: 'gpt4o-prod', input: 'hi' }, { key: 'wrong' })).status, 401);
+  const limited = await call('POST', '/openai/v1/responses', { model: 'gpt4o-prod', input: 'mock:status=429' });
+  assert.equal(limited.status, 429);
+  assert.equal(limited.headers['retry-after'], '1');
+  assert.match(limited.json.error.message, /Responses_Create/);
+});
+
+test('responses: streamed with event lines and no filter chunk; fail_after and cut_after pass through', async () => {
+  const r = await call('POST', '/openai/v1/responses', { model: 'gpt4o-prod', input: 'hi mock:words=2', stream: true });
+  const events = r.text.split('\n\n').filter(Boolean).map((e) => {
+    const m = /^event: (\S+)\ndata: (.*)$/s.exec(e);
+    assert.ok(m, `bad event ${JSON.stringify(e)}`);
+    return JSON.parse(m[2]);
+  });
+  assert.equal(events[0].type, 'response.created');
+  assert.equal(events.at(-1).type, 'response.completed');
+  assert.equal(events.at(-1).response.model, 'gpt-4o-2024-11-20');
+  const failed = await call('POST', '/openai/v1/responses', { model: 'gpt4o-prod', input: 'hi mock:fail_after=2', stream: true });
+  assert.match(failed.text, /event: response\.failed\n/);
+  const cut = await call('POST', '/openai/v1/responses', { model: 'gpt4o-prod', input: 'hi mock:cut_after=2', stream: true });
+  assert.equal(cut.text.split('\n\n').filter(Boolean).length, 2);
+  assert.equal(cut.complete, false);
+});
+
+test('responses: the openai SDK (AzureOpenAI and the v1 base URL) creates, streams, follows up and deletes', async (t) => {
+  let OpenAI;
+  let AzureOpenAI;
+  try { ({ default: OpenAI, AzureOpenAI } = await import('openai')); } catch { return t.skip('openai package not installed'); }
+  const az = new AzureOpenAI({ endpoint: `http://127.0.0.1:${mock.port}`, apiKey: KEY, apiVersion: '2025-04-01-preview', maxRetries: 0 });
+  const tools = [{ type: 'function', name: 'lookup', parameters: { type: 'object' }, strict: false }];
+  const first = await az.responses.create({ model: 'gpt4o-prod', input: 'look it up mock:tools=2', tools });
+  assert.deepEqual(first.output.map((o) => o.type), ['function_call', 'function_call']);
+  assert.equal(mock.requests.at(-1).path, '/openai/responses?api-version=2025-04-01-preview');
+  const outputs = first.output.map((c) => ({ type: 'function_call_output', call_id: c.call_id, output: 'ok' }));
+  const v1 = new OpenAI({ baseURL: `http://127.0.0.1:${mock.port}/openai/v1`, apiKey: 'unused', defaultHeaders: { 'api-key': KEY }, maxRetries: 0 });
+  const next = await v1.responses.stream({ model: 'gpt4o-prod', previous_response_id: first.id, input: outputs, tools }).finalResponse();
+  assert.equal(next.output_text, 'Hello from the mock provider.');
+  assert.equal(next.previous_response_id, first.id);
+  const got = await az.responses.retrieve(next.id);
+  assert.equal(got.id, next.id);
+  const items = await v1.responses.inputItems.list(next.id);
+  assert.equal(items.data.length, 2);
+  await az.responses.delete(next.id);
+  await assert.rejects(v1.responses.retrieve(next.id), (err) => err.status === 404);
+});

@@ -297,3 +297,226 @@ test('mock:tools=2 answers two tool calls, streamed with ids and names first and
   assert.deepEqual(calls.map((c) => c.name), ['get_weather', 'get_time']);
   assert.deepEqual(calls.map((c) => JSON.parse(c.args).n), [0, 1]);
 });
+
+// ---- Responses API ----------------------------------------------------------------------
+
+// SSE of the Responses API -> [{event, data}], asserting the framing OpenAI uses: an `event:`
+// line equal to data.type, sequence_number 0, 1, 2, ... and no [DONE].
+function responseEvents(text) {
+  const events = text.split('\n\n').filter(Boolean).map((e) => {
+    const m = /^event: ([a-z_.]+)\ndata: (.*)$/s.exec(e);
+    assert.ok(m, `bad event ${JSON.stringify(e)}`);
+    const data = JSON.parse(m[2]);
+    assert.equal(data.type, m[1]);
+    return data;
+  });
+  events.forEach((e, i) => assert.equal(e.sequence_number, i));
+  return events;
+}
+
+async function sdk(t) {
+  try {
+    const { default: OpenAI } = await import('openai');
+    return new OpenAI({ apiKey: KEY, baseURL: mock.url, maxRetries: 0 });
+  } catch {
+    t.skip('openai package not installed');
+    return null;
+  }
+}
+
+const fnTools = [
+  { type: 'function', name: 'get_weather', parameters: { type: 'object', properties: { q: { type: 'string' } } }, strict: false },
+  { type: 'function', name: 'get_time', parameters: { type: 'object', properties: { q: { type: 'string' } } }, strict: false },
+];
+
+test('responses: a response object with output_text parts and Responses usage names', async () => {
+  const r = await call('POST', '/v1/responses', { model: 'gpt-4o-mini', instructions: 'be brief', input: 'hello there mock:cached=2 mock:reasoning=3' });
+  assert.equal(r.status, 200);
+  const o = r.json;
+  assert.match(o.id, /^resp_/);
+  assert.equal(o.object, 'response');
+  assert.equal(o.status, 'completed');
+  assert.equal(o.model, 'gpt-4o-mini');
+  assert.equal(o.instructions, 'be brief');
+  assert.equal(o.store, true);
+  assert.equal(o.output.length, 1);
+  const [m] = o.output;
+  assert.match(m.id, /^msg_/);
+  assert.deepEqual([m.type, m.role, m.status], ['message', 'assistant', 'completed']);
+  assert.deepEqual(m.content, [{ type: 'output_text', annotations: [], logprobs: [], text: 'Hello from the mock provider.' }]);
+  // ceil((8 + 41) / 4) + 3 (instructions) + 3 (one message) = 13 + 6; 5 words + 3 reasoning
+  assert.deepEqual(o.usage, {
+    input_tokens: 19, input_tokens_details: { cached_tokens: 2 },
+    output_tokens: 8, output_tokens_details: { reasoning_tokens: 3 }, total_tokens: 27,
+  });
+  assert.ok(!('prompt_tokens' in o.usage));
+});
+
+test('responses: the stream is the events OpenAI sends, in order, and assembles to the same response', async () => {
+  const body = { model: 'gpt-4o-mini', input: [{ role: 'user', content: [{ type: 'input_text', text: 'hi mock:words=3 mock:cached=1' }] }] };
+  const plain = await call('POST', '/v1/responses', body);
+  const r = await call('POST', '/v1/responses', { ...body, stream: true });
+  assert.equal(r.status, 200);
+  assert.match(r.headers['content-type'], /^text\/event-stream/);
+  assert.ok(!r.text.includes('[DONE]'));
+  const ev = responseEvents(r.text);
+  assert.deepEqual(ev.map((e) => e.type), [
+    'response.created', 'response.in_progress', 'response.output_item.added', 'response.content_part.added',
+    'response.output_text.delta', 'response.output_text.delta', 'response.output_text.delta', 'response.output_text.done',
+    'response.content_part.done', 'response.output_item.done', 'response.completed',
+  ]);
+  assert.equal(ev[0].response.status, 'in_progress');
+  assert.deepEqual(ev[0].response.output, []);
+  assert.equal(ev[0].response.usage, null);
+  const item = ev[2].item;
+  assert.deepEqual([item.type, item.status, item.content], ['message', 'in_progress', []]);
+  for (const e of ev.slice(3, 9)) assert.deepEqual([e.item_id, e.output_index, e.content_index], [item.id, 0, 0]);
+  assert.equal(ev.slice(4, 7).map((e) => e.delta).join(''), 'w1 w2 w3');
+  assert.equal(ev[7].text, 'w1 w2 w3');
+  const done = ev.at(-1).response;
+  assert.equal(done.status, 'completed');
+  assert.deepEqual(done.output, [ev[9].item]);
+  assert.deepEqual(done.usage, plain.json.usage);
+  assert.deepEqual(done.output[0].content, plain.json.output[0].content);
+});
+
+test('responses: the openai SDK accepts the mock (create, stream + finalResponse, errors)', async (t) => {
+  const client = await sdk(t);
+  if (!client) return;
+  const r = await client.responses.create({ model: 'gpt-4o-mini', input: 'hi mock:split mock:reasoning=2' });
+  assert.equal(r.output_text, 'Hello from the mock provider.');
+  assert.equal(r.usage.output_tokens_details.reasoning_tokens, 2);
+  const types = [];
+  const deltas = [];
+  const stream = client.responses.stream({ model: 'gpt-4o-mini', input: 'hi mock:split mock:reasoning=2' });
+  stream.on('event', (e) => types.push(e.type));
+  stream.on('response.output_text.delta', (e) => deltas.push(e.delta));
+  const f = await stream.finalResponse();
+  assert.equal(f.output_text, r.output_text);
+  assert.equal(deltas.join(''), r.output_text);
+  assert.deepEqual(f.usage, r.usage);
+  assert.equal(types.at(-1), 'response.completed');
+  await assert.rejects(client.responses.create({ model: 'gpt-4o-mini', input: 'mock:status=429' }),
+    (err) => err.status === 429 && err.constructor.name === 'RateLimitError');
+  await assert.rejects(client.responses.create({ model: 'gpt-4o-mini', input: 'x', previous_response_id: 'resp_nope' }),
+    (err) => err.status === 400 && err.code === 'previous_response_not_found' && err.param === 'previous_response_id');
+});
+
+test('responses: mock:tools=2 answers two function calls, streamed by output_index, accepted by the SDK', async (t) => {
+  const plain = await call('POST', '/v1/responses', { model: 'gpt-4o-mini', input: 'weather? mock:tools=2', tools: fnTools });
+  const calls = plain.json.output;
+  assert.deepEqual(calls.map((c) => [c.type, c.name, c.status]), [['function_call', 'get_weather', 'completed'], ['function_call', 'get_time', 'completed']]);
+  for (const c of calls) {
+    assert.match(c.id, /^fc_/);
+    assert.match(c.call_id, /^call_/);
+    assert.equal(typeof c.arguments, 'string');
+  }
+  assert.deepEqual(calls.map((c) => JSON.parse(c.arguments).n), [0, 1]);
+  assert.equal(plain.json.usage.output_tokens, 10);
+
+  const s = await call('POST', '/v1/responses', { model: 'gpt-4o-mini', input: 'weather? mock:tools=2', tools: fnTools, stream: true });
+  const ev = responseEvents(s.text);
+  const args = ['', ''];
+  for (const e of ev.filter((x) => x.type === 'response.function_call_arguments.delta')) args[e.output_index] += e.delta;
+  assert.deepEqual(args.map((a) => JSON.parse(a).n), [0, 1]);
+  assert.deepEqual(ev.filter((x) => x.type === 'response.output_item.added').map((x) => [x.output_index, x.item.arguments]), [[0, ''], [1, '']]);
+
+  const client = await sdk(t);
+  if (!client) return;
+  const f = await client.responses.stream({ model: 'gpt-4o-mini', input: 'weather? mock:tools=2 mock:split', tools: fnTools }).finalResponse();
+  assert.deepEqual(f.output.map((c) => [c.name, JSON.parse(c.arguments).n]), [['get_weather', 0], ['get_time', 1]]);
+});
+
+test('responses: stored state: previous_response_id, a tool result, GET, input_items, DELETE, store:false', async (t) => {
+  const client = await sdk(t);
+  if (!client) return;
+  const first = await client.responses.create({ model: 'gpt-4o-mini', input: 'weather? mock:tool', tools: fnTools });
+  const [fc] = first.output;
+  assert.equal(fc.type, 'function_call');
+  const result = { type: 'function_call_output', call_id: fc.call_id, output: '{"temp":21}' };
+  // The follow-up ends with a tool result: the mock answers with text.
+  const next = await client.responses.create({ model: 'gpt-4o-mini', previous_response_id: first.id, input: [result], tools: fnTools });
+  assert.equal(next.output_text, 'Hello from the mock provider.');
+  assert.equal(next.previous_response_id, first.id);
+  // The same turn sent statelessly costs the same input tokens.
+  const stateless = await client.responses.create({ model: 'gpt-4o-mini', tools: fnTools,
+    input: [{ role: 'user', content: 'weather? mock:tool' }, { type: 'function_call', call_id: fc.call_id, name: fc.name, arguments: fc.arguments }, result] });
+  assert.equal(stateless.usage.input_tokens, next.usage.input_tokens);
+  assert.equal(stateless.output_text, next.output_text);
+  // item_reference resolves the stored items
+  const byRef = await client.responses.create({ model: 'gpt-4o-mini', tools: fnTools,
+    input: [{ type: 'item_reference', id: fc.id }, result] });
+  assert.equal(byRef.output_text, 'Hello from the mock provider.');
+
+  const got = await client.responses.retrieve(next.id);
+  assert.deepEqual(got.output, next.output);
+  const items = await client.responses.inputItems.list(next.id, { order: 'asc' });
+  assert.deepEqual(items.data.map((i) => [i.type, i.call_id]), [['function_call_output', fc.call_id]]);
+  assert.ok(items.data.every((i) => typeof i.id === 'string' && i.id));
+  const raw = await call('GET', `/v1/responses/${first.id}/input_items`);
+  assert.deepEqual(raw.json.data.map((i) => i.type), ['message']);
+  assert.deepEqual(raw.json.data[0].content, [{ type: 'input_text', text: 'weather? mock:tool' }]);
+  assert.equal(raw.json.has_more, false);
+
+  const del = await client.responses.delete(next.id);
+  assert.deepEqual(del, { id: next.id, object: 'response.deleted', deleted: true });
+  await assert.rejects(client.responses.retrieve(next.id), (err) => err.status === 404);
+  const del2 = await call('DELETE', `/v1/responses/${first.id}`);
+  assert.deepEqual(del2.json, { id: first.id, object: 'response.deleted', deleted: true });
+  assert.equal((await call('DELETE', `/v1/responses/${first.id}`)).status, 404);
+
+  await assert.rejects(client.responses.create({ model: 'gpt-4o-mini', store: false, input: [{ type: 'item_reference', id: fc.id }, result] }),
+    (err) => err.status === 404 && /Items are not persisted when `store` is set to false/.test(err.message));
+  await assert.rejects(client.responses.create({ model: 'gpt-4o-mini', store: false, input: [{ type: 'reasoning', id: 'rs_1', summary: [] }, { role: 'user', content: 'x' }] }),
+    (err) => err.status === 404);
+  const unstored = await client.responses.create({ model: 'gpt-4o-mini', input: 'hi', store: false });
+  assert.equal(unstored.store, false);
+  await assert.rejects(client.responses.retrieve(unstored.id), (err) => err.status === 404);
+  await assert.rejects(client.responses.create({ model: 'gpt-4o-mini', input: 'x', previous_response_id: unstored.id }),
+    (err) => err.status === 400 && err.code === 'previous_response_not_found');
+});
+
+test('responses: failures: mock:fail_after ends with response.failed, cut_after cuts, stall and delay hold', async (t) => {
+  const failed = await call('POST', '/v1/responses', { model: 'gpt-4o-mini', input: 'hi mock:fail_after=5', stream: true });
+  const ev = responseEvents(failed.text);
+  assert.equal(ev.length, 6);
+  assert.equal(ev.at(-1).type, 'response.failed');
+  assert.equal(ev.at(-1).response.status, 'failed');
+  assert.equal(ev.at(-1).response.error.code, 'server_error');
+  const cut = await call('POST', '/v1/responses', { model: 'gpt-4o-mini', input: 'hi mock:cut_after=3', stream: true });
+  assert.equal(cut.text.split('\n\n').filter(Boolean).length, 3);
+  assert.equal(mock.stats().dropped, 1);
+  const t0 = Date.now();
+  const slow = await call('POST', '/v1/responses', { model: 'gpt-4o-mini', input: 'hi mock:delay_ms=60' });
+  assert.ok(Date.now() - t0 >= 55);
+  assert.equal(slow.status, 200);
+  const inc = await call('POST', '/v1/responses', { model: 'gpt-4o-mini', input: 'hi mock:words=9', max_output_tokens: 4 });
+  assert.equal(inc.json.status, 'incomplete');
+  assert.deepEqual(inc.json.incomplete_details, { reason: 'max_output_tokens' });
+  assert.equal(inc.json.output[0].content[0].text, 'w1 w2 w3 w4');
+
+  const client = await sdk(t);
+  if (!client) return;
+  const f = await client.responses.stream({ model: 'gpt-4o-mini', input: 'hi mock:fail_after=6' }).finalResponse();
+  assert.equal(f.status, 'failed');
+  await assert.rejects(client.responses.stream({ model: 'gpt-4o-mini', input: 'hi mock:cut_after=4' }).finalResponse());
+  const ac = new AbortController();
+  const p = client.responses.create({ model: 'gpt-4o-mini', input: 'mock:stall' }, { signal: ac.signal });
+  await waitFor(() => mock.stats().active === 1);
+  ac.abort();
+  await assert.rejects(p);
+  await waitFor(() => mock.stats().aborted === 1);
+});
+
+test('responses: bad requests in OpenAI\'s error shape', async () => {
+  const noModel = await call('POST', '/v1/responses', { input: 'x' });
+  assert.equal(noModel.status, 400);
+  assert.equal(noModel.json.error.param, 'model');
+  const missing = await call('GET', '/v1/responses/resp_nope');
+  assert.equal(missing.status, 404);
+  assert.equal(missing.json.error.type, 'not_found_error');
+  const ref = await call('POST', '/v1/responses', { model: 'm', input: [{ type: 'item_reference', id: 'msg_nope' }] });
+  assert.equal(ref.status, 404);
+  const auth = await call('POST', '/v1/responses', { model: 'm', input: 'x' }, { key: 'sk-bad-key-123456' });
+  assert.equal(auth.status, 401);
+});

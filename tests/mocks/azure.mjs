@@ -4,6 +4,12 @@
 //   POST /openai/deployments/{deployment}/chat/completions?api-version=V
 //   POST /openai/deployments/{deployment}/completions?api-version=V
 //   POST /openai/deployments/{deployment}/embeddings?api-version=V
+//   POST /openai/responses?api-version=V            (the Responses API; Azure has no deployment
+//   POST /openai/v1/responses[?api-version=preview]  segment for it: the deployment is the
+//                                                    body's "model"; the v1 form needs no
+//                                                    api-version, "preview"/"latest" allowed)
+//   GET|DELETE {either form}/responses/{id}, GET {either form}/responses/{id}/input_items
+//     stored responses, answered by the OpenAI mock's store
 // answering in OpenAI's format with "model" = the deployment's model (the body's "model" is
 // ignored, as Azure ignores it), plus Azure's content-filter annotations: prompt_filter_results
 // and per-choice content_filter_results on JSON answers, and on streams a first chunk with empty
@@ -57,6 +63,7 @@ export const DEFAULT_DEPLOYMENTS = {
 
 const ROUTE = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|completions|embeddings)$/;
 const API_VERSION = /^\d{4}-\d{2}-\d{2}(-preview)?$/;
+const RESPONSES = /^\/openai\/(v1\/)?responses(?:\/([^/]+)(?:\/(input_items))?)?$/;
 
 const SAFE = { filtered: false, severity: 'safe' };
 const FILTERS = { hate: SAFE, self_harm: SAFE, sexual: SAFE, violence: SAFE };
@@ -72,7 +79,7 @@ const BAD_KEY = azureError('401', 'Access denied due to invalid subscription key
 
 function simulatedError(status, endpoint, apiVersion) {
   if (status === 429) {
-    const op = endpoint === 'embeddings' ? 'Embeddings_Create' : endpoint === 'completions' ? 'Completions_Create' : 'ChatCompletions_Create';
+    const op = endpoint === 'embeddings' ? 'Embeddings_Create' : endpoint === 'completions' ? 'Completions_Create' : endpoint === 'responses' ? 'Responses_Create' : 'ChatCompletions_Create';
     return azureError('429', `Requests to the ${op} Operation under Azure OpenAI API version ${apiVersion} have exceeded call rate limit of your current OpenAI S0 pricing tier. Please retry after 1 second. (mock:status=429)`);
   }
   return azureError(String(status), `Mock Azure provider: simulated ${status} error (mock:status=${status}).`);
@@ -96,8 +103,40 @@ export async function startAzureMock(opts = {}) {
     controlNotFound: (req, res) => sendJSON(res, 404, NOT_FOUND),
   });
 
+  // The Responses API: the deployment comes from the body's model, not from the path.
+  function responses(ctx, r) {
+    const { req, res, raw, url, d } = ctx;
+    const [, v1, rawId, sub] = r;
+    const apiVersion = url.searchParams.get('api-version');
+    const body = parseBody(raw);
+    const deployment = typeof body?.model === 'string' ? body.model : null;
+    mock.requests.push({ method: req.method, path: req.url, headers: req.headers, body, raw, deployment, endpoint: 'responses', apiVersion });
+    const methodOk = rawId ? req.method === 'GET' || (req.method === 'DELETE' && !sub) : req.method === 'POST';
+    if (!methodOk || (!v1 && !apiVersion)) return sendJSON(res, 404, NOT_FOUND);
+    if (apiVersion !== null && !(v1 && (apiVersion === 'preview' || apiVersion === 'latest')) && !API_VERSION.test(apiVersion)) {
+      return sendJSON(res, 400, azureError('BadRequest', 'API version not supported'));
+    }
+    const key = req.headers['api-key'];
+    if (key === undefined) return sendJSON(res, 401, MISSING_KEY);
+    if (key !== apiKey) return sendJSON(res, 401, BAD_KEY);
+    if (!rawId && deployment !== null && strict && !Object.hasOwn(deployments, deployment)) {
+      return sendJSON(res, 404, azureError('DeploymentNotFound', 'The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.'));
+    }
+    const status = simulatedStatus(d);
+    if (status) return sendJSON(res, status, simulatedError(status, 'responses', apiVersion ?? 'v1'), retryHeaders(status));
+    let upBody = raw;
+    if (deployment !== null && body !== null && typeof body === 'object' && !Array.isArray(body)) {
+      upBody = JSON.stringify({ ...body, model: deployments[deployment] ?? deployment });
+    }
+    Object.assign(ctx, { endpoint: 'responses', id: ++seq, filters: false });
+    const upPath = `/v1/responses${rawId ? `/${rawId}` : ''}${sub ? `/${sub}` : ''}${url.searchParams.get('order') ? `?order=${encodeURIComponent(url.searchParams.get('order'))}` : ''}`;
+    return forward(ctx, upPath, rawId ? '' : upBody, req.method);
+  }
+
   function handle(ctx) {
     const { req, res, raw, url, path, d } = ctx;
+    const r = RESPONSES.exec(path);
+    if (r) return responses(ctx, r);
     const m = req.method === 'POST' ? ROUTE.exec(path) : null;
     let deployment = null;
     try { deployment = m ? decodeURIComponent(m[1]) : null; } catch { /* a bad escape: not found */ }
@@ -125,10 +164,10 @@ export async function startAzureMock(opts = {}) {
   }
 
   // Asks the OpenAI mock and relays its answer; a connection it drops is dropped here too.
-  function forward(ctx, path, text) {
+  function forward(ctx, path, text, method = 'POST') {
     return new Promise((resolve) => {
       const up = http.request({
-        host: '127.0.0.1', port: inner.port, method: 'POST', path, agent,
+        host: '127.0.0.1', port: inner.port, method, path, agent,
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), authorization: `Bearer ${innerKey}` },
       }, (upRes) => {
         relay(ctx, upRes).then(resolve, (err) => { console.error('azure mock: relay error', err); selfDestroy(ctx); resolve(); });
@@ -158,7 +197,7 @@ export async function startAzureMock(opts = {}) {
         return;
       }
       let text = Buffer.concat(parts).toString('utf8');
-      if (upRes.statusCode === 200 && ctx.filters && ctx.endpoint !== 'embeddings') {
+      if (upRes.statusCode === 200 && ctx.filters && ctx.endpoint !== 'embeddings' && ctx.endpoint !== 'responses') {
         const j = JSON.parse(text);
         j.choices = j.choices.map((c) => ({ ...c, content_filter_results: FILTERS }));
         j.prompt_filter_results = PROMPT_FILTERS;

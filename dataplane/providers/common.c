@@ -42,8 +42,7 @@ int dp_sse_append_done(dp_stream_state_t *st, tg_buf_t *out)
 
 bool dp_embedding_wants_base64(const dp_reqbody_t *rb)
 {
-    json_t *f = json_object_get(rb->root, "encoding_format");
-    return json_is_string(f) && strcmp(json_string_value(f), "base64") == 0;
+    return rb->base64;
 }
 
 int dp_embedding_append(tg_buf_t *out, const json_t *values, bool base64)

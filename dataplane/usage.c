@@ -6,6 +6,7 @@
 
 #include "tg_jscan.h"
 #include "tg_time.h"
+#include "tg_usage_event.h"
 
 #include "tg_banned.h"
 
@@ -126,159 +127,65 @@ bool dp_usage_scan(dp_usage_t *u, const char *body, size_t n)
     return dp_usage_from_span(u, t.val, t.len);
 }
 
-/* The record is written by hand (tg_buf_append_i64/_fixed, no printf): it is made for every
- * request on the loop thread. */
-static int append_lit(tg_buf_t *out, const char *s)
-{
-    return tg_buf_append(out, s, strlen(s));
-}
-
-static int append_str_field(tg_buf_t *out, const char *name, const char *s, size_t n)
-{
-    int rc = tg_buf_append(out, ",\"", 2);
-    rc = rc ? rc : append_lit(out, name);
-    rc = rc ? rc : tg_buf_append(out, "\":", 2);
-    if (rc != 0)
-        return rc;
-    if (!s)
-        return tg_buf_append(out, "null", 4);
-    return tg_buf_append_json_str(out, s, n);
-}
-
-static int append_int_field(tg_buf_t *out, const char *name, int64_t v)
-{
-    int rc = tg_buf_append(out, ",\"", 2);
-    rc = rc ? rc : append_lit(out, name);
-    rc = rc ? rc : tg_buf_append(out, "\":", 2);
-    return rc ? rc : tg_buf_append_i64(out, v);
-}
-
-/* Milliseconds with three decimals, rounded half away from zero. */
-static int append_ms(tg_buf_t *out, double ms)
-{
-    double us = ms * 1000.0;
-    if (!(us > -9.2e18 && us < 9.2e18)) /* NaN or past int64: not a duration we measured */
-        us = 0;
-    return tg_buf_append_fixed(out, (int64_t)(us < 0 ? us - 0.5 : us + 0.5), 3);
-}
-
 int dp_usage_record_append(tg_buf_t *out, const dp_usage_record_t *r)
 {
-    size_t start = out->len;
-    char ts[32];
-    tg_rfc3339_ms(r->ts_ms, ts, sizeof(ts));
-    int rc = tg_buf_append(out, "{\"id\":\"", 7);
-    rc = rc ? rc : append_lit(out, r->id);
-    rc = rc ? rc : tg_buf_append(out, "\",\"ts\":\"", 8);
-    rc = rc ? rc : append_lit(out, ts);
-    rc = rc ? rc : tg_buf_append(out, "\"", 1);
-    if (rc == 0)
-        rc = append_str_field(out, "request_id", r->request_id, r->request_id_len);
-    if (rc == 0)
-        rc = append_str_field(out, "key_id", r->key_id, r->key_id ? strlen(r->key_id) : 0);
-    if (rc == 0)
-        rc = append_str_field(out, "tenant_id", r->tenant_id,
-                              r->tenant_id ? strlen(r->tenant_id) : 0);
-    if (rc == 0)
-        rc = append_str_field(out, "model", r->model, r->model_len);
-    if (rc == 0)
-        rc = append_str_field(out, "provider", r->provider, r->provider ? strlen(r->provider) : 0);
-    if (rc == 0)
-        rc = append_str_field(out, "upstream_model", r->upstream_model,
-                              r->upstream_model ? strlen(r->upstream_model) : 0);
-    if (rc == 0)
-        rc = append_str_field(out, "endpoint", r->endpoint, r->endpoint ? strlen(r->endpoint) : 0);
-    rc = rc ? rc : append_int_field(out, "status", r->status);
-    rc = rc ? rc : append_lit(out, r->streamed ? ",\"streamed\":true" : ",\"streamed\":false");
-    rc = rc ? rc : append_int_field(out, "prompt_tokens", r->usage.prompt);
-    rc = rc ? rc : append_int_field(out, "completion_tokens", r->usage.completion);
-    rc = rc ? rc : append_int_field(out, "cached_tokens", r->usage.cached);
-    rc = rc ? rc : append_int_field(out, "reasoning_tokens", r->usage.reasoning);
-    rc = rc ? rc : append_int_field(out, "total_tokens", r->usage.total);
-    rc = rc ? rc : append_lit(out, ",\"usage_source\":\"");
-    rc = rc ? rc : append_lit(out, r->usage_source ? r->usage_source : "none");
-    rc = rc ? rc : append_lit(out, "\",\"cost_usd\":");
-    rc = rc ? rc : tg_buf_append_fixed(out, r->cost_pusd, 12);
-    rc = rc ? rc : append_lit(out, ",\"latency_ms\":");
-    rc = rc ? rc : append_ms(out, r->latency_ms);
-    rc = rc ? rc : append_lit(out, ",\"ttfb_ms\":");
-    if (rc == 0)
-        rc = r->ttfb_ms >= 0 ? append_ms(out, r->ttfb_ms) : tg_buf_append(out, "null", 4);
-    if (rc == 0)
-        rc = append_str_field(out, "error", r->error, r->error ? strlen(r->error) : 0);
-    if (rc == 0)
-        rc = tg_buf_append(out, "}\n", 2);
-    if (rc != 0)
-        out->len = start;
-    return rc;
+    tg_usage_record_t e = {
+        .ts_ms = r->ts_ms,
+        .request_id = r->request_id,
+        .request_id_len = r->request_id_len,
+        .key_id = r->key_id,
+        .tenant_id = r->tenant_id,
+        .model = r->model,
+        .model_len = r->model_len,
+        .provider = r->provider,
+        .upstream_model = r->upstream_model,
+        .endpoint = r->endpoint,
+        .status = r->status,
+        .streamed = r->streamed,
+        .prompt_tokens = r->usage.prompt,
+        .completion_tokens = r->usage.completion,
+        .cached_tokens = r->usage.cached,
+        .reasoning_tokens = r->usage.reasoning,
+        .total_tokens = r->usage.total,
+        .usage_source = r->usage_source,
+        .cost_pusd = r->cost_pusd,
+        .latency_ms = r->latency_ms,
+        .ttfb_ms = r->ttfb_ms,
+        .error = r->error,
+    };
+    memcpy(e.id, r->id, sizeof(e.id));
+    return tg_usage_event_append(out, &e);
 }
 
 int dp_usage_parse_cost(const char *s, size_t n, int64_t *pusd)
 {
-    int64_t units = 0, frac = 0;
-    size_t i = 0, nint = 0, nfrac = 0;
-    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, nint++) {
-        if (units > (INT64_MAX / 1000000000000LL - 9) / 10)
-            return TG_EINVAL; /* past what int64 picodollars hold (~9.2 million dollars) */
-        units = units * 10 + (s[i] - '0');
-    }
-    if (nint == 0)
-        return TG_EINVAL;
-    if (i < n && s[i] == '.') {
-        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, nfrac++) {
-            if (nfrac == 12)
-                return TG_EINVAL; /* finer than a picodollar: not ours, not exact */
-            frac = frac * 10 + (s[i] - '0');
-        }
-        if (nfrac == 0)
-            return TG_EINVAL;
-    }
-    if (i != n)
-        return TG_EINVAL;
-    for (; nfrac < 12; nfrac++)
-        frac *= 10;
-    *pusd = units * 1000000000000LL + frac;
-    return 0;
+    return tg_usage_parse_cost(s, n, pusd);
 }
 
-static int copy_id(const json_t *v, char *out, size_t cap)
+/* key_id or tenant_id: "" when null or absent */
+static int copy_id(const tg_usage_event_t *e, enum tg_usage_field f, char *out, size_t cap)
 {
-    if (json_is_null(v) || !v) {
+    int t = e->v[f].type;
+    if (t == TG_UV_ABSENT || t == TG_UV_NULL) {
         out[0] = '\0';
         return 0;
     }
-    size_t n = json_string_length(v);
-    if (!json_is_string(v) || n == 0 || n >= cap)
-        return TG_EINVAL;
-    memcpy(out, json_string_value(v), n);
-    out[n] = '\0';
-    return 0;
+    return tg_usage_event_str(e, f, out, cap) > 0 ? 0 : TG_EINVAL;
 }
 
 int dp_usage_line_parse(const char *line, size_t n, dp_usage_line_t *out)
 {
-    int rc = TG_EINVAL;
-    json_t *j = json_loadb(line, n, JSON_REJECT_DUPLICATES, NULL);
-    if (!json_is_object(j))
-        goto out;
-    json_t *id = json_object_get(j, "id");
-    if (!json_is_string(id) || json_string_length(id) != 36)
-        goto out;
-    memcpy(out->id, json_string_value(id), 37);
-    if (copy_id(json_object_get(j, "key_id"), out->key_id, sizeof(out->key_id)) != 0 ||
-        copy_id(json_object_get(j, "tenant_id"), out->tenant_id, sizeof(out->tenant_id)) != 0)
-        goto out;
-    /* jansson would hand the cost over as a double; read its digits instead. The line is valid
-     * JSON with no nested objects, and a quote inside a string is escaped, so the only place
-     * this text can occur is the member itself. */
-    const char *k = tg_memmem(line, n, "\"cost_usd\":", 11);
-    if (!k)
-        goto out;
-    const char *v = k + 11, *end = line + n, *e = v;
-    while (e < end && *e != ',' && *e != '}')
-        e++;
-    rc = dp_usage_parse_cost(v, (size_t)(e - v), &out->cost_pusd);
-out:
-    json_decref(j);
-    return rc;
+    tg_usage_event_t e;
+    char msg[96];
+    if (tg_usage_event_scan(line, n, &e, msg, sizeof(msg)) != 0)
+        return TG_EINVAL;
+    if (tg_usage_event_str(&e, TG_UF_ID, out->id, sizeof(out->id)) != 36 ||
+        copy_id(&e, TG_UF_KEY_ID, out->key_id, sizeof(out->key_id)) != 0 ||
+        copy_id(&e, TG_UF_TENANT_ID, out->tenant_id, sizeof(out->tenant_id)) != 0)
+        return TG_EINVAL;
+    /* the cost as the digits sent, not as a double */
+    const tg_usage_val_t *c = &e.v[TG_UF_COST_USD];
+    if (c->type != TG_UV_NUMBER)
+        return TG_EINVAL;
+    return tg_usage_parse_cost(c->p, c->n, &out->cost_pusd);
 }

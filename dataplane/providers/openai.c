@@ -39,12 +39,16 @@ static int openai_build(const dp_call_t *c, dp_header_add_fn add, void *ud, tg_b
     const char *path = endpoint_path(c, err);
     if (!path)
         return TG_EINVAL;
-    int rc = tg_buf_appendf(url, "%s%s%c", p->base_url, path, '\0');
+    int rc = dp_buf_append_strs(url, p->base_url, path, NULL);
+    if (rc == 0)
+        rc = tg_buf_append(url, "", 1);
     if (rc == 0)
         rc = add_common_headers(p, c->body->stream, add, ud);
     if (rc == 0 && p->api_key) {
         tg_buf_t v = TG_BUF_INIT(8192);
-        rc = tg_buf_appendf(&v, "Bearer %s%c", p->api_key, '\0');
+        rc = dp_buf_append_strs(&v, "Bearer ", p->api_key, NULL);
+        if (rc == 0)
+            rc = tg_buf_append(&v, "", 1);
         if (rc == 0)
             rc = dp_header_add_secret(add, ud, "Authorization", v.base);
         if (v.base)
@@ -67,11 +71,11 @@ static int azure_build(const dp_call_t *c, dp_header_add_fn add, void *ud, tg_bu
     const char *path = endpoint_path(c, err);
     if (!path)
         return TG_EINVAL;
-    int rc = tg_buf_appendf(url, "%s/deployments/", p->base_url);
+    int rc = dp_buf_append_strs(url, p->base_url, "/deployments/", NULL);
     if (rc == 0)
         rc = dp_url_append_segment(url, c->model, strlen(c->model));
     if (rc == 0)
-        rc = tg_buf_appendf(url, "%s?api-version=", path);
+        rc = dp_buf_append_strs(url, path, "?api-version=", NULL);
     if (rc == 0) {
         const char *v = p->api_version ? p->api_version : AZURE_API_VERSION;
         rc = dp_url_append_segment(url, v, strlen(v));

@@ -204,3 +204,38 @@ const char *tg_memrmem(const char *hay, size_t hlen, const char *needle, size_t 
             return hay + i;
     return NULL;
 }
+
+int tg_buf_append_i64(tg_buf_t *b, int64_t v)
+{
+    char tmp[24];
+    size_t k = sizeof(tmp);
+    /* digits of the magnitude, negated so INT64_MIN has room */
+    int64_t n = v < 0 ? v : -v;
+    do {
+        tmp[--k] = (char)('0' - n % 10);
+        n /= 10;
+    } while (n != 0);
+    if (v < 0)
+        tmp[--k] = '-';
+    return tg_buf_append(b, tmp + k, sizeof(tmp) - k);
+}
+
+int tg_buf_append_fixed(tg_buf_t *b, int64_t v, int decimals)
+{
+    char tmp[48];
+    size_t k = sizeof(tmp);
+    int64_t n = v < 0 ? v : -v;
+    for (int i = 0; i < decimals; i++) {
+        tmp[--k] = (char)('0' - n % 10);
+        n /= 10;
+    }
+    if (decimals > 0)
+        tmp[--k] = '.';
+    do {
+        tmp[--k] = (char)('0' - n % 10);
+        n /= 10;
+    } while (n != 0);
+    if (v < 0)
+        tmp[--k] = '-';
+    return tg_buf_append(b, tmp + k, sizeof(tmp) - k);
+}

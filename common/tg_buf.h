@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "tg_err.h"
@@ -26,6 +27,11 @@ void tg_buf_dispose(tg_buf_t *b);
 /* Appends n bytes; TG_ETOOBIG past max, TG_ENOMEM; on failure the contents are unchanged. */
 int tg_buf_append(tg_buf_t *b, const void *p, size_t n) TG_WUR;
 int tg_buf_appendf(tg_buf_t *b, const char *fmt, ...) TG_WUR __attribute__((format(printf, 2, 3)));
+/* Appends v in decimal (no printf: the data plane's hot path formats with these). */
+int tg_buf_append_i64(tg_buf_t *b, int64_t v) TG_WUR;
+/* Appends v / 10^decimals with exactly `decimals` fraction digits (v >= 0 or not), e.g.
+ * (1500, 3) -> "1.500"; decimals at most 18. */
+int tg_buf_append_fixed(tg_buf_t *b, int64_t v, int decimals) TG_WUR;
 /* Appends s as a JSON string literal with quotes, escaping as RFC 8259 requires. */
 int tg_buf_append_json_str(tg_buf_t *b, const char *s, size_t n) TG_WUR;
 /* Ensures room for n more bytes. */

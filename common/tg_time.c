@@ -2,6 +2,7 @@
 #include "tg_time.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "tg_banned.h"
@@ -25,8 +26,33 @@ void tg_rfc3339_ms(int64_t ms, char *out, size_t outlen)
     time_t s = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&s, &tm);
-    snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    /* "YYYY-MM-DDTHH:MM:SS.mmmZ" by hand: the usage record of every request is stamped here */
+    char t[25];
+    int y = tm.tm_year + 1900;
+    int parts[6] = {tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000)};
+    static const char seps[6] = {'-', 'T', ':', ':', '.', 'Z'};
+    if (y < 0 || y > 9999 || outlen == 0) {
+        if (outlen > 0)
+            out[0] = '\0';
+        return;
+    }
+    t[0] = (char)('0' + y / 1000);
+    t[1] = (char)('0' + y / 100 % 10);
+    t[2] = (char)('0' + y / 10 % 10);
+    t[3] = (char)('0' + y % 10);
+    t[4] = '-';
+    size_t k = 5;
+    for (int i = 0; i < 6; i++) {
+        if (i == 5)
+            t[k++] = (char)('0' + parts[i] / 100);
+        t[k++] = (char)('0' + parts[i] / 10 % 10);
+        t[k++] = (char)('0' + parts[i] % 10);
+        t[k++] = seps[i];
+    }
+    t[k] = '\0';
+    size_t n = k < outlen - 1 ? k : outlen - 1;
+    memcpy(out, t, n);
+    out[n] = '\0';
 }
 
 int64_t tg_days_from_civil(int64_t y, int64_t m, int64_t d)

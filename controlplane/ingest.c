@@ -1,5 +1,5 @@
 /* ingest.c: POST /dp/v1/usage (docs/usage.md). A batch of NDJSON usage events is validated line by
- * line (a small JSON scanner that keeps numbers as the text sent, so costs stay exact), the valid
+ * line (tg_usage_event_parse: the format's one reader, shared with the data plane), the valid
  * events go in with one COPY into a per-connection temp table and one INSERT ... ON CONFLICT DO
  * NOTHING, and what was new is added to spend and the usage rollups in the same statement and
  * transaction. The answer (after COMMIT) carries every budget's current spend. Runs on MHD worker
@@ -17,96 +17,13 @@
 #include "api/api.h"
 #include "tg_log.h"
 #include "tg_time.h"
+#include "tg_usage_event.h"
 
 #include "tg_banned.h"
 
 #define INGEST_MAX_EVENTS 5000
-#define INGEST_TEXT_MAX 512               /* bytes of a text field (model, error, ...) */
-#define INGEST_TOKENS_MAX 1000000000000LL /* per event; keeps every sum far from bigint's end */
-#define INGEST_FUTURE_MAX_S 86400         /* clock skew tolerated between the planes */
-#define INGEST_COST_MAX 1000000.0 /* USD per event; usage_events.cost_usd is numeric(20,12) */
-#define INGEST_ATTEMPTS 5         /* deadlock / serialization failure: run the batch again */
-#define INGEST_JSON_DEPTH 16      /* nesting allowed inside fields we do not read */
+#define INGEST_ATTEMPTS 5                /* deadlock / serialization failure: run the batch again */
 #define PARTITION_CHECK_MS (3600 * 1000) /* how often usage_ensure_partitions runs */
-
-/* ---- the event's fields ---- */
-
-enum ev_field {
-    F_ID,
-    F_TS,
-    F_REQUEST_ID,
-    F_KEY_ID,
-    F_TENANT_ID,
-    F_MODEL,
-    F_PROVIDER,
-    F_UPSTREAM_MODEL,
-    F_ENDPOINT,
-    F_STATUS,
-    F_STREAMED,
-    F_PROMPT_TOKENS,
-    F_COMPLETION_TOKENS,
-    F_CACHED_TOKENS,
-    F_REASONING_TOKENS,
-    F_TOTAL_TOKENS,
-    F_USAGE_SOURCE,
-    F_COST_USD,
-    F_LATENCY_MS,
-    F_TTFB_MS,
-    F_ERROR,
-    F_COUNT,
-};
-
-static const char *const field_names[F_COUNT] = {
-    "id",
-    "ts",
-    "request_id",
-    "key_id",
-    "tenant_id",
-    "model",
-    "provider",
-    "upstream_model",
-    "endpoint",
-    "status",
-    "streamed",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-    "usage_source",
-    "cost_usd",
-    "latency_ms",
-    "ttfb_ms",
-    "error",
-};
-
-enum ev_type { V_ABSENT = 0, V_NULL, V_STRING, V_NUMBER, V_TRUE, V_FALSE, V_OTHER };
-
-/* One value of the line being read. Strings: p/n are the bytes between the quotes (borrowed from
- * the body) until a text field is decoded into the scratch buffer (decoded = true). */
-typedef struct ev_val {
-    enum ev_type type;
-    const char *p;
-    size_t n;
-    bool esc;     /* the raw string holds backslash escapes */
-    bool nul;     /* it decodes to a string with a NUL byte */
-    bool decoded; /* p/n now hold the decoded bytes (scratch), which COPY must escape */
-} ev_val_t;
-
-typedef struct jscan {
-    const char *p;
-    const char *end;
-} jscan_t;
-
-/* One event, checked, as the COPY row will need it. */
-typedef struct ev {
-    ev_val_t v[F_COUNT];
-    char ts[40]; /* normalized RFC 3339 */
-    size_t ts_len;
-    char id[37], key_id[37], tenant_id[37];
-    char cost[64]; /* cost_usd as COPY will read it */
-    char latency[40], ttfb[40];
-} ev_t;
 
 typedef struct rejection {
     int line;
@@ -121,8 +38,7 @@ static atomic_llong next_partition_check_ms;
 static _Thread_local PGconn *ready_conn;
 static _Thread_local int ready_pid;
 
-static int parse_event(const char *line, size_t n, char *scratch, ev_t *e, char *msg, size_t msgn);
-static int copy_row(tg_buf_t *o, const ev_t *e);
+static int copy_row(tg_buf_t *o, const tg_usage_event_t *e);
 static int conn_setup(PGconn *c, char *state);
 static int insert_batch(cp_req_t *r, const tg_buf_t *copy, long long *inserted, char *state);
 static int reply_answer(cp_req_t *r, long long accepted, long long duplicates,
@@ -185,7 +101,7 @@ void cp_dp_usage(cp_req_t *r)
             goto done;
         }
     }
-    ev_t e;
+    tg_usage_event_t e;
     int lineno = 0;
     for (size_t i = 0, start = 0; i < r->body_len; i = start) {
         const char *nl = memchr(r->body + start, '\n', r->body_len - start);
@@ -202,7 +118,8 @@ void cp_dp_usage(cp_req_t *r)
         if (lead == n)
             continue; /* blank */
         char msg[96];
-        if (parse_event(line + lead, n - lead, scratch, &e, msg, sizeof(msg)) != 0) {
+        if (tg_usage_event_parse(line + lead, n - lead, (int64_t)time(NULL), scratch, &e, msg,
+                                 sizeof(msg)) != 0) {
             rej[nrej].line = lineno;
             memcpy(rej[nrej].msg, msg, sizeof(msg));
             nrej++;
@@ -278,517 +195,11 @@ int cp_ingest_metrics(tg_buf_t *out)
         atomic_load(&n_batches_ok), atomic_load(&n_batches_failed));
 }
 
-/* ---- reading one line: a JSON scanner that keeps positions, not values ---- */
-
-static void skip_ws(jscan_t *j)
-{
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-        j->p++;
-}
-
-static int hex4(const char *p, unsigned *out)
-{
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* Length of the valid UTF-8 sequence at p (first byte >= 0x80), or 0: no overlong forms, no
- * surrogates, nothing past U+10FFFF (Postgres would refuse the whole COPY otherwise). */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0];
-    size_t n;
-    unsigned min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    unsigned cp = c & (0xFF >> (n + 1));
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
-/* At a '"': checks the string (escapes, UTF-8, no raw control characters) and records where its
- * contents are. */
-static int scan_string(jscan_t *j, ev_val_t *v)
-{
-    const unsigned char *p = (const unsigned char *)j->p + 1;
-    const unsigned char *end = (const unsigned char *)j->end;
-    v->type = V_STRING;
-    v->p = (const char *)p;
-    v->esc = v->nul = v->decoded = false;
-    while (p < end) {
-        unsigned c = *p;
-        if (c == '"') {
-            v->n = (size_t)((const char *)p - v->p);
-            j->p = (const char *)p + 1;
-            return 0;
-        }
-        if (c < 0x20)
-            return -1;
-        if (c == '\\') {
-            v->esc = true;
-            if (end - p < 2)
-                return -1;
-            c = p[1];
-            if (c == 'u') {
-                unsigned u;
-                if (end - p < 6 || hex4((const char *)p + 2, &u) != 0)
-                    return -1;
-                p += 6;
-                if (u == 0)
-                    v->nul = true;
-                if (u >= 0xDC00 && u <= 0xDFFF)
-                    return -1; /* a low surrogate alone */
-                if (u >= 0xD800 && u <= 0xDBFF) {
-                    unsigned lo;
-                    if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
-                        hex4((const char *)p + 2, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF)
-                        return -1;
-                    p += 6;
-                }
-                continue;
-            }
-            if (!strchr("\"\\/bfnrt", (int)c) || c == 0)
-                return -1;
-            p += 2;
-            continue;
-        }
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        size_t n = utf8_seq(p, end);
-        if (n == 0)
-            return -1;
-        p += n;
-    }
-    return -1;
-}
-
-/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
-static int scan_number(jscan_t *j, ev_val_t *v)
-{
-    const char *p = j->p, *end = j->end;
-    v->type = V_NUMBER;
-    v->p = p;
-    if (p < end && *p == '-')
-        p++;
-    if (p >= end || *p < '0' || *p > '9')
-        return -1;
-    if (*p == '0')
-        p++;
-    else
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-    if (p < end && *p == '.') {
-        p++;
-        if (p >= end || *p < '0' || *p > '9')
-            return -1;
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-    }
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (p < end && (*p == '+' || *p == '-'))
-            p++;
-        if (p >= end || *p < '0' || *p > '9')
-            return -1;
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-    }
-    v->n = (size_t)(p - v->p);
-    j->p = p;
-    return 0;
-}
-
-static int scan_literal(jscan_t *j, const char *word, enum ev_type t, ev_val_t *v)
-{
-    size_t n = strlen(word);
-    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0)
-        return -1;
-    v->type = t;
-    v->p = j->p;
-    v->n = n;
-    j->p += n;
-    return 0;
-}
-
-static int scan_value(jscan_t *j, ev_val_t *v, int depth)
-{
-    skip_ws(j);
-    if (j->p >= j->end)
-        return -1;
-    char c = *j->p;
-    if (c == '"')
-        return scan_string(j, v);
-    if (c == '-' || (c >= '0' && c <= '9'))
-        return scan_number(j, v);
-    if (c == 't')
-        return scan_literal(j, "true", V_TRUE, v);
-    if (c == 'f')
-        return scan_literal(j, "false", V_FALSE, v);
-    if (c == 'n')
-        return scan_literal(j, "null", V_NULL, v);
-    if (c != '{' && c != '[')
-        return -1;
-    /* an object or array in a field we do not read: checked, then skipped */
-    if (depth >= INGEST_JSON_DEPTH)
-        return -1;
-    char close = c == '{' ? '}' : ']';
-    j->p++;
-    skip_ws(j);
-    if (j->p < j->end && *j->p == close) {
-        j->p++;
-        v->type = V_OTHER;
-        return 0;
-    }
-    for (;;) {
-        ev_val_t x;
-        if (close == '}') {
-            skip_ws(j);
-            if (j->p >= j->end || *j->p != '"' || scan_string(j, &x) != 0)
-                return -1;
-            skip_ws(j);
-            if (j->p >= j->end || *j->p != ':')
-                return -1;
-            j->p++;
-        }
-        if (scan_value(j, &x, depth + 1) != 0)
-            return -1;
-        skip_ws(j);
-        if (j->p >= j->end)
-            return -1;
-        if (*j->p == close) {
-            j->p++;
-            v->type = V_OTHER;
-            return 0;
-        }
-        if (*j->p != ',')
-            return -1;
-        j->p++;
-    }
-}
-
-static size_t put_utf8(char *o, unsigned cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* Decodes a string scan_string accepted into out (room for v->n bytes: decoding never grows). */
-static size_t decode_string(const ev_val_t *v, char *out)
-{
-    if (!v->esc) {
-        memcpy(out, v->p, v->n);
-        return v->n;
-    }
-    size_t o = 0;
-    for (size_t i = 0; i < v->n;) {
-        char c = v->p[i];
-        if (c != '\\') {
-            out[o++] = c;
-            i++;
-            continue;
-        }
-        char e = v->p[i + 1];
-        if (e != 'u') {
-            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-            out[o++] = to[strchr(from, e) - from];
-            i += 2;
-            continue;
-        }
-        unsigned cp = 0, lo = 0xDC00;
-        (void)hex4(v->p + i + 2, &cp);
-        i += 6;
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-            (void)hex4(v->p + i + 2, &lo);
-            i += 6;
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-        }
-        o += put_utf8(out + o, cp);
-    }
-    return o;
-}
-
-/* A short string field decoded into out[cap] (NUL-terminated); -1 if it does not fit. */
-static int short_string(const ev_val_t *v, char *out, size_t cap)
-{
-    char tmp[384];
-    if (v->n > sizeof(tmp))
-        return -1;
-    size_t n = decode_string(v, tmp);
-    if (n >= cap)
-        return -1;
-    memcpy(out, tmp, n);
-    out[n] = '\0';
-    return (int)n;
-}
-
-/* Checks an RFC 3339 date-time, copies it normalized for COPY into out ('T', 'Z') and gives its
- * unix seconds. */
-static int check_ts(const char *s, size_t n, char *out, size_t *outn, long long *unix_s)
-{
-    int64_t t;
-    if (n > 35 || !tg_rfc3339_parse(s, n, true, &t, NULL))
-        return -1;
-    memcpy(out, s, n);
-    out[10] = 'T';
-    if (out[n - 1] == 'z')
-        out[n - 1] = 'Z';
-    out[n] = '\0';
-    *outn = n;
-    *unix_s = t;
-    return 0;
-}
-
-/* An integer field: absent or null is 0 (status: required); min..max. */
-static int check_int(const ev_val_t *v, long long min, long long max, long long *out)
-{
-    if (v->type != V_NUMBER || v->n > 20)
-        return -1;
-    for (size_t i = 0; i < v->n; i++)
-        if (v->p[i] == '.' || v->p[i] == 'e' || v->p[i] == 'E')
-            return -1;
-    char tmp[24];
-    memcpy(tmp, v->p, v->n);
-    tmp[v->n] = '\0';
-    errno = 0;
-    long long x = strtoll(tmp, NULL, 10);
-    if (errno || x < min || x > max)
-        return -1;
-    *out = x;
-    return 0;
-}
-
-/* A number as double; -1 when it is out of double's range (tiny values read as 0). */
-static int number_value(const ev_val_t *v, double *out, bool *tiny)
-{
-    char tmp[128];
-    if (v->type != V_NUMBER || v->n >= sizeof(tmp))
-        return -1;
-    memcpy(tmp, v->p, v->n);
-    tmp[v->n] = '\0';
-    errno = 0;
-    double x = strtod(tmp, NULL);
-    *tiny = false;
-    if (errno == ERANGE) {
-        if (isinf(x))
-            return -1;
-        *tiny = true;
-        x = 0;
-    }
-    *out = x;
-    return 0;
-}
-
-static int reject(char *msg, size_t msgn, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int reject(char *msg, size_t msgn, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, msgn, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-/* Reads and checks one event. Text fields with escapes are decoded into scratch (at least n
- * bytes). On failure msg says why (field names and fixed words only, never the input). */
-static int parse_event(const char *line, size_t n, char *scratch, ev_t *e, char *msg, size_t msgn)
-{
-    jscan_t j = {line, line + n};
-    memset(e->v, 0, sizeof(e->v));
-    skip_ws(&j);
-    if (j.p >= j.end || *j.p != '{')
-        return reject(msg, msgn, "not a JSON object");
-    j.p++;
-    skip_ws(&j);
-    bool first = true;
-    while (!(j.p < j.end && *j.p == '}')) {
-        if (!first) {
-            if (j.p >= j.end || *j.p != ',')
-                return reject(msg, msgn, "not valid JSON");
-            j.p++;
-            skip_ws(&j);
-        }
-        first = false;
-        ev_val_t k, v;
-        if (j.p >= j.end || *j.p != '"' || scan_string(&j, &k) != 0)
-            return reject(msg, msgn, "not valid JSON");
-        skip_ws(&j);
-        if (j.p >= j.end || *j.p != ':')
-            return reject(msg, msgn, "not valid JSON");
-        j.p++;
-        if (scan_value(&j, &v, 1) != 0)
-            return reject(msg, msgn, "not valid JSON");
-        skip_ws(&j);
-        char name[24];
-        if (short_string(&k, name, sizeof(name)) < 0)
-            continue; /* longer than any field we read */
-        for (int f = 0; f < F_COUNT; f++) {
-            if (strcmp(name, field_names[f]) != 0)
-                continue;
-            if (e->v[f].type != V_ABSENT)
-                return reject(msg, msgn, "duplicate field \"%s\"", field_names[f]);
-            e->v[f] = v;
-            break;
-        }
-    }
-    j.p++;
-    skip_ws(&j);
-    if (j.p != j.end)
-        return reject(msg, msgn, "not valid JSON: text after the object");
-
-    ev_val_t *v = e->v;
-    if (v[F_ID].type != V_STRING || short_string(&v[F_ID], e->id, sizeof(e->id)) != 36 ||
-        !cp_is_uuid(e->id))
-        return reject(msg, msgn, "id is not a UUID");
-    char ts[48];
-    long long unix_s;
-    int tsn = v[F_TS].type == V_STRING ? short_string(&v[F_TS], ts, sizeof(ts)) : -1;
-    if (tsn < 0 || check_ts(ts, (size_t)tsn, e->ts, &e->ts_len, &unix_s) != 0)
-        return reject(msg, msgn, "ts is not an RFC 3339 date-time");
-    /* a month too far ahead would land in the default partition and block creating its own */
-    if (unix_s > (long long)time(NULL) + INGEST_FUTURE_MAX_S)
-        return reject(msg, msgn, "ts is more than a day ahead of the control plane's clock");
-    static const enum ev_field uuids[] = {F_KEY_ID, F_TENANT_ID};
-    for (size_t i = 0; i < 2; i++) {
-        enum ev_field f = uuids[i];
-        char *out = f == F_KEY_ID ? e->key_id : e->tenant_id;
-        if (v[f].type == V_ABSENT || v[f].type == V_NULL)
-            continue;
-        if (v[f].type != V_STRING || short_string(&v[f], out, 37) != 36 || !cp_is_uuid(out))
-            return reject(msg, msgn, "%s is neither a UUID nor null", field_names[f]);
-    }
-    long long x;
-    if (check_int(&v[F_STATUS], 0, 999, &x) != 0)
-        return reject(msg, msgn, "status is not an integer from 0 to 999");
-    static const enum ev_field tokens[] = {F_PROMPT_TOKENS, F_COMPLETION_TOKENS, F_CACHED_TOKENS,
-                                           F_REASONING_TOKENS, F_TOTAL_TOKENS};
-    for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++) {
-        const ev_val_t *t = &v[tokens[i]];
-        if (t->type == V_ABSENT || t->type == V_NULL)
-            continue;
-        if (t->type == V_NUMBER && t->p[0] == '-' && check_int(t, LLONG_MIN, 0, &x) == 0 && x < 0)
-            return reject(msg, msgn, "%s is negative", field_names[tokens[i]]);
-        if (check_int(t, 0, INGEST_TOKENS_MAX, &x) != 0)
-            return reject(msg, msgn, "%s is not an integer from 0 to %lld", field_names[tokens[i]],
-                          INGEST_TOKENS_MAX);
-    }
-    if (v[F_STREAMED].type != V_ABSENT && v[F_STREAMED].type != V_NULL &&
-        v[F_STREAMED].type != V_TRUE && v[F_STREAMED].type != V_FALSE)
-        return reject(msg, msgn, "streamed is not a boolean");
-
-    double d;
-    bool tiny;
-    e->cost[0] = '0';
-    e->cost[1] = '\0';
-    if (v[F_COST_USD].type != V_ABSENT && v[F_COST_USD].type != V_NULL) {
-        if (number_value(&v[F_COST_USD], &d, &tiny) != 0)
-            return reject(msg, msgn, "cost_usd is not a number");
-        if (d < 0)
-            return reject(msg, msgn, "cost_usd is negative");
-        if (d > INGEST_COST_MAX)
-            return reject(msg, msgn, "cost_usd is above %.0f", INGEST_COST_MAX);
-        const ev_val_t *c = &v[F_COST_USD];
-        bool plain = c->n < sizeof(e->cost) && !memchr(c->p, 'e', c->n) && !memchr(c->p, 'E', c->n);
-        if (plain) { /* the exact text sent: numeric rounds it to the picodollar */
-            memcpy(e->cost, c->p, c->n);
-            e->cost[c->n] = '\0';
-        } else {
-            snprintf(e->cost, sizeof(e->cost), "%.12f", d);
-        }
-    }
-    static const enum ev_field reals[] = {F_LATENCY_MS, F_TTFB_MS};
-    for (size_t i = 0; i < 2; i++) {
-        enum ev_field f = reals[i];
-        char *out = f == F_LATENCY_MS ? e->latency : e->ttfb;
-        out[0] = '\0';
-        if (v[f].type == V_ABSENT || v[f].type == V_NULL)
-            continue;
-        if (number_value(&v[f], &d, &tiny) != 0)
-            return reject(msg, msgn, "%s is not a number or null", field_names[f]);
-        snprintf(out, 40, "%.17g", d);
-    }
-    static const enum ev_field texts[] = {
-        F_REQUEST_ID, F_MODEL, F_PROVIDER, F_UPSTREAM_MODEL, F_ENDPOINT, F_USAGE_SOURCE, F_ERROR};
-    size_t used = 0;
-    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-        ev_val_t *t = &v[texts[i]];
-        if (t->type == V_ABSENT || t->type == V_NULL)
-            continue;
-        if (t->type != V_STRING)
-            return reject(msg, msgn, "%s is not a string or null", field_names[texts[i]]);
-        if (t->nul)
-            return reject(msg, msgn, "%s contains a NUL character", field_names[texts[i]]);
-        if (t->esc) { /* decoded bytes may need COPY escapes; raw ones never do */
-            size_t dn = decode_string(t, scratch + used);
-            t->p = scratch + used;
-            t->n = dn;
-            t->decoded = true;
-            used += dn;
-        }
-        if (t->n > INGEST_TEXT_MAX)
-            return reject(msg, msgn, "%s is longer than %d bytes", field_names[texts[i]],
-                          INGEST_TEXT_MAX);
-    }
-    return 0;
-}
-
 /* ---- the COPY row (text format: \N is null; backslash, tab, newline and CR are escaped) ---- */
 
-static int copy_text(tg_buf_t *o, const ev_val_t *v)
+static int copy_text(tg_buf_t *o, const tg_usage_val_t *v)
 {
-    if (v->type != V_STRING)
+    if (v->type != TG_UV_STRING)
         return tg_buf_append(o, "\\N", 2);
     if (!v->decoded) /* JSON forbids raw control characters and escapes every backslash */
         return tg_buf_append(o, v->p, v->n);
@@ -808,9 +219,9 @@ static int copy_text(tg_buf_t *o, const ev_val_t *v)
     return rc;
 }
 
-static int copy_num(tg_buf_t *o, const ev_val_t *v)
+static int copy_num(tg_buf_t *o, const tg_usage_val_t *v)
 {
-    if (v->type != V_NUMBER)
+    if (v->type != TG_UV_NUMBER)
         return tg_buf_append(o, "0", 1);
     if (v->n == 2 && v->p[0] == '-' && v->p[1] == '0')
         return tg_buf_append(o, "0", 1);
@@ -823,28 +234,29 @@ static int copy_opt(tg_buf_t *o, const char *s)
 }
 
 /* Columns in tg_usage_in's order. */
-static int copy_row(tg_buf_t *o, const ev_t *e)
+static int copy_row(tg_buf_t *o, const tg_usage_event_t *e)
 {
-    const ev_val_t *v = e->v;
+    const tg_usage_val_t *v = e->v;
     int rc = tg_buf_append(o, e->id, 36);
     rc = rc ? rc : tg_buf_append(o, "\t", 1);
     rc = rc ? rc : tg_buf_append(o, e->ts, e->ts_len);
     rc = rc ? rc : tg_buf_append(o, "\t", 1);
-    rc = rc ? rc : copy_text(o, &v[F_REQUEST_ID]);
+    rc = rc ? rc : copy_text(o, &v[TG_UF_REQUEST_ID]);
     rc = rc ? rc : tg_buf_append(o, "\t", 1);
-    rc = rc ? rc : copy_opt(o, v[F_TENANT_ID].type == V_STRING ? e->tenant_id : "");
+    rc = rc ? rc : copy_opt(o, v[TG_UF_TENANT_ID].type == TG_UV_STRING ? e->tenant_id : "");
     rc = rc ? rc : tg_buf_append(o, "\t", 1);
-    rc = rc ? rc : copy_opt(o, v[F_KEY_ID].type == V_STRING ? e->key_id : "");
-    static const enum ev_field texts[] = {F_MODEL, F_PROVIDER, F_UPSTREAM_MODEL, F_ENDPOINT};
+    rc = rc ? rc : copy_opt(o, v[TG_UF_KEY_ID].type == TG_UV_STRING ? e->key_id : "");
+    static const enum tg_usage_field texts[] = {TG_UF_MODEL, TG_UF_PROVIDER, TG_UF_UPSTREAM_MODEL,
+                                                TG_UF_ENDPOINT};
     for (size_t i = 0; i < 4; i++) {
         rc = rc ? rc : tg_buf_append(o, "\t", 1);
         rc = rc ? rc : copy_text(o, &v[texts[i]]);
     }
     rc = rc ? rc : tg_buf_append(o, "\t", 1);
-    rc = rc ? rc : copy_num(o, &v[F_STATUS]);
-    rc = rc ? rc : tg_buf_append(o, v[F_STREAMED].type == V_TRUE ? "\tt" : "\tf", 2);
-    static const enum ev_field tokens[] = {F_PROMPT_TOKENS, F_COMPLETION_TOKENS, F_CACHED_TOKENS,
-                                           F_REASONING_TOKENS};
+    rc = rc ? rc : copy_num(o, &v[TG_UF_STATUS]);
+    rc = rc ? rc : tg_buf_append(o, v[TG_UF_STREAMED].type == TG_UV_TRUE ? "\tt" : "\tf", 2);
+    static const enum tg_usage_field tokens[] = {TG_UF_PROMPT_TOKENS, TG_UF_COMPLETION_TOKENS,
+                                                 TG_UF_CACHED_TOKENS, TG_UF_REASONING_TOKENS};
     for (size_t i = 0; i < 4; i++) {
         rc = rc ? rc : tg_buf_append(o, "\t", 1);
         rc = rc ? rc : copy_num(o, &v[tokens[i]]);
@@ -856,9 +268,9 @@ static int copy_row(tg_buf_t *o, const ev_t *e)
     rc = rc ? rc : tg_buf_append(o, "\t", 1);
     rc = rc ? rc : copy_opt(o, e->ttfb);
     rc = rc ? rc : tg_buf_append(o, "\t", 1);
-    rc = rc ? rc : copy_text(o, &v[F_USAGE_SOURCE]);
+    rc = rc ? rc : copy_text(o, &v[TG_UF_USAGE_SOURCE]);
     rc = rc ? rc : tg_buf_append(o, "\t", 1);
-    rc = rc ? rc : copy_text(o, &v[F_ERROR]);
+    rc = rc ? rc : copy_text(o, &v[TG_UF_ERROR]);
     rc = rc ? rc : tg_buf_append(o, "\n", 1);
     return rc;
 }

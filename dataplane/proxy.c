@@ -530,13 +530,14 @@ static void plan_fallback(dp_req_t *r, const char *alias, size_t n, size_t *coun
 static int plan_fallbacks(dp_req_t *r, tg_err_t *err)
 {
     size_t count = 0;
-    json_t *fm = json_object_get(r->body.root, "fallback_models");
+    json_t *fm = dp_reqbody_fallback_models(&r->body); /* owned; the upstream body omits it */
     if (fm && !json_is_null(fm)) {
         if (!json_is_array(fm) || json_array_size(fm) > FALLBACKS_MAX) {
             tg_err_set(err, TG_EINVAL, 400,
                        "'fallback_models' must be an array of at most %d model names",
                        FALLBACKS_MAX);
             err->param = "fallback_models";
+            json_decref(fm);
             return TG_EINVAL;
         }
         size_t i;
@@ -546,14 +547,14 @@ static int plan_fallbacks(dp_req_t *r, tg_err_t *err)
             if (!json_is_string(v)) {
                 tg_err_set(err, TG_EINVAL, 400, "'fallback_models' must hold strings");
                 err->param = "fallback_models";
+                json_decref(fm);
                 return TG_EINVAL;
             }
         }
         json_array_foreach(fm, i, v)
             plan_fallback(r, json_string_value(v), json_string_length(v), &count);
     }
-    if (fm)
-        json_object_del(r->body.root, "fallback_models");
+    json_decref(fm);
     const tg_buf_t *h = &r->msg.fallbacks;
     size_t i = 0;
     while (i < h->len) {
@@ -685,7 +686,8 @@ static bool cache_lookup(dp_req_t *r)
     read_cache_control(&r->msg.cache_control, &read, &store, &max_age);
     if (!read && !store)
         return false;
-    if (dp_cache_key(r->key->tenant->id, r->endpoint, r->route->alias, r->body.root,
+    const json_t *tree = dp_reqbody_json(&r->body);
+    if (!tree || dp_cache_key(r->key->tenant->id, r->endpoint, r->route->alias, tree,
                      r->cache_key) != 0)
         return false;
     r->cache_on = true;
@@ -1382,7 +1384,7 @@ dp_req_t *dp_proxy_handle(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
         fail_request(r, &err, true);
         return NULL;
     }
-    /* the body now lives in r->body.root; the raw bytes are no longer needed */
+    /* the body keeps its own copy of the bytes; the read buffer is no longer needed */
     tg_buf_dispose(&r->msg.body);
     r->route = tg_snap_find_route(r->snap, r->body.model, r->body.model_len);
     if (!r->route) {

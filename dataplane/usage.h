@@ -20,8 +20,12 @@ typedef struct dp_usage {
 
 /* Reads an OpenAI usage object; missing members count 0. Returns false if obj is no object. */
 bool dp_usage_from_json(dp_usage_t *u, const json_t *obj);
-/* Finds the top-level "usage" object of an OpenAI response body and reads it, without parsing
- * the whole body when it can: "usage" cannot occur unescaped inside a JSON string. */
+/* Reads an OpenAI usage object from its bytes (a span the scanner found), as dp_usage_from_json
+ * does from a tree. */
+bool dp_usage_from_span(dp_usage_t *u, const char *obj, size_t n);
+/* Finds the top-level "usage" object of an OpenAI response body and reads it with the scanner
+ * (tg_jscan.h): no tree, and a "usage" nested or inside a string is not taken for it. False when
+ * the body is not JSON or has no usage object. */
 bool dp_usage_scan(dp_usage_t *u, const char *body, size_t n);
 
 typedef struct dp_usage_record {

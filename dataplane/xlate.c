@@ -35,11 +35,16 @@ static int make_pivot(dp_xlate_t *x, tg_err_t *err)
     if (x->have_pivot)
         return 0;
     json_t *oa = NULL;
-    int rc = dp_msgs_request_to_openai(x->client_body->root, &oa, err);
+    const json_t *client = dp_reqbody_json(x->client_body);
+    if (!client) {
+        tg_err_set(err, TG_ENOMEM, 503, "could not build the upstream request: out of memory");
+        return TG_ENOMEM;
+    }
+    int rc = dp_msgs_request_to_openai(client, &oa, err);
     if (rc != 0)
         return rc;
     memset(&x->pivot, 0, sizeof(x->pivot));
-    x->pivot.root = oa;
+    x->pivot.tree = oa; /* no raw bytes: the pivot is built and dumped as a tree */
     x->pivot.model = x->client_body->model;
     x->pivot.model_len = x->client_body->model_len;
     x->pivot.stream = x->client_body->stream;

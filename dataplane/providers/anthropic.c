@@ -426,7 +426,9 @@ static int convert_stop(const json_t *stop, json_t *root, tg_err_t *err)
 static int chat_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
 {
     const dp_reqbody_t *rb = c->body;
-    const json_t *req = rb->root;
+    const json_t *req = dp_reqbody_json(c->body);
+    if (!req)
+        return oom(err);
     const json_t *n = json_object_get(req, "n");
     if (json_is_integer(n) && json_integer_value(n) > 1) {
         tg_err_set(err, TG_EINVAL, 400, "n > 1 is not supported by provider kind anthropic");
@@ -468,8 +470,9 @@ static int chat_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
 /* A /v1/messages client: its body as it is, with the provider's model name. */
 static int native_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
 {
-    if (dp_json_set(c->body->root, "model", json_string(c->model)) != 0 ||
-        dp_json_append(body, c->body->root) != 0)
+    json_t *root = dp_reqbody_json(c->body);
+    if (!root || dp_json_set(root, "model", json_string(c->model)) != 0 ||
+        dp_json_append(body, root) != 0)
         return oom(err);
     return 0;
 }

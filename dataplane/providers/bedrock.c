@@ -345,7 +345,9 @@ static int translate_inference(br_req_t *r, const json_t *root, json_t *req)
 
 static int build_chat_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
 {
-    const json_t *root = c->body->root;
+    const json_t *root = dp_reqbody_json(c->body);
+    if (!root)
+        return dp_build_nomem(err, TG_ENOMEM);
     const json_t *msgs = json_object_get(root, "messages");
     const json_t *n = json_object_get(root, "n");
     if (!json_is_array(msgs))
@@ -401,7 +403,9 @@ static int embed_family(const char *model)
 
 static int build_embed_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
 {
-    const json_t *root = c->body->root;
+    const json_t *root = dp_reqbody_json(c->body);
+    if (!root)
+        return dp_build_nomem(err, TG_ENOMEM);
     const json_t *input = json_object_get(root, "input");
     int family = embed_family(c->model);
     if (family == BR_EMBED_NONE)

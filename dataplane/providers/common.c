@@ -14,6 +14,20 @@ static int dump_cb(const char *buf, size_t size, void *data)
     return tg_buf_append(data, buf, size) == 0 ? 0 : -1;
 }
 
+int dp_buf_append_strs(tg_buf_t *out, ...)
+{
+    size_t mark = out->len;
+    int rc = 0;
+    va_list ap;
+    va_start(ap, out);
+    for (const char *s = va_arg(ap, const char *); rc == 0 && s; s = va_arg(ap, const char *))
+        rc = tg_buf_append(out, s, strlen(s));
+    va_end(ap);
+    if (rc != 0)
+        out->len = mark;
+    return rc;
+}
+
 int dp_json_append(tg_buf_t *out, const json_t *v)
 {
     return json_dump_callback(v, dump_cb, out, JSON_COMPACT | JSON_ENCODE_ANY) == 0 ? 0 : TG_ENOMEM;
@@ -22,7 +36,7 @@ int dp_json_append(tg_buf_t *out, const json_t *v)
 int dp_sse_append_json(tg_buf_t *out, const char *name, const json_t *v)
 {
     size_t mark = out->len;
-    int rc = name ? tg_buf_appendf(out, "event: %s\n", name) : 0;
+    int rc = name ? dp_buf_append_strs(out, "event: ", name, "\n", NULL) : 0;
     if (rc == 0)
         rc = tg_buf_append(out, "data: ", 6);
     if (rc == 0)
@@ -42,8 +56,7 @@ int dp_sse_append_done(dp_stream_state_t *st, tg_buf_t *out)
 
 bool dp_embedding_wants_base64(const dp_reqbody_t *rb)
 {
-    json_t *f = json_object_get(rb->root, "encoding_format");
-    return json_is_string(f) && strcmp(json_string_value(f), "base64") == 0;
+    return rb->base64;
 }
 
 int dp_embedding_append(tg_buf_t *out, const json_t *values, bool base64)
@@ -92,7 +105,9 @@ int dp_embedding_append(tg_buf_t *out, const json_t *values, bool base64)
 int dp_header_add_secret(dp_header_add_fn add, void *ud, const char *name, const char *value)
 {
     tg_buf_t line = TG_BUF_INIT(16384);
-    int rc = tg_buf_appendf(&line, "%s: %s%c", name, value, '\0');
+    int rc = dp_buf_append_strs(&line, name, ": ", value, NULL);
+    if (rc == 0)
+        rc = tg_buf_append(&line, "", 1);
     if (rc == 0)
         rc = add(ud, line.base);
     /* the credential must not linger in freed memory */
@@ -122,12 +137,15 @@ int dp_url_append_segment(tg_buf_t *out, const char *s, size_t n)
 
 int dp_header_add_json(dp_header_add_fn add, void *ud, const char *accept)
 {
-    char line[128];
+    char line[128] = "Accept: ";
+    size_t n = strlen(accept);
+    if (n > sizeof(line) - 9)
+        n = sizeof(line) - 9; /* as snprintf cut it: accept is one of our own constants */
+    memcpy(line + 8, accept, n);
+    line[8 + n] = '\0';
     int rc = add(ud, "Content-Type: application/json");
-    if (rc == 0) {
-        snprintf(line, sizeof(line), "Accept: %s", accept);
+    if (rc == 0)
         rc = add(ud, line);
-    }
     if (rc == 0)
         rc = add(ud, "Expect:"); /* no 100-continue round trip for large bodies */
     return rc;
@@ -425,8 +443,10 @@ int dp_embedding_list_append(tg_buf_t *out, const dp_stream_state_t *st, const j
             rc = TG_EUPSTREAM;
             break;
         }
-        rc = tg_buf_appendf(
-            out, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
+        rc = i ? tg_buf_append(out, ",", 1) : 0;
+        rc = rc ? rc : tg_buf_append(out, "{\"object\":\"embedding\",\"index\":", 30);
+        rc = rc ? rc : tg_buf_append_i64(out, (int64_t)i);
+        rc = rc ? rc : tg_buf_append(out, ",\"embedding\":", 13);
         if (rc == 0)
             rc = dp_embedding_append(out, v, base64);
         if (rc == 0)
@@ -437,8 +457,11 @@ int dp_embedding_list_append(tg_buf_t *out, const dp_stream_state_t *st, const j
     if (rc == 0)
         rc = tg_buf_append_json_str(out, model, strlen(model));
     if (rc == 0)
-        rc = tg_buf_appendf(out, ",\"usage\":{\"prompt_tokens\":%lld,\"total_tokens\":%lld}}",
-                            (long long)st->usage.prompt, (long long)total_tokens);
+        rc = tg_buf_append(out, ",\"usage\":{\"prompt_tokens\":", 26);
+    rc = rc ? rc : tg_buf_append_i64(out, st->usage.prompt);
+    rc = rc ? rc : tg_buf_append(out, ",\"total_tokens\":", 16);
+    rc = rc ? rc : tg_buf_append_i64(out, total_tokens);
+    rc = rc ? rc : tg_buf_append(out, "}}", 2);
     if (rc != 0)
         out->len = mark;
     return rc;

@@ -598,7 +598,9 @@ static int translate_generation(gem_req_t *r, const json_t *root, json_t *req)
 
 static int build_chat_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
 {
-    const json_t *root = c->body->root;
+    const json_t *root = dp_reqbody_json(c->body);
+    if (!root)
+        return dp_build_nomem(err, TG_ENOMEM);
     const json_t *msgs = json_object_get(root, "messages");
     gem_req_t r = {
         .contents = json_array(), .system = json_array(), .names = json_object(), .err = err};
@@ -638,7 +640,9 @@ static int build_chat_body(const dp_call_t *c, tg_buf_t *body, tg_err_t *err)
 /* Embeddings: one batchEmbedContents request per input string. */
 static int build_embed_body(const dp_call_t *c, const char *model, tg_buf_t *body, tg_err_t *err)
 {
-    const json_t *root = c->body->root;
+    const json_t *root = dp_reqbody_json(c->body);
+    if (!root)
+        return dp_build_nomem(err, TG_ENOMEM);
     const json_t *input = json_object_get(root, "input");
     const json_t *dims = json_object_get(root, "dimensions");
     if (dims && !json_is_null(dims) && !json_is_integer(dims))

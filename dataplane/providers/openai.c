@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "tg_jscan.h"
+
 #include "tg_banned.h"
 
 /* What to do with an upstream event; REPLACE bytes are in *out. */
@@ -37,12 +39,16 @@ static int openai_build(const dp_call_t *c, dp_header_add_fn add, void *ud, tg_b
     const char *path = endpoint_path(c, err);
     if (!path)
         return TG_EINVAL;
-    int rc = tg_buf_appendf(url, "%s%s%c", p->base_url, path, '\0');
+    int rc = dp_buf_append_strs(url, p->base_url, path, NULL);
+    if (rc == 0)
+        rc = tg_buf_append(url, "", 1);
     if (rc == 0)
         rc = add_common_headers(p, c->body->stream, add, ud);
     if (rc == 0 && p->api_key) {
         tg_buf_t v = TG_BUF_INIT(8192);
-        rc = tg_buf_appendf(&v, "Bearer %s%c", p->api_key, '\0');
+        rc = dp_buf_append_strs(&v, "Bearer ", p->api_key, NULL);
+        if (rc == 0)
+            rc = tg_buf_append(&v, "", 1);
         if (rc == 0)
             rc = dp_header_add_secret(add, ud, "Authorization", v.base);
         if (v.base)
@@ -65,11 +71,11 @@ static int azure_build(const dp_call_t *c, dp_header_add_fn add, void *ud, tg_bu
     const char *path = endpoint_path(c, err);
     if (!path)
         return TG_EINVAL;
-    int rc = tg_buf_appendf(url, "%s/deployments/", p->base_url);
+    int rc = dp_buf_append_strs(url, p->base_url, "/deployments/", NULL);
     if (rc == 0)
         rc = dp_url_append_segment(url, c->model, strlen(c->model));
     if (rc == 0)
-        rc = tg_buf_appendf(url, "%s?api-version=", path);
+        rc = dp_buf_append_strs(url, path, "?api-version=", NULL);
     if (rc == 0) {
         const char *v = p->api_version ? p->api_version : AZURE_API_VERSION;
         rc = dp_url_append_segment(url, v, strlen(v));
@@ -105,10 +111,10 @@ static int replace_data(dp_stream_state_t *st, const char *data, size_t n, const
     return DP_EV_REPLACE;
 }
 
-/* The chunk carries a usage object: record it and, if the client did not ask for usage, take it
- * out again (dropping the chunk when usage is all it carries). */
-static int on_usage_chunk(dp_stream_state_t *st, const char *data, size_t n, const char **out,
-                          size_t *outn)
+/* The chunk as a tree: the path for a chunk that names "usage" twice (the last one counts, and
+ * every one must go when the client did not ask). */
+static int on_usage_chunk_tree(dp_stream_state_t *st, const char *data, size_t n, const char **out,
+                               size_t *outn)
 {
     json_t *root = json_loadb(data, n, 0, NULL);
     if (!root)
@@ -135,6 +141,80 @@ static int on_usage_chunk(dp_stream_state_t *st, const char *data, size_t n, con
     }
     json_decref(root);
     return rc;
+}
+
+/* What the scanner found in a chunk's top-level object. */
+typedef struct chunk_scan {
+    const char *base;
+    const char *usage; /* the usage member's value */
+    size_t usage_len;
+    int usage_type;
+    int nusage;
+    size_t cut_off, cut_len; /* the usage member with one comma */
+    bool usage_pending;      /* usage was the last member seen */
+    size_t usage_before;     /* the end of the member before it */
+    size_t prev_end;
+    bool has_choices;
+} chunk_scan_t;
+
+static int on_chunk_member(void *ud, const tg_jmember_t *m)
+{
+    chunk_scan_t *c = ud;
+    size_t val_off = (size_t)(m->val - c->base);
+    if (c->usage_pending) {
+        c->cut_len = m->start - c->cut_off;
+        c->usage_pending = false;
+    }
+    if (tg_jstr_eq(m->key, m->key_len, m->key_escaped, "usage", 5)) {
+        c->nusage++;
+        c->usage = m->val;
+        c->usage_len = m->val_len;
+        c->usage_type = m->type;
+        c->cut_off = m->start;
+        c->usage_before = c->prev_end;
+        c->usage_pending = true;
+    } else if (tg_jstr_eq(m->key, m->key_len, m->key_escaped, "choices", 7)) {
+        c->has_choices = m->type == TG_JARRAY && !tg_jempty(m->val, m->val_len);
+    }
+    c->prev_end = val_off + m->val_len;
+    return 0;
+}
+
+/* The chunk carries a usage object: record it and, if the client did not ask for usage, take it
+ * out again (dropping the chunk when usage is all it carries). The scanner finds the members and
+ * the chunk is spliced, not parsed and dumped. */
+static int on_usage_chunk(dp_stream_state_t *st, const char *data, size_t n, const char **out,
+                          size_t *outn)
+{
+    chunk_scan_t c;
+    memset(&c, 0, sizeof(c));
+    c.base = data;
+    int top;
+    if (tg_jscan_ex(data, n, TG_JSCAN_ANY_DUPLICATES, &top, on_chunk_member, &c) != 0 || top != '{')
+        return DP_EV_FORWARD; /* not ours to judge; the client sees what the provider sent */
+    if (c.nusage > 1)
+        return on_usage_chunk_tree(st, data, n, out, outn);
+    if (c.usage_type == TG_JOBJECT)
+        dp_usage_from_span(&st->usage, c.usage, c.usage_len);
+    if (c.has_choices)
+        st->content_events++;
+    if (st->client_wants_usage || c.nusage == 0)
+        return DP_EV_FORWARD;
+    if (!c.has_choices)
+        return DP_EV_DROP;
+    if (c.usage_pending) { /* usage came last: cut from the end of the member before it */
+        c.cut_off = c.usage_before;
+        c.cut_len = (size_t)(c.usage - data) + c.usage_len - c.usage_before;
+    }
+    tg_buf_reset(&st->scratch);
+    if (tg_buf_append(&st->scratch, "data: ", 6) != 0 ||
+        tg_buf_append(&st->scratch, data, c.cut_off) != 0 ||
+        tg_buf_append(&st->scratch, data + c.cut_off + c.cut_len, n - c.cut_off - c.cut_len) != 0 ||
+        tg_buf_append(&st->scratch, "\n\n", 2) != 0)
+        return TG_ENOMEM;
+    *out = st->scratch.base;
+    *outn = st->scratch.len;
+    return DP_EV_REPLACE;
 }
 
 static int openai_on_event(dp_stream_state_t *st, const char *ev, size_t n, const char **out,

@@ -152,6 +152,8 @@ int dp_build_invalid(tg_err_t *err, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A build that failed with rc (no memory, too big) as a 503 or 413 in err; returns the code. */
 int dp_build_nomem(tg_err_t *err, int rc);
+/* Appends the NUL-terminated strings up to a NULL, without printf; nothing on failure. */
+int dp_buf_append_strs(tg_buf_t *out, ...) TG_WUR;
 
 /* ---- provider answer -> OpenAI answer (new JSON values are the caller's; NULL: no memory) ---- */
 

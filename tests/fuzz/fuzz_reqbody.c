@@ -1,9 +1,11 @@
 /* fuzz_reqbody.c: dp_reqbody_parse on arbitrary bodies for every endpoint, and the upstream body
- * built from each accepted one. */
+ * built from each accepted one; the scanner path must agree with the tree path it replaced
+ * (jansson's parse, set, dump): same verdict, same error, same fields, same upstream JSON. */
 #include <string.h>
 
 #include "fuzz.h"
 #include "reqbody.h"
+#include "reqbody_equiv.h"
 
 static void one(int endpoint, const char *p, size_t n)
 {
@@ -14,7 +16,7 @@ static void one(int endpoint, const char *p, size_t n)
     if (rc != 0) {
         FUZZ_CHECK(rc == TG_EINVAL);
         FUZZ_CHECK(err.status == 400 && err.msg[0] != '\0');
-        FUZZ_CHECK(rb.root == NULL);
+        FUZZ_CHECK(rb.tree == NULL && rb.raw == NULL);
         return;
     }
     FUZZ_CHECK(rb.model && rb.model_len > 0 && rb.model_len <= 256);
@@ -42,6 +44,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     one(DP_EP_CHAT, p, size);
     one(DP_EP_COMPLETIONS, p, size);
     one(DP_EP_EMBEDDINGS, p, size);
+    one(DP_EP_MESSAGES, p, size);
+    static const int eps[] = {DP_EP_CHAT, DP_EP_COMPLETIONS, DP_EP_EMBEDDINGS, DP_EP_MESSAGES};
+    for (size_t i = 0; i < sizeof(eps) / sizeof(eps[0]); i++)
+        FUZZ_CHECK(reqbody_equiv(eps[i], p, size) == NULL);
     (void)dp_reqbody_estimate_prompt_tokens(size);
     return 0;
 }

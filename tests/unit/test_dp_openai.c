@@ -495,3 +495,60 @@ Test(dp_openai, ops_table_is_found_by_kind_only)
     cr_assert_null(dp_provider_ops(0));
     cr_assert_null(dp_provider_ops(42));
 }
+
+Test(dp_openai, usage_chunk_is_spliced_not_dumped_wherever_usage_sits)
+{
+    /* usage first, in the middle and last: the client gets the provider's bytes without it */
+    static const char *const evs[][2] = {
+        {"data: {\"usage\":{\"prompt_tokens\":3} , \"choices\":[{\"delta\":{}}],\"n\":1.50}\n\n",
+         "data: {\"choices\":[{\"delta\":{}}],\"n\":1.50}\n\n"},
+        {"data: {\"id\":\"x\",\"usage\":{\"prompt_tokens\":3},\"choices\":[{\"delta\":{}}]}\n\n",
+         "data: {\"id\":\"x\",\"choices\":[{\"delta\":{}}]}\n\n"},
+        {"data: {\"choices\":[{\"delta\":{}}] ,\t \"usage\" : {\"prompt_tokens\":3} }\n\n",
+         "data: {\"choices\":[{\"delta\":{}}] }\n\n"},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        dp_stream_state_t st;
+        const char *out;
+        size_t outn;
+        dp_stream_state_init(&st, DP_EP_CHAT, false);
+        cr_assert_eq(event(&st, evs[i][0], &out, &outn), DP_EV_REPLACE);
+        cr_assert(tg_mem_eq(out, outn, evs[i][1], strlen(evs[i][1])), "[%.*s]", (int)outn, out);
+        cr_assert_eq(st.usage.prompt, 3);
+        cr_assert_eq(st.content_events, 1);
+        dp_stream_state_dispose(&st);
+    }
+}
+
+Test(dp_openai, nested_usage_in_a_chunk_is_not_the_usage)
+{
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    const char ev[] = "data: {\"choices\":[{\"delta\":{\"x\":{\"usage\":{\"prompt_tokens\":99}}}}],"
+                      "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\n";
+    dp_stream_state_init(&st, DP_EP_CHAT, false);
+    cr_assert_eq(event(&st, ev, &out, &outn), DP_EV_REPLACE);
+    cr_assert_eq(st.usage.prompt, 5);
+    json_t *j = replaced_json(out, outn);
+    cr_assert_null(json_object_get(j, "usage"));
+    json_t *x = json_object_get(
+        json_object_get(json_array_get(json_object_get(j, "choices"), 0), "delta"), "x");
+    cr_assert_not_null(json_object_get(x, "usage"), "the nested member must stay");
+    json_decref(j);
+    dp_stream_state_dispose(&st);
+}
+
+Test(dp_openai, usage_named_twice_counts_the_last_and_removes_both)
+{
+    dp_stream_state_t st;
+    const char *out;
+    size_t outn;
+    const char ev[] = "data: {\"usage\":{\"prompt_tokens\":1},\"choices\":[{}],"
+                      "\"usage\":{\"prompt_tokens\":2}}\n\n";
+    dp_stream_state_init(&st, DP_EP_CHAT, false);
+    cr_assert_eq(event(&st, ev, &out, &outn), DP_EV_REPLACE);
+    cr_assert_eq(st.usage.prompt, 2);
+    cr_assert_null(tg_memmem(out, outn, "usage", 5), "[%.*s]", (int)outn, out);
+    dp_stream_state_dispose(&st);
+}

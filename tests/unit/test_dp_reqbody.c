@@ -3,7 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../fuzz/reqbody_equiv.h"
 #include "reqbody.h"
+#include <dirent.h>
+#include <stdlib.h>
 
 static int parse(dp_reqbody_t *rb, int ep, const char *body, tg_err_t *err)
 {
@@ -22,7 +25,8 @@ static void expect_400(int ep, const char *body, const char *why)
     cr_assert_eq(err.status, 400);
     cr_assert_str_eq(err.type, "invalid_request_error");
     cr_assert_not_null(strstr(err.msg, why), "message \"%s\" does not say \"%s\"", err.msg, why);
-    cr_assert_null(rb.root, "refused body left a JSON tree behind");
+    cr_assert_null(rb.tree, "refused body left a JSON tree behind");
+    cr_assert_null(rb.raw, "refused body left its bytes behind");
 }
 
 /* Builds the upstream body and parses it back for inspection. */
@@ -51,7 +55,8 @@ Test(dp_reqbody, chat_fields_are_read)
     cr_assert(rb.include_usage);
     cr_assert_eq(rb.max_tokens, 128);
     dp_reqbody_dispose(&rb);
-    cr_assert_null(rb.root);
+    cr_assert_null(rb.tree);
+    cr_assert_null(rb.raw);
 }
 
 Test(dp_reqbody, absent_optional_fields_take_defaults)
@@ -340,4 +345,304 @@ Test(dp_reqbody, prompt_estimate_rounds_up_four_bytes_per_token)
     cr_assert_eq(dp_reqbody_estimate_prompt_tokens(4), 1);
     cr_assert_eq(dp_reqbody_estimate_prompt_tokens(5), 2);
     cr_assert_eq(dp_reqbody_estimate_prompt_tokens(400), 100);
+}
+
+/* ---- the scanner path against the tree path ---- */
+
+static const int endpoints[] = {DP_EP_CHAT, DP_EP_COMPLETIONS, DP_EP_EMBEDDINGS, DP_EP_MESSAGES};
+
+static void expect_equiv_n(const char *body, size_t n)
+{
+    for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
+        const char *why = reqbody_equiv(endpoints[i], body, n);
+        cr_assert_null(why, "endpoint %d: %s: %.*s", endpoints[i], why, (int)(n > 300 ? 300 : n),
+                       body);
+    }
+}
+
+static void expect_equiv(const char *body)
+{
+    expect_equiv_n(body, strlen(body));
+}
+
+/* Whether the scanner path accepts body for chat. */
+static bool accepted(const char *body)
+{
+    dp_reqbody_t rb;
+    tg_err_t err;
+    int rc = parse(&rb, DP_EP_CHAT, body, &err);
+    dp_reqbody_dispose(&rb);
+    return rc == 0;
+}
+
+Test(dp_reqbody, scanner_matches_the_tree_path_on_the_fuzz_corpus)
+{
+    /* the committed seed corpus, next to this file's directory */
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s", __FILE__);
+    char *slash = strrchr(dir, '/');
+    cr_assert_not_null(slash);
+    snprintf(slash, sizeof(dir) - (size_t)(slash - dir), "/../fuzz/corpus/fuzz_reqbody");
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "no corpus at %s", dir);
+    int files = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[1400];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        FILE *fp = fopen(path, "rb");
+        cr_assert_not_null(fp, "%s", path);
+        char buf[65536];
+        size_t n = fread(buf, 1, sizeof(buf), fp);
+        fclose(fp);
+        expect_equiv_n(buf, n);
+        files++;
+    }
+    closedir(d);
+    cr_assert_geq(files, 10);
+}
+
+Test(dp_reqbody, scanner_matches_the_tree_path_on_tricky_bodies)
+{
+    static const char *const bodies[] = {
+        /* whitespace everywhere, escapes in keys and values, a nested "model" */
+        " \t\r\n{ \"model\" :\"a\" , \"messages\" :[ {\"model\":\"x\"} ] } \n",
+        "{\"mo\\u0064el\":\"a\",\"messages\":[{}]}",
+        "{\"\\u006dodel\":\"a\",\"messages\":[{}],\"\\u0073tream\":true}",
+        "{\"model\":\"a\\/b\\u00e9\\ud83d\\ude00\",\"messages\":[{}]}",
+        "{\"messages\":[{\"model\":\"inner\"}]}",
+        "{\"model\":\"a\",\"model\":\"b\",\"messages\":[{}]}",
+        "{\"model\":\"a\",\"mo\\u0064el\":\"b\",\"messages\":[{}]}",
+        "{\"model\":\"a\",\"messages\":[{\"x\":1,\"\\u0078\":2}]}",
+        "{\"model\":\"a\",\"messages\":[{\"a\":{\"x\":1},\"b\":{\"x\":1}}]}",
+        /* stream_options every way */
+        "{\"model\":\"a\",\"messages\":[{}],\"stream\":true}",
+        "{\"model\":\"a\",\"messages\":[{}],\"stream\":true,\"stream_options\":{}}",
+        "{\"model\":\"a\",\"messages\":[{}],\"stream\":true,\"stream_options\":{ }}",
+        "{\"model\":\"a\",\"messages\":[{}],\"stream\":true,\"stream_options\":{\"x\":[1]}}",
+        "{\"model\":\"a\",\"messages\":[{}],\"stream\":true,\"stream_options\":null}",
+        "{\"stream_options\":{\"include_usage\":false},\"model\":\"a\",\"messages\":[{}],"
+        "\"stream\":true}",
+        "{\"model\":\"a\",\"messages\":[{}],\"stream\":true,\"stream_options\":"
+        "{\"include_\\u0075sage\":null,\"y\":2}}",
+        "{\"model\":\"a\",\"messages\":[{}],\"stream\":false,\"stream_options\":{\"a\":1}}",
+        "{\"model\":\"a\",\"messages\":[{}],\"stream\":null}",
+        "{\"model\":\"a\",\"messages\":[{}],\"stream\":1}",
+        "{\"model\":\"a\",\"messages\":[{}],\"stream\":true,\"stream_options\":[]}",
+        /* fallback_models first, middle, last, alone with model, invalid */
+        "{\"fallback_models\":[\"b\"],\"model\":\"a\",\"messages\":[{}]}",
+        "{\"model\":\"a\",\"fallback_models\":[\"b\"],\"messages\":[{}]}",
+        "{\"model\":\"a\",\"messages\":[{}],\"fallback_models\":[\"b\"] }",
+        "{\"model\":\"a\",\"messages\":[{}],\"stream\":true,\"fallback_models\":null}",
+        "{\"model\":\"a\",\"messages\":[{}],\"fallback_models\":7}",
+        /* numbers at jansson's edges */
+        "{\"model\":\"a\",\"messages\":[{}],\"max_tokens\":9223372036854775807}",
+        "{\"model\":\"a\",\"messages\":[{}],\"max_tokens\":9223372036854775808}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":-9223372036854775808}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":-9223372036854775809}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":1e308}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":1.7976931348623157e308}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":1.7976931348623159e308}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":179769313486231580000000e285}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":1e309}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":-1e400}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":1e-400}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":0.000000001e317}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":1E+2,\"y\":-0,\"z\":0.0e0}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":01}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":1.}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":.5}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":-}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":1e}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":+1}",
+        "{\"model\":\"a\",\"messages\":[{}],\"max_tokens\":1.0}",
+        "{\"model\":\"a\",\"messages\":[{}],\"max_tokens\":1e2}",
+        "{\"model\":\"a\",\"messages\":[{}],\"max_tokens\":-0}",
+        /* strings jansson refuses */
+        "{\"model\":\"a\\u0000\",\"messages\":[{}]}",
+        "{\"mo\\u0000del\":\"a\",\"messages\":[{}]}",
+        "{\"model\":\"\\ud800\",\"messages\":[{}]}",
+        "{\"model\":\"\\udc00\",\"messages\":[{}]}",
+        "{\"model\":\"\\ud800\\u0041\",\"messages\":[{}]}",
+        "{\"model\":\"\\x\",\"messages\":[{}]}",
+        "{\"model\":\"\\u12\",\"messages\":[{}]}",
+        "{\"model\":\"a\tb\",\"messages\":[{}]}",
+        "{\"model\":\"\xc0\xaf\",\"messages\":[{}]}",
+        "{\"model\":\"\xed\xa0\x80\",\"messages\":[{}]}",
+        "{\"model\":\"\xf4\x90\x80\x80\",\"messages\":[{}]}",
+        "{\"model\":\"\xe2\x82\",\"messages\":[{}]}",
+        "{\"model\":\"\x7f\xe2\x82\xac\",\"messages\":[{}]}",
+        /* structure */
+        "{\"model\":\"a\",\"messages\":[{}]} x",
+        "{\"model\":\"a\",\"messages\":[{}]}{}",
+        "{\"model\":\"a\",\"messages\":[{}],}",
+        "{\"model\":\"a\",\"messages\":[{},]}",
+        "{\"model\":\"a\" \"messages\":[{}]}",
+        "{\"model\":\"a\",\"messages\":[{}]",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":tru}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":truex}",
+        "{\"model\":\"a\",\"messages\":[{}],\"x\":nul}",
+        "{model:\"a\"}",
+        "\xef\xbb\xbf{\"model\":\"a\",\"messages\":[{}]}",
+        "[{\"model\":\"a\"}]",
+        "\"model\"",
+        "42",
+        "{}",
+        " ",
+        /* per endpoint */
+        "{\"model\":\"a\",\"prompt\":\"p\",\"input\":[1],\"messages\":[],\"max_tokens\":3}",
+        "{\"model\":\"a\",\"messages\":[1],\"max_tokens\":null,\"max_completion_tokens\":4}",
+        "{\"model\":\"a\",\"input\":\"x\",\"encoding_format\":\"base64\"}",
+        "{\"model\":\"a\",\"input\":\"x\",\"encoding_format\":\"bas\\u0065\\u0036\\u0034\"}",
+        "{\"model\":\"a\",\"input\":\"x\",\"encoding_format\":\"base64 \"}",
+    };
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+        expect_equiv(bodies[i]);
+}
+
+Test(dp_reqbody, scanner_matches_jansson_at_the_depth_limit)
+{
+    /* jansson counts every value: a scalar inside 2047 arrays is at depth 2048, the limit */
+    for (int depth = 2046; depth <= 2050; depth++) {
+        for (int scalar = 0; scalar <= 1; scalar++) {
+            size_t cap = (size_t)depth * 2 + 64;
+            char *b = malloc(cap);
+            size_t n = 0;
+            n += (size_t)snprintf(b + n, cap - n, "{\"model\":\"a\",\"messages\":[{}],\"x\":");
+            for (int i = 0; i < depth - 1; i++)
+                b[n++] = '[';
+            if (scalar)
+                b[n++] = '1';
+            for (int i = 0; i < depth - 1; i++)
+                b[n++] = ']';
+            b[n++] = '}';
+            expect_equiv_n(b, n);
+            free(b);
+        }
+    }
+}
+
+Test(dp_reqbody, scanner_finds_duplicates_among_many_keys)
+{
+    /* past the pairwise check: keys are sorted by hash, with an escaped twin at the end */
+    char b[8192];
+    size_t n = (size_t)snprintf(b, sizeof(b), "{\"model\":\"a\",\"messages\":[{");
+    for (int i = 0; i < 200; i++)
+        n += (size_t)snprintf(b + n, sizeof(b) - n, "\"k%d\":%d,", i, i);
+    char ok[8192], dup[8192];
+    snprintf(ok, sizeof(ok), "%.*s\"k200\":0}]}", (int)n, b);
+    snprintf(dup, sizeof(dup), "%.*s\"k\\u0031\\u00399\":0}]}", (int)n, b);
+    cr_assert(accepted(ok));
+    cr_assert_not(accepted(dup));
+    expect_equiv(ok);
+    expect_equiv(dup);
+}
+
+Test(dp_reqbody, escaped_model_key_and_value_are_read_decoded)
+{
+    dp_reqbody_t rb;
+    tg_err_t err;
+    cr_assert_eq(parse(&rb, DP_EP_CHAT,
+                       "{\"mo\\u0064el\":\"gpt\\u002d4o\",\"messages\":[{\"model\":\"inner\"}]}",
+                       &err),
+                 0, "%s", err.msg);
+    cr_assert(tg_mem_eq(rb.model, rb.model_len, "gpt-4o", 6));
+    json_t *up = upstream(&rb, "real");
+    cr_assert_str_eq(json_string_value(json_object_get(up, "model")), "real");
+    json_t *inner = json_array_get(json_object_get(up, "messages"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(inner, "model")), "inner");
+    json_decref(up);
+    dp_reqbody_dispose(&rb);
+}
+
+Test(dp_reqbody, model_of_256_bytes_after_decoding_is_accepted)
+{
+    /* 256 bytes decoded, 1,536 bytes written as escapes */
+    char body[2048];
+    size_t n = (size_t)snprintf(body, sizeof(body), "{\"model\":\"");
+    for (int i = 0; i < 256; i++)
+        n += (size_t)snprintf(body + n, sizeof(body) - n, "\\u0061");
+    snprintf(body + n, sizeof(body) - n, "\",\"messages\":[{}]}");
+    dp_reqbody_t rb;
+    tg_err_t err;
+    cr_assert_eq(parse(&rb, DP_EP_CHAT, body, &err), 0, "%s", err.msg);
+    cr_assert_eq(rb.model_len, 256);
+    cr_assert_eq(rb.model[255], 'a');
+    dp_reqbody_dispose(&rb);
+    expect_equiv(body);
+}
+
+Test(dp_reqbody, upstream_body_is_spliced_without_building_a_tree)
+{
+    dp_reqbody_t rb;
+    tg_err_t err;
+    const char body[] =
+        "{\"model\":\"alias\", \"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+        "\"temperature\":0.10000000000000001,\"stream\":true}";
+    cr_assert_eq(parse(&rb, DP_EP_CHAT, body, &err), 0, "%s", err.msg);
+    tg_buf_t out = TG_BUF_INIT(1 << 20);
+    cr_assert_eq(dp_reqbody_build_upstream(&rb, "real", &out, &err), 0);
+    cr_assert_null(rb.tree, "the hot path parsed the body into a tree");
+    /* the client's bytes are kept as they were, number spellings and spaces included */
+    const char want[] =
+        "{\"model\":\"real\", \"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+        "\"temperature\":0.10000000000000001,\"stream\":true,"
+        "\"stream_options\":{\"include_usage\":true}}";
+    cr_assert(tg_mem_eq(out.base, out.len, want, sizeof(want) - 1), "%.*s", (int)out.len, out.base);
+    tg_buf_dispose(&out);
+    dp_reqbody_dispose(&rb);
+}
+
+Test(dp_reqbody, fallback_models_are_read_and_cut_from_the_upstream_body)
+{
+    static const char *const bodies[] = {
+        "{\"fallback_models\":[\"b\",\"c\"],\"model\":\"a\",\"messages\":[{}]}",
+        "{\"model\":\"a\",\"fallback_models\":[\"b\",\"c\"],\"messages\":[{}]}",
+        "{\"model\":\"a\",\"messages\":[{}] , \"fallback_models\" : [\"b\",\"c\"] }",
+    };
+    for (size_t i = 0; i < 3; i++) {
+        dp_reqbody_t rb;
+        tg_err_t err;
+        cr_assert_eq(parse(&rb, DP_EP_CHAT, bodies[i], &err), 0, "%s", err.msg);
+        json_t *fm = dp_reqbody_fallback_models(&rb);
+        cr_assert_eq(json_array_size(fm), 2);
+        cr_assert_str_eq(json_string_value(json_array_get(fm, 1)), "c");
+        json_decref(fm);
+        json_t *up = upstream(&rb, "real");
+        cr_assert_null(json_object_get(up, "fallback_models"), "%s", bodies[i]);
+        cr_assert_eq(json_object_size(up), 2);
+        json_decref(up);
+        cr_assert_null(json_object_get(dp_reqbody_json(&rb), "fallback_models"));
+        dp_reqbody_dispose(&rb);
+    }
+}
+
+Test(dp_reqbody, take_adopts_the_buffer)
+{
+    tg_buf_t b = TG_BUF_INIT(1024);
+    cr_assert_eq(tg_buf_append(&b, "{\"model\":\"a\",\"messages\":[{}]}", 29), 0);
+    dp_reqbody_t rb;
+    tg_err_t err;
+    cr_assert_eq(dp_reqbody_parse_take(&rb, DP_EP_CHAT, &b, &err), 0, "%s", err.msg);
+    cr_assert_null(b.base);
+    cr_assert(tg_mem_eq(rb.model, rb.model_len, "a", 1));
+    dp_reqbody_dispose(&rb);
+}
+
+Test(dp_reqbody, encoding_format_base64_is_read)
+{
+    dp_reqbody_t rb;
+    tg_err_t err;
+    cr_assert_eq(parse(&rb, DP_EP_EMBEDDINGS,
+                       "{\"model\":\"a\",\"input\":\"x\",\"encoding_format\":\"base64\"}", &err),
+                 0);
+    cr_assert(rb.base64);
+    dp_reqbody_dispose(&rb);
+    cr_assert_eq(parse(&rb, DP_EP_EMBEDDINGS,
+                       "{\"model\":\"a\",\"input\":\"x\",\"encoding_format\":\"float\"}", &err),
+                 0);
+    cr_assert_not(rb.base64);
+    dp_reqbody_dispose(&rb);
 }

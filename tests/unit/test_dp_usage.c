@@ -381,3 +381,90 @@ Test(dp_usage, line_parse_refuses_a_torn_or_foreign_line)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_eq(dp_usage_line_parse(bad[i], strlen(bad[i]), &l), TG_EINVAL, "%s", bad[i]);
 }
+
+Test(dp_usage, scan_takes_the_top_level_usage_not_a_nested_one)
+{
+    /* a nested object after the real usage has its own "usage" key */
+    const char body[] = "{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1},"
+                        "\"choices\":[{\"message\":{\"metadata\":{\"usage\":"
+                        "{\"prompt_tokens\":999}}}}]}";
+    dp_usage_t u;
+    cr_assert(scan(&u, body));
+    cr_assert_eq(u.prompt, 7);
+    cr_assert_eq(u.total, 8);
+}
+
+Test(dp_usage, scan_reads_escaped_keys_and_the_last_duplicate)
+{
+    /* an upstream's duplicate keys are not ours to refuse: the last one counts, as in jansson */
+    const char body[] =
+        "{\"usage\":{\"prompt_tokens\":1},\"us\\u0061ge\":{\"prompt_\\u0074okens\":4,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":2,\"cached_tokens\":3}}}";
+    dp_usage_t u;
+    cr_assert(scan(&u, body));
+    cr_assert_eq(u.prompt, 4);
+    cr_assert_eq(u.cached, 3);
+}
+
+Test(dp_usage, from_span_matches_from_json)
+{
+    static const char *const objs[] = {
+        "{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":9}",
+        "{\"prompt_tokens\":-5,\"completion_tokens\":2.5,\"total_tokens\":\"9\"}",
+        "{\"prompt_tokens_details\":{\"cached_tokens\":4},\"completion_tokens_details\":"
+        "{\"reasoning_tokens\":6},\"completion_tokens\":8}",
+        "{\"prompt_tokens_details\":null,\"completion_tokens_details\":[1]}",
+        "{\"prompt_tokens\":9223372036854775807,\"completion_tokens\":1}",
+        "{}",
+    };
+    for (size_t i = 0; i < sizeof(objs) / sizeof(objs[0]); i++) {
+        dp_usage_t a, b;
+        json_t *j = json_loads(objs[i], 0, NULL);
+        cr_assert(dp_usage_from_json(&a, j));
+        cr_assert(dp_usage_from_span(&b, objs[i], strlen(objs[i])));
+        cr_assert(memcmp(&a, &b, sizeof(a)) == 0, "%s", objs[i]);
+        json_decref(j);
+    }
+}
+
+Test(dp_usage, record_numbers_read_as_printf_wrote_them)
+{
+    /* the record is formatted without printf; each number must read back as %.3f, %d and the
+     * picodollar decimal wrote it (ties of %.3f may round the last digit the other way) */
+    static const double ms[] = {0, 0.0004, 0.0015, 1, 12.3456, 999.9995, 1234567.891, 0.1 + 0.2};
+    static const int64_t costs[] = {0, 1, 999999999999, 1000000000000, 123456789012345678};
+    for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
+        for (size_t c = 0; c < sizeof(costs) / sizeof(costs[0]); c++) {
+            dp_usage_record_t r = {.id = "00000000-0000-4000-8000-000000000000",
+                                   .ts_ms = 1764000000123LL + (int64_t)i,
+                                   .status = (int)(i * 137) - 1,
+                                   .usage = {.prompt = INT64_MAX, .completion = (int64_t)i},
+                                   .cost_pusd = costs[c],
+                                   .latency_ms = ms[i],
+                                   .ttfb_ms = ms[i] / 3};
+            tg_buf_t b = TG_BUF_INIT(4096);
+            cr_assert_eq(dp_usage_record_append(&b, &r), 0);
+            json_t *j = json_loadb(b.base, b.len - 1, 0, NULL);
+            cr_assert_not_null(j);
+            char want[64];
+            snprintf(want, sizeof(want), "\"latency_ms\":%.3f,", ms[i]);
+            cr_assert_not_null(tg_memmem(b.base, b.len, want, strlen(want)), "%s in %.*s", want,
+                               (int)b.len, b.base);
+            snprintf(want, sizeof(want), "\"ttfb_ms\":%.3f,", ms[i] / 3);
+            cr_assert_not_null(tg_memmem(b.base, b.len, want, strlen(want)), "%s", want);
+            snprintf(want, sizeof(want), "\"cost_usd\":%lld.%012lld,",
+                     (long long)(costs[c] / 1000000000000LL),
+                     (long long)(costs[c] % 1000000000000LL));
+            cr_assert_not_null(tg_memmem(b.base, b.len, want, strlen(want)), "%s", want);
+            snprintf(want, sizeof(want), "\"status\":%d,", r.status);
+            cr_assert_not_null(tg_memmem(b.base, b.len, want, strlen(want)), "%s", want);
+            cr_assert_eq(json_integer_value(json_object_get(j, "prompt_tokens")), INT64_MAX);
+            char ts[32];
+            snprintf(ts, sizeof(ts), "\"ts\":\"2025-11-24T16:00:00.%03dZ\"", 123 + (int)i);
+            cr_assert_not_null(tg_memmem(b.base, b.len, ts, strlen(ts)), "%s in %.*s", ts,
+                               (int)b.len, b.base);
+            json_decref(j);
+            tg_buf_dispose(&b);
+        }
+    }
+}

@@ -1,7 +1,10 @@
 /* test_tg_buf.c: bounded buffers, JSON string escaping and the byte-string helpers. */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "tg_buf.h"
 
@@ -257,4 +260,45 @@ Test(tg_buf, mem_eq_compares_lengths_and_bytes)
     cr_assert_not(tg_mem_eq("abc", 3, "abd", 3));
     cr_assert_not(tg_mem_eq("abc", 3, "ab", 2));
     cr_assert(tg_mem_eq(NULL, 0, "", 0));
+}
+
+Test(tg_buf, append_i64_writes_decimal_like_printf)
+{
+    static const int64_t vs[] = {0, 7, -7, 10, 1234567890123LL, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+        tg_buf_t b = TG_BUF_INIT(64);
+        char want[32];
+        snprintf(want, sizeof(want), "%lld", (long long)vs[i]);
+        cr_assert_eq(tg_buf_append_i64(&b, vs[i]), 0);
+        cr_assert(tg_mem_eq(b.base, b.len, want, strlen(want)), "%s: %.*s", want, (int)b.len,
+                  b.base);
+        tg_buf_dispose(&b);
+    }
+}
+
+Test(tg_buf, append_fixed_writes_every_decimal)
+{
+    static const struct {
+        int64_t v;
+        int d;
+        const char *want;
+    } cases[] = {{0, 3, "0.000"},
+                 {1500, 3, "1.500"},
+                 {-1500, 3, "-1.500"},
+                 {5, 3, "0.005"},
+                 {-5, 3, "-0.005"},
+                 {42, 0, "42"},
+                 {3600000, 12, "0.000003600000"},
+                 {INT64_MIN, 12, "-9223372.036854775808"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        tg_buf_t b = TG_BUF_INIT(64);
+        cr_assert_eq(tg_buf_append_fixed(&b, cases[i].v, cases[i].d), 0);
+        cr_assert(tg_mem_eq(b.base, b.len, cases[i].want, strlen(cases[i].want)), "%s: %.*s",
+                  cases[i].want, (int)b.len, b.base);
+        tg_buf_dispose(&b);
+    }
+    tg_buf_t small = TG_BUF_INIT(3);
+    cr_assert_eq(tg_buf_append_fixed(&small, 1500, 3), TG_ETOOBIG);
+    cr_assert_eq(small.len, 0);
+    tg_buf_dispose(&small);
 }

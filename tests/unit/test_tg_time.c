@@ -1,7 +1,10 @@
 /* test_tg_time.c: RFC 3339 parsing and civil-date arithmetic shared by the API, ingestion and the
  * data plane's budget periods. */
 #include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "tg_time.h"
 
@@ -57,4 +60,24 @@ Test(tg_time, rfc3339_refuses_what_is_not_a_time)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert(!parse(bad[i], NULL, NULL), "accepted \"%s\"", bad[i]);
     cr_assert(tg_rfc3339_parse("2026-11-25 10:00:00Z", 20, true, NULL, NULL), "space when allowed");
+}
+
+Test(tg_time, rfc3339_ms_matches_the_calendar)
+{
+    /* written by hand, not printf: check against gmtime + snprintf across years and leap days */
+    static const int64_t ms[] = {0, 951782400999LL, 1732530000123LL, 4102444799999LL,
+                                 253402300799999LL};
+    for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
+        char got[32], want[96];
+        tg_rfc3339_ms(ms[i], got, sizeof(got));
+        time_t s = (time_t)(ms[i] / 1000);
+        struct tm tm;
+        gmtime_r(&s, &tm);
+        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms[i] % 1000));
+        cr_assert_str_eq(got, want);
+    }
+    char small[11];
+    tg_rfc3339_ms(1732530000123LL, small, sizeof(small));
+    cr_assert_str_eq(small, "2024-11-25", "cut to the room given, NUL-terminated");
 }

@@ -3,6 +3,7 @@
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cp.h"
@@ -97,7 +98,8 @@ void cp_reply_db_error(cp_req_t *r, PGresult *res)
             const char *constraint, *field, *message;
         } uniques[] = {
             {"tenants_slug_key", "slug", "a tenant with this slug exists; choose another slug"},
-            {"users_email_key", "email", "a user with this email exists (emails match in any case)"},
+            {"users_email_key", "email",
+             "a user with this email exists (emails match in any case)"},
         };
         for (size_t i = 0; constraint && i < sizeof(uniques) / sizeof(uniques[0]); i++) {
             if (strcmp(constraint, uniques[i].constraint) == 0) {
@@ -187,17 +189,29 @@ static bool valid_utf8_text(const char *s, size_t n)
     return true;
 }
 
+/* A body member: NULL when absent or null (after replying 400 when required: *missing is -1), else
+ * the member. */
+static json_t *member(cp_req_t *r, json_t *o, const char *name, bool required, int *missing)
+{
+    json_t *v = json_object_get(o, name);
+    *missing = 0;
+    if (v && !json_is_null(v))
+        return v;
+    if (required) {
+        cp_reply_error(r, 400, "missing_field", name, "\"%s\" is required", name);
+        *missing = -1;
+    }
+    return NULL;
+}
+
 int cp_body_str(cp_req_t *r, json_t *o, const char *name, bool required, size_t max,
                 const char **out)
 {
-    json_t *v = json_object_get(o, name);
+    int missing;
+    json_t *v = member(r, o, name, required, &missing);
     *out = NULL;
-    if (!v || json_is_null(v)) {
-        if (!required)
-            return 0;
-        cp_reply_error(r, 400, "missing_field", name, "\"%s\" is required", name);
-        return -1;
-    }
+    if (!v)
+        return missing;
     if (!json_is_string(v)) {
         cp_reply_error(r, 400, "invalid_type", name, "\"%s\" must be a string", name);
         return -1;
@@ -220,14 +234,11 @@ int cp_body_str(cp_req_t *r, json_t *o, const char *name, bool required, size_t 
 int cp_body_int(cp_req_t *r, json_t *o, const char *name, bool required, int64_t min, int64_t max,
                 bool *present, int64_t *out)
 {
-    json_t *v = json_object_get(o, name);
+    int missing;
+    json_t *v = member(r, o, name, required, &missing);
     *present = false;
-    if (!v || json_is_null(v)) {
-        if (!required)
-            return 0;
-        cp_reply_error(r, 400, "missing_field", name, "\"%s\" is required", name);
-        return -1;
-    }
+    if (!v)
+        return missing;
     if (!json_is_integer(v)) {
         cp_reply_error(r, 400, "invalid_type", name, "\"%s\" must be an integer", name);
         return -1;
@@ -262,12 +273,45 @@ int cp_body_rate_limit(cp_req_t *r, json_t *o, const char *name, bool *has, bool
     return 0;
 }
 
+int cp_body_amount(cp_req_t *r, json_t *o, const char *name, bool required, double min, double max,
+                   const char *range, bool *present, char *out, size_t outlen)
+{
+    int missing;
+    json_t *v = member(r, o, name, required, &missing);
+    *present = false;
+    if (!v)
+        return missing;
+    if (!json_is_number(v)) {
+        cp_reply_error(r, 400, "invalid_type", name, "\"%s\" must be a number", name);
+        return -1;
+    }
+    double d = json_number_value(v);
+    if (!(d >= min && d <= max)) {
+        cp_reply_error(r, 422, "out_of_range", name, "\"%s\" must be %s", name, range);
+        return -1;
+    }
+    if (json_is_integer(v)) {
+        snprintf(out, outlen, "%lld", (long long)json_integer_value(v));
+    } else {
+        /* the fewest digits that read back as the same double: 0.15, not 0.1499...; Postgres
+         * then rounds to the column's scale */
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(out, outlen, "%.*g", prec, d);
+            if (strtod(out, NULL) == d)
+                break;
+        }
+    }
+    *present = true;
+    return 0;
+}
+
 int cp_body_bool(cp_req_t *r, json_t *o, const char *name, bool *present, bool *out)
 {
-    json_t *v = json_object_get(o, name);
+    int missing;
+    json_t *v = member(r, o, name, false, &missing);
     *present = false;
-    if (!v || json_is_null(v))
-        return 0;
+    if (!v)
+        return missing;
     if (!json_is_boolean(v)) {
         cp_reply_error(r, 400, "invalid_type", name, "\"%s\" must be a boolean", name);
         return -1;
@@ -356,6 +400,22 @@ bool cp_is_uuid(const char *s)
         } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
             return false;
         }
+    }
+    return true;
+}
+
+bool cp_uuid_eq(const char *a, const char *b)
+{
+    if (!cp_is_uuid(a) || !cp_is_uuid(b))
+        return false;
+    for (int i = 0; i < 36; i++) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'F')
+            x = (char)(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'F')
+            y = (char)(y - 'A' + 'a');
+        if (x != y)
+            return false;
     }
     return true;
 }

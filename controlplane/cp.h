@@ -229,5 +229,7 @@ int cp_api_precheck(cp_req_t *r, size_t *body_max);
 /* Runs the handler; a caller already in r->who (from cp_api_precheck) is not looked up again. */
 void cp_api_dispatch(cp_req_t *r);
 int cp_migrate(const char *database_url);
+/* The highest migration version compiled into the binary (/readyz compares the database's). */
+int cp_migrations_latest(void);
 
 #endif

@@ -11,6 +11,9 @@
 
 #include "tg_banned.h"
 
+/* Set by main before any thread starts (unit tests point it at their own); read-only after. */
+const cp_opts_t *cp_opts;
+
 static int dump_cb(const char *buf, size_t size, void *data)
 {
     return tg_buf_append(data, buf, size) == 0 ? 0 : -1;

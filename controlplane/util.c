@@ -192,17 +192,35 @@ static bool valid_utf8_text(const char *s, size_t n)
     return true;
 }
 
-/* A body member: NULL when absent or null (after replying 400 when required: *missing is -1), else
- * the member. */
-static json_t *member(cp_req_t *r, json_t *o, const char *name, bool required, int *missing)
+/* What a body member must be, and how an error names it. */
+enum member_kind { MEMBER_STRING, MEMBER_INTEGER, MEMBER_NUMBER, MEMBER_BOOLEAN };
+
+static bool member_is(json_t *v, enum member_kind k)
 {
+    json_type t = json_typeof(v);
+    if (k == MEMBER_NUMBER)
+        return t == JSON_INTEGER || t == JSON_REAL;
+    if (k == MEMBER_BOOLEAN)
+        return t == JSON_TRUE || t == JSON_FALSE;
+    return t == (k == MEMBER_STRING ? JSON_STRING : JSON_INTEGER);
+}
+
+/* A body member of kind k, or NULL: absent or null (*rc 0, or -1 after replying 400 when it is
+ * required) or of another kind (*rc -1 after replying 400). */
+static json_t *member(cp_req_t *r, json_t *o, const char *name, bool required, enum member_kind k,
+                      int *rc)
+{
+    static const char *const kinds[] = {"a string", "an integer", "a number", "a boolean"};
     json_t *v = json_object_get(o, name);
-    *missing = 0;
-    if (v && !json_is_null(v))
+    *rc = 0;
+    if (v && !json_is_null(v) && member_is(v, k))
         return v;
-    if (required) {
+    if (v && !json_is_null(v)) {
+        cp_reply_error(r, 400, "invalid_type", name, "\"%s\" must be %s", name, kinds[k]);
+        *rc = -1;
+    } else if (required) {
         cp_reply_error(r, 400, "missing_field", name, "\"%s\" is required", name);
-        *missing = -1;
+        *rc = -1;
     }
     return NULL;
 }
@@ -210,15 +228,11 @@ static json_t *member(cp_req_t *r, json_t *o, const char *name, bool required, i
 int cp_body_str(cp_req_t *r, json_t *o, const char *name, bool required, size_t max,
                 const char **out)
 {
-    int missing;
-    json_t *v = member(r, o, name, required, &missing);
+    int rc;
+    json_t *v = member(r, o, name, required, MEMBER_STRING, &rc);
     *out = NULL;
     if (!v)
-        return missing;
-    if (!json_is_string(v)) {
-        cp_reply_error(r, 400, "invalid_type", name, "\"%s\" must be a string", name);
-        return -1;
-    }
+        return rc;
     size_t n = json_string_length(v);
     if (n == 0 || n > max) {
         cp_reply_error(r, 422, "invalid_length", name, "\"%s\" must be 1 to %zu bytes long", name,
@@ -237,15 +251,11 @@ int cp_body_str(cp_req_t *r, json_t *o, const char *name, bool required, size_t 
 int cp_body_int(cp_req_t *r, json_t *o, const char *name, bool required, int64_t min, int64_t max,
                 bool *present, int64_t *out)
 {
-    int missing;
-    json_t *v = member(r, o, name, required, &missing);
+    int rc;
+    json_t *v = member(r, o, name, required, MEMBER_INTEGER, &rc);
     *present = false;
     if (!v)
-        return missing;
-    if (!json_is_integer(v)) {
-        cp_reply_error(r, 400, "invalid_type", name, "\"%s\" must be an integer", name);
-        return -1;
-    }
+        return rc;
     int64_t i = json_integer_value(v);
     if (i < min || i > max) {
         cp_reply_error(r, 422, "out_of_range", name, "\"%s\" must be from %lld to %lld", name,
@@ -279,15 +289,11 @@ int cp_body_rate_limit(cp_req_t *r, json_t *o, const char *name, bool *has, bool
 int cp_body_amount(cp_req_t *r, json_t *o, const char *name, bool required, double min, double max,
                    const char *range, bool *present, char *out, size_t outlen)
 {
-    int missing;
-    json_t *v = member(r, o, name, required, &missing);
+    int rc;
+    json_t *v = member(r, o, name, required, MEMBER_NUMBER, &rc);
     *present = false;
     if (!v)
-        return missing;
-    if (!json_is_number(v)) {
-        cp_reply_error(r, 400, "invalid_type", name, "\"%s\" must be a number", name);
-        return -1;
-    }
+        return rc;
     double d = json_number_value(v);
     if (!(d >= min && d <= max)) {
         cp_reply_error(r, 422, "out_of_range", name, "\"%s\" must be %s", name, range);
@@ -310,15 +316,11 @@ int cp_body_amount(cp_req_t *r, json_t *o, const char *name, bool required, doub
 
 int cp_body_bool(cp_req_t *r, json_t *o, const char *name, bool *present, bool *out)
 {
-    int missing;
-    json_t *v = member(r, o, name, false, &missing);
+    int rc;
+    json_t *v = member(r, o, name, false, MEMBER_BOOLEAN, &rc);
     *present = false;
     if (!v)
-        return missing;
-    if (!json_is_boolean(v)) {
-        cp_reply_error(r, 400, "invalid_type", name, "\"%s\" must be a boolean", name);
-        return -1;
-    }
+        return rc;
     *present = true;
     *out = json_is_true(v);
     return 0;

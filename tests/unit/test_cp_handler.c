@@ -52,52 +52,52 @@ static const char *error_code(json_t *v)
     return json_string_value(json_object_get(json_object_get(v, "error"), "code"));
 }
 
+/* The reply is an error with this status and code. */
+static void expect_error(int status, const char *code)
+{
+    json_t *e = reply();
+    cr_assert_eq(req.status, status);
+    cr_assert_str_eq(error_code(e), code);
+    json_decref(e);
+}
+
 TestSuite(cp_handler, .init = setup, .fini = teardown);
-
-Test(cp_handler, a_full_page_names_the_last_row_shown_as_next_cursor)
-{
-    static const char *const v[3][2] = {
-        {"{\"id\" : 1}", "c1"}, {"{\"id\" : 2}", "c2"}, {"{\"id\" : 3}", "c3"}};
-    PGresult *res = rows(3, v);
-    tg_buf_t b = TG_BUF_INIT(4096);
-    cr_assert_eq(cp_list_build(res, 2, 1, NULL, &b), 0);
-    cr_assert_eq(b.len, strlen("{\"data\":[{\"id\" : 1},{\"id\" : 2}],\"next_cursor\":\"c2\"}"));
-    cr_assert(
-        memcmp(b.base, "{\"data\":[{\"id\" : 1},{\"id\" : 2}],\"next_cursor\":\"c2\"}", b.len) == 0,
-        "%.*s", (int)b.len, b.base);
-    tg_buf_dispose(&b);
-    PQclear(res);
-}
-
-Test(cp_handler, the_last_page_has_a_null_cursor)
-{
-    static const char *const v[2][2] = {{"{}", "c1"}, {"[]", "c2"}};
-    PGresult *res = rows(2, v);
-    tg_buf_t b = TG_BUF_INIT(4096);
-    cr_assert_eq(cp_list_build(res, 2, 1, NULL, &b), 0);
-    const char *want = "{\"data\":[{},[]],\"next_cursor\":null}";
-    cr_assert(b.len == strlen(want) && memcmp(b.base, want, b.len) == 0, "%.*s", (int)b.len,
-              b.base);
-    tg_buf_dispose(&b);
-    PQclear(res);
-}
 
 static int second_column(PGresult *res, int row, tg_buf_t *out)
 {
     return tg_buf_appendf(out, "\"%s\"", PQgetvalue(res, row, 1));
 }
 
-Test(cp_handler, a_row_writer_writes_each_row)
+/* Builds the page of n rows at limit with row and compares it with want. */
+static void expect_page(int n, const char *const (*v)[2], int limit, cp_list_row_fn row,
+                        const char *want)
 {
-    static const char *const v[1][2] = {{"{}", "x"}};
-    PGresult *res = rows(1, v);
+    PGresult *res = rows(n, v);
     tg_buf_t b = TG_BUF_INIT(4096);
-    cr_assert_eq(cp_list_build(res, 5, 1, second_column, &b), 0);
-    const char *want = "{\"data\":[\"x\"],\"next_cursor\":null}";
+    cr_assert_eq(cp_list_build(res, limit, 1, row, &b), 0);
     cr_assert(b.len == strlen(want) && memcmp(b.base, want, b.len) == 0, "%.*s", (int)b.len,
               b.base);
     tg_buf_dispose(&b);
     PQclear(res);
+}
+
+Test(cp_handler, a_full_page_names_the_last_row_shown_as_next_cursor)
+{
+    static const char *const v[3][2] = {
+        {"{\"id\" : 1}", "c1"}, {"{\"id\" : 2}", "c2"}, {"{\"id\" : 3}", "c3"}};
+    expect_page(3, v, 2, NULL, "{\"data\":[{\"id\" : 1},{\"id\" : 2}],\"next_cursor\":\"c2\"}");
+}
+
+Test(cp_handler, the_last_page_has_a_null_cursor)
+{
+    static const char *const v[2][2] = {{"{}", "c1"}, {"[]", "c2"}};
+    expect_page(2, v, 2, NULL, "{\"data\":[{},[]],\"next_cursor\":null}");
+}
+
+Test(cp_handler, a_row_writer_writes_each_row)
+{
+    static const char *const v[1][2] = {{"{}", "x"}};
+    expect_page(1, v, 5, second_column, "{\"data\":[\"x\"],\"next_cursor\":null}");
 }
 
 Test(cp_handler, a_page_too_large_for_its_buffer_fails)
@@ -169,10 +169,7 @@ Test(cp_handler, a_missing_required_amount_is_a_400_and_an_optional_one_is_absen
     cr_assert_eq(amount("{\"a\": null}", "a", false, out, &present), 0);
     cr_assert_not(present);
     cr_assert_eq(amount("{}", "a", true, out, &present), -1);
-    json_t *e = reply();
-    cr_assert_eq(req.status, 400);
-    cr_assert_str_eq(error_code(e), "missing_field");
-    json_decref(e);
+    expect_error(400, "missing_field");
 }
 
 Test(cp_handler, an_amount_that_is_no_number_is_a_400)
@@ -180,10 +177,7 @@ Test(cp_handler, an_amount_that_is_no_number_is_a_400)
     char out[40];
     bool present;
     cr_assert_eq(amount("{\"a\": \"1.5\"}", "a", true, out, &present), -1);
-    json_t *e = reply();
-    cr_assert_eq(req.status, 400);
-    cr_assert_str_eq(error_code(e), "invalid_type");
-    json_decref(e);
+    expect_error(400, "invalid_type");
 }
 
 Test(cp_handler, a_path_id_that_is_no_uuid_is_a_404_for_its_kind)

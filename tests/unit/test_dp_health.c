@@ -20,6 +20,15 @@ static void attempt(dp_health_t *h, dp_tstate_t *t, bool ok, uint64_t now)
     dp_health_end(h, t, ok, ok ? 10.0 : -1.0, now);
 }
 
+/* A target whose circuit one failure at t=100 opened, with a 1000 ms cool-down. */
+static dp_tstate_t *opened(dp_health_t **h)
+{
+    *h = make(1, 1000);
+    dp_tstate_t *t = dp_health_get(*h, "p1", "m");
+    attempt(*h, t, false, 100);
+    return t;
+}
+
 Test(dp_health, consecutive_failures_open_the_circuit)
 {
     dp_health_t *h = make(3, 1000);
@@ -51,9 +60,8 @@ Test(dp_health, a_success_resets_the_run_of_failures)
 
 Test(dp_health, after_the_cool_down_one_probe_goes_and_its_success_closes)
 {
-    dp_health_t *h = make(1, 1000);
-    dp_tstate_t *t = dp_health_get(h, "p1", "m");
-    attempt(h, t, false, 100);
+    dp_health_t *h;
+    dp_tstate_t *t = opened(&h);
     cr_assert_not(dp_health_available(h, t, 1099));
     cr_assert(dp_health_available(h, t, 1100));
     dp_health_start(h, t, 1100); /* the probe */
@@ -66,9 +74,8 @@ Test(dp_health, after_the_cool_down_one_probe_goes_and_its_success_closes)
 
 Test(dp_health, a_failed_probe_opens_the_circuit_again)
 {
-    dp_health_t *h = make(1, 1000);
-    dp_tstate_t *t = dp_health_get(h, "p1", "m");
-    attempt(h, t, false, 100);
+    dp_health_t *h;
+    dp_tstate_t *t = opened(&h);
     dp_health_start(h, t, 1200);
     dp_health_end(h, t, false, -1.0, 1201);
     cr_assert_eq(atomic_load(&t->state), DP_CIRCUIT_OPEN);
@@ -79,9 +86,8 @@ Test(dp_health, a_failed_probe_opens_the_circuit_again)
 
 Test(dp_health, a_cancelled_probe_lets_the_next_attempt_probe)
 {
-    dp_health_t *h = make(1, 1000);
-    dp_tstate_t *t = dp_health_get(h, "p1", "m");
-    attempt(h, t, false, 100);
+    dp_health_t *h;
+    dp_tstate_t *t = opened(&h);
     dp_health_start(h, t, 1100);
     dp_health_cancel(h, t);
     cr_assert(dp_health_available(h, t, 1101));

@@ -41,42 +41,40 @@ static void write_id(const char *text)
 
 TestSuite(dp_sync, .init = make_dir, .fini = remove_dir);
 
-Test(dp_sync, an_id_is_made_once_and_kept_across_restarts)
+/* dp_sync_init_id on the test's state dir; err gets its message. */
+static int init_id(tg_err_t *err)
 {
     dp_opts_t o;
     memset(&o, 0, sizeof(o));
     o.state_dir = dir;
+    memset(err, 0, sizeof(*err));
+    return dp_sync_init_id(&o, err);
+}
+
+Test(dp_sync, an_id_is_made_once_and_kept_across_restarts)
+{
     tg_err_t err;
-    memset(&err, 0, sizeof(err));
-    cr_assert_eq(dp_sync_init_id(&o, &err), 0);
+    cr_assert_eq(init_id(&err), 0);
     char first[64];
     snprintf(first, sizeof(first), "%s", dp_sync_id());
     cr_assert_gt(strlen(first), 0);
-    cr_assert_eq(dp_sync_init_id(&o, &err), 0);
+    cr_assert_eq(init_id(&err), 0);
     cr_assert_str_eq(dp_sync_id(), first);
 }
 
 Test(dp_sync, an_id_in_the_file_is_the_one_used)
 {
     write_id("edge-7\n");
-    dp_opts_t o;
-    memset(&o, 0, sizeof(o));
-    o.state_dir = dir;
     tg_err_t err;
-    memset(&err, 0, sizeof(err));
-    cr_assert_eq(dp_sync_init_id(&o, &err), 0);
+    cr_assert_eq(init_id(&err), 0);
     cr_assert_str_eq(dp_sync_id(), "edge-7");
 }
 
 Test(dp_sync, a_malformed_id_file_is_refused_not_replaced)
 {
     write_id("no spaces allowed\n");
-    dp_opts_t o;
-    memset(&o, 0, sizeof(o));
-    o.state_dir = dir;
     tg_err_t err;
-    memset(&err, 0, sizeof(err));
-    cr_assert_lt(dp_sync_init_id(&o, &err), 0);
+    cr_assert_lt(init_id(&err), 0);
     cr_assert_not_null(strstr(err.msg, "delete the file"), "%s", err.msg);
 }
 
@@ -114,16 +112,30 @@ static void remove_state(void)
 #define STATE_DOC                                                                                  \
     "{\"version\":7,\"tenants\":[],\"providers\":[],\"routes\":[],\"prices\":[],\"keys\":[]}"
 
-Test(dp_sync, a_state_snapshot_with_its_hmac_is_loaded)
+/* Writes a state snapshot signed under sign_token, loads it as a data plane holding t0ken. */
+static tg_snap_t *load(const char *sign_token, bool tamper)
 {
     dp_opts_t o;
     memset(&o, 0, sizeof(o));
     o.state_dir = dir;
-    cr_assert_null(dp_sync_load_state(&o), "none yet");
     setenv("TOLLGATE_DP_TOKEN", "t0ken", 1);
-    write_state(STATE_DOC, "t0ken", false);
+    write_state(STATE_DOC, sign_token, tamper);
     tg_snap_t *s = dp_sync_load_state(&o);
     remove_state();
+    return s;
+}
+
+Test(dp_sync, without_a_state_snapshot_nothing_is_loaded)
+{
+    dp_opts_t o;
+    memset(&o, 0, sizeof(o));
+    o.state_dir = dir;
+    cr_assert_null(dp_sync_load_state(&o));
+}
+
+Test(dp_sync, a_state_snapshot_with_its_hmac_is_loaded)
+{
+    tg_snap_t *s = load("t0ken", false);
     cr_assert_not_null(s);
     cr_assert_eq(s->version, 7);
     tg_snap_unref(s);
@@ -131,24 +143,10 @@ Test(dp_sync, a_state_snapshot_with_its_hmac_is_loaded)
 
 Test(dp_sync, a_state_snapshot_changed_after_it_was_written_is_refused)
 {
-    dp_opts_t o;
-    memset(&o, 0, sizeof(o));
-    o.state_dir = dir;
-    setenv("TOLLGATE_DP_TOKEN", "t0ken", 1);
-    write_state(STATE_DOC, "t0ken", true);
-    tg_snap_t *s = dp_sync_load_state(&o);
-    remove_state();
-    cr_assert_null(s);
+    cr_assert_null(load("t0ken", true));
 }
 
 Test(dp_sync, a_state_snapshot_under_another_token_is_refused)
 {
-    dp_opts_t o;
-    memset(&o, 0, sizeof(o));
-    o.state_dir = dir;
-    setenv("TOLLGATE_DP_TOKEN", "t0ken", 1);
-    write_state(STATE_DOC, "other", false);
-    tg_snap_t *s = dp_sync_load_state(&o);
-    remove_state();
-    cr_assert_null(s);
+    cr_assert_null(load("other", false));
 }

@@ -230,24 +230,30 @@ json_t *cp_change_row(cp_req_t *r, const char *sql, int n, const char *const *pa
     return v;
 }
 
+int cp_row_exists(cp_req_t *r, const char *sql, int n, const char *const *params)
+{
+    PGresult *res = cp_db_exec(r->db, sql, n, params);
+    int rc = cp_db_ok(res) ? PQntuples(res) > 0 : -1;
+    if (rc < 0)
+        cp_reply_db_error(r, res);
+    PQclear(res);
+    return rc;
+}
+
 int cp_change_need(cp_req_t *r, const char *sql, int n, const char *const *params, int status,
                    const char *field, const char *message)
 {
-    PGresult *res = cp_db_exec(r->db, sql, n, params);
-    bool ok = cp_db_ok(res), found = ok && PQntuples(res) == 1;
-    if (!ok)
-        cp_reply_db_error(r, res);
-    else if (!found)
+    int found = cp_row_exists(r, sql, n, params);
+    if (found == 0)
         cp_reply_error(r, status, status == 404 ? "not_found" : "invalid_value", field, "%s",
                        message);
-    PQclear(res);
-    return found ? 0 : -1;
+    return found == 1 ? 0 : -1;
 }
 
 int cp_change_commit(cp_req_t *r, const cp_change_t *c, json_t *before, json_t *after)
 {
     if (cp_audit(r, c->tenant_id, c->action, c->target_type, c->target_id, before, after) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0) {
+        (!c->audit_only && cp_config_bump(r) != 0) || cp_db_commit(r) != 0) {
         cp_db_rollback(r);
         return -1;
     }

@@ -61,6 +61,7 @@ typedef struct cp_change {
     const char *action;      /* "route.update" */
     const char *target_type; /* "route" */
     const char *target_id;
+    bool audit_only; /* nothing the data planes read: no config version bump */
 } cp_change_t;
 
 /* Bumps the config version inside the current transaction (data planes see the change at
@@ -79,15 +80,18 @@ json_t *cp_change_lock_json(cp_req_t *r, const char *sql, int n, const char *con
 /* Runs a change's statement in the open transaction: column col of its one row as JSON (the
  * caller's), or NULL after replying with the database error; the caller rolls back. */
 json_t *cp_change_row(cp_req_t *r, const char *sql, int n, const char *const *params, int col);
+/* Whether sql finds a row: 1, 0, or -1 after replying with the database error. */
+int cp_row_exists(cp_req_t *r, const char *sql, int n, const char *const *params);
 /* Checks, in the open transaction, that sql finds one row (an object the change refers to, locked
  * FOR SHARE so that it stays); else replies `status` (404 not_found, or 422 invalid_value) naming
  * field with message, or the database error, and returns -1; the caller rolls back. */
 int cp_change_need(cp_req_t *r, const char *sql, int n, const char *const *params, int status,
                    const char *field, const char *message);
 /* Ends a change: its audit row (before, after borrowed; NULL for none), the config version bump
- * the data planes follow, commit. -1 after replying and rolling back. */
+ * the data planes follow (unless audit_only), commit. -1 after replying and rolling back. */
 int cp_change_commit(cp_req_t *r, const cp_change_t *c, json_t *before, json_t *after);
-/* cp_change_commit, then replies status with after (taken; NULL with 204: no body). */
+/* cp_change_commit, then replies status with after (taken; NULL with 204: no body). NULL with
+ * another status means the change's statement failed and replied (cp_change_row): it rolls back. */
 void cp_change_reply(cp_req_t *r, const cp_change_t *c, int status, json_t *before, json_t *after);
 /* Ends a deletion: runs sql (the DELETE) and cp_change_reply with 204. */
 void cp_change_delete(cp_req_t *r, const cp_change_t *c, const char *sql, int n,

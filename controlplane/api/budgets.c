@@ -113,7 +113,7 @@ void cp_api_budgets_create(cp_req_t *r)
     }
     json_t *after = cp_db_json_row(res, 0, 0);
     cp_change_t c = {r->params[0], "budget.create", "budget",
-                     json_string_value(json_object_get(after, "id"))};
+                     json_string_value(json_object_get(after, "id")), false};
     if (cp_change_commit(r, &c, NULL, after) == 0)
         cp_reply_json_text(r, 201, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
     json_decref(after);
@@ -184,7 +184,7 @@ void cp_api_budgets_update(cp_req_t *r)
                    "b.id = $1 AND b.tenant_id = $2 RETURNING " BUDGET_JSON ", " BUDGET_VIEW_JSON,
                    5, p);
     json_t *after = cp_db_json_row(res, 0, 0);
-    cp_change_t c = {r->params[0], "budget.update", "budget", r->params[1]};
+    cp_change_t c = {r->params[0], "budget.update", "budget", r->params[1], false};
     if (!after) {
         cp_reply_db_error(r, res);
         cp_db_rollback(r);
@@ -206,7 +206,7 @@ void cp_api_budgets_delete(cp_req_t *r)
     if (!before)
         return;
     const char *p[2] = {r->params[1], r->params[0]};
-    cp_change_t c = {r->params[0], "budget.delete", "budget", r->params[1]};
+    cp_change_t c = {r->params[0], "budget.delete", "budget", r->params[1], false};
     cp_change_delete(r, &c, "DELETE FROM budgets WHERE id = $1 AND tenant_id = $2", 2, p, before);
     json_decref(before);
 }

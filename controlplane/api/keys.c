@@ -430,8 +430,8 @@ void cp_api_keys_create(cp_req_t *r)
         cp_db_rollback(r);
         goto out;
     }
-    cp_change_t c = {r->params[0], "key.create", "key",
-                     json_string_value(json_object_get(k, "id"))};
+    cp_change_t c = {r->params[0], "key.create", "key", json_string_value(json_object_get(k, "id")),
+                     false};
     reply_with_secret(r, &c, 201, NULL, k, secret);
 out:
     wipe(secret, sizeof(secret));
@@ -501,11 +501,7 @@ void cp_api_keys_update(cp_req_t *r)
         "ELSE k.tpm_limit END, limits_set_by_admin = k.limits_set_by_admin OR $11::boolean, "
         "updated_at = now() WHERE k.id = $1 AND k.tenant_id = $2 RETURNING " KEY_JSON,
         11, p, 0);
-    if (!after) {
-        cp_db_rollback(r);
-        goto out;
-    }
-    cp_change_t c = {r->params[0], "key.update", "key", r->params[1]};
+    cp_change_t c = {r->params[0], "key.update", "key", r->params[1], false};
     cp_change_reply(r, &c, 200, before, after);
 out:
     json_decref(before);
@@ -555,7 +551,7 @@ void cp_api_keys_rotate(cp_req_t *r)
         cp_db_rollback(r);
         goto out;
     }
-    cp_change_t c = {r->params[0], "key.rotate", "key", r->params[1]};
+    cp_change_t c = {r->params[0], "key.rotate", "key", r->params[1], false};
     reply_with_secret(r, &c, 200, before, after, secret);
 out:
     wipe(secret, sizeof(secret));
@@ -578,11 +574,8 @@ void cp_api_keys_revoke(cp_req_t *r)
                                   "UPDATE virtual_keys AS k SET revoked_at = now(), updated_at = "
                                   "now() WHERE k.id = $1 AND k.tenant_id = $2 RETURNING " KEY_JSON,
                                   2, p, 0);
-    cp_change_t c = {r->params[0], "key.revoke", "key", r->params[1]};
-    if (after)
-        cp_change_reply(r, &c, 200, before, after);
-    else
-        cp_db_rollback(r);
+    cp_change_t c = {r->params[0], "key.revoke", "key", r->params[1], false};
+    cp_change_reply(r, &c, 200, before, after);
     json_decref(before);
 }
 
@@ -615,7 +608,7 @@ void cp_api_keys_delete(cp_req_t *r)
     if (key_lock_managed(r, &before) != 0)
         return;
     const char *p[2] = {r->params[1], r->params[0]};
-    cp_change_t c = {r->params[0], "key.delete", "key", r->params[1]};
+    cp_change_t c = {r->params[0], "key.delete", "key", r->params[1], false};
     if (delete_key_budgets(r) != 0)
         cp_db_rollback(r);
     else

@@ -159,7 +159,7 @@ void cp_api_prices_put(cp_req_t *r)
     after = cp_db_json_row(res, 0, 1);
     char target[300];
     snprintf(target, sizeof(target), "%s/%s", provider, model);
-    cp_change_t c = {NULL, "price.put", "price", target};
+    cp_change_t c = {NULL, "price.put", "price", target, false};
     if (!after) {
         cp_reply_error(r, 500, "internal", NULL, "could not read the price");
         goto rollback;
@@ -203,7 +203,7 @@ void cp_api_prices_delete(cp_req_t *r)
         return;
     char target[300];
     snprintf(target, sizeof(target), "%s/%s", provider, model);
-    cp_change_t c = {NULL, "price.delete", "price", target};
+    cp_change_t c = {NULL, "price.delete", "price", target, false};
     cp_change_delete(r, &c, "DELETE FROM prices WHERE provider_id = $1 AND model = $2", 2, p,
                      before);
     json_decref(before);

@@ -732,7 +732,7 @@ void cp_api_providers_create(cp_req_t *r)
         goto out;
     }
     json_t *after = provider_json(res, 0);
-    cp_change_t c = {NULL, "provider.create", "provider", PQgetvalue(res, 0, 2)};
+    cp_change_t c = {NULL, "provider.create", "provider", PQgetvalue(res, 0, 2), false};
     if (cp_change_commit(r, &c, NULL, after) == 0)
         reply_provider(r, 201, res);
     json_decref(after);
@@ -814,7 +814,7 @@ void cp_api_providers_update(cp_req_t *r)
         goto out;
     }
     after = provider_json(res, 0);
-    cp_change_t c = {NULL, "provider.update", "provider", id};
+    cp_change_t c = {NULL, "provider.update", "provider", id, false};
     if (cp_change_commit(r, &c, before, after) == 0)
         reply_provider(r, 200, res);
 out:
@@ -888,7 +888,7 @@ void cp_api_providers_delete(cp_req_t *r)
         goto fail;
     }
     PQclear(res);
-    cp_change_t c = {NULL, "provider.delete", "provider", id};
+    cp_change_t c = {NULL, "provider.delete", "provider", id, false};
     cp_change_reply(r, &c, 204, before, NULL);
     json_decref(before);
     return;

@@ -434,7 +434,7 @@ void cp_api_routes_create(cp_req_t *r)
     const char *k[1] = {id};
     if (insert_targets(r, id, targets) != 0 || !(after = cp_change_row(r, ROUTE_BY_ID, 1, k, 0)))
         goto rollback;
-    cp_change_t c = {NULL, "route.create", "route", id};
+    cp_change_t c = {NULL, "route.create", "route", id, false};
     cp_change_reply(r, &c, 201, NULL, after);
     after = NULL;
     goto out;
@@ -537,7 +537,7 @@ void cp_api_routes_update(cp_req_t *r)
     }
     if (!(after = cp_change_row(r, ROUTE_BY_ID, 1, k, 0)))
         goto rollback;
-    cp_change_t c = {NULL, "route.update", "route", id};
+    cp_change_t c = {NULL, "route.update", "route", id, false};
     cp_change_reply(r, &c, 200, before, after);
     after = NULL;
     goto out;
@@ -561,7 +561,7 @@ void cp_api_routes_delete(cp_req_t *r)
     json_t *before = cp_change_lock_json(r, ROUTE_BY_ID " FOR UPDATE", 1, p, "route");
     if (!before)
         return;
-    cp_change_t c = {NULL, "route.delete", "route", id};
+    cp_change_t c = {NULL, "route.delete", "route", id, false};
     cp_change_delete(r, &c, "DELETE FROM routes WHERE id = $1", 1, p, before);
     json_decref(before);
 }

@@ -107,7 +107,7 @@ void cp_api_tenants_create(cp_req_t *r)
         goto out;
     }
     const char *id = json_string_value(json_object_get(t, "id"));
-    cp_change_t c = {id, "tenant.create", "tenant", id};
+    cp_change_t c = {id, "tenant.create", "tenant", id, false};
     cp_change_reply(r, &c, 201, NULL, t);
 out:
     json_decref(o);
@@ -167,11 +167,8 @@ void cp_api_tenants_update(cp_req_t *r)
         "THEN $4::integer ELSE t.rpm_limit END, tpm_limit = CASE WHEN $5::boolean THEN "
         "$6::integer ELSE t.tpm_limit END, updated_at = now() WHERE id = $1 RETURNING " TENANT_JSON,
         6, p, 0);
-    cp_change_t c = {id, "tenant.update", "tenant", id};
-    if (after)
-        cp_change_reply(r, &c, 200, before, after);
-    else
-        cp_db_rollback(r);
+    cp_change_t c = {id, "tenant.update", "tenant", id, false};
+    cp_change_reply(r, &c, 200, before, after);
     json_decref(before);
 out:
     json_decref(o);
@@ -192,7 +189,7 @@ void cp_api_tenants_delete(cp_req_t *r)
     json_t *before = cp_change_lock_json(r, TENANT_BY_ID " FOR UPDATE", 1, p, "tenant");
     if (!before)
         return;
-    cp_change_t c = {id, "tenant.delete", "tenant", id};
+    cp_change_t c = {id, "tenant.delete", "tenant", id, false};
     cp_change_delete(r, &c, "DELETE FROM tenants WHERE id = $1", 1, p, before);
     json_decref(before);
 }

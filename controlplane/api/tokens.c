@@ -91,15 +91,7 @@ static int body_expires(cp_req_t *r, json_t *o, char *unix_buf, size_t unix_len,
 static int tenant_exists(cp_req_t *r, const char *tid)
 {
     const char *p[1] = {tid};
-    PGresult *res = cp_db_exec(r->db, "SELECT 1 FROM tenants WHERE id = $1", 1, p);
-    if (!cp_db_ok(res)) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
-        return -1;
-    }
-    int n = PQntuples(res) == 1;
-    PQclear(res);
-    return n;
+    return cp_row_exists(r, "SELECT 1 FROM tenants WHERE id = $1", 1, p);
 }
 
 /* Checks that a token of `role` in `tid` (NULL: no tenant) is no wider than the caller. Returns

@@ -509,12 +509,9 @@ void cp_api_users_delete(cp_req_t *r)
         goto fail;
     }
     PQclear(res);
-    if (cp_exec_ok(r, "DELETE FROM users WHERE id = $1", 1, p) != 0 ||
-        cp_audit(r, NULL, "user.delete", "user", id, before, NULL) != 0 || cp_db_commit(r) != 0)
-        goto fail;
+    cp_change_t c = {NULL, "user.delete", "user", id, true};
+    cp_change_delete(r, &c, "DELETE FROM users WHERE id = $1", 1, p, before);
     json_decref(before);
-    r->status = 204;
-    tg_buf_reset(&r->out);
     return;
 fail:
     cp_db_rollback(r);
@@ -540,15 +537,10 @@ void cp_api_members_list(cp_req_t *r)
 static int lock_member(cp_req_t *r, const char *tid, const char *uid, json_t **member)
 {
     const char *p[2] = {tid, uid};
-    PGresult *res = cp_db_exec(r->db, "SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", 1, p);
     *member = NULL;
-    if (!cp_db_ok(res)) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
+    int found = cp_row_exists(r, "SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", 1, p);
+    if (found < 0)
         return -1;
-    }
-    bool found = PQntuples(res) == 1;
-    PQclear(res);
     if (!found) {
         cp_reply_error(r, 404, "not_found", NULL, "no such tenant");
         return -1;
@@ -656,10 +648,8 @@ void cp_api_members_put(cp_req_t *r)
         cp_reply_error(r, 500, "internal", NULL, "could not read the membership back");
         goto fail;
     }
-    if (cp_audit(r, tid, "member.put", "membership", uid, before, after) != 0 ||
-        cp_db_commit(r) != 0)
-        goto fail;
-    cp_reply_json(r, before ? 200 : 201, after);
+    cp_change_t c = {tid, "member.put", "membership", uid, true};
+    cp_change_reply(r, &c, before ? 200 : 201, before, after);
     after = NULL;
     goto out;
 fail:
@@ -703,13 +693,10 @@ void cp_api_members_delete(cp_req_t *r)
             goto fail;
     }
     const char *p[2] = {tid, uid};
-    if (cp_exec_ok(r, "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2", 2, p) != 0 ||
-        cp_audit(r, tid, "member.delete", "membership", uid, before, NULL) != 0 ||
-        cp_db_commit(r) != 0)
-        goto fail;
+    cp_change_t c = {tid, "member.delete", "membership", uid, true};
+    cp_change_delete(r, &c, "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2", 2, p,
+                     before);
     json_decref(before);
-    r->status = 204;
-    tg_buf_reset(&r->out);
     return;
 fail:
     cp_db_rollback(r);

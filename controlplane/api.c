@@ -199,8 +199,6 @@ void cp_api_healthz(cp_req_t *r)
     cp_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
-int cp_migrations_latest(void);
-
 void cp_api_readyz(cp_req_t *r)
 {
     PGresult *res =

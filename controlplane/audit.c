@@ -169,17 +169,6 @@ int cp_audit(cp_req_t *r, const char *tenant_id, const char *action, const char 
     return ok ? 0 : -1;
 }
 
-int cp_config_bump(cp_req_t *r);
-
-int cp_commit_change(cp_req_t *r, const char *tenant_id, const char *action,
-                     const char *target_type, const char *target_id, json_t *before, json_t *after)
-{
-    if (cp_audit(r, tenant_id, action, target_type, target_id, before, after) != 0 ||
-        cp_config_bump(r) != 0 || cp_db_commit(r) != 0)
-        return -1;
-    return 0;
-}
-
 /* ---- the checkpoint thread: signs what waits, every audit_checkpoint_s seconds ---- */
 
 static pthread_t ckpt_thread;

@@ -118,6 +118,11 @@ int cp_body_bool(cp_req_t *r, json_t *o, const char *name, bool *present, bool *
  * *has and *is_null (remove the limit); else 1 to 2147483647, written as text into out. */
 int cp_body_rate_limit(cp_req_t *r, json_t *o, const char *name, bool *has, bool *is_null,
                        char *out, size_t outlen);
+/* A decimal amount (a JSON number in [min, max]; range says so in the 422) as text for a numeric
+ * parameter, integers as they are, reals in the fewest digits that read back as the same double
+ * (never 0.1 as 0.10000000000000001). *present says it was sent (null counts as absent). */
+int cp_body_amount(cp_req_t *r, json_t *o, const char *name, bool required, double min, double max,
+                   const char *range, bool *present, char *out, size_t outlen);
 /* A string whose value must be one of `values` (NULL-terminated). */
 int cp_body_enum(cp_req_t *r, json_t *o, const char *name, bool required, const char *const *values,
                  const char **out);
@@ -138,6 +143,8 @@ PGresult *cp_db_exec(PGconn *c, const char *sql, int n, const char *const *param
 bool cp_db_ok(PGresult *res);
 /* Whether a failed statement failed with this SQLSTATE ("23505", ...). */
 bool cp_db_sqlstate_is(PGresult *res, const char *state);
+/* The request's transaction (handler.c): begin and commit reply with the database error and
+ * return -1 when they fail; a commit logs the audit checkpoint it stored. */
 int cp_db_begin(cp_req_t *r);
 int cp_db_commit(cp_req_t *r);
 void cp_db_rollback(cp_req_t *r);
@@ -153,6 +160,8 @@ int cp_require_role(cp_req_t *r, const char *tenant_id, int min);
 /* Platform admins only: replies 403 "only platform admins <what>" otherwise. */
 bool cp_require_platform(cp_req_t *r, const char *what);
 bool cp_is_uuid(const char *s);
+/* Whether a and b are the same uuid (its hex digits match in any case); false unless both are. */
+bool cp_uuid_eq(const char *a, const char *b);
 const char *cp_role_name(int role);
 int cp_role_parse(const char *s);
 
@@ -180,11 +189,6 @@ void cp_audit_stop(void);
  * join waits for it to end. */
 int cp_audit_verify_start(void);
 void cp_audit_verify_join(void);
-
-/* Ends a config change: its audit row, a config version bump (data planes see it), commit.
- * Returns -1 after replying when any step fails; the caller then rolls back. */
-int cp_commit_change(cp_req_t *r, const char *tenant_id, const char *action,
-                     const char *target_type, const char *target_id, json_t *before, json_t *after);
 
 /* ---- auth ---- */
 /* Resolves Authorization: Bearer (JWT or admin API token) into r->who; without an Authorization
@@ -229,5 +233,7 @@ int cp_api_precheck(cp_req_t *r, size_t *body_max);
 /* Runs the handler; a caller already in r->who (from cp_api_precheck) is not looked up again. */
 void cp_api_dispatch(cp_req_t *r);
 int cp_migrate(const char *database_url);
+/* The highest migration version compiled into the binary (/readyz compares the database's). */
+int cp_migrations_latest(void);
 
 #endif

@@ -1,5 +1,6 @@
 /* db.c: one Postgres connection per MHD worker thread (thread-local), reconnected when it
- * breaks. Every statement is parameterized. */
+ * breaks. Every statement is parameterized. Nothing here replies to a request: a failure is a
+ * result the caller turns into a reply (handler.c). */
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
@@ -80,38 +81,6 @@ bool cp_db_ok(PGresult *res)
         return false;
     ExecStatusType st = PQresultStatus(res);
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-}
-
-static int simple(cp_req_t *r, const char *sql)
-{
-    PGresult *res = cp_db_exec(r->db, sql, 0, NULL);
-    bool ok = cp_db_ok(res);
-    if (!ok)
-        cp_reply_db_error(r, res);
-    PQclear(res);
-    return ok ? 0 : -1;
-}
-
-int cp_db_begin(cp_req_t *r)
-{
-    return simple(r, "BEGIN");
-}
-
-int cp_db_commit(cp_req_t *r)
-{
-    int rc = simple(r, "COMMIT");
-    /* a checkpoint is logged only once it is stored: the log is a copy kept out of the
-     * database's reach (docs/operations.md) */
-    if (rc == 0 && r->audit_note[0])
-        tg_log(TG_LOG_INFO, "cp_audit", "audit_checkpoint", "%s", r->audit_note);
-    r->audit_note[0] = '\0';
-    return rc;
-}
-
-void cp_db_rollback(cp_req_t *r)
-{
-    r->audit_note[0] = '\0';
-    PQclear(cp_db_exec(r->db, "ROLLBACK", 0, NULL));
 }
 
 json_t *cp_db_json_row(PGresult *res, int row, int col)

@@ -19,7 +19,6 @@
 
 #include "tg_banned.h"
 
-const cp_opts_t *cp_opts;
 static cp_opts_t opts;
 
 static void usage(FILE *f)

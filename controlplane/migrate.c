@@ -28,8 +28,6 @@ static bool run(PGconn *c, const char *sql)
     return ok;
 }
 
-/* Highest version in the binary, for /readyz. */
-int cp_migrations_latest(void);
 int cp_migrations_latest(void)
 {
     int v = 0;

@@ -3,12 +3,16 @@
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cp.h"
 #include "tg_log.h"
 
 #include "tg_banned.h"
+
+/* Set by main before any thread starts (unit tests point it at their own); read-only after. */
+const cp_opts_t *cp_opts;
 
 static int dump_cb(const char *buf, size_t size, void *data)
 {
@@ -97,7 +101,8 @@ void cp_reply_db_error(cp_req_t *r, PGresult *res)
             const char *constraint, *field, *message;
         } uniques[] = {
             {"tenants_slug_key", "slug", "a tenant with this slug exists; choose another slug"},
-            {"users_email_key", "email", "a user with this email exists (emails match in any case)"},
+            {"users_email_key", "email",
+             "a user with this email exists (emails match in any case)"},
         };
         for (size_t i = 0; constraint && i < sizeof(uniques) / sizeof(uniques[0]); i++) {
             if (strcmp(constraint, uniques[i].constraint) == 0) {
@@ -187,21 +192,47 @@ static bool valid_utf8_text(const char *s, size_t n)
     return true;
 }
 
+/* What a body member must be, and how an error names it. */
+enum member_kind { MEMBER_STRING, MEMBER_INTEGER, MEMBER_NUMBER, MEMBER_BOOLEAN };
+
+static bool member_is(json_t *v, enum member_kind k)
+{
+    json_type t = json_typeof(v);
+    if (k == MEMBER_NUMBER)
+        return t == JSON_INTEGER || t == JSON_REAL;
+    if (k == MEMBER_BOOLEAN)
+        return t == JSON_TRUE || t == JSON_FALSE;
+    return t == (k == MEMBER_STRING ? JSON_STRING : JSON_INTEGER);
+}
+
+/* A body member of kind k, or NULL: absent or null (*rc 0, or -1 after replying 400 when it is
+ * required) or of another kind (*rc -1 after replying 400). */
+static json_t *member(cp_req_t *r, json_t *o, const char *name, bool required, enum member_kind k,
+                      int *rc)
+{
+    static const char *const kinds[] = {"a string", "an integer", "a number", "a boolean"};
+    json_t *v = json_object_get(o, name);
+    *rc = 0;
+    if (v && !json_is_null(v) && member_is(v, k))
+        return v;
+    if (v && !json_is_null(v)) {
+        cp_reply_error(r, 400, "invalid_type", name, "\"%s\" must be %s", name, kinds[k]);
+        *rc = -1;
+    } else if (required) {
+        cp_reply_error(r, 400, "missing_field", name, "\"%s\" is required", name);
+        *rc = -1;
+    }
+    return NULL;
+}
+
 int cp_body_str(cp_req_t *r, json_t *o, const char *name, bool required, size_t max,
                 const char **out)
 {
-    json_t *v = json_object_get(o, name);
+    int rc;
+    json_t *v = member(r, o, name, required, MEMBER_STRING, &rc);
     *out = NULL;
-    if (!v || json_is_null(v)) {
-        if (!required)
-            return 0;
-        cp_reply_error(r, 400, "missing_field", name, "\"%s\" is required", name);
-        return -1;
-    }
-    if (!json_is_string(v)) {
-        cp_reply_error(r, 400, "invalid_type", name, "\"%s\" must be a string", name);
-        return -1;
-    }
+    if (!v)
+        return rc;
     size_t n = json_string_length(v);
     if (n == 0 || n > max) {
         cp_reply_error(r, 422, "invalid_length", name, "\"%s\" must be 1 to %zu bytes long", name,
@@ -220,18 +251,11 @@ int cp_body_str(cp_req_t *r, json_t *o, const char *name, bool required, size_t 
 int cp_body_int(cp_req_t *r, json_t *o, const char *name, bool required, int64_t min, int64_t max,
                 bool *present, int64_t *out)
 {
-    json_t *v = json_object_get(o, name);
+    int rc;
+    json_t *v = member(r, o, name, required, MEMBER_INTEGER, &rc);
     *present = false;
-    if (!v || json_is_null(v)) {
-        if (!required)
-            return 0;
-        cp_reply_error(r, 400, "missing_field", name, "\"%s\" is required", name);
-        return -1;
-    }
-    if (!json_is_integer(v)) {
-        cp_reply_error(r, 400, "invalid_type", name, "\"%s\" must be an integer", name);
-        return -1;
-    }
+    if (!v)
+        return rc;
     int64_t i = json_integer_value(v);
     if (i < min || i > max) {
         cp_reply_error(r, 422, "out_of_range", name, "\"%s\" must be from %lld to %lld", name,
@@ -262,16 +286,41 @@ int cp_body_rate_limit(cp_req_t *r, json_t *o, const char *name, bool *has, bool
     return 0;
 }
 
-int cp_body_bool(cp_req_t *r, json_t *o, const char *name, bool *present, bool *out)
+int cp_body_amount(cp_req_t *r, json_t *o, const char *name, bool required, double min, double max,
+                   const char *range, bool *present, char *out, size_t outlen)
 {
-    json_t *v = json_object_get(o, name);
+    int rc;
+    json_t *v = member(r, o, name, required, MEMBER_NUMBER, &rc);
     *present = false;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_boolean(v)) {
-        cp_reply_error(r, 400, "invalid_type", name, "\"%s\" must be a boolean", name);
+    if (!v)
+        return rc;
+    double d = json_number_value(v);
+    if (!(d >= min && d <= max)) {
+        cp_reply_error(r, 422, "out_of_range", name, "\"%s\" must be %s", name, range);
         return -1;
     }
+    if (json_is_integer(v)) {
+        snprintf(out, outlen, "%lld", (long long)json_integer_value(v));
+    } else {
+        /* the fewest digits that read back as the same double: 0.15, not 0.1499...; Postgres
+         * then rounds to the column's scale */
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(out, outlen, "%.*g", prec, d);
+            if (strtod(out, NULL) == d)
+                break;
+        }
+    }
+    *present = true;
+    return 0;
+}
+
+int cp_body_bool(cp_req_t *r, json_t *o, const char *name, bool *present, bool *out)
+{
+    int rc;
+    json_t *v = member(r, o, name, false, MEMBER_BOOLEAN, &rc);
+    *present = false;
+    if (!v)
+        return rc;
     *present = true;
     *out = json_is_true(v);
     return 0;
@@ -356,6 +405,22 @@ bool cp_is_uuid(const char *s)
         } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
             return false;
         }
+    }
+    return true;
+}
+
+bool cp_uuid_eq(const char *a, const char *b)
+{
+    if (!cp_is_uuid(a) || !cp_is_uuid(b))
+        return false;
+    for (int i = 0; i < 36; i++) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'F')
+            x = (char)(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'F')
+            y = (char)(y - 'A' + 'a');
+        if (x != y)
+            return false;
     }
     return true;
 }

@@ -3,6 +3,7 @@
 #define CP_API_H
 
 #include "cp.h"
+#include "handler.h"
 
 void cp_api_healthz(cp_req_t *r);
 void cp_api_readyz(cp_req_t *r);
@@ -107,8 +108,5 @@ int cp__query_tenant(cp_req_t *r, const char *tenant_id);
 
 /* requests.c: GET /api/v1/requests, the request log */
 void cp_api_requests_list(cp_req_t *r);
-
-/* Bumps the config version inside the current transaction (data planes see the change). */
-int cp_config_bump(cp_req_t *r);
 
 #endif

@@ -49,11 +49,6 @@ typedef struct key_fields {
     char tpm[24];
 } key_fields_t;
 
-static void reply_no_key(cp_req_t *r)
-{
-    cp_reply_error(r, 404, "not_found", NULL, "no such key");
-}
-
 static const char *caller_id(cp_req_t *r)
 {
     return r->who.user_id[0] ? r->who.user_id : NULL;
@@ -67,73 +62,25 @@ static void wipe(void *p, size_t n)
         *v++ = 0;
 }
 
-static bool uuid_eq(const char *a, const char *b)
-{
-    if (!cp_is_uuid(a) || !cp_is_uuid(b))
-        return false;
-    for (int i = 0; i < 36; i++) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'F')
-            x = (char)(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'F')
-            y = (char)(y - 'A' + 'a');
-        if (x != y)
-            return false;
-    }
-    return true;
-}
-
-/* Checks the tenant path parameter and the caller's role in it, then the key id when there is
- * one. Returns the role, or -1 after replying. */
-static int key_scope(cp_req_t *r, int min, bool with_key)
-{
-    if (!cp_is_uuid(r->params[0])) {
-        cp_reply_error(r, 404, "not_found", NULL, "no such tenant");
-        return -1;
-    }
-    int role = cp_require_role(r, r->params[0], min);
-    if (role < 0)
-        return -1;
-    if (with_key && !cp_is_uuid(r->params[1])) {
-        reply_no_key(r);
-        return -1;
-    }
-    return role;
-}
-
-/* The key in the path, as JSON, and whether the caller owns it. Only the tenant in the path is
- * searched, so another tenant's key is "no such key". Returns -1 after replying. */
-static int key_load(cp_req_t *r, bool for_update, json_t **out, bool *mine)
+/* Begins a change to the key in the path: locks it and reads it as JSON, and whether the caller
+ * owns it. Only the tenant in the path is searched, so another tenant's key is "no such key".
+ * Returns -1 after replying and rolling back. */
+static int key_lock(cp_req_t *r, json_t **out, bool *mine)
 {
     const char *p[3] = {r->params[1], r->params[0], caller_id(r)};
-    PGresult *res =
-        cp_db_exec(r->db,
-                   for_update ? "SELECT " KEY_JSON ", coalesce(k.owner_user_id = $3::uuid, "
-                                "false) FROM virtual_keys k WHERE k.id = $1 AND k.tenant_id "
-                                "= $2 FOR UPDATE"
-                              : "SELECT " KEY_JSON ", coalesce(k.owner_user_id = $3::uuid, "
-                                "false) FROM virtual_keys k WHERE k.id = $1 AND k.tenant_id "
-                                "= $2",
-                   3, p);
-    *out = NULL;
-    if (!cp_db_ok(res)) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
-        return -1;
-    }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        reply_no_key(r);
-        return -1;
-    }
-    *out = cp_db_json_row(res, 0, 0);
-    *mine = PQgetvalue(res, 0, 1)[0] == 't';
+    PGresult *res = cp_change_lock(r,
+                                   "SELECT " KEY_JSON ", coalesce(k.owner_user_id = $3::uuid, "
+                                   "false) FROM virtual_keys k WHERE k.id = $1 AND k.tenant_id "
+                                   "= $2 FOR UPDATE",
+                                   3, p, "key");
+    *out = res ? cp_db_json_row(res, 0, 0) : NULL;
+    *mine = res && PQgetvalue(res, 0, 1)[0] == 't';
     PQclear(res);
-    if (!*out) {
+    if (res && !*out) {
+        cp_db_rollback(r);
         cp_reply_error(r, 500, "internal", NULL, "could not read the key");
-        return -1;
     }
-    return 0;
+    return *out ? 0 : -1;
 }
 
 /* Members manage only the keys they own; admins and above manage all. */
@@ -315,7 +262,7 @@ static int check_models(cp_req_t *r, const key_fields_t *f)
 /* Members may narrow, never widen, what an admin set on a key: a lower rpm_limit or tpm_limit,
  * an earlier expires_at, a subset of models; removing a limit or the expiry widens. A key whose
  * limits no admin set (a member's own, untouched) is the member's to change. In the update's
- * transaction, after key_load locked the row. Returns -1 after replying 403 naming the field. */
+ * transaction, after key_lock locked the row. Returns -1 after replying 403 naming the field. */
 static int check_narrows(cp_req_t *r, const key_fields_t *f)
 {
     const char *p[9] = {
@@ -382,45 +329,34 @@ static int new_secret(cp_req_t *r, char *secret, size_t n, char hex[65], char la
     return 0;
 }
 
+/* Commits a change that made a secret and replies with the key and, this once, its secret: never
+ * in the audit row. Takes after. */
+static void reply_with_secret(cp_req_t *r, const cp_change_t *c, int status, json_t *before,
+                              json_t *after, const char *secret)
+{
+    if (cp_change_commit(r, c, before, after) != 0) {
+        json_decref(after);
+        return;
+    }
+    json_object_set_new(after, "key", json_string(secret));
+    cp_reply_json(r, status, after);
+}
+
 void cp_api_keys_list(cp_req_t *r)
 {
     static const char *const statuses[] = {"active", "revoked", "expired", NULL};
-    int limit;
-    const char *cursor;
-    if (key_scope(r, CP_ROLE_VIEWER, false) < 0 || cp_page_params_uuid(r, &limit, &cursor) != 0)
+    cp_list_t l;
+    const char *owner, *status;
+    if (cp_tenant_scope(r, CP_ROLE_VIEWER, NULL) < 0 || cp_list_params(r, true, &l) != 0 ||
+        cp_list_filter(r, "owner_user_id", cp_is_uuid, "must be a user id", &owner) != 0 ||
+        cp_list_filter_enum(r, "status", statuses, &status) != 0)
         return;
-    const char *owner = cp_query(r, "owner_user_id");
-    if (owner && !cp_is_uuid(owner)) {
-        cp_reply_error(r, 400, "invalid_query", "owner_user_id", "owner_user_id must be a user id");
-        return;
-    }
-    const char *status = cp_query(r, "status");
-    if (status) {
-        bool ok = false;
-        for (const char *const *s = statuses; *s; s++)
-            ok = ok || strcmp(*s, status) == 0;
-        if (!ok) {
-            cp_reply_error(r, 400, "invalid_query", "status",
-                           "status must be one of: active, revoked, expired");
-            return;
-        }
-    }
-    char lim[16];
-    snprintf(lim, sizeof(lim), "%d", limit + 1);
-    const char *p[5] = {r->params[0], cursor, owner, status, lim};
-    PGresult *res = cp_db_exec(r->db,
-                               "SELECT " KEY_JSON " FROM virtual_keys k WHERE k.tenant_id = $1 "
-                               "AND ($2::uuid IS NULL OR k.id > $2::uuid) AND ($3::uuid IS NULL "
-                               "OR k.owner_user_id = $3::uuid) AND ($4::text IS NULL OR " KEY_STATUS
-                               " = $4) ORDER BY k.id LIMIT $5::int",
-                               5, p);
-    if (!cp_db_ok(res)) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
-        return;
-    }
-    cp_reply_page(r, res, limit, "id");
-    PQclear(res);
+    const char *p[5] = {r->params[0], l.cursor, owner, status, l.fetch};
+    cp_list_reply(r, &l,
+                  "SELECT " KEY_JSON " FROM virtual_keys k WHERE k.tenant_id = $1 AND ($2::uuid IS "
+                  "NULL OR k.id > $2::uuid) AND ($3::uuid IS NULL OR k.owner_user_id = $3::uuid) "
+                  "AND ($4::text IS NULL OR " KEY_STATUS " = $4) ORDER BY k.id LIMIT $5::int",
+                  5, p, "id");
 }
 
 void cp_api_keys_create(cp_req_t *r)
@@ -431,7 +367,7 @@ void cp_api_keys_create(cp_req_t *r)
     memset(&f, 0, sizeof(f));
     char secret[64] = "", hex[65], last4[5];
     const char *owner;
-    int role = key_scope(r, CP_ROLE_MEMBER, false);
+    int role = cp_tenant_scope(r, CP_ROLE_MEMBER, NULL);
     if (role < 0)
         return;
     json_t *o = cp_body_object(r, fields);
@@ -445,7 +381,7 @@ void cp_api_keys_create(cp_req_t *r)
                        "\"owner_user_id\" must be the id of a user in this tenant");
         goto out;
     }
-    bool for_other = owner && !(caller_id(r) && uuid_eq(owner, caller_id(r)));
+    bool for_other = owner && !(caller_id(r) && cp_uuid_eq(owner, caller_id(r)));
     if (!owner)
         owner = caller_id(r);
     if (for_other && role < CP_ROLE_ADMIN) {
@@ -455,24 +391,15 @@ void cp_api_keys_create(cp_req_t *r)
     }
     if (cp_db_begin(r) != 0)
         goto out;
-    if (for_other) {
-        const char *p[2] = {r->params[0], owner};
-        PGresult *res = cp_db_exec(r->db,
-                                   "SELECT 1 FROM memberships m WHERE m.tenant_id = $1 AND "
-                                   "m.user_id = $2::uuid FOR SHARE",
-                                   2, p);
-        bool ok = cp_db_ok(res);
-        int rows = ok ? PQntuples(res) : 0;
-        if (!ok)
-            cp_reply_db_error(r, res);
-        else if (rows != 1)
-            cp_reply_error(r, 422, "invalid_value", "owner_user_id",
-                           "\"owner_user_id\" must be the id of a user in this tenant");
-        PQclear(res);
-        if (!ok || rows != 1) {
-            cp_db_rollback(r);
-            goto out;
-        }
+    const char *m[2] = {r->params[0], owner};
+    if (for_other &&
+        cp_change_need(r,
+                       "SELECT 1 FROM memberships m WHERE m.tenant_id = $1 AND "
+                       "m.user_id = $2::uuid FOR SHARE",
+                       2, m, 422, "owner_user_id",
+                       "\"owner_user_id\" must be the id of a user in this tenant") != 0) {
+        cp_db_rollback(r);
+        goto out;
     }
     if (check_models(r, &f) != 0 || new_secret(r, secret, sizeof(secret), hex, last4) != 0) {
         cp_db_rollback(r);
@@ -491,36 +418,21 @@ void cp_api_keys_create(cp_req_t *r)
         role >= CP_ROLE_ADMIN ? "t" : "f", /* an admin chose these limits, even by omission */
     };
     /* models keep the order the client sent */
-    PGresult *res = cp_db_exec(
-        r->db,
+    json_t *k = cp_change_row(
+        r,
         "INSERT INTO virtual_keys AS k (tenant_id, owner_user_id, name, key_hash, last4, models, "
         "rpm_limit, tpm_limit, expires_at, limits_set_by_admin) VALUES ($1, $2::uuid, $3, "
         "decode($4, 'hex'), $5, ARRAY(SELECT e FROM json_array_elements_text($6::json) WITH "
         "ORDINALITY AS t(e, n) ORDER BY n), $7::integer, $8::integer, $9::timestamptz, "
-        "$10::boolean) RETURNING k.id, " KEY_JSON,
-        10, p);
-    if (!cp_db_ok(res)) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
-        cp_db_rollback(r);
-        goto out;
-    }
-    char id[37];
-    snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
-    json_t *k = cp_db_json_row(res, 0, 1);
-    PQclear(res);
+        "$10::boolean) RETURNING " KEY_JSON,
+        10, p, 0);
     if (!k) {
-        cp_reply_error(r, 500, "internal", NULL, "could not read the key");
         cp_db_rollback(r);
         goto out;
     }
-    if (cp_commit_change(r, r->params[0], "key.create", "key", id, NULL, k) != 0) {
-        cp_db_rollback(r);
-        json_decref(k);
-        goto out;
-    }
-    json_object_set_new(k, "key", json_string(secret));
-    cp_reply_json(r, 201, k);
+    cp_change_t c = {r->params[0], "key.create", "key", json_string_value(json_object_get(k, "id")),
+                     false};
+    reply_with_secret(r, &c, 201, NULL, k, secret);
 out:
     wipe(secret, sizeof(secret));
     free(f.models);
@@ -529,11 +441,12 @@ out:
 
 void cp_api_keys_get(cp_req_t *r)
 {
-    json_t *k;
-    bool mine;
-    if (key_scope(r, CP_ROLE_VIEWER, true) < 0 || key_load(r, false, &k, &mine) != 0)
+    if (cp_tenant_scope(r, CP_ROLE_VIEWER, "key") < 0)
         return;
-    cp_reply_json(r, 200, k);
+    const char *p[2] = {r->params[1], r->params[0]};
+    cp_reply_object(r,
+                    "SELECT " KEY_JSON " FROM virtual_keys k WHERE k.id = $1 AND k.tenant_id = $2",
+                    2, p, "key");
 }
 
 void cp_api_keys_update(cp_req_t *r)
@@ -544,7 +457,7 @@ void cp_api_keys_update(cp_req_t *r)
     memset(&f, 0, sizeof(f));
     json_t *before = NULL;
     bool mine;
-    int role = key_scope(r, CP_ROLE_MEMBER, true);
+    int role = cp_tenant_scope(r, CP_ROLE_MEMBER, "key");
     if (role < 0)
         return;
     json_t *o = cp_body_object(r, fields);
@@ -557,10 +470,10 @@ void cp_api_keys_update(cp_req_t *r)
                        "send at least one of: name, models, expires_at, rpm_limit, tpm_limit");
         goto out;
     }
-    if (cp_db_begin(r) != 0)
+    if (key_lock(r, &before, &mine) != 0)
         goto out;
-    if (key_load(r, true, &before, &mine) != 0 || !may_manage(r, role, mine) ||
-        check_models(r, &f) != 0 || (role < CP_ROLE_ADMIN && check_narrows(r, &f) != 0)) {
+    if (!may_manage(r, role, mine) || check_models(r, &f) != 0 ||
+        (role < CP_ROLE_ADMIN && check_narrows(r, &f) != 0)) {
         cp_db_rollback(r);
         goto out;
     }
@@ -578,8 +491,8 @@ void cp_api_keys_update(cp_req_t *r)
         f.has_tpm && !f.tpm_null ? f.tpm : NULL,
         limits && role >= CP_ROLE_ADMIN ? "t" : "f",
     };
-    PGresult *res = cp_db_exec(
-        r->db,
+    json_t *after = cp_change_row(
+        r,
         "UPDATE virtual_keys AS k SET name = coalesce($3, k.name), models = CASE WHEN $4::json IS "
         "NULL THEN k.models ELSE ARRAY(SELECT e FROM json_array_elements_text($4::json) WITH "
         "ORDINALITY AS t(e, n) ORDER BY n) END, expires_at = CASE WHEN $5::boolean THEN "
@@ -587,39 +500,38 @@ void cp_api_keys_update(cp_req_t *r)
         "$8::integer ELSE k.rpm_limit END, tpm_limit = CASE WHEN $9::boolean THEN $10::integer "
         "ELSE k.tpm_limit END, limits_set_by_admin = k.limits_set_by_admin OR $11::boolean, "
         "updated_at = now() WHERE k.id = $1 AND k.tenant_id = $2 RETURNING " KEY_JSON,
-        11, p);
-    json_t *after = cp_db_json_row(res, 0, 0);
-    if (!after) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
-        cp_db_rollback(r);
-        goto out;
-    }
-    PQclear(res);
-    if (cp_commit_change(r, r->params[0], "key.update", "key", r->params[1], before, after) != 0) {
-        cp_db_rollback(r);
-        json_decref(after);
-        goto out;
-    }
-    cp_reply_json(r, 200, after);
+        11, p, 0);
+    cp_change_t c = {r->params[0], "key.update", "key", r->params[1], false};
+    cp_change_reply(r, &c, 200, before, after);
 out:
     json_decref(before);
     free(f.models);
     json_decref(o);
 }
 
+/* Begins a change to a key the caller may manage: *before is the key (the caller's), or NULL and
+ * -1 after replying (and rolling back). */
+static int key_lock_managed(cp_req_t *r, json_t **before)
+{
+    bool mine;
+    int role = cp_tenant_scope(r, CP_ROLE_MEMBER, "key");
+    if (role < 0 || key_lock(r, before, &mine) != 0)
+        return -1;
+    if (!may_manage(r, role, mine)) {
+        cp_db_rollback(r);
+        json_decref(*before);
+        *before = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 void cp_api_keys_rotate(cp_req_t *r)
 {
     char secret[64] = "", hex[65], last4[5];
     json_t *before = NULL;
-    bool mine;
-    int role = key_scope(r, CP_ROLE_MEMBER, true);
-    if (role < 0 || cp_db_begin(r) != 0)
-        return;
-    if (key_load(r, true, &before, &mine) != 0 || !may_manage(r, role, mine)) {
-        cp_db_rollback(r);
+    if (key_lock_managed(r, &before) != 0)
         goto out;
-    }
     if (!json_is_null(json_object_get(before, "revoked_at"))) {
         cp_db_rollback(r);
         cp_reply_error(r, 409, "key_revoked", NULL, "a revoked key cannot be rotated");
@@ -630,26 +542,17 @@ void cp_api_keys_rotate(cp_req_t *r)
         goto out;
     }
     const char *p[4] = {r->params[1], r->params[0], hex, last4};
-    PGresult *res = cp_db_exec(r->db,
-                               "UPDATE virtual_keys AS k SET key_hash = decode($3, 'hex'), last4 = "
-                               "$4, updated_at = now() WHERE k.id = $1 AND k.tenant_id = $2 "
-                               "RETURNING " KEY_JSON,
-                               4, p);
-    json_t *after = cp_db_json_row(res, 0, 0);
+    json_t *after = cp_change_row(r,
+                                  "UPDATE virtual_keys AS k SET key_hash = decode($3, 'hex'), "
+                                  "last4 = $4, updated_at = now() WHERE k.id = $1 AND "
+                                  "k.tenant_id = $2 RETURNING " KEY_JSON,
+                                  4, p, 0);
     if (!after) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
         cp_db_rollback(r);
         goto out;
     }
-    PQclear(res);
-    if (cp_commit_change(r, r->params[0], "key.rotate", "key", r->params[1], before, after) != 0) {
-        cp_db_rollback(r);
-        json_decref(after);
-        goto out;
-    }
-    json_object_set_new(after, "key", json_string(secret));
-    cp_reply_json(r, 200, after);
+    cp_change_t c = {r->params[0], "key.rotate", "key", r->params[1], false};
+    reply_with_secret(r, &c, 200, before, after, secret);
 out:
     wipe(secret, sizeof(secret));
     json_decref(before);
@@ -658,41 +561,21 @@ out:
 void cp_api_keys_revoke(cp_req_t *r)
 {
     json_t *before = NULL;
-    bool mine;
-    int role = key_scope(r, CP_ROLE_MEMBER, true);
-    if (role < 0 || cp_db_begin(r) != 0)
+    if (key_lock_managed(r, &before) != 0)
         return;
-    if (key_load(r, true, &before, &mine) != 0 || !may_manage(r, role, mine)) {
-        cp_db_rollback(r);
-        goto out;
-    }
     if (!json_is_null(json_object_get(before, "revoked_at"))) {
         /* already revoked: nothing changes, so nothing to audit or push */
         cp_db_rollback(r);
         cp_reply_json(r, 200, before);
-        before = NULL;
-        goto out;
+        return;
     }
     const char *p[2] = {r->params[1], r->params[0]};
-    PGresult *res = cp_db_exec(r->db,
-                               "UPDATE virtual_keys AS k SET revoked_at = now(), updated_at = "
-                               "now() WHERE k.id = $1 AND k.tenant_id = $2 RETURNING " KEY_JSON,
-                               2, p);
-    json_t *after = cp_db_json_row(res, 0, 0);
-    if (!after) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
-        cp_db_rollback(r);
-        goto out;
-    }
-    PQclear(res);
-    if (cp_commit_change(r, r->params[0], "key.revoke", "key", r->params[1], before, after) != 0) {
-        cp_db_rollback(r);
-        json_decref(after);
-        goto out;
-    }
-    cp_reply_json(r, 200, after);
-out:
+    json_t *after = cp_change_row(r,
+                                  "UPDATE virtual_keys AS k SET revoked_at = now(), updated_at = "
+                                  "now() WHERE k.id = $1 AND k.tenant_id = $2 RETURNING " KEY_JSON,
+                                  2, p, 0);
+    cp_change_t c = {r->params[0], "key.revoke", "key", r->params[1], false};
+    cp_change_reply(r, &c, 200, before, after);
     json_decref(before);
 }
 
@@ -722,29 +605,14 @@ static int delete_key_budgets(cp_req_t *r)
 void cp_api_keys_delete(cp_req_t *r)
 {
     json_t *before = NULL;
-    bool mine;
-    int role = key_scope(r, CP_ROLE_MEMBER, true);
-    if (role < 0 || cp_db_begin(r) != 0)
+    if (key_lock_managed(r, &before) != 0)
         return;
-    if (key_load(r, true, &before, &mine) != 0 || !may_manage(r, role, mine) ||
-        delete_key_budgets(r) != 0) {
-        cp_db_rollback(r);
-        goto out;
-    }
     const char *p[2] = {r->params[1], r->params[0]};
-    PGresult *res =
-        cp_db_exec(r->db, "DELETE FROM virtual_keys WHERE id = $1 AND tenant_id = $2", 2, p);
-    bool ok = cp_db_ok(res);
-    if (!ok)
-        cp_reply_db_error(r, res);
-    PQclear(res);
-    if (!ok ||
-        cp_commit_change(r, r->params[0], "key.delete", "key", r->params[1], before, NULL) != 0) {
+    cp_change_t c = {r->params[0], "key.delete", "key", r->params[1], false};
+    if (delete_key_budgets(r) != 0)
         cp_db_rollback(r);
-        goto out;
-    }
-    r->status = 204;
-    tg_buf_reset(&r->out);
-out:
+    else
+        cp_change_delete(r, &c, "DELETE FROM virtual_keys WHERE id = $1 AND tenant_id = $2", 2, p,
+                         before);
     json_decref(before);
 }

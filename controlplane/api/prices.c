@@ -41,60 +41,27 @@ static bool model_ok(const char *m)
     return true;
 }
 
-/* Reads an amount (a JSON number, 0 to 1e6) as decimal text for Postgres. */
+/* An amount (a JSON number, 0 to 1e6) as decimal text for Postgres; Postgres rounds it to
+ * numeric(20, 9). */
 static int price_field(cp_req_t *r, json_t *o, const char *name, bool required, char out[40],
                        bool *present)
 {
-    json_t *v = json_object_get(o, name);
-    *present = false;
-    if (!v || json_is_null(v)) {
-        if (!required)
-            return 0;
-        cp_reply_error(r, 400, "missing_field", name, "\"%s\" is required", name);
-        return -1;
-    }
-    if (!json_is_number(v)) {
-        cp_reply_error(r, 400, "invalid_type", name, "\"%s\" must be a number", name);
-        return -1;
-    }
-    double d = json_number_value(v);
-    if (!(d >= 0 && d <= PRICE_MAX)) {
-        cp_reply_error(r, 422, "out_of_range", name,
-                       "\"%s\" must be from 0 to 1000000 (USD per million tokens)", name);
-        return -1;
-    }
-    if (json_is_integer(v)) {
-        snprintf(out, 40, "%lld", (long long)json_integer_value(v));
-    } else {
-        /* the shortest spelling that reads back as the same double: 0.15, not 0.1499...; Postgres
-         * then rounds to numeric(20, 9) */
-        snprintf(out, 40, "%.15g", d);
-        if (strtod(out, NULL) != d)
-            snprintf(out, 40, "%.17g", d);
-    }
-    *present = true;
-    return 0;
+    return cp_body_amount(r, o, name, required, 0, PRICE_MAX,
+                          "from 0 to 1000000 (USD per million tokens)", present, out, 40);
 }
 
 /* ---- handlers ---- */
 
 void cp_api_prices_list(cp_req_t *r)
 {
-    int limit;
-    const char *cursor;
-    if (cp_page_params(r, &limit, &cursor) != 0)
+    cp_list_t l;
+    const char *provider, *model;
+    if (cp_list_params(r, false, &l) != 0 ||
+        cp_list_filter(r, "provider_id", cp_is_uuid, "must be a UUID", &provider) != 0 ||
+        cp_list_filter(r, "model", model_ok, "must be 1 to 256 bytes without control characters",
+                       &model) != 0)
         return;
-    const char *provider = cp_query(r, "provider_id");
-    const char *model = cp_query(r, "model");
-    if (provider && !cp_is_uuid(provider)) {
-        cp_reply_error(r, 400, "invalid_query", "provider_id", "provider_id must be a UUID");
-        return;
-    }
-    if (model && !model_ok(model)) {
-        cp_reply_error(r, 400, "invalid_query", "model",
-                       "model must be 1 to %d bytes without control characters", MODEL_MAX);
-        return;
-    }
+    const char *cursor = l.cursor;
     /* the cursor is "<provider_id>:<md5 of the model>", the sort key of the last row (a model
      * name can be longer than a cursor may be) */
     char cur_provider[37] = "", cur_model[33] = "";
@@ -113,42 +80,16 @@ void cp_api_prices_list(cp_req_t *r)
             return;
         }
     }
-    char lim[16];
-    snprintf(lim, sizeof(lim), "%d", limit + 1);
     const char *p[5] = {provider, model, cursor ? cur_provider : NULL, cursor ? cur_model : NULL,
-                        lim};
-    PGresult *res = cp_db_exec(
-        r->db,
+                        l.fetch};
+    cp_list_reply_rows(
+        r, &l,
         "SELECT " PRICE_JSON "::text, pr.provider_id::text || ':' || md5(pr.model) FROM prices pr "
         "JOIN providers p ON p.id = pr.provider_id AND p.tenant_id IS NULL WHERE ($1::uuid IS "
         "NULL OR pr.provider_id = $1::uuid) AND ($2::text IS NULL OR pr.model = $2) AND "
         "($3::uuid IS NULL OR (pr.provider_id, md5(pr.model)) > ($3::uuid, $4::text)) ORDER BY "
         "pr.provider_id, md5(pr.model) LIMIT $5::int",
-        5, p);
-    if (!cp_db_ok(res)) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
-        return;
-    }
-    tg_buf_t b = TG_BUF_INIT(32u << 20);
-    int n = PQntuples(res);
-    int rc = tg_buf_append(&b, "{\"data\":[", 9);
-    for (int i = 0; rc == 0 && i < n && i < limit; i++) {
-        if (i > 0)
-            rc = tg_buf_append(&b, ",", 1);
-        if (rc == 0)
-            rc = tg_buf_append(&b, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
-    }
-    if (rc == 0 && n > limit)
-        rc = tg_buf_appendf(&b, "],\"next_cursor\":\"%s\"}", PQgetvalue(res, limit - 1, 1));
-    else if (rc == 0)
-        rc = tg_buf_appendf(&b, "],\"next_cursor\":null}");
-    PQclear(res);
-    if (rc != 0)
-        cp_reply_error(r, 500, "internal", NULL, "could not build the response");
-    else
-        cp_reply_json_text(r, 200, b.base, b.len);
-    tg_buf_dispose(&b);
+        5, p, 1, NULL);
 }
 
 void cp_api_prices_put(cp_req_t *r)
@@ -186,17 +127,10 @@ void cp_api_prices_put(cp_req_t *r)
         goto out;
     const char *k[2] = {provider, model};
     /* KEY SHARE: the provider cannot be deleted under this price */
-    res = cp_db_exec(
-        r->db, "SELECT 1 FROM providers WHERE id = $1 AND tenant_id IS NULL FOR KEY SHARE", 1, k);
-    if (!cp_db_ok(res)) {
-        cp_reply_db_error(r, res);
+    if (cp_change_need(r,
+                       "SELECT 1 FROM providers WHERE id = $1 AND tenant_id IS NULL FOR KEY SHARE",
+                       1, k, 422, "provider_id", "\"provider_id\" names no provider") != 0)
         goto rollback;
-    }
-    if (PQntuples(res) != 1) {
-        cp_reply_error(r, 422, "invalid_value", "provider_id", "\"provider_id\" names no provider");
-        goto rollback;
-    }
-    PQclear(res);
     res = cp_db_exec(r->db,
                      "SELECT " PRICE_AUDIT_JSON " FROM prices pr JOIN providers p ON p.id = "
                      "pr.provider_id WHERE pr.provider_id = $1 AND pr.model = $2 FOR UPDATE OF pr",
@@ -225,8 +159,13 @@ void cp_api_prices_put(cp_req_t *r)
     after = cp_db_json_row(res, 0, 1);
     char target[300];
     snprintf(target, sizeof(target), "%s/%s", provider, model);
-    if (!after || cp_commit_change(r, NULL, "price.put", "price", target, before, after) != 0)
+    cp_change_t c = {NULL, "price.put", "price", target, false};
+    if (!after) {
+        cp_reply_error(r, 500, "internal", NULL, "could not read the price");
         goto rollback;
+    }
+    if (cp_change_commit(r, &c, before, after) != 0)
+        goto out;
     const char *text = PQgetvalue(res, 0, 0);
     cp_reply_json_text(r, before ? 200 : 201, text, strlen(text));
     goto out;
@@ -254,35 +193,18 @@ void cp_api_prices_delete(cp_req_t *r)
         cp_reply_error(r, 404, "not_found", NULL, "no such price");
         return;
     }
-    if (cp_db_begin(r) != 0)
-        return;
     const char *p[2] = {provider, model};
-    PGresult *res = cp_db_exec(r->db,
-                               "WITH pr AS (DELETE FROM prices WHERE provider_id = $1 AND model = "
-                               "$2 RETURNING *) SELECT " PRICE_AUDIT_JSON " FROM pr JOIN "
-                               "providers p ON p.id = pr.provider_id",
-                               2, p);
-    json_t *before = NULL;
-    if (!cp_db_ok(res)) {
-        cp_reply_db_error(r, res);
-        goto fail;
-    }
-    before = cp_db_json_row(res, 0, 0);
-    if (!before) {
-        cp_reply_error(r, 404, "not_found", NULL, "no such price");
-        goto fail;
-    }
+    json_t *before = cp_change_lock_json(r,
+                                         "SELECT " PRICE_AUDIT_JSON " FROM prices pr JOIN "
+                                         "providers p ON p.id = pr.provider_id WHERE "
+                                         "pr.provider_id = $1 AND pr.model = $2 FOR UPDATE OF pr",
+                                         2, p, "price");
+    if (!before)
+        return;
     char target[300];
     snprintf(target, sizeof(target), "%s/%s", provider, model);
-    if (cp_commit_change(r, NULL, "price.delete", "price", target, before, NULL) != 0)
-        goto fail;
-    PQclear(res);
-    json_decref(before);
-    r->status = 204;
-    tg_buf_reset(&r->out);
-    return;
-fail:
-    PQclear(res);
-    cp_db_rollback(r);
+    cp_change_t c = {NULL, "price.delete", "price", target, false};
+    cp_change_delete(r, &c, "DELETE FROM prices WHERE provider_id = $1 AND model = $2", 2, p,
+                     before);
     json_decref(before);
 }

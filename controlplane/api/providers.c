@@ -154,15 +154,15 @@ static void reply_provider(cp_req_t *r, int status, PGresult *res)
     tg_buf_dispose(&b);
 }
 
-static PGresult *provider_select(cp_req_t *r, const char *id, bool for_update)
+#define PROVIDER_BY_ID                                                                             \
+    "SELECT " PROVIDER_COLS " FROM providers p WHERE p.id = $1 AND p.tenant_id IS NULL"
+
+/* Begins a change to the provider in the path: the locked row (PROVIDER_COLS), or NULL after
+ * replying and rolling back. */
+static PGresult *provider_lock(cp_req_t *r)
 {
-    const char *p[1] = {id};
-    return cp_db_exec(r->db,
-                      for_update ? "SELECT " PROVIDER_COLS " FROM providers p WHERE p.id = $1 AND "
-                                   "p.tenant_id IS NULL FOR UPDATE"
-                                 : "SELECT " PROVIDER_COLS " FROM providers p WHERE p.id = $1 AND "
-                                   "p.tenant_id IS NULL",
-                      1, p);
+    const char *p[1] = {r->params[0]};
+    return cp_change_lock(r, PROVIDER_BY_ID " FOR UPDATE", 1, p, "provider");
 }
 
 /* ---- validation ---- */
@@ -682,9 +682,8 @@ static const char *buf_str(tg_buf_t *b)
 
 void cp_api_providers_list(cp_req_t *r)
 {
-    int limit;
-    const char *cursor;
-    if (!cp_require_platform(r, "manage providers") || cp_page_params_uuid(r, &limit, &cursor) != 0)
+    cp_list_t l;
+    if (!cp_require_platform(r, "manage providers") || cp_list_params(r, true, &l) != 0)
         return;
     const char *name = cp_query(r, "name");
     const char *kind = cp_query(r, "kind");
@@ -692,39 +691,12 @@ void cp_api_providers_list(cp_req_t *r)
         cp_reply_error(r, 400, "invalid_query", NULL, "filters are at most 64 bytes");
         return;
     }
-    char lim[16];
-    snprintf(lim, sizeof(lim), "%d", limit + 1);
-    const char *p[4] = {cursor, name, kind, lim};
-    PGresult *res = cp_db_exec(r->db,
-                               "SELECT " PROVIDER_COLS " FROM providers p WHERE "
-                               "p.tenant_id IS NULL AND ($1::uuid IS NULL OR p.id > $1::uuid) "
-                               "AND ($2::text IS NULL OR p.name = $2) AND ($3::text IS NULL OR "
-                               "p.kind = $3) ORDER BY p.id LIMIT $4::int",
-                               4, p);
-    if (!cp_db_ok(res)) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
-        return;
-    }
-    tg_buf_t b = TG_BUF_INIT(32u << 20);
-    int n = PQntuples(res);
-    int rc = tg_buf_append(&b, "{\"data\":[", 9);
-    for (int i = 0; rc == 0 && i < n && i < limit; i++) {
-        if (i > 0)
-            rc = tg_buf_append(&b, ",", 1);
-        if (rc == 0)
-            rc = provider_text(res, i, &b);
-    }
-    if (rc == 0 && n > limit)
-        rc = tg_buf_appendf(&b, "],\"next_cursor\":\"%s\"}", PQgetvalue(res, limit - 1, 2));
-    else if (rc == 0)
-        rc = tg_buf_appendf(&b, "],\"next_cursor\":null}");
-    PQclear(res);
-    if (rc != 0)
-        cp_reply_error(r, 500, "internal", NULL, "could not build the response");
-    else
-        cp_reply_json_text(r, 200, b.base, b.len);
-    tg_buf_dispose(&b);
+    const char *p[4] = {l.cursor, name, kind, l.fetch};
+    cp_list_reply_rows(r, &l,
+                       "SELECT " PROVIDER_COLS " FROM providers p WHERE p.tenant_id IS NULL AND "
+                       "($1::uuid IS NULL OR p.id > $1::uuid) AND ($2::text IS NULL OR p.name = "
+                       "$2) AND ($3::text IS NULL OR p.kind = $3) ORDER BY p.id LIMIT $4::int",
+                       4, p, 2, provider_text);
 }
 
 void cp_api_providers_create(cp_req_t *r)
@@ -759,14 +731,10 @@ void cp_api_providers_create(cp_req_t *r)
         cp_db_rollback(r);
         goto out;
     }
-    char id[37];
-    snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 2));
     json_t *after = provider_json(res, 0);
-    if (cp_commit_change(r, NULL, "provider.create", "provider", id, NULL, after) != 0) {
-        cp_db_rollback(r);
-    } else {
+    cp_change_t c = {NULL, "provider.create", "provider", PQgetvalue(res, 0, 2), false};
+    if (cp_change_commit(r, &c, NULL, after) == 0)
         reply_provider(r, 201, res);
-    }
     json_decref(after);
     PQclear(res);
 out:
@@ -776,14 +744,10 @@ out:
 
 void cp_api_providers_get(cp_req_t *r)
 {
-    const char *id = r->params[0];
-    if (!cp_require_platform(r, "manage providers"))
+    if (!cp_require_platform(r, "manage providers") || cp_path_id(r, 0, "provider") != 0)
         return;
-    if (!cp_is_uuid(id)) {
-        cp_reply_error(r, 404, "not_found", NULL, "no such provider");
-        return;
-    }
-    PGresult *res = provider_select(r, id, false);
+    const char *p[1] = {r->params[0]};
+    PGresult *res = cp_db_exec(r->db, PROVIDER_BY_ID, 1, p);
     if (!cp_db_ok(res))
         cp_reply_db_error(r, res);
     else if (PQntuples(res) != 1)
@@ -798,12 +762,8 @@ void cp_api_providers_update(cp_req_t *r)
     static const char *const fields[] = {"name",    "kind",     "base_url", "credentials",
                                          "headers", "settings", NULL};
     const char *id = r->params[0];
-    if (!cp_require_platform(r, "manage providers"))
+    if (!cp_require_platform(r, "manage providers") || cp_path_id(r, 0, "provider") != 0)
         return;
-    if (!cp_is_uuid(id)) {
-        cp_reply_error(r, 404, "not_found", NULL, "no such provider");
-        return;
-    }
     json_t *o = cp_body_object(r, fields);
     if (!o)
         return;
@@ -812,16 +772,15 @@ void cp_api_providers_update(cp_req_t *r)
     PGresult *res = NULL;
     if (provider_in_parse(r, o, true, &in) != 0)
         goto out;
-    if (cp_db_begin(r) != 0)
+    if (!(res = provider_lock(r)))
         goto out;
-    res = provider_select(r, id, true);
-    if (!cp_db_ok(res)) {
-        cp_reply_db_error(r, res);
+    before = provider_json(res, 0);
+    if (!before) {
+        cp_reply_error(r, 500, "internal", NULL, "could not read the provider");
         cp_db_rollback(r);
         goto out;
     }
-    before = provider_json(res, 0);
-    if (before && (in.kind || in.settings_json || in.creds_given) &&
+    if ((in.kind || in.settings_json || in.creds_given) &&
         check_kind_update(r, &in, before, PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1),
                           id) != 0) {
         cp_db_rollback(r);
@@ -829,11 +788,6 @@ void cp_api_providers_update(cp_req_t *r)
     }
     PQclear(res);
     res = NULL;
-    if (!before) {
-        cp_db_rollback(r);
-        cp_reply_error(r, 404, "not_found", NULL, "no such provider");
-        goto out;
-    }
     const char *p[8] = {id,
                         in.name,
                         in.kind,
@@ -860,11 +814,9 @@ void cp_api_providers_update(cp_req_t *r)
         goto out;
     }
     after = provider_json(res, 0);
-    if (cp_commit_change(r, NULL, "provider.update", "provider", id, before, after) != 0) {
-        cp_db_rollback(r);
-        goto out;
-    }
-    reply_provider(r, 200, res);
+    cp_change_t c = {NULL, "provider.update", "provider", id, false};
+    if (cp_change_commit(r, &c, before, after) == 0)
+        reply_provider(r, 200, res);
 out:
     PQclear(res);
     json_decref(before);
@@ -876,27 +828,17 @@ out:
 void cp_api_providers_delete(cp_req_t *r)
 {
     const char *id = r->params[0];
-    if (!cp_require_platform(r, "manage providers"))
+    if (!cp_require_platform(r, "manage providers") || cp_path_id(r, 0, "provider") != 0)
         return;
-    if (!cp_is_uuid(id)) {
-        cp_reply_error(r, 404, "not_found", NULL, "no such provider");
+    PGresult *res = provider_lock(r);
+    if (!res)
         return;
-    }
-    if (cp_db_begin(r) != 0)
-        return;
-    PGresult *res = provider_select(r, id, true);
-    json_t *before = NULL;
-    if (!cp_db_ok(res)) {
-        cp_reply_db_error(r, res);
-        goto fail;
-    }
-    before = provider_json(res, 0);
+    json_t *before = provider_json(res, 0);
     PQclear(res);
     res = NULL;
     if (!before) {
-        cp_db_rollback(r);
-        cp_reply_error(r, 404, "not_found", NULL, "no such provider");
-        return;
+        cp_reply_error(r, 500, "internal", NULL, "could not read the provider");
+        goto fail;
     }
     const char *p[1] = {id};
     /* a route still sending here would break; its admin must change the route first */
@@ -946,12 +888,9 @@ void cp_api_providers_delete(cp_req_t *r)
         goto fail;
     }
     PQclear(res);
-    res = NULL;
-    if (cp_commit_change(r, NULL, "provider.delete", "provider", id, before, NULL) != 0)
-        goto fail;
+    cp_change_t c = {NULL, "provider.delete", "provider", id, false};
+    cp_change_reply(r, &c, 204, before, NULL);
     json_decref(before);
-    r->status = 204;
-    tg_buf_reset(&r->out);
     return;
 fail:
     PQclear(res);

@@ -27,22 +27,7 @@
 
 static const char *const strategies[] = {"weighted", "least_busy", "lowest_latency", NULL};
 
-static json_t *route_by_id(cp_req_t *r, const char *id, bool for_update, bool *db_failed)
-{
-    const char *p[1] = {id};
-    PGresult *res = cp_db_exec(r->db,
-                               for_update ? "SELECT " ROUTE_JSON " FROM routes ro WHERE ro.id = $1 "
-                                            "AND ro.tenant_id IS NULL FOR UPDATE"
-                                          : "SELECT " ROUTE_JSON " FROM routes ro WHERE ro.id = $1 "
-                                            "AND ro.tenant_id IS NULL",
-                               1, p);
-    *db_failed = !cp_db_ok(res);
-    if (*db_failed)
-        cp_reply_db_error(r, res);
-    json_t *t = cp_db_json_row(res, 0, 0);
-    PQclear(res);
-    return t;
-}
+#define ROUTE_BY_ID "SELECT " ROUTE_JSON " FROM routes ro WHERE ro.id = $1 AND ro.tenant_id IS NULL"
 
 /* ---- validation of nested members (the field in an error names the whole path) ---- */
 
@@ -346,20 +331,16 @@ static int check_providers_exist(cp_req_t *r, const char *targets)
     return rc;
 }
 
+/* A provider deleted since check_providers_exist makes this fail: 422. */
 static int insert_targets(cp_req_t *r, const char *id, const char *targets)
 {
     const char *p[2] = {id, targets};
-    PGresult *res = cp_db_exec(
-        r->db,
-        "INSERT INTO route_targets (route_id, position, provider_id, model, weight) SELECT $1, "
-        "(e.i - 1)::int, (e.v->>'provider_id')::uuid, e.v->>'model', (e.v->>'weight')::int FROM "
-        "json_array_elements($2::json) WITH ORDINALITY e(v, i)",
-        2, p);
-    bool ok = cp_db_ok(res);
-    if (!ok)
-        cp_reply_db_error(r, res); /* a provider deleted since the check: 422 */
-    PQclear(res);
-    return ok ? 0 : -1;
+    return cp_exec_ok(r,
+                      "INSERT INTO route_targets (route_id, position, provider_id, model, weight) "
+                      "SELECT $1, (e.i - 1)::int, (e.v->>'provider_id')::uuid, e.v->>'model', "
+                      "(e.v->>'weight')::int FROM json_array_elements($2::json) WITH ORDINALITY "
+                      "e(v, i)",
+                      2, p);
 }
 
 static void conflict_alias(cp_req_t *r, const char *alias)
@@ -370,32 +351,24 @@ static void conflict_alias(cp_req_t *r, const char *alias)
 
 /* ---- handlers ---- */
 
+static bool alias_ok(const char *a)
+{
+    return strlen(a) <= MODEL_MAX;
+}
+
 void cp_api_routes_list(cp_req_t *r)
 {
-    int limit;
-    const char *cursor;
-    if (cp_page_params_uuid(r, &limit, &cursor) != 0)
+    cp_list_t l;
+    const char *alias;
+    if (cp_list_params(r, true, &l) != 0 ||
+        cp_list_filter(r, "alias", alias_ok, "is at most 256 bytes", &alias) != 0)
         return;
-    const char *alias = cp_query(r, "alias");
-    if (alias && strlen(alias) > 256) {
-        cp_reply_error(r, 400, "invalid_query", "alias", "alias is at most 256 bytes");
-        return;
-    }
-    char lim[16];
-    snprintf(lim, sizeof(lim), "%d", limit + 1);
-    const char *p[3] = {cursor, alias, lim};
-    PGresult *res = cp_db_exec(r->db,
-                               "SELECT " ROUTE_JSON " FROM routes ro WHERE ro.tenant_id IS NULL "
-                               "AND ($1::uuid IS NULL OR ro.id > $1::uuid) AND ($2::text IS NULL "
-                               "OR ro.alias = $2) ORDER BY ro.id LIMIT $3::int",
-                               3, p);
-    if (!cp_db_ok(res)) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
-        return;
-    }
-    cp_reply_page(r, res, limit, "id");
-    PQclear(res);
+    const char *p[3] = {l.cursor, alias, l.fetch};
+    cp_list_reply(r, &l,
+                  "SELECT " ROUTE_JSON " FROM routes ro WHERE ro.tenant_id IS NULL AND ($1::uuid "
+                  "IS NULL OR ro.id > $1::uuid) AND ($2::text IS NULL OR ro.alias = $2) ORDER BY "
+                  "ro.id LIMIT $3::int",
+                  3, p, "id");
 }
 
 void cp_api_routes_create(cp_req_t *r)
@@ -458,12 +431,11 @@ void cp_api_routes_create(cp_req_t *r)
     char id[37];
     snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
-    bool db_failed;
-    if (insert_targets(r, id, targets) != 0 || !(after = route_by_id(r, id, false, &db_failed)))
+    const char *k[1] = {id};
+    if (insert_targets(r, id, targets) != 0 || !(after = cp_change_row(r, ROUTE_BY_ID, 1, k, 0)))
         goto rollback;
-    if (cp_commit_change(r, NULL, "route.create", "route", id, NULL, after) != 0)
-        goto rollback;
-    cp_reply_json(r, 201, after);
+    cp_change_t c = {NULL, "route.create", "route", id, false};
+    cp_change_reply(r, &c, 201, NULL, after);
     after = NULL;
     goto out;
 rollback:
@@ -478,17 +450,10 @@ out:
 
 void cp_api_routes_get(cp_req_t *r)
 {
-    const char *id = r->params[0];
-    if (!cp_is_uuid(id)) {
-        cp_reply_error(r, 404, "not_found", NULL, "no such route");
+    if (cp_path_id(r, 0, "route") != 0)
         return;
-    }
-    bool db_failed;
-    json_t *t = route_by_id(r, id, false, &db_failed);
-    if (t)
-        cp_reply_json(r, 200, t);
-    else if (!db_failed)
-        cp_reply_error(r, 404, "not_found", NULL, "no such route");
+    const char *p[1] = {r->params[0]};
+    cp_reply_object(r, ROUTE_BY_ID, 1, p, "route");
 }
 
 void cp_api_routes_update(cp_req_t *r)
@@ -504,12 +469,8 @@ void cp_api_routes_update(cp_req_t *r)
                                          "cache_ttl_s",
                                          NULL};
     const char *id = r->params[0];
-    if (!cp_require_platform(r, "change routes"))
+    if (!cp_require_platform(r, "change routes") || cp_path_id(r, 0, "route") != 0)
         return;
-    if (!cp_is_uuid(id)) {
-        cp_reply_error(r, 404, "not_found", NULL, "no such route");
-        return;
-    }
     json_t *o = cp_body_object(r, fields);
     if (!o)
         return;
@@ -530,15 +491,9 @@ void cp_api_routes_update(cp_req_t *r)
         cp_reply_error(r, 500, "internal", NULL, "out of memory");
         goto out;
     }
-    if (cp_db_begin(r) != 0)
+    const char *k[1] = {id};
+    if (!(before = cp_change_lock_json(r, ROUTE_BY_ID " FOR UPDATE", 1, k, "route")))
         goto out;
-    bool db_failed;
-    before = route_by_id(r, id, true, &db_failed);
-    if (!before) {
-        if (!db_failed)
-            cp_reply_error(r, 404, "not_found", NULL, "no such route");
-        goto rollback;
-    }
     if (targets && check_providers_exist(r, targets) != 0)
         goto rollback;
     const char *p[9] = {id,
@@ -576,20 +531,14 @@ void cp_api_routes_update(cp_req_t *r)
         goto rollback;
     if (targets) {
         /* replaced wholesale, in this transaction: a data plane never sees half a list */
-        const char *d[1] = {id};
-        res = cp_db_exec(r->db, "DELETE FROM route_targets WHERE route_id = $1", 1, d);
-        bool ok = cp_db_ok(res);
-        if (!ok)
-            cp_reply_db_error(r, res);
-        PQclear(res);
-        if (!ok || insert_targets(r, id, targets) != 0)
+        if (cp_exec_ok(r, "DELETE FROM route_targets WHERE route_id = $1", 1, k) != 0 ||
+            insert_targets(r, id, targets) != 0)
             goto rollback;
     }
-    if (!(after = route_by_id(r, id, false, &db_failed)))
+    if (!(after = cp_change_row(r, ROUTE_BY_ID, 1, k, 0)))
         goto rollback;
-    if (cp_commit_change(r, NULL, "route.update", "route", id, before, after) != 0)
-        goto rollback;
-    cp_reply_json(r, 200, after);
+    cp_change_t c = {NULL, "route.update", "route", id, false};
+    cp_change_reply(r, &c, 200, before, after);
     after = NULL;
     goto out;
 rollback:
@@ -606,34 +555,13 @@ out:
 void cp_api_routes_delete(cp_req_t *r)
 {
     const char *id = r->params[0];
-    if (!cp_require_platform(r, "change routes"))
+    if (!cp_require_platform(r, "change routes") || cp_path_id(r, 0, "route") != 0)
         return;
-    if (!cp_is_uuid(id)) {
-        cp_reply_error(r, 404, "not_found", NULL, "no such route");
-        return;
-    }
-    if (cp_db_begin(r) != 0)
-        return;
-    bool db_failed;
-    json_t *before = route_by_id(r, id, true, &db_failed);
-    if (!before) {
-        cp_db_rollback(r);
-        if (!db_failed)
-            cp_reply_error(r, 404, "not_found", NULL, "no such route");
-        return;
-    }
     const char *p[1] = {id};
-    PGresult *res = cp_db_exec(r->db, "DELETE FROM routes WHERE id = $1", 1, p);
-    bool ok = cp_db_ok(res);
-    if (!ok)
-        cp_reply_db_error(r, res);
-    PQclear(res);
-    if (!ok || cp_commit_change(r, NULL, "route.delete", "route", id, before, NULL) != 0) {
-        cp_db_rollback(r);
-        json_decref(before);
+    json_t *before = cp_change_lock_json(r, ROUTE_BY_ID " FOR UPDATE", 1, p, "route");
+    if (!before)
         return;
-    }
+    cp_change_t c = {NULL, "route.delete", "route", id, false};
+    cp_change_delete(r, &c, "DELETE FROM routes WHERE id = $1", 1, p, before);
     json_decref(before);
-    r->status = 204;
-    tg_buf_reset(&r->out);
 }

@@ -38,22 +38,6 @@
 
 static const char *const token_roles[] = {"admin", "owner", "member", "viewer", NULL};
 
-static bool same_uuid(const char *a, const char *b)
-{
-    if (!cp_is_uuid(a) || !cp_is_uuid(b))
-        return false;
-    for (size_t i = 0; i < 36; i++) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'F')
-            x = (char)(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'F')
-            y = (char)(y - 'A' + 'a');
-        if (x != y)
-            return false;
-    }
-    return true;
-}
-
 /* Reads expires_at: RFC 3339 text or unix seconds, in the future. On success exactly one of
  * *unix_out (written into unix_buf) and *text_out is set, or neither when absent. */
 static int body_expires(cp_req_t *r, json_t *o, char *unix_buf, size_t unix_len,
@@ -107,15 +91,7 @@ static int body_expires(cp_req_t *r, json_t *o, char *unix_buf, size_t unix_len,
 static int tenant_exists(cp_req_t *r, const char *tid)
 {
     const char *p[1] = {tid};
-    PGresult *res = cp_db_exec(r->db, "SELECT 1 FROM tenants WHERE id = $1", 1, p);
-    if (!cp_db_ok(res)) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
-        return -1;
-    }
-    int n = PQntuples(res) == 1;
-    PQclear(res);
-    return n;
+    return cp_row_exists(r, "SELECT 1 FROM tenants WHERE id = $1", 1, p);
 }
 
 /* Checks that a token of `role` in `tid` (NULL: no tenant) is no wider than the caller. Returns
@@ -247,7 +223,7 @@ void cp_api_tokens_create(cp_req_t *r)
     int have = check_scope(r, tid, role);
     if (have < 0)
         goto out;
-    if (uid && same_uuid(uid, r->who.user_id))
+    if (uid && cp_uuid_eq(uid, r->who.user_id))
         uid = NULL;
     if (uid && check_service_account(r, uid, tid, role, have) != 0)
         goto out;
@@ -316,51 +292,33 @@ static void token_scope(const cp_req_t *r, char *buf, size_t n, const char **ten
 
 void cp_api_tokens_list(cp_req_t *r)
 {
-    int limit;
-    const char *cursor;
-    if (cp_page_params_uuid(r, &limit, &cursor) != 0)
+    cp_list_t l;
+    const char *uid;
+    if (cp_list_params(r, true, &l) != 0 ||
+        cp_list_filter(r, "user_id", cp_is_uuid, "must be a uuid", &uid) != 0)
         return;
-    const char *uid = cp_query(r, "user_id");
-    if (uid && !cp_is_uuid(uid)) {
-        cp_reply_error(r, 400, "invalid_query", "user_id", "user_id must be a uuid");
-        return;
-    }
-    if (uid && !r->who.platform_admin && !same_uuid(uid, r->who.user_id)) {
+    if (uid && !r->who.platform_admin && !cp_uuid_eq(uid, r->who.user_id)) {
         cp_reply_error(r, 403, "forbidden", "user_id",
                        "only platform admins list another user's tokens");
         return;
     }
-    char lim[16];
-    snprintf(lim, sizeof(lim), "%d", limit + 1);
     /* a token sees only tokens within its own scope, not what else its user holds */
     char rank[16];
     const char *scope = NULL, *rk = NULL;
     token_scope(r, rank, sizeof(rank), &scope, &rk);
-    const char *p[6] = {uid, r->who.user_id, scope, cursor, lim, rk};
-    PGresult *res = cp_db_exec(
-        r->db,
-        "SELECT " TOKEN_JSON " FROM api_tokens k WHERE CASE WHEN $1::uuid IS NOT NULL THEN "
-        "k.user_id = $1::uuid ELSE (k.user_id = $2::uuid OR k.created_by = $2::uuid) END "
-        "AND " TOKEN_LIST_SCOPE
-        " AND ($4::uuid IS NULL OR k.id > $4::uuid) ORDER BY k.id LIMIT $5::int",
-        6, p);
-    if (!cp_db_ok(res)) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
-        return;
-    }
-    cp_reply_page(r, res, limit, "id");
-    PQclear(res);
+    const char *p[6] = {uid, r->who.user_id, scope, l.cursor, l.fetch, rk};
+    cp_list_reply(r, &l,
+                  "SELECT " TOKEN_JSON " FROM api_tokens k WHERE CASE WHEN $1::uuid IS NOT NULL "
+                  "THEN k.user_id = $1::uuid ELSE (k.user_id = $2::uuid OR k.created_by = "
+                  "$2::uuid) END AND " TOKEN_LIST_SCOPE
+                  " AND ($4::uuid IS NULL OR k.id > $4::uuid) ORDER BY k.id LIMIT $5::int",
+                  6, p, "id");
 }
 
 void cp_api_tokens_revoke(cp_req_t *r)
 {
     const char *id = r->params[0];
-    if (!cp_is_uuid(id)) {
-        cp_reply_error(r, 404, "not_found", NULL, "no such token");
-        return;
-    }
-    if (cp_db_begin(r) != 0)
+    if (cp_path_id(r, 0, "token") != 0 || cp_db_begin(r) != 0)
         return;
     json_t *before = NULL, *after = NULL;
     char rank[16];
@@ -381,8 +339,8 @@ void cp_api_tokens_revoke(cp_req_t *r)
     bool found = PQntuples(res) == 1, allowed = false, revoked = false;
     char tenant[37] = "";
     if (found) {
-        allowed = r->who.platform_admin || same_uuid(PQgetvalue(res, 0, 1), r->who.user_id) ||
-                  same_uuid(PQgetvalue(res, 0, 2), r->who.user_id);
+        allowed = r->who.platform_admin || cp_uuid_eq(PQgetvalue(res, 0, 1), r->who.user_id) ||
+                  cp_uuid_eq(PQgetvalue(res, 0, 2), r->who.user_id);
         snprintf(tenant, sizeof(tenant), "%s", PQgetvalue(res, 0, 3));
         if (PQgetvalue(res, 0, 5)[0] != 't')
             allowed = false; /* as in the list: a token reaches no token wider than itself */

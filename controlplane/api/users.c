@@ -23,6 +23,7 @@
 #define PASSWORD_MIN_CHARS 12
 #define PASSWORD_MAX_BYTES 1024 /* what login accepts */
 #define EMAIL_MAX 254
+#define EMAIL_MAX_TEXT "254"
 
 static const char *const member_roles[] = {"owner", "admin", "member", "viewer", NULL};
 
@@ -42,32 +43,10 @@ static int one_json(cp_req_t *r, const char *sql, int n, const char *const *p, j
     return 0;
 }
 
-/* Runs a statement whose result is not needed; replies with the database error on failure. */
-static int exec_ok(cp_req_t *r, const char *sql, int n, const char *const *p)
-{
-    PGresult *res = cp_db_exec(r->db, sql, n, p);
-    bool ok = cp_db_ok(res);
-    if (!ok)
-        cp_reply_db_error(r, res);
-    PQclear(res);
-    return ok ? 0 : -1;
-}
-
-/* Whether a uuid from the path names the caller; case does not matter in a uuid. */
+/* Whether a uuid from the path names the caller. */
 static bool is_self(const cp_req_t *r, const char *id)
 {
-    if (!cp_is_uuid(id) || !r->who.user_id[0])
-        return false;
-    for (size_t i = 0; i < 36; i++) {
-        char a = id[i], b = r->who.user_id[i];
-        if (a >= 'A' && a <= 'F')
-            a = (char)(a - 'A' + 'a');
-        if (b >= 'A' && b <= 'F')
-            b = (char)(b - 'A' + 'a');
-        if (a != b)
-            return false;
-    }
-    return true;
+    return r->who.user_id[0] && cp_uuid_eq(id, r->who.user_id);
 }
 
 /* One '@' with something on both sides; no spaces or control characters (UTF-8 is fine). The
@@ -104,35 +83,29 @@ static void reply_no_user(cp_req_t *r)
     cp_reply_error(r, 404, "not_found", NULL, "no such user");
 }
 
+static bool email_filter_ok(const char *e)
+{
+    return *e && strlen(e) <= EMAIL_MAX;
+}
+
 void cp_api_users_list(cp_req_t *r)
 {
-    int limit;
-    const char *cursor;
+    cp_list_t l;
+    const char *email;
     if (!r->who.platform_admin) {
         cp_reply_error(r, 403, "forbidden", NULL, "only platform admins list users");
         return;
     }
-    if (cp_page_params_uuid(r, &limit, &cursor) != 0)
+    if (cp_list_params(r, true, &l) != 0 ||
+        cp_list_filter(r, "email", email_filter_ok, "must be 1 to " EMAIL_MAX_TEXT " bytes long",
+                       &email) != 0)
         return;
-    const char *email = cp_query(r, "email");
-    if (email && (!*email || strlen(email) > EMAIL_MAX)) {
-        cp_reply_error(r, 400, "invalid_query", "email", "email must be 1 to %d bytes long",
-                       EMAIL_MAX);
-        return;
-    }
-    char lim[16];
-    snprintf(lim, sizeof(lim), "%d", limit + 1);
-    const char *p[3] = {cursor, email, lim};
-    PGresult *res = cp_db_exec(r->db,
-                               "SELECT " USER_JSON " FROM users u WHERE ($1::uuid IS NULL OR u.id "
-                               "> $1::uuid) AND ($2::text IS NULL OR lower(u.email) = lower($2)) "
-                               "ORDER BY u.id LIMIT $3::int",
-                               3, p);
-    if (!cp_db_ok(res))
-        cp_reply_db_error(r, res);
-    else
-        cp_reply_page(r, res, limit, "id");
-    PQclear(res);
+    const char *p[3] = {l.cursor, email, l.fetch};
+    cp_list_reply(r, &l,
+                  "SELECT " USER_JSON " FROM users u WHERE ($1::uuid IS NULL OR u.id > $1::uuid) "
+                  "AND ($2::text IS NULL OR lower(u.email) = lower($2)) ORDER BY u.id LIMIT "
+                  "$3::int",
+                  3, p, "id");
 }
 
 void cp_api_users_create(cp_req_t *r)
@@ -217,14 +190,8 @@ void cp_api_users_create(cp_req_t *r)
         goto out;
     if (tid) { /* it exists (a platform admin has a role in any id) and stays while we add to it */
         const char *t[1] = {tid};
-        PGresult *tr = cp_db_exec(r->db, "SELECT 1 FROM tenants WHERE id = $1 FOR SHARE", 1, t);
-        bool ok = cp_db_ok(tr), found = ok && PQntuples(tr) == 1;
-        if (!ok)
-            cp_reply_db_error(r, tr);
-        else if (!found)
-            cp_reply_error(r, 404, "not_found", "tenant_id", "no such tenant");
-        PQclear(tr);
-        if (!found) {
+        if (cp_change_need(r, "SELECT 1 FROM tenants WHERE id = $1 FOR SHARE", 1, t, 404,
+                           "tenant_id", "no such tenant") != 0) {
             cp_db_rollback(r);
             goto out;
         }
@@ -250,8 +217,8 @@ void cp_api_users_create(cp_req_t *r)
         goto fail;
     if (tid) {
         const char *m[3] = {tid, id, role};
-        if (exec_ok(r, "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)", 3,
-                    m) != 0 ||
+        if (cp_exec_ok(r, "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)",
+                       3, m) != 0 ||
             one_json(r,
                      "SELECT " MEMBER_JSON " FROM memberships m JOIN users u ON u.id = m.user_id "
                      "WHERE m.tenant_id = $1 AND m.user_id = $2",
@@ -446,10 +413,10 @@ void cp_api_users_update(cp_req_t *r)
     /* and clears the failed logins counted against the account: how an admin unlocks it */
     const char *fp[3] = {pw ? "t" : "f", json_string_value(json_object_get(before, "email")),
                          json_string_value(json_object_get(after, "email"))};
-    if (exec_ok(r,
-                "DELETE FROM login_failures WHERE $1::boolean AND email IN (lower($2), "
-                "lower($3))",
-                3, fp) != 0)
+    if (cp_exec_ok(r,
+                   "DELETE FROM login_failures WHERE $1::boolean AND email IN (lower($2), "
+                   "lower($3))",
+                   3, fp) != 0)
         goto fail;
     json_t *audited = json_copy(after);
     if (pw)
@@ -515,10 +482,10 @@ void cp_api_users_delete(cp_req_t *r)
     }
     /* membership changes lock the tenant row first; so do we, so that two removals cannot both
      * see another owner and leave a tenant with none */
-    if (exec_ok(r,
-                "SELECT 1 FROM tenants t WHERE t.id IN (SELECT tenant_id FROM memberships WHERE "
-                "user_id = $1 AND role = 'owner') ORDER BY t.id FOR UPDATE",
-                1, p) != 0)
+    if (cp_exec_ok(r,
+                   "SELECT 1 FROM tenants t WHERE t.id IN (SELECT tenant_id FROM memberships WHERE "
+                   "user_id = $1 AND role = 'owner') ORDER BY t.id FOR UPDATE",
+                   1, p) != 0)
         goto fail;
     PGresult *res =
         cp_db_exec(r->db,
@@ -542,12 +509,9 @@ void cp_api_users_delete(cp_req_t *r)
         goto fail;
     }
     PQclear(res);
-    if (exec_ok(r, "DELETE FROM users WHERE id = $1", 1, p) != 0 ||
-        cp_audit(r, NULL, "user.delete", "user", id, before, NULL) != 0 || cp_db_commit(r) != 0)
-        goto fail;
+    cp_change_t c = {NULL, "user.delete", "user", id, true};
+    cp_change_delete(r, &c, "DELETE FROM users WHERE id = $1", 1, p, before);
     json_decref(before);
-    r->status = 204;
-    tg_buf_reset(&r->out);
     return;
 fail:
     cp_db_rollback(r);
@@ -556,30 +520,15 @@ fail:
 
 void cp_api_members_list(cp_req_t *r)
 {
-    const char *tid = r->params[0];
-    int limit;
-    const char *cursor;
-    if (!cp_is_uuid(tid)) {
-        cp_reply_error(r, 404, "not_found", NULL, "no such tenant");
+    cp_list_t l;
+    if (cp_tenant_scope(r, CP_ROLE_VIEWER, NULL) < 0 || cp_list_params(r, true, &l) != 0)
         return;
-    }
-    if (cp_require_role(r, tid, CP_ROLE_VIEWER) < 0)
-        return;
-    if (cp_page_params_uuid(r, &limit, &cursor) != 0)
-        return;
-    char lim[16];
-    snprintf(lim, sizeof(lim), "%d", limit + 1);
-    const char *p[3] = {tid, cursor, lim};
-    PGresult *res = cp_db_exec(r->db,
-                               "SELECT " MEMBER_JSON " FROM memberships m JOIN users u ON u.id = "
-                               "m.user_id WHERE m.tenant_id = $1 AND ($2::uuid IS NULL OR "
-                               "m.user_id > $2::uuid) ORDER BY m.user_id LIMIT $3::int",
-                               3, p);
-    if (!cp_db_ok(res))
-        cp_reply_db_error(r, res);
-    else
-        cp_reply_page(r, res, limit, "user_id");
-    PQclear(res);
+    const char *p[3] = {r->params[0], l.cursor, l.fetch};
+    cp_list_reply(r, &l,
+                  "SELECT " MEMBER_JSON " FROM memberships m JOIN users u ON u.id = m.user_id "
+                  "WHERE m.tenant_id = $1 AND ($2::uuid IS NULL OR m.user_id > $2::uuid) ORDER BY "
+                  "m.user_id LIMIT $3::int",
+                  3, p, "user_id");
 }
 
 /* In a transaction: locks the tenant (serializing its membership changes, see users_delete) and
@@ -588,15 +537,10 @@ void cp_api_members_list(cp_req_t *r)
 static int lock_member(cp_req_t *r, const char *tid, const char *uid, json_t **member)
 {
     const char *p[2] = {tid, uid};
-    PGresult *res = cp_db_exec(r->db, "SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", 1, p);
     *member = NULL;
-    if (!cp_db_ok(res)) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
+    int found = cp_row_exists(r, "SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", 1, p);
+    if (found < 0)
         return -1;
-    }
-    bool found = PQntuples(res) == 1;
-    PQclear(res);
     if (!found) {
         cp_reply_error(r, 404, "not_found", NULL, "no such tenant");
         return -1;
@@ -690,10 +634,10 @@ void cp_api_members_put(cp_req_t *r)
     }
     if (member_is_owner(before) && !to_owner && check_not_last_owner(r, tid) != 0)
         goto fail;
-    if (exec_ok(r,
-                "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) ON "
-                "CONFLICT (user_id, tenant_id) DO UPDATE SET role = EXCLUDED.role",
-                3, p) != 0)
+    if (cp_exec_ok(r,
+                   "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) ON "
+                   "CONFLICT (user_id, tenant_id) DO UPDATE SET role = EXCLUDED.role",
+                   3, p) != 0)
         goto fail;
     if (one_json(r,
                  "SELECT " MEMBER_JSON " FROM memberships m JOIN users u ON u.id = m.user_id "
@@ -704,10 +648,8 @@ void cp_api_members_put(cp_req_t *r)
         cp_reply_error(r, 500, "internal", NULL, "could not read the membership back");
         goto fail;
     }
-    if (cp_audit(r, tid, "member.put", "membership", uid, before, after) != 0 ||
-        cp_db_commit(r) != 0)
-        goto fail;
-    cp_reply_json(r, before ? 200 : 201, after);
+    cp_change_t c = {tid, "member.put", "membership", uid, true};
+    cp_change_reply(r, &c, before ? 200 : 201, before, after);
     after = NULL;
     goto out;
 fail:
@@ -751,13 +693,10 @@ void cp_api_members_delete(cp_req_t *r)
             goto fail;
     }
     const char *p[2] = {tid, uid};
-    if (exec_ok(r, "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2", 2, p) != 0 ||
-        cp_audit(r, tid, "member.delete", "membership", uid, before, NULL) != 0 ||
-        cp_db_commit(r) != 0)
-        goto fail;
+    cp_change_t c = {tid, "member.delete", "membership", uid, true};
+    cp_change_delete(r, &c, "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2", 2, p,
+                     before);
     json_decref(before);
-    r->status = 204;
-    tg_buf_reset(&r->out);
     return;
 fail:
     cp_db_rollback(r);

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <jansson.h>
+#include <sanitizer/common_interface_defs.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1189,8 +1190,9 @@ static void on_fatal_signal(int sig)
     raise(sig); /* SA_RESETHAND: the default action now */
 }
 
-/* Sanitizers call this before they exit; weak, so a build without them links too. */
-extern void __sanitizer_set_death_callback(void (*cb)(void)) __attribute__((weak));
+/* Sanitizers call this before they exit; weak, so a build without them links too (the compiler's
+ * header declares it). */
+#pragma weak __sanitizer_set_death_callback
 
 static void name_crashes(void)
 {

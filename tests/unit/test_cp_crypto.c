@@ -6,7 +6,6 @@
 #include "cp.h"
 #include "tg_hash.h"
 
-const cp_opts_t *cp_opts;
 static cp_opts_t test_opts;
 
 static void with_key(void)

@@ -1,9 +1,9 @@
 // Self-test of the mock OpenAI provider, straight over HTTP (no gateway involved).
-// Run: node --test tests/integration/mock_openai.test.mjs
+// Run: node --test tests/mocks/openai.test.mjs
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startOpenAIMock, waitFor } from '../mocks/openai.mjs';
+import { startOpenAIMock, waitFor } from './openai.mjs';
 
 const KEY = 'sk-upstream-test';
 let mock;

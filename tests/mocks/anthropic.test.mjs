@@ -1,11 +1,11 @@
 // Self-test of the mock Anthropic provider, straight over HTTP (no gateway involved).
-// Run: node --test tests/integration/mock_anthropic.test.mjs
+// Run: node --test tests/mocks/anthropic.test.mjs
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startAnthropicMock } from '../mocks/anthropic.mjs';
+import { startAnthropicMock } from './anthropic.mjs';
 
 const KEY = 'sk-ant-test';
 let mock;
@@ -216,7 +216,7 @@ test('control API: stats, requests, reset', async () => {
 });
 
 test('CLI prints the port and serves', async () => {
-  const file = fileURLToPath(new URL('../mocks/anthropic.mjs', import.meta.url));
+  const file = fileURLToPath(new URL('./anthropic.mjs', import.meta.url));
   const child = spawn(process.execPath, [file, '--port', '0', '--api-key', 'k-cli'], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const port = await new Promise((resolve, reject) => {

@@ -1,11 +1,11 @@
 // Self-test of the mock Gemini provider, straight over HTTP (no gateway involved).
-// Run: node --test tests/integration/mock_gemini.test.mjs
+// Run: node --test tests/mocks/gemini.test.mjs
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startGeminiMock } from '../mocks/gemini.mjs';
+import { startGeminiMock } from './gemini.mjs';
 
 const KEY = 'gm-test';
 let mock;
@@ -224,7 +224,7 @@ test('control API: stats, requests, reset', async () => {
 });
 
 test('CLI: --port 0 --api-key K prints "listening PORT" and serves with that key', async () => {
-  const script = fileURLToPath(new URL('../mocks/gemini.mjs', import.meta.url));
+  const script = fileURLToPath(new URL('./gemini.mjs', import.meta.url));
   const child = spawn(process.execPath, [script, '--port', '0', '--api-key', 'cli-key'], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const port = await new Promise((resolve, reject) => {

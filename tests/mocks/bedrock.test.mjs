@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import {
   startBedrockMock, sigv4Sign, decodeMessages, encodeMessage, crc32,
   DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY,
-} from '../mocks/bedrock.mjs';
+} from './bedrock.mjs';
 
 const MODEL = 'anthropic.claude-3-5-haiku-20241022-v1:0';
 let mock;
@@ -299,7 +299,7 @@ test('control API: requests, stats, reset; unknown routes 404', async () => {
 });
 
 test('CLI prints "listening PORT" and serves signed requests', async () => {
-  const script = fileURLToPath(new URL('../mocks/bedrock.mjs', import.meta.url));
+  const script = fileURLToPath(new URL('./bedrock.mjs', import.meta.url));
   const child = spawn(process.execPath, [script, '--port', '0', '--region', 'us-east-1', '--access-key-id', 'AKIDCLI', '--secret-access-key', 'cli-secret'], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const port = await new Promise((resolve, reject) => {

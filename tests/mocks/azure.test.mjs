@@ -1,11 +1,11 @@
 // Self-test of the mock Azure OpenAI provider (tests/mocks/azure.mjs), straight over HTTP (no
-// gateway involved). Run: node --test tests/integration/mock_azure.test.mjs
+// gateway involved). Run: node --test tests/mocks/azure.test.mjs
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startAzureMock, waitFor } from '../mocks/azure.mjs';
+import { startAzureMock, waitFor } from './azure.mjs';
 
 const KEY = 'az-test';
 const VERSION = '2024-10-21';
@@ -263,7 +263,7 @@ test('control API: stats, requests, reset (never recorded themselves)', async ()
 });
 
 test('CLI: --port 0 prints "listening PORT" and serves with --api-key and --deployment', async () => {
-  const script = fileURLToPath(new URL('../mocks/azure.mjs', import.meta.url));
+  const script = fileURLToPath(new URL('./azure.mjs', import.meta.url));
   const child = spawn(process.execPath, [script, '--port', '0', '--api-key', 'cli-key', '--deployment', 'prod=gpt-4o-2024-08-06'], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const port = await new Promise((resolve, reject) => {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tg_list.h"
 #include "tg_log.h"
 #include "tg_time.h"
 
@@ -238,24 +239,19 @@ static int plan_fallbacks(dp_gate_t *g, dp_reqbody_t *body, const tg_buf_t *h, c
                 return TG_EINVAL;
             }
         }
-        json_array_foreach(fm, i, v) plan_fallback(g, json_string_value(v), json_string_length(v),
-                                                   &count, req_id, req_id_len);
+        json_array_foreach(fm, i, v)
+        {
+            plan_fallback(g, json_string_value(v), json_string_length(v), &count, req_id,
+                          req_id_len);
+        }
     }
     if (fm)
         json_object_del(body->root, "fallback_models");
-    size_t i = 0;
-    while (i < h->len) {
-        size_t j = i;
-        while (j < h->len && h->base[j] != ',')
-            j++;
-        size_t a = i, b = j;
-        while (a < b && (h->base[a] == ' ' || h->base[a] == '\t'))
-            a++;
-        while (b > a && (h->base[b - 1] == ' ' || h->base[b - 1] == '\t'))
-            b--;
-        plan_fallback(g, h->base + a, b - a, &count, req_id, req_id_len);
-        i = j + 1;
-    }
+    size_t pos = 0;
+    const char *alias;
+    size_t n;
+    while (tg_list_next(h->base, h->len, &pos, &alias, &n))
+        plan_fallback(g, alias, n, &count, req_id, req_id_len);
     return 0;
 }
 

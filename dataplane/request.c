@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "reqbody.h"
 #include "tg_fmt.h"
+#include "tg_list.h"
 #include "tg_log.h"
 #include "tg_pool.h"
 #include "tg_time.h"
@@ -356,18 +357,10 @@ static void client_drained(dp_req_t *r);
  * the cache), max-age=N (only answers at most N seconds old). */
 static void read_cache_control(const tg_buf_t *h, bool *read, bool *store, int64_t *max_age_ms)
 {
-    size_t i = 0;
-    while (i < h->len) {
-        size_t j = i;
-        while (j < h->len && h->base[j] != ',')
-            j++;
-        size_t a = i, b = j;
-        while (a < b && (h->base[a] == ' ' || h->base[a] == '\t'))
-            a++;
-        while (b > a && (h->base[b - 1] == ' ' || h->base[b - 1] == '\t'))
-            b--;
-        const char *t = h->base + a;
-        size_t n = b - a;
+    size_t pos = 0;
+    const char *t;
+    size_t n;
+    while (tg_list_next(h->base, h->len, &pos, &t, &n)) {
         if (tg_mem_caseeq(t, n, "no-store", 8)) {
             *store = false;
         } else if (tg_mem_caseeq(t, n, "no-cache", 8)) {
@@ -380,7 +373,6 @@ static void read_cache_control(const tg_buf_t *h, bool *read, bool *store, int64
             if (k == n) /* ages are whole seconds, as the age header says */
                 *max_age_ms = v * 1000 + 999;
         }
-        i = j + 1;
     }
 }
 

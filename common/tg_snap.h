@@ -92,15 +92,14 @@ bool tg_retry_on_status(const tg_retry_t *r, int status);
 enum tg_period { TG_PERIOD_DAILY = 0, TG_PERIOD_MONTHLY, TG_PERIOD_TOTAL, TG_NPERIODS };
 
 /* Rate limits and budgets of one key or tenant. The spend is the control plane's as of the
- * snapshot's spend_as_of; the data plane keeps fresher figures in its ledger, which `ledger`
- * points at once the data plane has bound the snapshot (dataplane/ledger.c). */
+ * snapshot's spend_as_of; the data plane keeps fresher figures in its ledger
+ * (dataplane/ledger.c), found by the key's or tenant's id: the snapshot is never written. */
 typedef struct tg_limits {
     uint32_t rpm;                      /* requests per minute, 0 = none */
     uint32_t tpm;                      /* tokens per minute, 0 = none */
     int64_t budget_pusd[TG_NPERIODS];  /* -1 = no budget for the period */
     int64_t spent_pusd[TG_NPERIODS];   /* spend of the period starting spent_period */
     int32_t spent_period[TG_NPERIODS]; /* that period's first day, YYYYMMDD */
-    void *ledger;
 } tg_limits_t;
 
 typedef struct tg_tenant {

@@ -1,12 +1,16 @@
 /* conn.c: one client HTTP/1.1 connection: reads and parses requests one at a time (pipelined
- * requests wait, in order), arms the header/body/idle timeouts, writes responses. Owns its
- * socket, timer, parser and unparsed bytes; loop thread only. */
+ * requests wait, in order), arms the header/body/idle timeouts, and writes responses: heads,
+ * bodies, chunks and error bodies. Owns its socket, timer, parser and unparsed bytes; hands each
+ * request to the worker's handler and hears back from it only through dp_conn_end. Loop thread
+ * only. */
+#include "conn.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-#include "dp.h"
-#include "tg_errors.h"
+#include "tg_fmt.h"
 #include "tg_log.h"
+#include "xlate.h"
 
 #include "tg_banned.h"
 
@@ -14,7 +18,8 @@ enum {
     DP_CONN_IDLE = 0, /* keep-alive, waiting for a request */
     DP_CONN_READING,  /* a request has started arriving */
     DP_CONN_BUSY,     /* a request is being answered */
-    DP_CONN_CLOSING,  /* shutting down; waiting for handles to close */
+    DP_CONN_SHUTDOWN, /* the last response is leaving; no more input is read */
+    DP_CONN_CLOSING,  /* closed; waiting for handles to close */
 };
 
 struct dp_conn {
@@ -23,14 +28,12 @@ struct dp_conn {
     dp_worker_t *w;
     dp_conn_t *prev, *next;
     dp_http_parser_t hp;
-    tg_buf_t pending; /* bytes read but not yet parsed (behind a request in flight) */
-    dp_req_t *req;    /* the request in flight, or NULL */
+    tg_buf_t pending;       /* bytes read but not yet parsed (behind a request in flight) */
+    dp_conn_watch_t *watch; /* the request in flight's, borrowed; NULL when none */
     int state;
     int open_handles;
     bool reading;
     bool close_after; /* close once the current response is written */
-    bool processing;  /* inside process_input: re-entry only sets `again` */
-    bool again;
 };
 
 typedef struct dp_write {
@@ -41,9 +44,9 @@ typedef struct dp_write {
 } dp_write_t;
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-static void finish_request(dp_conn_t *c);
+static void process_input(dp_conn_t *c);
 
-static const char *conn_states[] = {"idle", "reading", "busy", "closing"};
+static const char *conn_states[] = {"idle", "reading", "busy", "shutdown", "closing"};
 
 static void conn_set_state(dp_conn_t *c, int st)
 {
@@ -54,7 +57,7 @@ static void conn_set_state(dp_conn_t *c, int st)
 
 /* Bytes a client may queue behind a request in flight (pipelining) before reading pauses. It is
  * also what may be read of a next request before its head is checked, so it stays at 64 KiB: a
- * caller without a valid key never sends more than that (dp_proxy_refuse_head). */
+ * caller without a valid key never sends more than that (the handler's on_head). */
 #define DP_CONN_QUEUE_MAX (64u * 1024u)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -64,7 +67,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->base = c->w->read_buf;
     buf->len = sizeof(c->w->read_buf);
     /* behind a request in flight, read no further than the queue bound */
-    if (c->req && c->pending.len < DP_CONN_QUEUE_MAX &&
+    if (c->state == DP_CONN_BUSY && c->pending.len < DP_CONN_QUEUE_MAX &&
         DP_CONN_QUEUE_MAX - c->pending.len < buf->len)
         buf->len = DP_CONN_QUEUE_MAX - c->pending.len;
 }
@@ -85,10 +88,10 @@ static void conn_close(dp_conn_t *c)
         return;
     conn_set_state(c, DP_CONN_CLOSING);
     dp_worker_t *w = c->w;
-    if (c->req) {
-        dp_req_t *r = c->req;
-        c->req = NULL;
-        dp_proxy_client_gone(r);
+    if (c->watch) {
+        dp_conn_watch_t *watch = c->watch;
+        c->watch = NULL;
+        watch->cb(watch, DP_CONN_EV_GONE);
     }
     if (c->prev)
         c->prev->next = c->next;
@@ -112,7 +115,7 @@ static void on_shutdown(uv_shutdown_t *sr, int status)
 /* Closes after the queued writes have left (uv_close alone would cancel them). */
 static void conn_close_after_writes(dp_conn_t *c)
 {
-    if (c->state == DP_CONN_CLOSING)
+    if (c->state == DP_CONN_CLOSING || c->state == DP_CONN_SHUTDOWN)
         return;
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
@@ -125,7 +128,7 @@ static void conn_close_after_writes(dp_conn_t *c)
     }
     sr->data = c;
     c->close_after = true;
-    c->state = DP_CONN_BUSY; /* no more input is processed */
+    conn_set_state(c, DP_CONN_SHUTDOWN); /* no more input is processed */
 }
 
 static void on_timeout(uv_timer_t *t)
@@ -150,8 +153,8 @@ static void on_write(uv_write_t *wr, int status)
         conn_close(c);
         return;
     }
-    if (c->req && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < DP_WQ_LOW)
-        dp_proxy_client_drained(c->req);
+    if (c->watch && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < DP_WQ_LOW)
+        c->watch->cb(c->watch, DP_CONN_EV_DRAINED);
 }
 
 static int write_bufs(dp_conn_t *c, const uv_buf_t *parts, int n)
@@ -202,21 +205,154 @@ static int write_bufs(dp_conn_t *c, const uv_buf_t *parts, int n)
     return 0;
 }
 
-int dp_conn_write(dp_conn_t *c, const char *head, size_t hlen, const char *body, size_t blen)
+const char *dp_conn_reason(int status)
 {
-    uv_buf_t parts[2] = {uv_buf_init((char *)head, (unsigned int)hlen),
-                         uv_buf_init((char *)body, (unsigned int)blen)};
-    return write_bufs(c, parts, blen ? 2 : 1);
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+/* The longest head: status line, framing, the caller's extra lines (a request's ids, rate-limit
+ * and retry headers stay well under 2 KiB). */
+#define DP_HEAD_MAX 4096
+
+typedef struct head_buf {
+    char *p;
+    size_t len;
+    bool full;
+} head_buf_t;
+
+static void head_put(head_buf_t *hb, const char *s, size_t n)
+{
+    if (hb->full || n > DP_HEAD_MAX - hb->len) {
+        hb->full = true;
+        return;
+    }
+    memcpy(hb->p + hb->len, s, n);
+    hb->len += n;
+}
+
+static void head_puts(head_buf_t *hb, const char *s)
+{
+    head_put(hb, s, strlen(s));
+}
+
+/* content_length < 0: chunked. */
+static int build_head(const dp_conn_t *c, const dp_head_t *h, long long content_length, char *out,
+                      size_t *len)
+{
+    head_buf_t hb = {out, 0, false};
+    char num[TG_FMT_U64_MAX];
+    int status = h->status >= 100 && h->status <= 999 ? h->status : 500;
+    head_put(&hb, "HTTP/1.1 ", 9);
+    head_put(&hb, num, tg_fmt_u64(num, (uint64_t)status));
+    head_put(&hb, " ", 1);
+    head_puts(&hb, dp_conn_reason(status));
+    head_put(&hb, "\r\ncontent-type: ", 16);
+    head_puts(&hb, h->ctype);
+    if (content_length >= 0) {
+        head_put(&hb, "\r\ncontent-length: ", 18);
+        head_put(&hb, num, tg_fmt_u64(num, (uint64_t)content_length));
+        head_put(&hb, "\r\n", 2);
+    } else {
+        head_puts(&hb, "\r\ntransfer-encoding: chunked\r\ncache-control: no-cache\r\n");
+    }
+    if (h->extra_len)
+        head_put(&hb, h->extra, h->extra_len);
+    if (c->close_after || c->w->draining)
+        head_put(&hb, "connection: close\r\n", 19);
+    head_put(&hb, "\r\n", 2);
+    *len = hb.len;
+    return hb.full ? TG_ETOOBIG : 0;
+}
+
+int dp_conn_respond(dp_conn_t *c, const dp_head_t *h, const char *body, size_t len)
+{
+    char head[DP_HEAD_MAX];
+    size_t hlen;
+    int rc = build_head(c, h, (long long)len, head, &hlen);
+    if (rc != 0)
+        return rc;
+    uv_buf_t parts[2] = {uv_buf_init(head, (unsigned int)hlen),
+                         uv_buf_init((char *)body, (unsigned int)len)};
+    return write_bufs(c, parts, len ? 2 : 1);
+}
+
+int dp_conn_start_chunked(dp_conn_t *c, const dp_head_t *h)
+{
+    char head[DP_HEAD_MAX];
+    size_t hlen;
+    int rc = build_head(c, h, -1, head, &hlen);
+    if (rc != 0)
+        return rc;
+    uv_buf_t part = uv_buf_init(head, (unsigned int)hlen);
+    return write_bufs(c, &part, 1);
 }
 
 int dp_conn_write_chunk(dp_conn_t *c, const char *data, size_t len)
 {
     char size_line[24];
-    int n = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+    size_t n = tg_fmt_hex(size_line, len);
+    size_line[n++] = '\r';
+    size_line[n++] = '\n';
     uv_buf_t parts[3] = {uv_buf_init(size_line, (unsigned int)n),
                          uv_buf_init((char *)data, (unsigned int)len),
                          uv_buf_init((char *)"\r\n", 2)};
     return write_bufs(c, parts, 3);
+}
+
+int dp_conn_respond_error(dp_conn_t *c, int endpoint, const tg_err_t *err, const char *extra,
+                          size_t extra_len)
+{
+    tg_buf_t body = TG_BUF_INIT(16384);
+    int rc = dp_xlate_error_body(endpoint, err, &body);
+    if (rc == 0) {
+        dp_head_t h = {err->status, "application/json", extra, extra ? extra_len : 0};
+        rc = dp_conn_respond(c, &h, body.base, body.len);
+    }
+    tg_buf_dispose(&body);
+    return rc;
 }
 
 size_t dp_conn_write_queue(const dp_conn_t *c)
@@ -224,103 +360,77 @@ size_t dp_conn_write_queue(const dp_conn_t *c)
     return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
 }
 
-bool dp_conn_must_close(const dp_conn_t *c)
+/* Answers what the parser refused, in OpenAI's shape, and closes after it. */
+static void refuse_input(dp_conn_t *c)
 {
-    return c->close_after || c->w->draining;
+    tg_err_t err;
+    tg_err_set(&err, TG_EINVAL, c->hp.error_status, "%s", c->hp.error_msg);
+    tg_log(TG_LOG_INFO, "dp_conn", "bad_request", "worker=%d status=%d reason=\"%s\"", c->w->id,
+           c->hp.error_status, c->hp.error_msg);
+    c->close_after = true; /* the answer says it closes */
+    (void)dp_conn_respond_error(c, 0, &err, NULL, 0);
+    tg_buf_reset(&c->pending);
+    conn_close_after_writes(c);
 }
 
-static void write_error(dp_conn_t *c, int status, const char *msg)
-{
-    static const char *reasons[] = {[400] = "Bad Request",
-                                    [408] = "Request Timeout",
-                                    [413] = "Payload Too Large",
-                                    [414] = "URI Too Long",
-                                    [431] = "Request Header Fields Too Large",
-                                    [501] = "Not Implemented",
-                                    [503] = "Service Unavailable",
-                                    [505] = "HTTP Version Not Supported"};
-    char head[256];
-    tg_buf_t body = TG_BUF_INIT(1024);
-    if (tg_error_body(&body, status, NULL, msg, strlen(msg), NULL, NULL) != 0) {
-        tg_buf_dispose(&body);
-        return;
-    }
-    const char *reason = status < 600 && reasons[status] ? reasons[status] : "Error";
-    int hl = snprintf(head, sizeof(head),
-                      "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: "
-                      "%zu\r\nconnection: close\r\n\r\n",
-                      status, reason, body.len);
-    (void)dp_conn_write(c, head, (size_t)hl, body.base, body.len);
-    tg_buf_dispose(&body);
-}
-
-/* Parses what is buffered and dispatches complete requests, one at a time. */
+/* Parses what is buffered until one request is complete and hands it to the worker's handler.
+ * Runs from on_read and, after a request ends with bytes already queued behind it, from the
+ * connection's timer: never from inside a request, so nothing here re-enters. */
 static void process_input(dp_conn_t *c)
 {
-    if (c->processing) {
-        c->again = true;
-        return;
-    }
-    c->processing = true;
-    do {
-        c->again = false;
-        while (c->state != DP_CONN_CLOSING && !c->req && !c->close_after && c->pending.len > 0) {
-            size_t used = 0;
-            int rc = dp_http_feed(&c->hp, c->pending.base, c->pending.len, &used);
-            if (rc < 0) {
-                tg_log(TG_LOG_INFO, "dp_conn", "bad_request", "worker=%d status=%d reason=\"%s\"",
-                       c->w->id, c->hp.error_status, c->hp.error_msg);
-                write_error(c, c->hp.error_status, c->hp.error_msg);
+    while ((c->state == DP_CONN_IDLE || c->state == DP_CONN_READING) && !c->close_after &&
+           c->pending.len > 0) {
+        size_t used = 0;
+        int rc = dp_http_feed(&c->hp, c->pending.base, c->pending.len, &used);
+        if (rc < 0) {
+            refuse_input(c);
+            return;
+        }
+        tg_buf_consume(&c->pending, used);
+        if (rc == DP_HTTP_HEAD) {
+            /* the head is in, its body is not: what the head already refuses (no valid key,
+             * unknown path, wrong method) is answered now and the body never read */
+            if (c->state == DP_CONN_IDLE)
+                conn_set_state(c, DP_CONN_READING);
+            c->close_after = true; /* a refusal's answer says it closes */
+            bool refused = c->w->handler->on_head(c->w, c, &c->hp.msg);
+            c->close_after = false;
+            if (refused) {
                 tg_buf_reset(&c->pending);
                 conn_close_after_writes(c);
-                break;
+                return;
             }
-            tg_buf_consume(&c->pending, used);
-            if (rc == DP_HTTP_HEAD) {
-                /* the head is in, its body is not: what the head already refuses (no valid key,
-                 * unknown path, wrong method) is answered now and the body never read */
-                if (c->state == DP_CONN_IDLE)
-                    conn_set_state(c, DP_CONN_READING);
-                c->close_after = true; /* a refusal's answer says it closes */
-                bool refused = dp_proxy_refuse_head(c->w, c, &c->hp.msg);
-                c->close_after = false;
-                if (refused) {
-                    tg_buf_reset(&c->pending);
-                    conn_close_after_writes(c);
-                    break;
-                }
-                if (c->hp.msg.expect_continue) {
-                    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-                    c->hp.msg.expect_continue = false;
-                    (void)dp_conn_write(c, cont, sizeof(cont) - 1, NULL, 0);
-                }
-                arm_timer(c, c->w->opts->body_timeout_ms);
-                continue;
+            if (c->hp.msg.expect_continue) {
+                static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                uv_buf_t part = uv_buf_init((char *)cont, sizeof(cont) - 1);
+                c->hp.msg.expect_continue = false;
+                (void)write_bufs(c, &part, 1);
             }
-            if (rc == DP_HTTP_MORE) {
-                if (c->hp.started && c->state == DP_CONN_IDLE) {
-                    conn_set_state(c, DP_CONN_READING);
-                    arm_timer(c, c->w->opts->header_timeout_ms);
-                } else if (c->hp.headers_done) {
-                    /* the body is arriving: each read buys another body interval */
-                    arm_timer(c, c->w->opts->body_timeout_ms);
-                }
-                break;
-            }
-            /* a complete request */
-            dp_http_msg_t msg;
-            dp_http_take(&c->hp, &msg);
-            if (!msg.keep_alive)
-                c->close_after = true;
-            uv_timer_stop(&c->timer);
-            conn_set_state(c, DP_CONN_BUSY);
-            c->req = dp_proxy_handle(c->w, c, &msg);
-            if (!c->req)
-                finish_request(c); /* answered at once */
+            arm_timer(c, c->w->opts->body_timeout_ms);
+            continue;
         }
-    } while (c->again && c->state != DP_CONN_CLOSING);
-    c->processing = false;
-    if (c->state == DP_CONN_CLOSING)
+        if (rc == DP_HTTP_MORE) {
+            if (c->hp.started && c->state == DP_CONN_IDLE) {
+                conn_set_state(c, DP_CONN_READING);
+                arm_timer(c, c->w->opts->header_timeout_ms);
+            } else if (c->hp.headers_done) {
+                /* the body is arriving: each read buys another body interval */
+                arm_timer(c, c->w->opts->body_timeout_ms);
+            }
+            break;
+        }
+        /* a complete request: the handler answers it now or later, and dp_conn_end brings the
+         * connection back here for the next one */
+        dp_http_msg_t msg;
+        dp_http_take(&c->hp, &msg);
+        if (!msg.keep_alive)
+            c->close_after = true;
+        uv_timer_stop(&c->timer);
+        conn_set_state(c, DP_CONN_BUSY);
+        c->w->handler->on_request(c->w, c, &msg);
+        break;
+    }
+    if (c->state == DP_CONN_CLOSING || c->state == DP_CONN_SHUTDOWN)
         return;
     /* bound what a client may queue behind a request in flight */
     bool want_read = c->pending.len < DP_CONN_QUEUE_MAX;
@@ -347,26 +457,31 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    if (c->pending.len >= DP_CONN_QUEUE_MAX && c->req) {
+    if (c->pending.len >= DP_CONN_QUEUE_MAX && c->state == DP_CONN_BUSY) {
         uv_read_stop(s); /* resumed by process_input when the request is done */
         c->reading = false;
     }
     process_input(c);
 }
 
-void dp_conn_request_done(dp_conn_t *c)
+/* Bytes of a next request arrived while one was in flight: parse them from the loop. */
+static void on_resume(uv_timer_t *t)
 {
-    c->req = NULL;
-    if (c->state == DP_CONN_CLOSING)
-        return;
-    finish_request(c);
+    dp_conn_t *c = t->data;
+    if (c->state == DP_CONN_IDLE) /* process_input re-arms it if a head starts */
+        arm_timer(c, c->w->opts->idle_timeout_ms);
     process_input(c);
 }
 
-/* The response to the current request is queued: ready the connection for the next one. */
-static void finish_request(dp_conn_t *c)
+void dp_conn_watch(dp_conn_t *c, dp_conn_watch_t *watch)
 {
-    if (c->state == DP_CONN_CLOSING)
+    c->watch = watch;
+}
+
+void dp_conn_end(dp_conn_t *c)
+{
+    c->watch = NULL;
+    if (c->state != DP_CONN_BUSY)
         return;
     dp_http_next(&c->hp);
     if (c->close_after || c->w->draining) {
@@ -374,7 +489,15 @@ static void finish_request(dp_conn_t *c)
         return;
     }
     conn_set_state(c, DP_CONN_IDLE);
+    if (c->pending.len > 0) {
+        uv_timer_start(&c->timer, on_resume, 0, 0);
+        return;
+    }
     arm_timer(c, c->w->opts->idle_timeout_ms);
+    if (!c->reading) {
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        c->reading = true;
+    }
 }
 
 void dp_conn_accept(dp_worker_t *w, uv_stream_t *listener)
@@ -411,7 +534,7 @@ void dp_conn_close_idle(dp_worker_t *w, bool force)
     dp_conn_t *next;
     for (dp_conn_t *c = w->conns; c; c = next) {
         next = c->next;
-        if (force || (!c->req && c->state != DP_CONN_CLOSING))
+        if (force || (c->state != DP_CONN_BUSY && c->state != DP_CONN_CLOSING))
             conn_close(c);
     }
 }

@@ -1,5 +1,5 @@
-/* dp.h: the data plane's shared internals: options, workers, connections and the calls between
- * conn.c (HTTP/1.1 connections), proxy.c (requests) and server.c (workers, signals). */
+/* dp.h: the data plane's shared internals: options and the worker that owns one loop (server.c
+ * runs it; conn.c, endpoints.c and request.c work inside it). */
 #ifndef DP_H
 #define DP_H
 
@@ -32,10 +32,11 @@ typedef struct dp_opts {
     size_t cache_max_bytes;     /* response cache per worker; 0 = none */
 } dp_opts_t;
 
-typedef struct dp_upstream dp_upstream_t;
+typedef struct dp_upstream dp_upstream_t; /* upstream.h */
 typedef struct dp_metrics dp_metrics_t;
 typedef struct dp_conn dp_conn_t;
 typedef struct dp_req dp_req_t;
+struct dp_conn_handler;
 
 typedef struct dp_worker {
     int id;
@@ -50,10 +51,10 @@ typedef struct dp_worker {
     tg_snap_t *pending_snap; /* a ref handed over by main; swapped in on wake */
     bool drain_requested;
     /* loop thread only from here */
-    tg_snap_t *snap; /* current snapshot, one ref */
+    const struct dp_conn_handler *handler; /* where connections hand requests (static) */
+    int (*render_metrics)(tg_buf_t *out);  /* every worker's counters, summed (server.c) */
+    tg_snap_t *snap;                       /* current snapshot, one ref */
     dp_upstream_t *up;
-    void *easy_pool[64]; /* idle curl handles kept for reuse (CURL *) */
-    int neasy;
     dp_metrics_t *metrics;
     dp_health_t *health;    /* targets' circuits and balancing statistics */
     struct dp_cache *cache; /* exact-match response cache, or NULL */
@@ -68,47 +69,6 @@ typedef struct dp_worker {
     atomic_long inflight;
     char read_buf[65536]; /* every read of this loop lands here; parsed before the next */
 } dp_worker_t;
-
-/* conn.c */
-void dp_conn_accept(dp_worker_t *w, uv_stream_t *listener);
-/* Starts closing every connection with no request in flight (drain); the rest close after
- * their response. force also aborts requests in flight. */
-void dp_conn_close_idle(dp_worker_t *w, bool force);
-/* Writes a complete response (copying head and body). */
-int dp_conn_write(dp_conn_t *c, const char *head, size_t hlen, const char *body, size_t blen);
-/* Writes one chunk of a chunked response body; len 0 writes the terminating chunk. */
-int dp_conn_write_chunk(dp_conn_t *c, const char *data, size_t len);
-size_t dp_conn_write_queue(const dp_conn_t *c);
-/* Whether the response must say Connection: close. */
-bool dp_conn_must_close(const dp_conn_t *c);
-/* The request in flight has finished its response: the connection reads the next one. */
-void dp_conn_request_done(dp_conn_t *c);
-
-/* proxy.c */
-/* Handles one complete request; takes msg. Returns NULL when it answered at once, else the
- * request now in flight, which calls dp_conn_request_done when its response is queued. */
-dp_req_t *dp_proxy_handle(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg);
-/* Answers, before the body is read, a request its head already refuses (unknown path, wrong
- * method, no configuration, a missing or invalid API key; a body sent to a probe path) and
- * returns true: the connection then closes with the body unread, so a caller without a valid key
- * never gets more than one read of its body in. false: read the body. head stays the caller's. */
-bool dp_proxy_refuse_head(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *head);
-/* The client went away (or the drain grace ran out): cancel the upstream, record usage, free
- * the request. Never called from inside a curl callback. */
-void dp_proxy_client_gone(dp_req_t *r);
-/* The client's write queue fell below the low-water mark: resume a paused upstream. */
-void dp_proxy_client_drained(dp_req_t *r);
-/* Hands the worker's buffered usage lines to the sink. */
-void dp_proxy_flush_usage(dp_worker_t *w);
-/* Frees what the proxy keeps per worker (idle curl handles); at worker exit. */
-void dp_proxy_worker_dispose(dp_worker_t *w);
-
-/* server.c */
-/* The current snapshot version, for /metrics (any thread). */
-int64_t dp_server_snapshot_version(void);
-bool dp_server_ready(void);
-/* All workers, for /metrics (their counters are read with atomics or under their locks). */
-dp_worker_t **dp_server_workers(int *n);
 
 #define DP_WQ_HIGH (256u * 1024u) /* pause the upstream above this many queued bytes */
 #define DP_WQ_LOW (64u * 1024u)   /* and resume below this */

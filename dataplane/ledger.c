@@ -1,7 +1,8 @@
 /* ledger.c: see ledger.h. One entry per key ("k:<id>") and per tenant ("t:<id>"), found through
  * a chained hash table under one mutex when a snapshot is bound or an acknowledgement arrives;
- * the hot path reaches an entry through the snapshot's pointer and takes only its own mutex
- * (key first, then tenant: one order everywhere). */
+ * the hot path reaches an entry through its own thread's map (filled on first sight from that
+ * table; entries live as long as the process, so a map never goes stale) and takes only the
+ * entry's mutex (key first, then tenant: one order everywhere). The snapshot is only read. */
 #include "ledger.h"
 
 #include <inttypes.h>
@@ -34,11 +35,21 @@ typedef struct dp_scope {
     char id[];
 } dp_scope_t;
 
+/* A thread's map from (kind, id) to entry: open addressing, grown at half full. */
+typedef struct scope_map {
+    struct scope_map *next; /* every thread's map, for dp_ledger_shutdown */
+    dp_scope_t **slots;
+    size_t cap, n;
+} scope_map_t;
+
 static struct {
     pthread_mutex_t mu;
     dp_scope_t *table[NBUCKETS];
     atomic_int live;
+    scope_map_t *maps;
 } lg = {.mu = PTHREAD_MUTEX_INITIALIZER, .live = 1};
+
+static _Thread_local scope_map_t *tl_map;
 
 static dp_scope_t *scope_get(char kind, const char *id, bool create)
 {
@@ -85,12 +96,11 @@ static void take_spend(dp_scope_t *s, int p, int64_t spent, int32_t period)
 
 static bool has_budget(const tg_limits_t *l);
 
-static void bind_limits(tg_limits_t *l, char kind, const char *id, int64_t as_of)
+static void bind_limits(const tg_limits_t *l, char kind, const char *id, int64_t as_of)
 {
     if (!l->rpm && !l->tpm && !has_budget(l))
         return; /* nothing to count: no entry (limited() says so on the hot path) */
     dp_scope_t *s = scope_get(kind, id, true);
-    l->ledger = s;
     if (!s)
         return; /* out of memory: the limits of this one go unenforced, and say so */
     for (int p = 0; p < TG_NPERIODS; p++)
@@ -98,7 +108,7 @@ static void bind_limits(tg_limits_t *l, char kind, const char *id, int64_t as_of
             take_spend(s, p, l->spent_pusd[p], l->spent_period[p]);
 }
 
-void dp_ledger_bind(tg_snap_t *snap)
+void dp_ledger_bind(const tg_snap_t *snap)
 {
     for (size_t i = 0; i < snap->ntenants; i++)
         bind_limits(&snap->tenants[i].lim, 't', snap->tenants[i].id, snap->spend_as_of);
@@ -268,7 +278,76 @@ static bool has_budget(const tg_limits_t *l)
 /* Whether the ledger has anything to do for this key or tenant. */
 static bool limited(const tg_limits_t *l)
 {
-    return l->ledger && (l->rpm || l->tpm || has_budget(l));
+    return l->rpm || l->tpm || has_budget(l);
+}
+
+static uint32_t scope_hash(char kind, const char *id)
+{
+    uint32_t h = 2166136261u;
+    h = (h ^ (unsigned char)kind) * 16777619u;
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h;
+}
+
+static bool scope_is(const dp_scope_t *s, char kind, const char *id)
+{
+    return s->id[0] == kind && s->id[1] == ':' && strcmp(s->id + 2, id) == 0;
+}
+
+static void map_put(scope_map_t *m, dp_scope_t *s, uint32_t h)
+{
+    size_t i = h & (m->cap - 1);
+    while (m->slots[i])
+        i = (i + 1) & (m->cap - 1);
+    m->slots[i] = s;
+    m->n++;
+}
+
+static bool map_grow(scope_map_t *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 64;
+    dp_scope_t **old = m->slots;
+    size_t oldcap = m->cap;
+    m->slots = calloc(cap, sizeof(*m->slots));
+    if (!m->slots) {
+        m->slots = old;
+        return false;
+    }
+    m->cap = cap;
+    m->n = 0;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i])
+            map_put(m, old[i], scope_hash(old[i]->id[0], old[i]->id + 2));
+    free(old);
+    return true;
+}
+
+/* The entry of a key ('k') or tenant ('t') for this thread, or NULL when binding found none (out
+ * of memory: its limits go unenforced). After the first sight no global lock is taken. */
+static dp_scope_t *scope_find(char kind, const char *id)
+{
+    scope_map_t *m = tl_map;
+    if (!m) {
+        m = calloc(1, sizeof(*m));
+        if (!m)
+            return scope_get(kind, id, false);
+        pthread_mutex_lock(&lg.mu);
+        m->next = lg.maps;
+        lg.maps = m;
+        pthread_mutex_unlock(&lg.mu);
+        tl_map = m;
+    }
+    uint32_t h = scope_hash(kind, id);
+    if (m->cap) {
+        for (size_t i = h & (m->cap - 1); m->slots[i]; i = (i + 1) & (m->cap - 1))
+            if (scope_is(m->slots[i], kind, id))
+                return m->slots[i];
+    }
+    dp_scope_t *s = scope_get(kind, id, false);
+    if (s && ((m->n + 1) * 2 <= m->cap || map_grow(m)))
+        map_put(m, s, h);
+    return s;
 }
 
 static void rate_headers(side_t *sides, int n, dp_admit_t *a)
@@ -350,10 +429,12 @@ int dp_ledger_admit(const tg_key_t *k, const dp_worst_t *worst, int64_t est_toke
     side_t sides[2];
     int n = 0;
     /* most keys have no limit: they take no lock and read no clock */
-    if (limited(&k->lim))
-        sides[n++] = (side_t){k->lim.ledger, &k->lim, "API key", {0, 0, 0, 0}};
-    if (limited(&k->tenant->lim))
-        sides[n++] = (side_t){k->tenant->lim.ledger, &k->tenant->lim, "tenant", {0, 0, 0, 0}};
+    dp_scope_t *ks = limited(&k->lim) ? scope_find('k', k->id) : NULL;
+    dp_scope_t *ts = limited(&k->tenant->lim) ? scope_find('t', k->tenant->id) : NULL;
+    if (ks)
+        sides[n++] = (side_t){ks, &k->lim, "API key", {0, 0, 0, 0}};
+    if (ts)
+        sides[n++] = (side_t){ts, &k->tenant->lim, "tenant", {0, 0, 0, 0}};
     if (n == 0)
         return 0;
     uint64_t now_us = tg_mono_us();
@@ -410,10 +491,12 @@ void dp_ledger_finish(const tg_key_t *k, dp_admit_t *a, int64_t cost_pusd, int64
 {
     /* a scope without budgets keeps no unacknowledged spend: when a budget arrives, the spend
      * recorded before it reaches the count with the next acknowledgement (one sync window) */
-    if (limited(&k->lim))
-        finish_scope(k->lim.ledger, &k->lim, a, cost_pusd, tokens);
-    if (limited(&k->tenant->lim))
-        finish_scope(k->tenant->lim.ledger, &k->tenant->lim, a, cost_pusd, tokens);
+    dp_scope_t *ks = limited(&k->lim) ? scope_find('k', k->id) : NULL;
+    dp_scope_t *ts = limited(&k->tenant->lim) ? scope_find('t', k->tenant->id) : NULL;
+    if (ks)
+        finish_scope(ks, &k->lim, a, cost_pusd, tokens);
+    if (ts)
+        finish_scope(ts, &k->tenant->lim, a, cost_pusd, tokens);
     a->held = false;
 }
 
@@ -543,6 +626,12 @@ void dp_ledger_shutdown(void)
             s = next;
         }
         lg.table[b] = NULL;
+    }
+    /* the maps point at what was just freed: empty them (their threads have stopped) */
+    for (scope_map_t *m = lg.maps; m; m = m->next) {
+        free(m->slots);
+        m->slots = NULL;
+        m->cap = m->n = 0;
     }
     pthread_mutex_unlock(&lg.mu);
 }

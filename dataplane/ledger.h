@@ -33,10 +33,10 @@ typedef struct dp_admit {
     char headers[384]; /* x-ratelimit-* lines for the response, "" when no limit applies */
 } dp_admit_t;
 
-/* Points every key and tenant of s at its ledger entry (made on first sight, kept for the
+/* Makes the ledger entry of every limited key and tenant of s (on first sight, kept for the
  * process's life) and takes the snapshot's spend where it is newer than what the ledger has.
- * Before s is shared with the loops. */
-void dp_ledger_bind(tg_snap_t *s);
+ * Reads s only. Before s is shared with the loops. */
+void dp_ledger_bind(const tg_snap_t *s);
 
 /* Admission: rate limits (requests, then tokens) and budgets of the key and its tenant. On
  * success *a holds what must be given back through dp_ledger_finish. On refusal err is a 429

@@ -1,6 +1,5 @@
 /* main.c: tollgate-data's entry point: options (flags, then TOLLGATE_* environment), the
  * initial snapshot, the usage sink, then the server. Main thread only. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -15,11 +14,10 @@
 #include "server.h"
 #include "sync.h"
 #include "tg_log.h"
+#include "upstream.h"
 #include "usage_sink.h"
 
 #include "tg_banned.h"
-
-int dp_server_parse_listen(const char *s, dp_opts_t *o);
 
 static void usage(FILE *f)
 {
@@ -252,7 +250,7 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    if (dp_upstream_global_init() != 0) {
         fprintf(stderr, "tollgate-data: could not initialize libcurl\n");
         return 1;
     }
@@ -284,6 +282,6 @@ int main(int argc, char **argv)
     int rc = dp_server_run(&o, snap);
     dp_usage_sink_stop();
     dp_ledger_shutdown(); /* the loops and the shipper are done with it */
-    curl_global_cleanup();
+    dp_upstream_global_cleanup();
     return rc;
 }

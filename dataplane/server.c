@@ -13,8 +13,11 @@
 #include <sys/socket.h>
 
 #include "cache.h"
+#include "conn.h"
+#include "endpoints.h"
 #include "ledger.h"
 #include "metrics.h"
+#include "request.h"
 #include "sync.h"
 #include "tg_log.h"
 #include "upstream.h"
@@ -47,6 +50,12 @@ dp_worker_t **dp_server_workers(int *n)
     return srv.workers;
 }
 
+/* /metrics: every worker's counters, summed; a worker's endpoints reach it through the worker. */
+static int render_metrics(tg_buf_t *out)
+{
+    return dp_metrics_render(out, srv.workers, srv.n, dp_server_snapshot_version());
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     dp_worker_t *w = listener->data;
@@ -62,12 +71,12 @@ static void on_connection(uv_stream_t *listener, int status)
 
 static void on_usage_timer(uv_timer_t *t)
 {
-    dp_proxy_flush_usage(t->data);
+    dp_req_flush_usage(t->data);
 }
 
 static void worker_shutdown(dp_worker_t *w)
 {
-    dp_proxy_flush_usage(w);
+    dp_req_flush_usage(w);
     uv_close((uv_handle_t *)&w->usage_timer, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->wake, NULL);
@@ -77,7 +86,6 @@ static void worker_shutdown(dp_worker_t *w)
     }
     dp_upstream_destroy(w->up);
     w->up = NULL;
-    dp_proxy_worker_dispose(w);
 }
 
 /* Every 20 ms while draining: force what outlived the grace period, stop when all is closed. */
@@ -149,7 +157,6 @@ static int split_hostport(const char *s, char *host, size_t hostlen, int *port)
     return 0;
 }
 
-int dp_server_parse_listen(const char *s, dp_opts_t *o);
 int dp_server_parse_listen(const char *s, dp_opts_t *o)
 {
     return split_hostport(s, o->listen_host, sizeof(o->listen_host), &o->listen_port);
@@ -200,6 +207,8 @@ static int worker_init(dp_worker_t *w, int id, const dp_opts_t *o, tg_snap_t *sn
 {
     w->id = id;
     w->opts = o;
+    w->handler = &dp_endpoints_handler;
+    w->render_metrics = render_metrics;
     pthread_mutex_init(&w->mu, NULL);
     if (uv_loop_init(&w->loop) != 0)
         return TG_EIO;
@@ -207,7 +216,7 @@ static int worker_init(dp_worker_t *w, int id, const dp_opts_t *o, tg_snap_t *sn
         return TG_EIO;
     tg_buf_init(&w->usage, 256u << 20);
     w->metrics = dp_metrics_create();
-    w->up = dp_upstream_create(&w->loop);
+    w->up = dp_upstream_create(&w->loop, o->limits.max_body * 2 + 65536, o->max_response_bytes);
     w->health = dp_health_create(&o->health);
     if (o->cache_max_bytes)
         w->cache = dp_cache_create(o->cache_max_bytes);

@@ -221,3 +221,35 @@ Test(dp_ledger, a_used_up_budget_says_so_and_the_message_fits_with_large_figures
     tg_snap_unref(s);
     dp_ledger_shutdown();
 }
+
+/* The snapshot is shared by every loop without locks: binding reads it and writes nothing. */
+Test(dp_ledger, binding_leaves_the_snapshot_as_parsed_and_budgets_still_apply)
+{
+    char day[11], doc[2048];
+    today(day);
+    snprintf(
+        doc, sizeof(doc),
+        "{\"version\":1,\"tenants\":[{\"id\":\"t1\"}],"
+        "\"providers\":[{\"id\":\"p\",\"kind\":\"openai\",\"base_url\":\"http://127.0.0.1:9/v1\"}],"
+        "\"routes\":[{\"alias\":\"m\",\"targets\":[{\"provider\":\"p\",\"model\":\"m\"}]}],"
+        "\"keys\":[{\"id\":\"k1\",\"tenant\":\"t1\",\"sha256\":"
+        "\"%064d\",\"models\":[\"m\"]}],"
+        "\"budgets\":[{\"id\":\"b1\",\"tenant\":\"t1\",\"key\":\"k1\",\"period\":\"daily\","
+        "\"limit_usd\":1.0,\"spent_usd\":0.5,\"period_start\":\"%s\"}],"
+        "\"spend_as_of\":1}",
+        0, day);
+    tg_snap_t *s = NULL;
+    tg_err_t err;
+    tg_err_clear(&err);
+    cr_assert_eq(tg_snap_parse(doc, strlen(doc), &s, &err), 0, "%s", err.msg);
+    tg_key_t key_before = s->keys[0];
+    tg_tenant_t tenant_before = s->tenants[0];
+    dp_ledger_bind(s);
+    cr_assert_eq(memcmp(&key_before, &s->keys[0], sizeof(key_before)), 0);
+    cr_assert_eq(memcmp(&tenant_before, &s->tenants[0], sizeof(tenant_before)), 0);
+    /* and the ledger still finds the key's entry: 0.5 left admits 0.4 and refuses 0.6 */
+    cr_assert(admits(&s->keys[0], PUSD * 4 / 10));
+    cr_assert_not(admits(&s->keys[0], PUSD * 6 / 10));
+    tg_snap_unref(s);
+    dp_ledger_shutdown();
+}

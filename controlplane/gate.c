@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gate.h"
+#include "cp_gate.h"
 #include "tg_err.h"
 #include "tg_log.h"
 

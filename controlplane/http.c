@@ -26,7 +26,7 @@
 
 #include "cp.h"
 #include "cp_http.h"
-#include "gate.h"
+#include "cp_gate.h"
 #include "snapshot.h"
 #include "tg_log.h"
 #include "web.h"

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gate.h"
+#include "cp_gate.h"
 
 static cp_gate_verdict_t judge(const char *s)
 {

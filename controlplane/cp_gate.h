@@ -1,4 +1,4 @@
-/* gate.h: the control plane's door. It accepts connections, waits for each one's request head
+/* cp_gate.h: the control plane's door. It accepts connections, waits for each one's request head
  * without reading it (MSG_PEEK), answers a head libmicrohttpd 0.9.75 would answer badly (a
  * Content-Length that is not plain digits: MHD sends its status line and headers twice) with
  * exactly one response and a close, and hands every other connection to the HTTP server. The

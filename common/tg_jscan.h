@@ -3,7 +3,9 @@
  * an object or array at the top, depth at most JSON_PARSER_MAX_DEPTH, no duplicate key at any
  * level, no \u0000, no lone surrogate, integers within int64, reals that do not overflow) and
  * reports the members of the top-level object, so the hot path reads the few fields it acts on
- * and splices bytes instead of building a tree and dumping it. Pure; no allocation unless an
+ * and splices bytes instead of building a tree and dumping it. One difference: jansson skips a
+ * NUL byte right after a number or a literal ([1\0,2] is [1,2]); the scanner refuses every NUL
+ * (dp_reqbody then serves the body through jansson, as before). Pure; no allocation unless an
  * object has more keys than fit on the stack (then one buffer, grown geometrically). */
 #ifndef TG_JSCAN_H
 #define TG_JSCAN_H

@@ -36,7 +36,11 @@ static const char *reqbody_equiv(int endpoint, const char *p, size_t n)
     json_t *j = json_loadb(p, n, JSON_REJECT_DUPLICATES, NULL);
     bool tree_ok = j != NULL;
     json_decref(j);
-    if (scan_ok != tree_ok)
+    /* The one known difference: jansson skips a NUL byte right after a number or a literal
+     * ([1\0,2] is [1,2]); the scanner refuses every NUL, and dp_reqbody serves such a body
+     * through the tree path as before (checked below). */
+    bool nul_quirk = !scan_ok && tree_ok && memchr(p, '\0', n) != NULL;
+    if (scan_ok != tree_ok && !nul_quirk)
         return scan_ok ? "the scanner accepted what jansson refuses"
                        : "the scanner refused what jansson accepts";
 
@@ -79,11 +83,13 @@ static const char *reqbody_equiv(int endpoint, const char *p, size_t n)
         why = "the spliced upstream body is not JSON";
         goto out;
     }
-    if (a.tree) {
+    /* the quirk is served through the tree path, whose upstream build has set model in its tree:
+     * only the upstream bodies compare */
+    if (a.tree && !nul_quirk) {
         why = "the scanner path built a tree";
         goto out;
     }
-    if (!equiv_json(dp_reqbody_json(&a), b.tree)) {
+    if (!nul_quirk && !equiv_json(dp_reqbody_json(&a), b.tree)) {
         why = "the lazily built tree differs";
         goto out;
     }

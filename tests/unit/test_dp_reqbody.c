@@ -646,3 +646,21 @@ Test(dp_reqbody, encoding_format_base64_is_read)
     cr_assert_not(rb.base64);
     dp_reqbody_dispose(&rb);
 }
+
+/* jansson skips a NUL byte right after a number or a literal; the scanner refuses it and the body
+ * is served through the tree path, as before the scanner (found by fuzz_reqbody). */
+Test(dp_reqbody, a_nul_after_a_number_is_served_as_jansson_reads_it)
+{
+    static const char body[] = "{\"model\":\"m\",\"prompt\":\"a\",\"input\":\"a\",\"messages\":[{\"role\":"
+                               "\"user\",\"content\":\"hi\"}],\"max_tokens\":7\0,\"n\":true\0}";
+    size_t n = sizeof(body) - 1;
+    int top;
+    cr_assert_neq(tg_jscan(body, n, &top, NULL, NULL), 0);
+    expect_equiv_n(body, n);
+    dp_reqbody_t rb;
+    tg_err_t err;
+    tg_err_clear(&err);
+    cr_assert_eq(dp_reqbody_parse(&rb, DP_EP_CHAT, body, n, &err), 0, "%s", err.msg);
+    cr_assert_eq(rb.max_tokens, 7);
+    dp_reqbody_dispose(&rb);
+}

@@ -34,23 +34,6 @@ static bool absent(const json_t *v)
     return !v || json_is_null(v);
 }
 
-static int bad(tg_err_t *err, const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* A 400 naming the field: "input[2].content[0].type: ...". */
-static int bad(tg_err_t *err, const char *param, const char *fmt, ...)
-{
-    char msg[sizeof(err->msg)];
-    va_list ap;
-    va_start(ap, fmt);
-    if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
-        msg[0] = '\0';
-    va_end(ap);
-    tg_err_set(err, TG_EINVAL, 400, "%s", msg);
-    err->param = param;
-    return TG_EINVAL;
-}
-
 static int failed(tg_err_t *err, int rc)
 {
     return dp_build_nomem(err, rc == TG_ETOOBIG ? TG_ETOOBIG : TG_ENOMEM);
@@ -81,7 +64,8 @@ static int parts_text(xreq_t *x, const json_t *content, const char *where, json_
         return 0;
     }
     if (!json_is_array(content))
-        return bad(x->err, "input", "%s.content: must be a string or an array of parts", where);
+        return dp_build_invalid(x->err, "input",
+                                "%s.content: must be a string or an array of parts", where);
     tg_buf_t b = TG_BUF_INIT(MAX_PART_BYTES);
     size_t i;
     const json_t *p;
@@ -95,9 +79,9 @@ static int parts_text(xreq_t *x, const json_t *content, const char *where, json_
         else if (!dp_json_str_eq(type, "input_text") && !dp_json_str_eq(type, "output_text"))
             t = NULL;
         if (!json_is_string(t)) {
-            rc = bad(x->err, "input",
-                     "%s.content[%zu]: only text parts can be translated here for %s", where, i,
-                     target_name(x->target));
+            rc = dp_build_invalid(x->err, "input",
+                                  "%s.content[%zu]: only text parts can be translated here for %s",
+                                  where, i, target_name(x->target));
             break;
         }
         rc = tg_buf_append(&b, json_string_value(t), json_string_length(t));
@@ -122,17 +106,18 @@ static int user_part(xreq_t *x, const json_t *p, const char *where, size_t i, js
     if (dp_json_str_eq(type, "input_text") || dp_json_str_eq(type, "output_text")) {
         const json_t *t = json_object_get(p, "text");
         if (!json_is_string(t))
-            return bad(x->err, "input", "%s.content[%zu].text: field required (a string)", where,
-                       i);
+            return dp_build_invalid(x->err, "input",
+                                    "%s.content[%zu].text: field required (a string)", where, i);
         *out = json_pack("{s:s,s:O}", "type", "text", "text", t);
     } else if (dp_json_str_eq(type, "input_image")) {
         const json_t *url = json_object_get(p, "image_url");
         const json_t *detail = json_object_get(p, "detail");
         if (!nonempty_str(url))
-            return bad(x->err, "input",
-                       "%s.content[%zu]: an input_image needs image_url (file_id cannot be "
-                       "translated for %s)",
-                       where, i, target_name(x->target));
+            return dp_build_invalid(
+                x->err, "input",
+                "%s.content[%zu]: an input_image needs image_url (file_id cannot be "
+                "translated for %s)",
+                where, i, target_name(x->target));
         *out = json_pack("{s:s,s:{s:O}}", "type", "image_url", "image_url", "url", url);
         if (*out && nonempty_str(detail) &&
             json_object_set(json_object_get(*out, "image_url"), "detail", (json_t *)detail) != 0) {
@@ -143,10 +128,11 @@ static int user_part(xreq_t *x, const json_t *p, const char *where, size_t i, js
         const json_t *data = json_object_get(p, "file_data");
         const json_t *name = json_object_get(p, "filename");
         if (!nonempty_str(data))
-            return bad(x->err, "input",
-                       "%s.content[%zu]: an input_file needs file_data (file_id and file_url "
-                       "cannot be translated for %s)",
-                       where, i, target_name(x->target));
+            return dp_build_invalid(
+                x->err, "input",
+                "%s.content[%zu]: an input_file needs file_data (file_id and file_url "
+                "cannot be translated for %s)",
+                where, i, target_name(x->target));
         *out = json_pack("{s:s,s:{s:O}}", "type", "file", "file", "file_data", data);
         if (*out && nonempty_str(name) &&
             json_object_set(json_object_get(*out, "file"), "filename", (json_t *)name) != 0) {
@@ -154,9 +140,9 @@ static int user_part(xreq_t *x, const json_t *p, const char *where, size_t i, js
             *out = NULL;
         }
     } else {
-        return bad(x->err, "input", "%s.content[%zu].type: \"%s\" cannot be translated for %s",
-                   where, i, json_is_string(type) ? json_string_value(type) : "(none)",
-                   target_name(x->target));
+        return dp_build_invalid(
+            x->err, "input", "%s.content[%zu].type: \"%s\" cannot be translated for %s", where, i,
+            json_is_string(type) ? json_string_value(type) : "(none)", target_name(x->target));
     }
     return *out ? 0 : failed(x->err, TG_ENOMEM);
 }
@@ -181,10 +167,10 @@ static int message_item(xreq_t *x, const json_t *it, const char *where)
     else if (dp_json_str_eq(role, "system") || dp_json_str_eq(role, "developer"))
         r = "system"; /* not every chat target knows "developer" */
     else
-        return bad(x->err, "input",
-                   "%s.role: must be \"user\", \"assistant\", \"system\" or "
-                   "\"developer\"",
-                   where);
+        return dp_build_invalid(x->err, "input",
+                                "%s.role: must be \"user\", \"assistant\", \"system\" or "
+                                "\"developer\"",
+                                where);
     json_t *c = NULL;
     int rc = 0;
     if (r[0] != 'u' || json_is_string(content)) {
@@ -203,7 +189,8 @@ static int message_item(xreq_t *x, const json_t *it, const char *where)
                 break;
         }
     } else {
-        rc = bad(x->err, "input", "%s.content: must be a string or an array of parts", where);
+        rc = dp_build_invalid(x->err, "input", "%s.content: must be a string or an array of parts",
+                              where);
     }
     if (rc != 0) {
         json_decref(c);
@@ -226,11 +213,11 @@ static int call_item(xreq_t *x, const json_t *it, const char *where)
     const json_t *name = json_object_get(it, "name");
     const json_t *args = json_object_get(it, "arguments");
     if (!nonempty_str(call_id))
-        return bad(x->err, "input", "%s.call_id: field required (a string)", where);
+        return dp_build_invalid(x->err, "input", "%s.call_id: field required (a string)", where);
     if (!nonempty_str(name))
-        return bad(x->err, "input", "%s.name: field required (a string)", where);
+        return dp_build_invalid(x->err, "input", "%s.name: field required (a string)", where);
     if (!absent(args) && !json_is_string(args))
-        return bad(x->err, "input", "%s.arguments: must be a string", where);
+        return dp_build_invalid(x->err, "input", "%s.arguments: must be a string", where);
     json_t *tc = json_pack("{s:O,s:s,s:{s:O,s:o}}", "id", call_id, "type", "function", "function",
                            "name", name, "arguments",
                            json_is_string(args) ? json_incref((json_t *)args) : json_string("{}"));
@@ -263,12 +250,12 @@ static int output_item(xreq_t *x, const json_t *it, const char *where)
     const json_t *call_id = json_object_get(it, "call_id");
     const json_t *output = json_object_get(it, "output");
     if (!nonempty_str(call_id))
-        return bad(x->err, "input", "%s.call_id: field required (a string)", where);
+        return dp_build_invalid(x->err, "input", "%s.call_id: field required (a string)", where);
     if (!json_object_get(x->calls, json_string_value(call_id)))
-        return bad(x->err, "input",
-                   "%s: no function_call with call_id \"%s\" comes before this "
-                   "function_call_output",
-                   where, json_string_value(call_id));
+        return dp_build_invalid(x->err, "input",
+                                "%s: no function_call with call_id \"%s\" comes before this "
+                                "function_call_output",
+                                where, json_string_value(call_id));
     json_t *text = NULL;
     int rc = absent(output) ? ((text = json_string("")) ? 0 : failed(x->err, TG_ENOMEM))
                             : parts_text(x, output, where, &text);
@@ -282,7 +269,7 @@ static int output_item(xreq_t *x, const json_t *it, const char *where)
 static int input_item(xreq_t *x, const json_t *it, const char *where, bool resolved)
 {
     if (!json_is_object(it))
-        return bad(x->err, "input", "%s: must be an object", where);
+        return dp_build_invalid(x->err, "input", "%s: must be an object", where);
     const json_t *type = json_object_get(it, "type");
     if (absent(type) || dp_json_str_eq(type, "message"))
         return message_item(x, it, where);
@@ -295,17 +282,17 @@ static int input_item(xreq_t *x, const json_t *it, const char *where, bool resol
     if (dp_json_str_eq(type, "item_reference") && !resolved) {
         const json_t *id = json_object_get(it, "id");
         if (!nonempty_str(id))
-            return bad(x->err, "input", "%s.id: field required (a string)", where);
+            return dp_build_invalid(x->err, "input", "%s.id: field required (a string)", where);
         const json_t *ref =
             x->lookup ? x->lookup(x->ud, json_string_value(id), json_string_length(id)) : NULL;
         if (!ref)
-            return bad(x->err, "input", "%s: item with id \"%s\" not found", where,
-                       json_string_value(id));
+            return dp_build_invalid(x->err, "input", "%s: item with id \"%s\" not found", where,
+                                    json_string_value(id));
         return input_item(x, ref, where, true);
     }
-    return bad(x->err, "input", "%s.type: \"%s\" items cannot be translated for %s", where,
-               json_is_string(type) ? json_string_value(type) : "(not a string)",
-               target_name(x->target));
+    return dp_build_invalid(
+        x->err, "input", "%s.type: \"%s\" items cannot be translated for %s", where,
+        json_is_string(type) ? json_string_value(type) : "(not a string)", target_name(x->target));
 }
 
 static int add_items(xreq_t *x, const json_t *items, const char *name)
@@ -330,7 +317,7 @@ static int add_input(xreq_t *x, const json_t *req, const json_t *prefix)
     int rc = 0;
     if (!absent(ins)) {
         if (!json_is_string(ins))
-            return bad(x->err, "instructions", "instructions: must be a string");
+            return dp_build_invalid(x->err, "instructions", "instructions: must be a string");
         json_t *m = json_pack("{s:s,s:O}", "role", "system", "content", ins);
         if (dp_json_push(x->msgs, m) != 0)
             return failed(x->err, TG_ENOMEM);
@@ -345,7 +332,7 @@ static int add_input(xreq_t *x, const json_t *req, const json_t *prefix)
         return dp_json_push(x->msgs, m) == 0 ? 0 : failed(x->err, TG_ENOMEM);
     }
     if (!json_is_array(input))
-        return bad(x->err, "input", "input: must be a string or an array of items");
+        return dp_build_invalid(x->err, "input", "input: must be a string or an array of items");
     return add_items(x, input, "input");
 }
 
@@ -353,7 +340,7 @@ static int add_tools(xreq_t *x, const json_t *req, json_t *chat)
 {
     const json_t *tools = json_object_get(req, "tools");
     if (!absent(tools) && !json_is_array(tools))
-        return bad(x->err, "tools", "tools: must be an array");
+        return dp_build_invalid(x->err, "tools", "tools: must be an array");
     json_t *out = json_array();
     if (!out)
         return failed(x->err, TG_ENOMEM);
@@ -365,13 +352,14 @@ static int add_tools(xreq_t *x, const json_t *req, json_t *chat)
         const json_t *type = json_object_get(t, "type");
         const json_t *name = json_object_get(t, "name");
         if (!dp_json_str_eq(type, "function")) {
-            rc = bad(x->err, "tools", "tools[%zu]: the built-in tool \"%s\" cannot be served by %s",
-                     i, json_is_string(type) ? json_string_value(type) : "(no type)",
-                     target_name(x->target));
+            rc = dp_build_invalid(x->err, "tools",
+                                  "tools[%zu]: the built-in tool \"%s\" cannot be served by %s", i,
+                                  json_is_string(type) ? json_string_value(type) : "(no type)",
+                                  target_name(x->target));
             break;
         }
         if (!nonempty_str(name)) {
-            rc = bad(x->err, "tools", "tools[%zu].name: field required (a string)", i);
+            rc = dp_build_invalid(x->err, "tools", "tools[%zu].name: field required (a string)", i);
             break;
         }
         json_t *fn = json_pack("{s:O}", "name", name);
@@ -399,17 +387,19 @@ static int add_tools(xreq_t *x, const json_t *req, json_t *chat)
             choice = json_pack("{s:s,s:{s:O}}", "type", "function", "function", "name",
                                json_object_get(tc, "name"));
         } else {
-            rc = bad(x->err, "tool_choice",
-                     "tool_choice: only \"auto\", \"none\", \"required\" or a function "
-                     "{\"type\":\"function\",\"name\"} can be served by %s",
-                     target_name(x->target));
+            rc =
+                dp_build_invalid(x->err, "tool_choice",
+                                 "tool_choice: only \"auto\", \"none\", \"required\" or a function "
+                                 "{\"type\":\"function\",\"name\"} can be served by %s",
+                                 target_name(x->target));
         }
         if (rc == 0 && !choice)
             rc = failed(x->err, TG_ENOMEM);
     }
     const json_t *ptc = json_object_get(req, "parallel_tool_calls");
     if (rc == 0 && !absent(ptc) && !json_is_boolean(ptc))
-        rc = bad(x->err, "parallel_tool_calls", "parallel_tool_calls: must be a boolean");
+        rc = dp_build_invalid(x->err, "parallel_tool_calls",
+                              "parallel_tool_calls: must be a boolean");
     /* chat refuses tool_choice and parallel_tool_calls without tools */
     if (rc == 0 && json_array_size(out) > 0) {
         rc = dp_json_set(chat, "tools", json_incref(out));
@@ -432,7 +422,7 @@ static int add_text(xreq_t *x, const json_t *req, json_t *chat)
     if (absent(text))
         return 0;
     if (!json_is_object(text))
-        return bad(x->err, "text", "text: must be an object");
+        return dp_build_invalid(x->err, "text", "text: must be an object");
     const json_t *f = json_object_get(text, "format");
     const json_t *type = json_object_get(f, "type");
     json_t *rf = NULL;
@@ -446,9 +436,9 @@ static int add_text(xreq_t *x, const json_t *req, json_t *chat)
         const json_t *name = json_object_get(f, "name");
         const json_t *schema = json_object_get(f, "schema");
         if (!nonempty_str(name) || !json_is_object(schema))
-            return bad(x->err, "text",
-                       "text.format: a json_schema format needs a name and a "
-                       "schema object");
+            return dp_build_invalid(x->err, "text",
+                                    "text.format: a json_schema format needs a name and a "
+                                    "schema object");
         json_t *js = json_pack("{s:O,s:O}", "name", name, "schema", schema);
         static const char *const keys[] = {"strict", "description"};
         for (size_t k = 0; js && k < 2; k++) {
@@ -461,9 +451,9 @@ static int add_text(xreq_t *x, const json_t *req, json_t *chat)
         rf = js ? json_pack("{s:s,s:o}", "type", "json_schema", "json_schema", js) : NULL;
         rc = rf ? 0 : TG_ENOMEM;
     } else {
-        return bad(x->err, "text",
-                   "text.format.type: must be \"text\", \"json_object\" or "
-                   "\"json_schema\"");
+        return dp_build_invalid(x->err, "text",
+                                "text.format.type: must be \"text\", \"json_object\" or "
+                                "\"json_schema\"");
     }
     if (rc == 0 && rf)
         rc = dp_json_set(chat, "response_format", rf);
@@ -478,30 +468,32 @@ static int refuse_unservable(xreq_t *x, const json_t *req)
 {
     const json_t *v = json_object_get(req, "background");
     if (json_is_true(v))
-        return bad(x->err, "background", "background: true is not supported for %s",
-                   target_name(x->target));
+        return dp_build_invalid(x->err, "background", "background: true is not supported for %s",
+                                target_name(x->target));
     if (!absent(json_object_get(req, "conversation")))
-        return bad(x->err, "conversation",
-                   "conversation: conversation objects are not supported; use "
-                   "previous_response_id");
+        return dp_build_invalid(x->err, "conversation",
+                                "conversation: conversation objects are not supported; use "
+                                "previous_response_id");
     if (!absent(json_object_get(req, "prompt")))
-        return bad(x->err, "prompt", "prompt: stored prompt templates cannot be served by %s",
-                   target_name(x->target));
+        return dp_build_invalid(x->err, "prompt",
+                                "prompt: stored prompt templates cannot be served by %s",
+                                target_name(x->target));
     v = json_object_get(json_object_get(req, "reasoning"), "summary");
     if (!absent(v))
-        return bad(x->err, "reasoning",
-                   "reasoning.summary: reasoning summaries cannot be "
-                   "served by %s",
-                   target_name(x->target));
+        return dp_build_invalid(x->err, "reasoning",
+                                "reasoning.summary: reasoning summaries cannot be "
+                                "served by %s",
+                                target_name(x->target));
     v = json_object_get(req, "truncation");
     if (!absent(v) && !dp_json_str_eq(v, "disabled"))
-        return bad(x->err, "truncation", "truncation: only \"disabled\" can be served by %s",
-                   target_name(x->target));
+        return dp_build_invalid(x->err, "truncation",
+                                "truncation: only \"disabled\" can be served by %s",
+                                target_name(x->target));
     static const char *const unservable[] = {"max_tool_calls", "top_logprobs"};
     for (size_t i = 0; i < sizeof(unservable) / sizeof(unservable[0]); i++)
         if (!absent(json_object_get(req, unservable[i])))
-            return bad(x->err, unservable[i], "%s: cannot be served by %s", unservable[i],
-                       target_name(x->target));
+            return dp_build_invalid(x->err, unservable[i], "%s: cannot be served by %s",
+                                    unservable[i], target_name(x->target));
     return 0;
 }
 
@@ -510,14 +502,14 @@ static int add_params(xreq_t *x, const json_t *req, json_t *chat)
     const json_t *v = json_object_get(req, "model");
     int rc = 0;
     if (!nonempty_str(v))
-        return bad(x->err, "model", "model: field required (a string)");
+        return dp_build_invalid(x->err, "model", "model: field required (a string)");
     rc = dp_json_set(chat, "model", json_incref((json_t *)v));
     v = json_object_get(req, "max_output_tokens");
     if (rc == 0 && !absent(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 1)
-            return bad(x->err, "max_output_tokens",
-                       "max_output_tokens: must be a positive "
-                       "integer");
+            return dp_build_invalid(x->err, "max_output_tokens",
+                                    "max_output_tokens: must be a positive "
+                                    "integer");
         rc = dp_json_set(chat, "max_tokens", json_incref((json_t *)v));
     }
     static const char *const nums[] = {"temperature", "top_p"};
@@ -526,7 +518,7 @@ static int add_params(xreq_t *x, const json_t *req, json_t *chat)
         if (absent(v))
             continue;
         if (!json_is_number(v))
-            return bad(x->err, nums[i], "%s: must be a number", nums[i]);
+            return dp_build_invalid(x->err, nums[i], "%s: must be a number", nums[i]);
         rc = dp_json_set(chat, nums[i], json_incref((json_t *)v));
     }
     /* what chat spells the same way */
@@ -543,7 +535,7 @@ static int add_params(xreq_t *x, const json_t *req, json_t *chat)
     v = json_object_get(req, "stream");
     if (rc == 0 && !absent(v)) {
         if (!json_is_boolean(v))
-            return bad(x->err, "stream", "stream: must be a boolean");
+            return dp_build_invalid(x->err, "stream", "stream: must be a boolean");
         rc = dp_json_set(chat, "stream", json_incref((json_t *)v));
         /* response.completed carries the usage: ask for chat's usage chunk */
         if (rc == 0 && json_is_true(v))
@@ -557,7 +549,7 @@ int dp_resp_request_to_chat(const json_t *req, const json_t *prefix, dp_resp_loo
 {
     *out = NULL;
     if (!json_is_object(req))
-        return bad(err, NULL, "body: must be a JSON object");
+        return dp_build_invalid(err, NULL, "body: must be a JSON object");
     xreq_t x = {json_array(), json_object(), lookup, ud, target, err};
     json_t *chat = json_object();
     int rc = chat && x.msgs && x.calls ? 0 : failed(err, TG_ENOMEM);
@@ -568,7 +560,8 @@ int dp_resp_request_to_chat(const json_t *req, const json_t *prefix, dp_resp_loo
     if (rc == 0)
         rc = add_input(&x, req, prefix);
     if (rc == 0 && json_array_size(x.msgs) == 0)
-        rc = bad(err, "input", "input: field required (a string or an array of items)");
+        rc =
+            dp_build_invalid(err, "input", "input: field required (a string or an array of items)");
     if (rc == 0)
         rc = add_tools(&x, req, chat);
     if (rc == 0)
@@ -594,7 +587,7 @@ static json_t *stored_item(const json_t *it, const char *rid, size_t i, dp_resp_
     char id[MAX_ID];
     const json_t *type = json_object_get(it, "type");
     if (!json_is_object(it)) {
-        bad(err, "input", "input[%zu]: must be an object", i);
+        dp_build_invalid(err, "input", "input[%zu]: must be an object", i);
         return NULL;
     }
     if (dp_json_str_eq(type, "item_reference")) {
@@ -603,8 +596,8 @@ static json_t *stored_item(const json_t *it, const char *rid, size_t i, dp_resp_
                                 ? lookup(ud, json_string_value(rid_), json_string_length(rid_))
                                 : NULL;
         if (!ref) {
-            bad(err, "input", "input[%zu]: item with id \"%s\" not found", i,
-                nonempty_str(rid_) ? json_string_value(rid_) : "");
+            dp_build_invalid(err, "input", "input[%zu]: item with id \"%s\" not found", i,
+                             nonempty_str(rid_) ? json_string_value(rid_) : "");
             return NULL;
         }
         return json_deep_copy(ref);
@@ -671,7 +664,7 @@ int dp_resp_input_items(const json_t *req, const char *resp_id, dp_resp_lookup_f
                 break;
         }
     } else if (!absent(input)) {
-        rc = bad(err, "input", "input: must be a string or an array of items");
+        rc = dp_build_invalid(err, "input", "input: must be a string or an array of items");
     }
     if (rc != 0) {
         json_decref(items);
@@ -707,7 +700,7 @@ int dp_resp_request_inline(const json_t *req, const json_t *prefix, dp_resp_look
 {
     *out = NULL;
     if (!json_is_object(req))
-        return bad(err, NULL, "body: must be a JSON object");
+        return dp_build_invalid(err, NULL, "body: must be a JSON object");
     json_t *items = NULL;
     int rc = dp_resp_input_items(req, "", lookup, ud, &items, err);
     if (rc != 0)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "provider.h"
 #include "sse.h"
 #include "tg_errors.h"
 #include "usage.h"
@@ -25,22 +26,6 @@ static bool nonempty_str(const json_t *v)
 static bool absent(const json_t *v)
 {
     return !v || json_is_null(v);
-}
-
-static int bad(tg_err_t *err, const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int bad(tg_err_t *err, const char *param, const char *fmt, ...)
-{
-    char msg[sizeof(err->msg)];
-    va_list ap;
-    va_start(ap, fmt);
-    if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
-        msg[0] = '\0';
-    va_end(ap);
-    tg_err_set(err, TG_EINVAL, 400, "%s", msg);
-    err->param = param;
-    return TG_EINVAL;
 }
 
 static const char *target_name(const char *target)
@@ -94,10 +79,10 @@ static int user_parts(const json_t *c, size_t mi, const char *target, json_t **o
             const json_t *detail = json_object_get(iu, "detail");
             if (!nonempty_str(url)) {
                 json_decref(parts);
-                return bad(err, "messages",
-                           "messages[%zu].content[%zu].image_url.url: field "
-                           "required (a string)",
-                           mi, i);
+                return dp_build_invalid(err, "messages",
+                                        "messages[%zu].content[%zu].image_url.url: field "
+                                        "required (a string)",
+                                        mi, i);
             }
             np = json_pack("{s:s,s:O,s:o}", "type", "input_image", "image_url", url, "detail",
                            nonempty_str(detail) ? json_incref((json_t *)detail)
@@ -113,10 +98,10 @@ static int user_parts(const json_t *c, size_t mi, const char *target, json_t **o
                                     : NULL;
             if (!np) {
                 json_decref(parts);
-                return bad(err, "messages",
-                           "messages[%zu].content[%zu].file: needs file_data or "
-                           "file_id",
-                           mi, i);
+                return dp_build_invalid(err, "messages",
+                                        "messages[%zu].content[%zu].file: needs file_data or "
+                                        "file_id",
+                                        mi, i);
             }
             if (nonempty_str(name) && json_object_set(np, "filename", (json_t *)name) != 0) {
                 json_decref(np);
@@ -124,10 +109,10 @@ static int user_parts(const json_t *c, size_t mi, const char *target, json_t **o
             }
         } else {
             json_decref(parts);
-            return bad(err, "messages",
-                       "messages[%zu].content[%zu]: a \"%s\" part cannot be served by %s", mi, i,
-                       json_is_string(type) ? json_string_value(type) : "(no type)",
-                       target_name(target));
+            return dp_build_invalid(
+                err, "messages", "messages[%zu].content[%zu]: a \"%s\" part cannot be served by %s",
+                mi, i, json_is_string(type) ? json_string_value(type) : "(no type)",
+                target_name(target));
         }
         if (dp_json_push(parts, np) != 0) {
             json_decref(parts);
@@ -164,8 +149,8 @@ static int add_message(const json_t *m, size_t mi, const char *target, json_t *i
     if (dp_json_str_eq(role, "tool")) {
         const json_t *id = json_object_get(m, "tool_call_id");
         if (!nonempty_str(id))
-            return bad(err, "messages", "messages[%zu].tool_call_id: field required (a string)",
-                       mi);
+            return dp_build_invalid(err, "messages",
+                                    "messages[%zu].tool_call_id: field required (a string)", mi);
         rc = content_text(c, mi, &content, err);
         if (rc != 0)
             return rc;
@@ -174,10 +159,10 @@ static int add_message(const json_t *m, size_t mi, const char *target, json_t *i
         return dp_json_push(input, o) == 0 ? 0 : dp_build_nomem(err, TG_ENOMEM);
     }
     if (!dp_json_str_eq(role, "assistant"))
-        return bad(err, "messages",
-                   "messages[%zu].role: must be \"system\", \"developer\", "
-                   "\"user\", \"assistant\" or \"tool\"",
-                   mi);
+        return dp_build_invalid(err, "messages",
+                                "messages[%zu].role: must be \"system\", \"developer\", "
+                                "\"user\", \"assistant\" or \"tool\"",
+                                mi);
     if (!absent(c)) {
         rc = content_text(c, mi, &content, err);
         if (rc == 0 && json_string_length(content) > 0)
@@ -196,8 +181,9 @@ static int add_message(const json_t *m, size_t mi, const char *target, json_t *i
         const json_t *name = json_object_get(fn, "name");
         const json_t *args = json_object_get(fn, "arguments");
         if (!nonempty_str(id) || !nonempty_str(name))
-            return bad(err, "messages",
-                       "messages[%zu].tool_calls[%zu]: needs an id and a function name", mi, i);
+            return dp_build_invalid(
+                err, "messages", "messages[%zu].tool_calls[%zu]: needs an id and a function name",
+                mi, i);
         json_t *call = json_pack(
             "{s:s,s:O,s:O,s:o}", "type", "function_call", "call_id", id, "name", name, "arguments",
             json_is_string(args) ? json_incref((json_t *)args) : json_string("{}"));
@@ -212,31 +198,38 @@ static int refuse_unservable(const json_t *chat, const char *target, tg_err_t *e
 {
     const json_t *v = json_object_get(chat, "n");
     if (!absent(v) && !(json_is_integer(v) && json_integer_value(v) == 1))
-        return bad(err, "n", "n: only one choice can be served by %s", target_name(target));
+        return dp_build_invalid(err, "n", "n: only one choice can be served by %s",
+                                target_name(target));
     v = json_object_get(chat, "stop");
     if (!absent(v) && !(json_is_array(v) && json_array_size(v) == 0))
-        return bad(err, "stop", "stop: stop sequences cannot be served by %s", target_name(target));
+        return dp_build_invalid(err, "stop", "stop: stop sequences cannot be served by %s",
+                                target_name(target));
     static const char *const zero[] = {"frequency_penalty", "presence_penalty"};
     for (size_t i = 0; i < 2; i++) {
         v = json_object_get(chat, zero[i]);
         if (!absent(v) && !(json_is_number(v) && json_number_value(v) == 0.0))
-            return bad(err, zero[i], "%s: cannot be served by %s", zero[i], target_name(target));
+            return dp_build_invalid(err, zero[i], "%s: cannot be served by %s", zero[i],
+                                    target_name(target));
     }
     v = json_object_get(chat, "logit_bias");
     if (!absent(v) && json_object_size(v) > 0)
-        return bad(err, "logit_bias", "logit_bias: cannot be served by %s", target_name(target));
+        return dp_build_invalid(err, "logit_bias", "logit_bias: cannot be served by %s",
+                                target_name(target));
     v = json_object_get(chat, "logprobs");
     if (json_is_true(v))
-        return bad(err, "logprobs", "logprobs: cannot be served by %s", target_name(target));
+        return dp_build_invalid(err, "logprobs", "logprobs: cannot be served by %s",
+                                target_name(target));
     static const char *const never[] = {"seed", "audio", "prediction", "functions"};
     for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
         if (!absent(json_object_get(chat, never[i])))
-            return bad(err, never[i], "%s: cannot be served by %s", never[i], target_name(target));
+            return dp_build_invalid(err, never[i], "%s: cannot be served by %s", never[i],
+                                    target_name(target));
     v = json_object_get(chat, "modalities");
     if (json_is_array(v) &&
         (json_array_size(v) != 1 || !dp_json_str_eq(json_array_get(v, 0), "text")))
-        return bad(err, "modalities", "modalities: only [\"text\"] can be served by %s",
-                   target_name(target));
+        return dp_build_invalid(err, "modalities",
+                                "modalities: only [\"text\"] can be served by %s",
+                                target_name(target));
     return 0;
 }
 
@@ -254,8 +247,9 @@ static int add_tools(const json_t *chat, const char *target, json_t *r, tg_err_t
         const json_t *fn = json_object_get(t, "function");
         const json_t *name = json_object_get(fn, "name");
         if (!dp_json_str_eq(json_object_get(t, "type"), "function") || !nonempty_str(name)) {
-            rc = bad(err, "tools", "tools[%zu]: only function tools can be served by %s", i,
-                     target_name(target));
+            rc = dp_build_invalid(err, "tools",
+                                  "tools[%zu]: only function tools can be served by %s", i,
+                                  target_name(target));
             break;
         }
         json_t *nt = json_pack("{s:s,s:O}", "type", "function", "name", name);
@@ -336,10 +330,10 @@ int dp_resp_request_from_chat(const json_t *chat, const char *target, json_t **o
 {
     *out = NULL;
     if (!json_is_object(chat))
-        return bad(err, NULL, "body: must be a JSON object");
+        return dp_build_invalid(err, NULL, "body: must be a JSON object");
     const json_t *msgs = json_object_get(chat, "messages");
     if (!json_is_array(msgs))
-        return bad(err, "messages", "messages: field required (an array)");
+        return dp_build_invalid(err, "messages", "messages: field required (an array)");
     int rc = refuse_unservable(chat, target, err);
     if (rc != 0)
         return rc;

@@ -582,6 +582,13 @@ static int append_str_field(tg_buf_t *out, const char *name, const char *s, size
     return tg_buf_append_json_str(out, s, n);
 }
 
+/* v within [lo, hi]: the writer never writes a number the reader refuses, since a refused event
+ * is lost to the accounting (an upstream may report any token count). */
+static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
 static int append_int_field(tg_buf_t *out, const char *name, int64_t v)
 {
     int rc = tg_buf_append(out, ",\"", 2);
@@ -625,17 +632,20 @@ int tg_usage_event_append(tg_buf_t *out, const tg_usage_record_t *r)
                               r->upstream_model ? strlen(r->upstream_model) : 0);
     if (rc == 0)
         rc = append_str_field(out, "endpoint", r->endpoint, r->endpoint ? strlen(r->endpoint) : 0);
-    rc = rc ? rc : append_int_field(out, "status", r->status);
+    rc = rc ? rc : append_int_field(out, "status", clamp(r->status, 0, 999));
     rc = rc ? rc : append_lit(out, r->streamed ? ",\"streamed\":true" : ",\"streamed\":false");
-    rc = rc ? rc : append_int_field(out, "prompt_tokens", r->prompt_tokens);
-    rc = rc ? rc : append_int_field(out, "completion_tokens", r->completion_tokens);
-    rc = rc ? rc : append_int_field(out, "cached_tokens", r->cached_tokens);
-    rc = rc ? rc : append_int_field(out, "reasoning_tokens", r->reasoning_tokens);
-    rc = rc ? rc : append_int_field(out, "total_tokens", r->total_tokens);
+    const int64_t tmax = TG_USAGE_TOKENS_MAX;
+    rc = rc ? rc : append_int_field(out, "prompt_tokens", clamp(r->prompt_tokens, 0, tmax));
+    rc = rc ? rc : append_int_field(out, "completion_tokens", clamp(r->completion_tokens, 0, tmax));
+    rc = rc ? rc : append_int_field(out, "cached_tokens", clamp(r->cached_tokens, 0, tmax));
+    rc = rc ? rc : append_int_field(out, "reasoning_tokens", clamp(r->reasoning_tokens, 0, tmax));
+    rc = rc ? rc : append_int_field(out, "total_tokens", clamp(r->total_tokens, 0, tmax));
     rc = rc ? rc : append_lit(out, ",\"usage_source\":\"");
     rc = rc ? rc : append_lit(out, r->usage_source ? r->usage_source : "none");
     rc = rc ? rc : append_lit(out, "\",\"cost_usd\":");
-    rc = rc ? rc : tg_buf_append_fixed(out, r->cost_pusd, 12);
+    rc = rc ? rc
+            : tg_buf_append_fixed(
+                  out, clamp(r->cost_pusd, 0, (int64_t)TG_USAGE_COST_MAX * 1000000000000LL), 12);
     rc = rc ? rc : append_lit(out, ",\"latency_ms\":");
     rc = rc ? rc : append_ms(out, r->latency_ms);
     rc = rc ? rc : append_lit(out, ",\"ttfb_ms\":");

@@ -43,7 +43,9 @@ typedef struct tg_usage_record {
 } tg_usage_record_t;
 
 /* Appends the event as one JSON line ending in "\n" (no printf: the data plane writes one per
- * request on its loop); on failure out is unchanged. */
+ * request on its loop); on failure out is unchanged. Numbers are written within what
+ * tg_usage_event_parse accepts (status 0..999, token counts 0..TG_USAGE_TOKENS_MAX, cost
+ * 0..TG_USAGE_COST_MAX), so that no event the data plane records is refused and lost. */
 int tg_usage_event_append(tg_buf_t *out, const tg_usage_record_t *r) TG_WUR;
 
 /* ---- what the reader reads ---- */

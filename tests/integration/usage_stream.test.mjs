@@ -175,6 +175,33 @@ test('every request served becomes exactly one row in usage_events within second
   }
 });
 
+test('an upstream reporting absurd usage still leaves its row: counts and cost at the bounds the control plane takes, nothing rejected', async () => {
+  const k = await newKey(cp, world, 'absurd');
+  const gw = await startDP(cp);
+  try {
+    await waitFor(async () => (await chat(gw, k.key)).status === 200, 5000, 'the key to work');
+    // 5 * 10^12 reasoning tokens (counted in completion_tokens, as OpenAI does): past the
+    // per-event bound, and $3,000,000 at $0.60 per million output tokens
+    const res = await fetch(gw.url + '/v1/chat/completions', {
+      method: 'POST', headers: { authorization: `Bearer ${k.key}` },
+      body: JSON.stringify(chatBody('mock:reasoning=5000000000000 hello')),
+    });
+    assert.equal(res.status, 200, await res.text());
+    const rid = res.headers.get('x-request-id');
+    const row = await waitFor(async () => {
+      const out = await sql(cp.dbUrl, `SELECT completion_tokens, reasoning_tokens, cost_usd::text FROM usage_events WHERE request_id = '${rid}'`);
+      return out || false;
+    }, 10000, 'the row of the absurd request');
+    const [completion, reasoning, cost] = row.split('|');
+    assert.equal(completion, '1000000000000');
+    assert.equal(reasoning, '1000000000000');
+    assert.equal(Number(cost), 1000000);
+    assert.equal(await metric(gw, 'tollgate_usage_rejected_events_total'), 0);
+  } finally {
+    await gw.stop();
+  }
+});
+
 test('the control plane killed under load: the data plane keeps serving, and after a restart every event arrives exactly once', async () => {
   const own = await startControl({ env: CP_ENV });
   let own2;

@@ -1,5 +1,6 @@
 /* test_tg_usage_event.c: the usage event's one writer and one reader, shared by both planes. */
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,44 @@ Test(tg_usage_event, nulls_and_extremes_round_trip)
     cr_assert_str_eq(e.cost, "0.000000000000");
     cr_assert_eq(strtod(e.ttfb, NULL), 3.25);
     cr_assert(text_is(&e, TG_UF_ERROR, "upstream_timeout"));
+    tg_buf_dispose(&line);
+}
+
+/* An upstream may report any count (a buggy or hostile OpenAI-compatible server: 10^15 tokens,
+ * negative ones) and a price times such a count any cost. The writer keeps every number inside
+ * what the reader accepts, so the event is stored (at the bound, which a budget feels at once)
+ * instead of being refused by the control plane and lost from the accounting. */
+Test(tg_usage_event, out_of_range_counts_and_costs_are_written_within_what_the_reader_takes)
+{
+    tg_usage_record_t r = sample();
+    r.prompt_tokens = INT64_MAX;
+    r.completion_tokens = TG_USAGE_TOKENS_MAX + 1;
+    r.cached_tokens = -5;
+    r.reasoning_tokens = INT64_MIN;
+    r.total_tokens = INT64_MAX;
+    r.cost_pusd = INT64_MAX;
+    r.status = 1234;
+    tg_buf_t line = TG_BUF_INIT(8192);
+    char scratch[8192];
+    tg_usage_event_t e;
+    round_trip(&r, &line, scratch, &e);
+    char max[24];
+    snprintf(max, sizeof(max), "%lld", TG_USAGE_TOKENS_MAX);
+    cr_assert(tg_mem_eq(e.v[TG_UF_PROMPT_TOKENS].p, e.v[TG_UF_PROMPT_TOKENS].n, max, strlen(max)));
+    cr_assert(tg_mem_eq(e.v[TG_UF_COMPLETION_TOKENS].p, e.v[TG_UF_COMPLETION_TOKENS].n, max,
+                        strlen(max)));
+    cr_assert(tg_mem_eq(e.v[TG_UF_CACHED_TOKENS].p, e.v[TG_UF_CACHED_TOKENS].n, "0", 1));
+    cr_assert(tg_mem_eq(e.v[TG_UF_REASONING_TOKENS].p, e.v[TG_UF_REASONING_TOKENS].n, "0", 1));
+    int64_t pusd;
+    const tg_usage_val_t *c = &e.v[TG_UF_COST_USD];
+    cr_assert_eq(tg_usage_parse_cost(c->p, c->n, &pusd), 0);
+    cr_assert_eq(pusd, (int64_t)TG_USAGE_COST_MAX * 1000000000000LL);
+    cr_assert(tg_mem_eq(e.v[TG_UF_STATUS].p, e.v[TG_UF_STATUS].n, "999", 3));
+    tg_buf_dispose(&line);
+    r = sample();
+    r.cost_pusd = -1;
+    round_trip(&r, &line, scratch, &e);
+    cr_assert_str_eq(e.cost, "0.000000000000");
     tg_buf_dispose(&line);
 }
 

@@ -47,8 +47,9 @@ static int hexval(unsigned c)
     return -1;
 }
 
-static long hex4(const unsigned char *p)
+long tg_hex4(const char *s)
 {
+    const unsigned char *p = (const unsigned char *)s;
     long v = 0;
     for (int i = 0; i < 4; i++) {
         int h = hexval(p[i]);
@@ -59,9 +60,7 @@ static long hex4(const unsigned char *p)
     return v;
 }
 
-/* The valid UTF-8 sequence length at p (p[0] >= 0x80), or 0: jansson's utf8_check_full rules
- * (no overlong forms, no surrogates, nothing past U+10FFFF). */
-static size_t utf8_len(const unsigned char *p, size_t avail)
+size_t tg_utf8_len(const unsigned char *p, size_t avail)
 {
     unsigned c = p[0];
     size_t n;
@@ -121,7 +120,7 @@ static int scan_string(const unsigned char *p, size_t n, size_t *i, bool *esc)
                 k += 2;
                 continue;
             }
-            long u = n - k >= 6 ? hex4(p + k + 2) : -1;
+            long u = n - k >= 6 ? tg_hex4((const char *)p + k + 2) : -1;
             if (u < 0)
                 return TG_EINVAL;
             k += 6;
@@ -130,14 +129,16 @@ static int scan_string(const unsigned char *p, size_t n, size_t *i, bool *esc)
             if (u >= 0xDC00 && u <= 0xDFFF)
                 return TG_EINVAL; /* a low surrogate alone */
             if (u >= 0xD800 && u <= 0xDBFF) {
-                long lo = n - k >= 6 && p[k] == '\\' && p[k + 1] == 'u' ? hex4(p + k + 2) : -1;
+                long lo = n - k >= 6 && p[k] == '\\' && p[k + 1] == 'u'
+                              ? tg_hex4((const char *)p + k + 2)
+                              : -1;
                 if (lo < 0xDC00 || lo > 0xDFFF)
                     return TG_EINVAL;
                 k += 6;
             }
             continue;
         }
-        size_t m = utf8_len(p + k, n - k);
+        size_t m = tg_utf8_len(p + k, n - k);
         if (m == 0)
             return TG_EINVAL;
         k += m;
@@ -285,10 +286,10 @@ static int jit_next(jit_t *it)
             return (int)c; /* " \ / */
         }
     }
-    unsigned long cp = (unsigned long)hex4(it->p + 2);
+    unsigned long cp = (unsigned long)tg_hex4((const char *)it->p + 2);
     it->p += 6;
     if (cp >= 0xD800 && cp <= 0xDBFF) {
-        unsigned long lo = (unsigned long)hex4(it->p + 2);
+        unsigned long lo = (unsigned long)tg_hex4((const char *)it->p + 2);
         it->p += 6;
         cp = ((cp - 0xD800) << 10) + (lo - 0xDC00) + 0x10000;
     }

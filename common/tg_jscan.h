@@ -69,4 +69,10 @@ int64_t tg_jint(const tg_jmember_t *m);
 /* Whether an array or object span holds no element. */
 bool tg_jempty(const char *val, size_t n);
 
+/* The JSON text primitives the usage-event reader shares: the value of four hex digits (as after
+ * "\u"), or -1; the length of the valid UTF-8 sequence at p (p[0] >= 0x80, avail bytes there), or
+ * 0: no overlong forms, no surrogates, nothing past U+10FFFF (jansson's rules, and Postgres'). */
+long tg_hex4(const char *p);
+size_t tg_utf8_len(const unsigned char *p, size_t avail);
+
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tg_jscan.h"
 #include "tg_time.h"
 
 #include "tg_banned.h"
@@ -52,57 +53,6 @@ static void skip_ws(jscan_t *j)
         j->p++;
 }
 
-static int hex4(const char *p, unsigned *out)
-{
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* Length of the valid UTF-8 sequence at p (first byte >= 0x80), or 0: no overlong forms, no
- * surrogates, nothing past U+10FFFF (Postgres would refuse the whole COPY otherwise). */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0];
-    size_t n;
-    unsigned min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    unsigned cp = c & (0xFF >> (n + 1));
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 /* At a '"': checks the string (escapes, UTF-8, no raw control characters) and records where its
  * contents are. */
 static int scan_string(jscan_t *j, tg_usage_val_t *v)
@@ -127,8 +77,8 @@ static int scan_string(jscan_t *j, tg_usage_val_t *v)
                 return -1;
             c = p[1];
             if (c == 'u') {
-                unsigned u;
-                if (end - p < 6 || hex4((const char *)p + 2, &u) != 0)
+                long u = end - p < 6 ? -1 : tg_hex4((const char *)p + 2);
+                if (u < 0)
                     return -1;
                 p += 6;
                 if (u == 0)
@@ -136,9 +86,10 @@ static int scan_string(jscan_t *j, tg_usage_val_t *v)
                 if (u >= 0xDC00 && u <= 0xDFFF)
                     return -1; /* a low surrogate alone */
                 if (u >= 0xD800 && u <= 0xDBFF) {
-                    unsigned lo;
-                    if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
-                        hex4((const char *)p + 2, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF)
+                    long lo = end - p >= 6 && p[0] == '\\' && p[1] == 'u'
+                                  ? tg_hex4((const char *)p + 2)
+                                  : -1;
+                    if (lo < 0xDC00 || lo > 0xDFFF)
                         return -1;
                     p += 6;
                 }
@@ -153,7 +104,8 @@ static int scan_string(jscan_t *j, tg_usage_val_t *v)
             p++;
             continue;
         }
-        size_t n = utf8_seq(p, end);
+        /* no overlong forms, surrogates or past U+10FFFF: Postgres would refuse the whole COPY */
+        size_t n = tg_utf8_len(p, (size_t)(end - p));
         if (n == 0)
             return -1;
         p += n;
@@ -311,11 +263,10 @@ static size_t decode_string(const tg_usage_val_t *v, char *out)
             i += 2;
             continue;
         }
-        unsigned cp = 0, lo = 0xDC00;
-        (void)hex4(v->p + i + 2, &cp);
+        unsigned cp = (unsigned)tg_hex4(v->p + i + 2); /* checked by the scan */
         i += 6;
         if (cp >= 0xD800 && cp <= 0xDBFF) {
-            (void)hex4(v->p + i + 2, &lo);
+            unsigned lo = (unsigned)tg_hex4(v->p + i + 2);
             i += 6;
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
         }

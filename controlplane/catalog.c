@@ -23,6 +23,18 @@
 static const char *const caps[] = {"tools",     "parallel_tool_calls", "vision", "json_schema",
                                    "reasoning", "streaming_usage",     NULL};
 
+/* The cache-write retention tiers providers price: Anthropic's 5 minutes and 1 hour, OpenAI's 30
+ * minutes and 12 hours. */
+static const char *const cache_ttls[] = {"5m", "30m", "1h", "12h", NULL};
+
+static bool cache_ttl_known(const char *ttl)
+{
+    for (int k = 0; cache_ttls[k]; k++)
+        if (strcmp(ttl, cache_ttls[k]) == 0)
+            return true;
+    return false;
+}
+
 static int strcmp_ptr(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -130,8 +142,8 @@ static int check_model(json_t *doc, json_t *m, size_t i, char *msg, size_t n)
             return fail(msg, n, at, "prices.cache_write must be an object of TTL tiers");
         json_object_foreach(cw, ttl, v)
         {
-            if (strcmp(ttl, "5m") != 0 && strcmp(ttl, "1h") != 0)
-                return fail(msg, n, at, "prices.cache_write tiers are 5m and 1h");
+            if (!cache_ttl_known(ttl))
+                return fail(msg, n, at, "prices.cache_write tiers are 5m, 30m, 1h and 12h");
             if (decimal(v, "prices.cache_write", &x, msg, n) != 0)
                 goto where;
         }

@@ -15,6 +15,24 @@ const DECIMAL = /^(0|[1-9][0-9]{0,6})(\.[0-9]{1,9})?$/;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const CAPS = ['tools', 'parallel_tool_calls', 'vision', 'json_schema', 'reasoning', 'streaming_usage'];
 const MIN_MODELS = 150; // what issue 16 asks for
+// cache-write retention tiers, shortest first: Anthropic's 5 minutes and 1 hour, OpenAI's 30 minutes
+// and 12 hours
+const TTLS = ['5m', '30m', '1h', '12h'];
+// a source is the provider's own page: the hosts each kind (and OpenAI-compatible vendor) publishes on
+const OWN_HOSTS = {
+  anthropic: ['platform.claude.com', 'docs.anthropic.com', 'www.anthropic.com', 'claude.com'],
+  gemini: ['ai.google.dev', 'cloud.google.com', 'docs.cloud.google.com'],
+  bedrock: ['aws.amazon.com', 'docs.aws.amazon.com'],
+  azure: ['azure.microsoft.com', 'learn.microsoft.com'],
+  'openai/openai': ['developers.openai.com', 'platform.openai.com', 'openai.com'],
+  'openai/xai': ['docs.x.ai', 'x.ai'],
+  'openai/groq': ['console.groq.com', 'groq.com'],
+  'openai/mistral': ['docs.mistral.ai', 'mistral.ai'],
+  'openai/cohere': ['docs.cohere.com', 'cohere.com'],
+  'openai/deepseek': ['api-docs.deepseek.com'],
+  'openai/together': ['docs.together.ai', 'www.together.ai', 'together.ai'],
+  'openai/fireworks': ['docs.fireworks.ai', 'fireworks.ai'],
+};
 
 function price(where, v) {
   assert.equal(typeof v, 'string', `${where} must be a decimal string (USD per million tokens)`);
@@ -61,10 +79,17 @@ test('every entry is well formed, sourced, dated and sanely priced', () => {
       const output = price(`${at}.prices.output`, p.output);
       assert.ok(output >= input / 100, `${at}: output ${output} is under a hundredth of input ${input}`);
     }
-    if (p.cached_input !== undefined) assert.ok(price(`${at}.prices.cached_input`, p.cached_input) <= input, `${at}: cached read above input`);
+    const cached = p.cached_input === undefined ? input : price(`${at}.prices.cached_input`, p.cached_input);
+    assert.ok(cached <= input, `${at}: cached read above input`);
     if (p.cache_write !== undefined) {
-      assert.deepEqual(Object.keys(p.cache_write).filter((k) => !['5m', '1h'].includes(k)), [], `${at}: cache_write TTL tiers are 5m and 1h`);
-      for (const [ttl, v] of Object.entries(p.cache_write)) price(`${at}.prices.cache_write.${ttl}`, v);
+      assert.deepEqual(Object.keys(p.cache_write).filter((k) => !TTLS.includes(k)), [], `${at}: cache_write TTL tiers are ${TTLS.join(', ')}`);
+      // a write costs at least a read, and a longer retention at least a shorter one
+      let shorter = cached;
+      for (const ttl of TTLS.filter((k) => p.cache_write[k] !== undefined)) {
+        const w = price(`${at}.prices.cache_write.${ttl}`, p.cache_write[ttl]);
+        assert.ok(w >= shorter, `${at}: cache_write.${ttl} ${w} below a cheaper read or shorter retention`);
+        shorter = w;
+      }
     }
     if (p.reasoning !== undefined) price(`${at}.prices.reasoning`, p.reasoning);
     // a long-context tier: every token of a request whose prompt has at least from_input_tokens
@@ -73,14 +98,22 @@ test('every entry is well formed, sourced, dated and sanely priced', () => {
     for (const [j, t] of (m.long_context ?? []).entries()) {
       assert.ok(Number.isInteger(t.from_input_tokens) && t.from_input_tokens > prev && t.from_input_tokens < m.context_window, `${at}.long_context[${j}].from_input_tokens`);
       prev = t.from_input_tokens;
-      assert.ok(price(`${at}.long_context[${j}].input`, t.input) >= input, `${at}.long_context[${j}] cheaper than the base input`);
-      if (m.mode === 'chat') price(`${at}.long_context[${j}].output`, t.output);
-      if (t.cached_input !== undefined) price(`${at}.long_context[${j}].cached_input`, t.cached_input);
+      const tin = price(`${at}.long_context[${j}].input`, t.input);
+      assert.ok(tin >= input, `${at}.long_context[${j}] cheaper than the base input`);
+      if (m.mode === 'chat') assert.ok(price(`${at}.long_context[${j}].output`, t.output) >= Number(p.output), `${at}.long_context[${j}] output cheaper than the base output`);
+      if (t.cached_input !== undefined) {
+        const tc = price(`${at}.long_context[${j}].cached_input`, t.cached_input);
+        assert.ok(tc <= tin && tc >= cached, `${at}.long_context[${j}].cached_input outside the base read and the tier's input`);
+      }
     }
     assert.deepEqual(Object.keys(m.capabilities).sort(), [...CAPS].sort(), `${at}: capabilities`);
     for (const c of CAPS) assert.equal(typeof m.capabilities[c], 'boolean', `${at}: capabilities.${c}`);
     assert.ok(m.deprecation_date === null || DATE.test(m.deprecation_date), `${at}: deprecation_date`);
     assert.match(m.source, /^https:\/\/[a-z0-9.-]+\//, `${at}: source must be the provider's page`);
+    const host = new URL(m.source).hostname;
+    const own = OWN_HOSTS[m.kind === 'openai' ? `openai/${m.vendor}` : m.kind];
+    assert.ok(own, `${at}: no known pages for ${m.kind}/${m.vendor ?? ''}`);
+    assert.ok(own.includes(host), `${at}: source ${host} is not one of the provider's own sites (${own.join(', ')})`);
     assert.match(m.read_on, DATE, `${at}: read_on`);
     assert.ok(m.read_on <= doc.generated_on, `${at}: read after the file was generated`);
   }

@@ -117,10 +117,14 @@ test('an invalid catalog is refused with the reason and stores nothing', async (
   const file = writeCatalog('bad.json', (d) => { d.models[0].prices.input = '-1'; });
   const r = cli('import', file);
   assert.equal(r.status, 1);
-  assert.match(r.err, /models\[0\] \(claude-opus-4-6\) prices\.input is not a plain decimal/);
+  const first = builtin.models[0];
+  assert.ok(r.err.includes(`models[0] (${first.model}) prices.input is not a plain decimal`), r.err);
   const dup = cli('diff', writeCatalog('dup.json', (d) => { d.models.push(d.models[0]); }));
   assert.equal(dup.status, 1);
-  assert.match(dup.err, /anthropic\/\/claude-opus-4-6 twice/);
+  assert.ok(dup.err.includes(`${first.kind}/${first.vendor ?? ''}/${first.model} twice`), dup.err);
+  const ttl = cli('diff', writeCatalog('ttl.json', (d) => { d.models[0].prices.cache_write = { '2h': '4' }; }));
+  assert.equal(ttl.status, 1);
+  assert.match(ttl.err, /prices\.cache_write tiers are 5m, 30m, 1h and 12h/);
   const noSource = cli('diff', writeCatalog('nosrc.json', (d) => { delete d.models[3].source; }));
   assert.equal(noSource.status, 1);
   assert.match(noSource.err, /needs source/);
@@ -129,6 +133,13 @@ test('an invalid catalog is refused with the reason and stores nothing', async (
   assert.equal(tier.status, 1);
   assert.match(tier.err, /long_context tiers need ascending from_input_tokens within the context window/);
   assert.equal(cp.sql('SELECT count(*) FROM model_catalogs'), before);
+});
+
+test("OpenAI's 30-minute and 12-hour cache-write tiers are accepted", async () => {
+  const r = cli('diff', writeCatalog('openai-ttl.json', (d) => {
+    d.models.find((m) => m.model === 'gpt-5-mini').prices.cache_write = { '30m': '0.3125', '12h': '0.5' }; }));
+  assert.equal(r.status, 0, r.err);
+  assert.match(r.out, /0 added, 0 removed, 0 with price changes/);
 });
 
 const NEWER = (d) => {

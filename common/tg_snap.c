@@ -1143,15 +1143,17 @@ int64_t tg_price_usage_cost(const tg_price_t *p, const tg_cost_usage_t *u)
 {
     if (!p->set)
         return 0;
-    tg_price_tier_t r = {0, p->input, p->cached_input, p->output,
-                         p->cache_write, p->cache_write_1h, p->reasoning};
-    int64_t prompt = u->prompt > 0 ? u->prompt : 0, completion = u->completion > 0 ? u->completion : 0;
+    tg_price_tier_t r = {
+        0, p->input, p->cached_input, p->output, p->cache_write, p->cache_write_1h, p->reasoning};
+    int64_t prompt = u->prompt > 0 ? u->prompt : 0,
+            completion = u->completion > 0 ? u->completion : 0;
     /* the whole request at the highest tier its input passes */
     for (uint32_t i = 0; i < p->ntiers && i < TG_PRICE_TIERS_MAX; i++)
         if (prompt > p->tiers[i].above_input_tokens)
             r = p->tiers[i];
     /* token counts come from the provider: the parts never count more than their whole, and the
-     * sum saturates rather than overflows (undefined, and a wrapped cost could come out negative) */
+     * sum saturates rather than overflows (undefined, and a wrapped cost could come out negative)
+     */
     int64_t left = prompt;
     int64_t cached = take(&left, u->cached);
     int64_t w5 = take(&left, u->cache_write);

@@ -58,7 +58,7 @@ typedef struct tg_price {
     int64_t cache_write_1h; /* a 1-hour cache write */
     int64_t reasoning;      /* reasoning tokens, where billed apart from output */
     bool set;
-    uint32_t ntiers;                        /* long-context tiers, ascending */
+    uint32_t ntiers; /* long-context tiers, ascending */
     tg_price_tier_t tiers[TG_PRICE_TIERS_MAX];
 } tg_price_t;
 

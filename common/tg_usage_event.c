@@ -491,8 +491,8 @@ int tg_usage_event_parse(const char *line, size_t n, int64_t now_s, char *scratc
     if (check_int(&v[TG_UF_STATUS], 0, 999, &x) != 0)
         return reject(msg, msgn, "status is not an integer from 0 to 999");
     static const enum tg_usage_field tokens[] = {
-        TG_UF_PROMPT_TOKENS, TG_UF_COMPLETION_TOKENS,  TG_UF_CACHED_TOKENS,
-        TG_UF_REASONING_TOKENS, TG_UF_TOTAL_TOKENS,    TG_UF_CACHE_WRITE_TOKENS,
+        TG_UF_PROMPT_TOKENS,        TG_UF_COMPLETION_TOKENS, TG_UF_CACHED_TOKENS,
+        TG_UF_REASONING_TOKENS,     TG_UF_TOTAL_TOKENS,      TG_UF_CACHE_WRITE_TOKENS,
         TG_UF_CACHE_WRITE_1H_TOKENS};
     for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++) {
         const tg_usage_val_t *t = &v[tokens[i]];

@@ -33,7 +33,8 @@ static bool has_budget(const tg_limits_t *l)
 
 int dp_cost_plan_unpriced(dp_gate_t *g, tg_err_t *err)
 {
-    if (!g->key || g->nplan == 0 || (!has_budget(&g->key->lim) && !has_budget(&g->key->tenant->lim)))
+    if (!g->key || g->nplan == 0 ||
+        (!has_budget(&g->key->lim) && !has_budget(&g->key->tenant->lim)))
         return 0;
     const dp_plan_entry_t *first = NULL;
     size_t kept = 0;

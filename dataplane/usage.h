@@ -17,7 +17,7 @@ typedef struct dp_usage {
     int64_t total;
     int64_t cache_write;    /* part of prompt: tokens written to a 5-minute prompt cache */
     int64_t cache_write_1h; /* part of prompt: tokens written to a 1-hour prompt cache */
-    bool present; /* the provider reported it */
+    bool present;           /* the provider reported it */
 } dp_usage_t;
 
 /* Reads an OpenAI usage object; missing members count 0. Returns false if obj is no object. */

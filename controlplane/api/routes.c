@@ -20,12 +20,12 @@
     "json_build_object('id', ro.id, 'alias', ro.alias, 'strategy', ro.strategy, 'targets', "       \
     "coalesce((SELECT json_agg(json_build_object('provider_id', t.provider_id, 'provider', "       \
     "p.name, 'model', t.model, 'weight', t.weight, 'unpriced', (SELECT x.price_source = 'none' "   \
-    "FROM route_target_prices x WHERE x.route_id = t.route_id AND x.position = t.position)) "       \
+    "FROM route_target_prices x WHERE x.route_id = t.route_id AND x.position = t.position)) "      \
     "ORDER BY t.position) FROM route_targets t "                                                   \
     "JOIN providers p ON p.id = t.provider_id WHERE t.route_id = ro.id), '[]'::json), 'retry', "   \
     "ro.retry, 'connect_timeout_ms', ro.connect_timeout_ms, 'timeout_ms', ro.timeout_ms, "         \
     "'first_byte_timeout_ms', ro.first_byte_timeout_ms, 'idle_timeout_ms', ro.idle_timeout_ms, "   \
-    "'cache_ttl_s', ro.cache_ttl_s, 'allow_unpriced', ro.allow_unpriced, 'created_at', "          \
+    "'cache_ttl_s', ro.cache_ttl_s, 'allow_unpriced', ro.allow_unpriced, 'created_at', "           \
     "ro.created_at, 'updated_at', ro.updated_at)"
 
 static const char *const strategies[] = {"weighted", "least_busy", "lowest_latency", NULL};
@@ -419,8 +419,8 @@ void cp_api_routes_create(cp_req_t *r)
         goto out;
     if (check_providers_exist(r, targets) != 0)
         goto rollback;
-    const char *p[9] = {in.alias, in.strategy, retry, cbuf, tbuf, fbuf, ibuf, cache,
-                        in.allow_unpriced ? "t" : "f"};
+    const char *p[9] = {
+        in.alias, in.strategy, retry, cbuf, tbuf, fbuf, ibuf, cache, in.allow_unpriced ? "t" : "f"};
     PGresult *res = cp_db_exec(r->db,
                                "INSERT INTO routes (alias, strategy, retry, connect_timeout_ms, "
                                "timeout_ms, first_byte_timeout_ms, idle_timeout_ms, cache_ttl_s, "
@@ -506,15 +506,15 @@ void cp_api_routes_update(cp_req_t *r)
     if (targets && check_providers_exist(r, targets) != 0)
         goto rollback;
     const char *p[10] = {id,
-                        in.alias,
-                        in.strategy,
-                        retry,
-                        in.have_connect ? cbuf : NULL,
-                        in.have_timeout ? tbuf : NULL,
-                        in.have_first_byte ? fbuf : NULL,
-                        in.have_idle ? ibuf : NULL,
-                        in.have_ttl ? cache : NULL,
-                        in.have_allow_unpriced ? (in.allow_unpriced ? "t" : "f") : NULL};
+                         in.alias,
+                         in.strategy,
+                         retry,
+                         in.have_connect ? cbuf : NULL,
+                         in.have_timeout ? tbuf : NULL,
+                         in.have_first_byte ? fbuf : NULL,
+                         in.have_idle ? ibuf : NULL,
+                         in.have_ttl ? cache : NULL,
+                         in.have_allow_unpriced ? (in.allow_unpriced ? "t" : "f") : NULL};
     PGresult *res = cp_db_exec(
         r->db,
         "UPDATE routes SET alias = coalesce($2, alias), strategy = coalesce($3, strategy), retry = "

@@ -1052,11 +1052,12 @@ Test(dp_anthropic, cache_writes_are_split_by_lifetime_in_answers_and_streams)
     call_start(&c, NULL, DP_EP_CHAT,
                "{\"model\":\"alias\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}");
     cr_assert_eq(c.rc, 0);
-    const char *up = "{\"id\":\"m\",\"content\":[{\"type\":\"text\",\"text\":\"a\"}],\"stop_reason\":"
-                     "\"end_turn\",\"usage\":{\"input_tokens\":5,\"cache_read_input_tokens\":7,"
-                     "\"cache_creation_input_tokens\":30,\"cache_creation\":{"
-                     "\"ephemeral_5m_input_tokens\":18,\"ephemeral_1h_input_tokens\":12},"
-                     "\"output_tokens\":2}}";
+    const char *up =
+        "{\"id\":\"m\",\"content\":[{\"type\":\"text\",\"text\":\"a\"}],\"stop_reason\":"
+        "\"end_turn\",\"usage\":{\"input_tokens\":5,\"cache_read_input_tokens\":7,"
+        "\"cache_creation_input_tokens\":30,\"cache_creation\":{"
+        "\"ephemeral_5m_input_tokens\":18,\"ephemeral_1h_input_tokens\":12},"
+        "\"output_tokens\":2}}";
     const char *client;
     size_t n;
     cr_assert_eq(dp_xlate_response(&c.x, 200, up, strlen(up), &c.out, &client, &n), 0);
@@ -1085,8 +1086,9 @@ Test(dp_anthropic, cache_writes_are_split_by_lifetime_in_answers_and_streams)
     cr_assert_eq(u.cache_write_1h, 30);
     cr_assert_eq(u.completion, 4);
     tg_buf_dispose(&out);
-    const char *plain = "{\"id\":\"m\",\"content\":[],\"stop_reason\":\"end_turn\",\"usage\":{"
-                        "\"input_tokens\":5,\"cache_creation_input_tokens\":30,\"output_tokens\":2}}";
+    const char *plain =
+        "{\"id\":\"m\",\"content\":[],\"stop_reason\":\"end_turn\",\"usage\":{"
+        "\"input_tokens\":5,\"cache_creation_input_tokens\":30,\"output_tokens\":2}}";
     call_start(&c, NULL, DP_EP_CHAT,
                "{\"model\":\"alias\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}");
     cr_assert_eq(dp_xlate_response(&c.x, 200, plain, strlen(plain), &c.out, &client, &n), 0);

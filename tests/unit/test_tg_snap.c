@@ -744,9 +744,9 @@ Test(tg_snap, unknown_members_of_targets_routes_prices_and_tiers_are_ignored)
     json_t *root = base_json();
     json_t *route = at(root, "routes", 0);
     json_object_set_new(route, "sticky_sessions", json_true());
-    json_object_set_new(json_array_get(json_object_get(route, "targets"), 0), "info",
-                        json_pack("{s:i,s:{s:b}}", "context_window", 128000, "capabilities",
-                                  "tools", 1));
+    json_object_set_new(
+        json_array_get(json_object_get(route, "targets"), 0), "info",
+        json_pack("{s:i,s:{s:b}}", "context_window", 128000, "capabilities", "tools", 1));
     json_t *price = at(root, "prices", 0);
     json_object_set_new(price, "audio_input_per_mtok", json_real(40));
     json_object_set_new(price, "batch", json_pack("{s:f}", "input_per_mtok", 0.075));
@@ -832,9 +832,8 @@ Test(tg_snap, usage_cost_prices_cache_reads_and_both_cache_write_tiers)
     tg_price_t p = sonnet();
     /* 100 uncached + 2000 read + 300 5m writes + 400 1h writes; 50 out */
     tg_cost_usage_t u = {2800, 2000, 300, 400, 50, 0};
-    cr_assert_eq(tg_price_usage_cost(&p, &u),
-                 100 * 3000000LL + 2000 * 300000LL + 300 * 3750000LL + 400 * 6000000LL +
-                     50 * 15000000LL);
+    cr_assert_eq(tg_price_usage_cost(&p, &u), 100 * 3000000LL + 2000 * 300000LL + 300 * 3750000LL +
+                                                  400 * 6000000LL + 50 * 15000000LL);
 }
 
 Test(tg_snap, usage_cost_takes_the_long_context_tier_for_the_whole_request_above_its_threshold)
@@ -852,8 +851,13 @@ Test(tg_snap, usage_cost_takes_the_long_context_tier_for_the_whole_request_above
 
 Test(tg_snap, usage_cost_bills_reasoning_apart_only_where_it_has_its_own_price)
 {
-    tg_price_t p = {.input = 1000, .cached_input = 100, .output = 8000, .cache_write = 1000,
-                    .cache_write_1h = 1000, .reasoning = 8000, .set = true};
+    tg_price_t p = {.input = 1000,
+                    .cached_input = 100,
+                    .output = 8000,
+                    .cache_write = 1000,
+                    .cache_write_1h = 1000,
+                    .reasoning = 8000,
+                    .set = true};
     tg_cost_usage_t u = {10, 0, 0, 0, 100, 60};
     cr_assert_eq(tg_price_usage_cost(&p, &u), 10 * 1000 + 100 * 8000); /* part of output */
     p.reasoning = 3500;
@@ -870,8 +874,12 @@ Test(tg_snap, usage_cost_never_counts_parts_beyond_their_whole)
 
 Test(tg_snap, embeddings_cost_their_input_tokens)
 {
-    tg_price_t p = {.input = 20000, .cached_input = 20000, .output = 0, .cache_write = 20000,
-                    .cache_write_1h = 20000, .set = true};
+    tg_price_t p = {.input = 20000,
+                    .cached_input = 20000,
+                    .output = 0,
+                    .cache_write = 20000,
+                    .cache_write_1h = 20000,
+                    .set = true};
     tg_cost_usage_t u = {12345, 0, 0, 0, 0, 0};
     cr_assert_eq(tg_price_usage_cost(&p, &u), 12345 * 20000LL);
 }

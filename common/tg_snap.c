@@ -56,6 +56,14 @@ static int check_fields(json_t *obj, const char *path, const char *const *allowe
     return 0;
 }
 
+/* An object whose members this parser does not know are ignored: targets, routes and prices
+ * may gain members a newer control plane sends (an older data plane keeps serving, pricing and
+ * routing with what it knows). Unknown members elsewhere are refused. */
+static int check_object(json_t *obj, const char *path, tg_err_t *err)
+{
+    return json_is_object(obj) ? 0 : invalid(err, path, "must be an object");
+}
+
 /* A required (or optional when out may stay NULL) string of 1..max bytes without NULs. */
 static int get_str(json_t *obj, const char *name, bool required, size_t max, const char *path,
                    char **out, tg_err_t *err)
@@ -97,6 +105,20 @@ static int get_uint(json_t *obj, const char *name, uint64_t def, uint64_t min, u
     if (i < 0 || (uint64_t)i < min || (uint64_t)i > max)
         return invalid(err, where, "is out of range");
     *out = (uint64_t)i;
+    return 0;
+}
+
+static int get_bool(json_t *obj, const char *name, const char *path, bool *out, tg_err_t *err)
+{
+    char where[160];
+    json_t *v = json_object_get(obj, name);
+    snprintf(where, sizeof(where), "%s.%s", path, name);
+    *out = false;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_boolean(v))
+        return invalid(err, where, "must be true or false");
+    *out = json_is_true(v);
     return 0;
 }
 
@@ -507,7 +529,6 @@ static const tg_provider_t *find_provider(const tg_snap_t *s, const char *id)
 
 static int parse_targets(tg_snap_t *s, tg_route_t *r, json_t *arr, const char *rpath, tg_err_t *err)
 {
-    static const char *const fields[] = {"provider", "model", "weight", NULL};
     size_t i;
     json_t *o;
     char path[96];
@@ -525,7 +546,7 @@ static int parse_targets(tg_snap_t *s, tg_route_t *r, json_t *arr, const char *r
         uint64_t w;
         snprintf(path, sizeof(path), "%s.targets[%zu]", rpath, i);
         r->ntargets = i + 1;
-        int rc = check_fields(o, path, fields, err);
+        int rc = check_object(o, path, err);
         if (rc == 0)
             rc = get_str(o, "provider", true, SNAP_MAX_ID, path, &prov, err);
         if (rc == 0) {
@@ -621,16 +642,6 @@ bool tg_retry_on_status(const tg_retry_t *r, int status)
 
 static int parse_routes(tg_snap_t *s, json_t *arr, tg_err_t *err)
 {
-    static const char *const fields[] = {"alias",
-                                         "targets",
-                                         "strategy",
-                                         "retry",
-                                         "connect_timeout_ms",
-                                         "first_byte_timeout_ms",
-                                         "idle_timeout_ms",
-                                         "timeout_ms",
-                                         "cache_ttl_s",
-                                         NULL};
     size_t i;
     json_t *o;
     char path[64];
@@ -645,7 +656,7 @@ static int parse_routes(tg_snap_t *s, json_t *arr, tg_err_t *err)
         uint64_t ct, tt, fb, it, ttl;
         snprintf(path, sizeof(path), "routes[%zu]", i);
         s->nroutes = i + 1;
-        int rc = check_fields(o, path, fields, err);
+        int rc = check_object(o, path, err);
         if (rc == 0)
             rc = get_str(o, "alias", true, 256, path, &r->alias, err);
         if (rc == 0)
@@ -664,6 +675,8 @@ static int parse_routes(tg_snap_t *s, json_t *arr, tg_err_t *err)
             rc = parse_strategy(o, path, &r->strategy, err);
         if (rc == 0)
             rc = parse_retry(json_object_get(o, "retry"), path, &r->retry, err);
+        if (rc == 0)
+            rc = get_bool(o, "allow_unpriced", path, &r->allow_unpriced, err);
         if (rc != 0)
             return rc;
         r->connect_timeout_ms = (uint32_t)ct;
@@ -678,17 +691,72 @@ static int parse_routes(tg_snap_t *s, json_t *arr, tg_err_t *err)
     return 0;
 }
 
+/* The rates of a price or of one of its long-context tiers; a missing member defaults as
+ * docs/snapshot.md says (cached input and cache writes to input, 1-hour writes to 5-minute ones,
+ * reasoning to output). */
+static int parse_rates(json_t *o, const char *path, tg_price_tier_t *t, tg_err_t *err)
+{
+    bool has, has_cached = false, has_w5 = false, has_w1 = false, has_r = false;
+    int rc = get_price(o, "input_per_mtok", true, path, &t->input, &has, err);
+    if (rc == 0)
+        rc = get_price(o, "output_per_mtok", true, path, &t->output, &has, err);
+    if (rc == 0)
+        rc = get_price(o, "cached_input_per_mtok", false, path, &t->cached_input, &has_cached, err);
+    if (rc == 0)
+        rc = get_price(o, "cache_write_per_mtok", false, path, &t->cache_write, &has_w5, err);
+    if (rc == 0)
+        rc = get_price(o, "cache_write_1h_per_mtok", false, path, &t->cache_write_1h, &has_w1, err);
+    if (rc == 0)
+        rc = get_price(o, "reasoning_per_mtok", false, path, &t->reasoning, &has_r, err);
+    if (rc != 0)
+        return rc;
+    if (!has_cached)
+        t->cached_input = t->input;
+    if (!has_w5)
+        t->cache_write = t->input;
+    if (!has_w1)
+        t->cache_write_1h = t->cache_write;
+    if (!has_r)
+        t->reasoning = t->output;
+    return 0;
+}
+
+/* long_context: at most TG_PRICE_TIERS_MAX tiers, above_input_tokens strictly ascending. */
+static int parse_tiers(json_t *o, const char *ppath, tg_price_t *p, tg_err_t *err)
+{
+    json_t *arr = json_object_get(o, "long_context");
+    char path[96];
+    size_t i;
+    json_t *t;
+    snprintf(path, sizeof(path), "%s.long_context", ppath);
+    if (!arr || json_is_null(arr))
+        return 0;
+    if (!json_is_array(arr) || json_array_size(arr) > TG_PRICE_TIERS_MAX)
+        return invalid(err, path, "must be an array of at most 4 tiers");
+    json_array_foreach(arr, i, t)
+    {
+        tg_price_tier_t *tier = &p->tiers[i];
+        uint64_t above;
+        snprintf(path, sizeof(path), "%s.long_context[%zu]", ppath, i);
+        int rc = check_object(t, path, err);
+        if (rc == 0)
+            rc = get_uint(t, "above_input_tokens", UINT64_MAX, 1, INT64_MAX / 2, path, &above, err);
+        if (rc == 0 && above == UINT64_MAX)
+            rc = invalid(err, path, "above_input_tokens is required");
+        if (rc == 0 && i > 0 && (int64_t)above <= p->tiers[i - 1].above_input_tokens)
+            rc = invalid(err, path, "above_input_tokens must ascend");
+        if (rc == 0)
+            rc = parse_rates(t, path, tier, err);
+        if (rc != 0)
+            return rc;
+        tier->above_input_tokens = (int64_t)above;
+        p->ntiers = (uint32_t)(i + 1);
+    }
+    return 0;
+}
+
 static int parse_prices(tg_snap_t *s, json_t *arr, tg_err_t *err)
 {
-    static const char *const fields[] = {"provider",
-                                         "model",
-                                         "input_per_mtok",
-                                         "cached_input_per_mtok",
-                                         "output_per_mtok",
-                                         "cache_write_per_mtok",
-                                         "cache_write_1h_per_mtok",
-                                         "reasoning_per_mtok",
-                                         NULL};
     size_t i;
     json_t *o;
     char path[64];
@@ -698,9 +766,9 @@ static int parse_prices(tg_snap_t *s, json_t *arr, tg_err_t *err)
     {
         char *prov = NULL, *model = NULL;
         tg_price_t p = {0};
-        bool has, has_cached;
+        tg_price_tier_t base = {0};
         snprintf(path, sizeof(path), "prices[%zu]", i);
-        int rc = check_fields(o, path, fields, err);
+        int rc = check_object(o, path, err);
         if (rc == 0)
             rc = get_str(o, "provider", true, SNAP_MAX_ID, path, &prov, err);
         if (rc == 0 && !find_provider(s, prov))
@@ -708,38 +776,22 @@ static int parse_prices(tg_snap_t *s, json_t *arr, tg_err_t *err)
         if (rc == 0)
             rc = get_str(o, "model", true, 256, path, &model, err);
         if (rc == 0)
-            rc = get_price(o, "input_per_mtok", true, path, &p.input, &has, err);
+            rc = parse_rates(o, path, &base, err);
         if (rc == 0)
-            rc = get_price(o, "output_per_mtok", true, path, &p.output, &has, err);
-        if (rc == 0)
-            rc = get_price(o, "cached_input_per_mtok", false, path, &p.cached_input, &has_cached,
-                           err);
-        if (rc == 0 && !has_cached)
-            p.cached_input = p.input;
-        bool has_w5 = false, has_w1 = false, has_r = false;
-        if (rc == 0)
-            rc = get_price(o, "cache_write_per_mtok", false, path, &p.cache_write, &has_w5, err);
-        if (rc == 0)
-            rc = get_price(o, "cache_write_1h_per_mtok", false, path, &p.cache_write_1h, &has_w1,
-                           err);
-        if (rc == 0)
-            rc = get_price(o, "reasoning_per_mtok", false, path, &p.reasoning, &has_r, err);
-        if (rc == 0 && !has_w5)
-            p.cache_write = p.input;
-        if (rc == 0 && !has_w1)
-            p.cache_write_1h = p.cache_write;
-        if (rc == 0 && !has_r)
-            p.reasoning = p.output;
+            rc = parse_tiers(o, path, &p, err);
+        p.input = base.input;
+        p.cached_input = base.cached_input;
+        p.output = base.output;
+        p.cache_write = base.cache_write;
+        p.cache_write_1h = base.cache_write_1h;
+        p.reasoning = base.reasoning;
         p.set = true;
-        bool dup = false;
         /* A price applies to every target using that provider model, in every route. */
         for (size_t r = 0; rc == 0 && r < s->nroutes; r++)
             for (size_t t = 0; t < s->routes[r].ntargets; t++) {
                 tg_target_t *tg = &s->routes[r].targets[t];
-                if (strcmp(tg->provider->id, prov) == 0 && strcmp(tg->model, model) == 0) {
-                    dup = dup || tg->price.set;
+                if (strcmp(tg->provider->id, prov) == 0 && strcmp(tg->model, model) == 0)
                     tg->price = p;
-                }
             }
         for (size_t j = 0; rc == 0 && j < i; j++) {
             json_t *prev = json_array_get(arr, j);
@@ -747,7 +799,6 @@ static int parse_prices(tg_snap_t *s, json_t *arr, tg_err_t *err)
                 strcmp(json_string_value(json_object_get(prev, "model")), model) == 0)
                 rc = invalid(err, path, "duplicate provider and model");
         }
-        (void)dup;
         free(prov);
         free(model);
         if (rc != 0)
@@ -1073,20 +1124,53 @@ bool tg_key_allows(const tg_key_t *k, const tg_route_t *r)
     return false;
 }
 
-int64_t tg_price_cost(const tg_price_t *p, int64_t prompt, int64_t cached, int64_t completion)
+/* n tokens at rate, added to *sum; false on overflow. */
+static bool add_tokens(int64_t *sum, int64_t n, int64_t rate)
+{
+    int64_t c;
+    return !__builtin_mul_overflow(n, rate, &c) && !__builtin_add_overflow(*sum, c, sum);
+}
+
+/* Takes up to *left of n: what a part may count once the parts before it took theirs. */
+static int64_t take(int64_t *left, int64_t n)
+{
+    int64_t got = n < 0 ? 0 : n < *left ? n : *left;
+    *left -= got;
+    return got;
+}
+
+int64_t tg_price_usage_cost(const tg_price_t *p, const tg_cost_usage_t *u)
 {
     if (!p->set)
         return 0;
-    if (cached > prompt)
-        cached = prompt;
-    /* token counts come from the provider: saturate rather than overflow (undefined, and a
-     * wrapped cost could come out negative) */
-    int64_t uncached, a, b, c, sum;
-    if (__builtin_sub_overflow(prompt, cached, &uncached) ||
-        __builtin_mul_overflow(uncached, p->input, &a) ||
-        __builtin_mul_overflow(cached, p->cached_input, &b) ||
-        __builtin_mul_overflow(completion, p->output, &c) || __builtin_add_overflow(a, b, &sum) ||
-        __builtin_add_overflow(sum, c, &sum))
+    tg_price_tier_t r = {
+        0, p->input, p->cached_input, p->output, p->cache_write, p->cache_write_1h, p->reasoning};
+    int64_t prompt = u->prompt > 0 ? u->prompt : 0,
+            completion = u->completion > 0 ? u->completion : 0;
+    /* the whole request at the highest tier its input passes */
+    for (uint32_t i = 0; i < p->ntiers && i < TG_PRICE_TIERS_MAX; i++)
+        if (prompt > p->tiers[i].above_input_tokens)
+            r = p->tiers[i];
+    /* token counts come from the provider: the parts never count more than their whole, and the
+     * sum saturates rather than overflows (undefined, and a wrapped cost could come out negative)
+     */
+    int64_t left = prompt;
+    int64_t cached = take(&left, u->cached);
+    int64_t w5 = take(&left, u->cache_write);
+    int64_t w1 = take(&left, u->cache_write_1h);
+    int64_t uncached = left;
+    left = completion;
+    int64_t reasoning = take(&left, u->reasoning);
+    int64_t sum = 0;
+    if (!add_tokens(&sum, uncached, r.input) || !add_tokens(&sum, cached, r.cached_input) ||
+        !add_tokens(&sum, w5, r.cache_write) || !add_tokens(&sum, w1, r.cache_write_1h) ||
+        !add_tokens(&sum, left, r.output) || !add_tokens(&sum, reasoning, r.reasoning))
         return INT64_MAX;
     return sum;
+}
+
+int64_t tg_price_cost(const tg_price_t *p, int64_t prompt, int64_t cached, int64_t completion)
+{
+    tg_cost_usage_t u = {prompt, cached, 0, 0, completion, 0};
+    return tg_price_usage_cost(p, &u);
 }

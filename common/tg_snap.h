@@ -40,6 +40,16 @@ typedef struct tg_provider {
  * cache-write and reasoning prices come from the model catalog; a snapshot without them (an
  * admin's price, or a control plane before 0009) gets the input price for cache writes and the
  * output price for reasoning, which is how such tokens were billed before. */
+#define TG_PRICE_TIERS_MAX 4
+
+/* A long-context tier (docs/snapshot.md): a request whose input tokens, cache reads and writes
+ * included, number more than above_input_tokens is priced at these rates for all its tokens (the
+ * rule of Anthropic, Gemini and xAI: "prompts longer than 200k tokens"). */
+typedef struct tg_price_tier {
+    int64_t above_input_tokens;
+    int64_t input, cached_input, output, cache_write, cache_write_1h, reasoning;
+} tg_price_tier_t;
+
 typedef struct tg_price {
     int64_t input;
     int64_t cached_input;
@@ -48,6 +58,8 @@ typedef struct tg_price {
     int64_t cache_write_1h; /* a 1-hour cache write */
     int64_t reasoning;      /* reasoning tokens, where billed apart from output */
     bool set;
+    uint32_t ntiers; /* long-context tiers, ascending */
+    tg_price_tier_t tiers[TG_PRICE_TIERS_MAX];
 } tg_price_t;
 
 typedef struct tg_target {
@@ -84,6 +96,10 @@ typedef struct tg_route {
     uint32_t idle_timeout_ms;       /* longest pause between bytes of an answer; 0 = none */
     uint32_t timeout_ms;            /* one attempt, streams included */
     uint32_t cache_ttl_s;           /* exact-match response cache; 0 = off */
+    /* Whether a request may go to a target without a price (no admin price, no catalog entry)
+     * when its key or tenant has a budget: off by default, so that a budget never silently lets
+     * free traffic through (docs/catalog.md). Without a budget unpriced traffic always passes. */
+    bool allow_unpriced;
 } tg_route_t;
 
 /* Whether an upstream status retries under this policy. */
@@ -165,7 +181,21 @@ int tg_period_parse(const char *s);
 /* USD -> picodollars, rounded; false when negative, not a number or above 9e6 USD. */
 bool tg_usd_to_pusd(double usd, int64_t *out);
 
-/* Cost in picodollars of a usage under a price; cached tokens are a part of prompt tokens. */
+/* A provider's usage as the price rules need it. Every count is a part of prompt or completion:
+ * prompt = uncached input + cached (cache reads) + cache_write (5-minute writes) +
+ * cache_write_1h; completion = visible output + reasoning. */
+typedef struct tg_cost_usage {
+    int64_t prompt, cached, cache_write, cache_write_1h;
+    int64_t completion, reasoning;
+} tg_cost_usage_t;
+
+/* Cost in picodollars of a usage under a price, every rule applied: the long-context tier that
+ * prompt reaches prices the whole request; cache reads, 5-minute and 1-hour cache writes and
+ * reasoning tokens at their own rates; the rest at input and output. A part larger than what is
+ * left of its whole counts only what is left. 0 when the price is not set (unpriced); saturates at
+ * INT64_MAX. */
+int64_t tg_price_usage_cost(const tg_price_t *p, const tg_cost_usage_t *u);
+/* The same for prompt, cached and completion tokens alone. */
 int64_t tg_price_cost(const tg_price_t *p, int64_t prompt, int64_t cached, int64_t completion);
 
 #endif

@@ -38,6 +38,9 @@ const char *const tg_usage_field_names[TG_UF_COUNT] = {
     "latency_ms",
     "ttfb_ms",
     "error",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "unpriced",
 };
 
 typedef struct jscan {
@@ -438,9 +441,10 @@ int tg_usage_event_parse(const char *line, size_t n, int64_t now_s, char *scratc
     long long x;
     if (check_int(&v[TG_UF_STATUS], 0, 999, &x) != 0)
         return reject(msg, msgn, "status is not an integer from 0 to 999");
-    static const enum tg_usage_field tokens[] = {TG_UF_PROMPT_TOKENS, TG_UF_COMPLETION_TOKENS,
-                                                 TG_UF_CACHED_TOKENS, TG_UF_REASONING_TOKENS,
-                                                 TG_UF_TOTAL_TOKENS};
+    static const enum tg_usage_field tokens[] = {
+        TG_UF_PROMPT_TOKENS,        TG_UF_COMPLETION_TOKENS, TG_UF_CACHED_TOKENS,
+        TG_UF_REASONING_TOKENS,     TG_UF_TOTAL_TOKENS,      TG_UF_CACHE_WRITE_TOKENS,
+        TG_UF_CACHE_WRITE_1H_TOKENS};
     for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++) {
         const tg_usage_val_t *t = &v[tokens[i]];
         if (t->type == TG_UV_ABSENT || t->type == TG_UV_NULL)
@@ -455,6 +459,9 @@ int tg_usage_event_parse(const char *line, size_t n, int64_t now_s, char *scratc
     if (v[TG_UF_STREAMED].type != TG_UV_ABSENT && v[TG_UF_STREAMED].type != TG_UV_NULL &&
         v[TG_UF_STREAMED].type != TG_UV_TRUE && v[TG_UF_STREAMED].type != TG_UV_FALSE)
         return reject(msg, msgn, "streamed is not a boolean");
+    if (v[TG_UF_UNPRICED].type != TG_UV_ABSENT && v[TG_UF_UNPRICED].type != TG_UV_NULL &&
+        v[TG_UF_UNPRICED].type != TG_UV_TRUE && v[TG_UF_UNPRICED].type != TG_UV_FALSE)
+        return reject(msg, msgn, "unpriced is not a boolean");
 
     double d;
     bool tiny;
@@ -604,6 +611,9 @@ int tg_usage_event_append(tg_buf_t *out, const tg_usage_record_t *r)
         rc = r->ttfb_ms >= 0 ? append_ms(out, r->ttfb_ms) : tg_buf_append(out, "null", 4);
     if (rc == 0)
         rc = append_str_field(out, "error", r->error, r->error ? strlen(r->error) : 0);
+    rc = rc ? rc : append_int_field(out, "cache_write_tokens", r->cache_write_tokens);
+    rc = rc ? rc : append_int_field(out, "cache_write_1h_tokens", r->cache_write_1h_tokens);
+    rc = rc ? rc : append_lit(out, r->unpriced ? ",\"unpriced\":true" : ",\"unpriced\":false");
     if (rc == 0)
         rc = tg_buf_append(out, "}\n", 2);
     if (rc != 0)

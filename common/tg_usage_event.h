@@ -40,6 +40,10 @@ typedef struct tg_usage_record {
     double latency_ms;
     double ttfb_ms;    /* < 0 when no byte came back: written as null */
     const char *error; /* error code, or NULL */
+    /* parts of prompt_tokens written to a prompt cache, by its lifetime (Anthropic's and
+     * Bedrock's 5-minute and 1-hour tiers) */
+    int64_t cache_write_tokens, cache_write_1h_tokens;
+    bool unpriced; /* the target had no price: the cost is 0 for want of one */
 } tg_usage_record_t;
 
 /* Appends the event as one JSON line ending in "\n" (no printf: the data plane writes one per
@@ -74,6 +78,9 @@ enum tg_usage_field {
     TG_UF_LATENCY_MS,
     TG_UF_TTFB_MS,
     TG_UF_ERROR,
+    TG_UF_CACHE_WRITE_TOKENS,
+    TG_UF_CACHE_WRITE_1H_TOKENS,
+    TG_UF_UNPRICED,
     TG_UF_COUNT,
 };
 

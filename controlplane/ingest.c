@@ -271,6 +271,11 @@ static int copy_row(tg_buf_t *o, const tg_usage_event_t *e)
     rc = rc ? rc : copy_text(o, &v[TG_UF_USAGE_SOURCE]);
     rc = rc ? rc : tg_buf_append(o, "\t", 1);
     rc = rc ? rc : copy_text(o, &v[TG_UF_ERROR]);
+    rc = rc ? rc : tg_buf_append(o, "\t", 1);
+    rc = rc ? rc : copy_num(o, &v[TG_UF_CACHE_WRITE_TOKENS]);
+    rc = rc ? rc : tg_buf_append(o, "\t", 1);
+    rc = rc ? rc : copy_num(o, &v[TG_UF_CACHE_WRITE_1H_TOKENS]);
+    rc = rc ? rc : tg_buf_append(o, v[TG_UF_UNPRICED].type == TG_UV_TRUE ? "\tt" : "\tf", 2);
     rc = rc ? rc : tg_buf_append(o, "\n", 1);
     return rc;
 }
@@ -282,7 +287,8 @@ static const char temp_sql[] =
     "tenant_id uuid, key_id uuid, model text, provider text, upstream_model text, endpoint text, "
     "status integer, streamed boolean, prompt_tokens bigint, completion_tokens bigint, "
     "cached_tokens bigint, reasoning_tokens bigint, cost_usd numeric(20, 12), "
-    "latency_ms double precision, ttfb_ms double precision, usage_source text, error text) "
+    "latency_ms double precision, ttfb_ms double precision, usage_source text, error text, "
+    "cache_write_tokens bigint, cache_write_1h_tokens bigint, unpriced boolean) "
     "ON COMMIT DELETE ROWS";
 
 /* One statement: the new events (sorted, so that two batches sharing events wait on each other in
@@ -309,10 +315,12 @@ static const char insert_sql[] =
     "WITH ins AS ("
     " INSERT INTO usage_events (id, ts, request_id, tenant_id, key_id, model, provider,"
     "  upstream_model, endpoint, status, streamed, prompt_tokens, completion_tokens, cached_tokens,"
-    "  reasoning_tokens, cost_usd, latency_ms, ttfb_ms, usage_source, error)"
+    "  reasoning_tokens, cost_usd, latency_ms, ttfb_ms, usage_source, error, cache_write_tokens,"
+    "  cache_write_1h_tokens, unpriced)"
     " SELECT id, ts, request_id, tenant_id, key_id, model, provider, upstream_model, endpoint,"
     "  status, streamed, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,"
-    "  cost_usd, latency_ms, ttfb_ms, usage_source, error FROM tg_usage_in ORDER BY id, ts"
+    "  cost_usd, latency_ms, ttfb_ms, usage_source, error, cache_write_tokens,"
+    "  cache_write_1h_tokens, unpriced FROM tg_usage_in ORDER BY id, ts"
     " ON CONFLICT (id, ts) DO NOTHING"
     " RETURNING ts, tenant_id, key_id, model, provider, status, prompt_tokens, completion_tokens,"
     "  cached_tokens, reasoning_tokens, cost_usd, latency_ms),"

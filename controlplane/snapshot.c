@@ -319,7 +319,7 @@ out:
 static const char REST_SQL[] =
     "WITH inc AS (SELECT unnest($1::uuid[]) AS id), "
     "rt AS (SELECT r.id, r.alias, r.strategy, r.connect_timeout_ms, r.timeout_ms, "
-    "  r.first_byte_timeout_ms, r.idle_timeout_ms, r.cache_ttl_s, "
+    "  r.first_byte_timeout_ms, r.idle_timeout_ms, r.cache_ttl_s, r.allow_unpriced, "
     "  " RETRY_INT(
         "max_attempts", "1",
         "10") " AS max_attempts, "
@@ -356,7 +356,8 @@ static const char REST_SQL[] =
                            "'first_byte_timeout_ms', "
                            "  rt.first_byte_timeout_ms, 'idle_timeout_ms', rt.idle_timeout_ms, "
                            "'timeout_ms', "
-                           "  rt.timeout_ms, 'cache_ttl_s', rt.cache_ttl_s) ORDER BY rt.alias), "
+                           "  rt.timeout_ms, 'cache_ttl_s', rt.cache_ttl_s, 'allow_unpriced', "
+                           "  rt.allow_unpriced) ORDER BY rt.alias), "
                            "'[]') FROM rt), "
                            /* admins' prices, then the catalog's for served targets no admin
                             * priced (migrations/0009_model_catalog.sql) */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cost.h"
 #include "tg_list.h"
 #include "tg_log.h"
 #include "tg_time.h"
@@ -281,6 +282,11 @@ int dp_gate_route(dp_gate_t *g, dp_reqbody_t *body, const tg_buf_t *fallbacks, c
 int dp_gate_admit(dp_gate_t *g, size_t body_len, int64_t max_tokens, tg_err_t *err,
                   char *retry_after, size_t ra_len)
 {
+    if (ra_len > 0)
+        retry_after[0] = '\0';
+    int rc = dp_cost_plan_unpriced(g, err);
+    if (rc != 0)
+        return rc;
     int64_t max_out = max_tokens > 0 ? max_tokens : 0;
     int64_t worst_out = g->endpoint == DP_EP_EMBEDDINGS ? 0
                         : max_out > 0                   ? max_out

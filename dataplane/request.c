@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cache.h"
+#include "cost.h"
 #include "metrics.h"
 #include "reqbody.h"
 #include "tg_fmt.h"
@@ -186,9 +187,10 @@ static void record_usage(dp_req_t *r, int status, const char *error, int64_t *co
         rec.usage.total = rec.usage.prompt + rec.usage.completion;
         rec.usage_source = "estimated";
     }
-    if (r->at.target && !r->cache.hit)
-        rec.cost_pusd = tg_price_cost(&r->at.target->price, rec.usage.prompt, rec.usage.cached,
-                                      rec.usage.completion);
+    if (r->at.target && !r->cache.hit) {
+        rec.cost_pusd = dp_cost_of(r->at.target, &rec.usage);
+        rec.unpriced = dp_cost_unpriced(r->at.target);
+    }
     uint64_t now = tg_mono_us();
     rec.latency_ms = (double)(now - r->t_start) / 1000.0;
     rec.ttfb_ms = r->at.t_first ? (double)(r->at.t_first - r->t_start) / 1000.0 : -1;

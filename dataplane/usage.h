@@ -15,7 +15,9 @@ typedef struct dp_usage {
     int64_t cached;    /* part of prompt: prompt_tokens_details.cached_tokens */
     int64_t reasoning; /* part of completion: completion_tokens_details.reasoning_tokens */
     int64_t total;
-    bool present; /* the provider reported it */
+    int64_t cache_write;    /* part of prompt: tokens written to a 5-minute prompt cache */
+    int64_t cache_write_1h; /* part of prompt: tokens written to a 1-hour prompt cache */
+    bool present;           /* the provider reported it */
 } dp_usage_t;
 
 /* Reads an OpenAI usage object; missing members count 0. Returns false if obj is no object. */
@@ -45,6 +47,7 @@ typedef struct dp_usage_record {
     dp_usage_t usage;
     const char *usage_source; /* "provider", "estimated" or "none" */
     int64_t cost_pusd;        /* picodollars */
+    bool unpriced;            /* the target had no price: cost_pusd is 0 for want of one */
     double latency_ms;
     double ttfb_ms;    /* < 0 when no byte came back */
     const char *error; /* error code, or NULL */

@@ -34,9 +34,11 @@ void cp_api_route_prices(cp_req_t *r)
     const char *p[1] = {id};
     PGresult *res = cp_db_exec(
         r->db,
-        "SELECT json_build_object('route_id', ro.id, 'alias', ro.alias, 'targets', "
+        "SELECT json_build_object('route_id', ro.id, 'alias', ro.alias, 'allow_unpriced', "
+        "ro.allow_unpriced, 'targets', "
         "(SELECT coalesce(json_agg(json_build_object('position', x.position, 'provider_id', "
-        "x.provider_id, 'model', x.model, 'price_source', x.price_source, 'input_per_mtok', "
+        "x.provider_id, 'model', x.model, 'price_source', x.price_source, 'unpriced', "
+        "x.price_source = 'none', 'input_per_mtok', "
         "trim_scale(x.input_per_mtok), 'cached_input_per_mtok', "
         "trim_scale(x.cached_input_per_mtok), 'output_per_mtok', trim_scale(x.output_per_mtok), "
         "'cache_write_per_mtok', trim_scale(x.cache_write_per_mtok), "

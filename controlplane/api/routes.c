@@ -19,11 +19,14 @@
 #define ROUTE_JSON                                                                                 \
     "json_build_object('id', ro.id, 'alias', ro.alias, 'strategy', ro.strategy, 'targets', "       \
     "coalesce((SELECT json_agg(json_build_object('provider_id', t.provider_id, 'provider', "       \
-    "p.name, 'model', t.model, 'weight', t.weight) ORDER BY t.position) FROM route_targets t "     \
+    "p.name, 'model', t.model, 'weight', t.weight, 'unpriced', (SELECT x.price_source = 'none' "   \
+    "FROM route_target_prices x WHERE x.route_id = t.route_id AND x.position = t.position)) "      \
+    "ORDER BY t.position) FROM route_targets t "                                                   \
     "JOIN providers p ON p.id = t.provider_id WHERE t.route_id = ro.id), '[]'::json), 'retry', "   \
     "ro.retry, 'connect_timeout_ms', ro.connect_timeout_ms, 'timeout_ms', ro.timeout_ms, "         \
     "'first_byte_timeout_ms', ro.first_byte_timeout_ms, 'idle_timeout_ms', ro.idle_timeout_ms, "   \
-    "'cache_ttl_s', ro.cache_ttl_s, 'created_at', ro.created_at, 'updated_at', ro.updated_at)"
+    "'cache_ttl_s', ro.cache_ttl_s, 'allow_unpriced', ro.allow_unpriced, 'created_at', "           \
+    "ro.created_at, 'updated_at', ro.updated_at)"
 
 static const char *const strategies[] = {"weighted", "least_busy", "lowest_latency", NULL};
 
@@ -234,6 +237,7 @@ typedef struct route_in {
     json_t *targets; /* owned */
     json_t *retry;   /* owned */
     bool have_connect, have_timeout, have_first_byte, have_idle, have_ttl;
+    bool have_allow_unpriced, allow_unpriced;
     int64_t connect_ms, timeout_ms, first_byte_ms, idle_ms, cache_ttl_s;
 } route_in_t;
 
@@ -274,7 +278,8 @@ static int route_in_parse(cp_req_t *r, json_t *o, bool partial, route_in_t *in)
         cp_body_int(r, o, "idle_timeout_ms", false, 0, TIMEOUT_MAX, &in->have_idle, &in->idle_ms) !=
             0 ||
         cp_body_int(r, o, "cache_ttl_s", false, 0, CACHE_TTL_MAX, &in->have_ttl,
-                    &in->cache_ttl_s) != 0)
+                    &in->cache_ttl_s) != 0 ||
+        cp_body_bool(r, o, "allow_unpriced", &in->have_allow_unpriced, &in->allow_unpriced) != 0)
         return -1;
     json_t *t = json_object_get(o, "targets");
     if (!t && !partial) {
@@ -382,6 +387,7 @@ void cp_api_routes_create(cp_req_t *r)
                                          "first_byte_timeout_ms",
                                          "idle_timeout_ms",
                                          "cache_ttl_s",
+                                         "allow_unpriced",
                                          NULL};
     if (!cp_require_platform(r, "change routes"))
         return;
@@ -413,13 +419,15 @@ void cp_api_routes_create(cp_req_t *r)
         goto out;
     if (check_providers_exist(r, targets) != 0)
         goto rollback;
-    const char *p[8] = {in.alias, in.strategy, retry, cbuf, tbuf, fbuf, ibuf, cache};
+    const char *p[9] = {
+        in.alias, in.strategy, retry, cbuf, tbuf, fbuf, ibuf, cache, in.allow_unpriced ? "t" : "f"};
     PGresult *res = cp_db_exec(r->db,
                                "INSERT INTO routes (alias, strategy, retry, connect_timeout_ms, "
-                               "timeout_ms, first_byte_timeout_ms, idle_timeout_ms, cache_ttl_s) "
-                               "VALUES ($1, coalesce($2, 'weighted'), coalesce($3::jsonb, '{}'), "
-                               "$4::int, $5::int, $6::int, $7::int, $8::int) RETURNING id",
-                               8, p);
+                               "timeout_ms, first_byte_timeout_ms, idle_timeout_ms, cache_ttl_s, "
+                               "allow_unpriced) VALUES ($1, coalesce($2, 'weighted'), "
+                               "coalesce($3::jsonb, '{}'), $4::int, $5::int, $6::int, $7::int, "
+                               "$8::int, $9::boolean) RETURNING id",
+                               9, p);
     if (!cp_db_ok(res)) {
         if (cp_db_sqlstate_is(res, "23505"))
             conflict_alias(r, in.alias);
@@ -467,6 +475,7 @@ void cp_api_routes_update(cp_req_t *r)
                                          "first_byte_timeout_ms",
                                          "idle_timeout_ms",
                                          "cache_ttl_s",
+                                         "allow_unpriced",
                                          NULL};
     const char *id = r->params[0];
     if (!cp_require_platform(r, "change routes") || cp_path_id(r, 0, "route") != 0)
@@ -496,24 +505,26 @@ void cp_api_routes_update(cp_req_t *r)
         goto out;
     if (targets && check_providers_exist(r, targets) != 0)
         goto rollback;
-    const char *p[9] = {id,
-                        in.alias,
-                        in.strategy,
-                        retry,
-                        in.have_connect ? cbuf : NULL,
-                        in.have_timeout ? tbuf : NULL,
-                        in.have_first_byte ? fbuf : NULL,
-                        in.have_idle ? ibuf : NULL,
-                        in.have_ttl ? cache : NULL};
+    const char *p[10] = {id,
+                         in.alias,
+                         in.strategy,
+                         retry,
+                         in.have_connect ? cbuf : NULL,
+                         in.have_timeout ? tbuf : NULL,
+                         in.have_first_byte ? fbuf : NULL,
+                         in.have_idle ? ibuf : NULL,
+                         in.have_ttl ? cache : NULL,
+                         in.have_allow_unpriced ? (in.allow_unpriced ? "t" : "f") : NULL};
     PGresult *res = cp_db_exec(
         r->db,
         "UPDATE routes SET alias = coalesce($2, alias), strategy = coalesce($3, strategy), retry = "
         "coalesce($4::jsonb, retry), connect_timeout_ms = coalesce($5::int, connect_timeout_ms), "
         "timeout_ms = coalesce($6::int, timeout_ms), first_byte_timeout_ms = coalesce($7::int, "
         "first_byte_timeout_ms), idle_timeout_ms = coalesce($8::int, idle_timeout_ms), "
-        "cache_ttl_s = coalesce($9::int, cache_ttl_s), updated_at = now() WHERE id = $1 "
+        "cache_ttl_s = coalesce($9::int, cache_ttl_s), allow_unpriced = coalesce($10::boolean, "
+        "allow_unpriced), updated_at = now() WHERE id = $1 "
         "RETURNING connect_timeout_ms, timeout_ms, first_byte_timeout_ms, idle_timeout_ms",
-        9, p);
+        10, p);
     if (!cp_db_ok(res) || PQntuples(res) != 1) {
         if (cp_db_sqlstate_is(res, "23505"))
             conflict_alias(r, in.alias);

@@ -544,10 +544,13 @@ static int anthropic_build(const dp_call_t *c, dp_header_add_fn add, void *ud, t
 
 /* ------------------------------------------------------------------------------- answers */
 
-/* Token counts as Anthropic reports them; input_tokens excludes the cache reads and writes. */
+/* Token counts as Anthropic reports them; input_tokens excludes the cache reads and writes.
+ * cache_creation splits the writes by lifetime (ephemeral_5m_input_tokens,
+ * ephemeral_1h_input_tokens); without it every write is a 5-minute one. */
 typedef struct anth_usage {
     int64_t input, cache_read, cache_write, output;
-    bool seen;
+    int64_t write_5m, write_1h;
+    bool seen, split;
 } anth_usage_t;
 
 static void usage_member(const json_t *u, const char *key, int64_t *v)
@@ -566,6 +569,12 @@ static void usage_merge(anth_usage_t *a, const json_t *u)
     usage_member(u, "cache_read_input_tokens", &a->cache_read);
     usage_member(u, "cache_creation_input_tokens", &a->cache_write);
     usage_member(u, "output_tokens", &a->output);
+    const json_t *cc = json_object_get(u, "cache_creation");
+    if (json_is_object(cc)) {
+        usage_member(cc, "ephemeral_5m_input_tokens", &a->write_5m);
+        usage_member(cc, "ephemeral_1h_input_tokens", &a->write_1h);
+        a->split = true;
+    }
     a->seen = true;
 }
 
@@ -577,6 +586,10 @@ static void usage_store(dp_stream_state_t *st, const anth_usage_t *a)
     st->usage.cached = a->cache_read;
     st->usage.completion = a->output;
     st->usage.reasoning = 0;
+    /* the 1-hour writes as reported (never more than all the writes), the rest at 5 minutes */
+    int64_t w1 = a->split ? a->write_1h : 0;
+    st->usage.cache_write_1h = w1 < a->cache_write ? w1 : a->cache_write;
+    st->usage.cache_write = a->cache_write - st->usage.cache_write_1h;
     st->usage.total = st->usage.prompt + st->usage.completion;
     st->usage.present = true;
 }

@@ -617,15 +617,26 @@ static int64_t jint(const json_t *o, const char *k)
 }
 
 /* Converse's TokenUsage. inputTokens leaves out the cache reads and writes; OpenAI's
- * prompt_tokens counts them, with the reads as cached_tokens. */
+ * prompt_tokens counts them, with the reads as cached_tokens. cacheDetails splits the writes by
+ * TTL ("5m", "1h"); the writes it does not place at 1h are 5-minute ones. */
 static void usage_read(dp_usage_t *u, const json_t *tu)
 {
     if (!json_is_object(tu))
         return;
-    int64_t cread = jint(tu, "cacheReadInputTokens");
-    u->prompt = jint(tu, "inputTokens") + cread + jint(tu, "cacheWriteInputTokens");
+    int64_t cread = jint(tu, "cacheReadInputTokens"), cwrite = jint(tu, "cacheWriteInputTokens");
+    int64_t w1 = 0;
+    size_t i;
+    const json_t *d;
+    json_array_foreach(json_object_get(tu, "cacheDetails"), i, d)
+    {
+        if (dp_json_str_eq(json_object_get(d, "ttl"), "1h"))
+            w1 += jint(d, "inputTokens");
+    }
+    u->prompt = jint(tu, "inputTokens") + cread + cwrite;
     u->completion = jint(tu, "outputTokens");
     u->cached = cread;
+    u->cache_write_1h = w1 < cwrite ? w1 : cwrite;
+    u->cache_write = cwrite - u->cache_write_1h;
     u->reasoning = 0;
     u->total = u->prompt + u->completion;
     u->present = true;

@@ -101,7 +101,8 @@ test('a row carries the event, its key\'s name and whether the cache answered', 
     id: e.id, ts: pgTime(e.ms), request_id: e.request_id, tenant_id: A.id, key_id: k.a2, key_name: 'key a2',
     model: 'claude-sonnet', provider: 'anthropic', upstream_model: null, endpoint: 'chat.completions', status: 200,
     streamed: true, cache_hit: true, latency_ms: 129, ttfb_ms: 49, prompt_tokens: 29, completion_tokens: 58,
-    cached_tokens: 0, reasoning_tokens: 0, cost_usd: 0.029, error: null,
+    cached_tokens: 0, reasoning_tokens: 0, cost_usd: 0.029, cache_write_tokens: 0, cache_write_1h_tokens: 0,
+    unpriced: false, error: null,
   });
   const f = r.body.data.find((x) => x.id === events[7].id);
   assert.deepEqual([f.status, f.cache_hit, f.error, f.streamed, f.ttfb_ms, f.key_name], [502, false, 'upstream_error', false, 27, 'key a2']);

@@ -102,6 +102,7 @@ test('after_0_returns_a_snapshot_that_tollgate_data_serves', async () => {
   assert.deepEqual(snap.providers, [{ id: provider.id, kind: 'openai', base_url: mock.url, api_key: UPSTREAM_KEY }]);
   assert.deepEqual(snap.routes, [{ alias: 'gpt-4o-mini', strategy: 'weighted', retry: {},
     connect_timeout_ms: 10000, first_byte_timeout_ms: 0, idle_timeout_ms: 0, timeout_ms: 600000, cache_ttl_s: 0,
+    allow_unpriced: false,
     targets: [{ provider: provider.id, model: 'gpt-4o-mini-2024-07-18', weight: 1 }] }]);
   assert.deepEqual(snap.prices, [{ provider: provider.id, model: 'gpt-4o-mini-2024-07-18',
     input_per_mtok: 0.15, cached_input_per_mtok: 0.075, output_per_mtok: 0.6 }]);
@@ -269,6 +270,7 @@ test('every_provider_kind_reaches_the_snapshot_with_its_credentials_and_settings
   assert.deepEqual(snap.routes.find((x) => x.alias === 'multi'), {
     alias: 'multi', strategy: 'least_busy', retry: { max_attempts: 3, backoff_ms: 50, on_status: [429, 503, 529] },
     connect_timeout_ms: 2000, first_byte_timeout_ms: 15000, idle_timeout_ms: 5000, timeout_ms: 60000, cache_ttl_s: 300,
+    allow_unpriced: false,
     targets: ['anthropic', 'gemini', 'azure', 'bedrock'].map((k, i) => ({ provider: ids[k], model: `m-${k}`, weight: i })),
   });
   // tollgate-data takes the whole document

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startOpenAIMock } from '../mocks/openai.mjs';
-import { startGateway } from './lib/harness.mjs';
+import { startGateway, waitFor } from './lib/harness.mjs';
 import { startControl, ADMIN } from './lib/control.mjs';
 
 const execFileP = promisify(execFile);
@@ -38,8 +38,19 @@ export function walkthrough(readme) {
   return m[1];
 }
 
-test('README walk-through: every line runs as pasted, ids are captured, the key is served and budgeted', async () => {
-  let script = walkthrough(readFileSync(path.join(ROOT, 'README.md'), 'utf8'));
+// The shell block between the catalog-budget markers: the walk-through continued.
+function catalogBudget(readme) {
+  const m = /<!-- catalog-budget:begin -->\n```sh\n([\s\S]*?)```\n<!-- catalog-budget:end -->/.exec(readme);
+  assert.ok(m, 'README.md has no catalog-budget block between its markers');
+  return m[1];
+}
+
+test('README walk-through: every line runs as pasted, ids are captured, the key is served and budgeted; then a budget with no price typed by hand refuses once a catalog model spent it', async () => {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  let script = walkthrough(readme);
+  const more = catalogBudget(readme);
+  assert.deepEqual(more.match(/^sleep \d+$/gm), ['sleep 1'], 'the budget block waits once, for its key');
+  assert.doesNotMatch(more, /\/prices -H "\$AUTH" -d|-X PUT/, 'no price typed by hand');
   const sleeps = script.match(/^sleep \d+$/gm) || [];
   assert.deepEqual(sleeps, ['sleep 1', 'sleep 3'], 'the walk-through waits twice: for the key, then for usage');
   const cpAddr = new URL(cp.url).host;
@@ -51,6 +62,8 @@ test('README walk-through: every line runs as pasted, ids are captured, the key 
     .replaceAll('127.0.0.1:8082', mockAddr)
     .replace(/^sleep 1$/m, 'wait_key_live')
     .replace(/^sleep 3$/m, 'wait_usage');
+  script += more.replace(/^sleep 1$/m, 'wait_key2_live')
+    .replaceAll('127.0.0.1:8081', cpAddr).replaceAll('127.0.0.1:8080', dpAddr);
 
   const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-readme-'));
   mkdirSync(path.join(dir, '.tollgate'));
@@ -65,6 +78,13 @@ wait_key_live() {
   done
   echo "key not live after 10 s" >&2; return 1
 }
+wait_key2_live() {
+  for _ in $(seq 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' $DP/v1/models -H "Authorization: Bearer $KEY2")" = 200 ] && return 0
+    command sleep 0.1
+  done
+  echo "key not live after 10 s" >&2; return 1
+}
 wait_usage() {
   for _ in $(seq 100); do
     curl -s "$CP/usage?tenant_id=$TENANT&bucket=day" -H "$AUTH" | grep -q '"requests":[1-9]' && return 0
@@ -75,10 +95,11 @@ wait_usage() {
 `;
   // -e: a failing step stops the story; -u: a variable a step should have captured is missing
   const full = `set -eu\n${script.replace(/^(id_of\(\) .*)$/m, `$1\n${prelude}`)}\n` +
-    'echo "TENANT=$TENANT"; echo "PROVIDER=$PROVIDER"; echo "KEY_ID=$KEY_ID"; echo "KEY=$KEY"\n';
+    'echo "TENANT=$TENANT"; echo "PROVIDER=$PROVIDER"; echo "KEY_ID=$KEY_ID"; echo "KEY=$KEY"\n' +
+    'echo "KEY2_ID=$(echo "$KEY2_JSON" | id_of)"\n';
   const { stdout } = await execFileP('bash', ['-c', full], { cwd: dir, timeout: 60000 });
 
-  const vars = Object.fromEntries([...stdout.matchAll(/^(TENANT|PROVIDER|KEY_ID|KEY)=(.*)$/gm)].map((v) => [v[1], v[2]]));
+  const vars = Object.fromEntries([...stdout.matchAll(/^(TENANT|PROVIDER|KEY_ID|KEY|KEY2_ID)=(.*)$/gm)].map((v) => [v[1], v[2]]));
   const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
   assert.match(vars.TENANT, uuid);
   assert.match(vars.PROVIDER, uuid);
@@ -103,10 +124,36 @@ wait_usage() {
   assert.equal(key.id, vars.KEY_ID);
   assert.equal(key.rpm_limit, 60);
   assert.equal(key.tpm_limit, 100000);
-  const usage = objs.at(-1);
+  const usage = objs.find((o) => Array.isArray(o.data) || o.totals);
   assert.ok(Array.isArray(usage.data) || usage.totals, `step 9 printed no usage:\n${stdout}`);
   assert.match(JSON.stringify(usage), new RegExp(vars.KEY_ID), 'usage grouped by key names the key');
   assert.equal(Number(cp.sql(`SELECT count(*) FROM usage_events WHERE key_id = '${vars.KEY_ID}'`)), 1);
   assert.ok(Number(cp.sql(`SELECT cost_usd FROM usage_events WHERE key_id = '${vars.KEY_ID}'`)) > 0,
     'the price set in step 5 is counted');
+
+  // the catalog-budget block: the route priced from the catalog, a few answers, then the refusal
+  const catalog = JSON.parse(readFileSync(path.join(ROOT, 'catalog/models.json'), 'utf8'));
+  const entry = catalog.models.find((m) => m.kind === 'openai' && m.model === 'gpt-5-mini');
+  assert.ok(entry, 'gpt-5-mini is in the catalog');
+  const prices = objs.find((o) => o.alias === 'mini' && o.route_id);
+  assert.equal(prices.targets[0].price_source, 'catalog');
+  assert.equal(prices.targets[0].unpriced, false);
+  assert.equal(prices.targets[0].input_per_mtok, Number(entry.prices.input));
+  const codes = stdout.split('\n').find((l) => /^(\d{3} )+$/.test(l)).trim().split(' ');
+  const served = codes.indexOf('429');
+  assert.ok(served >= 2, `a few answers before the refusal: ${codes.join(' ')}`);
+  assert.deepEqual(codes.slice(0, served), Array(served).fill('200'));
+  assert.deepEqual(codes.slice(served), Array(codes.length - served).fill('429'));
+  assert.equal(cp.sql("SELECT count(*) FROM prices WHERE model = 'gpt-5-mini'"), '0');
+  // each answer cost exactly the catalog price of its tokens, in picodollars
+  const pico = (d) => BigInt(Math.round(Number(d) * 1e6));
+  const rows = await waitFor(() => {
+    const r = cp.sql(`SELECT prompt_tokens, completion_tokens, cost_usd::text FROM usage_events
+      WHERE key_id = '${vars.KEY2_ID}' AND status = 200`).split('\n').filter(Boolean);
+    return r.length === served && r;
+  }, 20000, 'the usage events of the budgeted key');
+  for (const row of rows) {
+    const [p, c, cost] = row.split('|');
+    assert.equal(BigInt(cost.replace('.', '')), BigInt(p) * pico(entry.prices.input) + BigInt(c) * pico(entry.prices.output));
+  }
 });

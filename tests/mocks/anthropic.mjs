@@ -30,6 +30,11 @@
 //                              the request's next tool, or NAME again)
 //   mock:cache_read=N          usage.cache_read_input_tokens = N (taken out of
 //                              input_tokens, as Anthropic counts them)
+//   mock:cache_write=N         N tokens written to the 5-minute cache: usage.cache_creation
+//                              .ephemeral_5m_input_tokens (and in cache_creation_input_tokens)
+//   mock:cache_write_hour=N    N written to the 1-hour cache: ephemeral_1h_input_tokens
+//   mock:prompt_tokens=N       the prompt counts N tokens whatever its size (a long prompt's
+//                              price tier without sending one); the cache parts come out of it
 //   mock:chunk_delay_ms=N      stream: wait N ms between SSE events
 //   mock:cut_after=N           stream: destroy the socket after N events (every event
 //                              counts, ping included); no message_stop
@@ -39,7 +44,7 @@
 //
 // Deterministic usage (identical for streamed and non-streamed calls):
 //   input_tokens  = ceil(chars of all message texts / 4) + 3 per message (the top-level
-//                   system counts as one message), minus cache_read
+//                   system counts as one message), minus cache_read and the cache writes
 //   output_tokens = number of text words, + 5 per tool_use block
 // max_tokens below the word count cuts the text there (stop_reason max_tokens).
 //
@@ -194,12 +199,14 @@ export async function startAnthropicMock(opts = {}) {
       blocks.push({ type: 'text', words });
     }
     const ntools = blocks.filter((b) => b.type === 'tool_use').length;
-    const total = inputTokens(body);
-    const cacheRead = Number.isInteger(d.cache_read) ? d.cache_read : 0;
+    const total = Number.isInteger(d.prompt_tokens) ? d.prompt_tokens : inputTokens(body);
+    const n = (k) => (Number.isInteger(d[k]) ? d[k] : 0);
+    const cacheRead = n('cache_read'), w5 = n('cache_write'), w1 = n('cache_write_hour');
     const usage = {
-      input_tokens: Math.max(0, total - cacheRead),
-      cache_creation_input_tokens: 0,
+      input_tokens: Math.max(0, total - cacheRead - w5 - w1),
+      cache_creation_input_tokens: w5 + w1,
       cache_read_input_tokens: cacheRead,
+      ...(w5 || w1 ? { cache_creation: { ephemeral_5m_input_tokens: w5, ephemeral_1h_input_tokens: w1 } } : {}),
       output_tokens: words.length + 5 * ntools,
     };
     return { blocks, stopReason, usage };

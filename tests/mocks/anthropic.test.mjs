@@ -234,3 +234,12 @@ test('CLI prints the port and serves', async () => {
     child.kill('SIGTERM');
   }
 });
+
+test('mock:cache_write, mock:cache_write_hour, mock:prompt_tokens: cache writes by lifetime, out of the prompt', async () => {
+  const d = 'mock:words=2 mock:prompt_tokens=1000 mock:cache_read=100 mock:cache_write=30 mock:cache_write_hour=20';
+  const r = await call('POST', '/v1/messages', msgBody(d));
+  assert.deepEqual(r.json.usage, { input_tokens: 850, cache_creation_input_tokens: 50, cache_read_input_tokens: 100,
+    cache_creation: { ephemeral_5m_input_tokens: 30, ephemeral_1h_input_tokens: 20 }, output_tokens: 2 });
+  const s = await call('POST', '/v1/messages', msgBody(d, { stream: true }));
+  assert.match(s.text, /"cache_creation":\{"ephemeral_5m_input_tokens":30,"ephemeral_1h_input_tokens":20\}/);
+});

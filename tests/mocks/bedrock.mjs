@@ -35,6 +35,10 @@
 //   mock:tools=N              N toolUse blocks, named after the request's tools in order
 //                             (or tool_1, tool_2, ...)
 //   mock:cached=N             usage.cacheReadInputTokens = N (added to totalTokens)
+//   mock:cache_write=N        N tokens written to the 5-minute cache, mock:cache_write_hour=N to
+//                             the 1-hour one: usage.cacheWriteInputTokens = their sum (added to
+//                             totalTokens) and usage.cacheDetails [{ttl, inputTokens}] (1h first)
+//   mock:prompt_tokens=N      inputTokens = N whatever the request's size
 //   mock:stop=REASON          stopReason (end_turn by default; max_tokens, ...)
 //   mock:chunk_delay_ms=N     stream: wait N ms between messages
 //   mock:cut_after=N          stream: destroy the socket after N messages
@@ -365,11 +369,16 @@ export async function startBedrockMock(opts = {}) {
   function answer(ctx, body) {
     const words = makeWords(ctx.d);
     const tools = makeTools(ctx.d, body, ctx.id);
-    const inputTokens = promptTokens(body);
+    const n = (k) => (Number.isInteger(ctx.d[k]) ? ctx.d[k] : 0);
+    const inputTokens = Number.isInteger(ctx.d.prompt_tokens) ? ctx.d.prompt_tokens : promptTokens(body);
     const outputTokens = tools.length ? 5 * tools.length : words.length;
-    const cached = Number.isInteger(ctx.d.cached) ? ctx.d.cached : 0;
-    const usage = { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens + cached };
+    const cached = n('cached'), w5 = n('cache_write'), w1 = n('cache_write_hour');
+    const usage = { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens + cached + w5 + w1 };
     if (cached) usage.cacheReadInputTokens = cached;
+    if (w5 || w1) {
+      usage.cacheWriteInputTokens = w5 + w1;
+      usage.cacheDetails = [...(w1 ? [{ ttl: '1h', inputTokens: w1 }] : []), ...(w5 ? [{ ttl: '5m', inputTokens: w5 }] : [])];
+    }
     const stopReason = typeof ctx.d.stop === 'string' ? ctx.d.stop : tools.length ? 'tool_use' : 'end_turn';
     return { words, tools, usage, stopReason };
   }

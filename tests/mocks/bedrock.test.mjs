@@ -313,3 +313,11 @@ test('CLI prints "listening PORT" and serves signed requests', async () => {
     child.kill('SIGTERM');
   }
 });
+
+test('Converse: mock:cache_write and mock:cache_write_hour give cacheWriteInputTokens and cacheDetails', async () => {
+  const r = await call(modelPath('converse'), chat('mock:words=3 mock:prompt_tokens=90 mock:cache_write=12 mock:cache_write_hour=5'));
+  assert.equal(r.json.usage.inputTokens, 90);
+  assert.equal(r.json.usage.cacheWriteInputTokens, 17);
+  assert.deepEqual(r.json.usage.cacheDetails, [{ ttl: '1h', inputTokens: 5 }, { ttl: '5m', inputTokens: 12 }]);
+  assert.equal(r.json.usage.totalTokens, 90 + 3 + 17);
+});

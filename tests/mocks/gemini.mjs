@@ -33,6 +33,10 @@
 //   mock:safety             prompt blocked: promptFeedback.blockReason SAFETY, no candidates
 //   mock:finish_safety      a candidate stopped with finishReason SAFETY (streams: after
 //                           the first word)
+//   mock:prompt_tokens=N    promptTokenCount = N whatever the request's size
+//   mock:cached=N           cachedContentTokenCount = N (a part of promptTokenCount)
+//   mock:thoughts=N         thoughtsTokenCount = N (added to totalTokenCount, not to
+//                           candidatesTokenCount, as Gemini counts thinking)
 //   mock:chunk_delay_ms=N   stream: wait N ms between events
 //   mock:cut_after=N        stream: destroy the socket after N events
 //   mock:split              stream: write the bytes 1-3 at a time
@@ -140,11 +144,16 @@ export async function startGeminiMock(opts = {}) {
   // answer is their merge (texts joined, parts concatenated, the last usage).
   function answerEvents(ctx, model, body) {
     const { d } = ctx;
-    const prompt = promptTokens(body);
+    const prompt = Number.isInteger(d.prompt_tokens) ? d.prompt_tokens : promptTokens(body);
+    const cached = Number.isInteger(d.cached) ? { cachedContentTokenCount: d.cached } : {};
+    const thoughts = Number.isInteger(d.thoughts) ? d.thoughts : 0;
     const responseId = `mock-resp-${String(ctx.id).padStart(6, '0')}`;
     const base = { modelVersion: model, responseId };
-    const earlyUsage = { promptTokenCount: prompt, totalTokenCount: prompt };
-    const usage = (cand) => ({ promptTokenCount: prompt, candidatesTokenCount: cand, totalTokenCount: prompt + cand });
+    const earlyUsage = { promptTokenCount: prompt, ...cached, totalTokenCount: prompt };
+    const usage = (cand) => ({
+      promptTokenCount: prompt, candidatesTokenCount: cand, ...cached,
+      ...(thoughts ? { thoughtsTokenCount: thoughts } : {}), totalTokenCount: prompt + cand + thoughts,
+    });
     const cand = (parts, finishReason) => ({
       content: { parts, role: 'model' },
       ...(finishReason ? { finishReason } : {}),

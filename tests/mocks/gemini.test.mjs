@@ -246,3 +246,9 @@ test('CLI: --port 0 --api-key K prints "listening PORT" and serves with that key
     child.kill('SIGTERM');
   }
 });
+
+test('mock:prompt_tokens, mock:cached and mock:thoughts shape usageMetadata as Gemini counts them', async () => {
+  const r = await call('POST', gen(), body('hello mock:prompt_tokens=500 mock:cached=200 mock:thoughts=40'));
+  assert.deepEqual(r.json.usageMetadata, { promptTokenCount: 500, candidatesTokenCount: 5, cachedContentTokenCount: 200,
+    thoughtsTokenCount: 40, totalTokenCount: 545 });
+});

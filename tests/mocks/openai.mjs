@@ -39,6 +39,8 @@
 //   mock:usage_in_last_choice  stream + include_usage: put usage on the finish_reason
 //                              chunk instead of a separate `choices: []` chunk (vLLM style)
 //   mock:cached=N              usage.prompt_tokens_details.cached_tokens = N
+//   mock:prompt_tokens=N       usage.prompt_tokens = N whatever the request's size (a long
+//                              prompt's price tier without sending one)
 //   mock:tool=NAME             chat: answer with a tool call of NAME (arguments
 //                              {"q":"mock"}), finish_reason "tool_calls"
 //   mock:tools=N               chat: N tool calls (NAME, or the request's declared tools
@@ -127,7 +129,8 @@ function textPromptTokens(prompt) {
   return 0;
 }
 
-function makeUsage(promptTokens, words, d) {
+function makeUsage(counted, words, d) {
+  const promptTokens = Number.isInteger(d.prompt_tokens) ? d.prompt_tokens : counted;
   const cached = Number.isInteger(d.cached) ? d.cached : 0;
   const reasoning = Number.isInteger(d.reasoning) ? d.reasoning : 0;
   const completion = words.length + reasoning;

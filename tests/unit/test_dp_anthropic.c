@@ -1045,3 +1045,54 @@ Test(dp_anthropic, golden_transcripts, .timeout = 600)
     }
     free(list);
 }
+
+Test(dp_anthropic, cache_writes_are_split_by_lifetime_in_answers_and_streams)
+{
+    call_t c;
+    call_start(&c, NULL, DP_EP_CHAT,
+               "{\"model\":\"alias\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}");
+    cr_assert_eq(c.rc, 0);
+    const char *up =
+        "{\"id\":\"m\",\"content\":[{\"type\":\"text\",\"text\":\"a\"}],\"stop_reason\":"
+        "\"end_turn\",\"usage\":{\"input_tokens\":5,\"cache_read_input_tokens\":7,"
+        "\"cache_creation_input_tokens\":30,\"cache_creation\":{"
+        "\"ephemeral_5m_input_tokens\":18,\"ephemeral_1h_input_tokens\":12},"
+        "\"output_tokens\":2}}";
+    const char *client;
+    size_t n;
+    cr_assert_eq(dp_xlate_response(&c.x, 200, up, strlen(up), &c.out, &client, &n), 0);
+    cr_assert_eq(c.x.st.usage.prompt, 42);
+    cr_assert_eq(c.x.st.usage.cached, 7);
+    cr_assert_eq(c.x.st.usage.cache_write, 18);
+    cr_assert_eq(c.x.st.usage.cache_write_1h, 12);
+    call_end(&c);
+
+    /* streamed: message_start has the split; without cache_creation all writes are 5-minute */
+    static const char stream[] =
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_T\","
+        "\"usage\":{\"input_tokens\":5,\"cache_read_input_tokens\":7,"
+        "\"cache_creation_input_tokens\":30,\"cache_creation\":{\"ephemeral_5m_input_tokens\":0,"
+        "\"ephemeral_1h_input_tokens\":30},\"output_tokens\":1}}}\n\n"
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+        "\"end_turn\"},\"usage\":{\"output_tokens\":4}}\n\n"
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    tg_buf_t out = TG_BUF_INIT(1u << 20);
+    dp_usage_t u;
+    stream_run("{\"model\":\"alias\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":"
+               "\"Hi\"}]}",
+               stream, sizeof(stream) - 1, NULL, 0, true, &out, &u, NULL);
+    cr_assert_eq(u.prompt, 42);
+    cr_assert_eq(u.cache_write, 0);
+    cr_assert_eq(u.cache_write_1h, 30);
+    cr_assert_eq(u.completion, 4);
+    tg_buf_dispose(&out);
+    const char *plain =
+        "{\"id\":\"m\",\"content\":[],\"stop_reason\":\"end_turn\",\"usage\":{"
+        "\"input_tokens\":5,\"cache_creation_input_tokens\":30,\"output_tokens\":2}}";
+    call_start(&c, NULL, DP_EP_CHAT,
+               "{\"model\":\"alias\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}");
+    cr_assert_eq(dp_xlate_response(&c.x, 200, plain, strlen(plain), &c.out, &client, &n), 0);
+    cr_assert_eq(c.x.st.usage.cache_write, 30);
+    cr_assert_eq(c.x.st.usage.cache_write_1h, 0);
+    call_end(&c);
+}

@@ -620,3 +620,35 @@ Test(dp_bedrock, a_payload_that_is_not_json_aborts_the_stream)
     tg_buf_dispose(&in);
     tg_buf_dispose(&out);
 }
+
+Test(dp_bedrock, cache_writes_are_split_by_ttl_from_cache_details)
+{
+    dp_stream_state_t st;
+    tg_buf_t out = TG_BUF_INIT(1u << 20);
+    cr_assert_eq(respond(&st, DP_EP_CHAT, 200,
+                         "{\"output\":{\"message\":{\"role\":\"assistant\",\"content\":[{\"text\":"
+                         "\"hi\"}]}},\"stopReason\":\"end_turn\",\"usage\":{\"inputTokens\":10,"
+                         "\"outputTokens\":3,\"totalTokens\":65,\"cacheReadInputTokens\":20,"
+                         "\"cacheWriteInputTokens\":32,\"cacheDetails\":[{\"ttl\":\"1h\","
+                         "\"inputTokens\":12},{\"ttl\":\"5m\",\"inputTokens\":20}]}}",
+                         &out),
+                 DP_RESP_OUT);
+    cr_assert(st.usage.present);
+    cr_assert_eq(st.usage.prompt, 62);
+    cr_assert_eq(st.usage.cached, 20);
+    cr_assert_eq(st.usage.cache_write, 20);
+    cr_assert_eq(st.usage.cache_write_1h, 12);
+    dp_stream_state_dispose(&st);
+    /* without cacheDetails every write is a 5-minute one */
+    tg_buf_reset(&out);
+    cr_assert_eq(respond(&st, DP_EP_CHAT, 200,
+                         "{\"output\":{\"message\":{\"role\":\"assistant\",\"content\":[{\"text\":"
+                         "\"hi\"}]}},\"stopReason\":\"end_turn\",\"usage\":{\"inputTokens\":10,"
+                         "\"outputTokens\":3,\"cacheWriteInputTokens\":32}}",
+                         &out),
+                 DP_RESP_OUT);
+    cr_assert_eq(st.usage.cache_write, 32);
+    cr_assert_eq(st.usage.cache_write_1h, 0);
+    dp_stream_state_dispose(&st);
+    tg_buf_dispose(&out);
+}

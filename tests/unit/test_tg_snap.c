@@ -727,3 +727,169 @@ Test(tg_snap, catalog_cache_write_and_reasoning_prices_parse_and_default)
     cr_assert_eq(e->reasoning, e->output);
     tg_snap_unref(s); /* parse_json took root */
 }
+
+/* ---- a newer control plane's members; every pricing rule ---- */
+
+static tg_snap_t *parse_ok(json_t *root)
+{
+    tg_snap_t *s = NULL;
+    tg_err_t err;
+    int rc = parse_json(root, &s, &err);
+    cr_assert_eq(rc, 0, "rc %d: %s", rc, err.msg);
+    return s;
+}
+
+Test(tg_snap, unknown_members_of_targets_routes_prices_and_tiers_are_ignored)
+{
+    json_t *root = base_json();
+    json_t *route = at(root, "routes", 0);
+    json_object_set_new(route, "sticky_sessions", json_true());
+    json_object_set_new(
+        json_array_get(json_object_get(route, "targets"), 0), "info",
+        json_pack("{s:i,s:{s:b}}", "context_window", 128000, "capabilities", "tools", 1));
+    json_t *price = at(root, "prices", 0);
+    json_object_set_new(price, "audio_input_per_mtok", json_real(40));
+    json_object_set_new(price, "batch", json_pack("{s:f}", "input_per_mtok", 0.075));
+    json_object_set_new(price, "long_context",
+                        json_pack("[{s:i,s:f,s:f,s:s}]", "above_input_tokens", 200000,
+                                  "input_per_mtok", 0.3, "output_per_mtok", 1.2, "region", "eu"));
+    tg_snap_t *s = parse_ok(root);
+    const tg_target_t *t = &tg_snap_find_route(s, "gpt-4o-mini", 11)->targets[0];
+    cr_assert(t->price.set);
+    cr_assert_eq(t->price.input, 150000);
+    cr_assert_eq(t->price.ntiers, 1);
+    cr_assert_eq(t->price.tiers[0].input, 300000);
+    tg_snap_unref(s);
+}
+
+Test(tg_snap, a_known_member_of_the_wrong_type_is_still_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "routes", 0), "allow_unpriced", json_string("yes"));
+    expect_refusal(root, "routes[0].allow_unpriced", "true or false");
+}
+
+Test(tg_snap, allow_unpriced_defaults_to_false)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "routes", 1), "allow_unpriced", json_true());
+    tg_snap_t *s = parse_ok(root);
+    cr_assert_not(tg_snap_find_route(s, "gpt-4o-mini", 11)->allow_unpriced);
+    cr_assert(tg_snap_find_route(s, "embed", 5)->allow_unpriced);
+    tg_snap_unref(s);
+}
+
+Test(tg_snap, long_context_tiers_parse_with_defaults_and_must_ascend)
+{
+    json_t *root = base_json();
+    json_object_set_new(at(root, "prices", 0), "long_context",
+                        json_pack("[{s:i,s:f,s:f,s:f,s:f},{s:i,s:f,s:f}]", "above_input_tokens",
+                                  200000, "input_per_mtok", 6.0, "output_per_mtok", 22.5,
+                                  "cached_input_per_mtok", 0.6, "cache_write_per_mtok", 7.5,
+                                  "above_input_tokens", 500000, "input_per_mtok", 8.0,
+                                  "output_per_mtok", 30.0));
+    tg_snap_t *s = parse_ok(root);
+    const tg_price_t *p = &tg_snap_find_route(s, "gpt-4o-mini", 11)->targets[0].price;
+    cr_assert_eq(p->ntiers, 2);
+    cr_assert_eq(p->tiers[0].above_input_tokens, 200000);
+    cr_assert_eq(p->tiers[0].cache_write, 7500000);
+    cr_assert_eq(p->tiers[0].cache_write_1h, 7500000); /* the tier's 5-minute write */
+    cr_assert_eq(p->tiers[0].reasoning, 22500000);     /* the tier's output */
+    cr_assert_eq(p->tiers[1].cached_input, 8000000);   /* the tier's input */
+    tg_snap_unref(s);
+
+    root = base_json();
+    json_object_set_new(at(root, "prices", 0), "long_context",
+                        json_pack("[{s:i,s:f,s:f},{s:i,s:f,s:f}]", "above_input_tokens", 200000,
+                                  "input_per_mtok", 6.0, "output_per_mtok", 22.5,
+                                  "above_input_tokens", 200000, "input_per_mtok", 8.0,
+                                  "output_per_mtok", 30.0));
+    expect_refusal(root, "prices[0].long_context[1]", "ascend");
+    root = base_json();
+    json_object_set_new(at(root, "prices", 0), "long_context",
+                        json_pack("[{s:f,s:f}]", "input_per_mtok", 6.0, "output_per_mtok", 22.5));
+    expect_refusal(root, "prices[0].long_context[0]", "above_input_tokens is required");
+}
+
+/* Anthropic-style price: $3 input, $0.30 cache read, $3.75 5-minute write, $6 1-hour write,
+ * $15 output; above 200k input tokens $6, $0.60, $7.50, $12 and $22.50. */
+static tg_price_t sonnet(void)
+{
+    tg_price_t p = {.input = 3000000,
+                    .cached_input = 300000,
+                    .output = 15000000,
+                    .cache_write = 3750000,
+                    .cache_write_1h = 6000000,
+                    .reasoning = 15000000,
+                    .set = true,
+                    .ntiers = 1};
+    p.tiers[0] = (tg_price_tier_t){200000, 6000000, 600000, 22500000, 7500000, 12000000, 22500000};
+    return p;
+}
+
+Test(tg_snap, usage_cost_prices_cache_reads_and_both_cache_write_tiers)
+{
+    tg_price_t p = sonnet();
+    /* 100 uncached + 2000 read + 300 5m writes + 400 1h writes; 50 out */
+    tg_cost_usage_t u = {2800, 2000, 300, 400, 50, 0};
+    cr_assert_eq(tg_price_usage_cost(&p, &u), 100 * 3000000LL + 2000 * 300000LL + 300 * 3750000LL +
+                                                  400 * 6000000LL + 50 * 15000000LL);
+}
+
+Test(tg_snap, usage_cost_takes_the_long_context_tier_for_the_whole_request_above_its_threshold)
+{
+    tg_price_t p = sonnet();
+    tg_cost_usage_t at_edge = {200000, 150000, 0, 0, 10, 0};
+    cr_assert_eq(tg_price_usage_cost(&p, &at_edge),
+                 50000 * 3000000LL + 150000 * 300000LL + 10 * 15000000LL);
+    /* one token more: every token at the tier's rates, the cached and written ones included */
+    tg_cost_usage_t over = {200001, 150000, 1000, 1, 10, 0};
+    cr_assert_eq(tg_price_usage_cost(&p, &over), 49000 * 6000000LL + 150000 * 600000LL +
+                                                     1000 * 7500000LL + 1 * 12000000LL +
+                                                     10 * 22500000LL);
+}
+
+Test(tg_snap, usage_cost_bills_reasoning_apart_only_where_it_has_its_own_price)
+{
+    tg_price_t p = {.input = 1000,
+                    .cached_input = 100,
+                    .output = 8000,
+                    .cache_write = 1000,
+                    .cache_write_1h = 1000,
+                    .reasoning = 8000,
+                    .set = true};
+    tg_cost_usage_t u = {10, 0, 0, 0, 100, 60};
+    cr_assert_eq(tg_price_usage_cost(&p, &u), 10 * 1000 + 100 * 8000); /* part of output */
+    p.reasoning = 3500;
+    cr_assert_eq(tg_price_usage_cost(&p, &u), 10 * 1000 + 40 * 8000 + 60 * 3500);
+}
+
+Test(tg_snap, usage_cost_never_counts_parts_beyond_their_whole)
+{
+    tg_price_t p = sonnet();
+    tg_cost_usage_t u = {100, 80, 50, 50, 10, 30};
+    /* 80 read, 20 written (5m), nothing left uncached or for the 1h tier; 10 reasoning */
+    cr_assert_eq(tg_price_usage_cost(&p, &u), 80 * 300000LL + 20 * 3750000LL + 10 * 15000000LL);
+}
+
+Test(tg_snap, embeddings_cost_their_input_tokens)
+{
+    tg_price_t p = {.input = 20000,
+                    .cached_input = 20000,
+                    .output = 0,
+                    .cache_write = 20000,
+                    .cache_write_1h = 20000,
+                    .set = true};
+    tg_cost_usage_t u = {12345, 0, 0, 0, 0, 0};
+    cr_assert_eq(tg_price_usage_cost(&p, &u), 12345 * 20000LL);
+}
+
+Test(tg_snap, usage_cost_of_an_unpriced_target_is_zero_and_large_counts_saturate)
+{
+    tg_price_t none = {0};
+    tg_cost_usage_t u = {1000, 0, 0, 0, 1000, 0};
+    cr_assert_eq(tg_price_usage_cost(&none, &u), 0);
+    tg_price_t p = sonnet();
+    tg_cost_usage_t big = {INT64_MAX / 2, 0, 0, 0, INT64_MAX / 2, 0};
+    cr_assert_eq(tg_price_usage_cost(&p, &big), INT64_MAX);
+}

@@ -255,3 +255,37 @@ Test(tg_usage_event, uuid_check)
     cr_assert_not(tg_usage_is_uuid("0b9e6a3c_8d1f-4c2e-9a57-3f1d2b6c7e80"));
     cr_assert_not(tg_usage_is_uuid("gb9e6a3c-8d1f-4c2e-9a57-3f1d2b6c7e80"));
 }
+
+Test(tg_usage_event, cache_writes_and_the_unpriced_flag_round_trip)
+{
+    tg_usage_record_t r = sample();
+    r.cache_write_tokens = 96;
+    r.cache_write_1h_tokens = 32;
+    r.unpriced = true;
+    tg_buf_t line = TG_BUF_INIT(8192);
+    char scratch[8192];
+    tg_usage_event_t e;
+    round_trip(&r, &line, scratch, &e);
+    cr_assert_not_null(strstr(line.base, "\"cache_write_tokens\":96,\"cache_write_1h_tokens\":32,"
+                                         "\"unpriced\":true}"),
+                       "%.*s", (int)line.len, line.base);
+    cr_assert_eq(e.v[TG_UF_UNPRICED].type, TG_UV_TRUE);
+    cr_assert_eq(e.v[TG_UF_CACHE_WRITE_1H_TOKENS].n, 2);
+    tg_buf_dispose(&line);
+
+    static const char *const bad[][2] = {
+        {"{\"id\":\"0b9e6a3c-8d1f-4c2e-9a57-3f1d2b6c7e80\",\"ts\":\"2024-11-25T10:00:00Z\","
+         "\"status\":200,\"unpriced\":\"yes\"}",
+         "unpriced is not a boolean"},
+        {"{\"id\":\"0b9e6a3c-8d1f-4c2e-9a57-3f1d2b6c7e80\",\"ts\":\"2024-11-25T10:00:00Z\","
+         "\"status\":200,\"cache_write_1h_tokens\":-5}",
+         "cache_write_1h_tokens is negative"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        char msg[96] = "";
+        cr_assert_eq(tg_usage_event_parse(bad[i][0], strlen(bad[i][0]), NOW_S, scratch, &e, msg,
+                                          sizeof(msg)),
+                     -1);
+        cr_assert_not_null(strstr(msg, bad[i][1]), "%s", msg);
+    }
+}

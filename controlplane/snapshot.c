@@ -345,8 +345,9 @@ static const char REST_SQL[] =
                            "'targets', "
                            "  (SELECT json_agg(json_build_object('provider', x.provider_id, "
                            "'model', x.model, "
-                           "  'weight', x.weight) ORDER BY x.position) FROM route_targets x WHERE "
-                           "x.route_id = rt.id), "
+                           "  'weight', x.weight, 'info', x.info) ORDER BY x.position) FROM "
+                           /* the catalog's model info, or an admin's (migrations/0012) */
+                           "route_target_info x WHERE x.route_id = rt.id), "
                            "  'strategy', rt.strategy, 'retry', "
                            "json_strip_nulls(json_build_object('max_attempts', "
                            "  rt.max_attempts, 'backoff_ms', rt.backoff_ms, 'on_status', CASE WHEN "

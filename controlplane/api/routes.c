@@ -18,8 +18,9 @@
 
 #define ROUTE_JSON                                                                                 \
     "json_build_object('id', ro.id, 'alias', ro.alias, 'strategy', ro.strategy, 'targets', "       \
-    "coalesce((SELECT json_agg(json_build_object('provider_id', t.provider_id, 'provider', "       \
-    "p.name, 'model', t.model, 'weight', t.weight, 'info', t.info) ORDER BY t.position) FROM "     \
+    "coalesce((SELECT json_agg(json_strip_nulls(json_build_object('provider_id', t.provider_id, "  \
+    "'provider', p.name, 'model', t.model, 'weight', t.weight, 'info', t.info)) ORDER BY "         \
+    "t.position) FROM "                                                                            \
     "route_targets t "                                                                             \
     "JOIN providers p ON p.id = t.provider_id WHERE t.route_id = ro.id), '[]'::json), 'retry', "   \
     "ro.retry, 'connect_timeout_ms', ro.connect_timeout_ms, 'timeout_ms', ro.timeout_ms, "         \

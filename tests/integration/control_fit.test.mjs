@@ -78,7 +78,7 @@ test('the routes API takes the cheapest strategy and a target info override, and
   const ovr = list.body.data.find((r) => r.alias === 'ovr');
   assert.equal(ovr.strategy, 'cheapest');
   assert.deepEqual(ovr.targets.map((t) => t.info), [{ capabilities: { tools: false } }, { context_window: 123456 }]);
-  assert.equal(list.body.data.find((r) => r.alias === 'smart').targets[0].info, null);
+  assert.equal(list.body.data.find((r) => r.alias === 'smart').targets[0].info, undefined, 'no override: left out');
   const before = cp.sql('SELECT count(*) FROM route_targets');
   const bad = async (info, status, field, message) => {
     const r = await cp.api('POST', '/api/v1/routes', { token: admin, body: {

@@ -527,6 +527,46 @@ static const tg_provider_t *find_provider(const tg_snap_t *s, const char *id)
     return NULL;
 }
 
+const char *const tg_cap_names[TG_NCAPS] = {
+    "tools", "parallel_tool_calls", "vision", "json_schema", "reasoning", "streaming_usage"};
+
+/* A target's "info" (optional; null or absent = unknown). Members it does not know are ignored,
+ * so that a newer control plane can say more; the ones it reads must have their type. */
+static int parse_info(json_t *o, const char *tpath, tg_model_info_t *info, tg_err_t *err)
+{
+    char path[128];
+    uint64_t cw, mo;
+    memset(info, 0, sizeof(*info));
+    if (!o || json_is_null(o))
+        return 0;
+    snprintf(path, sizeof(path), "%s.info", tpath);
+    if (!json_is_object(o))
+        return invalid(err, path, "must be an object");
+    int rc = get_uint(o, "context_window", 0, 0, 1000000000, path, &cw, err);
+    if (rc == 0)
+        rc = get_uint(o, "max_output_tokens", 0, 0, 1000000000, path, &mo, err);
+    if (rc != 0)
+        return rc;
+    info->context_window = (int64_t)cw;
+    info->max_output_tokens = (int64_t)mo;
+    json_t *caps = json_object_get(o, "capabilities");
+    if (!caps || json_is_null(caps))
+        return 0;
+    if (!json_is_object(caps))
+        return invalid(err, path, "capabilities must be an object");
+    for (int i = 0; i < TG_NCAPS; i++) {
+        json_t *v = json_object_get(caps, tg_cap_names[i]);
+        if (!v || json_is_null(v))
+            continue;
+        if (!json_is_boolean(v))
+            return invalid(err, path, "capabilities must hold booleans");
+        info->caps_known |= 1u << i;
+        if (json_is_true(v))
+            info->caps |= 1u << i;
+    }
+    return 0;
+}
+
 static int parse_targets(tg_snap_t *s, tg_route_t *r, json_t *arr, const char *rpath, tg_err_t *err)
 {
     size_t i;
@@ -559,6 +599,8 @@ static int parse_targets(tg_snap_t *s, tg_route_t *r, json_t *arr, const char *r
             rc = get_str(o, "model", true, 256, path, &t->model, err);
         if (rc == 0)
             rc = get_uint(o, "weight", 1, 0, 1000000, path, &w, err);
+        if (rc == 0)
+            rc = parse_info(json_object_get(o, "info"), path, &t->info, err);
         if (rc != 0)
             return rc;
         t->weight = (uint32_t)w;
@@ -571,19 +613,20 @@ static int parse_targets(tg_snap_t *s, tg_route_t *r, json_t *arr, const char *r
 
 static int parse_strategy(json_t *o, const char *path, int *out, tg_err_t *err)
 {
-    static const char *const names[] = {"weighted", "least_busy", "lowest_latency"};
+    static const char *const names[] = {"weighted", "least_busy", "lowest_latency", "cheapest"};
     json_t *v = json_object_get(o, "strategy");
     *out = TG_STRATEGY_WEIGHTED;
     if (!v || json_is_null(v))
         return 0;
-    for (int i = 0; json_is_string(v) && i < 3; i++) {
+    for (int i = 0; json_is_string(v) && i < 4; i++) {
         if (strcmp(json_string_value(v), names[i]) == 0) {
             *out = i;
             return 0;
         }
     }
     return invalid(err, path,
-                   "strategy must be \"weighted\", \"least_busy\" or \"lowest_latency\"");
+                   "strategy must be \"weighted\", \"least_busy\", \"lowest_latency\" or "
+                   "\"cheapest\"");
 }
 
 static int cmp_u16(const void *a, const void *b)

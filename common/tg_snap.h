@@ -62,17 +62,41 @@ typedef struct tg_price {
     tg_price_tier_t tiers[TG_PRICE_TIERS_MAX];
 } tg_price_t;
 
+/* Capabilities of a model, as bits of tg_model_info_t. */
+enum {
+    TG_CAP_TOOLS = 1 << 0,
+    TG_CAP_PARALLEL_TOOL_CALLS = 1 << 1,
+    TG_CAP_VISION = 1 << 2,
+    TG_CAP_JSON_SCHEMA = 1 << 3,
+    TG_CAP_REASONING = 1 << 4,
+    TG_CAP_STREAMING_USAGE = 1 << 5,
+    TG_NCAPS = 6
+};
+/* "tools", "vision", ... by bit index (0 .. TG_NCAPS-1), as the catalog and snapshot name them. */
+extern const char *const tg_cap_names[TG_NCAPS];
+
+/* What a target's model can take (its "info" in the snapshot: the catalog's, or an admin's
+ * override). What the snapshot leaves out is unknown, and routing does not filter on it. */
+typedef struct tg_model_info {
+    int64_t context_window;    /* tokens, prompt and output together; 0 = unknown */
+    int64_t max_output_tokens; /* 0 = unknown */
+    uint32_t caps_known;       /* TG_CAP_* the info states, true or false */
+    uint32_t caps;             /* of them, those the model has */
+} tg_model_info_t;
+
 typedef struct tg_target {
     const tg_provider_t *provider; /* borrowed from the same snapshot */
     char *model;                   /* the provider's model name */
     uint32_t weight;
     tg_price_t price;
+    tg_model_info_t info;
 } tg_target_t;
 
 enum tg_strategy {
-    TG_STRATEGY_WEIGHTED = 0,  /* random in proportion to the weights */
-    TG_STRATEGY_LEAST_BUSY,    /* fewest requests in flight on this data plane */
-    TG_STRATEGY_LOWEST_LATENCY /* lowest moving average of time to first byte */
+    TG_STRATEGY_WEIGHTED = 0,   /* random in proportion to the weights */
+    TG_STRATEGY_LEAST_BUSY,     /* fewest requests in flight on this data plane */
+    TG_STRATEGY_LOWEST_LATENCY, /* lowest moving average of time to first byte */
+    TG_STRATEGY_CHEAPEST        /* lowest estimated cost of this request; the rest by cost */
 };
 
 #define TG_RETRY_STATUS_MAX 32

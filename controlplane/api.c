@@ -25,6 +25,7 @@ static const route_t routes[] = {
     {"GET", "/dp/v1/snapshot", cp_dp_snapshot, false}, /* checks TOLLGATE_DP_TOKEN itself */
     {"POST", "/dp/v1/usage", cp_dp_usage, false},      /* likewise */
     {"GET", "/api/v1/usage", cp_api_usage_get, true},
+    {"GET", "/api/v1/usage/recommendations", cp_api_usage_recommendations, true},
     {"GET", "/api/v1/requests", cp_api_requests_list, true},
     {"POST", "/api/v1/auth/login", cp_api_login, false},
     {"POST", "/api/v1/auth/logout", cp_api_logout, true},

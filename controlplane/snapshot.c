@@ -343,10 +343,12 @@ static const char REST_SQL[] =
                            "  FROM tenants t), "
                            "(SELECT coalesce(json_agg(json_build_object('alias', rt.alias, "
                            "'targets', "
-                           "  (SELECT json_agg(json_build_object('provider', x.provider_id, "
-                           "'model', x.model, "
-                           "  'weight', x.weight) ORDER BY x.position) FROM route_targets x WHERE "
-                           "x.route_id = rt.id), "
+                           "  (SELECT json_agg(json_strip_nulls(json_build_object('provider', "
+                           "x.provider_id, 'model', x.model, "
+                           "  'weight', x.weight, 'info', x.info)) ORDER BY x.position) FROM "
+                           /* the catalog's model info, or an admin's, left out when neither
+                            * knows the model (migrations/0012) */
+                           "route_target_info x WHERE x.route_id = rt.id), "
                            "  'strategy', rt.strategy, 'retry', "
                            "json_strip_nulls(json_build_object('max_attempts', "
                            "  rt.max_attempts, 'backoff_ms', rt.backoff_ms, 'on_status', CASE WHEN "

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fit.h"
 #include "gate.h"
 #include "metrics.h"
 #include "request.h"
@@ -115,12 +116,11 @@ static void serve_probe(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *m, co
     }
 }
 
-/* GET /v1/models: the aliases the key may use. */
+/* GET /v1/models: the aliases the key may use, each with its targets' model info (fit.h). */
 static void serve_models(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *m, const tg_key_t *k)
 {
     tg_buf_t b = TG_BUF_INIT(64u << 20);
-    static const char item_tail[] =
-        ",\"object\":\"model\",\"created\":0,\"owned_by\":\"tollgate\"}";
+    static const char item_tail[] = ",\"object\":\"model\",\"created\":0,\"owned_by\":\"tollgate\"";
     static const char head[] = "{\"object\":\"list\",\"data\":[";
     int rc = tg_buf_append(&b, head, sizeof(head) - 1);
     for (size_t i = 0; rc == 0 && i < k->nroutes; i++) {
@@ -130,6 +130,10 @@ static void serve_models(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *m, c
             rc = tg_buf_append_json_str(&b, alias, strlen(alias));
         if (rc == 0)
             rc = tg_buf_append(&b, item_tail, sizeof(item_tail) - 1);
+        if (rc == 0)
+            rc = dp_fit_append_model_info(&b, k->routes[i]);
+        if (rc == 0)
+            rc = tg_buf_append(&b, "}", 1);
     }
     if (rc == 0)
         rc = tg_buf_append(&b, "]}", 2);

@@ -131,7 +131,7 @@ static size_t pick_first(dp_gate_t *g, const tg_route_t *rt)
     bool avail[64];
     uint64_t total = 0;
     for (size_t i = 0; i < rt->ntargets; i++) {
-        avail[i] = rt->targets[i].weight > 0 &&
+        avail[i] = rt->targets[i].weight > 0 && dp_fit_ok(&g->fit, &rt->targets[i]) &&
                    dp_health_available(w->health, target_state(g, &rt->targets[i]), now);
         if (avail[i])
             total += rt->targets[i].weight;
@@ -186,6 +186,8 @@ static void plan_push(dp_gate_t *g, const tg_route_t *rt, const tg_target_t *t)
     for (size_t i = 0; i < g->nplan; i++)
         if (g->plan[i].target == t)
             return;
+    if (!dp_fit_admit(&g->fit, t))
+        return;
     if (g->nplan < DP_PLAN_MAX)
         g->plan[g->nplan++] = (dp_plan_entry_t){rt, t, target_state(g, t)};
 }
@@ -193,6 +195,15 @@ static void plan_push(dp_gate_t *g, const tg_route_t *rt, const tg_target_t *t)
 /* The strategy's pick, then the route's targets in their (fallback) order. */
 static void plan_route(dp_gate_t *g, const tg_route_t *rt)
 {
+    if (rt->strategy == TG_STRATEGY_CHEAPEST) {
+        /* by estimated cost; the first whose circuit is closed goes first when the request
+         * runs (dp_gate_next_available), so the cheapest healthy target is tried first */
+        size_t order[64];
+        dp_fit_order_by_cost(&g->fit.need, rt, order);
+        for (size_t i = 0; i < rt->ntargets; i++)
+            plan_push(g, rt, &rt->targets[order[i]]);
+        return;
+    }
     size_t first = pick_first(g, rt);
     plan_push(g, rt, &rt->targets[first]);
     for (size_t i = 0; i < rt->ntargets; i++)
@@ -275,8 +286,12 @@ int dp_gate_route(dp_gate_t *g, dp_reqbody_t *body, const tg_buf_t *fallbacks, c
         return TG_EFORBIDDEN;
     }
     g->route = rt;
+    dp_fit_init(&g->fit, g->endpoint, body);
     plan_route(g, rt);
-    return plan_fallbacks(g, body, fallbacks, req_id, req_id_len, err);
+    int rc = plan_fallbacks(g, body, fallbacks, req_id, req_id_len, err);
+    if (rc == 0 && g->nplan == 0)
+        rc = dp_fit_refuse(&g->fit, rt, err);
+    return rc;
 }
 
 int dp_gate_admit(dp_gate_t *g, size_t body_len, int64_t max_tokens, tg_err_t *err,

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "dp.h"
+#include "fit.h"
 #include "health.h"
 #include "ledger.h"
 #include "reqbody.h"
@@ -34,6 +35,7 @@ typedef struct dp_gate {
     dp_plan_entry_t plan[DP_PLAN_MAX];
     size_t nplan;
     dp_admit_t hold; /* what admission holds (rate limits, budgets) until dp_gate_release */
+    dp_fit_t fit;    /* what the request needs; the plan holds only targets that fit */
 } dp_gate_t;
 
 void dp_gate_init(dp_gate_t *g, dp_worker_t *w, const tg_snap_t *snap);
@@ -42,8 +44,9 @@ void dp_gate_init(dp_gate_t *g, dp_worker_t *w, const tg_snap_t *snap);
  * place and allocates nothing. */
 int dp_gate_head(dp_gate_t *g, const dp_http_msg_t *m, const char **allow, tg_err_t *err) TG_WUR;
 /* The model alias (404, 403) and the plan: the strategy's pick first, then the route's other
- * targets in order, then the fallback aliases the request names in its body ("fallback_models",
- * removed from body) or fallbacks header (400 when malformed). */
+ * targets in order (cheapest: in order of estimated cost), then the fallback aliases the request
+ * names in its body ("fallback_models", removed from body) or fallbacks header (400 when
+ * malformed). Targets that cannot take the request (fit.h) are left out; 400 when none can. */
 int dp_gate_route(dp_gate_t *g, dp_reqbody_t *body, const tg_buf_t *fallbacks, const char *req_id,
                   size_t req_id_len, tg_err_t *err) TG_WUR;
 /* Admission: rate limits and budgets of the key and its tenant at the plan's dearest target. On

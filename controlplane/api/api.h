@@ -95,6 +95,8 @@ int cp_ingest_metrics(tg_buf_t *out);
 
 /* usage.c: GET /api/v1/usage */
 void cp_api_usage_get(cp_req_t *r);
+/* recommend.c: GET /api/v1/usage/recommendations */
+void cp_api_usage_recommendations(cp_req_t *r);
 /* Query helpers shared by the reports (usage.c, requests.c); each returns -1 after replying 400
  * invalid_query naming the parameter. cp__query_check refuses a parameter not in known (NULL-
  * terminated, at most 32; list names them for the message), one given twice or without a value.

@@ -18,17 +18,18 @@
 
 #define ROUTE_JSON                                                                                 \
     "json_build_object('id', ro.id, 'alias', ro.alias, 'strategy', ro.strategy, 'targets', "       \
-    "coalesce((SELECT json_agg(json_build_object('provider_id', t.provider_id, 'provider', "       \
-    "p.name, 'model', t.model, 'weight', t.weight, 'unpriced', (SELECT x.price_source = 'none' "   \
-    "FROM route_target_prices x WHERE x.route_id = t.route_id AND x.position = t.position)) "      \
-    "ORDER BY t.position) FROM route_targets t "                                                   \
+    "coalesce((SELECT json_agg(json_strip_nulls(json_build_object('provider_id', t.provider_id, "  \
+    "'provider', p.name, 'model', t.model, 'weight', t.weight, 'info', t.info, 'unpriced', "       \
+    "(SELECT x.price_source = 'none' FROM route_target_prices x WHERE x.route_id = t.route_id "    \
+    "AND x.position = t.position))) ORDER BY t.position) FROM route_targets t "                    \
     "JOIN providers p ON p.id = t.provider_id WHERE t.route_id = ro.id), '[]'::json), 'retry', "   \
     "ro.retry, 'connect_timeout_ms', ro.connect_timeout_ms, 'timeout_ms', ro.timeout_ms, "         \
     "'first_byte_timeout_ms', ro.first_byte_timeout_ms, 'idle_timeout_ms', ro.idle_timeout_ms, "   \
     "'cache_ttl_s', ro.cache_ttl_s, 'allow_unpriced', ro.allow_unpriced, 'created_at', "           \
     "ro.created_at, 'updated_at', ro.updated_at)"
 
-static const char *const strategies[] = {"weighted", "least_busy", "lowest_latency", NULL};
+static const char *const strategies[] = {"weighted", "least_busy", "lowest_latency", "cheapest",
+                                         NULL};
 
 #define ROUTE_BY_ID "SELECT " ROUTE_JSON " FROM routes ro WHERE ro.id = $1 AND ro.tenant_id IS NULL"
 
@@ -76,11 +77,73 @@ static int nested_unknown(cp_req_t *r, json_t *o, const char *const *allowed, co
     return 0;
 }
 
-/* Checks "targets" and returns them normalized ([{provider_id, model, weight}]), or NULL after
- * replying. */
+/* A target's "info": an admin's override of the catalog's model info, member by member
+ * (docs/routing.md). Returns it normalized (NULL when absent or null) in *out; -1 after replying.
+ */
+static int check_info(cp_req_t *r, json_t *t, const char *prefix, json_t **out)
+{
+    static const char *const fields[] = {"context_window", "max_output_tokens", "capabilities",
+                                         NULL};
+    static const char *const caps[] = {"tools",     "parallel_tool_calls", "vision", "json_schema",
+                                       "reasoning", "streaming_usage",     NULL};
+    char path[96];
+    json_t *v = json_object_get(t, "info");
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    snprintf(path, sizeof(path), "%s.info", prefix);
+    if (!json_is_object(v)) {
+        cp_reply_error(r, 400, "invalid_type", path, "\"%s\" must be an object", path);
+        return -1;
+    }
+    if (nested_unknown(r, v, fields, path) != 0)
+        return -1;
+    json_t *o = json_object();
+    for (int k = 0; k < 2; k++) {
+        const char *name = k ? "max_output_tokens" : "context_window";
+        char ipath[128];
+        bool present;
+        int64_t x;
+        snprintf(ipath, sizeof(ipath), "%s.%s", path, name);
+        if (nested_int(r, v, name, ipath, 1, 1000000000, &present, &x) != 0)
+            goto fail;
+        if (present)
+            json_object_set_new(o, name, json_integer((json_int_t)x));
+    }
+    json_t *c = json_object_get(v, "capabilities");
+    if (c && !json_is_null(c)) {
+        char cpath[128];
+        snprintf(cpath, sizeof(cpath), "%s.capabilities", path);
+        if (!json_is_object(c)) {
+            cp_reply_error(r, 400, "invalid_type", cpath, "\"%s\" must be an object", cpath);
+            goto fail;
+        }
+        if (nested_unknown(r, c, caps, cpath) != 0)
+            goto fail;
+        const char *k;
+        json_t *b;
+        json_object_foreach(c, k, b)
+        {
+            if (!json_is_boolean(b)) {
+                cp_reply_error(r, 400, "invalid_type", cpath, "\"%s.%s\" must be true or false",
+                               cpath, k);
+                goto fail;
+            }
+        }
+        json_object_set(o, "capabilities", c);
+    }
+    *out = o;
+    return 0;
+fail:
+    json_decref(o);
+    return -1;
+}
+
+/* Checks "targets" and returns them normalized ([{provider_id, model, weight, info}]), or NULL
+ * after replying. */
 static json_t *check_targets(cp_req_t *r, json_t *v)
 {
-    static const char *const fields[] = {"provider_id", "model", "weight", NULL};
+    static const char *const fields[] = {"provider_id", "model", "weight", "info", NULL};
     if (!json_is_array(v)) {
         cp_reply_error(r, 400, "invalid_type", "targets", "\"targets\" must be an array");
         return NULL;
@@ -149,8 +212,11 @@ static json_t *check_targets(cp_req_t *r, json_t *v)
         if (nested_int(r, t, "weight", path, 0, 1000000, &present, &weight) != 0)
             goto fail;
         total += weight;
-        json_array_append_new(out, json_pack("{s:O,s:O,s:I}", "provider_id", pid, "model", model,
-                                             "weight", (json_int_t)weight));
+        json_t *info;
+        if (check_info(r, t, prefix, &info) != 0)
+            goto fail;
+        json_array_append_new(out, json_pack("{s:O,s:O,s:I,s:o*}", "provider_id", pid, "model",
+                                             model, "weight", (json_int_t)weight, "info", info));
     }
     if (total <= 0) {
         cp_reply_error(r, 422, "invalid_value", "targets",
@@ -341,10 +407,10 @@ static int insert_targets(cp_req_t *r, const char *id, const char *targets)
 {
     const char *p[2] = {id, targets};
     return cp_exec_ok(r,
-                      "INSERT INTO route_targets (route_id, position, provider_id, model, weight) "
-                      "SELECT $1, (e.i - 1)::int, (e.v->>'provider_id')::uuid, e.v->>'model', "
-                      "(e.v->>'weight')::int FROM json_array_elements($2::json) WITH ORDINALITY "
-                      "e(v, i)",
+                      "INSERT INTO route_targets (route_id, position, provider_id, model, weight, "
+                      "info) SELECT $1, (e.i - 1)::int, (e.v->>'provider_id')::uuid, "
+                      "e.v->>'model', (e.v->>'weight')::int, (e.v->'info')::jsonb FROM "
+                      "json_array_elements($2::json) WITH ORDINALITY e(v, i)",
                       2, p);
 }
 

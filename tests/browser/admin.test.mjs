@@ -179,6 +179,23 @@ test('add a route with two targets in fallback order, retries and timeouts', asy
   assertClean(page);
 });
 
+test("editing a route keeps an admin's model info override; the strategy can be cheapest", async () => {
+  const r0 = await get(`/api/v1/routes/${ids.route}`);
+  const targets = r0.targets.map((t, i) => ({ provider_id: t.provider_id, model: t.model, weight: t.weight,
+    ...(i === 1 ? { info: { context_window: 4096, capabilities: { tools: false } } } : {}) }));
+  await api(stack, 'PATCH', `/api/v1/routes/${ids.route}`, { targets });
+  await go(page, '#/routes');
+  await page.getByRole('button', { name: 'Edit gpt-4o-mini' }).click();
+  const f = form('Edit route gpt-4o-mini');
+  await f.getByLabel('Strategy (how the first target is picked)').selectOption('cheapest');
+  await f.getByRole('button', { name: 'Save route' }).click();
+  await page.getByText('Route gpt-4o-mini was saved.').waitFor();
+  const r = await get(`/api/v1/routes/${ids.route}`);
+  assert.equal(r.strategy, 'cheapest');
+  assert.deepEqual(r.targets.map((t) => t.info), [undefined, { context_window: 4096, capabilities: { tools: false } }]);
+  assertClean(page);
+});
+
 test('set a price, add a budget', async () => {
   await go(page, '#/prices');
   await page.getByRole('button', { name: 'Set a price' }).click();

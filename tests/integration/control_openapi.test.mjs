@@ -358,6 +358,9 @@ test('a walkthrough of every operation: statuses are documented and bodies match
   await call('GET', '/api/v1/usage', { token: devToken, query: { tenant_id: tenant.id, from: hourAgo, bucket: 'day', group_by: 'model' }, expect: 200 });
   await call('GET', '/api/v1/usage', { token: devToken, query: { tenant_id: randomUUID() }, expect: 404 });
   await call('GET', '/api/v1/usage', { token: devToken, query: { bucket: 'week' }, expect: 400 });
+  await call('GET', '/api/v1/usage/recommendations', { token: devToken, query: { tenant_id: tenant.id }, expect: 200 });
+  await call('GET', '/api/v1/usage/recommendations', { token: devToken, query: { tenant_id: randomUUID() }, expect: 404 });
+  await call('GET', '/api/v1/usage/recommendations', { token: devToken, expect: 400 });
 
   // tokens
   const tomorrow = new Date(Date.now() + 86400e3).toISOString().replace(/\.\d+Z$/, 'Z');

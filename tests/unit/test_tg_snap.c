@@ -893,3 +893,60 @@ Test(tg_snap, usage_cost_of_an_unpriced_target_is_zero_and_large_counts_saturate
     tg_cost_usage_t big = {INT64_MAX / 2, 0, 0, 0, INT64_MAX / 2, 0};
     cr_assert_eq(tg_price_usage_cost(&p, &big), INT64_MAX);
 }
+
+/* ---- per-target model info and the cheapest strategy ---- */
+
+static json_t *first_target(json_t *root)
+{
+    return json_array_get(json_object_get(at(root, "routes", 0), "targets"), 0);
+}
+
+Test(tg_snap, target_info_reads_window_output_and_capabilities)
+{
+    json_t *root = base_json();
+    json_t *info =
+        json_pack("{s:i,s:i,s:{s:b,s:b,s:b}}", "context_window", 128000, "max_output_tokens", 16384,
+                  "capabilities", "tools", 1, "vision", 0, "future_cap", 1);
+    json_object_set_new(first_target(root), "info", info);
+    json_object_set_new(info, "future_member", json_string("ignored"));
+    json_object_set_new(at(root, "routes", 0), "strategy", json_string("cheapest"));
+    tg_snap_t *s = NULL;
+    tg_err_t err;
+    cr_assert_eq(parse_json(root, &s, &err), 0, "%s", err.msg);
+    const tg_route_t *r = tg_snap_find_route(s, "gpt-4o-mini", 11);
+    cr_assert_eq(r->strategy, TG_STRATEGY_CHEAPEST);
+    const tg_model_info_t *i = &r->targets[0].info;
+    cr_assert_eq(i->context_window, 128000);
+    cr_assert_eq(i->max_output_tokens, 16384);
+    cr_assert_eq(i->caps_known, TG_CAP_TOOLS | TG_CAP_VISION);
+    cr_assert_eq(i->caps, TG_CAP_TOOLS);
+    /* the second target has no info: everything unknown */
+    cr_assert_eq(r->targets[1].info.context_window, 0);
+    cr_assert_eq(r->targets[1].info.caps_known, 0);
+    tg_snap_unref(s);
+}
+
+Test(tg_snap, target_info_null_is_unknown)
+{
+    json_t *root = base_json();
+    json_object_set_new(first_target(root), "info", json_null());
+    tg_snap_t *s = NULL;
+    tg_err_t err;
+    cr_assert_eq(parse_json(root, &s, &err), 0, "%s", err.msg);
+    cr_assert_eq(s->routes[0].targets[0].info.caps_known, 0);
+    tg_snap_unref(s);
+}
+
+Test(tg_snap, target_info_with_a_bad_type_is_refused)
+{
+    json_t *root = base_json();
+    json_object_set_new(first_target(root), "info",
+                        json_pack("{s:{s:s}}", "capabilities", "tools", "yes"));
+    expect_refusal(root, "routes[0].targets[0].info", "booleans");
+    root = base_json();
+    json_object_set_new(first_target(root), "info", json_pack("{s:s}", "context_window", "big"));
+    expect_refusal(root, "routes[0].targets[0].info.context_window", "integer");
+    root = base_json();
+    json_object_set_new(first_target(root), "info", json_string("x"));
+    expect_refusal(root, "routes[0].targets[0].info", "object");
+}

@@ -9,6 +9,7 @@ const STRATEGIES = [
   { value: 'weighted', label: 'weighted (at random, in proportion to the weights)' },
   { value: 'least_busy', label: 'least busy (fewest requests in flight)' },
   { value: 'lowest_latency', label: 'lowest latency (time to first byte)' },
+  { value: 'cheapest', label: 'cheapest (lowest estimated cost of each request)' },
 ];
 
 function intIn(lo, hi, what = 'a whole number') {
@@ -77,6 +78,7 @@ function targetsEditor(providers, initial) {
     const weight = el('input', { id: wid, type: 'number', min: 0, max: 1000000, step: 1, value: t.weight ?? 1, inputmode: 'numeric' });
     const r = {
       sel, model, weight,
+      info: t.info || null, // an admin's model info override (API only): kept as it is on save
       num: el('span', { class: 'target-num' }),
       up: el('button', { type: 'button', class: 'btn btn-small' }, '↑'),
       down: el('button', { type: 'button', class: 'btn btn-small' }, '↓'),
@@ -121,7 +123,7 @@ function targetsEditor(providers, initial) {
     el: fs,
     input: fs,
     get() {
-      return rows.map((r) => ({ provider_id: r.sel.value, model: r.model.value.trim(), weight: r.weight.value.trim() === '' ? 1 : Number(r.weight.value) }));
+      return rows.map((r) => ({ provider_id: r.sel.value, model: r.model.value.trim(), weight: r.weight.value.trim() === '' ? 1 : Number(r.weight.value), ...(r.info ? { info: r.info } : {}) }));
     },
     set() {},
     setError(msg) {

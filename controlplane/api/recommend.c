@@ -1,0 +1,143 @@
+/* recommend.c: GET /api/v1/usage/recommendations (docs/api.md): for one tenant and period, the
+ * spend and token volumes per model (route alias and the provider that served it) and what the
+ * same volumes would have cost on the route's other targets and on catalog models with at least
+ * the same capabilities, cheapest first. Read from the daily rollup without the key (never from
+ * raw usage_events), so a report costs the same however many requests it covers; the period is
+ * widened to whole UTC days. Anyone with a role in the tenant reads it; another tenant answers
+ * 404 like an id that never existed. Runs on MHD worker threads. */
+#include <microhttpd.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "tg_time.h"
+
+#include "tg_banned.h"
+
+#define REC_DAY 86400
+#define REC_DEFAULT_RANGE (30 * REC_DAY)
+#define REC_RANGE_DAYS_MAX 400
+#define REC_CATALOG_MAX 10 /* catalog alternatives per model */
+
+/* What volumes cost at a price row `x` (USD per million tokens): uncached prompt tokens at the
+ * input price, cached ones at the cached-input price (the input price when it has none), and
+ * completion tokens at the output price. Exact decimals. */
+#define REC_COST(x)                                                                                \
+    "trim_scale(round(((cur.p - cur.c) * " x ".input_per_mtok + cur.c * coalesce(" x               \
+    ".cached_input_per_mtok, " x ".input_per_mtok) + cur.o * coalesce(" x                          \
+    ".output_per_mtok, 0)) / 1000000, 12))"
+
+/* $1 tenant, $2 from and $3 to (unix seconds, whole days), $4 catalog alternatives per model.
+ * u: the volumes per (alias, provider) in the period; cur: the route target that served them
+ * (the first of the route's targets on that provider) with its effective model info (0012);
+ * the alternatives: the route's other priced targets, then the cheapest catalog chat models (other
+ * than the current) whose capabilities include every one the current model has, and whose context
+ * window is no smaller. */
+#define REC_SQL                                                                                    \
+    "WITH u AS (SELECT h.model AS alias, h.provider, sum(h.requests) AS requests, "                \
+    "sum(h.prompt_tokens) AS p, sum(h.cached_tokens) AS c, sum(h.completion_tokens) AS o, "        \
+    "sum(h.cost_usd) AS cost FROM usage_daily_nokey h WHERE h.tenant_id = $1::uuid "               \
+    "AND h.day >= to_timestamp($2::bigint) AND h.day < to_timestamp($3::bigint) "                  \
+    "AND h.model <> '' GROUP BY 1, 2), "                                                           \
+    "cur AS (SELECT u.*, ro.id AS route_id, t.position, t.provider_id, "                           \
+    "t.model AS upstream_model, i.info, pv.kind, pv.vendor FROM u "                                \
+    "LEFT JOIN routes ro ON ro.alias = u.alias AND ro.tenant_id IS NULL "                          \
+    "LEFT JOIN LATERAL (SELECT * FROM route_targets x WHERE x.route_id = ro.id AND "               \
+    "x.provider_id::text = u.provider ORDER BY x.position LIMIT 1) t ON true "                     \
+    "LEFT JOIN route_target_info i ON i.route_id = t.route_id AND i.position = t.position "        \
+    "LEFT JOIN provider_vendors pv ON pv.provider_id = t.provider_id), "                           \
+    "alt AS (SELECT cur.alias, cur.provider, 'route' AS source, "                                  \
+    "x.provider_id::text AS provider_id, p.name AS provider_name, NULL::text AS kind, "            \
+    "x.model, " REC_COST(                                                                          \
+        "x") " AS cost "                                                                           \
+             "FROM cur JOIN route_target_prices x ON x.route_id = cur.route_id "                   \
+             "AND x.position <> cur.position AND x.price_source <> 'none' "                        \
+             "JOIN providers p ON p.id = x.provider_id "                                           \
+             "UNION ALL "                                                                          \
+             "SELECT cur.alias, cur.provider, 'catalog', NULL, NULL, m.kind, m.model, m.cost "     \
+             "FROM cur CROSS JOIN LATERAL (SELECT cm.kind, cm.model, " REC_COST(                   \
+                 "cm") " AS cost "                                                                 \
+                       "FROM catalog_models cm WHERE cur.info IS NOT NULL AND cm.mode = 'chat' "   \
+                       "AND cm.input_per_mtok IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "          \
+                       "route_targets y "                                                          \
+                       "JOIN provider_vendors yv ON yv.provider_id = y.provider_id "               \
+                       "WHERE y.route_id = cur.route_id AND yv.kind = cm.kind AND yv.vendor = "    \
+                       "cm.vendor "                                                                \
+                       "AND y.model = cm.model) AND jsonb_typeof(cm.capabilities) = 'object' "     \
+                       "AND cm.capabilities @> coalesce((SELECT jsonb_object_agg(k.key, k.value) " \
+                       "FROM jsonb_each(cur.info->'capabilities') k WHERE k.value = "              \
+                       "'true'::jsonb), "                                                          \
+                       "'{}'::jsonb) AND coalesce(cm.context_window, 0) >= "                       \
+                       "coalesce((cur.info->>'context_window')::bigint, 0) "                       \
+                       "ORDER BY 3, cm.kind, cm.model LIMIT $4::int) m) "                          \
+                       "SELECT json_build_object('tenant_id', $1::uuid, 'from', "                  \
+                       "to_timestamp($2::bigint), "                                                \
+                       "'to', to_timestamp($3::bigint), 'models', "                                \
+                       "coalesce(json_agg(json_build_object("                                      \
+                       "'model', cur.alias, 'provider_id', nullif(cur.provider, ''), "             \
+                       "'upstream_model', cur.upstream_model, 'capabilities', "                    \
+                       "cur.info->'capabilities', "                                                \
+                       "'context_window', cur.info->'context_window', 'requests', cur.requests, "  \
+                       "'prompt_tokens', cur.p, 'cached_tokens', cur.c, 'completion_tokens', "     \
+                       "cur.o, "                                                                   \
+                       "'cost_usd', trim_scale(cur.cost), 'alternatives', coalesce((SELECT "       \
+                       "json_agg("                                                                 \
+                       "json_build_object('source', a.source, 'provider_id', a.provider_id, "      \
+                       "'provider', a.provider_name, 'kind', a.kind, 'model', a.model, "           \
+                       "'cost_usd', a.cost, "                                                      \
+                       "'savings_usd', trim_scale(cur.cost - a.cost)) ORDER BY a.cost, a.source "  \
+                       "DESC, a.model) "                                                           \
+                       "FROM alt a WHERE a.alias = cur.alias AND a.provider = cur.provider), "     \
+                       "'[]'::json)) "                                                             \
+                       "ORDER BY cur.cost DESC, cur.alias, cur.provider), '[]'::json)) FROM cur"
+
+void cp_api_usage_recommendations(cp_req_t *r)
+{
+    static const char *const params[] = {"tenant_id", "from", "to", NULL};
+    const char *tenant_id;
+    int64_t from = 0, to = tg_wall_ms() / 1000;
+    bool has_from, has_to;
+    if (cp__query_check(r, params, "tenant_id, from, to") != 0 ||
+        cp__query_uuid(r, "tenant_id", &tenant_id) != 0 ||
+        cp__query_time(r, "from", false, &from, &has_from) != 0 ||
+        cp__query_time(r, "to", true, &to, &has_to) != 0)
+        return;
+    if (!tenant_id) {
+        cp_reply_error(r, 400, "invalid_query", "tenant_id",
+                       "tenant_id is required: recommendations are per tenant");
+        return;
+    }
+    if (!has_from)
+        from = to - REC_DEFAULT_RANGE;
+    if (from >= to) {
+        cp_reply_error(r, 400, "invalid_query", has_from ? "from" : "to",
+                       has_to ? "from must be before to" : "from must be in the past");
+        return;
+    }
+    if (to - from > (int64_t)REC_RANGE_DAYS_MAX * REC_DAY) {
+        cp_reply_error(r, 400, "invalid_query", has_from ? "from" : "to",
+                       "from and to must be at most %d days apart", REC_RANGE_DAYS_MAX);
+        return;
+    }
+    if (cp__query_tenant(r, tenant_id) != 0)
+        return;
+    /* the daily rollup answers whole days */
+    from -= ((from % REC_DAY) + REC_DAY) % REC_DAY;
+    if (to % REC_DAY != 0)
+        to += REC_DAY - ((to % REC_DAY) + REC_DAY) % REC_DAY;
+    char from_s[24], to_s[24], lim[8];
+    snprintf(from_s, sizeof(from_s), "%lld", (long long)from);
+    snprintf(to_s, sizeof(to_s), "%lld", (long long)to);
+    snprintf(lim, sizeof(lim), "%d", REC_CATALOG_MAX);
+    const char *p[4] = {tenant_id, from_s, to_s, lim};
+    PGresult *res = cp_db_exec(r->db, REC_SQL, 4, p);
+    if (!cp_db_ok(res) || PQntuples(res) != 1) {
+        cp_reply_db_error(r, res);
+        PQclear(res);
+        return;
+    }
+    cp_reply_json_text(r, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    PQclear(res);
+}

@@ -840,7 +840,7 @@ void dp_req_start(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, const dp_gat
     dp_xlate_init(&r->x, r->gate.endpoint, &r->body, r->body.include_usage);
     r->x_ready = true;
     if (r->gate.endpoint == DP_EP_RESPONSES &&
-        dp_xresp_begin(&r->x, w, r->gate.key->tenant->id, &err) != 0) {
+        dp_xresp_begin(&r->x, w, r->gate.key->tenant->id, NULL, &err) != 0) {
         fail(r, &err, NULL);
         return;
     }

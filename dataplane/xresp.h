@@ -46,10 +46,12 @@ void dp_resp_state_final(dp_worker_t *w, const char *tenant_id, const json_t *re
 
 /* ---- the request ---- */
 
-/* Makes x (initialised for DP_EP_RESPONSES) serve a Responses client: a new response id, the
- * client's body as a tree, and its state resolved (a 400 in err when it cannot be). w and
- * tenant_id are kept for the seams (tenant_id borrowed from the request's snapshot). */
-int dp_xresp_begin(dp_xlate_t *x, dp_worker_t *w, const char *tenant_id, tg_err_t *err) TG_WUR;
+/* Makes x (initialised for DP_EP_RESPONSES) serve a Responses client: the response id (id, or a
+ * new one from w's generator when NULL), the client's body as a tree, and its state resolved (a
+ * 400 in err when it cannot be). w and tenant_id are kept for the seams (tenant_id borrowed from
+ * the request's snapshot). The conformance suite passes w NULL and an id: no worker, no store. */
+int dp_xresp_begin(dp_xlate_t *x, dp_worker_t *w, const char *tenant_id, const char *id,
+                   tg_err_t *err) TG_WUR;
 void dp_xresp_destroy(struct dp_xresp *r);
 
 /* What dp_xlate_* do for a Responses client (xlate.c calls these). */

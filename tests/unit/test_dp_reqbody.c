@@ -109,7 +109,11 @@ Test(dp_reqbody, max_output_tokens_is_the_responses_limit)
     cr_assert_eq(dp_reqbody_parse_tree(&rb, DP_EP_RESPONSES, body, strlen(body), &err), 0);
     cr_assert_eq(rb.max_tokens, 77);
     dp_reqbody_dispose(&rb);
-    cr_assert_eq(parse(&rb, DP_EP_CHAT, body, &err), 0);
+    cr_assert_eq(parse(&rb, DP_EP_CHAT,
+                       "{\"model\":\"m\",\"messages\":[{}],\"max_output_tokens\":77,"
+                       "\"max_tokens\":5}",
+                       &err),
+                 0, "%s", err.msg);
     cr_assert_eq(rb.max_tokens, 5);
     dp_reqbody_dispose(&rb);
     cr_assert_neq(parse(&rb, DP_EP_RESPONSES,

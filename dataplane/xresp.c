@@ -7,6 +7,7 @@
 #include "responses_upstream.h"
 #include "tg_errors.h"
 #include "tg_fmt.h"
+#include "tg_log.h"
 
 #include "tg_banned.h"
 
@@ -62,23 +63,39 @@ void dp_resp_resolved_dispose(dp_resp_resolved_t *r)
     memset(r, 0, sizeof(*r));
 }
 
-void dp_resp_state_final(dp_worker_t *w, const char *tenant_id, const json_t *req,
-                         const dp_resp_resolved_t *resolved, const json_t *response)
+void dp_resp_state_final(dp_worker_t *w, const char *tenant_id, const json_t *response,
+                         const json_t *input_items)
 {
     (void)w;
     (void)tenant_id;
-    (void)req;
-    (void)resolved;
     (void)response;
+    (void)input_items;
 }
 
-/* The final response, once per request, to the store when the client asked for it. */
+/* The final response and its input items, once per request, to the store when the client asked
+ * for it (and there is a worker: the conformance suite and the fuzzer have none). */
 static void tell_final(struct dp_xresp *r, const json_t *response)
 {
     if (r->told || !r->store || !r->w || !json_is_object(response))
         return;
     r->told = true;
-    dp_resp_state_final(r->w, r->tenant_id, r->req, &r->res, response);
+    const json_t *id = json_object_get(response, "id");
+    json_t *items = NULL;
+    tg_err_t err;
+    tg_err_clear(&err);
+    if (!json_is_string(id) ||
+        dp_resp_input_items(r->req, json_string_value(id), r->res.lookup, r->res.lookup_ud,
+                            &items, &err) != 0) {
+        /* the request was translated or inlined from the same items: only memory fails here */
+        tg_log(TG_LOG_WARN, "dp_resp", "not_stored", "reason=\"%s\"",
+               json_is_string(id) ? err.msg : "the response has no id");
+        return;
+    }
+    tg_log_debug("dp_resp", "final", "response_id=%.*s items=%zu",
+                 (int)(json_string_length(id) > 200 ? 200 : json_string_length(id)),
+                 json_string_value(id), json_array_size(items));
+    dp_resp_state_final(r->w, r->tenant_id, response, items);
+    json_decref(items);
 }
 
 /* ---- the request ---- */

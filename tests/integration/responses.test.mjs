@@ -64,7 +64,7 @@ before(async () => {
     prices: [],
     keys: { [KEY]: { models: routes.map((r) => r.alias) } },
   });
-  gw = await startGateway({ snapshot: snap, workers: 1 });
+  gw = await startGateway({ snapshot: snap, workers: 1, args: ['--log-level', 'debug'] });
   oai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: KEY, maxRetries: 0, timeout: 10_000 });
 });
 
@@ -149,6 +149,28 @@ for (const model of MODELS) {
     });
   });
 }
+
+// The store's seam (dp_resp_state_final) sees each final response once, with its input items,
+// and never one the client asked not to store.
+test('a final response reaches the store seam once, with its input items; store false never does', async () => {
+  for (const model of ['gpt', 'claude']) {
+    const seen = (id) => gw.logs().split('\n').filter((l) => l.includes('event=final') && l.includes(`response_id=${id} `));
+    const a = await oai.responses.create({ model, input: [{ role: 'user', content: 'one mock:words=2' }, { role: 'user', content: 'two' }] });
+    const s = await oai.responses.stream({ model, input: 'three mock:words=2' }).finalResponse();
+    await waitFor(() => seen(a.id).length && seen(s.id).length, 3000, `${model}: the seam to be called`);
+    assert.equal(seen(a.id).length, 1);
+    assert.match(seen(a.id)[0], /items=2\b/);
+    assert.equal(seen(s.id).length, 1);
+    assert.match(seen(s.id)[0], /items=1\b/);
+    const n = await oai.responses.create({ model, input: 'secret mock:words=2', store: false });
+    const ns = await oai.responses.stream({ model, input: 'secret mock:words=2', store: false }).finalResponse();
+    assert.equal(n.store, false);
+    assert.equal(ns.store, false);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(seen(n.id).length + seen(ns.id).length, 0, 'store false reaches no store');
+    assert.doesNotMatch(gw.logs(), /secret/, 'nor any log line');
+  }
+});
 
 test('a bad key is 401 and an unknown model 404, in OpenAI\'s shape', async () => {
   const bad = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'tg-wrong', maxRetries: 0 });

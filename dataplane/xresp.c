@@ -180,6 +180,17 @@ static int build_native(dp_xlate_t *x, const dp_call_t *c, dp_header_add_fn add,
 {
     struct dp_xresp *r = x->resp;
     const tg_provider_t *p = c->provider;
+    /* the provider keeps nothing (store false): what needs its own state is refused here too */
+    if (json_is_true(json_object_get(r->req, "background")))
+        return dp_build_invalid(err, "background",
+                                "background: true is not supported for %s (the gateway keeps "
+                                "the state and sends store false)",
+                                p->id);
+    const json_t *conv = json_object_get(r->req, "conversation");
+    if (conv && !json_is_null(conv))
+        return dp_build_invalid(err, "conversation",
+                                "conversation: conversation objects are not supported; use "
+                                "previous_response_id");
     json_t *inl = NULL;
     int rc = dp_resp_request_inline(r->req, r->res.prefix, r->res.lookup, r->res.lookup_ud, &inl,
                                     err);
@@ -301,7 +312,8 @@ int dp_xresp_response(dp_xlate_t *x, int status, const char *body, size_t n, tg_
 
 /* ---- a relayed stream ---- */
 
-/* The name on an event's `event:` line, or on its data's "type" when it has none. */
+/* The name on an event's `event:` line; false without one (OpenAI and Azure always name their
+ * events; an unnamed event is relayed as it came). */
 static bool event_name(const char *ev, size_t n, const char **name, size_t *len)
 {
     if (!dp_has_prefix(ev, n, "event:"))

@@ -178,6 +178,20 @@ test('previous_response_id is a 400 previous_response_not_found until responses 
 });
 
 test('a feature a chat target cannot honour is a 400 naming it and the target', async () => {
+  // background needs the provider's own store, which a native target never keeps either
+  for (const model of ['gpt', 'claude']) {
+    await assert.rejects(oai.responses.create({ model, input: 'hi', background: true }), (e) => {
+      assert.ok(e instanceof OpenAI.BadRequestError, `${model}: ${e?.constructor?.name}`);
+      assert.equal(e.param, 'background');
+      assert.match(e.message, new RegExp(PROVIDER_OF[model]));
+      return true;
+    });
+  }
+  await assert.rejects(oai.responses.create({ model: 'gpt', input: 'hi', store: 'yes' }), (e) => {
+    assert.ok(e instanceof OpenAI.BadRequestError);
+    assert.equal(e.param, 'store');
+    return true;
+  });
   for (const model of ['claude', 'compat']) {
     await assert.rejects(oai.responses.create({ model, input: 'hi', tools: [{ type: 'web_search' }] }), (e) => {
       assert.ok(e instanceof OpenAI.BadRequestError, `${model}: ${e?.constructor?.name}`);

@@ -30,6 +30,7 @@ typedef struct dp_opts {
     size_t max_response_bytes;  /* non-streamed upstream answer */
     dp_health_opts_t health;    /* circuit breakers */
     size_t cache_max_bytes;     /* response cache per worker; 0 = none */
+    size_t responses_cache_bytes; /* stored responses kept per worker (rstore.h) */
 } dp_opts_t;
 
 typedef struct dp_upstream dp_upstream_t; /* upstream.h */

@@ -436,6 +436,7 @@ static int parse_providers(tg_snap_t *s, json_t *arr, tg_err_t *err)
                                          "aws_access_key_id",
                                          "aws_secret_access_key",
                                          "aws_session_token",
+                                         "responses_api",
                                          NULL};
     size_t i;
     json_t *o;
@@ -483,6 +484,12 @@ static int parse_providers(tg_snap_t *s, json_t *arr, tg_err_t *err)
         if (rc == 0)
             rc = get_str(o, "aws_session_token", false, SNAP_MAX_SECRET, path,
                          &p->aws_session_token, err);
+        if (rc == 0) {
+            /* a value this data plane does not know keeps the default: a newer control plane
+             * may add some */
+            const json_t *ra = json_object_get(o, "responses_api");
+            p->responses_via_chat = json_is_string(ra) && strcmp(json_string_value(ra), "chat") == 0;
+        }
         if (rc == 0)
             rc = check_provider_kind(p, path, err);
         if (rc != 0)

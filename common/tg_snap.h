@@ -34,6 +34,10 @@ typedef struct tg_provider {
     char *api_version; /* azure: the api-version query; anthropic: anthropic-version; or NULL */
     char *region;      /* bedrock: the AWS region the requests are signed for */
     char *aws_access_key_id, *aws_secret_access_key, *aws_session_token; /* bedrock; or NULL */
+    /* openai, azure: "responses_api": "chat" says the server speaks only chat completions, so
+     * /v1/responses reaches it translated to chat; absent or "native": relayed to its
+     * /responses (docs/responses.md). Other kinds always translate. */
+    bool responses_via_chat;
 } tg_provider_t;
 
 /* Prices in picodollars (1e-12 USD) per token, so that cost is exact integer arithmetic. The

@@ -88,6 +88,9 @@ int dp_gate_head(dp_gate_t *g, const dp_http_msg_t *m, const char **allow, tg_er
     } else if (path_is(path, plen, "/v1/messages")) {
         ep = DP_EP_MESSAGES;
         g->endpoint_name = "messages";
+    } else if (path_is(path, plen, "/v1/responses")) {
+        ep = DP_EP_RESPONSES;
+        g->endpoint_name = "responses";
     } else if (!path_is(path, plen, "/v1/models")) {
         tg_err_set(err, TG_ENOTFOUND, 404, "unknown path \"%.*s\"", (int)(plen > 200 ? 200 : plen),
                    path);

@@ -37,8 +37,8 @@ static void reset(dp_reqbody_t *rb)
 /* The top-level members the gateway reads, as the scan found them. */
 typedef struct found {
     dp_reqbody_t *rb;
-    tg_jmember_t model, stream, so, max_tokens, max_completion_tokens, messages, prompt, input,
-        encoding_format;
+    tg_jmember_t model, stream, so, max_tokens, max_completion_tokens, max_output_tokens, messages,
+        prompt, input, encoding_format;
     size_t prev_end;  /* end of the previous member's value, 0 before the first */
     bool fb_pending;  /* fallback_models was the last member seen */
     size_t fb_start;  /* its key's offset */
@@ -71,6 +71,8 @@ static int on_member(void *ud, const tg_jmember_t *m)
             f->max_tokens = *m;
         else if (key_is(m, "max_completion_tokens", 21))
             f->max_completion_tokens = *m;
+        else if (key_is(m, "max_output_tokens", 17))
+            f->max_output_tokens = *m;
         else if (key_is(m, "messages", 8))
             f->messages = *m;
     }
@@ -157,9 +159,13 @@ static int check_found(found_t *f, int endpoint, tg_err_t *err)
         if (iu.val)
             rb->iu_val = (dp_span_t){(size_t)(iu.val - rb->raw), iu.val_len};
     }
-    static const char *const names[2] = {"max_tokens", "max_completion_tokens"};
-    const tg_jmember_t *limits[2] = {&f->max_tokens, &f->max_completion_tokens};
-    for (int i = 0; i < 2; i++) {
+    /* a Responses body's limit is max_output_tokens; chat's names mean nothing there */
+    static const char *const names[3] = {"max_tokens", "max_completion_tokens",
+                                         "max_output_tokens"};
+    const tg_jmember_t *limits[3] = {&f->max_tokens, &f->max_completion_tokens,
+                                     &f->max_output_tokens};
+    int from = endpoint == DP_EP_RESPONSES ? 2 : 0, to = endpoint == DP_EP_RESPONSES ? 3 : 2;
+    for (int i = from; i < to; i++) {
         if (!present(limits[i]))
             continue;
         if (limits[i]->type != TG_JNUMBER || !limits[i]->integer)
@@ -318,10 +324,15 @@ static int check_tree(dp_reqbody_t *rb, int endpoint, tg_err_t *err)
                        "'stream_options' must be an object whose 'include_usage' is a boolean");
         rb->include_usage = iu && json_is_true(iu);
     }
-    if (check_positive_int(root, "max_tokens", &rb->max_tokens, err) != 0)
-        return TG_EINVAL;
-    if (check_positive_int(root, "max_completion_tokens", &rb->max_tokens, err) != 0)
-        return TG_EINVAL;
+    if (endpoint == DP_EP_RESPONSES) {
+        if (check_positive_int(root, "max_output_tokens", &rb->max_tokens, err) != 0)
+            return TG_EINVAL;
+    } else {
+        if (check_positive_int(root, "max_tokens", &rb->max_tokens, err) != 0)
+            return TG_EINVAL;
+        if (check_positive_int(root, "max_completion_tokens", &rb->max_tokens, err) != 0)
+            return TG_EINVAL;
+    }
 
     switch (endpoint) {
     case DP_EP_CHAT: {

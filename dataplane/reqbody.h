@@ -1,5 +1,5 @@
 /* reqbody.h: reads the fields of an OpenAI request body the gateway acts on (model, stream,
- * stream_options, max_tokens, encoding_format, fallback_models) and writes the body the upstream
+ * stream_options, max_tokens (max_output_tokens for Responses), encoding_format, fallback_models) and writes the body the upstream
  * receives. Fields it does not read pass through untouched: providers add fields every month.
  *
  * The hot path never builds a JSON tree: a scanner (tg_jscan.h) validates the body exactly as
@@ -21,6 +21,7 @@ enum dp_endpoint {
     DP_EP_COMPLETIONS, /* /v1/completions */
     DP_EP_EMBEDDINGS,  /* /v1/embeddings */
     DP_EP_MESSAGES,    /* /v1/messages: Anthropic's Messages API */
+    DP_EP_RESPONSES,   /* /v1/responses: OpenAI's Responses API (docs/responses.md) */
 };
 
 #define DP_REQBODY_MODEL_MAX 256

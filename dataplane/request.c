@@ -23,6 +23,7 @@
 #include "usage.h"
 #include "usage_sink.h"
 #include "xlate.h"
+#include "xresp.h"
 
 #include "tg_banned.h"
 
@@ -380,7 +381,8 @@ static void read_cache_control(const tg_buf_t *h, bool *read, bool *store, int64
 static bool cache_lookup(dp_req_t *r)
 {
     dp_cache_t *c = r->w->cache;
-    if (!c || r->gate.route->cache_ttl_s == 0)
+    /* a response has an id of its own (and may be stored): never answered twice */
+    if (!c || r->gate.route->cache_ttl_s == 0 || r->gate.endpoint == DP_EP_RESPONSES)
         return false;
     bool read = true, store = true;
     int64_t max_age = -1;
@@ -612,7 +614,7 @@ static void end_stream(dp_req_t *r, int result)
                (int)r->req_id_len, r->req_id, r->at.target->provider->id,
                dp_exchange_reason(r->at.x));
         /* an error event, as OpenAI and Anthropic send mid-stream; the SDKs raise it */
-        if (dp_xlate_error_event(r->gate.endpoint, &err, out) != 0)
+        if (dp_xlate_fail_event(&r->x, &err, out) != 0)
             tg_buf_reset(out);
         status = err.status;
         error = err.ecode;
@@ -837,6 +839,11 @@ void dp_req_start(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, const dp_gat
         return;
     dp_xlate_init(&r->x, r->gate.endpoint, &r->body, r->body.include_usage);
     r->x_ready = true;
+    if (r->gate.endpoint == DP_EP_RESPONSES &&
+        dp_xresp_begin(&r->x, w, r->gate.key->tenant->id, &err) != 0) {
+        fail(r, &err, NULL);
+        return;
+    }
     if (r->gate.endpoint == DP_EP_MESSAGES && beta_ok(&r->msg.anthropic_beta))
         r->x.anthropic_beta =
             tg_pool_strndup(&r->pool, r->msg.anthropic_beta.base, r->msg.anthropic_beta.len);

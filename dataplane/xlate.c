@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "tg_errors.h"
+#include "xresp.h"
 
 #include "tg_banned.h"
 
@@ -16,7 +17,8 @@ void dp_xlate_init(dp_xlate_t *x, int client_endpoint, dp_reqbody_t *body, bool 
     /* a translated Messages stream needs OpenAI's usage chunk: Anthropic's message_delta
      * carries the usage */
     dp_stream_state_init(&x->st, client_endpoint,
-                         client_wants_usage || client_endpoint == DP_EP_MESSAGES);
+                         client_wants_usage || client_endpoint == DP_EP_MESSAGES ||
+                             client_endpoint == DP_EP_RESPONSES);
     tg_buf_init(&x->mid, 8u << 20);
 }
 
@@ -25,6 +27,7 @@ void dp_xlate_dispose(dp_xlate_t *x)
     if (x->have_pivot)
         dp_reqbody_dispose(&x->pivot);
     dp_msgs_stream_destroy(x->ms);
+    dp_xresp_destroy(x->resp);
     dp_stream_state_dispose(&x->st);
     tg_buf_dispose(&x->mid);
 }
@@ -77,6 +80,10 @@ int dp_xlate_build(dp_xlate_t *x, const tg_provider_t *p, const char *model, con
                    .request_id = request_id,
                    .now_s = now_s,
                    .anthropic_beta = x->anthropic_beta};
+    if (x->resp) {
+        c.body = NULL; /* xresp.c builds the body it sends */
+        return dp_xresp_build(x, &c, add, ud, url, body, err);
+    }
     x->via_messages = x->client_endpoint == DP_EP_MESSAGES && !x->ops->native_messages;
     x->st.endpoint = x->client_endpoint;
     if (x->via_messages) {
@@ -101,6 +108,8 @@ int dp_xlate_build(dp_xlate_t *x, const tg_provider_t *p, const char *model, con
 int dp_xlate_response(dp_xlate_t *x, int status, const char *body, size_t n, tg_buf_t *out,
                       const char **client, size_t *client_len)
 {
+    if (x->resp)
+        return dp_xresp_response(x, status, body, n, out, client, client_len);
     tg_buf_t *first = x->via_messages ? &x->mid : out;
     tg_buf_reset(first);
     int rc = x->ops->response(&x->st, status, body, n, first);
@@ -125,6 +134,8 @@ int dp_xlate_response(dp_xlate_t *x, int status, const char *body, size_t n, tg_
 
 int dp_xlate_feed(dp_xlate_t *x, const char *p, size_t n, tg_buf_t *out)
 {
+    if (x->resp)
+        return dp_xresp_feed(x, p, n, out);
     if (!x->via_messages)
         return x->ops->stream_feed(&x->st, p, n, out);
     tg_buf_reset(&x->mid);
@@ -136,6 +147,8 @@ int dp_xlate_feed(dp_xlate_t *x, const char *p, size_t n, tg_buf_t *out)
 
 int dp_xlate_end(dp_xlate_t *x, bool complete, tg_buf_t *out)
 {
+    if (x->resp)
+        return dp_xresp_end(x, complete, out);
     if (!x->via_messages)
         return x->ops->stream_end(&x->st, complete, out);
     tg_buf_reset(&x->mid);
@@ -168,6 +181,13 @@ int dp_xlate_error_event(int client_endpoint, const tg_err_t *err, tg_buf_t *out
     if (rc != 0)
         out->len = mark;
     return rc;
+}
+
+int dp_xlate_fail_event(dp_xlate_t *x, const tg_err_t *err, tg_buf_t *out)
+{
+    if (x->resp)
+        return dp_xresp_fail_event(x, err, out);
+    return dp_xlate_error_event(x->client_endpoint, err, out);
 }
 
 const char *dp_xlate_stream_content_type(const dp_xlate_t *x)

@@ -1,6 +1,7 @@
 /* xlate.h: one request's translation between the client's format and a provider's, across
  * attempts: the provider adapter (provider.h) and, for an Anthropic Messages client on a provider
- * that does not speak it, the messages translator (messages.h) on top. The proxy and the
+ * that does not speak it, the messages translator (messages.h) on top; for a Responses client,
+ * xresp.h (native relay or the chat pivot). The proxy and the
  * conformance suite both go through here, so the suite tests what the proxy runs. Pure. */
 #ifndef DP_XLATE_H
 #define DP_XLATE_H
@@ -19,6 +20,7 @@ typedef struct dp_xlate {
     dp_msgs_stream_t *ms;         /* owned, for via_messages streams */
     tg_buf_t mid;                 /* OpenAI bytes between the adapter and the translator */
     const char *anthropic_beta;   /* borrowed: the client's anthropic-beta header, or NULL */
+    struct dp_xresp *resp;        /* owned: a Responses client's state (xresp.h), or NULL */
 } dp_xlate_t;
 
 /* client_wants_usage: the client asked for usage chunks (OpenAI stream_options). */
@@ -43,6 +45,9 @@ int dp_xlate_end(dp_xlate_t *x, bool complete, tg_buf_t *out) TG_WUR;
 int dp_xlate_error_body(int client_endpoint, const tg_err_t *err, tg_buf_t *out) TG_WUR;
 /* ...or as one SSE event in a stream already started. */
 int dp_xlate_error_event(int client_endpoint, const tg_err_t *err, tg_buf_t *out) TG_WUR;
+/* The same for this request's stream: a Responses stream ends with response.failed (translated)
+ * or an `error` event (relayed), numbered in its sequence; other endpoints as above. */
+int dp_xlate_fail_event(dp_xlate_t *x, const tg_err_t *err, tg_buf_t *out) TG_WUR;
 /* The upstream's Content-Type for a streamed answer, e.g. "text/event-stream". */
 const char *dp_xlate_stream_content_type(const dp_xlate_t *x);
 

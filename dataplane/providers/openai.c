@@ -12,8 +12,6 @@
 /* What to do with an upstream event; REPLACE bytes are in *out. */
 enum { DP_EV_FORWARD = 0, DP_EV_DROP = 1, DP_EV_REPLACE = 2 };
 
-static int add_common_headers(const tg_provider_t *p, bool stream, dp_header_add_fn add, void *ud);
-
 /* The path of the call's endpoint; NULL (a 400 in err) for one OpenAI does not have. */
 static const char *endpoint_path(const dp_call_t *c, tg_err_t *err)
 {
@@ -43,18 +41,7 @@ static int openai_build(const dp_call_t *c, dp_header_add_fn add, void *ud, tg_b
     if (rc == 0)
         rc = tg_buf_append(url, "", 1);
     if (rc == 0)
-        rc = add_common_headers(p, c->body->stream, add, ud);
-    if (rc == 0 && p->api_key) {
-        tg_buf_t v = TG_BUF_INIT(8192);
-        rc = dp_buf_append_strs(&v, "Bearer ", p->api_key, NULL);
-        if (rc == 0)
-            rc = tg_buf_append(&v, "", 1);
-        if (rc == 0)
-            rc = dp_header_add_secret(add, ud, "Authorization", v.base);
-        if (v.base)
-            memset(v.base, 0, v.len);
-        tg_buf_dispose(&v);
-    }
+        rc = dp_openai_headers(p, c->body->stream, add, ud);
     if (rc == 0)
         rc = dp_reqbody_build_upstream(c->body, c->model, body, err);
     return rc;
@@ -83,19 +70,30 @@ static int azure_build(const dp_call_t *c, dp_header_add_fn add, void *ud, tg_bu
     if (rc == 0)
         rc = tg_buf_append(url, "", 1);
     if (rc == 0)
-        rc = add_common_headers(p, c->body->stream, add, ud);
-    if (rc == 0 && p->api_key)
-        rc = dp_header_add_secret(add, ud, "api-key", p->api_key);
+        rc = dp_openai_headers(p, c->body->stream, add, ud);
     if (rc == 0)
         rc = dp_reqbody_build_upstream(c->body, c->model, body, err);
     return rc;
 }
 
-static int add_common_headers(const tg_provider_t *p, bool stream, dp_header_add_fn add, void *ud)
+int dp_openai_headers(const tg_provider_t *p, bool stream, dp_header_add_fn add, void *ud)
 {
     int rc = dp_header_add_json(add, ud, stream ? "text/event-stream" : "application/json");
     if (rc == 0)
         rc = dp_header_add_extra(p, add, ud);
+    if (rc != 0 || !p->api_key)
+        return rc;
+    if (p->kind == TG_PROVIDER_AZURE)
+        return dp_header_add_secret(add, ud, "api-key", p->api_key);
+    tg_buf_t v = TG_BUF_INIT(8192);
+    rc = dp_buf_append_strs(&v, "Bearer ", p->api_key, NULL);
+    if (rc == 0)
+        rc = tg_buf_append(&v, "", 1);
+    if (rc == 0)
+        rc = dp_header_add_secret(add, ud, "Authorization", v.base);
+    if (v.base)
+        memset(v.base, 0, v.len);
+    tg_buf_dispose(&v);
     return rc;
 }
 

@@ -122,6 +122,9 @@ int dp_url_append_segment(tg_buf_t *out, const char *s, size_t n) TG_WUR;
 int dp_header_add_json(dp_header_add_fn add, void *ud, const char *accept);
 /* Adds the provider's own header lines (p->headers), in order. */
 int dp_header_add_extra(const tg_provider_t *p, dp_header_add_fn add, void *ud);
+/* OpenAI and Azure (openai.c): the JSON headers (Accept: text/event-stream for a stream), the
+ * provider's own lines and its key (Authorization: Bearer, or Azure's api-key). */
+int dp_openai_headers(const tg_provider_t *p, bool stream, dp_header_add_fn add, void *ud);
 
 /* v is a JSON string equal to the literal lit (network data: no strcmp). */
 bool dp_json_str_eq(const json_t *v, const char *lit);

@@ -64,6 +64,9 @@ dp_rstore_op_t *dp_rstore_put(dp_worker_t *w, const char *tenant, const char *id
                               size_t len, dp_rstore_cb cb, void *ud);
 /* The owner of ud is going away: cb will not run (the operation itself still completes). */
 void dp_rstore_cancel(dp_rstore_op_t *op);
+/* Sets who hears of an operation's end (an operation started with no cb, such as the put that
+ * dp_resp_state_final starts); before control returns to the loop. */
+void dp_rstore_set_cb(dp_rstore_op_t *op, dp_rstore_cb cb, void *ud);
 
 /* Builds a record: response (a JSON object) and input_items (a JSON array) are copied as they are.
  * key may be NULL. */

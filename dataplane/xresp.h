@@ -10,6 +10,7 @@
 #define DP_XRESP_H
 
 #include "dp.h"
+#include "rstore.h"
 #include "responses.h"
 #include "xlate.h"
 
@@ -21,6 +22,7 @@ typedef struct dp_resp_resolved {
                                * or NULL for a request without previous_response_id */
     dp_resp_lookup_fn lookup; /* resolves an item_reference id, or NULL: none resolve */
     void *lookup_ud;
+    json_t *refs; /* owned: the item_reference ids resolved, to their items (lookup's ud) */
 } dp_resp_resolved_t;
 
 /* Resolves previous_response_id and item_reference for the tenant: THE place a stored
@@ -41,15 +43,22 @@ void dp_resp_resolved_dispose(dp_resp_resolved_t *r);
  * does nothing. The store will: make the input items (dp_resp_input_items with the same
  * resolved lookup, ids from response.id), keep response + input items + previous_response_id in
  * the worker's cache and ship them to the control plane exactly once (as usage is shipped). */
-void dp_resp_state_final(dp_worker_t *w, const char *tenant_id, const json_t *req,
-                         const dp_resp_resolved_t *resolved, const json_t *response);
+/* Returns the put (rstore.h) the request waits for before its answer's last bytes, or NULL (not
+ * stored: logged). Implemented in rstate.c. */
+dp_rstore_op_t *dp_resp_state_final(dp_worker_t *w, const char *tenant_id, const char *key_id,
+                                    const json_t *req, const dp_resp_resolved_t *resolved,
+                                    const json_t *response);
 
 /* ---- the request ---- */
 
 /* Makes x (initialised for DP_EP_RESPONSES) serve a Responses client: a new response id, the
  * client's body as a tree, and its state resolved (a 400 in err when it cannot be). w and
  * tenant_id are kept for the seams (tenant_id borrowed from the request's snapshot). */
-int dp_xresp_begin(dp_xlate_t *x, dp_worker_t *w, const char *tenant_id, tg_err_t *err) TG_WUR;
+int dp_xresp_begin(dp_xlate_t *x, dp_worker_t *w, const char *tenant_id, const char *key_id,
+                   tg_err_t *err) TG_WUR;
+/* The put of the final response started since the last call (the request holds its answer's last
+ * bytes until it ends), or NULL. */
+dp_rstore_op_t *dp_xresp_take_put(dp_xlate_t *x);
 void dp_xresp_destroy(struct dp_xresp *r);
 
 /* What dp_xlate_* do for a Responses client (xlate.c calls these). */

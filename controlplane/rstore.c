@@ -162,7 +162,8 @@ void cp_dp_responses_ship(cp_req_t *r)
 {
     if (!dp_check(r))
         return;
-    cp__dp_register(r, -1);
+    /* no cp__dp_register here: a hand-over is on an answer's path, and usage posts (every
+     * second) keep the data plane's row fresh */
     tg_buf_t sealed = TG_BUF_INIT(64u << 20);
     tg_buf_t rejected = TG_BUF_INIT(1u << 20);
     long long stored = 0, dup = 0, nrej = 0, lineno = 0, nrec = 0;

@@ -81,7 +81,7 @@ before(async () => {
   const r = await cp.api('POST', `/api/v1/tenants/${tenant.id}/keys`, { token: admin, body: { name: 'k', models: ['gpt', 'claude', 'mixed'] } });
   assert.equal(r.status, 201, r.text);
   key = r.body;
-  dp1 = await startGateway({ args: ['--control-url', cp.url], env: DP_ENV });
+  dp1 = await startGateway({ args: ['--control-url', cp.url], env: DP_ENV, workers: 1 }); // one cache: a record it made is local
   dp2 = await startGateway({ args: ['--control-url', cp.url], env: DP_ENV });
   for (const gw of [dp1, dp2]) {
     await waitFor(async () => (await get(gw, '/v1/responses/resp_x')).status === 404, 10000, 'the key to reach the data plane');
@@ -151,6 +151,29 @@ test('two data planes: a follow-up sent to the other one within 50 ms of the las
     const texts = JSON.stringify(sent.input);
     assert.ok(texts.includes(`turn one ${i}`) && texts.includes('w1 w2') && texts.includes(`turn two ${i}`), texts);
   }
+});
+
+// What the store costs, measured (never asserted: docs/responses.md quotes it): the hand-over
+// before an answer's last bytes (store true against store false), and a follow-up whose record is
+// on this data plane against one that fetches it from the control plane.
+test('the latency of the store, measured: hand-over and a follow-up not held locally', async (t) => {
+  const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  const timed = async (gw, body) => {
+    const t0 = performance.now();
+    const r = await post(gw, body);
+    assert.equal(r.status, 200, r.text);
+    return { ms: r.end - t0, r };
+  };
+  const stored = [], unstored = [], local = [], remote = [];
+  for (let i = 0; i < 15; i++) {
+    const a = await timed(dp1, { model: 'gpt', input: `cost ${i} mock:words=2` });
+    stored.push(a.ms);
+    unstored.push((await timed(dp1, { model: 'gpt', input: `cost ${i} mock:words=2`, store: false })).ms);
+    remote.push((await timed(dp2, { model: 'gpt', input: 'next', previous_response_id: a.r.body.id, store: false })).ms);
+    local.push((await timed(dp1, { model: 'gpt', input: 'next', previous_response_id: a.r.body.id, store: false })).ms);
+  }
+  t.diagnostic(`median ms: store true ${med(stored).toFixed(2)}, store false ${med(unstored).toFixed(2)}; ` +
+    `follow-up with the record local ${med(local).toFixed(2)}, fetched from the control plane ${med(remote).toFixed(2)}`);
 });
 
 test('a follow-up continued on another provider kind (a fallback) gets what the same turn sent statelessly gets', async () => {

@@ -7,6 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 import { startAnthropicMock } from '../mocks/anthropic.mjs';
@@ -16,7 +17,34 @@ import { startControl } from './lib/control.mjs';
 const DP_ENV = { TOLLGATE_DP_TOKEN: 'test-dp-token' };
 const CP_ENV = { TOLLGATE_DP_POLL_TIMEOUT_MS: '2000' };
 
-let openai, anthropic, cp, dp1, dp2, admin, tenant, key;
+let openai, anthropic, cp, dp1, dp2, admin, tenant, key, proxy;
+// The data planes reach the control plane through this proxy, which can slow the hand-over of
+// stored responses (POST /dp/v1/responses) down: with it slow, an answer that did not wait for
+// the hand-over would reach the client before the control plane has the response.
+let handoverDelayMs = 0;
+
+function startProxy(targetOf) {
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', async () => {
+      if (req.method === 'POST' && req.url.startsWith('/dp/v1/responses') && handoverDelayMs) {
+        await new Promise((r) => setTimeout(r, handoverDelayMs));
+      }
+      const up = http.request(new URL(req.url, targetOf()), { method: req.method, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      res.on('close', () => up.destroy());
+      up.end(Buffer.concat(chunks));
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () => { server.closeAllConnections(); return new Promise((r) => server.close(r)); },
+  })));
+}
 
 async function post(gw, body, k = key.key) {
   const res = await fetch(`${gw.url}/v1/responses`, {
@@ -81,8 +109,9 @@ before(async () => {
   const r = await cp.api('POST', `/api/v1/tenants/${tenant.id}/keys`, { token: admin, body: { name: 'k', models: ['gpt', 'claude', 'mixed'] } });
   assert.equal(r.status, 201, r.text);
   key = r.body;
-  dp1 = await startGateway({ args: ['--control-url', cp.url], env: DP_ENV, workers: 1 }); // one cache: a record it made is local
-  dp2 = await startGateway({ args: ['--control-url', cp.url], env: DP_ENV });
+  proxy = await startProxy(() => cp.url);
+  dp1 = await startGateway({ args: ['--control-url', proxy.url], env: DP_ENV, workers: 1 }); // one cache: a record it made is local
+  dp2 = await startGateway({ args: ['--control-url', proxy.url], env: DP_ENV });
   for (const gw of [dp1, dp2]) {
     await waitFor(async () => (await get(gw, '/v1/responses/resp_x')).status === 404, 10000, 'the key to reach the data plane');
   }
@@ -92,6 +121,7 @@ after(async () => {
   await dp1?.stop();
   await dp2?.stop();
   await cp?.stop();
+  await proxy?.close();
   await openai?.close();
   await anthropic?.close();
 });
@@ -133,7 +163,9 @@ test('store false is written nowhere: not in the table, not in the spool, not se
   assert.equal(f.body.error.code, 'previous_response_not_found');
 });
 
-test('two data planes: a follow-up sent to the other one within 50 ms of the last byte finds the response', async () => {
+test('two data planes: a follow-up sent to the other one within 50 ms of the last byte finds the response', async (t) => {
+  handoverDelayMs = 300; // the control plane takes its time: the answer must wait for it
+  t.after(() => { handoverDelayMs = 0; });
   for (let i = 0; i < 6; i++) {
     const stream = i % 2 === 1;
     const first = stream ? await postStream(dp1, { model: 'gpt', input: `turn one ${i} mock:words=2` })
@@ -164,13 +196,20 @@ test('the latency of the store, measured: hand-over and a follow-up not held loc
     assert.equal(r.status, 200, r.text);
     return { ms: r.end - t0, r };
   };
+  // two data planes of one worker each, on the control plane itself (not through the proxy)
+  const a1 = await startGateway({ args: ['--control-url', cp.url], env: DP_ENV, workers: 1 });
+  const a2 = await startGateway({ args: ['--control-url', cp.url], env: DP_ENV, workers: 1 });
+  t.after(async () => { await a1.stop(); await a2.stop(); });
+  for (const gw of [a1, a2]) {
+    await waitFor(async () => (await get(gw, '/v1/responses/resp_x')).status === 404, 10000, 'the key to reach the data plane');
+  }
   const stored = [], unstored = [], local = [], remote = [];
   for (let i = 0; i < 15; i++) {
-    const a = await timed(dp1, { model: 'gpt', input: `cost ${i} mock:words=2` });
+    const a = await timed(a1, { model: 'gpt', input: `cost ${i} mock:words=2` });
     stored.push(a.ms);
-    unstored.push((await timed(dp1, { model: 'gpt', input: `cost ${i} mock:words=2`, store: false })).ms);
-    remote.push((await timed(dp2, { model: 'gpt', input: 'next', previous_response_id: a.r.body.id, store: false })).ms);
-    local.push((await timed(dp1, { model: 'gpt', input: 'next', previous_response_id: a.r.body.id, store: false })).ms);
+    unstored.push((await timed(a1, { model: 'gpt', input: `cost ${i} mock:words=2`, store: false })).ms);
+    remote.push((await timed(a2, { model: 'gpt', input: 'next', previous_response_id: a.r.body.id, store: false })).ms);
+    local.push((await timed(a1, { model: 'gpt', input: 'next', previous_response_id: a.r.body.id, store: false })).ms);
   }
   t.diagnostic(`median ms: store true ${med(stored).toFixed(2)}, store false ${med(unstored).toFixed(2)}; ` +
     `follow-up with the record local ${med(local).toFixed(2)}, fetched from the control plane ${med(remote).toFixed(2)}`);

@@ -31,7 +31,8 @@ typedef struct tg_usage_record {
     size_t model_len;
     const char *provider;
     const char *upstream_model;
-    const char *endpoint; /* "chat.completions", "completions", "embeddings", "messages" */
+    const char *endpoint; /* "chat.completions", "completions", "embeddings", "messages",
+                          * "responses" */
     int status;
     bool streamed;
     int64_t prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, total_tokens;

@@ -973,7 +973,8 @@ static void req_begin(dp_req_t *r, bool unavailable)
     tg_err_t err;
     tg_err_clear(&err);
     if (r->gate.endpoint == DP_EP_RESPONSES &&
-        dp_xresp_begin(&r->x, r->w, r->gate.key->tenant->id, r->gate.key->id, &err) != 0) {
+        dp_xresp_begin(&r->x, r->w, r->gate.key->tenant->id, r->gate.key->id, NULL,
+                       &err) != 0) {
         if (unavailable && err.ecode && strcmp(err.ecode, "previous_response_not_found") == 0) {
             tg_err_clear(&err);
             tg_err_set(&err, TG_EUPSTREAM, 503,

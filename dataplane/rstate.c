@@ -146,6 +146,8 @@ void dp_rstate_wait_free(dp_rstate_wait_t *wt)
 /* The record (tenant, id) as JSON (a new reference), from the wait that just ended or the cache. */
 static json_t *record_get(dp_worker_t *w, const char *tenant, const char *id)
 {
+    if (!w)
+        return NULL; /* no worker, no store (the conformance suite) */
     dp_rstate_wait_t *wt = w->id < WORKERS_MAX ? current[w->id] : NULL;
     size_t i;
     json_t *r;
@@ -187,6 +189,8 @@ static json_t *item_get(dp_worker_t *w, const char *tenant, const char *id, json
     json_t *it = prev ? record_item(prev, id) : NULL;
     if (it)
         return json_deep_copy(it);
+    if (!w)
+        return NULL;
     dp_rstate_wait_t *wt = w->id < WORKERS_MAX ? current[w->id] : NULL;
     size_t i;
     json_t *r;

@@ -7,7 +7,6 @@
 #include "responses_upstream.h"
 #include "tg_errors.h"
 #include "tg_fmt.h"
-#include "tg_time.h"
 
 #include "tg_banned.h"
 
@@ -22,7 +21,6 @@ struct dp_xresp {
     const json_t *req;     /* borrowed: the client's body as a tree (the request's reqbody) */
     dp_resp_resolved_t res;
     char id[ID_MAX]; /* the response id translated answers carry */
-    int64_t created;
     bool store; /* the client's store (default true) */
     /* the current attempt */
     bool native;          /* relayed to the provider's own /responses */
@@ -50,7 +48,7 @@ void dp_resp_resolved_dispose(dp_resp_resolved_t *r)
 /* The final response, once per request, to the store when the client asked for it. */
 static void tell_final(struct dp_xresp *r, const json_t *response)
 {
-    if (r->told || !r->store || !json_is_object(response))
+    if (r->told || !r->store || !r->w || !json_is_object(response))
         return;
     r->told = true;
     r->put = dp_resp_state_final(r->w, r->tenant_id, r->key_id, r->req, &r->res, response);
@@ -68,7 +66,7 @@ dp_rstore_op_t *dp_xresp_take_put(dp_xlate_t *x)
 }
 
 int dp_xresp_begin(dp_xlate_t *x, dp_worker_t *w, const char *tenant_id, const char *key_id,
-                   tg_err_t *err)
+                   const char *id, tg_err_t *err)
 {
     const json_t *req = dp_reqbody_json(x->client_body);
     if (!req) {
@@ -88,15 +86,21 @@ int dp_xresp_begin(dp_xlate_t *x, dp_worker_t *w, const char *tenant_id, const c
     r->key_id = key_id;
     r->req = req;
     r->store = !json_is_false(store);
-    r->created = tg_wall_ms() / 1000;
-    char u[37];
-    tg_uuid4(&w->rand, u);
-    memcpy(r->id, "resp_", 5);
-    size_t k = 5;
-    for (size_t i = 0; i < 36; i++)
-        if (u[i] != '-')
-            r->id[k++] = u[i];
-    r->id[k] = '\0';
+    if (id) {
+        size_t n = strlen(id);
+        n = n < ID_MAX - 1 ? n : ID_MAX - 1;
+        memcpy(r->id, id, n);
+        r->id[n] = '\0';
+    } else {
+        char u[37];
+        tg_uuid4(&w->rand, u);
+        memcpy(r->id, "resp_", 5);
+        size_t k = 5;
+        for (size_t i = 0; i < 36; i++)
+            if (u[i] != '-')
+                r->id[k++] = u[i];
+        r->id[k] = '\0';
+    }
     dp_sse_init(&r->sse, NATIVE_EVENT_MAX);
     tg_buf_init(&r->data_scratch, NATIVE_EVENT_MAX);
     tg_buf_init(&r->ev_scratch, NATIVE_EVENT_MAX + 256);
@@ -180,7 +184,7 @@ static int build_pivot(dp_xlate_t *x, dp_call_t *c, dp_header_add_fn add, void *
     r->pivot.include_usage = true;
     r->pivot.max_tokens = x->client_body->max_tokens;
     r->have_pivot = true;
-    r->skel = dp_resp_skeleton(r->req, r->id, c->model, r->created);
+    r->skel = dp_resp_skeleton(r->req, r->id, c->model, c->now_s);
     if (r->skel && x->client_body->stream)
         r->rs = dp_resp_stream_create(r->skel);
     if (!r->skel || (x->client_body->stream && !r->rs))

@@ -51,11 +51,12 @@ dp_rstore_op_t *dp_resp_state_final(dp_worker_t *w, const char *tenant_id, const
 
 /* ---- the request ---- */
 
-/* Makes x (initialised for DP_EP_RESPONSES) serve a Responses client: a new response id, the
- * client's body as a tree, and its state resolved (a 400 in err when it cannot be). w and
- * tenant_id are kept for the seams (tenant_id borrowed from the request's snapshot). */
+/* Makes x (initialised for DP_EP_RESPONSES) serve a Responses client: the response id (id, or a
+ * new one from w's generator when NULL), the client's body as a tree, and its state resolved (a
+ * 400 in err when it cannot be). w, tenant_id and key_id are kept for the seams (borrowed from the
+ * request's snapshot). The conformance suite passes w NULL and an id: no worker, no store. */
 int dp_xresp_begin(dp_xlate_t *x, dp_worker_t *w, const char *tenant_id, const char *key_id,
-                   tg_err_t *err) TG_WUR;
+                   const char *id, tg_err_t *err) TG_WUR;
 /* The put of the final response started since the last call (the request holds its answer's last
  * bytes until it ends), or NULL. */
 dp_rstore_op_t *dp_xresp_take_put(dp_xlate_t *x);

@@ -45,7 +45,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     one(DP_EP_COMPLETIONS, p, size);
     one(DP_EP_EMBEDDINGS, p, size);
     one(DP_EP_MESSAGES, p, size);
-    static const int eps[] = {DP_EP_CHAT, DP_EP_COMPLETIONS, DP_EP_EMBEDDINGS, DP_EP_MESSAGES};
+    one(DP_EP_RESPONSES, p, size);
+    static const int eps[] = {DP_EP_CHAT, DP_EP_COMPLETIONS, DP_EP_EMBEDDINGS, DP_EP_MESSAGES,
+                              DP_EP_RESPONSES};
     for (size_t i = 0; i < sizeof(eps) / sizeof(eps[0]); i++)
         FUZZ_CHECK(reqbody_equiv(eps[i], p, size) == NULL);
     (void)dp_reqbody_estimate_prompt_tokens(size);

@@ -18,6 +18,7 @@
 
 #include "tg_snap.h"
 #include "xlate.h"
+#include "xresp.h"
 
 #include "tg_banned.h"
 
@@ -378,7 +379,8 @@ static void check_events(tg_buf_t *rep, const json_t *exp, const sse_events_t *e
 static bool has_error_event(const sse_events_t *e)
 {
     for (size_t i = 0; i < e->n; i++) {
-        if (e->ev[i].name && strcmp(e->ev[i].name, "error") == 0)
+        if (e->ev[i].name && (strcmp(e->ev[i].name, "error") == 0 ||
+                              strcmp(e->ev[i].name, "response.failed") == 0))
             return true;
         json_t *j = ev_json(&e->ev[i]);
         bool err = json_is_object(j) && json_object_get(j, "error");
@@ -465,6 +467,8 @@ static int endpoint_parse(const char *s)
         return DP_EP_EMBEDDINGS;
     if (strcmp(s, "messages") == 0)
         return DP_EP_MESSAGES;
+    if (strcmp(s, "responses") == 0)
+        return DP_EP_RESPONSES;
     return 0;
 }
 
@@ -496,7 +500,7 @@ static void check_schema(const json_t *g, tg_buf_t *rep)
             note(rep, "  \"%s\" is required\n", required[i]);
     const json_t *ep = json_object_get(g, "endpoint");
     if (ep && endpoint_parse(json_string_value(ep)) == 0)
-        note(rep, "  \"endpoint\" must be chat, completions, embeddings or messages\n");
+        note(rep, "  \"endpoint\" must be chat, completions, embeddings, messages or responses\n");
     int answers = !!json_object_get(g, "response") + !!json_object_get(g, "response_text") +
                   !!json_object_get(g, "stream") + !!json_object_get(g, "stream_b64");
     bool stream = json_object_get(g, "stream") || json_object_get(g, "stream_b64");
@@ -752,6 +756,10 @@ static bool attempt_start(attempt_t *a, const golden_t *g)
     a->have_rb = true;
     dp_xlate_init(&a->x, g->endpoint, &a->rb, a->rb.include_usage);
     a->have_x = true;
+    /* a Responses client: no worker (no store), a fixed response id */
+    if (g->endpoint == DP_EP_RESPONSES &&
+        dp_xresp_begin(&a->x, NULL, "t-golden", NULL, "resp_golden", &a->err) != 0)
+        return false;
     return dp_xlate_build(&a->x, g->provider, g->model, g->request_id, g->now_s, hdr_add, &a->h,
                           &a->url, &a->body, &a->err) == 0;
 }
@@ -955,7 +963,7 @@ static void stream_run(const golden_t *g, const size_t *cuts, size_t ncuts, stre
         tg_err_set(&err, TG_EUPSTREAM, 502, "provider \"%s\" sent an answer that could not be read",
                    g->provider->id);
         tg_err_code(&err, "upstream_bad_response");
-        cr_assert_eq(dp_xlate_error_event(g->endpoint, &err, &r->out), 0);
+        cr_assert_eq(dp_xlate_fail_event(&a.x, &err, &r->out), 0);
     }
     r->usage = a.x.st.usage;
     attempt_dispose(&a);
@@ -1259,8 +1267,20 @@ static void run_kind(const char *sub)
     tg_buf_dispose(&all);
 }
 
-static const char *const known_dirs[] = {"openai", "azure",   "anthropic",
-                                         "gemini", "bedrock", "messages"};
+static const char *const known_dirs[] = {"openai",  "azure",    "anthropic", "gemini",
+                                         "bedrock", "messages", "responses"};
+
+/* /v1/responses, one directory per provider kind (compat: an OpenAI-compatible server that
+ * serves only chat completions) */
+static const char *const responses_dirs[] = {"responses/openai", "responses/azure",
+                                             "responses/compat", "responses/anthropic",
+                                             "responses/gemini", "responses/bedrock"};
+
+Test(conformance, responses_goldens)
+{
+    for (size_t i = 0; i < sizeof(responses_dirs) / sizeof(responses_dirs[0]); i++)
+        run_kind(responses_dirs[i]);
+}
 
 Test(conformance, openai_goldens)
 {
@@ -1325,13 +1345,19 @@ Test(conformance, every_golden_is_well_formed)
     cr_assert_gt(dirs.n, 0, "no golden directories in %s", root);
     tg_buf_t all = TG_BUF_INIT(64u << 20);
     size_t total = 0;
-    for (size_t i = 0; i < dirs.n; i++) {
+    /* responses/ holds a directory per kind instead of files */
+    size_t nresp = sizeof(responses_dirs) / sizeof(responses_dirs[0]);
+    for (size_t i = 0; i < dirs.n + nresp; i++) {
         names_t files;
-        snprintf(dir, sizeof(dir), "%s/%s", root, dirs.name[i]);
+        const char *sub = i < dirs.n ? dirs.name[i] : responses_dirs[i - dirs.n];
+        if (i < dirs.n && strcmp(sub, "responses") == 0)
+            continue;
+        snprintf(dir, sizeof(dir), "%s/%s", root, sub);
         list(dir, false, &files);
         if (files.n == 0)
             note(&all, "%s: no *.json goldens\n", dir);
-        int dir_kind = tg_provider_kind_parse(dirs.name[i]);
+        const char *last = strrchr(sub, '/');
+        int dir_kind = tg_provider_kind_parse(last ? last + 1 : sub);
         for (size_t j = 0; j < files.n; j++) {
             tg_buf_t rep = TG_BUF_INIT(1u << 20);
             json_error_t jerr;
@@ -1343,12 +1369,12 @@ Test(conformance, every_golden_is_well_formed)
                 golden_t gd;
                 if (golden_init(&gd, g, &rep) && dir_kind != 0 && gd.provider->kind != dir_kind)
                     note(&rep, "  the provider's kind is \"%s\", the directory's \"%s\"\n",
-                         tg_provider_kind_name(gd.provider->kind), dirs.name[i]);
+                         tg_provider_kind_name(gd.provider->kind), sub);
                 golden_dispose(&gd);
             }
             json_decref(g);
             if (rep.len > 0)
-                note(&all, "%s/%s:\n%.*s", dirs.name[i], files.name[j], (int)rep.len, rep.base);
+                note(&all, "%s/%s:\n%.*s", sub, files.name[j], (int)rep.len, rep.base);
             tg_buf_dispose(&rep);
             total++;
         }

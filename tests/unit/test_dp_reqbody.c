@@ -95,6 +95,33 @@ Test(dp_reqbody, max_completion_tokens_is_read)
     dp_reqbody_dispose(&rb);
 }
 
+/* a Responses body's limit (what admission reserves) is max_output_tokens, on both paths; chat's
+ * names are not its own */
+Test(dp_reqbody, max_output_tokens_is_the_responses_limit)
+{
+    static const char body[] =
+        "{\"model\":\"m\",\"input\":\"hi\",\"max_output_tokens\":77,\"max_tokens\":5}";
+    dp_reqbody_t rb;
+    tg_err_t err;
+    cr_assert_eq(parse(&rb, DP_EP_RESPONSES, body, &err), 0, "%s", err.msg);
+    cr_assert_eq(rb.max_tokens, 77);
+    dp_reqbody_dispose(&rb);
+    cr_assert_eq(dp_reqbody_parse_tree(&rb, DP_EP_RESPONSES, body, strlen(body), &err), 0);
+    cr_assert_eq(rb.max_tokens, 77);
+    dp_reqbody_dispose(&rb);
+    cr_assert_eq(parse(&rb, DP_EP_CHAT,
+                       "{\"model\":\"m\",\"messages\":[{}],\"max_output_tokens\":77,"
+                       "\"max_tokens\":5}",
+                       &err),
+                 0, "%s", err.msg);
+    cr_assert_eq(rb.max_tokens, 5);
+    dp_reqbody_dispose(&rb);
+    cr_assert_neq(parse(&rb, DP_EP_RESPONSES,
+                        "{\"model\":\"m\",\"input\":\"hi\",\"max_output_tokens\":0}", &err),
+                  0);
+    cr_assert_str_eq(err.msg, "'max_output_tokens' must be a positive integer");
+}
+
 Test(dp_reqbody, include_usage_false_is_read_as_false)
 {
     dp_reqbody_t rb;
@@ -349,7 +376,8 @@ Test(dp_reqbody, prompt_estimate_rounds_up_four_bytes_per_token)
 
 /* ---- the scanner path against the tree path ---- */
 
-static const int endpoints[] = {DP_EP_CHAT, DP_EP_COMPLETIONS, DP_EP_EMBEDDINGS, DP_EP_MESSAGES};
+static const int endpoints[] = {DP_EP_CHAT, DP_EP_COMPLETIONS, DP_EP_EMBEDDINGS, DP_EP_MESSAGES,
+                                DP_EP_RESPONSES};
 
 static void expect_equiv_n(const char *body, size_t n)
 {

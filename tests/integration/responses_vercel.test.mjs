@@ -1,0 +1,141 @@
+// responses_vercel.test.mjs: the Vercel AI SDK's default OpenAI model (createOpenAI(...)(model),
+// which calls POST /v1/responses and parses every event with its own schemas) through
+// tollgate-data, on every provider kind: generateText, streamText, tools, and a two-step tool
+// loop. docs/responses.md.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateText, streamText, tool, stepCountIs } from 'ai';
+import { createOpenAI } from '@ai-sdk/openai';
+import { z } from 'zod';
+import { startOpenAIMock } from '../mocks/openai.mjs';
+import { startAzureMock } from '../mocks/azure.mjs';
+import { startAnthropicMock } from '../mocks/anthropic.mjs';
+import { startGeminiMock } from '../mocks/gemini.mjs';
+import { startBedrockMock } from '../mocks/bedrock.mjs';
+import { startGateway, makeSnapshot } from './lib/harness.mjs';
+
+const KEY = 'tg-vercel-key';
+const MODELS = ['gpt', 'azure', 'compat', 'claude', 'gemini', 'bedrock'];
+const mocks = {};
+let gw;
+let provider;
+
+before(async () => {
+  mocks.openai = await startOpenAIMock();
+  mocks.compat = await startOpenAIMock();
+  mocks.azure = await startAzureMock();
+  mocks.anthropic = await startAnthropicMock();
+  mocks.gemini = await startGeminiMock();
+  mocks.bedrock = await startBedrockMock();
+  const b = mocks.bedrock;
+  const target = (p, model) => ({ provider: p, model });
+  const routes = [
+    { alias: 'gpt', targets: [target('openai', 'gpt-4o-mini')] },
+    { alias: 'azure', targets: [target('azure', 'gpt-4o-mini')] },
+    { alias: 'compat', targets: [target('compat', 'llama-3.1-8b')] },
+    { alias: 'claude', targets: [target('anthropic', 'claude-3-5-haiku-20241022')] },
+    { alias: 'gemini', targets: [target('gemini', 'gemini-2.0-flash')] },
+    { alias: 'bedrock', targets: [target('bedrock', 'anthropic.claude-3-5-haiku-20241022-v1:0')] },
+  ].map((r) => ({ ...r, retry: { max_attempts: 1 } }));
+  gw = await startGateway({ workers: 1, snapshot: makeSnapshot({
+    mockUrl: mocks.openai.url,
+    providers: [
+      { id: 'openai', kind: 'openai', base_url: mocks.openai.url, api_key: 'sk-upstream-test' },
+      { id: 'compat', kind: 'openai', base_url: mocks.compat.url, api_key: 'sk-upstream-test', responses_api: 'chat' },
+      { id: 'azure', kind: 'azure', base_url: mocks.azure.url, api_key: mocks.azure.apiKey },
+      { id: 'anthropic', kind: 'anthropic', base_url: mocks.anthropic.url, api_key: 'sk-ant-test' },
+      { id: 'gemini', kind: 'gemini', base_url: mocks.gemini.url, api_key: 'gm-test' },
+      { id: 'bedrock', kind: 'bedrock', base_url: b.url, region: b.region,
+        aws_access_key_id: b.accessKeyId, aws_secret_access_key: b.secretAccessKey },
+    ],
+    routes,
+    prices: [],
+    keys: { [KEY]: { models: routes.map((r) => r.alias) } },
+  }) });
+  provider = createOpenAI({ baseURL: `${gw.url}/v1`, apiKey: KEY });
+});
+
+after(async () => {
+  const e = await gw.stop();
+  assert.equal(e.code, 0);
+  await Promise.all(Object.values(mocks).map((m) => m.close()));
+});
+
+// the mocks' calls carry different arguments ({q}, {city, days}): any object will do
+const anyArgs = z.object({}).loose();
+const weather = (calls) => tool({
+  description: 'weather in a city',
+  inputSchema: anyArgs,
+  execute: async (args) => { calls.push(args); return { sky: 'clear' }; },
+});
+
+const MOCK_OF = { gpt: 'openai', azure: 'openai', compat: 'compat', claude: 'anthropic', gemini: 'gemini', bedrock: 'bedrock' };
+// The body the provider got last (Azure's mock relays to its own OpenAI mock: read Azure's).
+function lastBody(model) {
+  const m = model === 'azure' ? mocks.azure : mocks[MOCK_OF[model]];
+  const reqs = typeof m.requests === 'function' ? m.requests() : m.requests;
+  return reqs.at(-1).body;
+}
+
+// The SDK sends earlier items as item_reference unless told not to store: a tool loop inlines
+// them with store false until Tollgate keeps responses.
+const stateless = { openai: { store: false } };
+
+for (const model of MODELS) {
+  test(`${model}: generateText and streamText`, async () => {
+    const r = await generateText({ model: provider(model), system: 'be brief', prompt: 'say hi mock:words=4', maxRetries: 0 });
+    assert.equal(r.text, 'w1 w2 w3 w4');
+    assert.equal(r.finishReason, 'stop');
+    assert.ok(r.usage.inputTokens > 0 && r.usage.outputTokens > 0, JSON.stringify(r.usage));
+    const s = streamText({ model: provider(model), system: 'be brief', prompt: 'say hi mock:words=4', maxRetries: 0 });
+    let text = '';
+    for await (const d of s.textStream) text += d;
+    assert.equal(text, r.text);
+    assert.equal(await s.finishReason, 'stop');
+    assert.deepEqual((await s.usage).outputTokens, r.usage.outputTokens);
+  });
+
+  test(`${model}: tools, streamed and not, and a two-step tool loop`, async () => {
+    const one = await generateText({ model: provider(model), maxRetries: 0, prompt: 'weather in Paris? mock:tool=get_weather',
+      tools: { get_weather: tool({ description: 'weather in a city', inputSchema: anyArgs }) } });
+    assert.equal(one.finishReason, 'tool-calls');
+    assert.equal(one.toolCalls[0]?.toolName, 'get_weather');
+    assert.ok(Object.keys(one.toolCalls[0].input).length > 0, JSON.stringify(one.toolCalls[0].input));
+    const st = streamText({ model: provider(model), maxRetries: 0, prompt: 'weather and time? mock:tools=2',
+      tools: {
+        get_weather: tool({ description: 'weather', inputSchema: anyArgs }),
+        get_time: tool({ description: 'time', inputSchema: anyArgs }),
+      } });
+    const calls = await st.toolCalls;
+    assert.deepEqual(calls.map((c) => c.toolName), ['get_weather', 'get_time']);
+    assert.notEqual(calls[0].toolCallId, calls[1].toolCallId);
+    const ran = [];
+    const loop = await generateText({ model: provider(model), maxRetries: 0, providerOptions: stateless,
+      prompt: 'weather in Paris? mock:tool=get_weather mock:words=2', tools: { get_weather: weather(ran) },
+      stopWhen: stepCountIs(2) });
+    assert.equal(loop.steps.length, 2, loop.steps.map((x) => x.finishReason).join());
+    assert.equal(loop.steps[0].finishReason, 'tool-calls');
+    assert.ok(ran.length >= 1, 'the tool ran');
+    // the second step carried the call and its result to the provider, in its own format
+    const sent = JSON.stringify(lastBody(model));
+    assert.match(sent, /clear/, `${model}: the tool result reached the provider: ${sent}`);
+    // the OpenAI mock (and Azure's, which relays to it) answers a tool result with text; the
+    // other mocks repeat the call
+    if (['gpt', 'azure', 'compat'].includes(model)) {
+      assert.equal(loop.text, 'w1 w2');
+      assert.equal(loop.finishReason, 'stop');
+    }
+  });
+}
+
+test('a tool loop and a second chat turn with stored responses (item_reference)', { todo: 'needs the response store' }, async () => {
+  const ran = [];
+  const loop = await generateText({ model: provider('gpt'), maxRetries: 0,
+    prompt: 'weather in Paris? mock:tool=get_weather mock:words=2', tools: { get_weather: weather(ran) },
+    stopWhen: stepCountIs(3) });
+  assert.equal(loop.text, 'w1 w2');
+  const second = await generateText({ model: provider('claude'), maxRetries: 0,
+    messages: [{ role: 'user', content: 'weather in Paris? mock:tool=get_weather mock:words=2' },
+      ...loop.response.messages, { role: 'user', content: 'and tomorrow? mock:words=3' }] });
+  assert.equal(second.text, 'w1 w2 w3');
+});

@@ -93,6 +93,7 @@ static struct {
     dp_rstore_op_t *deferred; /* deletes waiting for a resend that carries their record */
     bool spool_pending;       /* files may be in the spool */
     bool cp_down;             /* the last try failed: puts go to the spool at once */
+    bool resend_one;          /* a batch was too large for the control plane: one at a time */
     uint64_t next_resend_us;
     long backoff_ms;
     tg_rand_t rnd;
@@ -441,7 +442,8 @@ static int spool_batch(xfer_t *x)
         return TG_ENOMEM;
     }
     struct dirent *de;
-    while (x->nfiles < SPOOL_BATCH && x->body.len < SPOOL_BATCH_BYTES &&
+    size_t max = rs.resend_one ? 1 : SPOOL_BATCH;
+    while (x->nfiles < max && x->body.len < SPOOL_BATCH_BYTES &&
            (de = readdir(d)) != NULL) {
         if (!spool_name(de->d_name))
             continue;
@@ -701,7 +703,7 @@ static void start_resend(void)
             tg_log(TG_LOG_ERROR, "dp_rstore", "spool_read_failed", "dir=\"%s\" reason=\"%s\"",
                    rs.dir, strerror(-rc));
         else
-            rs.spool_pending = false; /* empty: it fills again only through spool_puts */
+            rs.spool_pending = rs.resend_one = false; /* empty: only spool_puts fills it */
         if (x->nfiles == 0 && rc == 0 && rs.cp_down)
             rs.next_resend_us = 0;
         xfer_free(x);
@@ -729,7 +731,10 @@ static void finish(xfer_t *x, CURLcode cc)
             rs.backoff_ms = BACKOFF_MIN_MS;
             end_ops(ops, DP_RS_OK);
         } else {
-            mark_down(why, status);
+            if (status != 413) /* too large is no outage: the resend finds and drops it */
+                mark_down(why, status);
+            else
+                rs.resend_one = true;
             spool_puts(ops);
         }
     } else if (x->kind == OP_FETCH) {
@@ -776,6 +781,19 @@ static void finish(xfer_t *x, CURLcode cc)
             rs.cp_down = false;
             rs.backoff_ms = BACKOFF_MIN_MS;
             rs.next_resend_us = 0; /* more may wait */
+        } else if (status == 413 && x->nfiles == 1) {
+            /* larger than the control plane takes: it can never be stored, and must not block
+             * what waits behind it */
+            char p[4400];
+            snprintf(p, sizeof(p), "%s/%s", rs.dir, x->files[0]);
+            unlink(p);
+            tg_log(TG_LOG_ERROR, "dp_rstore", "record_dropped",
+                   "file=\"%s\" reason=\"the control plane refuses it as too large (413)\"",
+                   x->files[0]);
+            rs.next_resend_us = 0;
+        } else if (status == 413) {
+            rs.resend_one = true; /* find the one that is too large */
+            rs.next_resend_us = 0;
         } else {
             mark_down(why, status);
         }

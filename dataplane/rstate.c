@@ -272,35 +272,32 @@ int dp_resp_state_resolve(dp_worker_t *w, const char *tenant_id, const json_t *r
 }
 
 dp_rstore_op_t *dp_resp_state_final(dp_worker_t *w, const char *tenant_id, const char *key_id,
-                                    const json_t *req, const dp_resp_resolved_t *resolved,
-                                    const json_t *response)
+                                    const json_t *response, const json_t *prefix,
+                                    const json_t *input_items)
 {
     const char *id;
     if (!id_of(json_object_get(response, "id"), &id))
         return NULL;
-    tg_err_t err;
-    tg_err_clear(&err);
-    json_t *turn = NULL, *all = json_array();
+    json_t *all = json_array();
     char *rtext = NULL, *itext = NULL;
     dp_rstore_op_t *op = NULL;
     tg_buf_t rec = TG_BUF_INIT(128u << 20);
-    if (dp_resp_input_items(req, id, resolved->lookup, resolved->lookup_ud, &turn, &err) != 0 ||
-        !all || (resolved->prefix && json_array_extend(all, resolved->prefix) != 0) ||
-        json_array_extend(all, turn) != 0)
+    /* the record's input items: the conversation before this turn, then this turn's */
+    if (!all || (json_is_array(prefix) && json_array_extend(all, (json_t *)prefix) != 0) ||
+        (json_is_array(input_items) && json_array_extend(all, (json_t *)input_items) != 0))
         goto out;
     rtext = json_dumps(response, JSON_COMPACT);
     itext = json_dumps(all, JSON_COMPACT);
     if (!rtext || !itext ||
-        dp_rstore_record(&rec, id, tenant_id, key_id, json_integer_value(json_object_get(
-                                                         response, "created_at")),
-                         rtext, strlen(rtext), itext, strlen(itext)) != 0)
+        dp_rstore_record(&rec, id, tenant_id, key_id,
+                         json_integer_value(json_object_get(response, "created_at")), rtext,
+                         strlen(rtext), itext, strlen(itext)) != 0)
         goto out;
     op = dp_rstore_put(w, tenant_id, id, rec.base, rec.len, NULL, NULL);
 out:
     if (!op)
-        tg_log(TG_LOG_WARN, "dp_rstore", "response_not_stored", "id=%s reason=\"%s\"", id,
-               err.msg[0] ? err.msg : "out of memory");
-    json_decref(turn);
+        tg_log(TG_LOG_WARN, "dp_rstore", "response_not_stored", "id=%s reason=\"out of memory\"",
+               id);
     json_decref(all);
     free(rtext);
     free(itext);

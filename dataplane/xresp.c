@@ -7,6 +7,7 @@
 #include "responses_upstream.h"
 #include "tg_errors.h"
 #include "tg_fmt.h"
+#include "tg_log.h"
 
 #include "tg_banned.h"
 
@@ -45,13 +46,30 @@ void dp_resp_resolved_dispose(dp_resp_resolved_t *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* The final response, once per request, to the store when the client asked for it. */
+/* The final response and its input items, once per request, to the store when the client asked
+ * for it (and there is a worker: the conformance suite and the fuzzer have none). */
 static void tell_final(struct dp_xresp *r, const json_t *response)
 {
     if (r->told || !r->store || !r->w || !json_is_object(response))
         return;
     r->told = true;
-    r->put = dp_resp_state_final(r->w, r->tenant_id, r->key_id, r->req, &r->res, response);
+    const json_t *id = json_object_get(response, "id");
+    json_t *items = NULL;
+    tg_err_t err;
+    tg_err_clear(&err);
+    if (!json_is_string(id) ||
+        dp_resp_input_items(r->req, json_string_value(id), r->res.lookup, r->res.lookup_ud,
+                            &items, &err) != 0) {
+        /* the request was translated or inlined from the same items: only memory fails here */
+        tg_log(TG_LOG_WARN, "dp_resp", "not_stored", "reason=\"%s\"",
+               json_is_string(id) ? err.msg : "the response has no id");
+        return;
+    }
+    tg_log_debug("dp_resp", "final", "response_id=%.*s items=%zu",
+                 (int)(json_string_length(id) > 200 ? 200 : json_string_length(id)),
+                 json_string_value(id), json_array_size(items));
+    r->put = dp_resp_state_final(r->w, r->tenant_id, r->key_id, response, r->res.prefix, items);
+    json_decref(items);
 }
 
 /* ---- the request ---- */
@@ -146,6 +164,17 @@ static int build_native(dp_xlate_t *x, const dp_call_t *c, dp_header_add_fn add,
 {
     struct dp_xresp *r = x->resp;
     const tg_provider_t *p = c->provider;
+    /* the provider keeps nothing (store false): what needs its own state is refused here too */
+    if (json_is_true(json_object_get(r->req, "background")))
+        return dp_build_invalid(err, "background",
+                                "background: true is not supported for %s (the gateway keeps "
+                                "the state and sends store false)",
+                                p->id);
+    const json_t *conv = json_object_get(r->req, "conversation");
+    if (conv && !json_is_null(conv))
+        return dp_build_invalid(err, "conversation",
+                                "conversation: conversation objects are not supported; use "
+                                "previous_response_id");
     json_t *inl = NULL;
     int rc = dp_resp_request_inline(r->req, r->res.prefix, r->res.lookup, r->res.lookup_ud, &inl,
                                     err);
@@ -267,7 +296,8 @@ int dp_xresp_response(dp_xlate_t *x, int status, const char *body, size_t n, tg_
 
 /* ---- a relayed stream ---- */
 
-/* The name on an event's `event:` line, or on its data's "type" when it has none. */
+/* The name on an event's `event:` line; false without one (OpenAI and Azure always name their
+ * events; an unnamed event is relayed as it came). */
 static bool event_name(const char *ev, size_t n, const char **name, size_t *len)
 {
     if (!dp_has_prefix(ev, n, "event:"))

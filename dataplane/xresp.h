@@ -37,17 +37,18 @@ int dp_resp_state_resolve(dp_worker_t *w, const char *tenant_id, const json_t *r
                           dp_resp_resolved_t *out, tg_err_t *err) TG_WUR;
 void dp_resp_resolved_dispose(dp_resp_resolved_t *r);
 
-/* The response is final (completed, incomplete or failed: the object the client received whole
- * or in its terminal event) and the request said store true (the default): THE place a response
- * is kept. Never called for store false, whose request and answer are written nowhere. Today it
- * does nothing. The store will: make the input items (dp_resp_input_items with the same
- * resolved lookup, ids from response.id), keep response + input items + previous_response_id in
- * the worker's cache and ship them to the control plane exactly once (as usage is shipped). */
-/* Returns the put (rstore.h) the request waits for before its answer's last bytes, or NULL (not
- * stored: logged). Implemented in rstate.c. */
+/* The response is final (completed, incomplete or failed: the object the client received whole,
+ * or in its stream's terminal event) and the request said store true (the default): THE place a
+ * response is kept. response: that object, its previous_response_id the client's; prefix: the
+ * earlier turns' items it continued from (resolved, may be NULL); input_items: the request's input
+ * as dp_resp_input_items makes it (references resolved, an id on every item, derived from
+ * response.id). All borrowed for the call. Once per request, from the request's loop; never for
+ * store false, whose request and answer are written nowhere. Keeps the record in the worker's
+ * cache and hands it to the store (rstate.c); returns the put the request waits for before its
+ * answer's last bytes, or NULL (not stored: logged). */
 dp_rstore_op_t *dp_resp_state_final(dp_worker_t *w, const char *tenant_id, const char *key_id,
-                                    const json_t *req, const dp_resp_resolved_t *resolved,
-                                    const json_t *response);
+                                    const json_t *response, const json_t *prefix,
+                                    const json_t *input_items);
 
 /* ---- the request ---- */
 

@@ -6,7 +6,7 @@
  * Input: five selector bytes, then the upstream answer.
  *   [0] kind = [0] % 5 (openai, azure, anthropic, gemini, bedrock); [0] / 5 % 5 is the kind of a
  *       first, abandoned attempt when [1] bit 7 is set (the proxy's retry on another target)
- *   [1] endpoint = ([1] & 3) % 3 (chat, embeddings, messages); bit 2 stream; bit 3 the stream
+ *   [1] endpoint = [1] & 3 (chat, embeddings, messages, responses); bit 2 stream; bit 3 the stream
  *       ended cleanly; bit 4 the client asked for usage; bit 5 base64 embeddings; bit 6 a batch
  *       of embedding inputs (a cohere model on bedrock, titan otherwise); bit 7 retry
  *   [2] status = {200, 400, 429, 500, 529}[([2] & 7) % 5]; bit 3 a streamed request answered
@@ -24,6 +24,7 @@
 #include "fuzz.h"
 #include "tg_snap.h"
 #include "xlate.h"
+#include "xresp.h"
 
 #define NKINDS 5
 #define NOW_S 1764072000
@@ -61,6 +62,12 @@ static const char msgs_body[] =
     "{\"role\":\"user\",\"content\":\"Weather in Paris and Oslo?\"}],"
     "\"tools\":[{\"name\":\"get_weather\",\"input_schema\":{\"type\":\"object\","
     "\"properties\":{\"city\":{\"type\":\"string\"}}}}]";
+
+static const char resp_body[] =
+    "{\"model\":\"alias\",\"max_output_tokens\":256,\"instructions\":\"Be terse.\","
+    "\"input\":[{\"role\":\"user\",\"content\":\"Weather in Paris and Oslo?\"}],"
+    "\"tools\":[{\"type\":\"function\",\"name\":\"get_weather\",\"parameters\":"
+    "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}]";
 
 typedef struct fcase {
     int kind;       /* TG_PROVIDER_* */
@@ -142,6 +149,8 @@ static void client_body(const fcase_t *c, tg_buf_t *b)
     }
     if (c->endpoint == DP_EP_MESSAGES)
         FUZZ_CHECK(tg_buf_append(b, msgs_body, sizeof(msgs_body) - 1) == 0);
+    else if (c->endpoint == DP_EP_RESPONSES)
+        FUZZ_CHECK(tg_buf_append(b, resp_body, sizeof(resp_body) - 1) == 0);
     else
         FUZZ_CHECK(tg_buf_append(b, chat_body, sizeof(chat_body) - 1) == 0);
     if (c->stream)
@@ -218,6 +227,8 @@ static void run(const fcase_t *c, const char *p, size_t n, size_t piece_max, res
     client_body(c, &req);
     FUZZ_CHECK(dp_reqbody_parse(&rb, c->endpoint, req.base, req.len, &err) == 0);
     dp_xlate_init(&x, c->endpoint, &rb, rb.include_usage);
+    if (c->endpoint == DP_EP_RESPONSES)
+        FUZZ_CHECK(dp_xresp_begin(&x, NULL, "t-fuzz", "resp_fuzz", &err) == 0);
 
     if (c->first_kind && build(&x, c->first_kind, c, &url, &body) == 0) {
         /* an attempt that failed before the client saw anything: the proxy drops what it made,
@@ -318,11 +329,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 5)
         return 0;
-    static const int endpoints[] = {DP_EP_CHAT, DP_EP_EMBEDDINGS, DP_EP_MESSAGES};
+    static const int endpoints[] = {DP_EP_CHAT, DP_EP_EMBEDDINGS, DP_EP_MESSAGES, DP_EP_RESPONSES};
     fcase_t c = {
         .kind = 1 + data[0] % NKINDS,
         .first_kind = (data[1] & 0x80) ? 1 + data[0] / NKINDS % NKINDS : 0,
-        .endpoint = endpoints[(data[1] & 3) % 3],
+        .endpoint = endpoints[data[1] & 3],
         .stream = data[1] & 0x04,
         .complete = data[1] & 0x08,
         .wants_usage = data[1] & 0x10,

@@ -8,16 +8,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startOpenAIMock } from '../mocks/openai.mjs';
-import { startAzureMock } from '../mocks/azure.mjs';
-import { startAnthropicMock } from '../mocks/anthropic.mjs';
-import { startGeminiMock } from '../mocks/gemini.mjs';
-import { startBedrockMock } from '../mocks/bedrock.mjs';
-import { startGateway, makeSnapshot, waitFor } from './lib/harness.mjs';
+import { startGateway, waitFor } from './lib/harness.mjs';
+import { KINDS, startKindMocks, closeKindMocks, kindsSnapshot } from './lib/kinds.mjs';
 
 const KEY = 'tg-responses-key';
-const MODELS = ['gpt', 'azure', 'compat', 'claude', 'gemini', 'bedrock'];
-const PROVIDER_OF = { gpt: 'openai', azure: 'azure', compat: 'compat', claude: 'anthropic', gemini: 'gemini', bedrock: 'bedrock' };
+const MODELS = Object.keys(KINDS);
+const PROVIDER_OF = Object.fromEntries(MODELS.map((m) => [m, KINDS[m].provider]));
 const NATIVE = new Set(['gpt', 'azure']);
 const mocks = {};
 let gw;
@@ -32,46 +28,18 @@ const tools = [
 const isObj = (v) => v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0;
 
 before(async () => {
-  mocks.openai = await startOpenAIMock();
-  mocks.compat = await startOpenAIMock();
-  mocks.azure = await startAzureMock();
-  mocks.anthropic = await startAnthropicMock();
-  mocks.gemini = await startGeminiMock();
-  mocks.bedrock = await startBedrockMock();
-  const b = mocks.bedrock;
-  const target = (provider, model) => ({ provider, model });
-  const routes = [
-    { alias: 'gpt', targets: [target('openai', 'gpt-4o-mini')] },
-    { alias: 'azure', targets: [target('azure', 'gpt-4o-mini')] },
-    { alias: 'compat', targets: [target('compat', 'llama-3.1-8b')] },
-    { alias: 'claude', targets: [target('anthropic', 'claude-3-5-haiku-20241022')] },
-    { alias: 'gemini', targets: [target('gemini', 'gemini-2.0-flash')] },
-    { alias: 'bedrock', targets: [target('bedrock', 'anthropic.claude-3-5-haiku-20241022-v1:0')] },
-    { alias: 'slow', targets: [target('openai', 'gpt-4o-mini')] },
-  ].map((r) => ({ ...r, retry: { max_attempts: 1 } }));
-  const snap = makeSnapshot({
-    mockUrl: mocks.openai.url,
-    providers: [
-      { id: 'openai', kind: 'openai', base_url: mocks.openai.url, api_key: 'sk-upstream-test' },
-      { id: 'compat', kind: 'openai', base_url: mocks.compat.url, api_key: 'sk-upstream-test', responses_api: 'chat' },
-      { id: 'azure', kind: 'azure', base_url: mocks.azure.url, api_key: mocks.azure.apiKey },
-      { id: 'anthropic', kind: 'anthropic', base_url: mocks.anthropic.url, api_key: 'sk-ant-test' },
-      { id: 'gemini', kind: 'gemini', base_url: mocks.gemini.url, api_key: 'gm-test' },
-      { id: 'bedrock', kind: 'bedrock', base_url: b.url, region: b.region,
-        aws_access_key_id: b.accessKeyId, aws_secret_access_key: b.secretAccessKey },
-    ],
-    routes,
-    prices: [],
-    keys: { [KEY]: { models: routes.map((r) => r.alias) } },
-  });
-  gw = await startGateway({ snapshot: snap, workers: 1 });
+  Object.assign(mocks, await startKindMocks());
+  // a fallback from a provider that refuses connections to one that translates
+  const fallback = { alias: 'fb', targets: [{ provider: 'dead', model: 'gpt-4o-mini' },
+    { provider: 'anthropic', model: KINDS.claude.model, weight: 0 }] }; // weight 0: only a fallback
+  gw = await startGateway({ snapshot: kindsSnapshot(mocks, KEY, [fallback]), workers: 1, args: ['--log-level', 'debug'] });
   oai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: KEY, maxRetries: 0, timeout: 10_000 });
 });
 
 after(async () => {
   const e = await gw.stop();
   assert.equal(e.code, 0);
-  await Promise.all(Object.values(mocks).map((m) => m.close()));
+  await closeKindMocks(mocks);
 });
 
 // What the provider was sent last: its path and body.
@@ -150,6 +118,38 @@ for (const model of MODELS) {
   });
 }
 
+// The store's seam (dp_resp_state_final) sees each final response once, with its input items,
+// and never one the client asked not to store.
+test('a final response reaches the store seam once, with its input items; store false never does', async () => {
+  for (const model of ['gpt', 'claude']) {
+    const seen = (id) => gw.logs().split('\n').filter((l) => l.includes('event=final') && l.includes(`response_id=${id} `));
+    const a = await oai.responses.create({ model, input: [{ role: 'user', content: 'one mock:words=2' }, { role: 'user', content: 'two' }] });
+    const s = await oai.responses.stream({ model, input: 'three mock:words=2' }).finalResponse();
+    await waitFor(() => seen(a.id).length && seen(s.id).length, 3000, `${model}: the seam to be called`);
+    assert.equal(seen(a.id).length, 1);
+    assert.match(seen(a.id)[0], /items=2\b/);
+    assert.equal(seen(s.id).length, 1);
+    assert.match(seen(s.id)[0], /items=1\b/);
+    const n = await oai.responses.create({ model, input: 'secret mock:words=2', store: false });
+    const ns = await oai.responses.stream({ model, input: 'secret mock:words=2', store: false }).finalResponse();
+    assert.equal(n.store, false);
+    assert.equal(ns.store, false);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(seen(n.id).length + seen(ns.id).length, 0, 'store false reaches no store');
+    assert.doesNotMatch(gw.logs(), /secret/, 'nor any log line');
+  }
+});
+
+test('a target that cannot be reached falls back to the next, translated, streamed and not', async () => {
+  const { data: r, response } = await oai.responses.create({ model: 'fb', input: 'hi mock:words=2' }).withResponse();
+  assert.equal(r.output_text, 'w1 w2');
+  assert.equal(response.headers.get('x-tollgate-target'), 'anthropic');
+  assert.equal(response.headers.get('x-tollgate-attempts'), '2');
+  const f = await oai.responses.stream({ model: 'fb', input: 'hi mock:words=2' }).finalResponse();
+  assert.equal(f.output_text, 'w1 w2');
+  assert.equal(f.status, 'completed');
+});
+
 test('a bad key is 401 and an unknown model 404, in OpenAI\'s shape', async () => {
   const bad = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'tg-wrong', maxRetries: 0 });
   await assert.rejects(bad.responses.create({ model: 'gpt', input: 'hi' }), (e) => {
@@ -178,6 +178,20 @@ test('previous_response_id is a 400 previous_response_not_found until responses 
 });
 
 test('a feature a chat target cannot honour is a 400 naming it and the target', async () => {
+  // background needs the provider's own store, which a native target never keeps either
+  for (const model of ['gpt', 'claude']) {
+    await assert.rejects(oai.responses.create({ model, input: 'hi', background: true }), (e) => {
+      assert.ok(e instanceof OpenAI.BadRequestError, `${model}: ${e?.constructor?.name}`);
+      assert.equal(e.param, 'background');
+      assert.match(e.message, new RegExp(PROVIDER_OF[model]));
+      return true;
+    });
+  }
+  await assert.rejects(oai.responses.create({ model: 'gpt', input: 'hi', store: 'yes' }), (e) => {
+    assert.ok(e instanceof OpenAI.BadRequestError);
+    assert.equal(e.param, 'store');
+    return true;
+  });
   for (const model of ['claude', 'compat']) {
     await assert.rejects(oai.responses.create({ model, input: 'hi', tools: [{ type: 'web_search' }] }), (e) => {
       assert.ok(e instanceof OpenAI.BadRequestError, `${model}: ${e?.constructor?.name}`);

@@ -7,11 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startOpenAIMock } from '../mocks/openai.mjs';
-import { startAzureMock } from '../mocks/azure.mjs';
-import { startAnthropicMock } from '../mocks/anthropic.mjs';
-import { startGeminiMock } from '../mocks/gemini.mjs';
-import { startBedrockMock } from '../mocks/bedrock.mjs';
+import { startKindMocks, closeKindMocks } from './lib/kinds.mjs';
 import { startGateway, waitFor } from './lib/harness.mjs';
 import { startControl } from './lib/control.mjs';
 
@@ -38,12 +34,7 @@ const ALIASES = {
 };
 
 before(async () => {
-  mocks.openai = await startOpenAIMock();
-  mocks.compat = await startOpenAIMock();
-  mocks.azure = await startAzureMock();
-  mocks.anthropic = await startAnthropicMock();
-  mocks.gemini = await startGeminiMock();
-  mocks.bedrock = await startBedrockMock();
+  Object.assign(mocks, await startKindMocks());
   cp = await startControl({ env: CP_ENV });
   admin = await cp.login();
   tenant = await cp.makeTenant(admin, 'acme');
@@ -85,7 +76,7 @@ before(async () => {
 after(async () => {
   await gw?.stop();
   await cp?.stop();
-  await Promise.all(Object.values(mocks).map((m) => m.close()));
+  await closeKindMocks(mocks);
 });
 
 test('settings.responses_api is "native" or "chat"; anything else is a 422 naming it', async () => {

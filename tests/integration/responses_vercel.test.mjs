@@ -7,58 +7,25 @@ import assert from 'node:assert/strict';
 import { generateText, streamText, tool, stepCountIs } from 'ai';
 import { createOpenAI } from '@ai-sdk/openai';
 import { z } from 'zod';
-import { startOpenAIMock } from '../mocks/openai.mjs';
-import { startAzureMock } from '../mocks/azure.mjs';
-import { startAnthropicMock } from '../mocks/anthropic.mjs';
-import { startGeminiMock } from '../mocks/gemini.mjs';
-import { startBedrockMock } from '../mocks/bedrock.mjs';
-import { startGateway, makeSnapshot } from './lib/harness.mjs';
+import { startGateway } from './lib/harness.mjs';
+import { KINDS, startKindMocks, closeKindMocks, kindsSnapshot } from './lib/kinds.mjs';
 
 const KEY = 'tg-vercel-key';
-const MODELS = ['gpt', 'azure', 'compat', 'claude', 'gemini', 'bedrock'];
+const MODELS = Object.keys(KINDS);
 const mocks = {};
 let gw;
 let provider;
 
 before(async () => {
-  mocks.openai = await startOpenAIMock();
-  mocks.compat = await startOpenAIMock();
-  mocks.azure = await startAzureMock();
-  mocks.anthropic = await startAnthropicMock();
-  mocks.gemini = await startGeminiMock();
-  mocks.bedrock = await startBedrockMock();
-  const b = mocks.bedrock;
-  const target = (p, model) => ({ provider: p, model });
-  const routes = [
-    { alias: 'gpt', targets: [target('openai', 'gpt-4o-mini')] },
-    { alias: 'azure', targets: [target('azure', 'gpt-4o-mini')] },
-    { alias: 'compat', targets: [target('compat', 'llama-3.1-8b')] },
-    { alias: 'claude', targets: [target('anthropic', 'claude-3-5-haiku-20241022')] },
-    { alias: 'gemini', targets: [target('gemini', 'gemini-2.0-flash')] },
-    { alias: 'bedrock', targets: [target('bedrock', 'anthropic.claude-3-5-haiku-20241022-v1:0')] },
-  ].map((r) => ({ ...r, retry: { max_attempts: 1 } }));
-  gw = await startGateway({ workers: 1, snapshot: makeSnapshot({
-    mockUrl: mocks.openai.url,
-    providers: [
-      { id: 'openai', kind: 'openai', base_url: mocks.openai.url, api_key: 'sk-upstream-test' },
-      { id: 'compat', kind: 'openai', base_url: mocks.compat.url, api_key: 'sk-upstream-test', responses_api: 'chat' },
-      { id: 'azure', kind: 'azure', base_url: mocks.azure.url, api_key: mocks.azure.apiKey },
-      { id: 'anthropic', kind: 'anthropic', base_url: mocks.anthropic.url, api_key: 'sk-ant-test' },
-      { id: 'gemini', kind: 'gemini', base_url: mocks.gemini.url, api_key: 'gm-test' },
-      { id: 'bedrock', kind: 'bedrock', base_url: b.url, region: b.region,
-        aws_access_key_id: b.accessKeyId, aws_secret_access_key: b.secretAccessKey },
-    ],
-    routes,
-    prices: [],
-    keys: { [KEY]: { models: routes.map((r) => r.alias) } },
-  }) });
+  Object.assign(mocks, await startKindMocks());
+  gw = await startGateway({ workers: 1, snapshot: kindsSnapshot(mocks, KEY) });
   provider = createOpenAI({ baseURL: `${gw.url}/v1`, apiKey: KEY });
 });
 
 after(async () => {
   const e = await gw.stop();
   assert.equal(e.code, 0);
-  await Promise.all(Object.values(mocks).map((m) => m.close()));
+  await closeKindMocks(mocks);
 });
 
 // the mocks' calls carry different arguments ({q}, {city, days}): any object will do

@@ -102,8 +102,7 @@ static const char *read_record(json_t *o, ship_rec_t *rec)
         return "\"id\" must be 1-128 letters, digits, '_' or '-'";
     if (!rec->tenant || !cp_is_uuid(rec->tenant))
         return "\"tenant\" must be a uuid";
-    if (key && !json_is_null(key) &&
-        (!json_is_string(key) || !cp_is_uuid(json_string_value(key))))
+    if (key && !json_is_null(key) && (!json_is_string(key) || !cp_is_uuid(json_string_value(key))))
         return "\"key\" must be a uuid or null";
     rec->key = json_is_string(key) ? json_string_value(key) : NULL;
     if (!json_is_integer(created) || json_integer_value(created) < 0 ||
@@ -128,8 +127,8 @@ static int store_record(cp_req_t *r, const ship_rec_t *rec, const tg_buf_t *seal
 {
     char days[16];
     snprintf(days, sizeof(days), "%d", cp_opts->responses_retention_days);
-    const char *p[7] = {rec->tenant, rec->id, rec->key, rec->created, sealed->base, days,
-                        rec->items.base};
+    const char *p[7] = {rec->tenant,  rec->id, rec->key,       rec->created,
+                        sealed->base, days,    rec->items.base};
     int lens[7] = {0, 0, 0, 0, (int)sealed->len, 0, 0};
     int fmts[7] = {0, 0, 0, 0, 1, 0, 0};
     PGresult *res = PQexecParams(
@@ -217,8 +216,8 @@ void cp_dp_responses_ship(cp_req_t *r)
         }
         if (why) {
             nrej++;
-            int arc = tg_buf_appendf(&rejected, "%s{\"line\":%lld,\"message\":",
-                                     nrej > 1 ? "," : "", lineno);
+            int arc = tg_buf_appendf(&rejected,
+                                     "%s{\"line\":%lld,\"message\":", nrej > 1 ? "," : "", lineno);
             arc = arc ? arc : tg_buf_append_json_str(&rejected, why, strlen(why));
             arc = arc ? arc : tg_buf_append(&rejected, "}", 1);
             if (arc != 0) {

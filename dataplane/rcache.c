@@ -174,8 +174,7 @@ int dp_rcache_put(dp_rcache_t *c, const char *tenant, const char *id, const char
     return 0;
 }
 
-const dp_rentry_t *dp_rcache_get(dp_rcache_t *c, const char *tenant, const char *id,
-                                 int64_t now_ms)
+const dp_rentry_t *dp_rcache_get(dp_rcache_t *c, const char *tenant, const char *id, int64_t now_ms)
 {
     node_t *n = find(c, tenant, id);
     if (!n)

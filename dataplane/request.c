@@ -94,8 +94,7 @@ struct dp_req {
 
 enum { HOLD_RELAY = 1, HOLD_STREAM_END, HOLD_ANSWER, HOLD_STREAM_WRITE };
 
-static const char *req_states[] = {"gate", "upstream", "streaming", "backoff", "storing",
-                                   "done"};
+static const char *req_states[] = {"gate", "upstream", "streaming", "backoff", "storing", "done"};
 
 static void req_set_state(dp_req_t *r, int st)
 {
@@ -489,8 +488,7 @@ static bool on_x_head(void *ud, dp_exchange_t *x)
 static void on_stored(void *ud, int result, const char *rec, size_t len);
 static void end_stream(dp_req_t *r, int result);
 static void end_stream_write(dp_req_t *r, int status, const char *error, const tg_buf_t *out);
-static void answer_write(dp_req_t *r, int status, const char *body, size_t body_len,
-                         bool as_sent);
+static void answer_write(dp_req_t *r, int status, const char *body, size_t body_len, bool as_sent);
 
 /* The final response went to the store in this step (a Responses request with store true): the
  * bytes that end the answer wait in rs.held until the control plane (or the spool) has it, so
@@ -552,8 +550,7 @@ static int relay(dp_req_t *r, const char *p, size_t len)
     if (out->len > 0 && !r->client.started && start_client_stream(r) != 0)
         return TG_EIO;
     if (r->rs.put) /* already holding: these wait behind the held ones */
-        return out->len > 0 && tg_buf_append(&r->rs.held, out->base, out->len) != 0 ? TG_EIO
-                                                                                      : frc;
+        return out->len > 0 && tg_buf_append(&r->rs.held, out->base, out->len) != 0 ? TG_EIO : frc;
     if (frc == 0 && hold_for_store(r, out->base ? out->base : "", out->len, HOLD_RELAY, 0))
         return 0;
     /* all events completed by this read leave together, in this loop iteration */
@@ -973,8 +970,7 @@ static void req_begin(dp_req_t *r, bool unavailable)
     tg_err_t err;
     tg_err_clear(&err);
     if (r->gate.endpoint == DP_EP_RESPONSES &&
-        dp_xresp_begin(&r->x, r->w, r->gate.key->tenant->id, r->gate.key->id, NULL,
-                       &err) != 0) {
+        dp_xresp_begin(&r->x, r->w, r->gate.key->tenant->id, r->gate.key->id, NULL, &err) != 0) {
         if (unavailable && err.ecode && strcmp(err.ecode, "previous_response_not_found") == 0) {
             tg_err_clear(&err);
             tg_err_set(&err, TG_EUPSTREAM, 503,

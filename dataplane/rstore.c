@@ -25,11 +25,11 @@
 
 #include "tg_banned.h"
 
-#define CACHE_TTL_MS (600 * 1000)  /* a cached record is trusted this long (docs/responses.md) */
-#define PUT_CONNECT_MS 500L        /* a hand-over waits at most this to connect... */
-#define PUT_TIMEOUT_MS 2000L       /* ...and this in all, before the record goes to the spool */
-#define FETCH_TIMEOUT_MS 5000L     /* a fetch or delete */
-#define SPOOL_BATCH 100            /* records per resend */
+#define CACHE_TTL_MS (600 * 1000) /* a cached record is trusted this long (docs/responses.md) */
+#define PUT_CONNECT_MS 500L       /* a hand-over waits at most this to connect... */
+#define PUT_TIMEOUT_MS 2000L      /* ...and this in all, before the record goes to the spool */
+#define FETCH_TIMEOUT_MS 5000L    /* a fetch or delete */
+#define SPOOL_BATCH 100           /* records per resend */
 #define SPOOL_BATCH_BYTES (16u << 20)
 #define RECORD_MAX (64u << 20)
 #define BACKOFF_MIN_MS 100
@@ -48,7 +48,7 @@ struct dp_rstore_op {
     char *rec; /* a put's record, or a fetch's answer (malloc'd) */
     size_t len;
     int result;
-    bool spool_had; /* a delete removed the record from the spool */
+    bool spool_had;  /* a delete removed the record from the spool */
     dp_rstore_cb cb; /* NULL once cancelled: loop thread only */
     void *ud;
 };
@@ -443,8 +443,7 @@ static int spool_batch(xfer_t *x)
     }
     struct dirent *de;
     size_t max = rs.resend_one ? 1 : SPOOL_BATCH;
-    while (x->nfiles < max && x->body.len < SPOOL_BATCH_BYTES &&
-           (de = readdir(d)) != NULL) {
+    while (x->nfiles < max && x->body.len < SPOOL_BATCH_BYTES && (de = readdir(d)) != NULL) {
         if (!spool_name(de->d_name))
             continue;
         char p[4400];
@@ -748,8 +747,8 @@ static void finish(xfer_t *x, CURLcode cc)
             end_ops(ops, ops->rec ? DP_RS_OK : DP_RS_UNAVAILABLE);
         } else {
             if (status != 404)
-                tg_log(TG_LOG_WARN, "dp_rstore", "fetch_failed", "status=%ld reason=\"%s\"",
-                       status, why);
+                tg_log(TG_LOG_WARN, "dp_rstore", "fetch_failed", "status=%ld reason=\"%s\"", status,
+                       why);
             end_ops(ops, status == 404 ? DP_RS_NOT_FOUND : DP_RS_UNAVAILABLE);
         }
     } else if (x->kind == OP_DELETE) {

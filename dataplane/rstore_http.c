@@ -41,8 +41,8 @@ static bool split(const char *path, size_t plen, const char **id, size_t *idlen,
         return false;
     const char *p = path + PREFIX_LEN;
     size_t n = plen - PREFIX_LEN;
-    *items = n > ITEMS_SUFFIX_LEN && memcmp(p + n - ITEMS_SUFFIX_LEN, ITEMS_SUFFIX,
-                                            ITEMS_SUFFIX_LEN) == 0;
+    *items = n > ITEMS_SUFFIX_LEN &&
+             memcmp(p + n - ITEMS_SUFFIX_LEN, ITEMS_SUFFIX, ITEMS_SUFFIX_LEN) == 0;
     if (*items)
         n -= ITEMS_SUFFIX_LEN;
     if (n == 0 || memchr(p, '/', n))

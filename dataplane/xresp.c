@@ -22,10 +22,10 @@ struct dp_xresp {
     const json_t *req;     /* borrowed: the client's body as a tree (the request's reqbody) */
     dp_resp_resolved_t res;
     char id[ID_MAX]; /* the response id translated answers carry */
-    bool store; /* the client's store (default true) */
+    bool store;      /* the client's store (default true) */
     /* the current attempt */
-    bool native;          /* relayed to the provider's own /responses */
-    dp_reqbody_t pivot;   /* the chat body a translated attempt sends */
+    bool native;        /* relayed to the provider's own /responses */
+    dp_reqbody_t pivot; /* the chat body a translated attempt sends */
     bool have_pivot;
     json_t *skel;         /* owned: the response object translated answers start from */
     dp_resp_stream_t *rs; /* owned: a translated stream */
@@ -57,9 +57,8 @@ static void tell_final(struct dp_xresp *r, const json_t *response)
     json_t *items = NULL;
     tg_err_t err;
     tg_err_clear(&err);
-    if (!json_is_string(id) ||
-        dp_resp_input_items(r->req, json_string_value(id), r->res.lookup, r->res.lookup_ud,
-                            &items, &err) != 0) {
+    if (!json_is_string(id) || dp_resp_input_items(r->req, json_string_value(id), r->res.lookup,
+                                                   r->res.lookup_ud, &items, &err) != 0) {
         /* the request was translated or inlined from the same items: only memory fails here */
         tg_log(TG_LOG_WARN, "dp_resp", "not_stored", "reason=\"%s\"",
                json_is_string(id) ? err.msg : "the response has no id");
@@ -176,15 +175,14 @@ static int build_native(dp_xlate_t *x, const dp_call_t *c, dp_header_add_fn add,
                                 "conversation: conversation objects are not supported; use "
                                 "previous_response_id");
     json_t *inl = NULL;
-    int rc = dp_resp_request_inline(r->req, r->res.prefix, r->res.lookup, r->res.lookup_ud, &inl,
-                                    err);
+    int rc =
+        dp_resp_request_inline(r->req, r->res.prefix, r->res.lookup, r->res.lookup_ud, &inl, err);
     if (rc != 0)
         return rc;
     rc = dp_json_set(inl, "model", json_string(c->model));
     if (rc == 0)
-        rc = dp_buf_append_strs(url, p->base_url,
-                                p->kind == TG_PROVIDER_AZURE ? "/v1/responses" : "/responses",
-                                NULL);
+        rc = dp_buf_append_strs(
+            url, p->base_url, p->kind == TG_PROVIDER_AZURE ? "/v1/responses" : "/responses", NULL);
     if (rc == 0)
         rc = tg_buf_append(url, "", 1);
     if (rc == 0)
@@ -231,8 +229,8 @@ int dp_xresp_build(dp_xlate_t *x, dp_call_t *c, dp_header_add_fn add, void *ud, 
     struct dp_xresp *r = x->resp;
     const tg_provider_t *p = c->provider;
     attempt_clear(r);
-    r->native = (p->kind == TG_PROVIDER_OPENAI || p->kind == TG_PROVIDER_AZURE) &&
-                !p->responses_via_chat;
+    r->native =
+        (p->kind == TG_PROVIDER_OPENAI || p->kind == TG_PROVIDER_AZURE) && !p->responses_via_chat;
     x->st.endpoint = DP_EP_RESPONSES;
     x->st.body = x->client_body;
     if (r->native)

@@ -10,8 +10,8 @@
 #define DP_XRESP_H
 
 #include "dp.h"
-#include "rstore.h"
 #include "responses.h"
+#include "rstore.h"
 #include "xlate.h"
 
 /* ---- the state seams ---- */

@@ -8,6 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import http from 'node:http';
+import OpenAI from 'openai';
 import path from 'node:path';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 import { startAnthropicMock } from '../mocks/anthropic.mjs';
@@ -145,6 +146,28 @@ test('a response is stored once, sealed, and fetched back equal from either data
   const d = await fetch(`${dp2.url}/v1/responses/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${key.key}` } });
   assert.equal(d.status, 200);
   for (const gw of [dp1, dp2]) assert.equal((await get(gw, `/v1/responses/${id}`)).status, 404, 'deleted everywhere');
+});
+
+test('the openai SDK retrieves, pages the input items of, and deletes a stored response', async () => {
+  const oai = new OpenAI({ baseURL: `${dp2.url}/v1`, apiKey: key.key, maxRetries: 0 });
+  const first = await oai.responses.create({ model: 'gpt', input: 'one mock:words=1' });
+  const input = [1, 2, 3, 4, 5].map((i) => ({ role: i % 2 ? 'user' : 'assistant', content: `line ${i}` }));
+  const r = await new OpenAI({ baseURL: `${dp1.url}/v1`, apiKey: key.key, maxRetries: 0 })
+    .responses.create({ model: 'gpt', input, previous_response_id: first.id });
+  const got = await oai.responses.retrieve(r.id);
+  assert.equal(got.id, r.id);
+  assert.equal(got.output_text, r.output_text);
+  assert.deepEqual(got.usage, r.usage);
+  const seen = [];
+  for await (const item of oai.responses.inputItems.list(r.id, { limit: 2, order: 'asc' })) seen.push(item);
+  assert.deepEqual(seen.map((i) => i.content[0].text),
+    ['one mock:words=1', 'w1', 'line 1', 'line 2', 'line 3', 'line 4', 'line 5'], 'the earlier turn, then this one, page by page');
+  await oai.responses.delete(r.id);
+  await assert.rejects(oai.responses.retrieve(r.id), (e) => {
+    assert.ok(e instanceof OpenAI.NotFoundError, e?.constructor?.name);
+    assert.equal(e.message, `404 Response with id '${r.id}' not found.`);
+    return true;
+  });
 });
 
 test('store false is written nowhere: not in the table, not in the spool, not served', async () => {

@@ -32,7 +32,7 @@ typedef struct tg_usage_record {
     const char *provider;
     const char *upstream_model;
     const char *endpoint; /* "chat.completions", "completions", "embeddings", "messages",
-                          * "responses" */
+                           * "responses" */
     int status;
     bool streamed;
     int64_t prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, total_tokens;

@@ -8,10 +8,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startGateway, waitFor } from './lib/harness.mjs';
+import { startGateway, waitFor, sha256hex } from './lib/harness.mjs';
 import { KINDS, startKindMocks, closeKindMocks, kindsSnapshot } from './lib/kinds.mjs';
 
 const KEY = 'tg-responses-key';
+const RPM_KEY = 'tg-responses-rpm';
 const MODELS = Object.keys(KINDS);
 const PROVIDER_OF = Object.fromEntries(MODELS.map((m) => [m, KINDS[m].provider]));
 const NATIVE = new Set(['gpt', 'azure']);
@@ -32,7 +33,10 @@ before(async () => {
   // a fallback from a provider that refuses connections to one that translates
   const fallback = { alias: 'fb', targets: [{ provider: 'dead', model: 'gpt-4o-mini' },
     { provider: 'anthropic', model: KINDS.claude.model, weight: 0 }] }; // weight 0: only a fallback
-  gw = await startGateway({ snapshot: kindsSnapshot(mocks, KEY, [fallback]), workers: 1, args: ['--log-level', 'debug'] });
+  const snap = kindsSnapshot(mocks, KEY, [fallback]);
+  // a key allowed one request a minute
+  snap.keys.push({ id: 'k-rpm', tenant: 't-acme', sha256: sha256hex(RPM_KEY), models: ['gpt', 'claude'], rpm_limit: 1 });
+  gw = await startGateway({ snapshot: snap, workers: 1, args: ['--log-level', 'debug'] });
   oai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: KEY, maxRetries: 0, timeout: 10_000 });
 });
 
@@ -148,6 +152,19 @@ test('a target that cannot be reached falls back to the next, translated, stream
   const f = await oai.responses.stream({ model: 'fb', input: 'hi mock:words=2' }).finalResponse();
   assert.equal(f.output_text, 'w1 w2');
   assert.equal(f.status, 'completed');
+});
+
+test('a key\'s rate limit holds on /v1/responses as on chat: 429 in OpenAI\'s shape, nothing sent', async () => {
+  const c = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: RPM_KEY, maxRetries: 0 });
+  const r = await c.responses.create({ model: 'claude', input: 'hi mock:words=1' });
+  assert.equal(r.status, 'completed');
+  const before = mocks.anthropic.requests().length;
+  await assert.rejects(c.responses.create({ model: 'claude', input: 'again' }), (e) => {
+    assert.ok(e instanceof OpenAI.RateLimitError, e?.constructor?.name);
+    assert.ok(e.headers.get('retry-after'));
+    return true;
+  });
+  assert.equal(mocks.anthropic.requests().length, before);
 });
 
 test('a bad key is 401 and an unknown model 404, in OpenAI\'s shape', async () => {

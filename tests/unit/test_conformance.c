@@ -379,8 +379,8 @@ static void check_events(tg_buf_t *rep, const json_t *exp, const sse_events_t *e
 static bool has_error_event(const sse_events_t *e)
 {
     for (size_t i = 0; i < e->n; i++) {
-        if (e->ev[i].name && (strcmp(e->ev[i].name, "error") == 0 ||
-                              strcmp(e->ev[i].name, "response.failed") == 0))
+        if (e->ev[i].name &&
+            (strcmp(e->ev[i].name, "error") == 0 || strcmp(e->ev[i].name, "response.failed") == 0))
             return true;
         json_t *j = ev_json(&e->ev[i]);
         bool err = json_is_object(j) && json_object_get(j, "error");

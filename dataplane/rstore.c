@@ -28,7 +28,8 @@
 #define CACHE_TTL_MS (600 * 1000) /* a cached record is trusted this long (docs/responses.md) */
 #define PUT_CONNECT_MS 500L       /* a hand-over waits at most this to connect... */
 #define PUT_TIMEOUT_MS 2000L      /* ...and this in all, before the record goes to the spool */
-#define FETCH_TIMEOUT_MS 5000L    /* a fetch or delete */
+#define FETCH_CONNECT_MS 1000L    /* a fetch or delete: a control plane away is known soon... */
+#define FETCH_TIMEOUT_MS 5000L    /* ...and one that answers has this long */
 #define SPOOL_BATCH 100           /* records per resend */
 #define SPOOL_BATCH_BYTES (16u << 20)
 #define RECORD_MAX (64u << 20)
@@ -674,7 +675,7 @@ static void start_one(dp_rstore_op_t *op)
     if (rc == 0) {
         url_one(x, op);
         x->ops = op;
-        rc = xfer_start(x, op->kind == OP_DELETE ? "DELETE" : "GET", FETCH_TIMEOUT_MS,
+        rc = xfer_start(x, op->kind == OP_DELETE ? "DELETE" : "GET", FETCH_CONNECT_MS,
                         FETCH_TIMEOUT_MS);
     }
     if (rc != 0) {

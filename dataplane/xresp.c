@@ -434,6 +434,15 @@ int dp_xresp_end(dp_xlate_t *x, bool complete, tg_buf_t *out)
             rc = on_native_event(&f, r->sse.partial.base, r->sse.partial.len);
             tg_buf_reset(&r->sse.partial);
         }
+        if (rc == 0 && complete && !r->final) {
+            /* the provider ended cleanly before its terminal event: the client's SDK would wait
+             * for a response that never comes */
+            tg_err_t err;
+            tg_err_set(&err, TG_EUPSTREAM, 502,
+                       "the stream of the provider ended before its response was complete");
+            tg_err_code(&err, "upstream_bad_response");
+            rc = dp_xresp_fail_event(x, &err, out);
+        }
         if (rc == 0 && complete)
             tell_final(r, r->final);
         return rc;

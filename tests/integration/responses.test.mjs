@@ -7,6 +7,7 @@
 // records. docs/responses.md.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import OpenAI from 'openai';
 import { startGateway, waitFor, sha256hex } from './lib/harness.mjs';
 import { KINDS, startKindMocks, closeKindMocks, kindsSnapshot } from './lib/kinds.mjs';
@@ -19,6 +20,7 @@ const NATIVE = new Set(['gpt', 'azure']);
 const mocks = {};
 let gw;
 let oai;
+let short;
 
 const tools = [
   { type: 'function', name: 'get_weather', description: 'weather in a city', strict: false,
@@ -33,7 +35,19 @@ before(async () => {
   // a fallback from a provider that refuses connections to one that translates
   const fallback = { alias: 'fb', targets: [{ provider: 'dead', model: 'gpt-4o-mini' },
     { provider: 'anthropic', model: KINDS.claude.model, weight: 0 }] }; // weight 0: only a fallback
-  const snap = kindsSnapshot(mocks, KEY, [fallback]);
+  // a Responses server whose stream ends, cleanly, after response.created
+  short = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end('event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":'
+        + '{"id":"resp_short","object":"response","created_at":1,"status":"in_progress","output":[],"usage":null}}\n\n');
+    });
+  });
+  await new Promise((r) => short.listen(0, '127.0.0.1', r));
+  const shortRoute = { alias: 'short', targets: [{ provider: 'short', model: 'gpt-4o-mini' }] };
+  const snap = kindsSnapshot(mocks, KEY, [fallback, shortRoute],
+    [{ id: 'short', kind: 'openai', base_url: `http://127.0.0.1:${short.address().port}/v1` }]);
   // a key allowed one request a minute
   snap.keys.push({ id: 'k-rpm', tenant: 't-acme', sha256: sha256hex(RPM_KEY), models: ['gpt', 'claude'], rpm_limit: 1 });
   gw = await startGateway({ snapshot: snap, workers: 1, args: ['--log-level', 'debug'] });
@@ -44,6 +58,7 @@ after(async () => {
   const e = await gw.stop();
   assert.equal(e.code, 0);
   await closeKindMocks(mocks);
+  await new Promise((r) => short.close(r));
 });
 
 // What the provider was sent last: its path and body.
@@ -165,6 +180,11 @@ test('a key\'s rate limit holds on /v1/responses as on chat: 429 in OpenAI\'s sh
     return true;
   });
   assert.equal(mocks.anthropic.requests().length, before);
+});
+
+test('a relayed stream that ends before its terminal event ends with an error the SDK raises', async () => {
+  const st = oai.responses.stream({ model: 'short', input: 'hi' });
+  await assert.rejects(st.finalResponse(), (e) => { assert.match(e.message, /ended before its response was complete/); return true; });
 });
 
 test('a bad key is 401 and an unknown model 404, in OpenAI\'s shape', async () => {

@@ -37,6 +37,8 @@ function recorder(target) {
         ur.on('close', () => {
           let answer = Buffer.concat(parts);
           if (rec.transform) answer = rec.transform(answer);
+          // the mocks' clock, in what a relayed answer carries: the transcript's
+          if (/json|event-stream/.test(ur.headers['content-type'] ?? '')) answer = Buffer.from(atNow(answer.toString('utf8')));
           rec.last = { path: req.url, body: body.toString('utf8'), status: ur.statusCode,
             ctype: ur.headers['content-type'] ?? '', answer };
           res.writeHead(ur.statusCode, { 'content-type': ur.headers['content-type'] ?? 'application/json',
@@ -116,13 +118,14 @@ function sse(text) {
   });
 }
 
-// The gateway's random response id -> the suite's fixed one; created_at -> the suite's clock.
+// The gateway's random response id -> the suite's fixed one; created_at and completed_at -> the
+// suite's clock (a relayed answer's too: set so in what the provider answered, below).
 function normalize(v, id, native) {
-  if (native || !id) return v;
-  const hex = id.slice(5);
-  const s = JSON.stringify(v).replaceAll(id, 'resp_golden').replaceAll(hex, 'golden');
-  return JSON.parse(s, function (k, x) { return k === 'created_at' && typeof x === 'number' ? NOW : x; });
+  let s = JSON.stringify(v);
+  if (!native && id) s = s.replaceAll(id, 'resp_golden').replaceAll(id.slice(5), 'golden');
+  return JSON.parse(s, function (k, x) { return (k === 'created_at' || k === 'completed_at') && typeof x === 'number' ? NOW : x; });
 }
+const atNow = (text) => text.replace(/"(created_at|completed_at|created)":\d+/g, (m, k) => `"${k}":${NOW}`);
 
 const mocks = {
   openai: await startOpenAIMock(), compat: await startOpenAIMock(), azure: await startAzureMock(),

@@ -36,7 +36,7 @@ export function closeKindMocks(mocks) {
 
 // The snapshot: a provider per mock, a route per alias of KINDS (no retries) plus extraRoutes,
 // and key allowed every route.
-export function kindsSnapshot(mocks, key, extraRoutes = []) {
+export function kindsSnapshot(mocks, key, extraRoutes = [], extraProviders = []) {
   const b = mocks.bedrock;
   const routes = Object.entries(KINDS)
     .map(([alias, k]) => ({ alias, targets: [{ provider: k.provider, model: k.model }] }))
@@ -53,6 +53,7 @@ export function kindsSnapshot(mocks, key, extraRoutes = []) {
       { id: 'bedrock', kind: 'bedrock', base_url: b.url, region: b.region,
         aws_access_key_id: b.accessKeyId, aws_secret_access_key: b.secretAccessKey },
       { id: 'dead', kind: 'openai', base_url: 'http://127.0.0.1:9', api_key: 'sk-none' },
+      ...extraProviders,
     ],
     routes,
     prices: [],

@@ -24,6 +24,10 @@ static const route_t routes[] = {
     {"GET", "/metrics", cp_api_metrics, false},
     {"GET", "/dp/v1/snapshot", cp_dp_snapshot, false}, /* checks TOLLGATE_DP_TOKEN itself */
     {"POST", "/dp/v1/usage", cp_dp_usage, false},      /* likewise */
+    {"POST", "/dp/v1/responses", cp_dp_responses_ship, false},
+    {"GET", "/dp/v1/responses/{}", cp_dp_responses_get, false},
+    {"DELETE", "/dp/v1/responses/{}", cp_dp_responses_delete, false},
+    {"GET", "/dp/v1/response-items/{}", cp_dp_responses_item, false},
     {"GET", "/api/v1/usage", cp_api_usage_get, true},
     {"GET", "/api/v1/usage/recommendations", cp_api_usage_recommendations, true},
     {"GET", "/api/v1/requests", cp_api_requests_list, true},
@@ -168,12 +172,16 @@ int cp_api_precheck(cp_req_t *r, size_t *body_max)
         *body_max = CP_BODY_MAX;
         return 0;
     }
-    if (hit->fn == cp_dp_snapshot || hit->fn == cp_dp_usage) {
+    if (hit->fn == cp_dp_snapshot || hit->fn == cp_dp_usage || hit->fn == cp_dp_responses_ship ||
+        hit->fn == cp_dp_responses_get || hit->fn == cp_dp_responses_delete ||
+        hit->fn == cp_dp_responses_item) {
         if (!cp__dp_token_ok(r)) {
             cp_reply_error(r, 401, "unauthenticated", NULL, "a valid data-plane token is required");
             return -1;
         }
-        *body_max = hit->fn == cp_dp_usage ? CP_BODY_MAX_USAGE : CP_BODY_MAX_ANON;
+        *body_max = hit->fn == cp_dp_usage            ? CP_BODY_MAX_USAGE
+                    : hit->fn == cp_dp_responses_ship ? CP_BODY_MAX_RESPONSES
+                                                      : CP_BODY_MAX_ANON;
         return 0;
     }
     *body_max = CP_BODY_MAX_ANON; /* login, health and metrics: nobody known yet */

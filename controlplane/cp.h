@@ -33,6 +33,8 @@ typedef struct cp_opts {
     unsigned max_connections_per_ip; /* from one client address */
     unsigned header_timeout_s;       /* for a request's headers to arrive in full */
     int wait_db_s; /* retry the first connection this long before giving up (--wait-db-s) */
+    int responses_retention_days; /* stored responses of a tenant without its own (default 30) */
+    int responses_purge_s;        /* how often expired stored responses are deleted (60) */
 } cp_opts_t;
 
 /* Read-only after start. */
@@ -221,10 +223,16 @@ bool cp_csrf_token(const char *jti, char out[44]);
 int cp_seal(const void *plain, size_t n, tg_buf_t *out);
 int cp_open(const void *sealed, size_t n, tg_buf_t *out);
 
+/* ---- stored responses (rstore.c) ---- */
+/* Starts the thread that deletes expired stored responses every responses_purge_s; stops it. */
+int cp_rstore_start(void);
+void cp_rstore_stop(void);
+
 /* ---- the API table ---- */
 /* Request bodies: an authenticated caller's, a data plane's usage batch, anyone else's (login). */
 #define CP_BODY_MAX (1u << 20)
 #define CP_BODY_MAX_USAGE (8u << 20)
+#define CP_BODY_MAX_RESPONSES (32u << 20) /* a batch of stored responses (rstore.c) */
 #define CP_BODY_MAX_ANON (64u << 10)
 /* Runs once the headers are in, before any body byte is read: finds the route and checks the
  * caller (session or API token into r->who, or the data-plane token). 0 with *body_max set for

@@ -57,6 +57,11 @@ static void usage(FILE *f)
         "  --wait-db-s N            retry connecting to the database for up to N seconds\n"
         "                           before giving up (env TOLLGATE_WAIT_DB_S, 0 to 3600,\n"
         "                           default 0: one try), for a database that starts alongside\n"
+        "  --responses-retention-days N  keep stored responses (the Responses API's store) N\n"
+        "                           days unless the tenant sets its own (env\n"
+        "                           TOLLGATE_RESPONSES_RETENTION_DAYS, 1 to 3650, default 30)\n"
+        "  --responses-purge-s N    delete expired stored responses every N seconds (env\n"
+        "                           TOLLGATE_RESPONSES_PURGE_S, 1 to 86400, default 60)\n"
         "  --log-level LEVEL        debug, info, warn, error (env TOLLGATE_LOG_LEVEL)\n"
         "  --help                   this text\n"
         "\n"
@@ -135,6 +140,8 @@ int main(int argc, char **argv)
         {"web-dir", required_argument, NULL, 'w'},
         {"secure-cookies", no_argument, NULL, 's'},
         {"wait-db-s", required_argument, NULL, 'W'},
+        {"responses-retention-days", required_argument, NULL, 'D'},
+        {"responses-purge-s", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -166,6 +173,20 @@ int main(int argc, char **argv)
                       &v))
             return 2;
         opts.audit_checkpoint_s = (int)v;
+    }
+    opts.responses_retention_days = 30;
+    opts.responses_purge_s = 60;
+    if (getenv("TOLLGATE_RESPONSES_RETENTION_DAYS")) {
+        if (parse_num("TOLLGATE_RESPONSES_RETENTION_DAYS",
+                      getenv("TOLLGATE_RESPONSES_RETENTION_DAYS"), 1, 3650, &v))
+            return 2;
+        opts.responses_retention_days = (int)v;
+    }
+    if (getenv("TOLLGATE_RESPONSES_PURGE_S")) {
+        if (parse_num("TOLLGATE_RESPONSES_PURGE_S", getenv("TOLLGATE_RESPONSES_PURGE_S"), 1, 86400,
+                      &v))
+            return 2;
+        opts.responses_purge_s = (int)v;
     }
     opts.max_connections = 1024;
     opts.max_connections_per_ip = 128;
@@ -237,6 +258,16 @@ int main(int argc, char **argv)
             if (parse_num("--wait-db-s", optarg, 0, 3600, &v) != 0)
                 return 2;
             opts.wait_db_s = (int)v;
+            break;
+        case 'D':
+            if (parse_num("--responses-retention-days", optarg, 1, 3650, &v) != 0)
+                return 2;
+            opts.responses_retention_days = (int)v;
+            break;
+        case 'P':
+            if (parse_num("--responses-purge-s", optarg, 1, 86400, &v) != 0)
+                return 2;
+            opts.responses_purge_s = (int)v;
             break;
         case 'h':
             usage(stdout);
@@ -357,6 +388,8 @@ int main(int argc, char **argv)
         cp_http_stop();
         return 1;
     }
+    if (cp_rstore_start() != 0) /* expired stored responses are still never served */
+        tg_log(TG_LOG_WARN, "cp_main", "responses_purge_start_failed", "reason=\"thread\"");
     if (cp_audit_verify_start() != 0)
         tg_log(TG_LOG_WARN, "cp_main", "audit_verify_start_failed", "reason=\"thread\"");
     tg_log(TG_LOG_INFO, "cp_main", "listening", "addr=%s:%d threads=%d", opts.listen_host, port,
@@ -366,6 +399,7 @@ int main(int argc, char **argv)
         ;
     tg_log(TG_LOG_INFO, "cp_main", "stopping", "signal=%d", sig);
     cp_audit_stop();
+    cp_rstore_stop();
     cp_audit_verify_join();
     cp_sync_stop();
     cp_http_stop(); /* answers the long polls still waiting */

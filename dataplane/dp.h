@@ -23,13 +23,14 @@ typedef struct dp_opts {
     const char *state_dir;
     const char *usage_path;
     dp_http_limits_t limits;
-    uint32_t header_timeout_ms; /* first byte of a request to the end of its headers */
-    uint32_t body_timeout_ms;   /* longest pause between body reads */
-    uint32_t idle_timeout_ms;   /* keep-alive connection with no request */
-    uint32_t drain_timeout_ms;  /* SIGTERM grace period for requests in flight */
-    size_t max_response_bytes;  /* non-streamed upstream answer */
-    dp_health_opts_t health;    /* circuit breakers */
-    size_t cache_max_bytes;     /* response cache per worker; 0 = none */
+    uint32_t header_timeout_ms;   /* first byte of a request to the end of its headers */
+    uint32_t body_timeout_ms;     /* longest pause between body reads */
+    uint32_t idle_timeout_ms;     /* keep-alive connection with no request */
+    uint32_t drain_timeout_ms;    /* SIGTERM grace period for requests in flight */
+    size_t max_response_bytes;    /* non-streamed upstream answer */
+    dp_health_opts_t health;      /* circuit breakers */
+    size_t cache_max_bytes;       /* response cache per worker; 0 = none */
+    size_t responses_cache_bytes; /* stored responses kept per worker (rstore.h) */
 } dp_opts_t;
 
 typedef struct dp_upstream dp_upstream_t; /* upstream.h */

@@ -11,6 +11,7 @@
 #include "gate.h"
 #include "metrics.h"
 #include "request.h"
+#include "rstore_http.h"
 #include "tg_fmt.h"
 
 #include "tg_banned.h"
@@ -161,6 +162,8 @@ static bool on_head(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *head)
                    get ? "this path takes no request body" : "use GET");
         allow = get ? NULL : "allow: GET\r\n";
         rc = TG_EINVAL;
+    } else if (dp_rstore_http_match(path, plen)) {
+        return dp_rstore_http_head(w, c, head);
     } else {
         rc = dp_gate_head(&g, head, &allow, &err);
     }
@@ -181,6 +184,9 @@ static void on_request(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
     dp_http_path(msg, &path, &plen);
     if (is_probe_path(path, plen)) {
         serve_probe(w, c, msg, path, plen);
+    } else if (dp_rstore_http_match(path, plen)) {
+        dp_rstore_http_serve(w, c, msg); /* takes msg; ends the connection's request itself */
+        return;
     } else {
         dp_gate_init(&g, w, w->snap);
         if (dp_gate_head(&g, msg, &allow, &err) != 0) {

@@ -112,6 +112,15 @@ int dp_gate_head(dp_gate_t *g, const dp_http_msg_t *m, const char **allow, tg_er
     return authenticate(g->snap, m, &g->key, err);
 }
 
+int dp_gate_key(dp_gate_t *g, const dp_http_msg_t *m, tg_err_t *err)
+{
+    if (!g->snap) {
+        tg_err_set(err, TG_EUPSTREAM, 503, "the gateway has no configuration yet; retry shortly");
+        return TG_EUPSTREAM;
+    }
+    return authenticate(g->snap, m, &g->key, err);
+}
+
 static uint64_t now_ms(const dp_gate_t *g)
 {
     return uv_now(&g->w->loop);

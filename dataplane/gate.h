@@ -43,6 +43,9 @@ void dp_gate_init(dp_gate_t *g, dp_worker_t *w, const tg_snap_t *snap);
  * gets the Allow header line), a configuration (503) and the API key (401). Reads the head in
  * place and allocates nothing. */
 int dp_gate_head(dp_gate_t *g, const dp_http_msg_t *m, const char **allow, tg_err_t *err) TG_WUR;
+/* The API key alone (401; 503 without a configuration), for paths dp_gate_head does not route
+ * (the stored-response endpoints, rstore_http.h). */
+int dp_gate_key(dp_gate_t *g, const dp_http_msg_t *m, tg_err_t *err) TG_WUR;
 /* The model alias (404, 403) and the plan: the strategy's pick first, then the route's other
  * targets in order (cheapest: in order of estimated cost), then the fallback aliases the request
  * names in its body ("fallback_models", removed from body) or fallbacks header (400 when

@@ -11,6 +11,7 @@
 
 #include "dp.h"
 #include "ledger.h"
+#include "rstore.h"
 #include "server.h"
 #include "sync.h"
 #include "tg_log.h"
@@ -50,6 +51,8 @@ static void usage(FILE *f)
         "                             (default 10000)\n"
         "  --cache-max-bytes N        response cache per worker, for routes with\n"
         "                             cache_ttl_s (default 16777216; 0 turns it off)\n"
+        "  --responses-cache-bytes N  stored responses (the Responses API) kept per worker\n"
+        "                             (default 16777216; docs/responses.md)\n"
         "  --log-level LEVEL          debug, info, warn, error (env TOLLGATE_LOG_LEVEL,\n"
         "                             default info)\n"
         "  --help                     this text\n");
@@ -109,6 +112,7 @@ int main(int argc, char **argv)
         {"breaker-failures", required_argument, NULL, 'F'},
         {"breaker-open-ms", required_argument, NULL, 'O'},
         {"cache-max-bytes", required_argument, NULL, 'C'},
+        {"responses-cache-bytes", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -123,6 +127,7 @@ int main(int argc, char **argv)
     o.max_response_bytes = 64u << 20;
     o.health = (dp_health_opts_t)DP_HEALTH_OPTS_DEFAULT;
     o.cache_max_bytes = 16u << 20;
+    o.responses_cache_bytes = 16u << 20;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o.workers = ncpu > 0 ? (int)ncpu : 1;
     const char *listen = getenv("TOLLGATE_DATA_LISTEN");
@@ -193,6 +198,10 @@ int main(int argc, char **argv)
         case 'C':
             rc = parse_num("--cache-max-bytes", optarg, 0, 1ul << 34, &v);
             o.cache_max_bytes = v;
+            break;
+        case 'R':
+            rc = parse_num("--responses-cache-bytes", optarg, 0, 1ul << 34, &v);
+            o.responses_cache_bytes = v;
             break;
         case 'O':
             rc = parse_num("--breaker-open-ms", optarg, 1, 3600000, &v);
@@ -279,7 +288,14 @@ int main(int argc, char **argv)
         tg_snap_unref(snap);
         return 1;
     }
+    if (dp_rstore_start(&o, &err) != 0) {
+        tg_log(TG_LOG_ERROR, "dp_main", "responses_store_failed", "reason=\"%s\"", err.msg);
+        dp_usage_sink_stop();
+        tg_snap_unref(snap);
+        return 1;
+    }
     int rc = dp_server_run(&o, snap);
+    dp_rstore_stop(); /* before the usage sink: a put's record goes to the spool, not lost */
     dp_usage_sink_stop();
     dp_ledger_shutdown(); /* the loops and the shipper are done with it */
     dp_upstream_global_cleanup();

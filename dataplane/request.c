@@ -15,6 +15,7 @@
 #include "cost.h"
 #include "metrics.h"
 #include "reqbody.h"
+#include "rstate.h"
 #include "tg_fmt.h"
 #include "tg_list.h"
 #include "tg_log.h"
@@ -38,6 +39,7 @@ enum {
     DP_REQ_UPSTREAM,  /* waiting for the provider */
     DP_REQ_STREAMING, /* relaying events */
     DP_REQ_BACKOFF,   /* waiting to retry */
+    DP_REQ_STORING,   /* the upstream is done; the answer's last bytes wait for the store */
     DP_REQ_DONE,
 };
 
@@ -81,9 +83,19 @@ struct dp_req {
         tg_buf_t buf;                /* a streamed answer's client bytes, to store at its end */
         const dp_cache_entry_t *hit; /* borrowed while a cached answer is served */
     } cache;
+    struct {                    /* a Responses request's stored state (rstate.h, rstore.h) */
+        dp_rstate_wait_t *wait; /* fetching what it continues from */
+        dp_rstore_op_t *put;    /* its final response being stored: the last bytes wait */
+        tg_buf_t held;          /* the client bytes that wait */
+        int end;                /* what runs when the put ends (HOLD_*) */
+        int arg;                /* its status or exchange result */
+        const char *error;      /* static: end_stream's usage error */
+    } rs;
 };
 
-static const char *req_states[] = {"gate", "upstream", "streaming", "backoff", "done"};
+enum { HOLD_RELAY = 1, HOLD_STREAM_END, HOLD_ANSWER, HOLD_STREAM_WRITE };
+
+static const char *req_states[] = {"gate", "upstream", "streaming", "backoff", "storing", "done"};
 
 static void req_set_state(dp_req_t *r, int st)
 {
@@ -256,6 +268,7 @@ static dp_req_t *req_create(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, co
     r->watch.cb = on_conn_event;
     tg_buf_init(&r->client.out, 8u << 20);
     tg_buf_init(&r->cache.buf, CACHE_STREAM_MAX);
+    tg_buf_init(&r->rs.held, 64u << 20);
     r->req_id_len = dp_req_id(w, &r->msg, r->req_id);
     memset(msg, 0, sizeof(*msg));
     dp_conn_watch(c, &r->watch);
@@ -271,6 +284,9 @@ static void req_destroy(dp_req_t *r)
 {
     if (!r)
         return;
+    dp_rstate_wait_free(r->rs.wait);
+    dp_rstore_cancel(r->rs.put);
+    tg_buf_dispose(&r->rs.held);
     dp_exchange_put(r->at.x);
     dp_http_msg_dispose(&r->msg);
     if (r->x_ready)
@@ -469,6 +485,60 @@ static bool on_x_head(void *ud, dp_exchange_t *x)
     return r->at.stream;
 }
 
+/* ---- a stored response's answer: its last bytes wait for the store (docs/responses.md) ---- */
+
+static void on_stored(void *ud, int result, const char *rec, size_t len);
+static void end_stream(dp_req_t *r, int result);
+static void end_stream_write(dp_req_t *r, int status, const char *error, const tg_buf_t *out);
+static void answer_write(dp_req_t *r, int status, const char *body, size_t body_len, bool as_sent);
+
+/* The final response went to the store in this step (a Responses request with store true): the
+ * bytes that end the answer wait in rs.held until the control plane (or the spool) has it, so
+ * that a follow-up sent anywhere once the client holds the answer finds it. true: held, and
+ * `end` runs when the put ends. */
+static bool hold_for_store(dp_req_t *r, const char *p, size_t n, int end, int arg)
+{
+    dp_rstore_op_t *op = r->x_ready ? dp_xresp_take_put(&r->x) : NULL;
+    if (!op)
+        return false;
+    tg_buf_reset(&r->rs.held);
+    if (n > 0 && tg_buf_append(&r->rs.held, p, n) != 0) {
+        dp_rstore_cancel(op); /* too large to hold: it leaves now, stored all the same */
+        return false;
+    }
+    r->rs.put = op;
+    r->rs.end = end;
+    r->rs.arg = arg;
+    dp_rstore_set_cb(op, on_stored, r);
+    return true;
+}
+
+static void on_stored(void *ud, int result, const char *rec, size_t len)
+{
+    dp_req_t *r = ud;
+    (void)rec;
+    (void)len;
+    r->rs.put = NULL;
+    if (result == DP_RS_UNAVAILABLE)
+        tg_log(TG_LOG_WARN, "dp_req", "response_not_stored", "req_id=%.*s reason=\"%s\"",
+               (int)r->req_id_len, r->req_id, "neither the control plane nor the spool took it");
+    int end = r->rs.end;
+    r->rs.end = 0;
+    if (end == HOLD_ANSWER) {
+        answer_write(r, r->rs.arg, r->rs.held.base ? r->rs.held.base : "", r->rs.held.len, false);
+    } else if (end == HOLD_STREAM_WRITE) {
+        end_stream_write(r, r->rs.arg, r->rs.error, &r->rs.held);
+    } else {
+        if (r->conn && r->rs.held.len > 0)
+            (void)dp_conn_write_chunk(r->conn, r->rs.held.base, r->rs.held.len);
+        tg_buf_reset(&r->rs.held);
+        if (end == HOLD_STREAM_END)
+            end_stream(r, r->rs.arg);
+        else if (r->at.x)
+            dp_exchange_resume(r->at.x);
+    }
+}
+
 /* Translates streamed bytes and writes what they complete to the client. */
 static int relay(dp_req_t *r, const char *p, size_t len)
 {
@@ -481,6 +551,10 @@ static int relay(dp_req_t *r, const char *p, size_t len)
      * still go to another target */
     if (out->len > 0 && !r->client.started && start_client_stream(r) != 0)
         return TG_EIO;
+    if (r->rs.put) /* already holding: these wait behind the held ones */
+        return out->len > 0 && tg_buf_append(&r->rs.held, out->base, out->len) != 0 ? TG_EIO : frc;
+    if (frc == 0 && hold_for_store(r, out->base ? out->base : "", out->len, HOLD_RELAY, 0))
+        return 0;
     /* all events completed by this read leave together, in this loop iteration */
     if (out->len > 0 && dp_conn_write_chunk(r->conn, out->base, out->len) != 0)
         return TG_EIO;
@@ -496,6 +570,8 @@ static int on_x_data(void *ud, const char *p, size_t len)
     dp_req_t *r = ud;
     if (!r->conn)
         return TG_ECLOSED;
+    if (r->rs.put)
+        return DP_X_PAUSE; /* on_stored resumes once the held end is out */
     if (r->client.started && dp_conn_write_queue(r->conn) > DP_WQ_HIGH)
         return DP_X_PAUSE; /* client_drained resumes; the exchange delivers this again */
     /* until the client's stream starts, the first event goes through alone so that the
@@ -607,6 +683,12 @@ static void end_stream(dp_req_t *r, int result)
     const char *error = NULL;
     tg_buf_t *out = &r->client.out;
     tg_err_clear(&err);
+    if (r->rs.put) { /* the held end goes first: on_stored comes back here */
+        r->rs.end = HOLD_STREAM_END;
+        r->rs.arg = result;
+        req_set_state(r, DP_REQ_STORING);
+        return;
+    }
     tg_buf_reset(out);
     if (dp_xlate_end(&r->x, result == DP_X_OK, out) != 0)
         tg_buf_reset(out);
@@ -621,6 +703,16 @@ static void end_stream(dp_req_t *r, int result)
         status = err.status;
         error = err.ecode;
     }
+    if (hold_for_store(r, out->base ? out->base : "", out->len, HOLD_STREAM_WRITE, status)) {
+        r->rs.error = error;
+        req_set_state(r, DP_REQ_STORING);
+        return;
+    }
+    end_stream_write(r, status, error, out);
+}
+
+static void end_stream_write(dp_req_t *r, int status, const char *error, const tg_buf_t *out)
+{
     settle(r, status, error);
     if (r->conn) {
         if (!r->client.started)
@@ -629,7 +721,7 @@ static void end_stream(dp_req_t *r, int result)
             (void)dp_conn_write_chunk(r->conn, out->base, out->len);
         (void)dp_conn_write_chunk(r->conn, NULL, 0);
     }
-    if (result == DP_X_OK && r->cache.store && r->x.st.done &&
+    if (status == 200 && r->cache.store && r->x.st.done &&
         tg_buf_append(&r->cache.buf, out->base ? out->base : "", out->len) == 0)
         cache_store(r, r->cache.buf.base, r->cache.buf.len);
     finish(r, status);
@@ -655,6 +747,15 @@ static void answer(dp_req_t *r, int status)
         body = raw; /* an error the adapter could not read: as the provider sent it */
         body_len = raw_len;
     }
+    if (hold_for_store(r, body ? body : "", body_len, HOLD_ANSWER, status)) {
+        req_set_state(r, DP_REQ_STORING);
+        return;
+    }
+    answer_write(r, status, body, body_len, body == raw);
+}
+
+static void answer_write(dp_req_t *r, int status, const char *body, size_t body_len, bool as_sent)
+{
     settle(r, status, status >= 400 ? "upstream_error" : NULL);
     if (r->conn) {
         const char *ctype = NULL;
@@ -667,7 +768,7 @@ static void answer(dp_req_t *r, int status)
             lines_puts(&l, ra);
             lines_put(&l, "\r\n", 2);
         }
-        if (body == raw)
+        if (as_sent)
             ctype = dp_exchange_ctype(r->at.x);
         if (!ctype || strpbrk(ctype, "\r\n"))
             ctype = "application/json";
@@ -801,6 +902,13 @@ static void on_conn_event(dp_conn_watch_t *watch, int ev)
         client_drained(r);
 }
 
+static void req_begin(dp_req_t *r, bool unavailable);
+
+static void on_state_ready(void *ud, bool unavailable)
+{
+    req_begin(ud, unavailable);
+}
+
 void dp_req_start(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, const dp_gate_t *g)
 {
     tg_err_t err;
@@ -841,11 +949,40 @@ void dp_req_start(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, const dp_gat
         return;
     dp_xlate_init(&r->x, r->gate.endpoint, &r->body, r->body.include_usage);
     r->x_ready = true;
+    if (r->gate.endpoint == DP_EP_RESPONSES) {
+        /* what it continues from may have to come from the control plane first */
+        const json_t *tree = dp_reqbody_json(&r->body);
+        int prc = tree ? dp_rstate_prepare(w, r->gate.key->tenant->id, tree, on_state_ready, r,
+                                           &r->rs.wait)
+                       : 0;
+        if (prc == 1)
+            return; /* on_state_ready goes on */
+        if (prc < 0) {
+            tg_err_set(&err, TG_ENOMEM, 503, "out of memory");
+            fail(r, &err, NULL);
+            return;
+        }
+    }
+    req_begin(r, false);
+}
+
+/* The request's state is on this worker (or never had to be fetched): its first attempt. */
+static void req_begin(dp_req_t *r, bool unavailable)
+{
+    tg_err_t err;
+    tg_err_clear(&err);
     if (r->gate.endpoint == DP_EP_RESPONSES &&
-        dp_xresp_begin(&r->x, w, r->gate.key->tenant->id, NULL, &err) != 0) {
+        dp_xresp_begin(&r->x, r->w, r->gate.key->tenant->id, r->gate.key->id, NULL, &err) != 0) {
+        if (unavailable && err.ecode && strcmp(err.ecode, "previous_response_not_found") == 0) {
+            tg_err_clear(&err);
+            tg_err_set(&err, TG_EUPSTREAM, 503,
+                       "stored responses cannot be reached now; retry shortly");
+        }
         fail(r, &err, NULL);
         return;
     }
+    dp_rstate_wait_free(r->rs.wait); /* resolved: what it fetched is no longer needed */
+    r->rs.wait = NULL;
     if (r->gate.endpoint == DP_EP_MESSAGES && beta_ok(&r->msg.anthropic_beta))
         r->x.anthropic_beta =
             tg_pool_strndup(&r->pool, r->msg.anthropic_beta.base, r->msg.anthropic_beta.len);

@@ -17,6 +17,8 @@
 struct dp_xresp {
     dp_worker_t *w;
     const char *tenant_id; /* borrowed from the request's snapshot */
+    const char *key_id;    /* likewise */
+    dp_rstore_op_t *put;   /* the final response's put, until the request takes it */
     const json_t *req;     /* borrowed: the client's body as a tree (the request's reqbody) */
     dp_resp_resolved_t res;
     char id[ID_MAX]; /* the response id translated answers carry */
@@ -37,39 +39,11 @@ struct dp_xresp {
 
 /* ---- the state seams ---- */
 
-int dp_resp_state_resolve(dp_worker_t *w, const char *tenant_id, const json_t *req,
-                          dp_resp_resolved_t *out, tg_err_t *err)
-{
-    (void)w;
-    (void)tenant_id;
-    memset(out, 0, sizeof(*out));
-    const json_t *prev = json_object_get(req, "previous_response_id");
-    if (!prev || json_is_null(prev))
-        return 0;
-    if (!json_is_string(prev))
-        return dp_build_invalid(err, "previous_response_id",
-                                "previous_response_id: must be a string (a response id)");
-    size_t n = json_string_length(prev);
-    tg_err_set(err, TG_EINVAL, 400, "Previous response with id '%.*s' not found.",
-               (int)(n > 200 ? 200 : n), json_string_value(prev));
-    err->param = "previous_response_id";
-    tg_err_code(err, "previous_response_not_found");
-    return TG_EINVAL;
-}
-
 void dp_resp_resolved_dispose(dp_resp_resolved_t *r)
 {
     json_decref(r->prefix);
+    json_decref(r->refs);
     memset(r, 0, sizeof(*r));
-}
-
-void dp_resp_state_final(dp_worker_t *w, const char *tenant_id, const json_t *response,
-                         const json_t *input_items)
-{
-    (void)w;
-    (void)tenant_id;
-    (void)response;
-    (void)input_items;
 }
 
 /* The final response and its input items, once per request, to the store when the client asked
@@ -93,14 +67,23 @@ static void tell_final(struct dp_xresp *r, const json_t *response)
     tg_log_debug("dp_resp", "final", "response_id=%.*s items=%zu",
                  (int)(json_string_length(id) > 200 ? 200 : json_string_length(id)),
                  json_string_value(id), json_array_size(items));
-    dp_resp_state_final(r->w, r->tenant_id, response, items);
+    r->put = dp_resp_state_final(r->w, r->tenant_id, r->key_id, response, r->res.prefix, items);
     json_decref(items);
 }
 
 /* ---- the request ---- */
 
-int dp_xresp_begin(dp_xlate_t *x, dp_worker_t *w, const char *tenant_id, const char *id,
-                   tg_err_t *err)
+dp_rstore_op_t *dp_xresp_take_put(dp_xlate_t *x)
+{
+    struct dp_xresp *r = x->resp;
+    dp_rstore_op_t *op = r ? r->put : NULL;
+    if (r)
+        r->put = NULL;
+    return op;
+}
+
+int dp_xresp_begin(dp_xlate_t *x, dp_worker_t *w, const char *tenant_id, const char *key_id,
+                   const char *id, tg_err_t *err)
 {
     const json_t *req = dp_reqbody_json(x->client_body);
     if (!req) {
@@ -117,6 +100,7 @@ int dp_xresp_begin(dp_xlate_t *x, dp_worker_t *w, const char *tenant_id, const c
     }
     r->w = w;
     r->tenant_id = tenant_id;
+    r->key_id = key_id;
     r->req = req;
     r->store = !json_is_false(store);
     if (id) {
@@ -379,6 +363,8 @@ static int relay_lifecycle(relay_ctx_t *f, const char *ev, size_t n, const char 
         json_decref(r->final);
         r->final = json_incref(resp);
         f->x->st.done = true;
+        /* stored now, so that the request holds this event until the store has it */
+        tell_final(r, r->final);
     }
     tg_buf_t *b = &r->ev_scratch;
     tg_buf_reset(b);

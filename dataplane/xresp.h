@@ -11,6 +11,7 @@
 
 #include "dp.h"
 #include "responses.h"
+#include "rstore.h"
 #include "xlate.h"
 
 /* ---- the state seams ---- */
@@ -21,6 +22,7 @@ typedef struct dp_resp_resolved {
                                * or NULL for a request without previous_response_id */
     dp_resp_lookup_fn lookup; /* resolves an item_reference id, or NULL: none resolve */
     void *lookup_ud;
+    json_t *refs; /* owned: the item_reference ids resolved, to their items (lookup's ud) */
 } dp_resp_resolved_t;
 
 /* Resolves previous_response_id and item_reference for the tenant: THE place a stored
@@ -37,24 +39,28 @@ void dp_resp_resolved_dispose(dp_resp_resolved_t *r);
 
 /* The response is final (completed, incomplete or failed: the object the client received whole,
  * or in its stream's terminal event) and the request said store true (the default): THE place a
- * response is kept. response: that object, its previous_response_id the client's; input_items:
- * the request's input as dp_resp_input_items makes it (references resolved, an id on every item,
- * derived from response.id). Both borrowed for the call. Once per request, from the request's
- * loop; never for store false, whose request and answer are written nowhere. Today it does
- * nothing. The store will keep response and input items in the worker's bounded cache (what
- * dp_resp_state_resolve reads first) and ship them to the control plane exactly once, spooled
- * through outages, as usage is shipped. */
-void dp_resp_state_final(dp_worker_t *w, const char *tenant_id, const json_t *response,
-                         const json_t *input_items);
+ * response is kept. response: that object, its previous_response_id the client's; prefix: the
+ * earlier turns' items it continued from (resolved, may be NULL); input_items: the request's input
+ * as dp_resp_input_items makes it (references resolved, an id on every item, derived from
+ * response.id). All borrowed for the call. Once per request, from the request's loop; never for
+ * store false, whose request and answer are written nowhere. Keeps the record in the worker's
+ * cache and hands it to the store (rstate.c); returns the put the request waits for before its
+ * answer's last bytes, or NULL (not stored: logged). */
+dp_rstore_op_t *dp_resp_state_final(dp_worker_t *w, const char *tenant_id, const char *key_id,
+                                    const json_t *response, const json_t *prefix,
+                                    const json_t *input_items);
 
 /* ---- the request ---- */
 
 /* Makes x (initialised for DP_EP_RESPONSES) serve a Responses client: the response id (id, or a
  * new one from w's generator when NULL), the client's body as a tree, and its state resolved (a
- * 400 in err when it cannot be). w and tenant_id are kept for the seams (tenant_id borrowed from
- * the request's snapshot). The conformance suite passes w NULL and an id: no worker, no store. */
-int dp_xresp_begin(dp_xlate_t *x, dp_worker_t *w, const char *tenant_id, const char *id,
-                   tg_err_t *err) TG_WUR;
+ * 400 in err when it cannot be). w, tenant_id and key_id are kept for the seams (borrowed from the
+ * request's snapshot). The conformance suite passes w NULL and an id: no worker, no store. */
+int dp_xresp_begin(dp_xlate_t *x, dp_worker_t *w, const char *tenant_id, const char *key_id,
+                   const char *id, tg_err_t *err) TG_WUR;
+/* The put of the final response started since the last call (the request holds its answer's last
+ * bytes until it ends), or NULL. */
+dp_rstore_op_t *dp_xresp_take_put(dp_xlate_t *x);
 void dp_xresp_destroy(struct dp_xresp *r);
 
 /* What dp_xlate_* do for a Responses client (xlate.c calls these). */

@@ -90,6 +90,12 @@ void cp_api_dataplanes_list(cp_req_t *r);
 
 /* ingest.c: POST /dp/v1/usage (docs/usage.md) */
 void cp_dp_usage(cp_req_t *r);
+/* Stored responses (rstore.c, docs/api.md): a data plane ships a batch, fetches one by id or by
+ * one of its items' ids, deletes one; all scoped by ?tenant=. */
+void cp_dp_responses_ship(cp_req_t *r);
+void cp_dp_responses_get(cp_req_t *r);
+void cp_dp_responses_item(cp_req_t *r);
+void cp_dp_responses_delete(cp_req_t *r);
 /* Appends the ingestion counters (Prometheus text) for GET /metrics. */
 int cp_ingest_metrics(tg_buf_t *out);
 

@@ -11,7 +11,8 @@
 
 #define TENANT_JSON                                                                                \
     "json_build_object('id', t.id, 'slug', t.slug, 'name', t.name, 'rpm_limit', t.rpm_limit, "     \
-    "'tpm_limit', t.tpm_limit, 'created_at', t.created_at, 'updated_at', t.updated_at)"
+    "'tpm_limit', t.tpm_limit, 'responses_retention_days', t.responses_retention_days, "           \
+    "'created_at', t.created_at, 'updated_at', t.updated_at)"
 
 /* The rate limits a create or update body sets; has_* says the field was sent, *_null that it
  * was null (no limit). */
@@ -123,9 +124,13 @@ void cp_api_tenants_get(cp_req_t *r)
 
 void cp_api_tenants_update(cp_req_t *r)
 {
-    static const char *const fields[] = {"name", "rpm_limit", "tpm_limit", NULL};
+    static const char *const fields[] = {"name", "rpm_limit", "tpm_limit",
+                                         "responses_retention_days", NULL};
     const char *id = r->params[0], *name;
     tenant_limits_t l;
+    bool has_ret = false, ret_null = false;
+    int64_t ret = 0;
+    char ret_s[16] = "", def_s[16];
     if (cp_tenant_scope(r, CP_ROLE_ADMIN, NULL) < 0)
         return;
     json_t *o = cp_body_object(r, fields);
@@ -138,35 +143,57 @@ void cp_api_tenants_update(cp_req_t *r)
     }
     if (cp_body_str(r, o, "name", false, 200, &name) != 0 || read_limits(r, o, &l) != 0)
         goto out;
+    /* stored responses' retention (days; null: the control plane's default) */
+    json_t *rv = json_object_get(o, "responses_retention_days");
+    if (rv && json_is_null(rv)) {
+        has_ret = ret_null = true;
+    } else if (rv) {
+        if (cp_body_int(r, o, "responses_retention_days", true, 1, 3650, &has_ret, &ret) != 0)
+            goto out;
+        snprintf(ret_s, sizeof(ret_s), "%lld", (long long)ret);
+    }
+    snprintf(def_s, sizeof(def_s), "%d", cp_opts->responses_retention_days);
     /* limits protect the platform: a tenant's owners may not raise their own */
     if ((l.has_rpm || l.has_tpm) && !r->who.platform_admin) {
         const char *f = l.has_rpm ? "rpm_limit" : "tpm_limit";
         cp_reply_error(r, 403, "forbidden", f, "only platform admins change \"%s\"", f);
         goto out;
     }
-    if (!name && !l.has_rpm && !l.has_tpm) {
+    if (!name && !l.has_rpm && !l.has_tpm && !has_ret) {
         cp_reply_error(r, 400, "missing_field", NULL,
-                       "send at least one of: name, rpm_limit, tpm_limit");
+                       "send at least one of: name, rpm_limit, tpm_limit, "
+                       "responses_retention_days");
         goto out;
     }
     const char *k[1] = {id};
     json_t *before = cp_change_lock_json(r, TENANT_BY_ID " FOR UPDATE", 1, k, "tenant");
     if (!before)
         goto out;
-    const char *p[6] = {
+    const char *p[9] = {
         id,
         name,
         l.has_rpm ? "t" : "f",
         l.has_rpm && !l.rpm_null ? l.rpm : NULL,
         l.has_tpm ? "t" : "f",
         l.has_tpm && !l.tpm_null ? l.tpm : NULL,
+        has_ret ? "t" : "f",
+        has_ret && !ret_null ? ret_s : NULL,
+        def_s,
     };
+    /* a new retention applies to the responses already stored too: shortened, they go at the
+     * next purge */
     json_t *after = cp_change_row(
         r,
-        "UPDATE tenants AS t SET name = coalesce($2, t.name), rpm_limit = CASE WHEN $3::boolean "
-        "THEN $4::integer ELSE t.rpm_limit END, tpm_limit = CASE WHEN $5::boolean THEN "
-        "$6::integer ELSE t.tpm_limit END, updated_at = now() WHERE id = $1 RETURNING " TENANT_JSON,
-        6, p, 0);
+        "WITH t AS (UPDATE tenants AS t SET name = coalesce($2, t.name), rpm_limit = CASE WHEN "
+        "$3::boolean THEN $4::integer ELSE t.rpm_limit END, tpm_limit = CASE WHEN $5::boolean "
+        "THEN $6::integer ELSE t.tpm_limit END, responses_retention_days = CASE WHEN $7::boolean "
+        "THEN $8::integer ELSE t.responses_retention_days END, updated_at = now() WHERE id = $1 "
+        "RETURNING *), "
+        "e AS (UPDATE stored_responses s SET expires_at = s.created_at + make_interval(days => "
+        "coalesce(t.responses_retention_days, $9::int)) FROM t WHERE $7::boolean AND "
+        "s.tenant_id = t.id) "
+        "SELECT " TENANT_JSON " FROM t",
+        9, p, 0);
     cp_change_t c = {id, "tenant.update", "tenant", id, false};
     cp_change_reply(r, &c, 200, before, after);
     json_decref(before);

@@ -228,7 +228,7 @@ static void run(const fcase_t *c, const char *p, size_t n, size_t piece_max, res
     FUZZ_CHECK(dp_reqbody_parse(&rb, c->endpoint, req.base, req.len, &err) == 0);
     dp_xlate_init(&x, c->endpoint, &rb, rb.include_usage);
     if (c->endpoint == DP_EP_RESPONSES)
-        FUZZ_CHECK(dp_xresp_begin(&x, NULL, "t-fuzz", "resp_fuzz", &err) == 0);
+        FUZZ_CHECK(dp_xresp_begin(&x, NULL, "t-fuzz", NULL, "resp_fuzz", &err) == 0);
 
     if (c->first_kind && build(&x, c->first_kind, c, &url, &body) == 0) {
         /* an attempt that failed before the client saw anything: the proxy drops what it made,

@@ -460,6 +460,24 @@ test('a walkthrough of every operation: statuses are documented and bodies match
   await call('GET', '/api/v1/requests', { token: devToken, query: { tenant_id: randomUUID() }, expect: 404 });
   await call('POST', '/dp/v1/usage', { token: 'not-the-dp-token', raw: usageEvent(), expect: 401 });
   await call('POST', '/dp/v1/usage', { token: 'test-dp-token', raw: `${usageEvent()}\n`.repeat(5001), expect: 413 });
+
+  // stored responses from a data plane (tested in responses_store.test.mjs)
+  const rec = JSON.stringify({ id: 'resp_openapi1', tenant: tenant.id, key: key.id, created_at: Math.floor(Date.now() / 1000),
+    response: { id: 'resp_openapi1', object: 'response', output: [{ id: 'msg_openapi1', type: 'message' }] }, input_items: [{ id: 'msg_in1', type: 'message' }] });
+  r = await call('POST', '/dp/v1/responses', { token: 'test-dp-token', raw: `${rec}\nnot json\n`, expect: 200 });
+  assert.deepEqual([r.body.stored, r.body.duplicates, r.body.rejected.length], [1, 0, 1]);
+  await call('POST', '/dp/v1/responses', { token: 'not-the-dp-token', raw: rec, expect: 401 });
+  await call('POST', '/dp/v1/responses', { token: 'test-dp-token', raw: `${rec}\n`.repeat(1001), expect: 413 });
+  const RQ = { tenant: tenant.id };
+  await call('GET', '/dp/v1/responses/{id}', { token: 'test-dp-token', params: { id: 'resp_openapi1' }, query: RQ, expect: 200 });
+  await call('GET', '/dp/v1/response-items/{id}', { token: 'test-dp-token', params: { id: 'msg_in1' }, query: RQ, expect: 200 });
+  await call('GET', '/dp/v1/response-items/{id}', { token: 'test-dp-token', params: { id: 'msg_none' }, query: RQ, expect: 404 });
+  await call('GET', '/dp/v1/response-items/{id}', { token: 'nope', params: { id: 'msg_none' }, query: RQ, expect: 401 });
+  await call('DELETE', '/dp/v1/responses/{id}', { token: 'test-dp-token', params: { id: 'resp_openapi1' }, query: RQ, expect: 200 });
+  await call('DELETE', '/dp/v1/responses/{id}', { token: 'test-dp-token', params: { id: 'resp_openapi1' }, query: RQ, expect: 404 });
+  await call('GET', '/dp/v1/responses/{id}', { token: 'test-dp-token', params: { id: 'resp_openapi1' }, query: RQ, expect: 404 });
+  await call('GET', '/dp/v1/responses/{id}', { token: 'nope', params: { id: 'resp_openapi1' }, query: RQ, expect: 401 });
+  await call('DELETE', '/dp/v1/responses/{id}', { token: 'nope', params: { id: 'resp_openapi1' }, query: RQ, expect: 401 });
   await call('PATCH', '/api/v1/tenants/{tenant_id}/budgets/{budget_id}', { token: devToken, params: B, body: { limit_usd: 20, alert_threshold: null }, expect: 200 });
   await call('DELETE', '/api/v1/tenants/{tenant_id}/budgets/{budget_id}', { token: devToken, params: B, expect: 204 });
 

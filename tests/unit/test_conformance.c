@@ -758,7 +758,7 @@ static bool attempt_start(attempt_t *a, const golden_t *g)
     a->have_x = true;
     /* a Responses client: no worker (no store), a fixed response id */
     if (g->endpoint == DP_EP_RESPONSES &&
-        dp_xresp_begin(&a->x, NULL, "t-golden", "resp_golden", &a->err) != 0)
+        dp_xresp_begin(&a->x, NULL, "t-golden", NULL, "resp_golden", &a->err) != 0)
         return false;
     return dp_xlate_build(&a->x, g->provider, g->model, g->request_id, g->now_s, hdr_add, &a->h,
                           &a->url, &a->body, &a->err) == 0;

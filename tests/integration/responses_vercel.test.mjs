@@ -44,8 +44,8 @@ function lastBody(model) {
   return reqs.at(-1).body;
 }
 
-// The SDK sends earlier items as item_reference unless told not to store: a tool loop inlines
-// them with store false until Tollgate keeps responses.
+// The SDK sends earlier items as item_reference unless told not to store: the per-kind tool
+// loops inline them with store false; the last test continues from stored responses.
 const stateless = { openai: { store: false } };
 
 for (const model of MODELS) {
@@ -95,7 +95,7 @@ for (const model of MODELS) {
   });
 }
 
-test('a tool loop and a second chat turn with stored responses (item_reference)', { todo: 'needs the response store' }, async () => {
+test('a tool loop and a second chat turn with stored responses (item_reference), continued on another provider', async () => {
   const ran = [];
   const loop = await generateText({ model: provider('gpt'), maxRetries: 0,
     prompt: 'weather in Paris? mock:tool=get_weather mock:words=2', tools: { get_weather: weather(ran) },
@@ -105,4 +105,7 @@ test('a tool loop and a second chat turn with stored responses (item_reference)'
     messages: [{ role: 'user', content: 'weather in Paris? mock:tool=get_weather mock:words=2' },
       ...loop.response.messages, { role: 'user', content: 'and tomorrow? mock:words=3' }] });
   assert.equal(second.text, 'w1 w2 w3');
+  // the earlier turn went out as item_reference items; Anthropic got them resolved from the store
+  const sent = JSON.stringify(lastBody('claude'));
+  assert.match(sent, /clear/, `the stored tool result reached the other provider: ${sent}`);
 });

@@ -171,17 +171,22 @@ static bool url_ok(const char *u)
     return *host != '\0' && *host != '/';
 }
 
-bool tg_snap_dataplane_name_ok(const char *s, size_t n, size_t max)
+bool tg_snap_id_ok(const char *s, size_t n, size_t max, const char *also)
 {
     if (n == 0 || n > max)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
+              (c != '\0' && strchr(also, c))))
             return false;
     }
     return true;
+}
+
+bool tg_snap_dataplane_name_ok(const char *s, size_t n, size_t max)
+{
+    return tg_snap_id_ok(s, n, max, "._-");
 }
 
 bool tg_snap_header_ok(const char *name, const char *value)

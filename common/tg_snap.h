@@ -197,6 +197,9 @@ bool tg_key_allows(const tg_key_t *k, const tg_route_t *r);
  * token and not one the data plane sets or that carries a credential, value without control
  * characters other than tab. The control plane leaves out providers this refuses. */
 bool tg_snap_header_ok(const char *name, const char *value);
+/* True when s[0..n) is 1 to max characters of A-Z a-z 0-9 and the punctuation in also: the ids
+ * the planes exchange (a stored response's or item's: "_-", at most 128). */
+bool tg_snap_id_ok(const char *s, size_t n, size_t max, const char *also);
 /* True when s[0..n) is 1 to max characters of A-Z a-z 0-9 . _ -: a data plane's id and version as
  * it names itself to the control plane (X-Tollgate-Dataplane, X-Tollgate-Version). */
 bool tg_snap_dataplane_name_ok(const char *s, size_t n, size_t max);

@@ -18,6 +18,7 @@
 
 #include "api/api.h"
 #include "tg_log.h"
+#include "tg_snap.h"
 
 #include "tg_banned.h"
 
@@ -29,15 +30,7 @@
  * and OpenAI make); anything else is not stored and never found. */
 static bool id_ok(const char *s, size_t n)
 {
-    if (n == 0 || n > ID_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
+    return tg_snap_id_ok(s, n, ID_MAX, "_-");
 }
 
 static bool dp_check(cp_req_t *r)

@@ -21,6 +21,7 @@
 #include "sync.h"
 #include "tg_log.h"
 #include "tg_rand.h"
+#include "tg_snap.h"
 #include "tg_time.h"
 
 #include "tg_banned.h"
@@ -104,15 +105,7 @@ static struct {
 
 bool dp_rstore_id_ok(const char *s, size_t n)
 {
-    if (n == 0 || n > 128)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
+    return tg_snap_id_ok(s, n, 128, "_-"); /* as the control plane checks them */
 }
 
 int dp_rstore_record(tg_buf_t *out, const char *id, const char *tenant, const char *key,

@@ -950,3 +950,19 @@ Test(tg_snap, target_info_with_a_bad_type_is_refused)
     json_object_set_new(first_target(root), "info", json_string("x"));
     expect_refusal(root, "routes[0].targets[0].info", "object");
 }
+
+Test(tg_snap, ids_the_planes_exchange)
+{
+    cr_assert(tg_snap_id_ok("resp_0Ab-9", 10, 128, "_-"));
+    cr_assert_not(tg_snap_id_ok("resp.1", 6, 128, "_-"), "a dot only where allowed");
+    cr_assert(tg_snap_id_ok("dp-1.2", 6, 63, "._-"));
+    cr_assert_not(tg_snap_id_ok("../x", 4, 128, "_-"));
+    cr_assert_not(tg_snap_id_ok("a\0b", 3, 128, "_-"), "a NUL is never in also");
+    cr_assert_not(tg_snap_id_ok("", 0, 128, "_-"));
+    char long_id[130];
+    memset(long_id, 'a', sizeof(long_id));
+    cr_assert(tg_snap_id_ok(long_id, 128, 128, "_-"));
+    cr_assert_not(tg_snap_id_ok(long_id, 129, 128, "_-"));
+    cr_assert(tg_snap_dataplane_name_ok("dp-1.2", 6, 63));
+    cr_assert_not(tg_snap_dataplane_name_ok("dp 1", 4, 63));
+}

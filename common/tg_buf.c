@@ -188,7 +188,9 @@ const char *tg_memmem(const char *hay, size_t hlen, const char *needle, size_t n
         p = memchr(p, needle[0], (size_t)(end - p));
         if (!p)
             return NULL;
-        if (memcmp(p, needle, nlen) == 0)
+        /* the second byte first: a needle like "\"usage\":" starts with a byte that is
+         * everywhere in JSON, and a call to memcmp for each of those cost more than the search */
+        if ((nlen == 1 || p[1] == needle[1]) && memcmp(p, needle, nlen) == 0)
             return p;
         p++;
     }

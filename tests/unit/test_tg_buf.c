@@ -230,6 +230,19 @@ Test(tg_buf, memmem_respects_length_not_nul)
     cr_assert_eq(tg_memmem(h, 4, "\0y", 2), h + 1);
 }
 
+Test(tg_buf, memmem_skips_first_byte_matches_and_finds_one_byte_needles)
+{
+    /* many candidates share the first byte and differ in the second, as quotes do in JSON */
+    const char *j = "{\"id\":\"x\",\"us\":1,\"usage\":null}";
+    size_t n = strlen(j);
+    cr_assert_eq(tg_memmem(j, n, "\"usage\":", 8), strstr(j, "\"usage\":"));
+    cr_assert_null(tg_memmem(j, n, "\"usage\":{", 9));
+    cr_assert_eq(tg_memmem(j, n, "}", 1), j + n - 1);
+    cr_assert_null(tg_memmem(j, n, "!", 1));
+    const char *a = "aab";
+    cr_assert_eq(tg_memmem(a, 3, "ab", 2), a + 1);
+}
+
 Test(tg_buf, memrmem_finds_last_occurrence)
 {
     const char *h = "abcabcab";

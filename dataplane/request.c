@@ -30,6 +30,9 @@
 #define ATTEMPTS_MAX 20             /* upstream attempts one request may make */
 #define BACKOFF_CAP_MS 10000        /* longest wait before a retry; a longer retry-after moves on */
 #define CACHE_STREAM_MAX (1u << 20) /* a longer streamed answer is not cached */
+#define REQ_CACHE_MAX 64            /* ended requests a loop keeps for reuse */
+#define REQ_OUT_KEEP 16384          /* a request whose output buffer grew larger is not kept */
+#define REQ_ARENA_CHUNK 1024        /* the arena's chunk (copies of header values) */
 
 enum {
     DP_REQ_GATE = 0,  /* reading the body, routing, admission, the cache */
@@ -42,6 +45,7 @@ enum {
 struct dp_req {
     dp_conn_watch_t watch; /* the connection's events: client gone, writes drained */
     dp_worker_t *w;
+    dp_req_t *next_free; /* in the loop's cache of ended requests (req_alloc) */
     dp_conn_t *conn; /* NULL once the client is gone */
     tg_snap_t *snap; /* one ref, for the request's whole life */
     int state;       /* DP_REQ_*, changed only by req_set_state */
@@ -237,21 +241,72 @@ size_t dp_req_id(dp_worker_t *w, const dp_http_msg_t *m, char *out)
 
 static void on_conn_event(dp_conn_watch_t *watch, int ev);
 
+/* A request struct with its arena and output buffer, from the loop's cache of ended requests
+ * when it has one (their arena's first chunk and the buffer's storage come along, so a warm loop
+ * allocates none of the three), else new. Everything else is zero. */
+static dp_req_t *req_alloc(dp_worker_t *w)
+{
+    dp_req_t *r = w->req_free;
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return NULL;
+        tg_pool_init(&r->pool, REQ_ARENA_CHUNK);
+        tg_buf_init(&r->client.out, 8u << 20);
+        return r;
+    }
+    w->req_free = r->next_free;
+    w->nreq_free--;
+    tg_pool_t pool = r->pool;
+    tg_buf_t out = r->client.out;
+    memset(r, 0, sizeof(*r));
+    r->pool = pool;
+    r->client.out = out;
+    return r;
+}
+
+/* Frees a request's struct, or keeps it (arena reset, buffer emptied) for the next one. */
+static void req_free(dp_req_t *r)
+{
+    dp_worker_t *w = r->w;
+    if (w->nreq_free >= REQ_CACHE_MAX || r->client.out.cap > REQ_OUT_KEEP) {
+        tg_pool_dispose(&r->pool);
+        tg_buf_dispose(&r->client.out);
+        free(r);
+        return;
+    }
+    tg_pool_reset(&r->pool);
+    tg_buf_reset(&r->client.out);
+    r->next_free = w->req_free;
+    w->req_free = r;
+    w->nreq_free++;
+}
+
+void dp_req_cache_free(dp_worker_t *w)
+{
+    while (w->req_free) {
+        dp_req_t *r = w->req_free;
+        w->req_free = r->next_free;
+        tg_pool_dispose(&r->pool);
+        tg_buf_dispose(&r->client.out);
+        free(r);
+    }
+    w->nreq_free = 0;
+}
+
 static dp_req_t *req_create(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, const dp_gate_t *g)
 {
-    dp_req_t *r = calloc(1, sizeof(*r));
+    dp_req_t *r = req_alloc(w);
     if (!r)
         return NULL;
     r->w = w;
     r->conn = c;
     r->msg = *msg;
     r->t_start = tg_mono_us();
-    tg_pool_init(&r->pool, 1024);
     r->snap = g->snap ? tg_snap_ref((tg_snap_t *)g->snap) : NULL;
     r->gate = *g;
     r->gate.snap = r->snap;
     r->watch.cb = on_conn_event;
-    tg_buf_init(&r->client.out, 8u << 20);
     tg_buf_init(&r->cache.buf, CACHE_STREAM_MAX);
     r->req_id_len = dp_req_id(w, &r->msg, r->req_id);
     memset(msg, 0, sizeof(*msg));
@@ -261,7 +316,7 @@ static dp_req_t *req_create(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, co
 
 static void on_timer_closed(uv_handle_t *h)
 {
-    free(h->data);
+    req_free(h->data);
 }
 
 static void req_destroy(dp_req_t *r)
@@ -273,17 +328,15 @@ static void req_destroy(dp_req_t *r)
     if (r->x_ready)
         dp_xlate_dispose(&r->x);
     dp_reqbody_dispose(&r->body);
-    tg_buf_dispose(&r->client.out);
     tg_buf_dispose(&r->cache.buf);
     tg_snap_unref(r->snap);
-    tg_pool_dispose(&r->pool);
     if (r->backoff_init) {
         /* the handle lives inside r: free r once the loop has closed it */
         r->backoff.data = r;
         uv_close((uv_handle_t *)&r->backoff, on_timer_closed);
         return;
     }
-    free(r);
+    req_free(r);
 }
 
 static const char *label_model(const dp_req_t *r)

@@ -330,15 +330,49 @@ int dp_conn_start_chunked(dp_conn_t *c, const dp_head_t *h)
     return write_bufs(c, &part, 1);
 }
 
+/* A chunk's size line, "<hex>\r\n", into out (at least 18 bytes); returns its length. */
+static size_t chunk_size_line(char *out, size_t len)
+{
+    size_t n = tg_fmt_hex(out, len);
+    out[n++] = '\r';
+    out[n++] = '\n';
+    return n;
+}
+
 int dp_conn_write_chunk(dp_conn_t *c, const char *data, size_t len)
 {
     char size_line[24];
-    size_t n = tg_fmt_hex(size_line, len);
-    size_line[n++] = '\r';
-    size_line[n++] = '\n';
+    size_t n = chunk_size_line(size_line, len);
     uv_buf_t parts[3] = {uv_buf_init(size_line, (unsigned int)n),
                          uv_buf_init((char *)data, (unsigned int)len),
                          uv_buf_init((char *)"\r\n", 2)};
+    return write_bufs(c, parts, 3);
+}
+
+int dp_conn_start_chunked_with(dp_conn_t *c, const dp_head_t *h, const char *data, size_t len)
+{
+    char head[DP_HEAD_MAX], size_line[24];
+    size_t hlen;
+    int rc = build_head(c, h, -1, head, &hlen);
+    if (rc != 0)
+        return rc;
+    size_t n = chunk_size_line(size_line, len);
+    uv_buf_t parts[4] = {uv_buf_init(head, (unsigned int)hlen),
+                         uv_buf_init(size_line, (unsigned int)n),
+                         uv_buf_init((char *)data, (unsigned int)len),
+                         uv_buf_init((char *)"\r\n", 2)};
+    return write_bufs(c, parts, len > 0 ? 4 : 1);
+}
+
+int dp_conn_end_chunked(dp_conn_t *c, const char *data, size_t len)
+{
+    if (len == 0)
+        return dp_conn_write_chunk(c, NULL, 0);
+    char size_line[24];
+    size_t n = chunk_size_line(size_line, len);
+    uv_buf_t parts[3] = {uv_buf_init(size_line, (unsigned int)n),
+                         uv_buf_init((char *)data, (unsigned int)len),
+                         uv_buf_init((char *)"\r\n0\r\n\r\n", 7)};
     return write_bufs(c, parts, 3);
 }
 

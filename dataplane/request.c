@@ -463,8 +463,7 @@ static bool cache_lookup(dp_req_t *r)
     settle(r, 200, NULL);
     if (r->cache.hit->stream) {
         dp_head_t h = {200, "text/event-stream", l.b, l.len};
-        if (dp_conn_start_chunked(r->conn, &h) == 0 &&
-            dp_conn_write_chunk(r->conn, r->cache.hit->body, r->cache.hit->len) == 0)
+        if (dp_conn_start_chunked_with(r->conn, &h, r->cache.hit->body, r->cache.hit->len) == 0)
             (void)dp_conn_write_chunk(r->conn, NULL, 0);
     } else {
         respond(r, 200, "application/json", r->cache.hit->body, r->cache.hit->len, &l);
@@ -492,13 +491,14 @@ static void backoff_arm(dp_req_t *r, uint64_t ms)
     uv_timer_start(&r->backoff, on_backoff, ms, 0);
 }
 
-static int start_client_stream(dp_req_t *r)
+/* The client's stream starts: its head, with the first chunk (len > 0) in the same write. */
+static int start_client_stream(dp_req_t *r, const char *first, size_t len)
 {
     lines_t l;
     lines_init(&l, r);
     lines_puts(&l, r->gate.hold.headers);
     dp_head_t h = {200, "text/event-stream", l.b, l.len};
-    int rc = dp_conn_start_chunked(r->conn, &h);
+    int rc = dp_conn_start_chunked_with(r->conn, &h, first, len);
     r->client.started = rc == 0;
     req_set_state(r, DP_REQ_STREAMING);
     return rc;
@@ -528,11 +528,13 @@ static int relay(dp_req_t *r, const char *p, size_t len)
         return frc; /* nothing reached the client yet: another target may still answer */
     /* the client's stream starts with the first bytes it can use: until then, a failure can
      * still go to another target */
-    if (out->len > 0 && !r->client.started && start_client_stream(r) != 0)
+    if (out->len > 0 && !r->client.started) {
+        if (start_client_stream(r, out->base, out->len) != 0)
+            return TG_EIO;
+    } else if (out->len > 0 && dp_conn_write_chunk(r->conn, out->base, out->len) != 0) {
+        /* all events completed by this read leave together, in this loop iteration */
         return TG_EIO;
-    /* all events completed by this read leave together, in this loop iteration */
-    if (out->len > 0 && dp_conn_write_chunk(r->conn, out->base, out->len) != 0)
-        return TG_EIO;
+    }
     if (frc != 0)
         return frc; /* the events completed before the unreadable bytes went out */
     if (r->cache.store && out->len > 0 && tg_buf_append(&r->cache.buf, out->base, out->len) != 0)
@@ -672,11 +674,12 @@ static void end_stream(dp_req_t *r, int result)
     }
     settle(r, status, error);
     if (r->conn) {
-        if (!r->client.started)
-            (void)start_client_stream(r);
-        if (out->len)
-            (void)dp_conn_write_chunk(r->conn, out->base, out->len);
-        (void)dp_conn_write_chunk(r->conn, NULL, 0);
+        if (!r->client.started) {
+            if (start_client_stream(r, out->base, out->len) == 0)
+                (void)dp_conn_write_chunk(r->conn, NULL, 0);
+        } else {
+            (void)dp_conn_end_chunked(r->conn, out->base, out->len);
+        }
     }
     if (result == DP_X_OK && r->cache.store && r->x.st.done &&
         tg_buf_append(&r->cache.buf, out->base ? out->base : "", out->len) == 0)

@@ -357,10 +357,9 @@ int dp_conn_start_chunked_with(dp_conn_t *c, const dp_head_t *h, const char *dat
     if (rc != 0)
         return rc;
     size_t n = chunk_size_line(size_line, len);
-    uv_buf_t parts[4] = {uv_buf_init(head, (unsigned int)hlen),
-                         uv_buf_init(size_line, (unsigned int)n),
-                         uv_buf_init((char *)data, (unsigned int)len),
-                         uv_buf_init((char *)"\r\n", 2)};
+    uv_buf_t parts[4] = {
+        uv_buf_init(head, (unsigned int)hlen), uv_buf_init(size_line, (unsigned int)n),
+        uv_buf_init((char *)data, (unsigned int)len), uv_buf_init((char *)"\r\n", 2)};
     return write_bufs(c, parts, len > 0 ? 4 : 1);
 }
 

@@ -45,7 +45,6 @@ enum {
 struct dp_req {
     dp_conn_watch_t watch; /* the connection's events: client gone, writes drained */
     dp_worker_t *w;
-    dp_req_t *next_free; /* in the loop's cache of ended requests (req_alloc) */
     dp_conn_t *conn; /* NULL once the client is gone */
     tg_snap_t *snap; /* one ref, for the request's whole life */
     int state;       /* DP_REQ_*, changed only by req_set_state */
@@ -83,6 +82,7 @@ struct dp_req {
         tg_buf_t buf;                /* a streamed answer's client bytes, to store at its end */
         const dp_cache_entry_t *hit; /* borrowed while a cached answer is served */
     } cache;
+    dp_req_t *next_free; /* in the loop's cache of ended requests (req_alloc) */
 };
 
 static const char *req_states[] = {"gate", "upstream", "streaming", "backoff", "done"};

@@ -177,19 +177,37 @@ bool tg_mem_caseeq(const char *a, size_t alen, const char *b, size_t blen)
     return true;
 }
 
+/* How common a byte is in JSON and English text, roughly (0: rare). tg_memmem looks for the
+ * needle's rarest byte, so that memchr stops where a match is likely: in `"usage":` that is the
+ * 'g', where the leading quote would stop it at every key and string of a JSON event. */
+static const unsigned char byte_freq[256] = {
+    [' '] = 9, ['"'] = 9, [':'] = 8, [','] = 8, ['e'] = 8, ['t'] = 7, ['a'] = 7,  ['o'] = 7,
+    ['i'] = 7, ['n'] = 7, ['s'] = 6, ['r'] = 6, ['h'] = 5, ['l'] = 5, ['d'] = 5,  ['c'] = 5,
+    ['u'] = 4, ['m'] = 4, ['0'] = 4, ['1'] = 4, ['{'] = 3, ['}'] = 3, ['\n'] = 3, ['p'] = 3,
+    ['f'] = 3, ['_'] = 3, ['-'] = 3, ['.'] = 3, ['2'] = 3, ['3'] = 3, ['4'] = 2,  ['5'] = 2,
+    ['6'] = 2, ['7'] = 2, ['8'] = 2, ['9'] = 2, ['g'] = 2, ['w'] = 2, ['y'] = 2,  ['b'] = 2,
+    ['['] = 2, [']'] = 2, ['v'] = 1, ['k'] = 1,
+};
+
 const char *tg_memmem(const char *hay, size_t hlen, const char *needle, size_t nlen)
 {
     if (nlen == 0)
         return hay;
     if (hlen < nlen)
         return NULL;
-    const char *end = hay + (hlen - nlen) + 1;
-    for (const char *p = hay; p < end;) {
-        p = memchr(p, needle[0], (size_t)(end - p));
+    size_t at = 0; /* the needle's rarest byte: the first of the rarest, for short needles */
+    for (size_t i = 1; i < nlen && i < 16; i++)
+        if (byte_freq[(unsigned char)needle[i]] < byte_freq[(unsigned char)needle[at]])
+            at = i;
+    const char c = needle[at];
+    /* candidates for needle[at] lie in [hay + at, hay + hlen - nlen + at] */
+    const char *p = hay + at, *last = hay + (hlen - nlen) + at;
+    while (p <= last) {
+        p = memchr(p, c, (size_t)(last - p) + 1);
         if (!p)
             return NULL;
-        if (memcmp(p, needle, nlen) == 0)
-            return p;
+        if (memcmp(p - at, needle, nlen) == 0)
+            return p - at;
         p++;
     }
     return NULL;

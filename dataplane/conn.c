@@ -330,15 +330,48 @@ int dp_conn_start_chunked(dp_conn_t *c, const dp_head_t *h)
     return write_bufs(c, &part, 1);
 }
 
+/* A chunk's size line, "<hex>\r\n", into out (at least 18 bytes); returns its length. */
+static size_t chunk_size_line(char *out, size_t len)
+{
+    size_t n = tg_fmt_hex(out, len);
+    out[n++] = '\r';
+    out[n++] = '\n';
+    return n;
+}
+
 int dp_conn_write_chunk(dp_conn_t *c, const char *data, size_t len)
 {
     char size_line[24];
-    size_t n = tg_fmt_hex(size_line, len);
-    size_line[n++] = '\r';
-    size_line[n++] = '\n';
+    size_t n = chunk_size_line(size_line, len);
     uv_buf_t parts[3] = {uv_buf_init(size_line, (unsigned int)n),
                          uv_buf_init((char *)data, (unsigned int)len),
                          uv_buf_init((char *)"\r\n", 2)};
+    return write_bufs(c, parts, 3);
+}
+
+int dp_conn_start_chunked_with(dp_conn_t *c, const dp_head_t *h, const char *data, size_t len)
+{
+    char head[DP_HEAD_MAX], size_line[24];
+    size_t hlen;
+    int rc = build_head(c, h, -1, head, &hlen);
+    if (rc != 0)
+        return rc;
+    size_t n = chunk_size_line(size_line, len);
+    uv_buf_t parts[4] = {
+        uv_buf_init(head, (unsigned int)hlen), uv_buf_init(size_line, (unsigned int)n),
+        uv_buf_init((char *)data, (unsigned int)len), uv_buf_init((char *)"\r\n", 2)};
+    return write_bufs(c, parts, len > 0 ? 4 : 1);
+}
+
+int dp_conn_end_chunked(dp_conn_t *c, const char *data, size_t len)
+{
+    if (len == 0)
+        return dp_conn_write_chunk(c, NULL, 0);
+    char size_line[24];
+    size_t n = chunk_size_line(size_line, len);
+    uv_buf_t parts[3] = {uv_buf_init(size_line, (unsigned int)n),
+                         uv_buf_init((char *)data, (unsigned int)len),
+                         uv_buf_init((char *)"\r\n0\r\n\r\n", 7)};
     return write_bufs(c, parts, 3);
 }
 
@@ -376,17 +409,37 @@ static void refuse_input(dp_conn_t *c)
 /* Parses what is buffered until one request is complete and hands it to the worker's handler.
  * Runs from on_read and, after a request ends with bytes already queued behind it, from the
  * connection's timer: never from inside a request, so nothing here re-enters. */
-static void process_input(dp_conn_t *c)
+/* Keeps the n bytes at *p that were read and not parsed in c->pending, for the next request. */
+static bool keep_rest(dp_conn_t *c, const char **p, size_t *n)
+{
+    if (tg_buf_append(&c->pending, *p, *n) != 0) {
+        conn_close(c);
+        return false;
+    }
+    *p = NULL;
+    *n = 0;
+    return true;
+}
+
+/* Parses requests from p (n bytes of the loop's read buffer, with nothing pending before them)
+ * or, when p is NULL, from c->pending. What is not parsed when this stops is kept in pending:
+ * a connection copies bytes only when a read holds more than the request it completes. */
+static void process_input_from(dp_conn_t *c, const char *p, size_t n)
 {
     while ((c->state == DP_CONN_IDLE || c->state == DP_CONN_READING) && !c->close_after &&
-           c->pending.len > 0) {
+           (p ? n : c->pending.len) > 0) {
         size_t used = 0;
-        int rc = dp_http_feed(&c->hp, c->pending.base, c->pending.len, &used);
+        int rc = dp_http_feed(&c->hp, p ? p : c->pending.base, p ? n : c->pending.len, &used);
         if (rc < 0) {
             refuse_input(c);
             return;
         }
-        tg_buf_consume(&c->pending, used);
+        if (p) {
+            p += used;
+            n -= used;
+        } else {
+            tg_buf_consume(&c->pending, used);
+        }
         if (rc == DP_HTTP_HEAD) {
             /* the head is in, its body is not: what the head already refuses (no valid key,
              * unknown path, wrong method) is answered now and the body never read */
@@ -419,8 +472,12 @@ static void process_input(dp_conn_t *c)
             }
             break;
         }
-        /* a complete request: the handler answers it now or later, and dp_conn_end brings the
-         * connection back here for the next one */
+        /* a complete request: what follows it in this read waits in pending (the handler may
+         * end the request at once, and dp_conn_end looks there for the next) */
+        if (p && n > 0 && !keep_rest(c, &p, &n))
+            return;
+        /* the handler answers it now or later, and dp_conn_end brings the connection back
+         * here for the next one */
         dp_http_msg_t msg;
         dp_http_take(&c->hp, &msg);
         if (!msg.keep_alive)
@@ -432,12 +489,19 @@ static void process_input(dp_conn_t *c)
     }
     if (c->state == DP_CONN_CLOSING || c->state == DP_CONN_SHUTDOWN)
         return;
+    if (p && n > 0 && !c->close_after && !keep_rest(c, &p, &n))
+        return;
     /* bound what a client may queue behind a request in flight */
     bool want_read = c->pending.len < DP_CONN_QUEUE_MAX;
     if (want_read && !c->reading && !c->close_after) {
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         c->reading = true;
     }
+}
+
+static void process_input(dp_conn_t *c)
+{
+    process_input_from(c, NULL, 0);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -453,6 +517,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (c->close_after)
         return; /* closing: ignore what else arrives */
+    if (c->pending.len == 0 && (c->state == DP_CONN_IDLE || c->state == DP_CONN_READING)) {
+        /* the usual case: parsed where it was read, nothing copied */
+        process_input_from(c, c->w->read_buf, (size_t)nread);
+        return;
+    }
     if (tg_buf_append(&c->pending, c->w->read_buf, (size_t)nread) != 0) {
         conn_close(c);
         return;

@@ -59,6 +59,10 @@ int dp_conn_respond(dp_conn_t *c, const dp_head_t *h, const char *body, size_t l
 int dp_conn_start_chunked(dp_conn_t *c, const dp_head_t *h);
 /* Writes one chunk of a chunked response body; len 0 writes the terminating chunk. */
 int dp_conn_write_chunk(dp_conn_t *c, const char *data, size_t len);
+/* The head and, when len > 0, the first chunk, in one write (one system call, one packet). */
+int dp_conn_start_chunked_with(dp_conn_t *c, const dp_head_t *h, const char *data, size_t len);
+/* The last chunk, when len > 0, and the terminating chunk, in one write. */
+int dp_conn_end_chunked(dp_conn_t *c, const char *data, size_t len);
 /* Writes an error response: err's status and message as JSON in the shape of the client's
  * endpoint (DP_EP_*; 0 is OpenAI's), with extra header lines (may be NULL). The only writer of
  * error bodies on the data plane. */

@@ -68,6 +68,8 @@ typedef struct dp_worker {
     uint64_t drain_started; /* loop time */
     bool listener_closed;
     atomic_long inflight;
+    dp_req_t *req_free; /* ended requests kept for reuse (request.c) */
+    int nreq_free;
     char read_buf[65536]; /* every read of this loop lands here; parsed before the next */
 } dp_worker_t;
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tg_fmt.h"
 #include "tg_hash.h"
 #include "tg_log.h"
 #include "tg_time.h"
@@ -144,16 +145,57 @@ static void refill(dp_scope_t *s, const tg_limits_t *l, bucket_view_t *v, uint64
         s->refill_us = now_us;
 }
 
-static void format_reset(char *out, size_t n, double secs)
+/* Header text built without the printf family (admission is on every limited request's path):
+ * appends that do not fit are dropped whole. */
+typedef struct hdr_out {
+    char *b;
+    size_t len, cap;
+} hdr_out_t;
+
+static void hdr_put(hdr_out_t *o, const char *p, size_t n)
 {
-    if (secs < 0)
+    if (n <= o->cap - o->len) {
+        memcpy(o->b + o->len, p, n);
+        o->len += n;
+    }
+}
+
+static void hdr_puts(hdr_out_t *o, const char *s)
+{
+    hdr_put(o, s, strlen(s));
+}
+
+static void hdr_u64(hdr_out_t *o, uint64_t v)
+{
+    char num[TG_FMT_U64_MAX];
+    hdr_put(o, num, tg_fmt_u64(num, v));
+}
+
+/* Seconds as OpenAI writes a reset: "250ms", "12s", "1m5s". */
+static void put_reset(hdr_out_t *o, double secs)
+{
+    if (!(secs > 0)) /* negative, or NaN */
         secs = 0;
-    if (secs < 1)
-        snprintf(out, n, "%dms", (int)ceil(secs * 1000));
-    else if (secs < 60)
-        snprintf(out, n, "%ds", (int)ceil(secs));
-    else
-        snprintf(out, n, "%dm%ds", (int)(secs / 60), (int)ceil(fmod(secs, 60)));
+    if (secs < 1) {
+        hdr_u64(o, (uint64_t)ceil(secs * 1000));
+        hdr_put(o, "ms", 2);
+    } else if (secs < 60) {
+        hdr_u64(o, (uint64_t)ceil(secs));
+        hdr_put(o, "s", 1);
+    } else {
+        hdr_u64(o, (uint64_t)(secs / 60));
+        hdr_put(o, "m", 1);
+        hdr_u64(o, (uint64_t)ceil(fmod(secs, 60)));
+        hdr_put(o, "s", 1);
+    }
+}
+
+/* A retry-after in whole seconds (at least 0) into out (>= 16 bytes), NUL-terminated. */
+static void put_retry_after(char *out, size_t n, double secs)
+{
+    hdr_out_t o = {out, 0, n - 1};
+    hdr_u64(&o, secs > 0 ? (uint64_t)ceil(secs) : 0);
+    out[o.len] = '\0';
 }
 
 /* ---- budgets ---- */
@@ -373,33 +415,35 @@ static void rate_headers(side_t *sides, int n, dp_admit_t *a)
             }
         }
     }
-    size_t off = 0;
-    char reset[32];
+    hdr_out_t o = {a->headers, 0, sizeof(a->headers) - 1};
     if (br) {
-        format_reset(reset, sizeof(reset), (br->v.cap_r - br->s->req_level) / br->v.rate_r);
         double rem = fmin((double)br->l->rpm, floor(fmax(0, br->s->req_level) * live));
-        off += (size_t)snprintf(a->headers + off, sizeof(a->headers) - off,
-                                "x-ratelimit-limit-requests: %u\r\n"
-                                "x-ratelimit-remaining-requests: %.0f\r\n"
-                                "x-ratelimit-reset-requests: %s\r\n",
-                                br->l->rpm, rem, reset);
+        hdr_puts(&o, "x-ratelimit-limit-requests: ");
+        hdr_u64(&o, br->l->rpm);
+        hdr_puts(&o, "\r\nx-ratelimit-remaining-requests: ");
+        hdr_u64(&o, (uint64_t)rem);
+        hdr_puts(&o, "\r\nx-ratelimit-reset-requests: ");
+        put_reset(&o, (br->v.cap_r - br->s->req_level) / br->v.rate_r);
+        hdr_put(&o, "\r\n", 2);
     }
-    if (bt && off < sizeof(a->headers)) {
-        format_reset(reset, sizeof(reset), (bt->v.cap_t - bt->s->tok_level) / bt->v.rate_t);
+    if (bt) {
         double rem = fmin((double)bt->l->tpm, floor(fmax(0, bt->s->tok_level) * live));
-        snprintf(a->headers + off, sizeof(a->headers) - off,
-                 "x-ratelimit-limit-tokens: %u\r\n"
-                 "x-ratelimit-remaining-tokens: %.0f\r\n"
-                 "x-ratelimit-reset-tokens: %s\r\n",
-                 bt->l->tpm, rem, reset);
+        hdr_puts(&o, "x-ratelimit-limit-tokens: ");
+        hdr_u64(&o, bt->l->tpm);
+        hdr_puts(&o, "\r\nx-ratelimit-remaining-tokens: ");
+        hdr_u64(&o, (uint64_t)rem);
+        hdr_puts(&o, "\r\nx-ratelimit-reset-tokens: ");
+        put_reset(&o, (bt->v.cap_t - bt->s->tok_level) / bt->v.rate_t);
+        hdr_put(&o, "\r\n", 2);
     }
+    a->headers[o.len] = '\0';
 }
 
 static bool rate_ok(side_t *sd, int64_t est, tg_err_t *err, char *ra, size_t ra_len)
 {
     const tg_limits_t *l = sd->l;
     if (l->rpm && sd->s->req_level < 1.0) {
-        snprintf(ra, ra_len, "%d", (int)ceil((1.0 - sd->s->req_level) / sd->v.rate_r));
+        put_retry_after(ra, ra_len, (1.0 - sd->s->req_level) / sd->v.rate_r);
         tg_err_set(err, TG_ERATE, 429,
                    "rate limit reached for the %s: %u requests per minute; retry in %s s", sd->what,
                    l->rpm, ra);
@@ -409,7 +453,7 @@ static bool rate_ok(side_t *sd, int64_t est, tg_err_t *err, char *ra, size_t ra_
     }
     double need = fmin((double)est, sd->v.cap_t);
     if (l->tpm && sd->s->tok_level < need) {
-        snprintf(ra, ra_len, "%d", (int)ceil((need - sd->s->tok_level) / sd->v.rate_t));
+        put_retry_after(ra, ra_len, (need - sd->s->tok_level) / sd->v.rate_t);
         tg_err_set(err, TG_ERATE, 429,
                    "rate limit reached for the %s: %u tokens per minute (this request needs "
                    "about %" PRId64 "); retry in %s s",

@@ -33,6 +33,9 @@
 #define ATTEMPTS_MAX 20             /* upstream attempts one request may make */
 #define BACKOFF_CAP_MS 10000        /* longest wait before a retry; a longer retry-after moves on */
 #define CACHE_STREAM_MAX (1u << 20) /* a longer streamed answer is not cached */
+#define REQ_CACHE_MAX 64            /* ended requests a loop keeps for reuse */
+#define REQ_OUT_KEEP 16384          /* a request whose output buffer grew larger is not kept */
+#define REQ_ARENA_CHUNK 1024        /* the arena's chunk (copies of header values) */
 
 enum {
     DP_REQ_GATE = 0,  /* reading the body, routing, admission, the cache */
@@ -91,6 +94,7 @@ struct dp_req {
         int arg;                /* its status or exchange result */
         const char *error;      /* static: end_stream's usage error */
     } rs;
+    dp_req_t *next_free; /* in the loop's cache of ended requests (req_alloc) */
 };
 
 enum { HOLD_RELAY = 1, HOLD_STREAM_END, HOLD_ANSWER, HOLD_STREAM_WRITE };
@@ -252,21 +256,72 @@ size_t dp_req_id(dp_worker_t *w, const dp_http_msg_t *m, char *out)
 
 static void on_conn_event(dp_conn_watch_t *watch, int ev);
 
+/* A request struct with its arena and output buffer, from the loop's cache of ended requests
+ * when it has one (their arena's first chunk and the buffer's storage come along, so a warm loop
+ * allocates none of the three), else new. Everything else is zero. */
+static dp_req_t *req_alloc(dp_worker_t *w)
+{
+    dp_req_t *r = w->req_free;
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return NULL;
+        tg_pool_init(&r->pool, REQ_ARENA_CHUNK);
+        tg_buf_init(&r->client.out, 8u << 20);
+        return r;
+    }
+    w->req_free = r->next_free;
+    w->nreq_free--;
+    tg_pool_t pool = r->pool;
+    tg_buf_t out = r->client.out;
+    memset(r, 0, sizeof(*r));
+    r->pool = pool;
+    r->client.out = out;
+    return r;
+}
+
+/* Frees a request's struct, or keeps it (arena reset, buffer emptied) for the next one. */
+static void req_free(dp_req_t *r)
+{
+    dp_worker_t *w = r->w;
+    if (w->nreq_free >= REQ_CACHE_MAX || r->client.out.cap > REQ_OUT_KEEP) {
+        tg_pool_dispose(&r->pool);
+        tg_buf_dispose(&r->client.out);
+        free(r);
+        return;
+    }
+    tg_pool_reset(&r->pool);
+    tg_buf_reset(&r->client.out);
+    r->next_free = w->req_free;
+    w->req_free = r;
+    w->nreq_free++;
+}
+
+void dp_req_cache_free(dp_worker_t *w)
+{
+    while (w->req_free) {
+        dp_req_t *r = w->req_free;
+        w->req_free = r->next_free;
+        tg_pool_dispose(&r->pool);
+        tg_buf_dispose(&r->client.out);
+        free(r);
+    }
+    w->nreq_free = 0;
+}
+
 static dp_req_t *req_create(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, const dp_gate_t *g)
 {
-    dp_req_t *r = calloc(1, sizeof(*r));
+    dp_req_t *r = req_alloc(w);
     if (!r)
         return NULL;
     r->w = w;
     r->conn = c;
     r->msg = *msg;
     r->t_start = tg_mono_us();
-    tg_pool_init(&r->pool, 1024);
     r->snap = g->snap ? tg_snap_ref((tg_snap_t *)g->snap) : NULL;
     r->gate = *g;
     r->gate.snap = r->snap;
     r->watch.cb = on_conn_event;
-    tg_buf_init(&r->client.out, 8u << 20);
     tg_buf_init(&r->cache.buf, CACHE_STREAM_MAX);
     tg_buf_init(&r->rs.held, 64u << 20);
     r->req_id_len = dp_req_id(w, &r->msg, r->req_id);
@@ -277,7 +332,7 @@ static dp_req_t *req_create(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, co
 
 static void on_timer_closed(uv_handle_t *h)
 {
-    free(h->data);
+    req_free(h->data);
 }
 
 static void req_destroy(dp_req_t *r)
@@ -292,17 +347,15 @@ static void req_destroy(dp_req_t *r)
     if (r->x_ready)
         dp_xlate_dispose(&r->x);
     dp_reqbody_dispose(&r->body);
-    tg_buf_dispose(&r->client.out);
     tg_buf_dispose(&r->cache.buf);
     tg_snap_unref(r->snap);
-    tg_pool_dispose(&r->pool);
     if (r->backoff_init) {
         /* the handle lives inside r: free r once the loop has closed it */
         r->backoff.data = r;
         uv_close((uv_handle_t *)&r->backoff, on_timer_closed);
         return;
     }
-    free(r);
+    req_free(r);
 }
 
 static const char *label_model(const dp_req_t *r)
@@ -430,8 +483,7 @@ static bool cache_lookup(dp_req_t *r)
     settle(r, 200, NULL);
     if (r->cache.hit->stream) {
         dp_head_t h = {200, "text/event-stream", l.b, l.len};
-        if (dp_conn_start_chunked(r->conn, &h) == 0 &&
-            dp_conn_write_chunk(r->conn, r->cache.hit->body, r->cache.hit->len) == 0)
+        if (dp_conn_start_chunked_with(r->conn, &h, r->cache.hit->body, r->cache.hit->len) == 0)
             (void)dp_conn_write_chunk(r->conn, NULL, 0);
     } else {
         respond(r, 200, "application/json", r->cache.hit->body, r->cache.hit->len, &l);
@@ -459,13 +511,14 @@ static void backoff_arm(dp_req_t *r, uint64_t ms)
     uv_timer_start(&r->backoff, on_backoff, ms, 0);
 }
 
-static int start_client_stream(dp_req_t *r)
+/* The client's stream starts: its head, with the first chunk (len > 0) in the same write. */
+static int start_client_stream(dp_req_t *r, const char *first, size_t len)
 {
     lines_t l;
     lines_init(&l, r);
     lines_puts(&l, r->gate.hold.headers);
     dp_head_t h = {200, "text/event-stream", l.b, l.len};
-    int rc = dp_conn_start_chunked(r->conn, &h);
+    int rc = dp_conn_start_chunked_with(r->conn, &h, first, len);
     r->client.started = rc == 0;
     req_set_state(r, DP_REQ_STREAMING);
     return rc;
@@ -549,15 +602,20 @@ static int relay(dp_req_t *r, const char *p, size_t len)
         return frc; /* nothing reached the client yet: another target may still answer */
     /* the client's stream starts with the first bytes it can use: until then, a failure can
      * still go to another target */
-    if (out->len > 0 && !r->client.started && start_client_stream(r) != 0)
-        return TG_EIO;
+    bool holding = r->rs.put || (frc == 0 && r->x_ready && dp_xresp_put_pending(&r->x));
+    if (holding && out->len > 0 && !r->client.started && start_client_stream(r, NULL, 0) != 0)
+        return TG_EIO; /* the head leaves now; the bytes wait for the store */
     if (r->rs.put) /* already holding: these wait behind the held ones */
         return out->len > 0 && tg_buf_append(&r->rs.held, out->base, out->len) != 0 ? TG_EIO : frc;
     if (frc == 0 && hold_for_store(r, out->base ? out->base : "", out->len, HOLD_RELAY, 0))
         return 0;
-    /* all events completed by this read leave together, in this loop iteration */
-    if (out->len > 0 && dp_conn_write_chunk(r->conn, out->base, out->len) != 0)
+    if (out->len > 0 && !r->client.started) {
+        if (start_client_stream(r, out->base, out->len) != 0)
+            return TG_EIO;
+    } else if (out->len > 0 && dp_conn_write_chunk(r->conn, out->base, out->len) != 0) {
+        /* all events completed by this read leave together, in this loop iteration */
         return TG_EIO;
+    }
     if (frc != 0)
         return frc; /* the events completed before the unreadable bytes went out */
     if (r->cache.store && out->len > 0 && tg_buf_append(&r->cache.buf, out->base, out->len) != 0)
@@ -715,11 +773,12 @@ static void end_stream_write(dp_req_t *r, int status, const char *error, const t
 {
     settle(r, status, error);
     if (r->conn) {
-        if (!r->client.started)
-            (void)start_client_stream(r);
-        if (out->len)
-            (void)dp_conn_write_chunk(r->conn, out->base, out->len);
-        (void)dp_conn_write_chunk(r->conn, NULL, 0);
+        if (!r->client.started) {
+            if (start_client_stream(r, out->base, out->len) == 0)
+                (void)dp_conn_write_chunk(r->conn, NULL, 0);
+        } else {
+            (void)dp_conn_end_chunked(r->conn, out->base, out->len);
+        }
     }
     if (status == 200 && r->cache.store && r->x.st.done &&
         tg_buf_append(&r->cache.buf, out->base ? out->base : "", out->len) == 0)

@@ -18,6 +18,7 @@ size_t dp_req_id(dp_worker_t *w, const dp_http_msg_t *m, char *out);
 void dp_req_start(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, const dp_gate_t *g);
 /* Hands the worker's buffered usage lines to the sink. */
 void dp_req_flush_usage(dp_worker_t *w);
-/* Frees what requests keep per worker (idle curl handles); at worker exit. */
+/* Frees the ended requests the worker keeps for reuse; after its loop has stopped. */
+void dp_req_cache_free(dp_worker_t *w);
 
 #endif

@@ -314,6 +314,7 @@ static void on_sigterm(uv_signal_t *h, int sig)
 static void worker_dispose(dp_worker_t *w)
 {
     uv_loop_close(&w->loop);
+    dp_req_cache_free(w);
     tg_snap_unref(w->snap);
     tg_snap_unref(w->pending_snap);
     tg_buf_dispose(&w->usage);

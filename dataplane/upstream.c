@@ -18,6 +18,13 @@
 #define DP_X_POOL_MAX 64      /* idle exchanges kept per loop */
 #define DP_X_KEEP_BYTES 65536 /* a pooled exchange's buffer larger than this is freed */
 #define DP_X_URL_MAX 8192
+/* curl's receive buffer, one per easy handle for its whole life (so one per stream in flight). A
+ * provider's read is an event or a few (a few hundred bytes) or a JSON answer; 16 KiB is curl's
+ * default and a few pages more than any of those needs. */
+#define DP_X_READ_BYTES 16384L
+/* The arena of a request's header lines: a provider's lines take a few hundred bytes; more get
+ * a second chunk. */
+#define DP_X_HEADER_CHUNK 1024
 
 struct dp_upstream {
     uv_loop_t *loop;
@@ -421,7 +428,7 @@ static dp_exchange_t *exchange_create(dp_upstream_t *u)
         return NULL;
     }
     x->u = u;
-    tg_pool_init(&x->pool, 2048);
+    tg_pool_init(&x->pool, DP_X_HEADER_CHUNK);
     uv_timer_init(u->loop, &x->timer);
     x->timer.data = x;
     tg_buf_init(&x->url, DP_X_URL_MAX);
@@ -435,7 +442,7 @@ static dp_exchange_t *exchange_create(dp_upstream_t *u)
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* bytes pass through as sent */
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 65536L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, DP_X_READ_BYTES);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);

@@ -82,6 +82,11 @@ dp_rstore_op_t *dp_xresp_take_put(dp_xlate_t *x)
     return op;
 }
 
+bool dp_xresp_put_pending(const dp_xlate_t *x)
+{
+    return x->resp && x->resp->put;
+}
+
 int dp_xresp_begin(dp_xlate_t *x, dp_worker_t *w, const char *tenant_id, const char *key_id,
                    const char *id, tg_err_t *err)
 {

@@ -61,6 +61,8 @@ int dp_xresp_begin(dp_xlate_t *x, dp_worker_t *w, const char *tenant_id, const c
 /* The put of the final response started since the last call (the request holds its answer's last
  * bytes until it ends), or NULL. */
 dp_rstore_op_t *dp_xresp_take_put(dp_xlate_t *x);
+/* Whether a put waits to be taken (dp_xresp_take_put would return one). */
+bool dp_xresp_put_pending(const dp_xlate_t *x);
 void dp_xresp_destroy(struct dp_xresp *r);
 
 /* What dp_xlate_* do for a Responses client (xlate.c calls these). */

@@ -41,6 +41,15 @@ static void answer(dp_conn_t *c)
         dp_conn_start_chunked(c, &h);
         dp_conn_write_chunk(c, "abcdefghijklmnopqrstuvwxyz", 26);
         dp_conn_write_chunk(c, NULL, 0);
+    } else if (W.mode == 4) { /* the head with the first chunk, a chunk, the last with the end */
+        dp_head_t h = {200, "text/event-stream", NULL, 0};
+        dp_conn_start_chunked_with(c, &h, "data: 1\n\n", 9);
+        dp_conn_write_chunk(c, "data: 2\n\n", 9);
+        dp_conn_end_chunked(c, "data: [DONE]\n\n", 14);
+    } else if (W.mode == 5) { /* a head alone, then an end with nothing left to send */
+        dp_head_t h = {200, "text/event-stream", NULL, 0};
+        dp_conn_start_chunked_with(c, &h, NULL, 0);
+        dp_conn_end_chunked(c, NULL, 0);
     } else {
         tg_err_t err;
         tg_err_set(&err, TG_ENOTFOUND, 404, "no such thing");
@@ -226,6 +235,29 @@ Test(dp_conn, chunks_are_framed_in_hex_and_ended_with_a_zero_chunk)
                                "1a\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\n\r\n";
     run("GET /x HTTP/1.1\r\nhost: a\r\n\r\n", sizeof(want) - 1);
     W.mode = 1;
+    go();
+    cr_assert_str_eq(W.got, want);
+}
+
+Test(dp_conn, a_head_may_carry_the_first_chunk_and_the_last_chunk_the_end)
+{
+    static const char want[] = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                               "transfer-encoding: chunked\r\ncache-control: no-cache\r\n\r\n"
+                               "9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n"
+                               "e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
+    run("GET /x HTTP/1.1\r\nhost: a\r\n\r\n", sizeof(want) - 1);
+    W.mode = 4;
+    go();
+    cr_assert_str_eq(W.got, want);
+}
+
+Test(dp_conn, a_stream_with_no_chunks_is_a_head_and_the_zero_chunk)
+{
+    static const char want[] = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                               "transfer-encoding: chunked\r\ncache-control: no-cache\r\n\r\n"
+                               "0\r\n\r\n";
+    run("GET /x HTTP/1.1\r\nhost: a\r\n\r\n", sizeof(want) - 1);
+    W.mode = 5;
     go();
     cr_assert_str_eq(W.got, want);
 }

@@ -253,3 +253,60 @@ Test(dp_ledger, binding_leaves_the_snapshot_as_parsed_and_budgets_still_apply)
     tg_snap_unref(s);
     dp_ledger_shutdown();
 }
+
+/* The x-ratelimit-* lines and the retry-after of a refusal, byte for byte: 3 requests and 600
+ * tokens a minute on the key, one data plane. */
+Test(dp_ledger, rate_limit_headers_and_retry_after_read_as_openai_writes_them)
+{
+    const char *doc =
+        "{\"version\":1,\"tenants\":[{\"id\":\"t-rl\"}],"
+        "\"providers\":[{\"id\":\"p\",\"kind\":\"openai\",\"base_url\":\"http://127.0.0.1:9/v1\"}],"
+        "\"routes\":[{\"alias\":\"m\",\"targets\":[{\"provider\":\"p\",\"model\":\"m\"}]}],"
+        "\"keys\":[{\"id\":\"k-rl\",\"tenant\":\"t-rl\",\"sha256\":"
+        "\"1111111111111111111111111111111111111111111111111111111111111111\","
+        "\"models\":[\"m\"],\"rpm_limit\":3,\"tpm_limit\":600}]}";
+    tg_snap_t *s = NULL;
+    tg_err_t err;
+    tg_err_clear(&err);
+    cr_assert_eq(tg_snap_parse(doc, strlen(doc), &s, &err), 0, "%s", err.msg);
+    dp_ledger_bind(s);
+    const tg_key_t *k = &s->keys[0];
+    dp_worst_t w = {0, 100, 0, false};
+    dp_admit_t a;
+    char ra[32];
+    /* a full bucket: one request and 100 tokens taken; 1 request refills in 20 s, 100 tokens
+     * in 10 s (the reset is when the bucket is full again) */
+    cr_assert_eq(dp_ledger_admit(k, &w, 100, &a, &err, ra, sizeof(ra)), 0, "%s", err.msg);
+    cr_assert_str_eq(a.headers, "x-ratelimit-limit-requests: 3\r\n"
+                                "x-ratelimit-remaining-requests: 2\r\n"
+                                "x-ratelimit-reset-requests: 20s\r\n"
+                                "x-ratelimit-limit-tokens: 600\r\n"
+                                "x-ratelimit-remaining-tokens: 500\r\n"
+                                "x-ratelimit-reset-tokens: 10s\r\n");
+    cr_assert_str_eq(ra, "");
+    dp_ledger_finish(k, &a, 0, 100);
+    /* two more requests empty the request bucket: 60 s to refill (a few microseconds less when
+     * the clock moved between the calls, written 60s; exactly 60 s is written 1m0s) */
+    cr_assert_eq(dp_ledger_admit(k, &w, 100, &a, &err, ra, sizeof(ra)), 0, "%s", err.msg);
+    dp_ledger_finish(k, &a, 0, 100);
+    cr_assert_eq(dp_ledger_admit(k, &w, 100, &a, &err, ra, sizeof(ra)), 0, "%s", err.msg);
+    dp_ledger_finish(k, &a, 0, 100);
+    /* the fourth is refused: a whole request refills in 20 s */
+    cr_assert_neq(dp_ledger_admit(k, &w, 100, &a, &err, ra, sizeof(ra)), 0);
+    cr_assert_str_eq(ra, "20");
+    cr_assert(strstr(err.msg, "3 requests per minute; retry in 20 s"), "%s", err.msg);
+    const char *h60 = "x-ratelimit-limit-requests: 3\r\n"
+                      "x-ratelimit-remaining-requests: 0\r\n"
+                      "x-ratelimit-reset-requests: 60s\r\n"
+                      "x-ratelimit-limit-tokens: 600\r\n"
+                      "x-ratelimit-remaining-tokens: 300\r\n"
+                      "x-ratelimit-reset-tokens: 30s\r\n";
+    const char *h1m = "x-ratelimit-limit-requests: 3\r\n"
+                      "x-ratelimit-remaining-requests: 0\r\n"
+                      "x-ratelimit-reset-requests: 1m0s\r\n"
+                      "x-ratelimit-limit-tokens: 600\r\n"
+                      "x-ratelimit-remaining-tokens: 300\r\n"
+                      "x-ratelimit-reset-tokens: 30s\r\n";
+    cr_assert(strcmp(a.headers, h60) == 0 || strcmp(a.headers, h1m) == 0, "%s", a.headers);
+    tg_snap_unref(s);
+}

@@ -230,6 +230,59 @@ Test(tg_buf, memmem_respects_length_not_nul)
     cr_assert_eq(tg_memmem(h, 4, "\0y", 2), h + 1);
 }
 
+Test(tg_buf, memmem_skips_first_byte_matches_and_finds_one_byte_needles)
+{
+    /* many candidates share the first byte and differ in the second, as quotes do in JSON */
+    const char *j = "{\"id\":\"x\",\"us\":1,\"usage\":null}";
+    size_t n = strlen(j);
+    cr_assert_eq(tg_memmem(j, n, "\"usage\":", 8), strstr(j, "\"usage\":"));
+    cr_assert_null(tg_memmem(j, n, "\"usage\":{", 9));
+    cr_assert_eq(tg_memmem(j, n, "}", 1), j + n - 1);
+    cr_assert_null(tg_memmem(j, n, "!", 1));
+    const char *a = "aab";
+    cr_assert_eq(tg_memmem(a, 3, "ab", 2), a + 1);
+}
+
+/* The naive search, to check tg_memmem against. */
+static const char *naive_memmem(const char *h, size_t hl, const char *n, size_t nl)
+{
+    for (size_t i = 0; i + nl <= hl; i++)
+        if (memcmp(h + i, n, nl) == 0)
+            return h + i;
+    return NULL;
+}
+
+Test(tg_buf, memmem_agrees_with_a_naive_search_on_random_input)
+{
+    /* a small alphabet with common and rare bytes, so that matches, near-misses and the rarest
+     * byte at every position of the needle all occur */
+    static const char alpha[] = "\"u:sagex\n";
+    char hay[64], needle[20];
+    uint32_t x = 12345;
+    for (int round = 0; round < 20000; round++) {
+        x = x * 1103515245u + 12345u;
+        size_t hl = (x >> 16) % sizeof(hay);
+        x = x * 1103515245u + 12345u;
+        size_t nl = 1 + (x >> 16) % sizeof(needle);
+        for (size_t i = 0; i < hl; i++) {
+            x = x * 1103515245u + 12345u;
+            hay[i] = alpha[(x >> 16) % (sizeof(alpha) - 1)];
+        }
+        x = x * 1103515245u + 12345u;
+        if (hl >= nl && (x >> 16) % 2) { /* half the time, a needle taken from the haystack */
+            size_t from = (x >> 20) % (hl - nl + 1);
+            memcpy(needle, hay + from, nl);
+        } else {
+            for (size_t i = 0; i < nl; i++) {
+                x = x * 1103515245u + 12345u;
+                needle[i] = alpha[(x >> 16) % (sizeof(alpha) - 1)];
+            }
+        }
+        cr_assert_eq(tg_memmem(hay, hl, needle, nl), naive_memmem(hay, hl, needle, nl),
+                     "round %d: hay %.*s needle %.*s", round, (int)hl, hay, (int)nl, needle);
+    }
+}
+
 Test(tg_buf, memrmem_finds_last_occurrence)
 {
     const char *h = "abcabcab";

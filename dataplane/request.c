@@ -461,8 +461,8 @@ static bool cache_lookup(dp_req_t *r)
     if (!read && !store)
         return false;
     const json_t *tree = dp_reqbody_json(&r->body);
-    if (!tree || dp_cache_key(r->gate.key->tenant->id, r->gate.endpoint, r->gate.route->alias,
-                              tree, r->cache.key) != 0)
+    if (!tree || dp_cache_key(r->gate.key->tenant->id, r->gate.endpoint, r->gate.route->alias, tree,
+                              r->cache.key) != 0)
         return false;
     r->cache.on = true;
     r->cache.store = store;
@@ -605,7 +605,7 @@ static int relay(dp_req_t *r, const char *p, size_t len)
     bool holding = r->rs.put || (frc == 0 && r->x_ready && dp_xresp_put_pending(&r->x));
     if (holding && out->len > 0 && !r->client.started && start_client_stream(r, NULL, 0) != 0)
         return TG_EIO; /* the head leaves now; the bytes wait for the store */
-    if (r->rs.put) /* already holding: these wait behind the held ones */
+    if (r->rs.put)     /* already holding: these wait behind the held ones */
         return out->len > 0 && tg_buf_append(&r->rs.held, out->base, out->len) != 0 ? TG_EIO : frc;
     if (frc == 0 && hold_for_store(r, out->base ? out->base : "", out->len, HOLD_RELAY, 0))
         return 0;

@@ -202,7 +202,7 @@ test('a bad key is 401 and an unknown model 404, in OpenAI\'s shape', async () =
   });
 });
 
-test('previous_response_id is a 400 previous_response_not_found until responses are stored', async () => {
+test('an unknown previous_response_id is a 400 previous_response_not_found, before any provider is asked', async () => {
   const before = mocks.openai.requests.length;
   await assert.rejects(oai.responses.create({ model: 'gpt', input: 'more', previous_response_id: 'resp_nothere' }), (e) => {
     assert.ok(e instanceof OpenAI.BadRequestError, e?.constructor?.name);
@@ -213,6 +213,25 @@ test('previous_response_id is a 400 previous_response_not_found until responses 
   });
   assert.equal(mocks.openai.requests.length, before, 'no provider was asked');
 });
+
+for (const model of MODELS) {
+  test(`${model}: a follow-up with previous_response_id gets what the same turn sent statelessly gets`, async () => {
+    const first = await oai.responses.create({ model, instructions: 'be brief', input: 'hello there mock:words=3' });
+    assert.equal(first.output_text, 'w1 w2 w3');
+    const next = await oai.responses.create({ model, input: 'and more mock:words=2', previous_response_id: first.id });
+    assert.equal(next.previous_response_id, first.id);
+    // the same conversation, inlined by the client: instructions are not carried over
+    const inline = await oai.responses.create({ model, store: false, input: [
+      { role: 'user', content: 'hello there mock:words=3' }, ...first.output,
+      { role: 'user', content: 'and more mock:words=2' }] });
+    assert.equal(next.output_text, inline.output_text);
+    assert.deepEqual(
+      [next.usage.input_tokens, next.usage.output_tokens, next.usage.total_tokens],
+      [inline.usage.input_tokens, inline.usage.output_tokens, inline.usage.total_tokens],
+      `${model}: the provider saw the same conversation`);
+    assert.ok(next.usage.input_tokens > first.usage.input_tokens, 'the earlier turn was sent along');
+  });
+}
 
 test('a feature a chat target cannot honour is a 400 naming it and the target', async () => {
   // background needs the provider's own store, which a native target never keeps either

@@ -217,6 +217,8 @@ test('the request log lists that traffic, and filters it by status', async (t) =
   const logRows = admin.locator('#requests-list tbody tr');
   assert.equal(await logRows.count(), sent);
   assert.match(await logRows.first().innerText(), /checkout-service/);
+  // the endpoint each request used (chat.completions, messages, responses...)
+  assert.match(await logRows.first().innerText(), /chat\.completions/);
   await go(admin, `#/requests?tenant_id=${tenant.id}&key_id=${state.key.id}&status=4xx`);
   assert.equal(await logRows.count(), 1);
   assert.match(await logRows.first().innerText(), /400/);

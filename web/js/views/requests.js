@@ -81,6 +81,7 @@ export async function render(root, ctx, params, query) {
         { label: 'Time', value: (r) => time(r.ts) },
         { label: 'Key', value: (r) => (r.key_id ? h('a', { href: `#/t/${r.tenant_id}/keys/${r.key_id}` }, r.key_name || keyName.get(r.key_id) || r.key_id.slice(0, 8)) : 'no key') },
         { label: 'Model', value: (r) => r.model },
+        { label: 'Endpoint', value: (r) => r.endpoint || DASH },
         { label: 'Target', value: (r) => [r.provider && (provName.get(r.provider) || r.provider), r.upstream_model].filter(Boolean).join(' / ') },
         { label: 'Status', value: (r) => h('span', { title: r.error || null }, badge(String(r.status), r.status >= 400 ? 'error' : 'ok')) },
         { label: 'Latency', numeric: true, value: (r) => ms(r.latency_ms) },

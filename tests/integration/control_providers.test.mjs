@@ -543,9 +543,10 @@ test('routes: create, read with targets in fallback order, list, replace targets
   assert.ok((await configVersion()) > v0);
   assert.equal(rt.alias, 'gpt-4o');
   assert.equal(rt.strategy, 'weighted');
+  // no admin price and no catalog entry for these models: shown as unpriced
   assert.deepEqual(rt.targets, [
-    { provider_id: b.id, provider: 'route-b', model: 'gpt-4o-2024-08-06', weight: 3 },
-    { provider_id: a.id, provider: 'route-a', model: 'gpt-4o', weight: 1 },
+    { provider_id: b.id, provider: 'route-b', model: 'gpt-4o-2024-08-06', weight: 3, unpriced: true },
+    { provider_id: a.id, provider: 'route-a', model: 'gpt-4o', weight: 1, unpriced: true },
   ]);
   assert.deepEqual(rt.retry, { max_attempts: 3, on_status: [429, 500, 503], backoff_ms: 250 });
   assert.equal(rt.connect_timeout_ms, 10000);
@@ -740,8 +741,11 @@ test('routes: first-byte and idle timeouts and the cache ttl are stored, returne
 
 test('every signed-in user reads routes and prices; only platform admins change them', async () => {
   const p = await makeProvider({ name: 'shared-prov' });
-  const rt = (await cp.api('POST', '/api/v1/routes', { token: admin, body: { alias: 'shared', targets: [{ provider_id: p.id, model: 'm' }] } })).body;
+  const created = (await cp.api('POST', '/api/v1/routes', { token: admin, body: { alias: 'shared', targets: [{ provider_id: p.id, model: 'm' }] } })).body;
+  assert.equal(created.targets[0].unpriced, true, 'no price yet');
   assert.equal((await cp.api('PUT', '/api/v1/prices', { token: admin, body: { provider_id: p.id, model: 'm', input_per_mtok: 1, output_per_mtok: 2 } })).status, 201);
+  // the admin's price makes the target priced
+  const rt = { ...created, targets: [{ ...created.targets[0], unpriced: false }] };
   for (const [role, u] of Object.entries(users)) {
     const s = await state();
     const list = await cp.api('GET', '/api/v1/routes?alias=shared', { token: u.token });

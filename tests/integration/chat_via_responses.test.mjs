@@ -218,6 +218,7 @@ for (const alias of Object.keys(ALIASES)) {
 
 test('usage and cost are recorded for every call, equal streamed and not', async () => {
   const input = 'say hi mock:words=5 mock:cached=3 mock:reasoning=2';
+  const before = Object.fromEntries(Object.keys(ALIASES).map((a) => [a, sent(a).length]));
   for (const alias of Object.keys(ALIASES)) {
     const messages = [{ role: 'user', content: input }];
     const r = await oai.chat.completions.create({ model: alias, messages });
@@ -227,6 +228,11 @@ test('usage and cost are recorded for every call, equal streamed and not', async
     for await (const c of s) assert.equal(c.usage ?? null, null, 'no usage chunk the client did not ask for');
     await ant.messages.create({ model: alias, max_tokens: 64, messages });
     await ant.messages.stream({ model: alias, max_tokens: 64, messages }).finalMessage();
+  }
+  for (const alias of Object.keys(ALIASES)) {
+    const mine = sent(alias).slice(before[alias]);
+    assert.equal(mine.length, 4);
+    for (const q of mine) assert.match(q.path, /\/responses$/, `${alias}: ${q.path}`);
   }
   const n = Object.keys(ALIASES).length * 4;
   const rows = await waitFor(async () => {

@@ -334,8 +334,7 @@ static int responses_build(const dp_call_t *c, dp_header_add_fn add, void *ud, t
 {
     const tg_provider_t *p = c->provider;
     if (c->endpoint != DP_EP_CHAT) {
-        tg_err_set(err, TG_EINVAL, 400, "this endpoint is not available on provider \"%s\"",
-                   p->id);
+        tg_err_set(err, TG_EINVAL, 400, "this endpoint is not available on provider \"%s\"", p->id);
         return TG_EINVAL;
     }
     const json_t *chat = dp_reqbody_json(c->body);

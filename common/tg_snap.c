@@ -517,6 +517,8 @@ static int parse_providers(tg_snap_t *s, json_t *arr, tg_err_t *err)
             const json_t *ra = json_object_get(o, "responses_api");
             p->responses_via_chat =
                 json_is_string(ra) && strcmp(json_string_value(ra), "chat") == 0;
+            p->chat_via_responses =
+                json_is_string(ra) && strcmp(json_string_value(ra), "responses") == 0;
         }
         if (rc == 0)
             rc = check_provider_kind(p, path, err);

@@ -38,6 +38,10 @@ typedef struct tg_provider {
      * /v1/responses reaches it translated to chat; absent or "native": relayed to its
      * /responses (docs/responses.md). Other kinds always translate. */
     bool responses_via_chat;
+    /* openai, azure: "responses_api": "responses" says the model serves only the Responses API,
+     * so chat completions and /v1/messages reach its /responses translated (and /v1/responses is
+     * relayed as with "native"). */
+    bool chat_via_responses;
 } tg_provider_t;
 
 /* Prices in picodollars (1e-12 USD) per token, so that cost is exact integer arithmetic. The

@@ -224,7 +224,7 @@ static const char *provider_fill(json_t *o, const prov_row_t *row, json_t *creds
     if (!copy_str(o, "api_version", settings, "api_version", false, SHORT_MAX, true))
         return "settings.api_version is not a string of 1-64 printable ASCII characters";
     if (!copy_str(o, "responses_api", settings, "responses_api", false, SHORT_MAX, true))
-        return "settings.responses_api is not \"native\" or \"chat\"";
+        return "settings.responses_api is not \"native\", \"chat\" or \"responses\"";
     if (!bedrock)
         return NULL;
     if (!copy_str(o, "region", settings, "region", true, SHORT_MAX, true) || !region_ok(o))

@@ -101,6 +101,10 @@ int dp_xlate_build(dp_xlate_t *x, const tg_provider_t *p, const char *model, con
             }
         }
     }
+    /* a model that serves only the Responses API: chat (and the Messages pivot) goes there */
+    if (c.endpoint == DP_EP_CHAT && p->chat_via_responses &&
+        (p->kind == TG_PROVIDER_OPENAI || p->kind == TG_PROVIDER_AZURE))
+        x->ops = &dp_provider_openai_responses;
     x->st.body = c.body;
     return x->ops->build(&c, add, ud, url, body, err);
 }

@@ -536,15 +536,18 @@ static int check_kind(cp_req_t *r, const char *kind, json_t *settings, json_t *c
     json_t *v = json_object_get(settings, "api_version");
     if (v && !json_is_null(v) && check_token(r, v, "settings.api_version", API_VERSION_MAX) != 0)
         return -1;
-    /* whether an OpenAI-kind server serves /v1/responses itself ("native", the default) or only
-     * chat completions ("chat": Responses requests are translated to chat for it) */
+    /* whether an OpenAI-kind server serves /v1/responses itself ("native", the default), only
+     * chat completions ("chat": Responses requests are translated to chat for it) or only the
+     * Responses API ("responses": chat and Messages requests are translated to it) */
     v = json_object_get(settings, "responses_api");
     if (v && !json_is_null(v) &&
         (!json_is_string(v) || (strcmp(json_string_value(v), "native") != 0 &&
-                                strcmp(json_string_value(v), "chat") != 0))) {
+                                strcmp(json_string_value(v), "chat") != 0 &&
+                                strcmp(json_string_value(v), "responses") != 0))) {
         cp_reply_error(r, 422, "invalid_value", "settings.responses_api",
                        "\"settings.responses_api\" must be \"native\" (the server serves "
-                       "/v1/responses) or \"chat\" (it serves only chat completions)");
+                       "/v1/responses and chat completions), \"chat\" (it serves only chat "
+                       "completions) or \"responses\" (it serves only /v1/responses)");
         return -1;
     }
     v = json_object_get(creds, "api_key");

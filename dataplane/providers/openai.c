@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "responses_upstream.h"
 #include "tg_jscan.h"
 
 #include "tg_banned.h"
@@ -321,4 +322,47 @@ const dp_provider_ops_t dp_provider_azure = {
     .response = openai_response,
     .stream_feed = openai_stream_feed,
     .stream_end = openai_stream_end,
+};
+
+/* A model that serves only the Responses API (responses_api "responses"): a chat body (the
+ * client's, or the pivot of a Messages request) goes to {base}/responses (Azure:
+ * {base}/v1/responses, the deployment in the body's model, as for the native relay), translated
+ * by dp_resp_request_from_chat (store false), and the answer comes back as chat. xlate.c picks
+ * this table for chat calls on such a provider; other endpoints keep the provider's own. */
+static int responses_build(const dp_call_t *c, dp_header_add_fn add, void *ud, tg_buf_t *url,
+                           tg_buf_t *body, tg_err_t *err)
+{
+    const tg_provider_t *p = c->provider;
+    if (c->endpoint != DP_EP_CHAT) {
+        tg_err_set(err, TG_EINVAL, 400, "this endpoint is not available on provider \"%s\"", p->id);
+        return TG_EINVAL;
+    }
+    const json_t *chat = dp_reqbody_json(c->body);
+    if (!chat)
+        return dp_build_nomem(err, TG_ENOMEM);
+    json_t *r = NULL;
+    int rc = dp_resp_request_from_chat(chat, p->id, &r, err);
+    if (rc != 0)
+        return rc;
+    rc = dp_json_set(r, "model", json_string(c->model));
+    if (rc == 0)
+        rc = dp_buf_append_strs(
+            url, p->base_url, p->kind == TG_PROVIDER_AZURE ? "/v1/responses" : "/responses", NULL);
+    if (rc == 0)
+        rc = tg_buf_append(url, "", 1);
+    if (rc == 0)
+        rc = dp_openai_headers(p, c->body->stream, add, ud);
+    if (rc == 0)
+        rc = dp_json_append(body, r);
+    json_decref(r);
+    return rc == 0 ? 0 : dp_build_nomem(err, rc);
+}
+
+const dp_provider_ops_t dp_provider_openai_responses = {
+    .kind = "openai",
+    .stream_content_type = "text/event-stream",
+    .build = responses_build,
+    .response = dp_resp_upstream_response,
+    .stream_feed = dp_resp_upstream_stream_feed,
+    .stream_end = dp_resp_upstream_stream_end,
 };

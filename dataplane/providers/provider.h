@@ -99,6 +99,9 @@ extern const dp_provider_ops_t dp_provider_azure;
 extern const dp_provider_ops_t dp_provider_anthropic;
 extern const dp_provider_ops_t dp_provider_gemini;
 extern const dp_provider_ops_t dp_provider_bedrock;
+/* Chat calls to an openai or azure provider whose model serves only the Responses API
+ * (tg_provider_t.chat_via_responses): translated by responses_upstream.h. */
+extern const dp_provider_ops_t dp_provider_openai_responses;
 
 /* ---- helpers the adapters share (common.c) ---- */
 

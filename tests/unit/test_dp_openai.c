@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "provider.h"
+#include "xlate.h"
 
 static const dp_provider_ops_t *ops_for(const tg_provider_t *p)
 {
@@ -551,4 +552,93 @@ Test(dp_openai, usage_named_twice_counts_the_last_and_removes_both)
     cr_assert_eq(st.usage.prompt, 2);
     cr_assert_null(tg_memmem(out, outn, "usage", 5), "[%.*s]", (int)outn, out);
     dp_stream_state_dispose(&st);
+}
+
+/* responses_api "responses": a chat call (or a Messages pivot) reaches the provider's Responses
+ * API through dp_xlate, translated both ways; other endpoints keep their own paths. */
+static int xbuild(dp_xlate_t *x, dp_reqbody_t *rb, int endpoint, const char *src,
+                  const tg_provider_t *p, tg_buf_t *url, tg_buf_t *body, lines_t *l)
+{
+    tg_err_t err;
+    tg_err_clear(&err);
+    cr_assert_eq(dp_reqbody_parse(rb, endpoint, src, strlen(src), &err), 0, "%s", err.msg);
+    dp_xlate_init(x, endpoint, rb, false);
+    tg_buf_reset(url);
+    tg_buf_reset(body);
+    return dp_xlate_build(x, p, "gpt-4o-mini", "req-1", 1, l ? collect : ignore, l, url, body,
+                          &err);
+}
+
+Test(dp_openai, responses_only_provider_gets_chat_and_messages_as_responses)
+{
+    tg_provider_t p = {.id = "oa",
+                       .kind = TG_PROVIDER_OPENAI,
+                       .base_url = "https://api.openai.com/v1",
+                       .api_key = "sk-1",
+                       .chat_via_responses = true};
+    tg_buf_t url = TG_BUF_INIT(4096), body = TG_BUF_INIT(1u << 20), out = TG_BUF_INIT(1u << 20);
+    dp_xlate_t x;
+    dp_reqbody_t rb;
+    static const char chat[] = "{\"model\":\"alias\",\"max_tokens\":9,\"messages\":[{\"role\":"
+                               "\"user\",\"content\":\"hi\"}]}";
+    cr_assert_eq(xbuild(&x, &rb, DP_EP_CHAT, chat, &p, &url, &body, NULL), 0);
+    cr_assert_str_eq(url.base, "https://api.openai.com/v1/responses");
+    json_t *j = json_loadb(body.base, body.len, 0, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "model")), "gpt-4o-mini");
+    cr_assert(json_is_false(json_object_get(j, "store")));
+    cr_assert_eq(json_integer_value(json_object_get(j, "max_output_tokens")), 9);
+    cr_assert(json_is_array(json_object_get(j, "input")));
+    cr_assert_null(json_object_get(j, "messages"));
+    json_decref(j);
+    static const char resp[] =
+        "{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"completed\",\"output\":[{"
+        "\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":"
+        "\"output_text\",\"text\":\"Hello\",\"annotations\":[]}]}],\"usage\":{\"input_tokens\":"
+        "7,\"output_tokens\":2,\"total_tokens\":9}}";
+    const char *cl;
+    size_t cn;
+    cr_assert_eq(dp_xlate_response(&x, 200, resp, strlen(resp), &out, &cl, &cn), 0);
+    j = json_loadb(cl, cn, 0, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "object")), "chat.completion");
+    cr_assert_eq(x.st.usage.prompt, 7);
+    cr_assert_eq(x.st.usage.completion, 2);
+    json_decref(j);
+    dp_xlate_dispose(&x);
+    dp_reqbody_dispose(&rb);
+
+    /* a Messages body: its chat pivot goes the same way, the answer back as a message */
+    static const char msgs[] = "{\"model\":\"alias\",\"max_tokens\":9,\"messages\":[{\"role\":"
+                               "\"user\",\"content\":\"hi\"}]}";
+    cr_assert_eq(xbuild(&x, &rb, DP_EP_MESSAGES, msgs, &p, &url, &body, NULL), 0);
+    cr_assert_str_eq(url.base, "https://api.openai.com/v1/responses");
+    cr_assert_eq(dp_xlate_response(&x, 200, resp, strlen(resp), &out, &cl, &cn), 0);
+    j = json_loadb(cl, cn, 0, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "type")), "message");
+    json_decref(j);
+    dp_xlate_dispose(&x);
+    dp_reqbody_dispose(&rb);
+
+    /* embeddings keep their endpoint */
+    static const char emb[] = "{\"model\":\"alias\",\"input\":\"x\"}";
+    cr_assert_eq(xbuild(&x, &rb, DP_EP_EMBEDDINGS, emb, &p, &url, &body, NULL), 0);
+    cr_assert_str_eq(url.base, "https://api.openai.com/v1/embeddings");
+    dp_xlate_dispose(&x);
+    dp_reqbody_dispose(&rb);
+
+    /* Azure: {base}/v1/responses, api-key, no api-version */
+    tg_provider_t az = {.id = "az",
+                        .kind = TG_PROVIDER_AZURE,
+                        .base_url = "https://res.openai.azure.com/openai",
+                        .api_key = "az-key-1",
+                        .chat_via_responses = true};
+    lines_t l = {0};
+    cr_assert_eq(xbuild(&x, &rb, DP_EP_CHAT, chat, &az, &url, &body, &l), 0);
+    cr_assert_str_eq(url.base, "https://res.openai.azure.com/openai/v1/responses");
+    cr_assert(has_line(&l, "api-key: az-key-1"));
+    lines_free(&l);
+    dp_xlate_dispose(&x);
+    dp_reqbody_dispose(&rb);
+    tg_buf_dispose(&url);
+    tg_buf_dispose(&body);
+    tg_buf_dispose(&out);
 }

@@ -120,6 +120,25 @@ Test(tg_snap, provider_base_url_loses_trailing_slash_and_keeps_headers)
     tg_snap_unref(s);
 }
 
+Test(tg_snap, provider_responses_api_takes_native_chat_and_responses)
+{
+    static const char *const vals[] = {NULL, "native", "chat", "responses", "later"};
+    for (size_t i = 0; i < 5; i++) {
+        json_t *root = base_json();
+        if (vals[i])
+            json_object_set_new(at(root, "providers", 0), "responses_api", json_string(vals[i]));
+        tg_snap_t *s = NULL;
+        tg_err_t err;
+        cr_assert_eq(parse_json(root, &s, &err), 0, "%s: %s", vals[i] ? vals[i] : "-", err.msg);
+        const tg_provider_t *p = &s->providers[0];
+        /* "chat": /v1/responses translated to chat; "responses": chat translated to the
+         * Responses API; an unknown value keeps the default ("native") */
+        cr_assert_eq(p->responses_via_chat, i == 2, "%s", vals[i] ? vals[i] : "-");
+        cr_assert_eq(p->chat_via_responses, i == 3, "%s", vals[i] ? vals[i] : "-");
+        tg_snap_unref(s);
+    }
+}
+
 Test(tg_snap, find_key_by_sha256_returns_key_and_tenant)
 {
     tg_snap_t *s = parse_base();

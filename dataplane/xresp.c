@@ -184,16 +184,7 @@ static int build_native(dp_xlate_t *x, const dp_call_t *c, dp_header_add_fn add,
         dp_resp_request_inline(r->req, r->res.prefix, r->res.lookup, r->res.lookup_ud, &inl, err);
     if (rc != 0)
         return rc;
-    rc = dp_json_set(inl, "model", json_string(c->model));
-    if (rc == 0)
-        rc = dp_buf_append_strs(
-            url, p->base_url, p->kind == TG_PROVIDER_AZURE ? "/v1/responses" : "/responses", NULL);
-    if (rc == 0)
-        rc = tg_buf_append(url, "", 1);
-    if (rc == 0)
-        rc = dp_openai_headers(p, x->client_body->stream, add, ud);
-    if (rc == 0)
-        rc = dp_json_append(body, inl);
+    rc = dp_openai_responses_request(p, inl, c->model, x->client_body->stream, add, ud, url, body);
     json_decref(inl);
     return rc == 0 ? 0 : dp_build_nomem(err, rc);
 }

@@ -324,6 +324,22 @@ const dp_provider_ops_t dp_provider_azure = {
     .stream_end = openai_stream_end,
 };
 
+int dp_openai_responses_request(const tg_provider_t *p, json_t *req, const char *model, bool stream,
+                                dp_header_add_fn add, void *ud, tg_buf_t *url, tg_buf_t *body)
+{
+    int rc = dp_json_set(req, "model", json_string(model));
+    if (rc == 0)
+        rc = dp_buf_append_strs(
+            url, p->base_url, p->kind == TG_PROVIDER_AZURE ? "/v1/responses" : "/responses", NULL);
+    if (rc == 0)
+        rc = tg_buf_append(url, "", 1);
+    if (rc == 0)
+        rc = dp_openai_headers(p, stream, add, ud);
+    if (rc == 0)
+        rc = dp_json_append(body, req);
+    return rc;
+}
+
 /* A model that serves only the Responses API (responses_api "responses"): a chat body (the
  * client's, or the pivot of a Messages request) goes to {base}/responses (Azure:
  * {base}/v1/responses, the deployment in the body's model, as for the native relay), translated
@@ -344,16 +360,7 @@ static int responses_build(const dp_call_t *c, dp_header_add_fn add, void *ud, t
     int rc = dp_resp_request_from_chat(chat, p->id, &r, err);
     if (rc != 0)
         return rc;
-    rc = dp_json_set(r, "model", json_string(c->model));
-    if (rc == 0)
-        rc = dp_buf_append_strs(
-            url, p->base_url, p->kind == TG_PROVIDER_AZURE ? "/v1/responses" : "/responses", NULL);
-    if (rc == 0)
-        rc = tg_buf_append(url, "", 1);
-    if (rc == 0)
-        rc = dp_openai_headers(p, c->body->stream, add, ud);
-    if (rc == 0)
-        rc = dp_json_append(body, r);
+    rc = dp_openai_responses_request(p, r, c->model, c->body->stream, add, ud, url, body);
     json_decref(r);
     return rc == 0 ? 0 : dp_build_nomem(err, rc);
 }

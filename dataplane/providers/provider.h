@@ -128,6 +128,11 @@ int dp_header_add_extra(const tg_provider_t *p, dp_header_add_fn add, void *ud);
 /* OpenAI and Azure (openai.c): the JSON headers (Accept: text/event-stream for a stream), the
  * provider's own lines and its key (Authorization: Bearer, or Azure's api-key). */
 int dp_openai_headers(const tg_provider_t *p, bool stream, dp_header_add_fn add, void *ud);
+/* A Responses API request to an OpenAI or Azure provider (openai.c): req's model set to model,
+ * the URL {base}/responses (Azure: {base}/v1/responses), dp_openai_headers, req as the body.
+ * 0 or a TG_E* code (out of memory). */
+int dp_openai_responses_request(const tg_provider_t *p, json_t *req, const char *model, bool stream,
+                                dp_header_add_fn add, void *ud, tg_buf_t *url, tg_buf_t *body);
 
 /* v is a JSON string equal to the literal lit (network data: no strcmp). */
 bool dp_json_str_eq(const json_t *v, const char *lit);

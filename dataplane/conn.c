@@ -22,6 +22,12 @@ enum {
     DP_CONN_CLOSING,  /* closed; waiting for handles to close */
 };
 
+/* Separate runs of held bytes a connection may have before they leave at once; writes for one
+ * connection are usually adjacent in the buffer and held as one run. */
+enum { DP_CORK_PARTS = 8 };
+/* The worker's cork buffer keeps up to this much between iterations. */
+#define DP_CORK_KEEP (64u * 1024u)
+
 struct dp_conn {
     uv_tcp_t tcp; /* first: the handle's address is the connection's */
     uv_timer_t timer;
@@ -34,6 +40,12 @@ struct dp_conn {
     int open_handles;
     bool reading;
     bool close_after; /* close once the current response is written */
+    bool corked;      /* writes are held in the worker's cork_buf (dp_conn_cork) */
+    uint8_t ncork;
+    dp_conn_t *cork_next;
+    struct {
+        uint32_t off, len; /* in w->cork_buf */
+    } cork[DP_CORK_PARTS];
 };
 
 typedef struct dp_write {
@@ -45,6 +57,8 @@ typedef struct dp_write {
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void process_input(dp_conn_t *c);
+static void uncork(dp_conn_t *c);
+static void cork_unlink(dp_conn_t *c);
 
 static const char *conn_states[] = {"idle", "reading", "busy", "shutdown", "closing"};
 
@@ -88,6 +102,7 @@ static void conn_close(dp_conn_t *c)
         return;
     conn_set_state(c, DP_CONN_CLOSING);
     dp_worker_t *w = c->w;
+    cork_unlink(c); /* what it held goes nowhere now */
     if (c->watch) {
         dp_conn_watch_t *watch = c->watch;
         c->watch = NULL;
@@ -116,6 +131,9 @@ static void on_shutdown(uv_shutdown_t *sr, int status)
 static void conn_close_after_writes(dp_conn_t *c)
 {
     if (c->state == DP_CONN_CLOSING || c->state == DP_CONN_SHUTDOWN)
+        return;
+    uncork(c); /* the shutdown goes behind what is held */
+    if (c->state == DP_CONN_CLOSING)
         return;
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
@@ -157,7 +175,8 @@ static void on_write(uv_write_t *wr, int status)
         c->watch->cb(c->watch, DP_CONN_EV_DRAINED);
 }
 
-static int write_bufs(dp_conn_t *c, const uv_buf_t *parts, int n)
+/* Sends parts now: what the socket takes at once leaves without a copy, the rest is queued. */
+static int send_bufs(dp_conn_t *c, const uv_buf_t *parts, int n)
 {
     if (c->state == DP_CONN_CLOSING)
         return TG_ECLOSED;
@@ -203,6 +222,121 @@ static int write_bufs(dp_conn_t *c, const uv_buf_t *parts, int n)
         return TG_ECLOSED;
     }
     return 0;
+}
+
+/* ---- corking: a connection's writes in one loop iteration leave in one system call ---- */
+
+static void cork_unlink(dp_conn_t *c)
+{
+    if (!c->corked)
+        return;
+    for (dp_conn_t **pp = &c->w->corked; *pp; pp = &(*pp)->cork_next) {
+        if (*pp == c) {
+            *pp = c->cork_next;
+            break;
+        }
+    }
+    c->corked = false;
+    c->ncork = 0;
+    c->cork_next = NULL;
+}
+
+/* Sends what c holds, now, and stops holding. */
+static void uncork(dp_conn_t *c)
+{
+    if (!c->corked)
+        return;
+    uv_buf_t parts[DP_CORK_PARTS];
+    int n = c->ncork;
+    for (int i = 0; i < n; i++)
+        parts[i] = uv_buf_init(c->w->cork_buf.base + c->cork[i].off, c->cork[i].len);
+    cork_unlink(c);
+    int rc = n > 0 ? send_bufs(c, parts, n) : 0;
+    if (rc == TG_ENOMEM)
+        conn_close(c); /* a response with a hole in it must not go on */
+}
+
+static void on_cork_check(uv_check_t *h)
+{
+    dp_worker_t *w = h->data;
+    while (w->corked)
+        uncork(w->corked);
+    uv_check_stop(h);
+    if (w->cork_buf.cap > DP_CORK_KEEP)
+        tg_buf_dispose(&w->cork_buf); /* a burst's buffer is not kept */
+    else
+        tg_buf_reset(&w->cork_buf);
+}
+
+void dp_conn_worker_init(dp_worker_t *w)
+{
+    uv_check_init(&w->loop, &w->cork_check);
+    w->cork_check.data = w;
+    tg_buf_init(&w->cork_buf, UINT32_MAX);
+    w->corked = NULL;
+}
+
+void dp_conn_worker_close(dp_worker_t *w)
+{
+    while (w->corked)
+        uncork(w->corked);
+    uv_close((uv_handle_t *)&w->cork_check, NULL);
+    tg_buf_dispose(&w->cork_buf);
+}
+
+void dp_conn_cork(dp_conn_t *c)
+{
+    if (c->corked || c->state == DP_CONN_CLOSING)
+        return;
+    dp_worker_t *w = c->w;
+    if (!w->corked)
+        uv_check_start(&w->cork_check, on_cork_check);
+    c->corked = true;
+    c->ncork = 0;
+    c->cork_next = w->corked;
+    w->corked = c;
+}
+
+/* Holds parts behind what c already holds; false when they cannot be held (the caller undoes
+ * what this write added, then sends everything held and this write after it). */
+static bool hold_bufs(dp_conn_t *c, const uv_buf_t *parts, int n)
+{
+    tg_buf_t *b = &c->w->cork_buf;
+    for (int i = 0; i < n; i++) {
+        if (parts[i].len == 0)
+            continue;
+        size_t off = b->len;
+        if (tg_buf_append(b, parts[i].base, parts[i].len) != 0)
+            return false;
+        if (c->ncork > 0 && c->cork[c->ncork - 1].off + c->cork[c->ncork - 1].len == off) {
+            c->cork[c->ncork - 1].len += (uint32_t)parts[i].len; /* adjacent: one run */
+        } else if (c->ncork < DP_CORK_PARTS) {
+            c->cork[c->ncork].off = (uint32_t)off;
+            c->cork[c->ncork].len = (uint32_t)parts[i].len;
+            c->ncork++;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Every write goes through here: held while c is corked, sent otherwise. */
+static int write_bufs(dp_conn_t *c, const uv_buf_t *parts, int n)
+{
+    if (c->state == DP_CONN_CLOSING)
+        return TG_ECLOSED;
+    if (c->corked) {
+        uint8_t ncork = c->ncork;
+        uint32_t last = ncork ? c->cork[ncork - 1].len : 0;
+        if (hold_bufs(c, parts, n))
+            return 0;
+        c->ncork = ncork; /* this write leaves whole, below, behind what was held before it */
+        if (ncork)
+            c->cork[ncork - 1].len = last;
+        uncork(c);
+    }
+    return send_bufs(c, parts, n);
 }
 
 const char *dp_conn_reason(int status)
@@ -390,7 +524,10 @@ int dp_conn_respond_error(dp_conn_t *c, int endpoint, const tg_err_t *err, const
 
 size_t dp_conn_write_queue(const dp_conn_t *c)
 {
-    return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+    size_t held = 0;
+    for (int i = 0; c->corked && i < c->ncork; i++)
+        held += c->cork[i].len;
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) + held;
 }
 
 /* Answers what the parser refused, in OpenAI's shape, and closes after it. */

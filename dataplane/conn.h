@@ -41,6 +41,10 @@ typedef struct dp_conn_handler {
     void (*on_request)(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg);
 } dp_conn_handler_t;
 
+/* The worker's write corking (dp_conn_cork): set up with the loop, closed with it. */
+void dp_conn_worker_init(dp_worker_t *w);
+void dp_conn_worker_close(dp_worker_t *w);
+
 void dp_conn_accept(dp_worker_t *w, uv_stream_t *listener);
 /* Starts closing every connection with no request in flight (drain); the rest close after
  * their response. force also aborts requests in flight. */
@@ -68,7 +72,12 @@ int dp_conn_end_chunked(dp_conn_t *c, const char *data, size_t len);
  * error bodies on the data plane. */
 int dp_conn_respond_error(dp_conn_t *c, int endpoint, const tg_err_t *err, const char *extra,
                           size_t extra_len);
-/* Bytes queued for the client, for back-pressure against DP_WQ_HIGH. */
+/* Holds what is written to c until the end of this loop iteration's I/O, then sends it in one
+ * write: the events, end and terminator that one upstream read completes leave together (one
+ * system call, one wake-up of the client) instead of one write each. Order is kept; closing
+ * sends what is held first. */
+void dp_conn_cork(dp_conn_t *c);
+/* Bytes queued or held for the client, for back-pressure against DP_WQ_HIGH. */
 size_t dp_conn_write_queue(const dp_conn_t *c);
 /* The reason phrase of a status ("OK", "Not Found"; a class name for others). */
 const char *dp_conn_reason(int status);

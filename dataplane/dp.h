@@ -64,6 +64,9 @@ typedef struct dp_worker {
     size_t usage_count;
     dp_conn_t *conns; /* all open connections, for drain */
     size_t nconns;
+    uv_check_t cork_check; /* flushes corked connections once per loop iteration (conn.c) */
+    tg_buf_t cork_buf;     /* their bytes, until then */
+    dp_conn_t *corked;     /* connections with bytes in cork_buf */
     bool draining;
     uint64_t drain_started; /* loop time */
     bool listener_closed;

@@ -632,20 +632,10 @@ static int on_x_data(void *ud, const char *p, size_t len)
         return DP_X_PAUSE; /* on_stored resumes once the held end is out */
     if (r->client.started && dp_conn_write_queue(r->conn) > DP_WQ_HIGH)
         return DP_X_PAUSE; /* client_drained resumes; the exchange delivers this again */
-    /* until the client's stream starts, the first event goes through alone so that the
-     * response head leaves with it, before the rest of a large read is translated (adapters
-     * take bytes split anywhere, so any cut is safe) */
-    size_t first = len;
-    if (!r->client.started) {
-        const char *e = tg_memmem(p, len, "\n\n", 2);
-        if (e && (size_t)(e - p) + 2 < len)
-            first = (size_t)(e - p) + 2;
-    }
-    if (relay(r, p, first) != 0)
-        return TG_EIO;
-    if (first < len && relay(r, p + first, len - first) != 0)
-        return TG_EIO;
-    return 0;
+    /* what this read completes (events, the end, the terminator when the answer ends in the
+     * same read) leaves in one write at the end of the loop's I/O */
+    dp_conn_cork(r->conn);
+    return relay(r, p, len) != 0 ? TG_EIO : 0;
 }
 
 static void client_drained(dp_req_t *r)

@@ -81,6 +81,7 @@ static void worker_shutdown(dp_worker_t *w)
     uv_close((uv_handle_t *)&w->usage_timer, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->wake, NULL);
+    dp_conn_worker_close(w);
     dp_rstore_worker_close(w);
     if (!w->listener_closed) {
         w->listener_closed = true;
@@ -226,6 +227,7 @@ static int worker_init(dp_worker_t *w, int id, const dp_opts_t *o, tg_snap_t *sn
         return TG_ENOMEM;
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
+    dp_conn_worker_init(w);
     if (dp_rstore_worker_init(w) != 0)
         return TG_EIO;
     uv_timer_init(&w->loop, &w->usage_timer);

@@ -1,7 +1,9 @@
 /* test_dp_conn.c: the client connection on a real loop: a test handler answers through the
  * writer, a client on the same loop sends bytes and reads what comes back. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "conn.h"
 
@@ -27,6 +29,9 @@ typedef struct world {
     dp_conn_t *pending_conn;
     dp_conn_watch_t watch;
     int mode; /* what the handler answers with */
+    /* mode 6: what the client could read, and the connection held, right after the writes */
+    ssize_t peeked;
+    size_t held;
 } world_t;
 
 static world_t W;
@@ -50,6 +55,19 @@ static void answer(dp_conn_t *c)
         dp_head_t h = {200, "text/event-stream", NULL, 0};
         dp_conn_start_chunked_with(c, &h, NULL, 0);
         dp_conn_end_chunked(c, NULL, 0);
+    } else if (W.mode == 6) { /* the same three writes, corked: they leave at the loop's check */
+        dp_head_t h = {200, "text/event-stream", NULL, 0};
+        dp_conn_cork(c);
+        dp_conn_start_chunked_with(c, &h, "data: 1\n\n", 9);
+        dp_conn_write_chunk(c, "data: 2\n\n", 9);
+        dp_conn_end_chunked(c, "data: [DONE]\n\n", 14);
+        char peek[16];
+        uv_os_fd_t fd;
+        cr_assert_eq(uv_fileno((uv_handle_t *)&W.client, &fd), 0);
+        W.peeked = recv(fd, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
+        if (W.peeked < 0)
+            W.peeked = errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+        W.held = dp_conn_write_queue(c);
     } else {
         tg_err_t err;
         tg_err_set(&err, TG_ENOTFOUND, 404, "no such thing");
@@ -198,6 +216,7 @@ static void go(void)
     struct sockaddr_in addr;
     uv_ip4_addr("127.0.0.1", 0, &addr);
     uv_loop_init(&w->loop);
+    dp_conn_worker_init(w);
     uv_tcp_init(&w->loop, &w->listener);
     cr_assert_eq(uv_tcp_bind(&w->listener, (const struct sockaddr *)&addr, 0), 0);
     cr_assert_eq(uv_listen((uv_stream_t *)&w->listener, 16, on_listen), 0);
@@ -214,6 +233,7 @@ static void go(void)
     /* let what the connection still does (closing, deferred parsing) finish, then close all */
     uv_run(&w->loop, UV_RUN_NOWAIT);
     dp_conn_close_idle(w, true);
+    dp_conn_worker_close(w);
     uv_walk(&w->loop, close_any, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     cr_assert_eq(uv_loop_close(&w->loop), 0);
@@ -318,4 +338,34 @@ Test(dp_conn, a_client_that_leaves_reaches_the_request_watch_once)
     go();
     cr_assert_eq(W.requests, 1);
     cr_assert_eq(W.gone, 1);
+}
+
+static const char corked_want[] = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                                  "transfer-encoding: chunked\r\ncache-control: no-cache\r\n\r\n"
+                                  "9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n"
+                                  "e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
+
+Test(dp_conn, corked_writes_wait_for_the_loop_then_leave_together_in_order)
+{
+    run("GET /x HTTP/1.1\r\nhost: a\r\n\r\n", sizeof(corked_want) - 1);
+    W.mode = 6;
+    go();
+    cr_assert_eq(W.peeked, 0, "the client could read %zd bytes before the loop's check",
+                 W.peeked);
+    cr_assert_eq(W.held, sizeof(corked_want) - 1, "held %zu bytes", W.held);
+    cr_assert_str_eq(W.got, corked_want);
+}
+
+Test(dp_conn, a_connection_that_closes_after_a_corked_answer_sends_it_first)
+{
+    run("GET /x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n", 0);
+    W.mode = 6;
+    go();
+    static const char want[] = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                               "transfer-encoding: chunked\r\ncache-control: no-cache\r\n"
+                               "connection: close\r\n\r\n"
+                               "9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n"
+                               "e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
+    cr_assert(W.eof);
+    cr_assert_str_eq(W.got, want);
 }

@@ -201,3 +201,19 @@ test('responses_cache_ttl_s_bounds_a_deletion_made_through_another_data_plane', 
   assert.equal(f.status, 400, f.text);
   assert.equal(f.body.error.code, 'previous_response_not_found');
 });
+
+test('an_item_fetched_by_reference_does_not_make_its_id_a_response_id', async () => {
+  const r = await req(dp1, 'POST', '/v1/responses', { model: 'gpt', input: 'refer to me' });
+  assert.equal(r.status, 200, r.text);
+  const msg = r.body.output.find((o) => o.type === 'message');
+  // dp2 fetches the record by the item's id and caches it...
+  const f = await req(dp2, 'POST', '/v1/responses', { model: 'gpt', store: false,
+    input: [{ type: 'item_reference', id: msg.id }, { role: 'user', content: 'and then' }] });
+  assert.equal(f.status, 200, f.text);
+  // ...under the response's id, never under the item's
+  const p = await req(dp2, 'POST', '/v1/responses', { model: 'gpt', input: 'x', previous_response_id: msg.id, store: false });
+  assert.equal(p.status, 400, p.text);
+  assert.equal(p.body.error.code, 'previous_response_not_found');
+  const g = await req(dp2, 'POST', '/v1/responses', { model: 'gpt', input: 'x', previous_response_id: r.body.id, store: false });
+  assert.equal(g.status, 200, g.text);
+});

@@ -140,5 +140,6 @@ test('store_false_is_not_kept_anywhere', async () => {
   assert.equal(r.status, 200, r.text);
   for (let i = 0; i < 6; i++) assert.equal((await call('GET', `/v1/responses/${r.body.id}`)).status, 404);
   const m1 = await metrics();
+  assert.equal(typeof m0.tollgate_responses_stored_total, 'number');
   assert.equal(m1.tollgate_responses_stored_total, m0.tollgate_responses_stored_total);
 });

@@ -187,11 +187,11 @@ static int render_rstore(tg_buf_t *out)
         {"tollgate_responses_cache_misses_total", "counter",
          "Lookups of a stored response a worker's cache did not answer."},
     };
-    const long long v[] = {(long long)st.stored,        (long long)st.spooled,
-                           (long long)st.spool_depth,   (long long)st.ship_failures,
-                           (long long)st.dropped,       (long long)st.spool_failures,
-                           (long long)st.fetches,       (long long)st.fetch_failures,
-                           (long long)st.cache_hits,    (long long)st.cache_misses};
+    const long long v[] = {(long long)st.stored,      (long long)st.spooled,
+                           (long long)st.spool_depth, (long long)st.ship_failures,
+                           (long long)st.dropped,     (long long)st.spool_failures,
+                           (long long)st.fetches,     (long long)st.fetch_failures,
+                           (long long)st.cache_hits,  (long long)st.cache_misses};
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < sizeof(m) / sizeof(m[0]); i++)
         rc = tg_buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", m[i].name, m[i].help,

@@ -28,17 +28,18 @@
 
 #include "tg_banned.h"
 
-#define SHARED_TTL_MS (30LL * 86400 * 1000) /* without a control plane: its default retention */
-#define PUT_CONNECT_MS 500L       /* a hand-over waits at most this to connect... */
-#define PUT_TIMEOUT_MS 2000L      /* ...and this in all, before the record goes to the spool */
-#define FETCH_CONNECT_MS 1000L    /* a fetch or delete: a control plane away is known soon... */
-#define FETCH_TIMEOUT_MS 5000L    /* ...and one that answers has this long */
-#define SPOOL_BATCH 100           /* records per resend */
+#define PUT_CONNECT_MS 500L    /* a hand-over waits at most this to connect... */
+#define PUT_TIMEOUT_MS 2000L   /* ...and this in all, before the record goes to the spool */
+#define FETCH_CONNECT_MS 1000L /* a fetch or delete: a control plane away is known soon... */
+#define FETCH_TIMEOUT_MS 5000L /* ...and one that answers has this long */
+#define SPOOL_BATCH 100        /* records per resend */
 #define SPOOL_BATCH_BYTES (16u << 20)
 #define RECORD_MAX (64u << 20)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define STOP_BOUND_MS 2500 /* what stop waits for hand-overs in flight */
+/* without a control plane, a record is kept at most its default retention */
+#define SHARED_TTL_MS (30LL * 86400 * 1000)
 
 enum { OP_PUT = 1, OP_FETCH, OP_DELETE, OP_EVICT };
 

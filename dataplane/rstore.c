@@ -229,6 +229,8 @@ static void on_results(uv_async_t *a)
             dp_rcache_set_acked(rw->cache, op->tenant, op->id);
         else if (op->kind == OP_FETCH && op->result == DP_RS_OK)
             cache_record(rw, op->tenant, op->id, op->rec, op->len, true, rw->loop);
+        else if (op->kind == OP_FETCH && op->result == DP_RS_NOT_FOUND && !op->by_item)
+            (void)dp_rcache_del(rw->cache, op->tenant, op->id); /* deleted (or expired) */
         else if (op->kind == OP_DELETE || op->kind == OP_EVICT)
             (void)dp_rcache_del(rw->cache, op->tenant, op->id);
         if (op->cb)

@@ -31,6 +31,8 @@ typedef struct dp_opts {
     dp_health_opts_t health;      /* circuit breakers */
     size_t cache_max_bytes;       /* response cache per worker; 0 = none */
     size_t responses_cache_bytes; /* stored responses kept per worker (rstore.h) */
+    /* how long a worker trusts a cached stored response (rstore.h) */
+    uint32_t responses_cache_ttl_s;
 } dp_opts_t;
 
 typedef struct dp_upstream dp_upstream_t; /* upstream.h */

@@ -53,6 +53,10 @@ static void usage(FILE *f)
         "                             cache_ttl_s (default 16777216; 0 turns it off)\n"
         "  --responses-cache-bytes N  stored responses (the Responses API) kept per worker\n"
         "                             (default 16777216; docs/responses.md)\n"
+        "  --responses-cache-ttl-s N  how long a worker uses a cached stored response as\n"
+        "                             previous_response_id without asking the control plane:\n"
+        "                             the bound on a deletion made through another data plane\n"
+        "                             (default 600)\n"
         "  --log-level LEVEL          debug, info, warn, error (env TOLLGATE_LOG_LEVEL,\n"
         "                             default info)\n"
         "  --help                     this text\n");
@@ -113,6 +117,7 @@ int main(int argc, char **argv)
         {"breaker-open-ms", required_argument, NULL, 'O'},
         {"cache-max-bytes", required_argument, NULL, 'C'},
         {"responses-cache-bytes", required_argument, NULL, 'R'},
+        {"responses-cache-ttl-s", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -128,6 +133,7 @@ int main(int argc, char **argv)
     o.health = (dp_health_opts_t)DP_HEALTH_OPTS_DEFAULT;
     o.cache_max_bytes = 16u << 20;
     o.responses_cache_bytes = 16u << 20;
+    o.responses_cache_ttl_s = 600;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o.workers = ncpu > 0 ? (int)ncpu : 1;
     const char *listen = getenv("TOLLGATE_DATA_LISTEN");
@@ -202,6 +208,10 @@ int main(int argc, char **argv)
         case 'R':
             rc = parse_num("--responses-cache-bytes", optarg, 0, 1ul << 34, &v);
             o.responses_cache_bytes = v;
+            break;
+        case 'r':
+            rc = parse_num("--responses-cache-ttl-s", optarg, 1, 86400, &v);
+            o.responses_cache_ttl_s = (uint32_t)v;
             break;
         case 'O':
             rc = parse_num("--breaker-open-ms", optarg, 1, 3600000, &v);

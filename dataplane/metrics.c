@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ledger.h"
+#include "rstore.h"
 #include "shipper.h"
 
 #include "tg_banned.h"
@@ -152,6 +153,52 @@ static int append_label(tg_buf_t *out, const char *v)
     return rc;
 }
 
+/* The Responses API's store (rstore.h); docs/responses.md lists these. */
+static int render_rstore(tg_buf_t *out)
+{
+    dp_rstore_stats_t st;
+    dp_rstore_stats(&st);
+    if (!st.started)
+        return 0;
+    static const struct {
+        const char *name, *type, *help;
+    } m[] = {
+        {"tollgate_responses_stored_total", "counter",
+         "Stored responses the control plane acknowledged (without one: the data plane's "
+         "process-wide store took)."},
+        {"tollgate_responses_spooled_total", "counter",
+         "Stored responses written to the spool because the control plane did not take them."},
+        {"tollgate_responses_spool_depth", "gauge",
+         "Stored responses in the spool waiting for the control plane."},
+        {"tollgate_responses_ship_failures_total", "counter",
+         "Hand-overs and spool resends of stored responses the control plane did not take."},
+        {"tollgate_responses_dropped_total", "counter",
+         "Stored responses never stored: refused as too large (413) or larger than the store."},
+        {"tollgate_responses_spool_failures_total", "counter",
+         "Stored responses the spool could not write (kept in one worker's cache only)."},
+        {"tollgate_responses_fetches_total", "counter",
+         "Stored responses a worker asked for because its cache did not hold them (from the "
+         "control plane, or the process-wide store without one)."},
+        {"tollgate_responses_fetch_failures_total", "counter",
+         "Fetches of stored responses that could not be answered (not counting not found)."},
+        {"tollgate_responses_cache_hits_total", "counter",
+         "Lookups of a stored response (previous_response_id, item_reference, GET) a worker's "
+         "cache answered."},
+        {"tollgate_responses_cache_misses_total", "counter",
+         "Lookups of a stored response a worker's cache did not answer."},
+    };
+    const long long v[] = {(long long)st.stored,      (long long)st.spooled,
+                           (long long)st.spool_depth, (long long)st.ship_failures,
+                           (long long)st.dropped,     (long long)st.spool_failures,
+                           (long long)st.fetches,     (long long)st.fetch_failures,
+                           (long long)st.cache_hits,  (long long)st.cache_misses};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof(m) / sizeof(m[0]); i++)
+        rc = tg_buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", m[i].name, m[i].help,
+                            m[i].name, m[i].type, m[i].name, v[i]);
+    return rc;
+}
+
 int dp_metrics_render(tg_buf_t *out, dp_worker_t **workers, int n, int64_t snapshot_version)
 {
     series_t *all = calloc((size_t)n * MAX_SERIES, sizeof(*all));
@@ -244,6 +291,8 @@ int dp_metrics_render(tg_buf_t *out, dp_worker_t **workers, int n, int64_t snaps
             "tollgate_usage_ship_failures_total %" PRIu64 "\n",
             (long long)us.pending, us.spooled_total, us.shipped_total, us.rejected_total,
             us.failures_total);
+    if (rc == 0)
+        rc = render_rstore(out);
     if (rc == 0)
         rc = tg_buf_appendf(out,
                             "# HELP tollgate_ratelimit_dataplanes Live data planes sharing every "

@@ -81,11 +81,14 @@ int dp_rstate_prepare(dp_worker_t *w, const char *tenant, const json_t *req,
                       void (*cb)(void *ud, bool unavailable), void *ud, dp_rstate_wait_t **out)
 {
     *out = NULL;
-    if (!dp_rstore_remote())
-        return 0; /* the cache is all there is */
+    /* what this worker's cache does not hold is asked of the store thread: the control plane,
+     * or without one the process's store (another worker may have made it) */
     const char *prev = NULL;
-    bool want_prev = id_of(json_object_get(req, "previous_response_id"), &prev) &&
-                     !dp_rstore_cached(w, tenant, prev);
+    bool want_prev = false;
+    if (id_of(json_object_get(req, "previous_response_id"), &prev)) {
+        want_prev = !dp_rstore_cached(w, tenant, prev);
+        dp_rstore_note_lookup(w, !want_prev);
+    }
     const json_t *input = json_object_get(req, "input");
     size_t i;
     const json_t *it;
@@ -95,8 +98,11 @@ int dp_rstate_prepare(dp_worker_t *w, const char *tenant, const json_t *req,
         const char *id;
         if (json_is_string(json_object_get(it, "type")) &&
             strcmp(json_string_value(json_object_get(it, "type")), "item_reference") == 0 &&
-            id_of(json_object_get(it, "id"), &id) && !dp_rstore_cached_item(w, tenant, id))
-            any = true;
+            id_of(json_object_get(it, "id"), &id)) {
+            bool hit = dp_rstore_cached_item(w, tenant, id) != NULL;
+            dp_rstore_note_lookup(w, hit);
+            any = any || !hit;
+        }
     }
     if (!any)
         return 0;

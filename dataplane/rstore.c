@@ -3,7 +3,8 @@
  * plane on one curl multi handle (fetches, deletes, hand-overs and spool resends overlap) and
  * hands each finished operation back to its worker's list, announced with uv_async_send. The
  * spool is the thread's alone: a record's file is written before its put completes and removed
- * once the control plane acknowledged it; at start, what an earlier run left is resent. */
+ * once the control plane acknowledged it; at start, what an earlier run left is resent. Without
+ * a control plane the thread answers every operation from its own store (rs.shared). */
 #include "rstore.h"
 
 #include <curl/curl.h>
@@ -12,6 +13,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,17 +28,18 @@
 
 #include "tg_banned.h"
 
-#define CACHE_TTL_MS (600 * 1000) /* a cached record is trusted this long (docs/responses.md) */
-#define PUT_CONNECT_MS 500L       /* a hand-over waits at most this to connect... */
-#define PUT_TIMEOUT_MS 2000L      /* ...and this in all, before the record goes to the spool */
-#define FETCH_CONNECT_MS 1000L    /* a fetch or delete: a control plane away is known soon... */
-#define FETCH_TIMEOUT_MS 5000L    /* ...and one that answers has this long */
-#define SPOOL_BATCH 100           /* records per resend */
+#define PUT_CONNECT_MS 500L    /* a hand-over waits at most this to connect... */
+#define PUT_TIMEOUT_MS 2000L   /* ...and this in all, before the record goes to the spool */
+#define FETCH_CONNECT_MS 1000L /* a fetch or delete: a control plane away is known soon... */
+#define FETCH_TIMEOUT_MS 5000L /* ...and one that answers has this long */
+#define SPOOL_BATCH 100        /* records per resend */
 #define SPOOL_BATCH_BYTES (16u << 20)
 #define RECORD_MAX (64u << 20)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define STOP_BOUND_MS 2500 /* what stop waits for hand-overs in flight */
+/* without a control plane, a record is kept at most its default retention */
+#define SHARED_TTL_MS (30LL * 86400 * 1000)
 
 enum { OP_PUT = 1, OP_FETCH, OP_DELETE, OP_EVICT };
 
@@ -62,6 +65,7 @@ typedef struct rs_worker {
     uv_async_t async;
     dp_rcache_t *cache; /* loop thread only */
     uv_loop_t *loop;
+    atomic_uint_fast64_t hits, misses; /* written by the loop only, read by a scrape */
 } rs_worker_t;
 
 /* One transfer to the control plane. */
@@ -99,7 +103,14 @@ static struct {
     uint64_t next_resend_us;
     long backoff_ms;
     tg_rand_t rnd;
+    dp_rcache_t *shared; /* without a control plane: the process's store (store thread only) */
+    /* for /metrics */
+    atomic_uint_fast64_t n_stored, n_spooled, n_ship_failures, n_dropped, n_spool_failures,
+        n_fetches, n_fetch_failures;
+    atomic_int_fast64_t spool_depth;
 } rs = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+#define COUNT(c, n) atomic_fetch_add_explicit(&rs.c, (n), memory_order_relaxed)
 
 /* ---- ids and records ---- */
 
@@ -131,11 +142,15 @@ int dp_rstore_record(tg_buf_t *out, const char *id, const char *tenant, const ch
     return rc;
 }
 
-/* The ids of a record's items (input items, then output items), for the cache. */
-static size_t record_items(const char *rec, size_t len, char ***out)
+/* The ids of a record's items (input items, then output items), for the cache; and, with
+ * rid, the record's own id (left as it is when the record has none that fits). */
+static size_t record_items(const char *rec, size_t len, char ***out, char rid[129])
 {
     *out = NULL;
     json_t *o = json_loadb(rec, len, 0, NULL);
+    const char *own = json_string_value(json_object_get(o, "id"));
+    if (rid && own && dp_rstore_id_ok(own, strlen(own)))
+        memcpy(rid, own, strlen(own) + 1);
     json_t *arrs[2] = {json_object_get(o, "input_items"),
                        json_object_get(json_object_get(o, "response"), "output")};
     size_t cap = json_array_size(arrs[0]) + json_array_size(arrs[1]), n = 0;
@@ -158,12 +173,14 @@ static size_t record_items(const char *rec, size_t len, char ***out)
     return n;
 }
 
+/* Keeps a record in the worker's cache under its own id (a fetch by item names an item). */
 static void cache_record(rs_worker_t *rw, const char *tenant, const char *id, const char *rec,
                          size_t len, bool acked, uv_loop_t *loop)
 {
-    char **items;
-    size_t n = record_items(rec, len, &items);
-    int rc = dp_rcache_put(rw->cache, tenant, id, rec, len, (const char *const *)items, n, acked,
+    char **items, own[129];
+    snprintf(own, sizeof(own), "%s", id);
+    size_t n = record_items(rec, len, &items, own);
+    int rc = dp_rcache_put(rw->cache, tenant, own, rec, len, (const char *const *)items, n, acked,
                            (int64_t)uv_now(loop));
     if (rc != 0 && rc != TG_ETOOBIG)
         tg_log(TG_LOG_WARN, "dp_rstore", "cache_put_failed", "reason=\"%s\"", tg_strerror(rc));
@@ -212,6 +229,8 @@ static void on_results(uv_async_t *a)
             dp_rcache_set_acked(rw->cache, op->tenant, op->id);
         else if (op->kind == OP_FETCH && op->result == DP_RS_OK)
             cache_record(rw, op->tenant, op->id, op->rec, op->len, true, rw->loop);
+        else if (op->kind == OP_FETCH && op->result == DP_RS_NOT_FOUND && !op->by_item)
+            (void)dp_rcache_del(rw->cache, op->tenant, op->id); /* deleted (or expired) */
         else if (op->kind == OP_DELETE || op->kind == OP_EVICT)
             (void)dp_rcache_del(rw->cache, op->tenant, op->id);
         if (op->cb)
@@ -287,10 +306,6 @@ static dp_rstore_op_t *op_new(dp_worker_t *w, int kind, const char *tenant, cons
 
 static void submit(dp_rstore_op_t *op)
 {
-    if (!rs.remote) {
-        deliver(op); /* the caches are all there is: answered on the next loop turn */
-        return;
-    }
     op->next = NULL;
     pthread_mutex_lock(&rs.mu);
     if (rs.in_tail)
@@ -309,7 +324,6 @@ dp_rstore_op_t *dp_rstore_fetch(dp_worker_t *w, const char *tenant, const char *
     if (!op)
         return NULL;
     op->by_item = by_item;
-    op->result = DP_RS_NOT_FOUND; /* without a control plane: what the cache did not have */
     submit(op);
     return op;
 }
@@ -320,23 +334,8 @@ dp_rstore_op_t *dp_rstore_delete(dp_worker_t *w, const char *tenant, const char 
     dp_rstore_op_t *op = op_new(w, OP_DELETE, tenant, id, cb, ud);
     if (!op)
         return NULL;
-    if (!rs.remote) {
-        /* every worker's cache holds its own records: each drops it, and the answer says
-         * whether any had it */
-        bool had = false;
-        for (int i = 0; i < rs.nw; i++) {
-            if (i == w->id) {
-                had = dp_rcache_del(rs.w[i].cache, tenant, id) || had;
-                continue;
-            }
-            dp_rstore_op_t *ev = op_new(w, OP_EVICT, tenant, id, NULL, NULL);
-            if (ev) {
-                ev->worker = i;
-                deliver(ev);
-            }
-        }
-        op->result = had ? DP_RS_OK : DP_RS_NOT_FOUND;
-    }
+    if (!rs.remote) /* the process's store may have let it go while this cache still holds it */
+        op->spool_had = dp_rcache_del(rs.w[w->id].cache, tenant, id);
     submit(op);
     return op;
 }
@@ -379,6 +378,8 @@ static void spool_path(char *out, size_t n, const char *tenant, const char *id)
     snprintf(out, n, "%s/%s.%s.json", rs.dir, tenant, id);
 }
 
+static bool spool_name(const char *name);
+
 /* tmp + fsync + rename + the directory's fsync: once a put completes as spooled, a crash or a
  * power cut keeps the record for the next start. */
 static int spool_write(const dp_rstore_op_t *op)
@@ -386,6 +387,7 @@ static int spool_write(const dp_rstore_op_t *op)
     char p[4400], tmp[4410];
     spool_path(p, sizeof(p), op->tenant, op->id);
     snprintf(tmp, sizeof(tmp), "%s.tmp", p);
+    bool existed = access(p, F_OK) == 0;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
@@ -415,7 +417,32 @@ static int spool_write(const dp_rstore_op_t *op)
         fsync(dfd);
         close(dfd);
     }
+    if (!existed)
+        COUNT(spool_depth, 1);
     return 0;
+}
+
+/* Removes a spool file; whether it was there. */
+static bool spool_unlink(const char *path)
+{
+    if (unlink(path) != 0)
+        return false;
+    COUNT(spool_depth, -1);
+    return true;
+}
+
+/* What an earlier run left in the spool, for the gauge. */
+static void spool_count(void)
+{
+    DIR *d = opendir(rs.dir);
+    if (!d)
+        return;
+    int64_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        n += spool_name(de->d_name);
+    closedir(d);
+    atomic_store(&rs.spool_depth, n);
 }
 
 static bool spool_name(const char *name)
@@ -575,7 +602,29 @@ static void end_ops(dp_rstore_op_t *list, int result)
         list = op->next;
         if (op->result != DP_RS_OK || op->kind != OP_DELETE || !op->spool_had)
             op->result = result;
+        if (op->kind == OP_FETCH) {
+            COUNT(n_fetches, 1);
+            if (op->result == DP_RS_UNAVAILABLE)
+                COUNT(n_fetch_failures, 1);
+        }
         deliver(op);
+    }
+}
+
+/* Every worker but the one that deleted (tenant, id) drops it from its cache. */
+static void evict_others(const dp_rstore_op_t *del)
+{
+    for (int i = 0; i < rs.nw; i++) {
+        if (i == del->worker)
+            continue;
+        dp_rstore_op_t *ev = calloc(1, sizeof(*ev));
+        if (!ev)
+            continue;
+        ev->kind = OP_EVICT;
+        ev->worker = i;
+        memcpy(ev->tenant, del->tenant, sizeof(ev->tenant));
+        memcpy(ev->id, del->id, sizeof(ev->id));
+        deliver(ev);
     }
 }
 
@@ -586,6 +635,8 @@ static void spool_puts(dp_rstore_op_t *list)
         dp_rstore_op_t *op = list;
         list = op->next;
         int rc = spool_write(op);
+        COUNT(n_spooled, rc == 0);
+        COUNT(n_spool_failures, rc != 0);
         if (rc != 0)
             tg_log(TG_LOG_ERROR, "dp_rstore", "spool_write_failed",
                    "dir=\"%s\" id=%s reason=\"%s\" effect=\"the response is in this data "
@@ -659,7 +710,7 @@ static void start_one(dp_rstore_op_t *op)
         }
         char p[4400];
         spool_path(p, sizeof(p), op->tenant, op->id);
-        op->spool_had = unlink(p) == 0;
+        op->spool_had = spool_unlink(p);
         if (op->spool_had)
             op->result = DP_RS_OK;
     }
@@ -722,8 +773,11 @@ static void finish(xfer_t *x, CURLcode cc)
         if (status == 200) {
             rs.cp_down = false;
             rs.backoff_ms = BACKOFF_MIN_MS;
+            for (dp_rstore_op_t *op = ops; op; op = op->next)
+                COUNT(n_stored, 1);
             end_ops(ops, DP_RS_OK);
         } else {
+            COUNT(n_ship_failures, 1);
             if (status != 413) /* too large is no outage: the resend finds and drops it */
                 mark_down(why, status);
             else
@@ -747,28 +801,18 @@ static void finish(xfer_t *x, CURLcode cc)
         }
     } else if (x->kind == OP_DELETE) {
         int result = status == 200 ? DP_RS_OK : status == 404 ? DP_RS_NOT_FOUND : DP_RS_UNAVAILABLE;
-        if (result == DP_RS_OK || ops->spool_had) {
-            /* every other worker forgets it too */
-            for (int i = 0; i < rs.nw; i++) {
-                if (i == ops->worker)
-                    continue;
-                dp_rstore_op_t *ev = calloc(1, sizeof(*ev));
-                if (!ev)
-                    continue;
-                ev->kind = OP_EVICT;
-                ev->worker = i;
-                memcpy(ev->tenant, ops->tenant, sizeof(ev->tenant));
-                memcpy(ev->id, ops->id, sizeof(ev->id));
-                deliver(ev);
-            }
-        }
+        if (result == DP_RS_OK || ops->spool_had)
+            evict_others(ops); /* every other worker forgets it too */
         end_ops(ops, result);
     } else { /* a resend */
+        if (status != 200)
+            COUNT(n_ship_failures, 1);
         if (status == 200) {
+            COUNT(n_stored, x->nfiles);
             for (size_t i = 0; i < x->nfiles; i++) {
                 char p[4400];
                 snprintf(p, sizeof(p), "%s/%s", rs.dir, x->files[i]);
-                unlink(p);
+                (void)spool_unlink(p);
             }
             tg_log(TG_LOG_INFO, "dp_rstore", "spool_resent", "records=%zu", x->nfiles);
             rs.cp_down = false;
@@ -779,7 +823,8 @@ static void finish(xfer_t *x, CURLcode cc)
              * what waits behind it */
             char p[4400];
             snprintf(p, sizeof(p), "%s/%s", rs.dir, x->files[0]);
-            unlink(p);
+            (void)spool_unlink(p);
+            COUNT(n_dropped, 1);
             tg_log(TG_LOG_ERROR, "dp_rstore", "record_dropped",
                    "file=\"%s\" reason=\"the control plane refuses it as too large (413)\"",
                    x->files[0]);
@@ -801,10 +846,60 @@ static void finish(xfer_t *x, CURLcode cc)
     }
 }
 
+/* Without a control plane: an operation answered from the process's store, at once. */
+static void local_op(dp_rstore_op_t *op)
+{
+    int64_t now = (int64_t)(tg_mono_us() / 1000);
+    if (op->kind == OP_PUT) {
+        char **items;
+        size_t n = record_items(op->rec, op->len, &items, NULL);
+        int rc = dp_rcache_put(rs.shared, op->tenant, op->id, op->rec, op->len,
+                               (const char *const *)items, n, true, now);
+        for (size_t i = 0; i < n; i++)
+            free(items[i]);
+        free(items);
+        if (rc != 0)
+            tg_log(TG_LOG_WARN, "dp_rstore", "response_not_stored",
+                   "id=%s reason=\"%s\" effect=\"only the worker that made it holds it\"", op->id,
+                   rc == TG_ETOOBIG ? "larger than the whole store (--responses-cache-bytes "
+                                      "times workers)"
+                                    : tg_strerror(rc));
+        COUNT(n_stored, rc == 0);
+        COUNT(n_dropped, rc != 0);
+        op->result = rc == 0 ? DP_RS_OK : DP_RS_UNAVAILABLE;
+        free(op->rec); /* the worker keeps its own copy */
+        op->rec = NULL;
+        op->len = 0;
+    } else if (op->kind == OP_FETCH) {
+        const dp_rentry_t *e = op->by_item ? dp_rcache_find_item(rs.shared, op->tenant, op->id, now)
+                                           : dp_rcache_get(rs.shared, op->tenant, op->id, now);
+        op->result = DP_RS_NOT_FOUND;
+        if (e) {
+            op->rec = malloc(e->len ? e->len : 1);
+            if (op->rec) {
+                memcpy(op->rec, e->data, e->len);
+                op->len = e->len;
+                op->result = DP_RS_OK;
+            } else {
+                op->result = DP_RS_UNAVAILABLE;
+            }
+        }
+    } else if (op->kind == OP_DELETE) {
+        bool had = dp_rcache_del(rs.shared, op->tenant, op->id) || op->spool_had;
+        op->result = had ? DP_RS_OK : DP_RS_NOT_FOUND;
+        if (had)
+            evict_others(op);
+        op->spool_had = false;
+    }
+    end_ops(op, op->result);
+}
+
 static void *rs_main(void *arg)
 {
     (void)arg;
     uint64_t stop_deadline = 0;
+    if (rs.remote)
+        spool_count();
     for (;;) {
         pthread_mutex_lock(&rs.mu);
         dp_rstore_op_t *list = rs.in_head;
@@ -816,7 +911,9 @@ static void *rs_main(void *arg)
             dp_rstore_op_t *op = list;
             list = op->next;
             op->next = NULL;
-            if (op->kind == OP_PUT) {
+            if (!rs.remote) {
+                local_op(op);
+            } else if (op->kind == OP_PUT) {
                 *pt = op;
                 pt = &op->next;
             } else {
@@ -895,15 +992,24 @@ int dp_rstore_start(const dp_opts_t *o, tg_err_t *err)
     }
     for (int i = 0; i < rs.nw; i++) {
         pthread_mutex_init(&rs.w[i].mu, NULL);
-        rs.w[i].cache = dp_rcache_create(o->responses_cache_bytes, CACHE_TTL_MS);
+        rs.w[i].cache =
+            dp_rcache_create(o->responses_cache_bytes, (int64_t)o->responses_cache_ttl_s * 1000);
         if (!rs.w[i].cache) {
             tg_err_set(err, TG_ENOMEM, 500, "out of memory");
             return TG_ENOMEM;
         }
     }
     rs.started = true;
-    if (!o->control_url)
+    if (!o->control_url) {
+        /* the process's store: as much as every worker's cache together */
+        rs.shared = dp_rcache_create(o->responses_cache_bytes * (size_t)rs.nw, SHARED_TTL_MS);
+        rs.multi = rs.shared ? curl_multi_init() : NULL;
+        if (!rs.multi || pthread_create(&rs.thread, NULL, rs_main, NULL) != 0) {
+            tg_err_set(err, TG_EIO, 500, "could not start the stored-responses thread");
+            return TG_EIO;
+        }
         return 0;
+    }
     rs.remote = true;
     snprintf(rs.base, sizeof(rs.base), "%s", o->control_url);
     size_t bl = strlen(rs.base);
@@ -914,6 +1020,19 @@ int dp_rstore_start(const dp_opts_t *o, tg_err_t *err)
         tg_err_set(err, TG_EIO, 500, "could not create the responses spool \"%s\": %s", rs.dir,
                    strerror(errno));
         return TG_EIO;
+    }
+    /* the spool holds prompts and answers in the clear: the data plane's user only */
+    struct stat st;
+    if (stat(rs.dir, &st) == 0 && (st.st_mode & 077) != 0) {
+        if (chmod(rs.dir, 0700) != 0) {
+            tg_err_set(err, TG_EIO, 500,
+                       "the responses spool \"%s\" is readable by others and could not be made "
+                       "private (chmod 0700): %s",
+                       rs.dir, strerror(errno));
+            return TG_EIO;
+        }
+        tg_log(TG_LOG_WARN, "dp_rstore", "spool_made_private", "dir=\"%s\" mode_was=%o", rs.dir,
+               (unsigned)(st.st_mode & 0777));
     }
     rs.spool_pending = true; /* what an earlier run left is resent at once */
     rs.backoff_ms = BACKOFF_MIN_MS;
@@ -931,7 +1050,7 @@ void dp_rstore_stop(void)
 {
     if (!rs.started)
         return;
-    if (rs.remote) {
+    if (rs.multi) {
         pthread_mutex_lock(&rs.mu);
         rs.stop = true;
         pthread_mutex_unlock(&rs.mu);
@@ -943,7 +1062,7 @@ void dp_rstore_stop(void)
         while (list) {
             dp_rstore_op_t *op = list;
             list = op->next;
-            if (op->kind == OP_PUT) {
+            if (op->kind == OP_PUT && rs.remote) {
                 op->next = NULL;
                 spool_puts(op);
             } else {
@@ -951,7 +1070,10 @@ void dp_rstore_stop(void)
             }
         }
         curl_multi_cleanup(rs.multi);
+        rs.multi = NULL;
     }
+    dp_rcache_destroy(rs.shared);
+    rs.shared = NULL;
     for (int i = 0; i < rs.nw; i++) {
         dp_rstore_op_t *list = rs.w[i].head;
         while (list) {
@@ -965,4 +1087,33 @@ void dp_rstore_stop(void)
     free(rs.w);
     rs.w = NULL;
     rs.started = false;
+}
+
+void dp_rstore_note_lookup(dp_worker_t *w, bool hit)
+{
+    if (!rs.started || w->id >= rs.nw)
+        return;
+    rs_worker_t *rw = &rs.w[w->id];
+    atomic_fetch_add_explicit(hit ? &rw->hits : &rw->misses, 1, memory_order_relaxed);
+}
+
+void dp_rstore_stats(dp_rstore_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->started = rs.started;
+    out->remote = rs.remote;
+    if (!rs.started)
+        return;
+    out->stored = atomic_load(&rs.n_stored);
+    out->spooled = atomic_load(&rs.n_spooled);
+    out->spool_depth = atomic_load(&rs.spool_depth);
+    out->ship_failures = atomic_load(&rs.n_ship_failures);
+    out->dropped = atomic_load(&rs.n_dropped);
+    out->spool_failures = atomic_load(&rs.n_spool_failures);
+    out->fetches = atomic_load(&rs.n_fetches);
+    out->fetch_failures = atomic_load(&rs.n_fetch_failures);
+    for (int i = 0; i < rs.nw; i++) {
+        out->cache_hits += atomic_load(&rs.w[i].hits);
+        out->cache_misses += atomic_load(&rs.w[i].misses);
+    }
 }

@@ -5,8 +5,11 @@
  * thread (never a loop) talks to it: it hands new records over before their answer ends (POST
  * /dp/v1/responses), falls back to the spool (STATE_DIR/responses/, one file a record, resent
  * until acknowledged; the control plane stores a (tenant, id) once), and fetches and deletes
- * records by id; results come back to the worker's loop through an async handle. Without one,
- * the caches are all there is. Loop thread, except start and stop. */
+ * records by id; results come back to the worker's loop through an async handle. Without one
+ * (a snapshot file alone), the same thread keeps a process-wide store in memory, bounded at
+ * workers x the cache's bytes, which the workers ask (off their loops) for what their own cache
+ * does not hold, so a follow-up finds its response on any worker. Loop thread, except start,
+ * stop and dp_rstore_stats. */
 #ifndef DP_RSTORE_H
 #define DP_RSTORE_H
 
@@ -67,6 +70,24 @@ void dp_rstore_cancel(dp_rstore_op_t *op);
 /* Sets who hears of an operation's end (an operation started with no cb, such as the put that
  * dp_resp_state_final starts); before control returns to the loop. */
 void dp_rstore_set_cb(dp_rstore_op_t *op, dp_rstore_cb cb, void *ud);
+
+/* Counts a lookup of a stored response in the worker's cache (for /metrics). */
+void dp_rstore_note_lookup(dp_worker_t *w, bool hit);
+
+/* What /metrics shows of the store (any thread). */
+typedef struct dp_rstore_stats {
+    bool started, remote;
+    uint64_t stored;         /* records the control plane (or the process's store) took */
+    uint64_t spooled;        /* records written to the spool */
+    int64_t spool_depth;     /* records in the spool now */
+    uint64_t ship_failures;  /* hand-overs and resends the control plane did not take */
+    uint64_t dropped;        /* records never stored: refused as too large, or no room */
+    uint64_t spool_failures; /* records the spool could not write (kept in the cache only) */
+    uint64_t fetches;        /* records asked of the control plane (or the process's store) */
+    uint64_t fetch_failures; /* fetches that could not be answered (not a 404) */
+    uint64_t cache_hits, cache_misses;
+} dp_rstore_stats_t;
+void dp_rstore_stats(dp_rstore_stats_t *out);
 
 /* Builds a record: response (a JSON object) and input_items (a JSON array) are copied as they are.
  * key may be NULL. */

@@ -345,19 +345,17 @@ void dp_rstore_http_serve(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
     q->watch.cb = on_conn_event;
     if (q->kind != K_DELETE) {
         const dp_rentry_t *e = dp_rstore_cached(w, q->tenant, q->id);
-        /* not yet with the control plane (or there is none): this worker's copy is the record */
-        if (e && (!e->acked || !dp_rstore_remote())) {
+        /* not yet with the control plane (or there is none, and a deletion evicts it from every
+         * worker): this worker's copy is the record */
+        bool hit = e && (!e->acked || !dp_rstore_remote());
+        dp_rstore_note_lookup(w, hit);
+        if (hit) {
             serve_record(w, c, &q->msg, q->kind, e->data, e->len, q->id);
             rq_free(q);
             dp_conn_end(c);
             return;
         }
-        if (!dp_rstore_remote()) {
-            reply_not_found(w, c, &q->msg, q->id, strlen(q->id));
-            rq_free(q);
-            dp_conn_end(c);
-            return;
-        }
+        /* another worker may have made it (the process's store), or the control plane has it */
         q->op = dp_rstore_fetch(w, q->tenant, q->id, false, on_done, q);
     } else {
         q->op = dp_rstore_delete(w, q->tenant, q->id, on_done, q);

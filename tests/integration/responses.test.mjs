@@ -276,8 +276,8 @@ test('a provider failing mid-stream ends the stream: an error event relayed, res
   }
 });
 
-test('a client that goes away cancels the provider\'s request', async () => {
-  for (const [model, mock] of [['gpt', mocks.openai], ['claude', mocks.anthropic]]) {
+test('a client that goes away cancels the provider\'s request, on every provider kind', async () => {
+  for (const [model, mock] of MODELS.map((m) => [m, mocks[PROVIDER_OF[m]]])) {
     const aborted = mock.stats ? (await statsOf(mock)).aborted : 0;
     const ctl = new AbortController();
     const st = await oai.responses.create({ model, input: 'mock:words=200 mock:chunk_delay_ms=50', stream: true },

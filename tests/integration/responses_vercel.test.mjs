@@ -1,7 +1,7 @@
 // responses_vercel.test.mjs: the Vercel AI SDK's default OpenAI model (createOpenAI(...)(model),
 // which calls POST /v1/responses and parses every event with its own schemas) through
-// tollgate-data, on every provider kind: generateText, streamText, tools, and a two-step tool
-// loop. docs/responses.md.
+// tollgate-data, on every provider kind: generateText, streamText, tools, a two-step tool loop,
+// and a second chat turn that the SDK sends as item_reference. docs/responses.md.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateText, streamText, tool, stepCountIs } from 'ai';
@@ -109,3 +109,27 @@ test('a tool loop and a second chat turn with stored responses (item_reference),
   const sent = JSON.stringify(lastBody('claude'));
   assert.match(sent, /clear/, `the stored tool result reached the other provider: ${sent}`);
 });
+
+// The SDK's defaults on every kind: storing on, so a second chat turn sends the first turn's
+// answer as an item_reference, which Tollgate resolves from its store; the provider gets the
+// answer inlined in its own format.
+for (const model of MODELS) {
+  test(`${model}: a second chat turn, sent as item_reference with storing on, reaches the provider resolved`, async () => {
+    const first = await generateText({ model: provider(model), maxRetries: 0, prompt: 'say something mock:words=4' });
+    assert.equal(first.text, 'w1 w2 w3 w4');
+    const refs = [];
+    const spy = createOpenAI({ baseURL: `${gw.url}/v1`, apiKey: KEY, fetch: async (url, init) => {
+      for (const it of JSON.parse(init.body).input ?? []) if (it.type === 'item_reference') refs.push(it.id);
+      return fetch(url, init);
+    } });
+    const second = await generateText({ model: spy(model), maxRetries: 0,
+      messages: [{ role: 'user', content: 'say something mock:words=4' }, ...first.response.messages,
+        { role: 'user', content: 'and more mock:words=3' }] });
+    assert.ok(refs.length > 0, 'the SDK sent the first answer as item_reference');
+    assert.ok(second.text.length > 0);
+    const sent = JSON.stringify(lastBody(model));
+    assert.match(sent, /w1 w2 w3 w4/, `${model}: the stored answer reached the provider: ${sent}`);
+    assert.match(sent, /and more/);
+    assert.doesNotMatch(sent, /item_reference/, `${model}: references are resolved before the provider: ${sent}`);
+  });
+}

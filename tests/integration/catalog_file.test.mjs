@@ -31,7 +31,7 @@ const OWN_HOSTS = {
   'openai/cohere': ['docs.cohere.com', 'cohere.com'],
   'openai/deepseek': ['api-docs.deepseek.com'],
   'openai/together': ['docs.together.ai', 'www.together.ai', 'together.ai'],
-  'openai/fireworks': ['docs.fireworks.ai', 'fireworks.ai'],
+  'openai/fireworks': ['docs.fireworks.ai', 'fireworks.ai', 'www.fireworks.ai'],
 };
 
 function price(where, v) {

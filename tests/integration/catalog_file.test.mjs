@@ -31,7 +31,7 @@ const OWN_HOSTS = {
   'openai/cohere': ['docs.cohere.com', 'cohere.com'],
   'openai/deepseek': ['api-docs.deepseek.com'],
   'openai/together': ['docs.together.ai', 'www.together.ai', 'together.ai'],
-  'openai/fireworks': ['docs.fireworks.ai', 'fireworks.ai'],
+  'openai/fireworks': ['docs.fireworks.ai', 'fireworks.ai', 'www.fireworks.ai'],
 };
 
 function price(where, v) {
@@ -114,6 +114,13 @@ test('every entry is well formed, sourced, dated and sanely priced', () => {
     const own = OWN_HOSTS[m.kind === 'openai' ? `openai/${m.vendor}` : m.kind];
     assert.ok(own, `${at}: no known pages for ${m.kind}/${m.vendor ?? ''}`);
     assert.ok(own.includes(host), `${at}: source ${host} is not one of the provider's own sites (${own.join(', ')})`);
+    // the context window and max output may come from another of the provider's pages (its model page,
+    // when the prices were read on its pricing page); that page is the provider's own too
+    if (m.limits_source !== undefined) {
+      assert.match(m.limits_source, /^https:\/\/[a-z0-9.-]+\//, `${at}: limits_source must be the provider's page`);
+      const lh = new URL(m.limits_source).hostname;
+      assert.ok(own.includes(lh), `${at}: limits_source ${lh} is not one of the provider's own sites (${own.join(', ')})`);
+    }
     assert.match(m.read_on, DATE, `${at}: read_on`);
     assert.ok(m.read_on <= doc.generated_on, `${at}: read after the file was generated`);
   }

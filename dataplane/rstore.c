@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rrecord.h"
 #include "sync.h"
 #include "tg_log.h"
 #include "tg_rand.h"
@@ -131,38 +132,11 @@ int dp_rstore_record(tg_buf_t *out, const char *id, const char *tenant, const ch
     return rc;
 }
 
-/* The ids of a record's items (input items, then output items), for the cache. */
-static size_t record_items(const char *rec, size_t len, char ***out)
-{
-    *out = NULL;
-    json_t *o = json_loadb(rec, len, 0, NULL);
-    json_t *arrs[2] = {json_object_get(o, "input_items"),
-                       json_object_get(json_object_get(o, "response"), "output")};
-    size_t cap = json_array_size(arrs[0]) + json_array_size(arrs[1]), n = 0;
-    char **ids = cap ? calloc(cap, sizeof(char *)) : NULL;
-    for (int a = 0; ids && a < 2; a++) {
-        size_t i;
-        json_t *it;
-        json_array_foreach(arrs[a], i, it)
-        {
-            const char *id = json_string_value(json_object_get(it, "id"));
-            if (id && dp_rstore_id_ok(id, strlen(id))) {
-                ids[n] = strdup(id);
-                if (ids[n])
-                    n++;
-            }
-        }
-    }
-    json_decref(o);
-    *out = ids;
-    return n;
-}
-
 static void cache_record(rs_worker_t *rw, const char *tenant, const char *id, const char *rec,
                          size_t len, bool acked, uv_loop_t *loop)
 {
     char **items;
-    size_t n = record_items(rec, len, &items);
+    size_t n = dp_rrecord_item_ids(rec, len, &items);
     int rc = dp_rcache_put(rw->cache, tenant, id, rec, len, (const char *const *)items, n, acked,
                            (int64_t)uv_now(loop));
     if (rc != 0 && rc != TG_ETOOBIG)

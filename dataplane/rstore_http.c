@@ -212,9 +212,9 @@ static void on_done(void *ud, int result, const char *rec, size_t len)
 
 bool dp_rstore_http_head(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *head)
 {
-    const char *path, *id;
-    size_t plen, n;
-    bool items;
+    const char *path, *id = NULL;
+    size_t plen, n = 0;
+    bool items = false; /* split fills these on a path dp_rstore_http_match took */
     tg_err_t err;
     tg_err_clear(&err);
     dp_http_path(head, &path, &plen);
@@ -236,9 +236,9 @@ bool dp_rstore_http_head(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *head
 
 void dp_rstore_http_serve(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
 {
-    const char *path, *id;
-    size_t plen, n;
-    bool items;
+    const char *path, *id = NULL;
+    size_t plen, n = 0;
+    bool items = false; /* split fills these on a path dp_rstore_http_match took */
     tg_err_t err;
     tg_err_clear(&err);
     dp_http_path(msg, &path, &plen);

@@ -17,21 +17,14 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "rstore_rec.h"
 #include "tg_log.h"
 #include "tg_snap.h"
 
 #include "tg_banned.h"
 
 #define SHIP_MAX_RECORDS 1000
-#define ID_MAX 128
 #define PURGE_BATCH "10000"
-
-/* What a data plane names a response or an item by: 1-128 of [A-Za-z0-9_-] (the ids the gateway
- * and OpenAI make); anything else is not stored and never found. */
-static bool id_ok(const char *s, size_t n)
-{
-    return tg_snap_id_ok(s, n, ID_MAX, "_-");
-}
 
 static bool dp_check(cp_req_t *r)
 {
@@ -54,69 +47,9 @@ static void reply_not_found(cp_req_t *r)
 
 /* ---- POST /dp/v1/responses ---- */
 
-typedef struct ship_rec {
-    const char *id;
-    const char *tenant;
-    const char *key; /* NULL: none */
-    char created[32];
-    tg_buf_t items; /* a text[] literal of the item ids: {a,b} (ids need no quoting) */
-} ship_rec_t;
-
-static int items_add(tg_buf_t *b, json_t *arr)
-{
-    size_t i;
-    json_t *it;
-    int rc = 0;
-    json_array_foreach(arr, i, it)
-    {
-        const char *id = json_string_value(json_object_get(it, "id"));
-        if (!id || !id_ok(id, strlen(id)))
-            continue;
-        if (rc == 0 && b->len > 1)
-            rc = tg_buf_append(b, ",", 1);
-        if (rc == 0)
-            rc = tg_buf_append(b, id, strlen(id));
-    }
-    return rc;
-}
-
-/* Reads one record; its strings stay borrowed from o. NULL or the reason it is refused. */
-static const char *read_record(json_t *o, ship_rec_t *rec)
-{
-    if (!json_is_object(o))
-        return "a record must be a JSON object";
-    rec->id = json_string_value(json_object_get(o, "id"));
-    rec->tenant = json_string_value(json_object_get(o, "tenant"));
-    json_t *key = json_object_get(o, "key");
-    json_t *created = json_object_get(o, "created_at");
-    json_t *resp = json_object_get(o, "response");
-    json_t *items = json_object_get(o, "input_items");
-    if (!rec->id || !id_ok(rec->id, strlen(rec->id)))
-        return "\"id\" must be 1-128 letters, digits, '_' or '-'";
-    if (!rec->tenant || !cp_is_uuid(rec->tenant))
-        return "\"tenant\" must be a uuid";
-    if (key && !json_is_null(key) && (!json_is_string(key) || !cp_is_uuid(json_string_value(key))))
-        return "\"key\" must be a uuid or null";
-    rec->key = json_is_string(key) ? json_string_value(key) : NULL;
-    if (!json_is_integer(created) || json_integer_value(created) < 0 ||
-        json_integer_value(created) > 32503680000LL)
-        return "\"created_at\" must be unix seconds";
-    snprintf(rec->created, sizeof(rec->created), "%lld", (long long)json_integer_value(created));
-    if (!json_is_object(resp))
-        return "\"response\" must be an object";
-    if (!json_is_array(items))
-        return "\"input_items\" must be an array";
-    tg_buf_init(&rec->items, 1u << 20);
-    if (tg_buf_append(&rec->items, "{", 1) != 0 || items_add(&rec->items, items) != 0 ||
-        items_add(&rec->items, json_object_get(resp, "output")) != 0 ||
-        tg_buf_append(&rec->items, "}\0", 2) != 0)
-        return "too many items";
-    return NULL;
-}
-
 /* One record in the open transaction: 1 stored, 0 already there (or deleted), -1 no such tenant,
  * -2 a database error (replied). */
-static int store_record(cp_req_t *r, const ship_rec_t *rec, const tg_buf_t *sealed)
+static int store_record(cp_req_t *r, const cp_ship_rec_t *rec, const tg_buf_t *sealed)
 {
     char days[16];
     snprintf(days, sizeof(days), "%d", cp_opts->responses_retention_days);
@@ -160,17 +93,9 @@ void cp_dp_responses_ship(cp_req_t *r)
     tg_buf_t rejected = TG_BUF_INIT(1u << 20);
     long long stored = 0, dup = 0, nrej = 0, lineno = 0, nrec = 0;
     bool began = false;
-    for (size_t start = 0; start < r->body_len;) {
-        const char *nl = memchr(r->body + start, '\n', r->body_len - start);
-        size_t end = nl ? (size_t)(nl - r->body) : r->body_len;
-        const char *line = r->body + start;
-        size_t n = end - start;
-        start = end + 1;
-        lineno++;
-        while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' '))
-            n--;
-        if (n == 0)
-            continue;
+    const char *line;
+    size_t n, pos = 0;
+    while (cp_ship_next_line(r->body, r->body_len, &pos, &lineno, &line, &n)) {
         if (++nrec > SHIP_MAX_RECORDS) {
             cp_reply_error(r, 413, "payload_too_large", NULL,
                            "a batch holds at most %d stored responses", SHIP_MAX_RECORDS);
@@ -178,9 +103,9 @@ void cp_dp_responses_ship(cp_req_t *r)
         }
         json_error_t jerr;
         json_t *o = json_loadb(line, n, JSON_REJECT_DUPLICATES, &jerr);
-        ship_rec_t rec;
+        cp_ship_rec_t rec;
         memset(&rec, 0, sizeof(rec));
-        const char *why = o ? read_record(o, &rec) : "not JSON";
+        const char *why = o ? cp_ship_read_record(o, &rec) : "not JSON";
         int rc = 0;
         if (!why) {
             if (!began) {
@@ -254,7 +179,7 @@ static void reply_record(cp_req_t *r, const char *sql)
 {
     const char *tenant = cp_query(r, "tenant");
     const char *id = r->params[0];
-    if (!tenant || !cp_is_uuid(tenant) || !id_ok(id, strlen(id))) {
+    if (!tenant || !cp_is_uuid(tenant) || !cp_rstore_id_ok(id, strlen(id))) {
         reply_not_found(r); /* names the gateway never stores are never found */
         return;
     }
@@ -311,7 +236,7 @@ void cp_dp_responses_delete(cp_req_t *r)
         return;
     const char *tenant = cp_query(r, "tenant");
     const char *id = r->params[0];
-    if (!tenant || !cp_is_uuid(tenant) || !id_ok(id, strlen(id))) {
+    if (!tenant || !cp_is_uuid(tenant) || !cp_rstore_id_ok(id, strlen(id))) {
         reply_not_found(r);
         return;
     }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rrecord.h"
 #include "tg_log.h"
 #include "xresp.h"
 
@@ -171,28 +172,10 @@ static json_t *record_get(dp_worker_t *w, const char *tenant, const char *id)
     return e ? json_loadb(e->data, e->len, 0, NULL) : NULL;
 }
 
-/* The item of this id in a record (borrowed from it), or NULL. */
-static json_t *record_item(json_t *rec, const char *id)
-{
-    json_t *arrs[2] = {json_object_get(rec, "input_items"),
-                       json_object_get(json_object_get(rec, "response"), "output")};
-    for (int a = 0; a < 2; a++) {
-        size_t i;
-        json_t *it;
-        json_array_foreach(arrs[a], i, it)
-        {
-            const char *s = json_string_value(json_object_get(it, "id"));
-            if (s && strcmp(s, id) == 0)
-                return it;
-        }
-    }
-    return NULL;
-}
-
 /* A copy of the item of this id the tenant has stored, or NULL. */
 static json_t *item_get(dp_worker_t *w, const char *tenant, const char *id, json_t *prev)
 {
-    json_t *it = prev ? record_item(prev, id) : NULL;
+    json_t *it = prev ? dp_rrecord_item(prev, id) : NULL;
     if (it)
         return json_deep_copy(it);
     if (!w)
@@ -204,13 +187,13 @@ static json_t *item_get(dp_worker_t *w, const char *tenant, const char *id, json
         json_array_foreach(wt->records, i, r)
         {
             const char *t = json_string_value(json_object_get(r, "tenant"));
-            if (t && strcmp(t, tenant) == 0 && (it = record_item(r, id)) != NULL)
+            if (t && strcmp(t, tenant) == 0 && (it = dp_rrecord_item(r, id)) != NULL)
                 return json_deep_copy(it);
         }
     }
     const dp_rentry_t *e = dp_rstore_cached_item(w, tenant, id);
     json_t *rec = e ? json_loadb(e->data, e->len, 0, NULL) : NULL;
-    it = rec ? record_item(rec, id) : NULL;
+    it = rec ? dp_rrecord_item(rec, id) : NULL;
     json_t *copy = it ? json_deep_copy(it) : NULL;
     json_decref(rec);
     return copy;

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rrecord.h"
 #include "sync.h"
 #include "tg_log.h"
 #include "tg_rand.h"
@@ -142,44 +143,13 @@ int dp_rstore_record(tg_buf_t *out, const char *id, const char *tenant, const ch
     return rc;
 }
 
-/* The ids of a record's items (input items, then output items), for the cache; and, with
- * rid, the record's own id (left as it is when the record has none that fits). */
-static size_t record_items(const char *rec, size_t len, char ***out, char rid[129])
-{
-    *out = NULL;
-    json_t *o = json_loadb(rec, len, 0, NULL);
-    const char *own = json_string_value(json_object_get(o, "id"));
-    if (rid && own && dp_rstore_id_ok(own, strlen(own)))
-        memcpy(rid, own, strlen(own) + 1);
-    json_t *arrs[2] = {json_object_get(o, "input_items"),
-                       json_object_get(json_object_get(o, "response"), "output")};
-    size_t cap = json_array_size(arrs[0]) + json_array_size(arrs[1]), n = 0;
-    char **ids = cap ? calloc(cap, sizeof(char *)) : NULL;
-    for (int a = 0; ids && a < 2; a++) {
-        size_t i;
-        json_t *it;
-        json_array_foreach(arrs[a], i, it)
-        {
-            const char *id = json_string_value(json_object_get(it, "id"));
-            if (id && dp_rstore_id_ok(id, strlen(id))) {
-                ids[n] = strdup(id);
-                if (ids[n])
-                    n++;
-            }
-        }
-    }
-    json_decref(o);
-    *out = ids;
-    return n;
-}
-
 /* Keeps a record in the worker's cache under its own id (a fetch by item names an item). */
 static void cache_record(rs_worker_t *rw, const char *tenant, const char *id, const char *rec,
                          size_t len, bool acked, uv_loop_t *loop)
 {
     char **items, own[129];
     snprintf(own, sizeof(own), "%s", id);
-    size_t n = record_items(rec, len, &items, own);
+    size_t n = dp_rrecord_item_ids(rec, len, &items, own);
     int rc = dp_rcache_put(rw->cache, tenant, own, rec, len, (const char *const *)items, n, acked,
                            (int64_t)uv_now(loop));
     if (rc != 0 && rc != TG_ETOOBIG)
@@ -852,7 +822,7 @@ static void local_op(dp_rstore_op_t *op)
     int64_t now = (int64_t)(tg_mono_us() / 1000);
     if (op->kind == OP_PUT) {
         char **items;
-        size_t n = record_items(op->rec, op->len, &items, NULL);
+        size_t n = dp_rrecord_item_ids(op->rec, op->len, &items, NULL);
         int rc = dp_rcache_put(rs.shared, op->tenant, op->id, op->rec, op->len,
                                (const char *const *)items, n, true, now);
         for (size_t i = 0; i < n; i++)

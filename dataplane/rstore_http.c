@@ -12,6 +12,7 @@
 #include "gate.h"
 #include "metrics.h"
 #include "request.h"
+#include "rrecord.h"
 #include "rstore.h"
 
 #include "tg_banned.h"
@@ -117,87 +118,16 @@ static void reply_not_found(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *m
     reply_error(w, c, m, &err, NULL);
 }
 
-/* The query string's value of name, or NULL (n gets its length). */
-static const char *query(const dp_http_msg_t *m, const char *name, size_t *n)
-{
-    const char *u = m->url.base;
-    const char *q = u ? memchr(u, '?', m->url.len) : NULL;
-    if (!q)
-        return NULL;
-    const char *end = u + m->url.len;
-    size_t nl = strlen(name);
-    for (const char *p = q + 1; p < end;) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *e = amp ? amp : end;
-        if ((size_t)(e - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
-            *n = (size_t)(e - p - (ptrdiff_t)nl - 1);
-            return p + nl + 1;
-        }
-        p = e + 1;
-    }
-    return NULL;
-}
-
-static void bad_param(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *m, const char *param,
-                      const char *msg)
-{
-    tg_err_t err;
-    tg_err_set(&err, TG_EINVAL, 400, "%s", msg);
-    err.param = param;
-    reply_error(w, c, m, &err, NULL);
-}
-
 /* GET /v1/responses/{id}/input_items: OpenAI's list shape over the record's input items. */
 static void serve_items(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *m, json_t *rec)
 {
-    size_t n = 0;
-    const char *v = query(m, "limit", &n);
-    long limit = 20;
-    if (v) {
-        limit = 0;
-        for (size_t i = 0; i < n && limit <= 100; i++)
-            limit = v[i] >= '0' && v[i] <= '9' ? limit * 10 + (v[i] - '0') : 1000;
-        if (n == 0 || limit < 1 || limit > 100) {
-            bad_param(w, c, m, "limit", "limit must be an integer from 1 to 100");
-            return;
-        }
+    tg_err_t err;
+    tg_err_clear(&err);
+    json_t *out = dp_rrecord_items_page(rec, m->url.base, m->url.len, &err);
+    if (!out && err.status == 400) {
+        reply_error(w, c, m, &err, NULL);
+        return;
     }
-    bool asc = false;
-    v = query(m, "order", &n);
-    if (v) {
-        if (n == 3 && memcmp(v, "asc", 3) == 0) {
-            asc = true;
-        } else if (!(n == 4 && memcmp(v, "desc", 4) == 0)) {
-            bad_param(w, c, m, "order", "order must be \"asc\" or \"desc\"");
-            return;
-        }
-    }
-    size_t alen = 0, blen = 0;
-    const char *after = query(m, "after", &alen);
-    const char *before = query(m, "before", &blen);
-    json_t *items = json_object_get(rec, "input_items");
-    size_t total = json_array_size(items);
-    /* positions in the requested order: [from, to) */
-    size_t from = 0, to = total;
-    for (size_t k = 0; k < total; k++) {
-        json_t *it = json_array_get(items, asc ? k : total - 1 - k);
-        const char *id = json_string_value(json_object_get(it, "id"));
-        size_t il = id ? strlen(id) : 0;
-        if (after && id && tg_mem_eq(id, il, after, alen))
-            from = k + 1;
-        if (before && id && tg_mem_eq(id, il, before, blen))
-            to = k;
-    }
-    json_t *data = json_array();
-    size_t k = from;
-    for (; k < to && json_array_size(data) < (size_t)limit; k++)
-        json_array_append(data, json_array_get(items, asc ? k : total - 1 - k));
-    size_t shown = json_array_size(data);
-    json_t *first = shown ? json_object_get(json_array_get(data, 0), "id") : NULL;
-    json_t *last = shown ? json_object_get(json_array_get(data, shown - 1), "id") : NULL;
-    json_t *out = json_pack("{s:s,s:o,s:O,s:O,s:b}", "object", "list", "data", data, "first_id",
-                            first ? first : json_null(), "last_id", last ? last : json_null(),
-                            "has_more", k < to);
     reply_json(w, c, m, out);
     json_decref(out);
 }
@@ -282,9 +212,9 @@ static void on_done(void *ud, int result, const char *rec, size_t len)
 
 bool dp_rstore_http_head(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *head)
 {
-    const char *path, *id;
-    size_t plen, n;
-    bool items;
+    const char *path, *id = NULL;
+    size_t plen, n = 0;
+    bool items = false; /* split fills these on a path dp_rstore_http_match took */
     tg_err_t err;
     tg_err_clear(&err);
     dp_http_path(head, &path, &plen);
@@ -306,9 +236,9 @@ bool dp_rstore_http_head(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *head
 
 void dp_rstore_http_serve(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
 {
-    const char *path, *id;
-    size_t plen, n;
-    bool items;
+    const char *path, *id = NULL;
+    size_t plen, n = 0;
+    bool items = false; /* split fills these on a path dp_rstore_http_match took */
     tg_err_t err;
     tg_err_clear(&err);
     dp_http_path(msg, &path, &plen);

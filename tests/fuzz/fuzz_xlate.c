@@ -11,10 +11,14 @@
  *       of embedding inputs (a cohere model on bedrock, titan otherwise); bit 7 retry
  *   [2] status = {200, 400, 429, 500, 529}[([2] & 7) % 5]; bit 3 a streamed request answered
  *       with JSON (not the stream's Content-Type); bit 4 the CRCs of a bedrock event stream are
- *       recomputed first, so that mutations get past the CRC checks
+ *       recomputed first, so that mutations get past the CRC checks; bit 5 an openai or azure
+ *       target serves only the Responses API (responses_api "responses"): chat and messages go
+ *       to its /responses through dp_provider_openai_responses, the answer a Responses object
+ *       or event stream
  *   [3] the largest piece of a streamed answer, 0 = one piece; [4] seeds the piece sizes
- * The seeds (corpus/fuzz_xlate) are the upstream answers recorded in tests/golden, each behind
- * the selector bytes of its transcript. Environment: FUZZ_XLATE_KIND=bedrock (or another kind)
+ * The seeds (corpus/fuzz_xlate) are the upstream answers recorded in tests/golden (the
+ * responses_api "responses" ones from tests/golden/chat_via_responses), each behind the selector
+ * bytes of its transcript. Environment: FUZZ_XLATE_KIND=bedrock (or another kind)
  * pins the kind; FUZZ_XLATE_DEBUG=1 says what each input did and prints a mismatch.
  */
 #include <stdio.h>
@@ -32,6 +36,7 @@
 
 static tg_snap_t *snap;
 static const tg_provider_t *providers[NKINDS]; /* by kind - 1, borrowed from snap */
+static const tg_provider_t *resp_only[NKINDS]; /* openai, azure with responses_api "responses" */
 static int pinned_kind;                        /* FUZZ_XLATE_KIND, else 0 */
 static bool debug;                             /* FUZZ_XLATE_DEBUG: say what each input did */
 
@@ -48,7 +53,11 @@ static const char snapshot[] =
     "{\"id\":\"br\",\"kind\":\"bedrock\",\"base_url\":\"https://bedrock-runtime.us-east-1."
     "amazonaws.com\",\"region\":\"us-east-1\",\"aws_access_key_id\":\"AKIDEXAMPLE\","
     "\"aws_secret_access_key\":\"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\","
-    "\"aws_session_token\":\"tok\"}]}";
+    "\"aws_session_token\":\"tok\"},"
+    "{\"id\":\"oar\",\"kind\":\"openai\",\"base_url\":\"http://upstream.test/v1\","
+    "\"api_key\":\"sk-test\",\"responses_api\":\"responses\"},"
+    "{\"id\":\"azr\",\"kind\":\"azure\",\"base_url\":\"https://res.openai.azure.com/openai\","
+    "\"api_key\":\"az-test\",\"api_version\":\"2024-10-21\",\"responses_api\":\"responses\"}]}";
 
 /* The client bodies, without the closing brace (client_body adds the stream fields). */
 static const char chat_body[] =
@@ -75,6 +84,7 @@ typedef struct fcase {
     int endpoint;   /* DP_EP_* */
     bool stream, complete, wants_usage, base64, batch;
     bool stream_path; /* the answer goes through feed/end, else response */
+    bool resp_only;   /* openai and azure targets serve only the Responses API */
     int status;
     size_t piece_max; /* 0: the stream in one piece */
     uint32_t seed;
@@ -98,12 +108,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     tg_err_t err;
     tg_err_clear(&err);
     FUZZ_CHECK(tg_snap_parse(snapshot, sizeof(snapshot) - 1, &snap, &err) == 0);
-    FUZZ_CHECK(snap->nproviders == NKINDS);
-    for (size_t i = 0; i < NKINDS; i++) {
+    FUZZ_CHECK(snap->nproviders == NKINDS + 2);
+    for (size_t i = 0; i < NKINDS + 2; i++) {
         const tg_provider_t *p = &snap->providers[i];
         FUZZ_CHECK(p->kind >= 1 && p->kind <= NKINDS);
-        providers[p->kind - 1] = p;
+        if (p->chat_via_responses)
+            resp_only[p->kind - 1] = p;
+        else
+            providers[p->kind - 1] = p;
     }
+    FUZZ_CHECK(resp_only[TG_PROVIDER_OPENAI - 1] && resp_only[TG_PROVIDER_AZURE - 1]);
     debug = getenv("FUZZ_XLATE_DEBUG") != NULL;
     const char *pin = getenv("FUZZ_XLATE_KIND");
     if (pin && *pin) {
@@ -185,8 +199,10 @@ static int build(dp_xlate_t *x, int kind, const fcase_t *c, tg_buf_t *url, tg_bu
     tg_err_clear(&err);
     tg_buf_reset(url);
     tg_buf_reset(body);
-    int rc = dp_xlate_build(x, providers[kind - 1], model_for(c, kind), "req-1", NOW_S, add_header,
-                            NULL, url, body, &err);
+    const tg_provider_t *p =
+        c->resp_only && resp_only[kind - 1] ? resp_only[kind - 1] : providers[kind - 1];
+    int rc =
+        dp_xlate_build(x, p, model_for(c, kind), "req-1", NOW_S, add_header, NULL, url, body, &err);
     if (rc != 0) {
         FUZZ_CHECK(rc < 0 && err.status >= 400 && err.status < 600);
         return rc;
@@ -342,6 +358,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .status = statuses[(data[2] & 7) % 5],
         .piece_max = data[3],
         .seed = data[4],
+        .resp_only = data[2] & 0x20,
     };
     if (pinned_kind)
         c.kind = pinned_kind;
@@ -361,10 +378,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     result_t split;
     run(&c, p, n, c.piece_max, &split);
     if (debug)
-        fprintf(
-            stderr, "kind %s endpoint %d status %d %s: built %d feed %d end %d done %d out %zu\n",
-            tg_provider_kind_name(c.kind), c.endpoint, c.status, c.stream_path ? "stream" : "json",
-            split.built, split.feed_rc, split.end_rc, split.done, split.out.len);
+        fprintf(stderr,
+                "kind %s%s endpoint %d status %d %s: built %d feed %d end %d done %d out %zu\n",
+                tg_provider_kind_name(c.kind), c.resp_only ? " (responses only)" : "", c.endpoint,
+                c.status, c.stream_path ? "stream" : "json", split.built, split.feed_rc,
+                split.end_rc, split.done, split.out.len);
     if (split.built && c.stream_path && c.piece_max) {
         /* the same stream in one piece: the same client bytes, usage and end */
         result_t whole;

@@ -13,7 +13,7 @@ fi
 build=$1
 secs=$2
 here=$(cd "$(dirname "$0")" && pwd)
-targets="fuzz_http fuzz_reqbody fuzz_sse fuzz_snapshot fuzz_xlate fuzz_responses"
+targets="fuzz_http fuzz_reqbody fuzz_sse fuzz_snapshot fuzz_xlate fuzz_responses fuzz_rstore"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tg-fuzz.XXXXXX")
 failed=""

@@ -1268,7 +1268,7 @@ static void run_kind(const char *sub)
 }
 
 static const char *const known_dirs[] = {"openai",  "azure",    "anthropic", "gemini",
-                                         "bedrock", "messages", "responses"};
+                                         "bedrock", "messages", "responses", "chat_via_responses"};
 
 /* /v1/responses, one directory per provider kind (compat: an OpenAI-compatible server that
  * serves only chat completions) */
@@ -1280,6 +1280,13 @@ Test(conformance, responses_goldens)
 {
     for (size_t i = 0; i < sizeof(responses_dirs) / sizeof(responses_dirs[0]); i++)
         run_kind(responses_dirs[i]);
+}
+
+/* the reverse path: chat completions and /v1/messages to a model that serves only the Responses
+ * API (responses_api "responses"), OpenAI and Azure */
+Test(conformance, chat_via_responses_goldens)
+{
+    run_kind("chat_via_responses");
 }
 
 Test(conformance, openai_goldens)

@@ -448,14 +448,13 @@ static int too_large(cp_req_t *r, const usage_table_t *t, const char *const *p,
     double rows = plan_rows(r, t->est_rows, p);
     if (rows < 0)
         return -1;
+    bool events = t == &usage_tables[USAGE_EVENTS_AT]; /* the bucket reads no fewer */
     if (rows > USAGE_ROWS_MAX) {
-        cp_reply_error(r, 400, "invalid_query", step == USAGE_DAY ? "from" : "bucket",
+        cp_reply_error(r, 400, "invalid_query", step == USAGE_DAY || events ? "from" : "bucket",
                        "this range and bucket would read about %.0f %s, more than %d; "
                        "use %sa shorter range, tenant_id or key_id",
-                       rows, t == &usage_tables[USAGE_EVENTS_AT] ? "usage events" : "rollup rows",
-                       USAGE_ROWS_MAX,
-                       step == USAGE_DAY || t == &usage_tables[USAGE_EVENTS_AT] ? ""
-                                                                                 : "bucket=day, ");
+                       rows, events ? "usage events" : "rollup rows", USAGE_ROWS_MAX,
+                       step == USAGE_DAY || events ? "" : "bucket=day, ");
         return -1;
     }
     /* without group_by a report has one point per bucket (at most 9600); a point reads a row at

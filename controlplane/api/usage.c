@@ -2,9 +2,9 @@
  * POST /dp/v1/usage writes (usage_hourly, usage_daily and both without the key; the coarsest that
  * answers the report) and never from raw usage_events, so a report costs the same however many
  * requests it covers; group_by=endpoint alone, which no rollup holds, sums the events themselves
- * (bounded like the rest: refused past USAGE_ROWS_MAX events). Platform admins read every tenant; anyone with a
- * role in a tenant (viewers too) reads that tenant; another tenant answers 404 like an id that
- * never existed. Runs on MHD worker threads.
+ * (bounded like the rest: refused past USAGE_ROWS_MAX events). Platform admins read every tenant;
+ * anyone with a role in a tenant (viewers too) reads that tenant; another tenant answers 404 like
+ * an id that never existed. Runs on MHD worker threads.
  *
  * Counters and cost are summed in Postgres and come back as the JSON text it writes, so cost_usd
  * is the exact decimal sum (0.3, not 0.30000000000000004). */
@@ -90,10 +90,10 @@
  * no endpoint: its group is added to the key's arm of the groups' CASE (USAGE_G1 key USAGE_G2)
  * for these rows only. */
 #define USAGE_EVENTS                                                                               \
-    "(SELECT e.tenant_id, e.key_id, e.ts AS t, coalesce(e.model, '') AS model, "                  \
+    "(SELECT e.tenant_id, e.key_id, e.ts AS t, coalesce(e.model, '') AS model, "                   \
     "coalesce(e.provider, '') AS provider, coalesce(e.endpoint, '') AS endpoint, 1 AS requests, "  \
     "(e.status >= 400)::int AS errors, e.prompt_tokens, e.completion_tokens, e.cached_tokens, "    \
-    "e.reasoning_tokens, e.cost_usd, CASE WHEN e.latency_ms IS NOT NULL THEN "                      \
+    "e.reasoning_tokens, e.cost_usd, CASE WHEN e.latency_ms IS NOT NULL THEN "                     \
     "ARRAY[(tg_latency_bucket(e.latency_ms)::bigint << 40) + 1] END AS latency_hist "              \
     "FROM usage_events e)"
 #define USAGE_EVENTS_KEY USAGE_KEY " WHEN 'endpoint' THEN nullif(h.endpoint, '')"
@@ -504,7 +504,8 @@ void cp_api_usage_get(cp_req_t *r)
         cp__query_uuid(r, "tenant_id", &tenant_id) != 0 ||
         cp__query_uuid(r, "key_id", &key_id) != 0 ||
         read_enum(r, "bucket", buckets, "hour, day, total", &bucket) != 0 ||
-        read_enum(r, "group_by", groups, "key, model, provider, tenant, endpoint", &group_by) != 0 ||
+        read_enum(r, "group_by", groups, "key, model, provider, tenant, endpoint", &group_by) !=
+            0 ||
         cp__query_time(r, "from", false, &from, &has_from) != 0 ||
         cp__query_time(r, "to", true, &to, &has_to) != 0 || read_top(r, &top) != 0)
         return;

@@ -20,14 +20,21 @@
 /* model and provider are stored as the data plane sent them, at most 512 bytes */
 #define REQUESTS_TEXT_MAX 512
 
-static const char *const requests_params[] = {"tenant_id", "key_id", "model", "provider", "status",
-                                              "from",      "to",     "limit", "cursor",   NULL};
+static const char *const requests_params[] = {"tenant_id", "key_id", "model", "provider",
+                                              "endpoint",  "status", "from",  "to",
+                                              "limit",     "cursor", NULL};
+
+/* The endpoints the data plane records (dataplane/gate.c, docs/usage.md) */
+static const char *const requests_endpoints[] = {"chat.completions", "completions", "embeddings",
+                                                 "messages", "responses", NULL};
+#define REQUESTS_ENDPOINTS "chat.completions, completions, embeddings, messages, responses"
 
 /* $1 tenant, $2 key, $3 model, $4 provider, $5 status, $6 status class (4 for 4xx: a range of
  * statuses, which the planner estimates from its statistics), $7 from, $8 to (RFC 3339, as
  * given), $9 cursor ts (unix microseconds) and $10 cursor id, $11 the page size, $12 true when
  * the status asked for is not 2xx: it adds usage_events_tenant_errors_ts's predicate word for
- * word, so that the planner may read that partial index (migrations/0007_dashboard.sql). The
+ * word, so that the planner may read that partial index (migrations/0007_dashboard.sql), $13 the
+ * endpoint (read like model: the tenant's (ts, id) index, the rows of others skipped). The
  * statement is planned with its
  * values (an unnamed statement), so the filters that are NULL fold away and the rest pick their
  * index. The page (and one row more, to know whether another follows) is read first and joined to
@@ -53,6 +60,7 @@ static const char requests_sql[] =
     "AND ($4::text IS NULL OR u.provider = $4::text) AND ($5::int IS NULL OR u.status = $5::int) "
     "AND ($6::int IS NULL OR (u.status >= $6::int * 100 AND u.status < $6::int * 100 + 100)) "
     "AND ($12::boolean IS NULL OR (u.status < 200 OR u.status > 299)) "
+    "AND ($13::text IS NULL OR u.endpoint = $13::text) "
     "AND ($7::timestamptz IS NULL OR u.ts >= $7::timestamptz) "
     "AND ($8::timestamptz IS NULL OR u.ts < $8::timestamptz) "
     "AND ($9::bigint IS NULL OR (u.ts, u.id) < ('epoch'::timestamptz + $9::bigint * interval "
@@ -69,6 +77,20 @@ static int read_text(cp_req_t *r, const char *name, const char **out)
         return -1;
     }
     return 0;
+}
+
+/* endpoint: absent or one the data plane records. */
+static int read_endpoint(cp_req_t *r, const char **out)
+{
+    *out = cp_query(r, "endpoint");
+    if (!*out)
+        return 0;
+    for (const char *const *e = requests_endpoints; *e; e++)
+        if (strcmp(*e, *out) == 0)
+            return 0;
+    cp_reply_error(r, 400, "invalid_query", "endpoint", "endpoint must be one of: %s",
+                   REQUESTS_ENDPOINTS);
+    return -1;
 }
 
 /* status: an exact status (0-999) into exact, or a class 1xx-5xx into class ("4"). */
@@ -124,17 +146,18 @@ static int read_cursor(cp_req_t *r, const char *cursor, char *ts, size_t tslen, 
 
 void cp_api_requests_list(cp_req_t *r)
 {
-    const char *tenant_id, *key_id, *model, *provider, *cursor, *cursor_id = NULL;
+    const char *tenant_id, *key_id, *model, *provider, *endpoint, *cursor, *cursor_id = NULL;
     char status[4], class[2], cursor_ts[24], lim[16];
     int64_t from = 0, to = 0;
     bool has_from, has_to;
     int limit;
     if (cp__query_check(r, requests_params,
-                        "tenant_id, key_id, model, provider, status, from, to, limit, "
-                        "cursor") != 0 ||
+                        "tenant_id, key_id, model, provider, endpoint, status, from, to, "
+                        "limit, cursor") != 0 ||
         cp__query_uuid(r, "tenant_id", &tenant_id) != 0 ||
         cp__query_uuid(r, "key_id", &key_id) != 0 || read_text(r, "model", &model) != 0 ||
-        read_text(r, "provider", &provider) != 0 || read_status(r, status, class) != 0 ||
+        read_text(r, "provider", &provider) != 0 || read_endpoint(r, &endpoint) != 0 ||
+        read_status(r, status, class) != 0 ||
         cp__query_time(r, "from", false, &from, &has_from) != 0 ||
         cp__query_time(r, "to", false, &to, &has_to) != 0 ||
         cp_page_params(r, &limit, &cursor) != 0 ||
@@ -171,7 +194,7 @@ void cp_api_requests_list(cp_req_t *r)
         tenant_id = PQgetvalue(keep, 0, 0);
     }
     snprintf(lim, sizeof(lim), "%d", limit);
-    const char *p[12] = {tenant_id,
+    const char *p[13] = {tenant_id,
                          key_id,
                          model,
                          provider,
@@ -182,8 +205,9 @@ void cp_api_requests_list(cp_req_t *r)
                          cursor_id ? cursor_ts : NULL,
                          cursor_id,
                          lim,
-                         class[0] && class[0] != '2' ? "t" : NULL};
-    PGresult *res = cp_db_exec(r->db, requests_sql, 12, p);
+                         class[0] && class[0] != '2' ? "t" : NULL,
+                         endpoint};
+    PGresult *res = cp_db_exec(r->db, requests_sql, 13, p);
     PQclear(keep);
     cp_reply_json_row(r, res);
 }

@@ -1,9 +1,10 @@
 /* usage.c: GET /api/v1/usage, totals and time series for the dashboard, from the rollups that
  * POST /dp/v1/usage writes (usage_hourly, usage_daily and both without the key; the coarsest that
  * answers the report) and never from raw usage_events, so a report costs the same however many
- * requests it covers. Platform admins read every tenant; anyone with a
- * role in a tenant (viewers too) reads that tenant; another tenant answers 404 like an id that
- * never existed. Runs on MHD worker threads.
+ * requests it covers; group_by=endpoint alone, which no rollup holds, sums the events themselves
+ * (bounded like the rest: refused past USAGE_ROWS_MAX events). Platform admins read every tenant;
+ * anyone with a role in a tenant (viewers too) reads that tenant; another tenant answers 404 like
+ * an id that never existed. Runs on MHD worker threads.
  *
  * Counters and cost are summed in Postgres and come back as the JSON text it writes, so cost_usd
  * is the exact decimal sum (0.3, not 0.30000000000000004). */
@@ -81,6 +82,22 @@
 #define USAGE_TBL(tbl, col) "(SELECT *, " col " AS t FROM " tbl ")"
 #define USAGE_TBL_ALL(tbl, col) "(SELECT *, " col " AS t, NULL::uuid AS tenant_id FROM " tbl ")"
 
+/* The usage events as a rollup of one event per row, for group_by=endpoint, which no rollup
+ * holds: counted as POST /dp/v1/usage counts them into the rollups (an error is a status from
+ * 400, a latency one histogram bucket), so that its sums and percentiles are those the rollups
+ * answer for the same events. tenant_id, key_id and t are the table's own columns, so that a
+ * tenant's range is its (tenant_id, ts) index (migrations/0007_dashboard.sql). The rollups have
+ * no endpoint: its group is added to the key's arm of the groups' CASE (USAGE_G1 key USAGE_G2)
+ * for these rows only. */
+#define USAGE_EVENTS                                                                               \
+    "(SELECT e.tenant_id, e.key_id, e.ts AS t, coalesce(e.model, '') AS model, "                   \
+    "coalesce(e.provider, '') AS provider, coalesce(e.endpoint, '') AS endpoint, 1 AS requests, "  \
+    "(e.status >= 400)::int AS errors, e.prompt_tokens, e.completion_tokens, e.cached_tokens, "    \
+    "e.reasoning_tokens, e.cost_usd, CASE WHEN e.latency_ms IS NOT NULL THEN "                     \
+    "ARRAY[(tg_latency_bucket(e.latency_ms)::bigint << 40) + 1] END AS latency_hist "              \
+    "FROM usage_events e)"
+#define USAGE_EVENTS_KEY USAGE_KEY " WHEN 'endpoint' THEN nullif(h.endpoint, '')"
+
 /* The order of the points: by time, then group; with bucket=total (one point per group), the
  * groups that cost the most first, as the dashboard ranks them. */
 #define USAGE_ORDER                                                                                \
@@ -147,7 +164,10 @@ static const usage_table_t usage_tables[] = {
     USAGE_TABLE(USAGE_TBL_ALL("usage_hourly_all", "hour"), false, false, USAGE_KF_NONE,
                 "NULL::text"),
     USAGE_TABLE(USAGE_TBL_ALL("usage_daily_all", "day"), true, false, USAGE_KF_NONE, "NULL::text"),
+    /* group_by=endpoint, whatever the bucket (USAGE_EVENTS_AT) */
+    USAGE_TABLE(USAGE_EVENTS, false, true, USAGE_KF, USAGE_EVENTS_KEY),
 };
+#define USAGE_EVENTS_AT 6
 
 /* bucket=total&top=N ($7 = N): the groups' counters are summed first and the N that cost the most
  * kept; only their histograms are merged. The totals' counters are the sums of every group, their
@@ -188,7 +208,11 @@ static const usage_table_t usage_tables[] = {
 #define USAGE_DAILY_NOKEY USAGE_TBL("usage_daily_nokey", "day")
 #define USAGE_DAILY_ALL USAGE_TBL_ALL("usage_daily_all", "day")
 
-/* The pairs a top report reads: its groups' rollup (an index of usage_tables) and its totals'. */
+/* The pairs a top report reads: its groups' rollup (an index of usage_tables) and its totals'.
+ * The events' one is longer than the 4095 bytes ISO C requires compilers to take in one literal;
+ * GCC and Clang take it (as controlplane/ingest.c's). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverlength-strings"
 static const struct usage_top {
     int groups, totals;
     const char *sql;
@@ -209,7 +233,11 @@ static const struct usage_top {
     {5, 5,
      USAGE_TOP_SQL(USAGE_DAILY_ALL, USAGE_KF_NONE, "NULL::text", USAGE_TOP_ANY("NULL::text"),
                    USAGE_DAILY_ALL, USAGE_KF_NONE)},
+    {USAGE_EVENTS_AT, USAGE_EVENTS_AT,
+     USAGE_TOP_SQL(USAGE_EVENTS, USAGE_KF, USAGE_EVENTS_KEY, USAGE_TOP_ANY(USAGE_EVENTS_KEY),
+                   USAGE_EVENTS, USAGE_KF)},
 };
+#pragma GCC diagnostic pop
 
 static const char *const usage_params[] = {"tenant_id", "key_id",   "from", "to",
                                            "bucket",    "group_by", "top",  NULL};
@@ -420,11 +448,13 @@ static int too_large(cp_req_t *r, const usage_table_t *t, const char *const *p,
     double rows = plan_rows(r, t->est_rows, p);
     if (rows < 0)
         return -1;
+    bool events = t == &usage_tables[USAGE_EVENTS_AT]; /* the bucket reads no fewer */
     if (rows > USAGE_ROWS_MAX) {
-        cp_reply_error(r, 400, "invalid_query", step == USAGE_DAY ? "from" : "bucket",
-                       "this range and bucket would read about %.0f rollup rows, more than %d; "
+        cp_reply_error(r, 400, "invalid_query", step == USAGE_DAY || events ? "from" : "bucket",
+                       "this range and bucket would read about %.0f %s, more than %d; "
                        "use %sa shorter range, tenant_id or key_id",
-                       rows, USAGE_ROWS_MAX, step == USAGE_DAY ? "" : "bucket=day, ");
+                       rows, events ? "usage events" : "rollup rows", USAGE_ROWS_MAX,
+                       step == USAGE_DAY || events ? "" : "bucket=day, ");
         return -1;
     }
     /* without group_by a report has one point per bucket (at most 9600); a point reads a row at
@@ -464,7 +494,7 @@ static int read_top(cp_req_t *r, long *top)
 void cp_api_usage_get(cp_req_t *r)
 {
     static const char *const buckets[] = {"hour", "day", "total", NULL};
-    static const char *const groups[] = {"key", "model", "provider", "tenant", NULL};
+    static const char *const groups[] = {"key", "model", "provider", "tenant", "endpoint", NULL};
     const char *tenant_id, *key_id, *bucket, *group_by;
     long top = 0;
     int64_t from = 0, to = tg_wall_ms() / 1000;
@@ -474,7 +504,8 @@ void cp_api_usage_get(cp_req_t *r)
         cp__query_uuid(r, "tenant_id", &tenant_id) != 0 ||
         cp__query_uuid(r, "key_id", &key_id) != 0 ||
         read_enum(r, "bucket", buckets, "hour, day, total", &bucket) != 0 ||
-        read_enum(r, "group_by", groups, "key, model, provider, tenant", &group_by) != 0 ||
+        read_enum(r, "group_by", groups, "key, model, provider, tenant, endpoint", &group_by) !=
+            0 ||
         cp__query_time(r, "from", false, &from, &has_from) != 0 ||
         cp__query_time(r, "to", true, &to, &has_to) != 0 || read_top(r, &top) != 0)
         return;
@@ -515,6 +546,9 @@ void cp_api_usage_get(cp_req_t *r)
     bool all = !tenants && !keyed && !(group_by && strcmp(group_by, "tenant") == 0);
     const usage_table_t *t = &usage_tables[all ? (step == USAGE_DAY ? 5 : 4)
                                                : (step == USAGE_DAY ? 2 : 0) + (keyed ? 0 : 1)];
+    bool by_endpoint = group_by && strcmp(group_by, "endpoint") == 0;
+    if (by_endpoint)
+        t = &usage_tables[USAGE_EVENTS_AT];
     if (too_large(r, t, p, group_by, step, top > 0) != 0) {
         PQclear(keep);
         return;
@@ -522,7 +556,8 @@ void cp_api_usage_get(cp_req_t *r)
     const char *sql = group_by ? t->sql_grouped : t->sql;
     if (top) {
         /* the totals' rollup: the groups' own for one key, else one without the key */
-        int at = (int)(t - usage_tables), totals = key_id ? at : tenants ? 3 : 5;
+        int at = (int)(t - usage_tables);
+        int totals = key_id || by_endpoint ? at : tenants ? 3 : 5;
         for (size_t i = 0; i < sizeof(usage_tops) / sizeof(usage_tops[0]); i++)
             if (usage_tops[i].groups == at && usage_tops[i].totals == totals)
                 sql = usage_tops[i].sql;

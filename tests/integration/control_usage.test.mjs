@@ -254,6 +254,95 @@ test('an event sent twice is counted once', async () => {
   assert.deepEqual([r.body.totals.requests, r.body.totals.cost_usd], [6, 10.55]);
 });
 
+test('group_by=endpoint: requests, tokens and cost per endpoint, the same sums as the rollups', async () => {
+  // a tenant of its own, ten days before the others' events: a responses turn, two chat
+  // completions (one failed), an embedding and a Messages turn; and another tenant's responses turn
+  const E = await cp.makeTenant(admin, 'usage-endpoints');
+  const F = await cp.makeTenant(admin, 'usage-endpoints-other');
+  const viewer = await cp.makeUser('viewer@endpoints.example', { tenantId: E.id, role: 'viewer' });
+  const ke = cp.sql(`INSERT INTO virtual_keys (tenant_id, name, key_hash, last4)
+    VALUES ('${E.id}', 'e1', decode(md5('e1') || md5('e1'), 'hex'), 'xxxx') RETURNING id`);
+  const ke2 = cp.sql(`INSERT INTO virtual_keys (tenant_id, name, key_hash, last4)
+    VALUES ('${E.id}', 'e2', decode(md5('e2') || md5('e2'), 'hex'), 'xxxx') RETURNING id`);
+  const E0 = D - 10 * DAY;
+  const e = { tenant_id: E.id, key_id: ke, model: 'gpt-4o-mini', provider: 'openai' };
+  await cp.postUsage([
+    event({ ...e, endpoint: 'responses', ts: at(E0 + 9 * HOUR + 60e3), prompt_tokens: 11, completion_tokens: 7, cached_tokens: 3, reasoning_tokens: 2, cost_usd: 0.0123, latency_ms: 100 }),
+    event({ ...e, endpoint: 'responses', ts: at(E0 + 10 * HOUR), key_id: ke2, prompt_tokens: 9, completion_tokens: 1, cost_usd: 0.0007, latency_ms: 300 }),
+    event({ ...e, endpoint: 'chat.completions', ts: at(E0 + 9 * HOUR + 2 * 60e3), prompt_tokens: 20, completion_tokens: 30, cost_usd: 0.2 }),
+    event({ ...e, endpoint: 'chat.completions', ts: at(E0 + 9 * HOUR + 3 * 60e3), status: 502, prompt_tokens: 4, usage_source: 'none', error: 'upstream_error' }),
+    event({ ...e, endpoint: 'embeddings', ts: at(E0 + 9 * HOUR + 4 * 60e3), model: 'text-embedding-3-small', prompt_tokens: 50, cost_usd: 0.000001 }),
+    event({ ...e, endpoint: 'messages', ts: at(E0 + DAY + HOUR), model: 'claude-sonnet', provider: 'anthropic', prompt_tokens: 5, completion_tokens: 5, cost_usd: 0.05 }),
+    event({ tenant_id: F.id, key_id: null, model: 'gpt-4o-mini', provider: 'openai', endpoint: 'responses', ts: at(E0 + 9 * HOUR), prompt_tokens: 1000, completion_tokens: 1000, cost_usd: 5 }),
+  ]);
+  const R = { from: iso(E0), to: iso(E0 + 2 * DAY) };
+  let r = await usage(viewer.token, { tenant_id: E.id, ...R, group_by: 'endpoint', bucket: 'total' });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.group_by, 'endpoint');
+  // the most costly first
+  assert.deepEqual(r.body.series.map((p) => [p.ts, p.group, p.requests, p.errors, p.prompt_tokens, p.completion_tokens, p.cached_tokens, p.reasoning_tokens, p.cost_usd]), [
+    [pgTime(E0), 'chat.completions', 2, 1, 24, 30, 0, 0, 0.2],
+    [pgTime(E0), 'messages', 1, 0, 5, 5, 0, 0, 0.05],
+    [pgTime(E0), 'responses', 2, 0, 20, 8, 3, 2, 0.013],
+    [pgTime(E0), 'embeddings', 1, 0, 50, 0, 0, 0, 0.000001],
+  ]);
+  assert.match(r.text, /"cost_usd":0\.013[,}]/);
+  assert.match(r.text, /"cost_usd":0\.000001[,}]/);
+  // latency percentiles from the same buckets as the rollups': 100 and 300 ms
+  const resp = r.body.series.find((p) => p.group === 'responses');
+  assert.deepEqual([resp.latency_p50_ms, resp.latency_p95_ms], [98.7, 279.17]);
+  // the totals are the rollups' for the same range, percentiles included
+  const plain = await usage(viewer.token, { tenant_id: E.id, ...R, bucket: 'total' });
+  assert.equal(plain.status, 200, plain.text);
+  assert.deepEqual(r.body.totals, plain.body.totals);
+  assert.deepEqual([r.body.totals.requests, r.body.totals.cost_usd], [6, 0.263001]);
+  // by hour and by day
+  r = await usage(viewer.token, { tenant_id: E.id, ...R, group_by: 'endpoint' });
+  assert.deepEqual(r.body.series.map((p) => [p.ts, p.group, p.requests, p.cost_usd]), [
+    [pgTime(E0 + 9 * HOUR), 'chat.completions', 2, 0.2],
+    [pgTime(E0 + 9 * HOUR), 'embeddings', 1, 0.000001],
+    [pgTime(E0 + 9 * HOUR), 'responses', 1, 0.0123],
+    [pgTime(E0 + 10 * HOUR), 'responses', 1, 0.0007],
+    [pgTime(E0 + DAY + HOUR), 'messages', 1, 0.05],
+  ]);
+  r = await usage(viewer.token, { tenant_id: E.id, ...R, group_by: 'endpoint', bucket: 'day' });
+  assert.deepEqual(r.body.series.map((p) => [p.ts, p.group, p.requests]), [
+    [pgTime(E0), 'chat.completions', 2], [pgTime(E0), 'embeddings', 1], [pgTime(E0), 'responses', 2],
+    [pgTime(E0 + DAY), 'messages', 1],
+  ]);
+  // one key; top
+  r = await usage(viewer.token, { tenant_id: E.id, key_id: ke2, ...R, group_by: 'endpoint', bucket: 'total' });
+  assert.deepEqual(r.body.series.map((p) => [p.group, p.requests, p.prompt_tokens, p.cost_usd]), [['responses', 1, 9, 0.0007]]);
+  assert.deepEqual([r.body.totals.requests, r.body.totals.cost_usd], [1, 0.0007]);
+  r = await usage(viewer.token, { tenant_id: E.id, ...R, group_by: 'endpoint', bucket: 'total', top: '2' });
+  assert.deepEqual(r.body.series.map((p) => p.group), ['chat.completions', 'messages']);
+  assert.deepEqual(r.body.totals, plain.body.totals);
+  assert.deepEqual(r.body.series[0].latency_p50_ms, 12.34);
+  // another tenant's turns never show: not to E's viewer without tenant_id, and F is a 404
+  r = await usage(viewer.token, { ...R, group_by: 'endpoint', bucket: 'total' });
+  assert.deepEqual(r.body.series.map((p) => [p.group, p.requests, p.cost_usd]), [
+    ['chat.completions', 2, 0.2], ['messages', 1, 0.05], ['responses', 2, 0.013], ['embeddings', 1, 0.000001],
+  ]);
+  const other = await usage(viewer.token, { tenant_id: F.id, ...R, group_by: 'endpoint' });
+  const random = await usage(viewer.token, { tenant_id: randomUUID(), ...R, group_by: 'endpoint' });
+  assert.equal(other.status, 404);
+  assert.deepEqual(other.body, random.body);
+  r = await usage(u.norole.token, { ...R, group_by: 'endpoint', bucket: 'total' });
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body.series, []);
+  assert.deepEqual(r.body.totals, ZERO);
+  // a platform admin: every tenant's
+  r = await usage(admin, { ...R, group_by: 'endpoint', bucket: 'total' });
+  assert.deepEqual(r.body.series.map((p) => [p.group, p.requests, p.prompt_tokens, p.cost_usd]), [
+    ['responses', 3, 1020, 5.013], ['chat.completions', 2, 24, 0.2], ['messages', 1, 5, 0.05], ['embeddings', 1, 50, 0.000001],
+  ]);
+  assert.deepEqual(r.body.totals, (await usage(admin, { ...R, bucket: 'total' })).body.totals);
+  // the tenants' own events, grouped by endpoint, add up to the rollups' totals too
+  r = await usage(u.owner.token, { tenant_id: A.id, ...RANGE, group_by: 'endpoint', bucket: 'total' });
+  assert.deepEqual(r.body.series.map((p) => [p.group, p.requests, p.cost_usd]), [['chat.completions', 4, 1.55]]);
+  assert.deepEqual(r.body.totals, (await usage(u.owner.token, { tenant_id: A.id, ...RANGE, bucket: 'total' })).body.totals);
+});
+
 test('bad query parameters are a 400 naming the parameter', async () => {
   const cases = [
     [{ tenant_id: 'acme' }, 'tenant_id'],

@@ -188,3 +188,27 @@ test('a report that would read too many rollup rows or hold too many points is r
     cp.sql(`ANALYZE usage_hourly_all`);
   }
 });
+
+test('group_by=endpoint, read from the events, is refused past 1000000 events, from the planner\'s estimate', async () => {
+  const q = { from: iso(D - 300 * DAY), to: iso(D + 4 * DAY), group_by: 'endpoint' };
+  cp.sql(`ANALYZE usage_events`);
+  // a billion rows in each of the events' tables, as the planner sees them
+  cp.sql(`UPDATE pg_class SET reltuples = 1e9 WHERE relname LIKE 'usage_events%' AND relkind = 'r'`);
+  try {
+    for (const bucket of ['hour', 'day', 'total']) {
+      const r = await cp.api('GET', `/api/v1/usage?${new URLSearchParams({ ...q, bucket })}`, { token: admin });
+      assert.equal(r.status, 400, r.text);
+      assert.deepEqual([r.body.error.code, r.body.error.field], ['invalid_query', 'from']);
+      assert.match(r.body.error.message, /would read about \d+ usage events, more than 1000000; use a shorter range, tenant_id or key_id/);
+    }
+    // the rollups answer the same range, split otherwise
+    const r = await cp.api('GET', `/api/v1/usage?${new URLSearchParams({ ...q, bucket: 'total', group_by: 'model' })}`, { token: admin });
+    assert.equal(r.status, 200, r.text);
+  } finally {
+    cp.sql(`ANALYZE usage_events`);
+  }
+  // with the tables' true size: every event, per endpoint (all of them chat completions here)
+  const r = await cp.api('GET', `/api/v1/usage?${new URLSearchParams({ ...q, bucket: 'total' })}`, { token: admin });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.body.series.map((p) => [p.group, p.requests]), [['chat.completions', events.length]]);
+});

@@ -1,12 +1,14 @@
 // #/requests: the request log, one row per usage event, newest first. Filters (tenant, key,
-// model, provider, status, time range) and the cursor live in the URL, so a view can be
+// model, provider, endpoint, status, time range) and the cursor live in the URL, so a view can be
 // bookmarked and shared.
 import { h, replace } from '../dom.js';
 import { table, pager, alert, badge, time, empty, pageHeader, filters, money, num, ms, DASH } from '../ui.js';
 import { localInput } from './keys.js';
 import { providerNames } from '../report.js';
 
-const FILTERS = ['tenant_id', 'key_id', 'model', 'provider', 'status', 'from', 'to'];
+const FILTERS = ['tenant_id', 'key_id', 'model', 'provider', 'endpoint', 'status', 'from', 'to'];
+// the endpoints a data plane records (GET /api/v1/requests?endpoint= takes these)
+export const ENDPOINTS = ['chat.completions', 'completions', 'embeddings', 'messages', 'responses'];
 
 export async function render(root, ctx, params, query) {
   const { api, me } = ctx;
@@ -38,6 +40,9 @@ export async function render(root, ctx, params, query) {
       provOptions.length
         ? { name: 'provider', label: 'Provider', type: 'select', value: q.provider || '', options: [{ value: '', label: 'Any provider' }, ...provOptions] }
         : { name: 'provider', label: 'Provider', value: q.provider || '', placeholder: 'provider id', maxlength: 512 },
+      { name: 'endpoint', label: 'Endpoint', type: 'select', value: q.endpoint || '',
+        options: [{ value: '', label: 'Any endpoint' }, ...ENDPOINTS.map((e) => ({ value: e, label: e })),
+          ...(q.endpoint && !ENDPOINTS.includes(q.endpoint) ? [{ value: q.endpoint, label: q.endpoint }] : [])] },
       { name: 'status', label: 'Status', type: 'select', value: q.status || '',
         options: [{ value: '', label: 'Any' }, { value: '2xx', label: '2xx success' }, { value: '4xx', label: '4xx client errors' },
           { value: '5xx', label: '5xx server errors' }, { value: '200', label: '200' }, { value: '401', label: '401' }, { value: '429', label: '429' }] },
@@ -47,7 +52,7 @@ export async function render(root, ctx, params, query) {
     ],
     reset: '#/requests',
     onApply: (v) => ctx.setQuery({
-      tenant_id: v.tenant_id ?? tid, key_id: v.key_id, model: v.model.trim(), provider: v.provider.trim(), status: v.status, from: v.from, to: v.to,
+      tenant_id: v.tenant_id ?? tid, key_id: v.key_id, model: v.model.trim(), provider: v.provider.trim(), endpoint: v.endpoint, status: v.status, from: v.from, to: v.to,
     }),
   }), listEl);
 

@@ -1,12 +1,15 @@
 // #/usage: the usage explorer: a period, a bucket (hour/day) and an optional split (key, model,
-// provider, tenant), as a chart, a table and a CSV download. The CSV holds the report's points
-// as the API gave them, so its columns add up to the API's totals.
+// provider, endpoint, tenant), as a chart, a table and a CSV download. The CSV holds the report's
+// points as the API gave them, so its columns add up to the API's totals. Whatever the split, the
+// period's requests, tokens and spend per endpoint (chat.completions, messages, responses,
+// embeddings...) are shown too, each linking to its requests in the request log.
 import { h, replace } from '../dom.js';
 import { table, alert, pageHeader, filters, money, num, ms, empty, section, DASH } from '../ui.js';
 import { timeChart, buckets, fill } from '../chart.js';
 import { FIELDS, iso, utcDayStart, sumUsd, providerNames } from '../report.js';
+import { ENDPOINTS } from './requests.js';
 
-const GROUPS = ['', 'key', 'model', 'provider', 'tenant'];
+const GROUPS = ['', 'key', 'model', 'provider', 'endpoint', 'tenant'];
 
 function dateInput(ts) {
   const d = new Date(ts);
@@ -65,7 +68,7 @@ export async function render(root, ctx, params, query) {
       { name: 'bucket', label: 'Per', type: 'select', value: bucket, options: [{ value: 'day', label: 'Day' }, { value: 'hour', label: 'Hour' }] },
       { name: 'group_by', label: 'Split by', type: 'select', value: groupBy,
         options: [{ value: '', label: 'Nothing' }, { value: 'key', label: 'Key' }, { value: 'model', label: 'Model' }, { value: 'provider', label: 'Provider' },
-          ...(platform ? [{ value: 'tenant', label: 'Tenant' }] : [])] },
+          { value: 'endpoint', label: 'Endpoint' }, ...(platform ? [{ value: 'tenant', label: 'Tenant' }] : [])] },
     ],
     reset: '#/usage',
     onApply: (v) => ctx.setQuery({
@@ -81,6 +84,37 @@ export async function render(root, ctx, params, query) {
     if (e.status === 400) { replace(out, alert(`${e.message}${e.field ? ` (${e.field})` : ''}`)); return null; }
     throw e;
   }
+  // the period per endpoint: one point per endpoint, the most costly first
+  let byEndpoint;
+  try {
+    byEndpoint = await api.get('/usage', { tenant_id: tid || undefined, key_id: query.key_id, from, to, bucket: 'total', group_by: 'endpoint' });
+  } catch (e) {
+    if (e.status !== 400) throw e;
+    byEndpoint = { error: `${e.message}${e.field ? ` (${e.field})` : ''}` };
+  }
+  const requestsOf = (endpoint) => {
+    const p = new URLSearchParams({ tenant_id: tid || 'all', ...(query.key_id ? { key_id: query.key_id } : {}), endpoint,
+      from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString() });
+    return `#/requests?${p}`;
+  };
+  const endpointSection = h('section', { class: 'card', id: 'usage-by-endpoint', 'aria-labelledby': 'usage-by-endpoint-title' },
+    h('h2', { id: 'usage-by-endpoint-title' }, 'By endpoint'),
+    byEndpoint.error ? alert(byEndpoint.error) : table({
+      caption: 'Usage by endpoint',
+      columns: [
+        { label: 'Endpoint', value: (p) => (ENDPOINTS.includes(p.group) ? h('a', { href: requestsOf(p.group), title: `The ${p.group} requests of this period` }, p.group) : p.group || 'none') },
+        { label: 'Requests', numeric: true, value: (p) => num(p.requests) },
+        { label: 'Errors', numeric: true, value: (p) => num(p.errors) },
+        { label: 'Prompt tokens', numeric: true, value: (p) => num(p.prompt_tokens) },
+        { label: 'Completion tokens', numeric: true, value: (p) => num(p.completion_tokens) },
+        { label: 'Cached tokens', numeric: true, value: (p) => num(p.cached_tokens) },
+        { label: 'Spend', numeric: true, value: (p) => money(p.cost_usd) },
+      ],
+      rows: byEndpoint.series,
+      rowProps: (p) => ({ 'data-endpoint': p.group || '' }),
+      empty: empty('No requests in this period.'),
+    }));
+
   const groupName = (g) => {
     if (g === null || g === undefined) return groupBy === 'key' ? 'no key' : groupBy === 'tenant' ? 'no tenant' : 'none';
     if (groupBy === 'key') return keyName.get(g) || g;
@@ -113,6 +147,7 @@ export async function render(root, ctx, params, query) {
     h('p', null, h('a', { class: 'btn', id: 'usage-csv', href: blobUrl, download: fname }, 'Download CSV'),
       ' ', h('span', { class: 'muted' }, `${r.series.length} rows; spend column adds up to ${money(csvCost)}.`)),
     r.series.length ? h('div', { class: 'grid grid-wide' }, c1, c2) : null,
+    endpointSection,
     section('Table', table({
       caption: 'Usage per bucket',
       columns: [

@@ -116,6 +116,10 @@ test('the usage explorer shows requests, tokens and spend per endpoint, and spli
   await settle(page);
   const section = page.getByRole('region', { name: 'By endpoint', exact: true });
   await section.waitFor();
+  // on demand: the view itself does not sum the period's events
+  assert.ok(!page.apiCalls.some((c) => /group_by=endpoint/.test(c)), page.apiCalls.join('\n'));
+  await section.getByRole('button', { name: 'Show spend per endpoint' }).click();
+  await section.locator('table').waitFor();
   const q = new URLSearchParams(page.url().split('?')[1] || '');
   const from = q.get('from'), to = q.get('to');
   const byEndpoint = await usage(stack, { tenant_id: acme.id, bucket: 'total', group_by: 'endpoint', ...(from ? { from, to } : { from: new Date(Date.now() - 86400e3).toISOString() }) });

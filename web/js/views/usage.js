@@ -2,7 +2,7 @@
 // provider, endpoint, tenant), as a chart, a table and a CSV download. The CSV holds the report's
 // points as the API gave them, so its columns add up to the API's totals. Whatever the split, the
 // period's requests, tokens and spend per endpoint (chat.completions, messages, responses,
-// embeddings...) are shown too, each linking to its requests in the request log.
+// embeddings...) are a click away, each linking to its requests in the request log.
 import { h, replace } from '../dom.js';
 import { table, alert, pageHeader, filters, money, num, ms, empty, section, DASH } from '../ui.js';
 import { timeChart, buckets, fill } from '../chart.js';
@@ -84,22 +84,23 @@ export async function render(root, ctx, params, query) {
     if (e.status === 400) { replace(out, alert(`${e.message}${e.field ? ` (${e.field})` : ''}`)); return null; }
     throw e;
   }
-  // the period per endpoint: one point per endpoint, the most costly first
-  let byEndpoint;
-  try {
-    byEndpoint = await api.get('/usage', { tenant_id: tid || undefined, key_id: query.key_id, from, to, bucket: 'total', group_by: 'endpoint' });
-  } catch (e) {
-    if (e.status !== 400) throw e;
-    byEndpoint = { error: `${e.message}${e.field ? ` (${e.field})` : ''}` };
-  }
+  // the period per endpoint, on demand: the rollups have no endpoint, so this report sums the
+  // period's events (bounded by the API) and a big tenant's month would slow every visit
   const requestsOf = (endpoint) => {
     const p = new URLSearchParams({ tenant_id: tid || 'all', ...(query.key_id ? { key_id: query.key_id } : {}), endpoint,
       from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString() });
     return `#/requests?${p}`;
   };
-  const endpointSection = h('section', { class: 'card', id: 'usage-by-endpoint', 'aria-labelledby': 'usage-by-endpoint-title' },
-    h('h2', { id: 'usage-by-endpoint-title' }, 'By endpoint'),
-    byEndpoint.error ? alert(byEndpoint.error) : table({
+  const endpointBody = h('div', null);
+  const loadEndpoints = async () => {
+    let byEndpoint;
+    try {
+      byEndpoint = await api.get('/usage', { tenant_id: tid || undefined, key_id: query.key_id, from, to, bucket: 'total', group_by: 'endpoint' });
+    } catch (e) { // a period too long to sum (400) or anything else: said in the card, not the view
+      replace(endpointBody, alert(`${e.message}${e.field ? ` (${e.field})` : ''}`));
+      return;
+    }
+    replace(endpointBody, table({
       caption: 'Usage by endpoint',
       columns: [
         { label: 'Endpoint', value: (p) => (ENDPOINTS.includes(p.group) ? h('a', { href: requestsOf(p.group), title: `The ${p.group} requests of this period` }, p.group) : p.group || 'none') },
@@ -114,6 +115,12 @@ export async function render(root, ctx, params, query) {
       rowProps: (p) => ({ 'data-endpoint': p.group || '' }),
       empty: empty('No requests in this period.'),
     }));
+  };
+  replace(endpointBody, h('p', null,
+    h('button', { type: 'button', class: 'btn', id: 'usage-by-endpoint-load', onClick: () => { loadEndpoints(); } }, 'Show spend per endpoint'),
+    ' ', h('span', { class: 'muted' }, 'chat.completions, messages, responses, embeddings: read from the period\'s requests.')));
+  const endpointSection = h('section', { class: 'card', id: 'usage-by-endpoint', 'aria-labelledby': 'usage-by-endpoint-title' },
+    h('h2', { id: 'usage-by-endpoint-title' }, 'By endpoint'), endpointBody);
 
   const groupName = (g) => {
     if (g === null || g === undefined) return groupBy === 'key' ? 'no key' : groupBy === 'tenant' ? 'no tenant' : 'none';

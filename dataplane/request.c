@@ -987,6 +987,7 @@ void dp_req_start(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, const dp_gat
         fail(r, &err, NULL);
         return;
     }
+    r->gate.pool = &r->pool;
     if (dp_gate_route(&r->gate, &r->body, &r->msg.fallbacks, r->req_id, r->req_id_len, &err) != 0) {
         fail(r, &err, NULL);
         return;

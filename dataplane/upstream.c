@@ -320,9 +320,10 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
-/* A streamed answer is under way: once curl has sent the whole request body it never reads it
- * again (it resends a body only on a reused connection that died before any answer byte), so
- * the body is freed rather than held for the stream's minutes. A retry builds a new one. */
+/* A streamed answer is under way: once curl has sent the whole request it never reads its body
+ * or its header list again (it resends a request only on a reused connection that died before
+ * any answer byte; redirects and authentication are off), so both are freed rather than held
+ * for the stream's minutes. A retry builds new ones. */
 static void release_body(dp_exchange_t *x)
 {
     curl_off_t sent = 0;
@@ -332,6 +333,9 @@ static void release_body(dp_exchange_t *x)
     size_t max = x->body.max;
     tg_buf_dispose(&x->body);
     tg_buf_init(&x->body, max);
+    x->headers = x->headers_tail = NULL;
+    tg_pool_dispose(&x->pool);
+    tg_pool_init(&x->pool, DP_X_HEADER_CHUNK);
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)

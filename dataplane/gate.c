@@ -193,6 +193,21 @@ static size_t pick_first(dp_gate_t *g, const tg_route_t *rt)
     return 0;
 }
 
+/* Room for one more plan entry: twice the room in the request's arena, up to DP_PLAN_MAX. */
+static bool plan_grow(dp_gate_t *g)
+{
+    if (g->plan_cap >= DP_PLAN_MAX || !g->pool)
+        return false;
+    size_t cap = g->plan_cap * 2 > DP_PLAN_MAX ? DP_PLAN_MAX : g->plan_cap * 2;
+    dp_plan_entry_t *p = tg_pool_alloc(g->pool, cap * sizeof(*p));
+    if (!p)
+        return false;
+    memcpy(p, g->plan, g->nplan * sizeof(*p));
+    g->plan = p;
+    g->plan_cap = cap;
+    return true;
+}
+
 static void plan_push(dp_gate_t *g, const tg_route_t *rt, const tg_target_t *t)
 {
     for (size_t i = 0; i < g->nplan; i++)
@@ -200,8 +215,9 @@ static void plan_push(dp_gate_t *g, const tg_route_t *rt, const tg_target_t *t)
             return;
     if (!dp_fit_admit(&g->fit, t))
         return;
-    if (g->nplan < DP_PLAN_MAX)
-        g->plan[g->nplan++] = (dp_plan_entry_t){rt, t, target_state(g, t)};
+    if (g->nplan == g->plan_cap && !plan_grow(g))
+        return;
+    g->plan[g->nplan++] = (dp_plan_entry_t){rt, t, target_state(g, t)};
 }
 
 /* The strategy's pick, then the route's targets in their (fallback) order. */
@@ -298,6 +314,9 @@ int dp_gate_route(dp_gate_t *g, dp_reqbody_t *body, const tg_buf_t *fallbacks, c
         return TG_EFORBIDDEN;
     }
     g->route = rt;
+    g->plan = g->plan_inline;
+    g->nplan = 0;
+    g->plan_cap = DP_PLAN_INLINE;
     dp_fit_init(&g->fit, g->endpoint, body);
     plan_route(g, rt);
     int rc = plan_fallbacks(g, body, fallbacks, req_id, req_id_len, err);

@@ -13,8 +13,10 @@
 #include "health.h"
 #include "ledger.h"
 #include "reqbody.h"
+#include "tg_pool.h"
 
 #define DP_PLAN_MAX 32     /* targets one request may try, fallbacks included */
+#define DP_PLAN_INLINE 4   /* plan entries held in the gate itself; a longer plan moves to pool */
 #define DP_FALLBACKS_MAX 4 /* aliases a request may name */
 
 typedef struct dp_plan_entry {
@@ -32,8 +34,13 @@ typedef struct dp_gate {
     const char *endpoint_name; /* static */
     const tg_key_t *key;
     const tg_route_t *route; /* the alias the client asked for, once the key may use it */
-    dp_plan_entry_t plan[DP_PLAN_MAX];
-    size_t nplan;
+    /* The plan: plan_inline until it outgrows it, then an array in *pool (a request held open
+     * for minutes keeps its plan, and most plans hold one or two targets). Set by
+     * dp_gate_route, so the gate must not move after it. */
+    dp_plan_entry_t *plan;
+    size_t nplan, plan_cap;
+    dp_plan_entry_t plan_inline[DP_PLAN_INLINE];
+    tg_pool_t *pool; /* the request's arena, for a plan longer than plan_inline; NULL: none */
     dp_admit_t hold; /* what admission holds (rate limits, budgets) until dp_gate_release */
     dp_fit_t fit;    /* what the request needs; the plan holds only targets that fit */
 } dp_gate_t;

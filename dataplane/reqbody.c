@@ -401,6 +401,17 @@ void dp_reqbody_dispose(dp_reqbody_t *rb)
     rb->model = NULL;
 }
 
+void dp_reqbody_release(dp_reqbody_t *rb)
+{
+    bool stream = rb->stream, include_usage = rb->include_usage, base64 = rb->base64;
+    int64_t max_tokens = rb->max_tokens;
+    dp_reqbody_dispose(rb);
+    rb->stream = stream;
+    rb->include_usage = include_usage;
+    rb->base64 = base64;
+    rb->max_tokens = max_tokens;
+}
+
 json_t *dp_reqbody_json(dp_reqbody_t *rb)
 {
     if (rb->tree || !rb->raw)

@@ -63,6 +63,10 @@ int dp_reqbody_parse_take(dp_reqbody_t *rb, int endpoint, tg_buf_t *body, tg_err
 int dp_reqbody_parse_tree(dp_reqbody_t *rb, int endpoint, const char *p, size_t n,
                           tg_err_t *err) TG_WUR;
 void dp_reqbody_dispose(dp_reqbody_t *rb);
+/* Frees the body's bytes and tree once nothing will build an upstream body from them again (a
+ * streamed answer the client already has: no retry, no fallback). What stays: stream,
+ * include_usage, max_tokens, base64. model, the spans and dp_reqbody_json are gone. */
+void dp_reqbody_release(dp_reqbody_t *rb);
 /* The body as a tree (without fallback_models), built on the first call and owned by rb; NULL
  * when out of memory. For adapters that translate the body into another provider's format. */
 json_t *dp_reqbody_json(dp_reqbody_t *rb);

@@ -59,6 +59,7 @@ struct dp_req {
     dp_http_msg_t msg;
     dp_reqbody_t body;
     size_t body_len;
+    bool body_released; /* body's bytes freed (release_request_body) */
     dp_gate_t gate; /* endpoint, key, route, plan and admission hold */
     dp_xlate_t x;   /* the translation between the client's format and the target's */
     bool x_ready;
@@ -623,9 +624,22 @@ static int relay(dp_req_t *r, const char *p, size_t len)
     return 0;
 }
 
+/* A chat stream the client already has can no longer be retried or fall back, and its events
+ * are translated without the request: its bytes are freed rather than held for the stream's
+ * minutes. (A Responses request stores its input at the end; the Messages pivot points into
+ * the body.) */
+static void release_request_body(dp_req_t *r)
+{
+    r->body_released = true;
+    if (r->gate.endpoint == DP_EP_CHAT && !r->x.resp && !r->x.via_messages)
+        dp_reqbody_release(&r->body);
+}
+
 static int on_x_data(void *ud, const char *p, size_t len)
 {
     dp_req_t *r = ud;
+    if (r->client.started && !r->body_released)
+        release_request_body(r);
     if (!r->conn)
         return TG_ECLOSED;
     if (r->rs.put)
@@ -977,6 +991,7 @@ void dp_req_start(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, const dp_gat
         fail(r, &err, NULL);
         return;
     }
+    r->gate.pool = &r->pool;
     if (dp_gate_route(&r->gate, &r->body, &r->msg.fallbacks, r->req_id, r->req_id_len, &err) != 0) {
         fail(r, &err, NULL);
         return;

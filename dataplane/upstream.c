@@ -320,6 +320,24 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* A streamed answer is under way: once curl has sent the whole request it never reads its body
+ * or its header list again (it resends a request only on a reused connection that died before
+ * any answer byte; redirects and authentication are off), so both are freed rather than held
+ * for the stream's minutes. A retry builds new ones. */
+static void release_body(dp_exchange_t *x)
+{
+    curl_off_t sent = 0;
+    if (curl_easy_getinfo(x->easy, CURLINFO_SIZE_UPLOAD_T, &sent) != CURLE_OK ||
+        sent < (curl_off_t)x->body.len)
+        return;
+    size_t max = x->body.max;
+    tg_buf_dispose(&x->body);
+    tg_buf_init(&x->body, max);
+    x->headers = x->headers_tail = NULL;
+    tg_pool_dispose(&x->pool);
+    tg_pool_init(&x->pool, DP_X_HEADER_CHUNK);
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     dp_exchange_t *x = ud;
@@ -337,6 +355,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         }
         return len;
     }
+    if (x->body.base)
+        release_body(x);
     int rc = x->cbs.on_data(x->ud, p, len);
     if (rc == DP_X_PAUSE) {
         x->paused = true; /* dp_exchange_resume unpauses; curl delivers this again */

@@ -2,6 +2,7 @@
  * client speaks Messages and the provider does not. Runs on the request's loop thread. */
 #include "xlate.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "tg_errors.h"
@@ -24,8 +25,10 @@ void dp_xlate_init(dp_xlate_t *x, int client_endpoint, dp_reqbody_t *body, bool 
 
 void dp_xlate_dispose(dp_xlate_t *x)
 {
-    if (x->have_pivot)
-        dp_reqbody_dispose(&x->pivot);
+    if (x->have_pivot) {
+        dp_reqbody_dispose(x->pivot);
+        free(x->pivot);
+    }
     dp_msgs_stream_destroy(x->ms);
     dp_xresp_destroy(x->resp);
     dp_stream_state_dispose(&x->st);
@@ -43,16 +46,24 @@ static int make_pivot(dp_xlate_t *x, tg_err_t *err)
         tg_err_set(err, TG_ENOMEM, 503, "could not build the upstream request: out of memory");
         return TG_ENOMEM;
     }
+    /* on demand: a body struct is 432 bytes, and a request keeps its translator for its life */
+    dp_reqbody_t *pv = calloc(1, sizeof(*pv));
+    if (!pv) {
+        tg_err_set(err, TG_ENOMEM, 503, "could not build the upstream request: out of memory");
+        return TG_ENOMEM;
+    }
     int rc = dp_msgs_request_to_openai(client, &oa, err);
-    if (rc != 0)
+    if (rc != 0) {
+        free(pv);
         return rc;
-    memset(&x->pivot, 0, sizeof(x->pivot));
-    x->pivot.tree = oa; /* no raw bytes: the pivot is built and dumped as a tree */
-    x->pivot.model = x->client_body->model;
-    x->pivot.model_len = x->client_body->model_len;
-    x->pivot.stream = x->client_body->stream;
-    x->pivot.include_usage = true;
-    x->pivot.max_tokens = x->client_body->max_tokens;
+    }
+    pv->tree = oa; /* no raw bytes: the pivot is built and dumped as a tree */
+    pv->model = x->client_body->model;
+    pv->model_len = x->client_body->model_len;
+    pv->stream = x->client_body->stream;
+    pv->include_usage = true;
+    pv->max_tokens = x->client_body->max_tokens;
+    x->pivot = pv;
     x->have_pivot = true;
     return 0;
 }
@@ -91,7 +102,7 @@ int dp_xlate_build(dp_xlate_t *x, const tg_provider_t *p, const char *model, con
         if (rc != 0)
             return rc;
         c.endpoint = DP_EP_CHAT;
-        c.body = &x->pivot;
+        c.body = x->pivot;
         x->st.endpoint = DP_EP_CHAT;
         if (x->client_body->stream) {
             x->ms = dp_msgs_stream_create(model, request_id);

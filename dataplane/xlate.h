@@ -12,8 +12,8 @@
 typedef struct dp_xlate {
     int client_endpoint;       /* DP_EP_* the client called */
     dp_reqbody_t *client_body; /* borrowed from the request */
-    dp_reqbody_t pivot;        /* owned: the OpenAI chat body made from a messages body */
-    bool have_pivot;
+    dp_reqbody_t *pivot;       /* owned: the OpenAI chat body made from a messages body */
+    bool have_pivot;           /* pivot is set (only Messages requests to OpenAI-shaped targets) */
     const dp_provider_ops_t *ops; /* the current attempt's adapter */
     bool via_messages;            /* this attempt translates OpenAI answers to Anthropic ones */
     dp_stream_state_t st;         /* the current attempt's state: usage, done */

@@ -11,7 +11,9 @@
 // `"delta"` objects, i.e. chat.completion.chunk choices), the final `data: [DONE]` and the
 // end of the chunked body. Around the whole run it reads the target's CPU (utime+stime of
 // cpu_pids) and RSS (VmRSS of rss_pids: idle before the first stream, then its peak while
-// the streams are open), the upstream's and its own CPU, and the machine's busy time.
+// the streams are open), the streams the target holds (its open descriptors beyond idle, two a
+// stream: the client's socket and the upstream's), the upstream's and its own CPU, and the
+// machine's busy time.
 // Prints one JSON line. Stops by itself at deadline_s whatever the streams do.
 import net from 'node:net';
 import fs from 'node:fs';
@@ -42,6 +44,10 @@ const rssKiB = (pids) => pids.reduce((t, p) => {
     const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p}/status`, 'latin1'));
     return t + (m ? Number(m[1]) : 0);
   } catch { return t; }
+}, 0);
+// open descriptors of pids (a proxy holds two a stream: client and upstream sockets)
+const fdCount = (pids) => pids.reduce((t, p) => {
+  try { return t + fs.readdirSync(`/proc/${p}/fd`).length; } catch { return t; }
 }, 0);
 const machineBusy = () => {
   const x = fs.readFileSync('/proc/stat', 'latin1').split('\n')[0].trim().split(/\s+/).map(Number);
@@ -132,13 +138,19 @@ function start() {
 // --- measure ---------------------------------------------------------------------------
 const t0 = now();
 const m0 = { cpu: cpuTicks(cfg.cpu_pids), up: cpuTicks([cfg.upstream_pid]), self: selfTicks(),
-             busy: machineBusy(), rss: rssKiB(cfg.rss_pids), lo: listenOverflows() };
-// "full concurrency": the sample with the most streams answered and not yet ended
-let peakRss = m0.rss, rssAtFull = 0, activeAtFull = 0;
+             busy: machineBusy(), rss: rssKiB(cfg.rss_pids), lo: listenOverflows(),
+             fds: fdCount(cfg.rss_pids) };
+// "full concurrency": the sample with the most streams held by the target. Memory per stream
+// divides by those, not by the streams answered: a stream the target has accepted but not yet
+// answered (its upstream connect queued, say) costs its memory too, and so does one whose
+// answer the client has not read yet; the answered count is kept for comparison.
+let peakRss = m0.rss, rssAtFull = 0, heldAtFull = 0, activeAtFull = 0, rssAtActive = 0;
 const sampler = setInterval(() => {
   const a = active, r = rssKiB(cfg.rss_pids);
+  const held = Math.max(0, (fdCount(cfg.rss_pids) - m0.fds) / 2);
   if (r > peakRss) peakRss = r;
-  if (a > activeAtFull || (a === activeAtFull && r > rssAtFull)) { activeAtFull = a; rssAtFull = r; }
+  if (held > heldAtFull || (held === heldAtFull && r > rssAtFull)) { heldAtFull = held; rssAtFull = r; }
+  if (a > activeAtFull || (a === activeAtFull && r > rssAtActive)) { activeAtFull = a; rssAtActive = r; }
 }, 100);
 
 // ramp: N streams opened evenly over ramp_s, in 10 ms batches
@@ -178,8 +190,11 @@ function done() {
     wall_s: +wall.toFixed(2),
     cpu_us_per_event: events ? +(cpu / HZ * 1e6 / events).toFixed(2) : null,
     cpu_s: +(cpu / HZ).toFixed(2),
-    rss_idle_kib: m0.rss, rss_full_kib: rssAtFull, rss_peak_kib: peakRss, active_at_full: activeAtFull,
-    kib_per_stream: activeAtFull ? +((rssAtFull - m0.rss) / activeAtFull).toFixed(2) : null,
+    rss_idle_kib: m0.rss, rss_full_kib: rssAtFull, rss_peak_kib: peakRss,
+    held_at_full: heldAtFull, fds_idle: m0.fds,
+    kib_per_stream: heldAtFull ? +((rssAtFull - m0.rss) / heldAtFull).toFixed(2) : null,
+    active_at_full: activeAtFull, rss_at_active_kib: rssAtActive,
+    kib_per_answered_stream: activeAtFull ? +((rssAtActive - m0.rss) / activeAtFull).toFixed(2) : null,
     ttfb_p50_ms: ttfb.length ? +pct(ttfb, 50).toFixed(2) : null,
     ttfb_p99_ms: ttfb.length ? +pct(ttfb, 99).toFixed(2) : null,
     duration_p50_s: dur.length ? +(pct(dur, 50) / 1000).toFixed(2) : null,

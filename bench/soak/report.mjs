@@ -10,14 +10,14 @@ const rows = process.argv.slice(2).map((a) => {
 });
 const f = (v, d = 1) => (v === null || v === undefined ? '' : Number(v).toFixed(d));
 const out = [];
-out.push('| target | streams complete | events | CPU us/event | RSS idle MiB | RSS full MiB (streams open) | KiB/stream | TTFB p50 ms | TTFB p99 ms | stream length p50/p99 s | accept-queue drops | upstream CPU | client CPU | other load | errors |');
-out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+out.push('| target | streams complete | events | CPU us/event | RSS idle MiB | RSS full MiB (streams held) | KiB/stream | KiB/stream answered (streams) | TTFB p50 ms | TTFB p99 ms | stream length p50/p99 s | accept-queue drops | upstream CPU | client CPU | other load | errors |');
+out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
 for (const { name, r } of rows) {
-  if (!r) { out.push(`| ${name} | ERROR: no result (see the log above) ||||||||||||||`); continue; }
+  if (!r) { out.push(`| ${name} | ERROR: no result (see the log above) |||||||||||||||`); continue; }
   const errs = Object.entries(r.errors).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none';
   out.push(`| ${name} | ${r.complete}/${r.streams} | ${r.events}/${r.expected_events} | ` +
-    `${f(r.cpu_us_per_event, 2)} | ${f(r.rss_idle_kib / 1024)} | ${f(r.rss_full_kib / 1024)} (${r.active_at_full}) | ` +
-    `${f(r.kib_per_stream, 2)} | ${f(r.ttfb_p50_ms, 2)} | ${f(r.ttfb_p99_ms, 2)} | ` +
+    `${f(r.cpu_us_per_event, 2)} | ${f(r.rss_idle_kib / 1024)} | ${f(r.rss_full_kib / 1024)} (${f(r.held_at_full, 0)}) | ` +
+    `${f(r.kib_per_stream, 2)} | ${f(r.kib_per_answered_stream, 2)} (${r.active_at_full}) | ${f(r.ttfb_p50_ms, 2)} | ${f(r.ttfb_p99_ms, 2)} | ` +
     `${f(r.duration_p50_s, 2)}/${f(r.duration_p99_s, 2)} | ${r.listen_overflows} | ${f(r.upstream_cpu_pct)}% | ` +
     `${f(r.client_cpu_pct)}% | ${f(r.other_load_pct)}% | ${errs} |`);
 }

@@ -68,6 +68,10 @@ before(async () => {
       targets: [t('a', 'sleepy mock:delay_ms=3000'), t('b', 'awake', 0)] },
     { alias: 'idle', retry: once, idle_timeout_ms: 200, targets: [t('a', 'idle')] },
     { alias: 'ha', retry: { max_attempts: 2, backoff_ms: 5 }, targets: [t('flaky', 'ha'), t('b', 'ha')] },
+    // a plan longer than the few entries the gate holds in itself (gate.h, DP_PLAN_INLINE)
+    { alias: 'long', retry: once,
+      targets: [1, 2, 3, 4, 5, 6].map((i) => t('a', `long${i} mock:status=503`, i === 1 ? 1 : 0))
+        .concat([t('b', 'long-good', 0)]) },
   ];
   const snap = makeSnapshot({
     mockUrl: a.url,
@@ -233,6 +237,19 @@ test('a stream falls back to the next target when the first fails before any byt
   assert.equal(events.at(-1), '[DONE]');
   const text = events.slice(0, -1).map((e) => JSON.parse(e).choices[0]?.delta?.content ?? '').join('');
   assert.equal(text, 'w1 w2 w3');
+});
+
+test('a plan of seven targets is tried to its last, and that one streams the answer', async () => {
+  const r = await post(chat('long', 'hi mock:words=40', { stream: true }));
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('x-tollgate-attempts'), '7');
+  assert.equal(r.headers.get('x-tollgate-target'), 'b');
+  assert.deepEqual(models(a), [1, 2, 3, 4, 5, 6].map((i) => `long${i} mock:status=503`));
+  assert.deepEqual(models(b), ['long-good']);
+  const events = await readSSE(r);
+  assert.equal(events.at(-1), '[DONE]');
+  const text = events.slice(0, -1).map((e) => JSON.parse(e).choices[0]?.delta?.content ?? '').join('');
+  assert.equal(text, Array.from({ length: 40 }, (_, i) => `w${i + 1}`).join(' '));
 });
 
 test('a target that sends no first byte in time is abandoned for the next', async () => {

@@ -23,6 +23,7 @@ typedef struct world {
     char data[4096];
     size_t ndata;
     int heads, dones, result;
+    int body_held; /* on_data saw the request's body still allocated: 1, freed: 0, not yet: -1 */
 } world_t;
 
 static world_t W;
@@ -73,6 +74,7 @@ static int on_data(void *ud, const char *p, size_t n)
 {
     (void)ud;
     cr_assert_leq(W.ndata + n, sizeof(W.data));
+    W.body_held = dp_exchange_body(W.x)->base != NULL;
     memcpy(W.data + W.ndata, p, n);
     W.ndata += n;
     return 0;
@@ -185,6 +187,8 @@ Test(dp_upstream, streamed_answer_goes_to_on_data_and_is_not_buffered)
     cr_assert_eq(W.result, DP_X_OK);
     cr_assert_eq(W.ndata, 14);
     cr_assert_eq(memcmp(W.data, "data: hi\n\ndata", 14), 0);
+    /* sent and answered: a stream does not hold its request body for its whole life */
+    cr_assert_eq(W.body_held, 0, "the request body is still held while the answer streams");
     size_t len;
     dp_exchange_answer(W.x, &len);
     cr_assert_eq(len, 0);

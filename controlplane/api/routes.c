@@ -442,22 +442,24 @@ void cp_api_routes_list(cp_req_t *r)
                   3, p, "id");
 }
 
+/* The members a route's body may have, when created and when changed. */
+static const char *const route_fields[] = {"alias",
+                                           "strategy",
+                                           "targets",
+                                           "retry",
+                                           "connect_timeout_ms",
+                                           "timeout_ms",
+                                           "first_byte_timeout_ms",
+                                           "idle_timeout_ms",
+                                           "cache_ttl_s",
+                                           "allow_unpriced",
+                                           NULL};
+
 void cp_api_routes_create(cp_req_t *r)
 {
-    static const char *const fields[] = {"alias",
-                                         "strategy",
-                                         "targets",
-                                         "retry",
-                                         "connect_timeout_ms",
-                                         "timeout_ms",
-                                         "first_byte_timeout_ms",
-                                         "idle_timeout_ms",
-                                         "cache_ttl_s",
-                                         "allow_unpriced",
-                                         NULL};
     if (!cp_require_platform(r, "change routes"))
         return;
-    json_t *o = cp_body_object(r, fields);
+    json_t *o = cp_body_object(r, route_fields);
     if (!o)
         return;
     route_in_t in;
@@ -532,21 +534,10 @@ void cp_api_routes_get(cp_req_t *r)
 
 void cp_api_routes_update(cp_req_t *r)
 {
-    static const char *const fields[] = {"alias",
-                                         "strategy",
-                                         "targets",
-                                         "retry",
-                                         "connect_timeout_ms",
-                                         "timeout_ms",
-                                         "first_byte_timeout_ms",
-                                         "idle_timeout_ms",
-                                         "cache_ttl_s",
-                                         "allow_unpriced",
-                                         NULL};
     const char *id = r->params[0];
     if (!cp_require_platform(r, "change routes") || cp_path_id(r, 0, "route") != 0)
         return;
-    json_t *o = cp_body_object(r, fields);
+    json_t *o = cp_body_object(r, route_fields);
     if (!o)
         return;
     route_in_t in;

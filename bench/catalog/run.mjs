@@ -4,13 +4,13 @@
 // other names, in a temp file: catalog/models.json is not touched), makes BENCH_ROUTES routes of
 // three targets each over ten providers (catalog models, some admin-priced, some unpriced), then
 // times GET /api/v1/routes, GET /api/v1/routes/{id}/prices and the snapshot build (GET
-// /dp/v1/snapshot), and prints EXPLAIN ANALYZE of the queries behind them. Not a test: nothing
+// /dp/v1/snapshot) and a recommendations report, and prints EXPLAIN ANALYZE of the queries behind them. Not a test: nothing
 // here is asserted. Run: TOLLGATE_BIN=build/bin node bench/catalog/run.mjs
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startControl } from '../../tests/integration/lib/control.mjs';
+import { startControl, usageEvent } from '../../tests/integration/lib/control.mjs';
 import { BIN } from '../../tests/integration/lib/harness.mjs';
 
 const MODELS = Number(process.env.BENCH_CATALOG_MODELS || 2000);
@@ -89,6 +89,21 @@ await time('GET /dp/v1/snapshot (build)', async () => {
   if (r.status !== 200) throw new Error(`snapshot: ${r.status}`);
   await r.arrayBuffer();
 });
+
+// a month of one tenant's usage on 30 routes, in three prompt sizes each (with the catalog's
+// long-context thresholds between them), for the recommendations report
+const tenant = await cp.makeTenant(admin, 'bench');
+const events = [];
+for (let r = 0; r < 30; r++) {
+  for (const p of [1000, 150_000, 300_000]) {
+    events.push(usageEvent({ ts: new Date(Date.now() - (r % 28) * 86400e3).toISOString(), tenant_id: tenant.id,
+      key_id: null, model: `bench-${r}`, provider: providers[r % providers.length].id, prompt_tokens: p,
+      cached_tokens: p / 10, cache_write_tokens: p / 20, completion_tokens: 500, reasoning_tokens: 100, cost_usd: 0.01 }));
+  }
+}
+await cp.postUsage(events);
+await time('GET /api/v1/usage/recommendations (30 models)', () =>
+  api('GET', `/api/v1/usage/recommendations?tenant_id=${tenant.id}`));
 
 const explain = (label, q) => {
   const out = cp.sql(`EXPLAIN (ANALYZE, BUFFERS OFF, TIMING OFF, SUMMARY ON) ${q}`);

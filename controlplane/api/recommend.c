@@ -22,21 +22,37 @@
 #define REC_RANGE_DAYS_MAX 400
 #define REC_CATALOG_MAX 10 /* catalog alternatives per model */
 
-/* What a group's volumes (the bands `b` of one alias and provider) cost at a price row `x` (USD per
- * million tokens) with long-context tiers `lc` (json or NULL): the sum over its prompt-size bands
- * of usage_volume_cost (migrations/0013_catalog_rows_usage_bands.sql), the data plane's rules of
- * real cost: cache reads, 5-minute and 1-hour cache writes, reasoning and the tier each band's
- * requests reach. Exact decimals. */
+/* What a group's volumes (cur's totals, or its prompt-size bands `b`) cost at a price row `x` (USD
+ * per million tokens) with long-context tiers `lc` (json or NULL), by the data plane's rules of
+ * real cost: cache reads, 5-minute and 1-hour cache writes and reasoning at their own rates
+ * (defaulting to input, 5-minute writes and output), the rest at input and output. Without tiers
+ * that is linear in the totals; with them, the sum over the bands of usage_volume_cost
+ * (migrations/0013_catalog_rows_usage_bands.sql), each band at the tier its requests reach. Most
+ * models have no tiers, and the linear form keeps a report over a big catalog fast. Exact
+ * decimals, rounded to 12 places. */
+/* clang-format off */
+#define REC_LINEAR(x)                                                                              \
+    "(greatest(cur.p - cur.c - cur.w5 - cur.w1, 0) * " x ".input_per_mtok + cur.c * coalesce(" x   \
+    ".cached_input_per_mtok, " x ".input_per_mtok) + cur.w5 * coalesce(" x                         \
+    ".cache_write_per_mtok, " x ".input_per_mtok) + cur.w1 * coalesce(" x                          \
+    ".cache_write_1h_per_mtok, " x ".cache_write_per_mtok, " x ".input_per_mtok) + "               \
+    "greatest(cur.o - cur.r, 0) * coalesce(" x ".output_per_mtok, 0) + cur.r * coalesce(" x        \
+    ".reasoning_per_mtok, " x ".output_per_mtok, 0)) / 1000000"
 #define REC_COST(x, lc)                                                                            \
-    "(SELECT trim_scale(round(sum(usage_volume_cost(b.above, b.p, b.c, b.w5, b.w1, b.o, b.r, " x   \
-    ".input_per_mtok, " x ".cached_input_per_mtok, " x ".output_per_mtok, " x                      \
-    ".cache_write_per_mtok, " x ".cache_write_1h_per_mtok, " x ".reasoning_per_mtok, " lc          \
-    ")), 12)) FROM b WHERE b.alias = cur.alias AND b.provider = cur.provider)"
+    "trim_scale(round(CASE WHEN " lc " IS NULL THEN " REC_LINEAR(x) " ELSE (SELECT "               \
+    "sum(usage_volume_cost(b.above, b.p, b.c, b.w5, b.w1, b.o, b.r, " x ".input_per_mtok, " x      \
+    ".cached_input_per_mtok, " x ".output_per_mtok, " x ".cache_write_per_mtok, " x                \
+    ".cache_write_1h_per_mtok, " x ".reasoning_per_mtok, " lc ")) FROM b WHERE b.alias = "         \
+    "cur.alias AND b.provider = cur.provider) END, 12))"
+/* clang-format on */
 
 /* $1 tenant, $2 from and $3 to (unix seconds, whole days), $4 catalog alternatives per model.
  * b: the volumes per (alias, provider, prompt-size band) in the period, from the daily band rollup
  * (0013); u: the same per (alias, provider); cur: the route target that served them (the first of
- * the route's targets on that provider) with its effective model info (0012);
+ * the route's targets on that provider) with its effective model info (0012), the capabilities it
+ * has (need) and the route's own kind/vendor/model triples (own), worked out once per model rather
+ * than once per catalog entry; lcx: the catalog's long-context tiers, read once; cat: the catalog's
+ * priced chat models with their tiers, joined once;
  * the alternatives: the route's other priced targets (a catalog price with its tiers), then the
  * cheapest catalog chat models (other than the current) whose capabilities include every one the
  * current model has, and whose context window is no smaller. Kept in SQL's own line breaks. */
@@ -52,12 +68,22 @@
     "sum(w5) AS w5, sum(w1) AS w1, sum(o) AS o, sum(r) AS r, sum(cost) AS cost FROM b "            \
     "GROUP BY 1, 2), "                                                                             \
     "cur AS (SELECT u.*, ro.id AS route_id, t.position, t.provider_id, "                           \
-    "t.model AS upstream_model, i.info, pv.kind, pv.vendor FROM u "                                \
+    "t.model AS upstream_model, i.info, pv.kind, pv.vendor, "                                      \
+    "coalesce((SELECT jsonb_object_agg(k.key, k.value) FROM jsonb_each(i.info->'capabilities') k " \
+    "WHERE k.value = 'true'::jsonb), '{}'::jsonb) AS need, "                                       \
+    "ARRAY(SELECT yv.kind || '/' || yv.vendor || '/' || y.model FROM route_targets y "             \
+    "JOIN provider_vendors yv ON yv.provider_id = y.provider_id WHERE y.route_id = ro.id) AS own " \
+    "FROM u "                                                                                      \
     "LEFT JOIN routes ro ON ro.alias = u.alias AND ro.tenant_id IS NULL "                          \
     "LEFT JOIN LATERAL (SELECT * FROM route_targets x WHERE x.route_id = ro.id AND "               \
     "x.provider_id::text = u.provider ORDER BY x.position LIMIT 1) t ON true "                     \
     "LEFT JOIN route_target_info i ON i.route_id = t.route_id AND i.position = t.position "        \
     "LEFT JOIN provider_vendors pv ON pv.provider_id = t.provider_id), "                           \
+    "lcx AS MATERIALIZED (SELECT * FROM catalog_long_context), "                                   \
+    "cat AS MATERIALIZED (SELECT cm.*, lc.tiers FROM catalog_models cm LEFT JOIN lcx lc "          \
+    "ON lc.kind = cm.kind AND lc.vendor = cm.vendor AND lc.model = cm.model "                      \
+    "WHERE cm.mode = 'chat' AND cm.input_per_mtok IS NOT NULL "                                    \
+    "AND jsonb_typeof(cm.capabilities) = 'object'), "                                              \
     "alt AS (SELECT cur.alias, cur.provider, 'route' AS source, "                                  \
     "x.provider_id::text AS provider_id, p.name AS provider_name, NULL::text AS kind, x.model, "   \
     REC_COST("x", "CASE WHEN x.price_source = 'catalog' THEN lc.tiers END") " AS cost "           \
@@ -65,22 +91,16 @@
     "AND x.position <> cur.position AND x.price_source <> 'none' "                                 \
     "JOIN providers p ON p.id = x.provider_id "                                                    \
     "LEFT JOIN provider_vendors xv ON xv.provider_id = x.provider_id "                             \
-    "LEFT JOIN catalog_long_context lc ON lc.kind = xv.kind AND lc.vendor = xv.vendor "            \
+    "LEFT JOIN lcx lc ON lc.kind = xv.kind AND lc.vendor = xv.vendor "                             \
     "AND lc.model = x.model "                                                                      \
     "UNION ALL "                                                                                   \
     "SELECT cur.alias, cur.provider, 'catalog', NULL, NULL, m.kind, m.model, m.cost "              \
     "FROM cur CROSS JOIN LATERAL (SELECT cm.kind, cm.model, "                                      \
-    REC_COST("cm", "lc.tiers") " AS cost "                                                        \
-    "FROM catalog_models cm LEFT JOIN catalog_long_context lc ON lc.kind = cm.kind "               \
-    "AND lc.vendor = cm.vendor AND lc.model = cm.model "                                           \
-    "WHERE cur.info IS NOT NULL AND cm.mode = 'chat' "                                             \
-    "AND cm.input_per_mtok IS NOT NULL AND NOT EXISTS (SELECT 1 FROM route_targets y "             \
-    "JOIN provider_vendors yv ON yv.provider_id = y.provider_id "                                  \
-    "WHERE y.route_id = cur.route_id AND yv.kind = cm.kind AND yv.vendor = cm.vendor "             \
-    "AND y.model = cm.model) AND jsonb_typeof(cm.capabilities) = 'object' "                        \
-    "AND cm.capabilities @> coalesce((SELECT jsonb_object_agg(k.key, k.value) "                    \
-    "FROM jsonb_each(cur.info->'capabilities') k WHERE k.value = 'true'::jsonb), "                 \
-    "'{}'::jsonb) AND coalesce(cm.context_window, 0) >= "                                          \
+    REC_COST("cm", "cm.tiers") " AS cost "                                                        \
+    "FROM cat cm WHERE cur.info IS NOT NULL "                                                      \
+    "AND NOT (cm.kind || '/' || cm.vendor || '/' || cm.model = ANY (cur.own)) "                    \
+    "AND cm.capabilities @> cur.need "                                                             \
+    "AND coalesce(cm.context_window, 0) >= "                                                       \
     "coalesce((cur.info->>'context_window')::bigint, 0) "                                          \
     "ORDER BY 3, cm.kind, cm.model LIMIT $4::int) m) "                                             \
     "SELECT json_build_object('tenant_id', $1::uuid, 'from', to_timestamp($2::bigint), "           \

@@ -45,6 +45,30 @@ CREATE TABLE catalog_vendor_rows (
     PRIMARY KEY (catalog_id, vendor)
 );
 
+-- as in 0009, with each target's catalog entry looked up by its model through the index (a
+-- lateral lookup: a join left to the planner could match on kind and vendor alone and filter
+-- hundreds of entries per target)
+CREATE OR REPLACE VIEW route_target_prices AS
+    SELECT t.route_id, t.position, t.provider_id, t.model,
+           CASE WHEN pr.provider_id IS NOT NULL THEN 'admin'
+                WHEN cm.model IS NOT NULL THEN 'catalog' ELSE 'none' END AS price_source,
+           coalesce(pr.input_per_mtok, cm.input_per_mtok) AS input_per_mtok,
+           CASE WHEN pr.provider_id IS NOT NULL THEN pr.cached_input_per_mtok
+                ELSE cm.cached_input_per_mtok END AS cached_input_per_mtok,
+           coalesce(pr.output_per_mtok,
+                    CASE WHEN cm.model IS NOT NULL THEN coalesce(cm.output_per_mtok, 0) END)
+               AS output_per_mtok,
+           CASE WHEN pr.provider_id IS NULL THEN cm.cache_write_per_mtok END AS cache_write_per_mtok,
+           CASE WHEN pr.provider_id IS NULL THEN cm.cache_write_1h_per_mtok END
+               AS cache_write_1h_per_mtok,
+           CASE WHEN pr.provider_id IS NULL THEN cm.reasoning_per_mtok END AS reasoning_per_mtok
+    FROM route_targets t
+    JOIN provider_vendors pv ON pv.provider_id = t.provider_id
+    LEFT JOIN prices pr ON pr.provider_id = t.provider_id AND pr.model = t.model
+    LEFT JOIN LATERAL (SELECT * FROM catalog_models m WHERE m.model = t.model AND m.kind = pv.kind
+                          AND m.vendor = pv.vendor AND m.input_per_mtok IS NOT NULL
+                        LIMIT 1) cm ON true;
+
 -- 2. Every long-context threshold of every catalog stored (a tier prices a request whose input
 --    tokens are more than `above`): the boundaries of usage_daily_bands' prompt-size bands.
 CREATE TABLE usage_prompt_bounds (above bigint PRIMARY KEY);

@@ -52,7 +52,9 @@
  * the route's targets on that provider) with its effective model info (0012), the capabilities it
  * has (need) and the route's own kind/vendor/model triples (own), worked out once per model rather
  * than once per catalog entry; lcx: the catalog's long-context tiers, read once; cat: the catalog's
- * priced chat models with their tiers, joined once;
+ * priced chat models with their tiers, joined once. A tier is never cheaper than its base prices
+ * (the catalog's rule), so a tiered model whose cost at base prices is above the $4-th cheapest
+ * untiered one cannot be among the $4 cheapest: only the others are priced band by band;
  * the alternatives: the route's other priced targets (a catalog price with its tiers), then the
  * cheapest catalog chat models (other than the current) whose capabilities include every one the
  * current model has, and whose context window is no smaller. Kept in SQL's own line breaks. */
@@ -95,14 +97,16 @@
     "AND lc.model = x.model "                                                                      \
     "UNION ALL "                                                                                   \
     "SELECT cur.alias, cur.provider, 'catalog', NULL, NULL, m.kind, m.model, m.cost "              \
-    "FROM cur CROSS JOIN LATERAL (SELECT cm.kind, cm.model, "                                      \
-    REC_COST("cm", "cm.tiers") " AS cost "                                                        \
-    "FROM cat cm WHERE cur.info IS NOT NULL "                                                      \
+    "FROM cur CROSS JOIN LATERAL (WITH c AS MATERIALIZED (SELECT cm.*, " REC_LINEAR("cm")          \
+    " AS lin FROM cat cm WHERE cur.info IS NOT NULL "                                              \
     "AND NOT (cm.kind || '/' || cm.vendor || '/' || cm.model = ANY (cur.own)) "                    \
     "AND cm.capabilities @> cur.need "                                                             \
     "AND coalesce(cm.context_window, 0) >= "                                                       \
-    "coalesce((cur.info->>'context_window')::bigint, 0) "                                          \
-    "ORDER BY 3, cm.kind, cm.model LIMIT $4::int) m) "                                             \
+    "coalesce((cur.info->>'context_window')::bigint, 0)) "                                         \
+    "SELECT c.kind, c.model, " REC_COST("c", "c.tiers") " AS cost FROM c "                         \
+    "WHERE c.tiers IS NULL OR c.lin <= coalesce((SELECT d.lin FROM c d WHERE d.tiers IS NULL "     \
+    "ORDER BY d.lin OFFSET $4::int - 1 LIMIT 1), 'Infinity'::numeric) "                            \
+    "ORDER BY 3, c.kind, c.model LIMIT $4::int) m) "                                               \
     "SELECT json_build_object('tenant_id', $1::uuid, 'from', to_timestamp($2::bigint), "           \
     "'to', to_timestamp($3::bigint), 'models', coalesce(json_agg(json_build_object("               \
     "'model', cur.alias, 'provider_id', nullif(cur.provider, ''), "                                \

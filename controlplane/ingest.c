@@ -299,7 +299,9 @@ static const char temp_sql[] =
  * per day, then dr (usage_daily) per row; hn without the key, then hnr (usage_hourly_nokey); dn
  * per day without the key, then dnr (usage_daily_nokey); ha and da without the tenant either, then
  * har (usage_hourly_all) and dar (usage_daily_all); bq per day and prompt-size band, then br
- * (usage_daily_bands, migrations/0013_catalog_rows_usage_bands.sql), for a tenant's events. Being
+ * (usage_daily_bands, migrations/0013_catalog_rows_usage_bands.sql), for a tenant's events whose
+ * prompt is above some long-context threshold (band 0, most events, is read from
+ * usage_daily_nokey, which keeps cache writes for it, less the other bands). Being
  * in this statement, a new event is added to each rollup exactly once, and a duplicate to none.
  * The outer SELECT reads the sub-statements one after the other: first the events' insert and
  * every aggregation (each upsert's rows, hrq ... darq, materialized), then the upserts, so that
@@ -351,7 +353,8 @@ static const char insert_sql[] =
     "  tg_latency_bucket(latency_ms) AS lb, count(*) AS n, count(*) FILTER (WHERE status >= 400) "
     "AS e,"
     "  sum(prompt_tokens) AS pt, sum(completion_tokens) AS ct, sum(cached_tokens) AS kt,"
-    "  sum(reasoning_tokens) AS rt, sum(cost_usd) AS c"
+    "  sum(reasoning_tokens) AS rt, sum(cost_usd) AS c, sum(cache_write_tokens) AS wt,"
+    "  sum(cache_write_1h_tokens) AS w1t"
     " FROM ins GROUP BY 1, 2, 3, 4, 5, 6),"
     " hrq AS MATERIALIZED ("
     " SELECT tenant_id, hour, key_id, model, provider, sum(n), sum(e), sum(pt), sum(ct), sum(kt),"
@@ -373,7 +376,7 @@ static const char insert_sql[] =
     " hd AS ("
     " SELECT tenant_id, date_trunc('day', hour, 'UTC') AS day, key_id, model, provider, lb,"
     "  sum(n)::bigint AS n, sum(e) AS e, sum(pt) AS pt, sum(ct) AS ct, sum(kt) AS kt,"
-    "  sum(rt) AS rt, sum(c) AS c"
+    "  sum(rt) AS rt, sum(c) AS c, sum(wt) AS wt, sum(w1t) AS w1t"
     " FROM hb GROUP BY 1, 2, 3, 4, 5, 6),"
     " drq AS MATERIALIZED ("
     " SELECT tenant_id, day, key_id, model, provider, sum(n), sum(e), sum(pt), sum(ct), sum(kt),"
@@ -415,15 +418,18 @@ static const char insert_sql[] =
     " RETURNING 1),"
     " dn AS ("
     " SELECT tenant_id, day, model, provider, lb, sum(n)::bigint AS n, sum(e) AS e,"
-    "  sum(pt) AS pt, sum(ct) AS ct, sum(kt) AS kt, sum(rt) AS rt, sum(c) AS c"
+    "  sum(pt) AS pt, sum(ct) AS ct, sum(kt) AS kt, sum(rt) AS rt, sum(c) AS c,"
+    "  sum(wt) AS wt, sum(w1t) AS w1t"
     " FROM hd GROUP BY 1, 2, 3, 4, 5),"
     " dnrq AS MATERIALIZED ("
     " SELECT tenant_id, day, model, provider, sum(n), sum(e), sum(pt), sum(ct), sum(kt),"
-    "  sum(rt), sum(c), array_agg((lb::bigint << 40) + n ORDER BY lb) FILTER (WHERE lb IS NOT NULL)"
+    "  sum(rt), sum(c), sum(wt), sum(w1t),"
+    "  array_agg((lb::bigint << 40) + n ORDER BY lb) FILTER (WHERE lb IS NOT NULL)"
     " FROM dn GROUP BY 1, 2, 3, 4),"
     " dnr AS ("
     " INSERT INTO usage_daily_nokey AS dk (tenant_id, day, model, provider, requests, errors,"
-    "  prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, latency_hist)"
+    "  prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd,"
+    "  cache_write_tokens, cache_write_1h_tokens, latency_hist)"
     " SELECT * FROM dnrq ORDER BY 1, 2, 3, 4"
     " ON CONFLICT (tenant_id, day, model, provider) DO UPDATE SET"
     "  requests = dk.requests + excluded.requests, errors = dk.errors + excluded.errors,"
@@ -432,7 +438,9 @@ static const char insert_sql[] =
     "  cached_tokens = dk.cached_tokens + excluded.cached_tokens,"
     "  reasoning_tokens = dk.reasoning_tokens + excluded.reasoning_tokens,"
     "  cost_usd = dk.cost_usd + excluded.cost_usd,"
-    "  latency_hist = tg_latency_hist_add(dk.latency_hist, excluded.latency_hist)"
+    "  latency_hist = tg_latency_hist_add(dk.latency_hist, excluded.latency_hist),"
+    "  cache_write_tokens = dk.cache_write_tokens + excluded.cache_write_tokens,"
+    "  cache_write_1h_tokens = dk.cache_write_1h_tokens + excluded.cache_write_1h_tokens"
     " RETURNING 1),"
     " ha AS ("
     " SELECT hour, model, provider, lb, sum(n)::bigint AS n, sum(e) AS e, sum(pt) AS pt,"
@@ -478,12 +486,12 @@ static const char insert_sql[] =
     " RETURNING 1),"
     " bq AS MATERIALIZED ("
     " SELECT date_trunc('day', ts, 'UTC') AS day, tenant_id, coalesce(model, '') AS model,"
-    "  coalesce(provider, '') AS provider,"
-    "  CASE WHEN prompt_tokens > (SELECT min(above) FROM usage_prompt_bounds)"
-    "  THEN usage_prompt_band(prompt_tokens) ELSE 0 END AS above, count(*), sum(prompt_tokens),"
-    "  sum(cached_tokens), sum(cache_write_tokens), sum(cache_write_1h_tokens),"
-    "  sum(completion_tokens), sum(reasoning_tokens), sum(cost_usd)"
-    " FROM ins WHERE tenant_id IS NOT NULL GROUP BY 1, 2, 3, 4, 5),"
+    "  coalesce(provider, '') AS provider, usage_prompt_band(prompt_tokens) AS above, count(*),"
+    "  sum(prompt_tokens), sum(cached_tokens), sum(cache_write_tokens),"
+    "  sum(cache_write_1h_tokens), sum(completion_tokens), sum(reasoning_tokens), sum(cost_usd)"
+    " FROM ins WHERE tenant_id IS NOT NULL"
+    "  AND prompt_tokens > (SELECT min(above) FROM usage_prompt_bounds WHERE above > 0)"
+    " GROUP BY 1, 2, 3, 4, 5),"
     " br AS ("
     " INSERT INTO usage_daily_bands AS ub (day, tenant_id, model, provider, above, requests,"
     "  prompt_tokens, cached_tokens, cache_write_tokens, cache_write_1h_tokens, completion_tokens,"

@@ -157,8 +157,13 @@ CREATE OR REPLACE VIEW provider_vendors AS
 --    highest threshold of usage_prompt_bounds (when the event was stored) that the event's
 --    prompt_tokens are more than, 0 when none. Every request of a band passes exactly the tiers
 --    whose threshold is at most `above`, so that the volumes of a band can be priced with the
---    tier they reach, as each request was. POST /dp/v1/usage adds each new event of a tenant here
---    in the statement that inserts it (controlplane/ingest.c), like the other rollups.
+--    tier they reach, as each request was. POST /dp/v1/usage adds each new event of a tenant
+--    whose band is above 0 here, in the statement that inserts it (controlplane/ingest.c), like
+--    the other rollups. Most prompts are below every threshold: band 0 is not kept here but read
+--    as usage_daily_nokey's volumes (which now keep cache writes too) less the other bands', so
+--    that such an event costs ingestion no row of its own (bench/RESULTS.md, "After the band
+--    rollup"). The backfill below also writes band 0 rows for the events stored before this
+--    migration; nothing reads them.
 CREATE TABLE usage_daily_bands (
     day                   timestamptz NOT NULL,
     tenant_id             uuid NOT NULL,
@@ -210,6 +215,13 @@ GRANT EXECUTE ON FUNCTION usage_volume_cost(bigint, numeric, numeric, numeric, n
                                             numeric, numeric, numeric, numeric, numeric, numeric,
                                             numeric, json) TO tollgate_app;
 
+-- Cache writes per day, tenant, model and provider, in the rollup without the key, so that
+-- band 0 can be read from it: the rest of the rollup's volumes are there since 0008. (IF NOT
+-- EXISTS, and the backfill below sets rather than adds, so that a test can take back the rest of
+-- this migration and apply it again.)
+ALTER TABLE usage_daily_nokey ADD COLUMN IF NOT EXISTS cache_write_tokens bigint NOT NULL DEFAULT 0,
+                              ADD COLUMN IF NOT EXISTS cache_write_1h_tokens bigint NOT NULL DEFAULT 0;
+
 -- Backfill from the events stored so far (with the thresholds of the catalogs stored so far).
 -- Migrations run before the control plane serves; usage_events is locked against writers
 -- meanwhile so that no event lands between the copy and the first ingest that keeps this rollup.
@@ -223,3 +235,11 @@ SELECT date_trunc('day', ts, 'UTC'), tenant_id, coalesce(model, ''), coalesce(pr
        sum(reasoning_tokens), sum(cost_usd)
 FROM usage_events WHERE tenant_id IS NOT NULL
 GROUP BY 1, 2, 3, 4, 5;
+UPDATE usage_daily_nokey k SET cache_write_tokens = e.w5, cache_write_1h_tokens = e.w1
+FROM (SELECT coalesce(tenant_id, '00000000-0000-0000-0000-000000000000') AS tenant_id,
+             date_trunc('day', ts, 'UTC') AS day, coalesce(model, '') AS model,
+             coalesce(provider, '') AS provider, sum(cache_write_tokens) AS w5,
+             sum(cache_write_1h_tokens) AS w1
+      FROM usage_events GROUP BY 1, 2, 3, 4) e
+WHERE k.tenant_id = e.tenant_id AND k.day = e.day AND k.model = e.model
+  AND k.provider = e.provider AND (e.w5 <> 0 OR e.w1 <> 0);

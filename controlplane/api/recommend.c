@@ -46,29 +46,40 @@
     "cur.alias AND b.provider = cur.provider) END, 12))"
 /* clang-format on */
 
-/* $1 tenant, $2 from and $3 to (unix seconds, whole days), $4 catalog alternatives per model.
- * b: the volumes per (alias, provider, prompt-size band) in the period, from the daily band rollup
- * (0013); u: the same per (alias, provider); cur: the route target that served them (the first of
- * the route's targets on that provider) with its effective model info (0012), the capabilities it
- * has (need) and the route's own kind/vendor/model triples (own), worked out once per model rather
- * than once per catalog entry; lcx: the catalog's long-context tiers, read once; cat: the catalog's
- * priced chat models with their tiers, joined once. A tier is never cheaper than its base prices
- * (the catalog's rule), so a tiered model whose cost at base prices is above the $4-th cheapest
- * untiered one cannot be among the $4 cheapest: only the others are priced band by band;
- * the alternatives: the route's other priced targets (a catalog price with its tiers), then the
- * cheapest catalog chat models (other than the current) whose capabilities include every one the
- * current model has, and whose context window is no smaller. Kept in SQL's own line breaks. */
+/* $1 tenant, $2 from and $3 to (unix seconds, whole days), $4 catalog alternatives per model. u:
+ * the volumes per (alias, provider) in the period, from the daily rollup without the key (0008,
+ * with cache writes since 0013); hi: the same per prompt-size band above 0, from the daily band
+ * rollup (0013), which keeps only those; b: hi's bands and band 0, u less hi's; cur: the route
+ * target that served them (the first of the route's targets on that provider) with its effective
+ * model info (0012), the capabilities it has (need) and the route's own kind/vendor/model triples
+ * (own), worked out once per model rather than once per catalog entry; lcx: the catalog's long-
+ * context tiers, read once; cat: the catalog's priced chat models with their tiers, joined once. A
+ * tier is never cheaper than its base prices (the catalog's rule), so a tiered model whose cost at
+ * base prices is above the $4-th cheapest untiered one cannot be among the $4 cheapest: only the
+ * others are priced band by band; the alternatives: the route's other priced targets (a catalog
+ * price with its tiers), then the cheapest catalog chat models (other than the current) whose
+ * capabilities include every one the current model has, and whose context window is no smaller.
+ * Kept in SQL's own line breaks. */
 /* clang-format off */
 #define REC_SQL                                                                                    \
-    "WITH b AS (SELECT h.model AS alias, h.provider, h.above, sum(h.requests) AS requests, "       \
+    "WITH hi AS MATERIALIZED (SELECT h.model AS alias, h.provider, h.above, "                      \
     "sum(h.prompt_tokens) AS p, sum(h.cached_tokens) AS c, sum(h.cache_write_tokens) AS w5, "      \
     "sum(h.cache_write_1h_tokens) AS w1, sum(h.completion_tokens) AS o, "                          \
-    "sum(h.reasoning_tokens) AS r, sum(h.cost_usd) AS cost FROM usage_daily_bands h "              \
+    "sum(h.reasoning_tokens) AS r FROM usage_daily_bands h "                                       \
     "WHERE h.tenant_id = $1::uuid AND h.day >= to_timestamp($2::bigint) "                          \
-    "AND h.day < to_timestamp($3::bigint) AND h.model <> '' GROUP BY 1, 2, 3), "                   \
-    "u AS (SELECT alias, provider, sum(requests) AS requests, sum(p) AS p, sum(c) AS c, "          \
-    "sum(w5) AS w5, sum(w1) AS w1, sum(o) AS o, sum(r) AS r, sum(cost) AS cost FROM b "            \
-    "GROUP BY 1, 2), "                                                                             \
+    "AND h.day < to_timestamp($3::bigint) AND h.model <> '' AND h.above > 0 GROUP BY 1, 2, 3), "   \
+    "u AS MATERIALIZED (SELECT h.model AS alias, h.provider, sum(h.requests) AS requests, "        \
+    "sum(h.prompt_tokens) AS p, sum(h.cached_tokens) AS c, sum(h.cache_write_tokens) AS w5, "      \
+    "sum(h.cache_write_1h_tokens) AS w1, sum(h.completion_tokens) AS o, "                          \
+    "sum(h.reasoning_tokens) AS r, sum(h.cost_usd) AS cost FROM usage_daily_nokey h "              \
+    "WHERE h.tenant_id = $1::uuid AND h.day >= to_timestamp($2::bigint) "                          \
+    "AND h.day < to_timestamp($3::bigint) AND h.model <> '' GROUP BY 1, 2), "                      \
+    "b AS MATERIALIZED (SELECT alias, provider, above, p, c, w5, w1, o, r FROM hi UNION ALL "      \
+    "SELECT u.alias, u.provider, 0, u.p - coalesce(s.p, 0), u.c - coalesce(s.c, 0), "              \
+    "u.w5 - coalesce(s.w5, 0), u.w1 - coalesce(s.w1, 0), u.o - coalesce(s.o, 0), "                 \
+    "u.r - coalesce(s.r, 0) FROM u LEFT JOIN (SELECT alias, provider, sum(p) AS p, sum(c) AS c, "  \
+    "sum(w5) AS w5, sum(w1) AS w1, sum(o) AS o, sum(r) AS r FROM hi GROUP BY 1, 2) s "             \
+    "ON s.alias = u.alias AND s.provider = u.provider), "                                          \
     "cur AS (SELECT u.*, ro.id AS route_id, t.position, t.provider_id, "                           \
     "t.model AS upstream_model, i.info, pv.kind, pv.vendor, "                                      \
     "coalesce((SELECT jsonb_object_agg(k.key, k.value) FROM jsonb_each(i.info->'capabilities') k " \

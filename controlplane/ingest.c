@@ -298,14 +298,17 @@ static const char temp_sql[] =
  * coarser rollups (migrations/0008_usage_rollups_coarse.sql) are summed from hb the same way: hd
  * per day, then dr (usage_daily) per row; hn without the key, then hnr (usage_hourly_nokey); dn
  * per day without the key, then dnr (usage_daily_nokey); ha and da without the tenant either, then
- * har (usage_hourly_all) and dar (usage_daily_all). Being in this statement, a new event is
- * added to each rollup exactly once, and a duplicate to none.
+ * har (usage_hourly_all) and dar (usage_daily_all); bq per day and prompt-size band, then br
+ * (usage_daily_bands, migrations/0013_catalog_rows_usage_bands.sql), for a tenant's events whose
+ * prompt is above some long-context threshold (band 0, most events, is read from
+ * usage_daily_nokey, which keeps cache writes for it, less the other bands). Being
+ * in this statement, a new event is added to each rollup exactly once, and a duplicate to none.
  * The outer SELECT reads the sub-statements one after the other: first the events' insert and
  * every aggregation (each upsert's rows, hrq ... darq, materialized), then the upserts, so that
  * the upserts, whose rows concurrent batches share and wait on until COMMIT, hold their locks for
  * as short a time as can be (on the ingest bench this took the four extra rollups from 0.5 to 0.9
  * of the old throughput). Every batch locks events, then spend rows, then hourly, daily,
- * hourly-without-key, daily-without-key, hourly-all and daily-all rows, each in key order: no
+ * hourly-without-key, daily-without-key, hourly-all, daily-all and band rows, each in key order: no
  * deadlock cycles.
  * Longer than the 4095 bytes ISO C requires compilers to take in one literal; GCC and Clang take
  * it, and one literal keeps it one statement that bench/dashboard/run can read. */
@@ -323,7 +326,8 @@ static const char insert_sql[] =
     "  cache_write_1h_tokens, unpriced FROM tg_usage_in ORDER BY id, ts"
     " ON CONFLICT (id, ts) DO NOTHING"
     " RETURNING ts, tenant_id, key_id, model, provider, status, prompt_tokens, completion_tokens,"
-    "  cached_tokens, reasoning_tokens, cost_usd, latency_ms),"
+    "  cached_tokens, reasoning_tokens, cost_usd, latency_ms, cache_write_tokens,"
+    "  cache_write_1h_tokens),"
     " d AS ("
     " SELECT tenant_id, key_id, (ts AT TIME ZONE 'UTC')::date AS day, sum(cost_usd) AS cost,"
     "  count(*) AS n FROM ins WHERE tenant_id IS NOT NULL GROUP BY 1, 2, 3),"
@@ -349,7 +353,8 @@ static const char insert_sql[] =
     "  tg_latency_bucket(latency_ms) AS lb, count(*) AS n, count(*) FILTER (WHERE status >= 400) "
     "AS e,"
     "  sum(prompt_tokens) AS pt, sum(completion_tokens) AS ct, sum(cached_tokens) AS kt,"
-    "  sum(reasoning_tokens) AS rt, sum(cost_usd) AS c"
+    "  sum(reasoning_tokens) AS rt, sum(cost_usd) AS c, sum(cache_write_tokens) AS wt,"
+    "  sum(cache_write_1h_tokens) AS w1t"
     " FROM ins GROUP BY 1, 2, 3, 4, 5, 6),"
     " hrq AS MATERIALIZED ("
     " SELECT tenant_id, hour, key_id, model, provider, sum(n), sum(e), sum(pt), sum(ct), sum(kt),"
@@ -371,7 +376,7 @@ static const char insert_sql[] =
     " hd AS ("
     " SELECT tenant_id, date_trunc('day', hour, 'UTC') AS day, key_id, model, provider, lb,"
     "  sum(n)::bigint AS n, sum(e) AS e, sum(pt) AS pt, sum(ct) AS ct, sum(kt) AS kt,"
-    "  sum(rt) AS rt, sum(c) AS c"
+    "  sum(rt) AS rt, sum(c) AS c, sum(wt) AS wt, sum(w1t) AS w1t"
     " FROM hb GROUP BY 1, 2, 3, 4, 5, 6),"
     " drq AS MATERIALIZED ("
     " SELECT tenant_id, day, key_id, model, provider, sum(n), sum(e), sum(pt), sum(ct), sum(kt),"
@@ -413,15 +418,18 @@ static const char insert_sql[] =
     " RETURNING 1),"
     " dn AS ("
     " SELECT tenant_id, day, model, provider, lb, sum(n)::bigint AS n, sum(e) AS e,"
-    "  sum(pt) AS pt, sum(ct) AS ct, sum(kt) AS kt, sum(rt) AS rt, sum(c) AS c"
+    "  sum(pt) AS pt, sum(ct) AS ct, sum(kt) AS kt, sum(rt) AS rt, sum(c) AS c,"
+    "  sum(wt) AS wt, sum(w1t) AS w1t"
     " FROM hd GROUP BY 1, 2, 3, 4, 5),"
     " dnrq AS MATERIALIZED ("
     " SELECT tenant_id, day, model, provider, sum(n), sum(e), sum(pt), sum(ct), sum(kt),"
-    "  sum(rt), sum(c), array_agg((lb::bigint << 40) + n ORDER BY lb) FILTER (WHERE lb IS NOT NULL)"
+    "  sum(rt), sum(c), sum(wt), sum(w1t),"
+    "  array_agg((lb::bigint << 40) + n ORDER BY lb) FILTER (WHERE lb IS NOT NULL)"
     " FROM dn GROUP BY 1, 2, 3, 4),"
     " dnr AS ("
     " INSERT INTO usage_daily_nokey AS dk (tenant_id, day, model, provider, requests, errors,"
-    "  prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, latency_hist)"
+    "  prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd,"
+    "  cache_write_tokens, cache_write_1h_tokens, latency_hist)"
     " SELECT * FROM dnrq ORDER BY 1, 2, 3, 4"
     " ON CONFLICT (tenant_id, day, model, provider) DO UPDATE SET"
     "  requests = dk.requests + excluded.requests, errors = dk.errors + excluded.errors,"
@@ -430,7 +438,9 @@ static const char insert_sql[] =
     "  cached_tokens = dk.cached_tokens + excluded.cached_tokens,"
     "  reasoning_tokens = dk.reasoning_tokens + excluded.reasoning_tokens,"
     "  cost_usd = dk.cost_usd + excluded.cost_usd,"
-    "  latency_hist = tg_latency_hist_add(dk.latency_hist, excluded.latency_hist)"
+    "  latency_hist = tg_latency_hist_add(dk.latency_hist, excluded.latency_hist),"
+    "  cache_write_tokens = dk.cache_write_tokens + excluded.cache_write_tokens,"
+    "  cache_write_1h_tokens = dk.cache_write_1h_tokens + excluded.cache_write_1h_tokens"
     " RETURNING 1),"
     " ha AS ("
     " SELECT hour, model, provider, lb, sum(n)::bigint AS n, sum(e) AS e, sum(pt) AS pt,"
@@ -473,6 +483,29 @@ static const char insert_sql[] =
     "  reasoning_tokens = da_.reasoning_tokens + excluded.reasoning_tokens,"
     "  cost_usd = da_.cost_usd + excluded.cost_usd,"
     "  latency_hist = tg_latency_hist_add(da_.latency_hist, excluded.latency_hist)"
+    " RETURNING 1),"
+    " bq AS MATERIALIZED ("
+    " SELECT date_trunc('day', ts, 'UTC') AS day, tenant_id, coalesce(model, '') AS model,"
+    "  coalesce(provider, '') AS provider, usage_prompt_band(prompt_tokens) AS above, count(*),"
+    "  sum(prompt_tokens), sum(cached_tokens), sum(cache_write_tokens),"
+    "  sum(cache_write_1h_tokens), sum(completion_tokens), sum(reasoning_tokens), sum(cost_usd)"
+    " FROM ins WHERE tenant_id IS NOT NULL"
+    "  AND prompt_tokens > (SELECT min(above) FROM usage_prompt_bounds WHERE above > 0)"
+    " GROUP BY 1, 2, 3, 4, 5),"
+    " br AS ("
+    " INSERT INTO usage_daily_bands AS ub (day, tenant_id, model, provider, above, requests,"
+    "  prompt_tokens, cached_tokens, cache_write_tokens, cache_write_1h_tokens, completion_tokens,"
+    "  reasoning_tokens, cost_usd)"
+    " SELECT * FROM bq ORDER BY 2, 1, 3, 4, 5"
+    " ON CONFLICT (tenant_id, day, model, provider, above) DO UPDATE SET"
+    "  requests = ub.requests + excluded.requests,"
+    "  prompt_tokens = ub.prompt_tokens + excluded.prompt_tokens,"
+    "  cached_tokens = ub.cached_tokens + excluded.cached_tokens,"
+    "  cache_write_tokens = ub.cache_write_tokens + excluded.cache_write_tokens,"
+    "  cache_write_1h_tokens = ub.cache_write_1h_tokens + excluded.cache_write_1h_tokens,"
+    "  completion_tokens = ub.completion_tokens + excluded.completion_tokens,"
+    "  reasoning_tokens = ub.reasoning_tokens + excluded.reasoning_tokens,"
+    "  cost_usd = ub.cost_usd + excluded.cost_usd"
     " RETURNING 1)"
     " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM d), (SELECT count(*) FROM hb),"
     "  (SELECT count(*) FROM hd), (SELECT count(*) FROM hn), (SELECT count(*) FROM dn),"
@@ -480,7 +513,8 @@ static const char insert_sql[] =
     "  (SELECT count(*) FROM drq), (SELECT count(*) FROM hnrq), (SELECT count(*) FROM dnrq),"
     "  (SELECT count(*) FROM harq), (SELECT count(*) FROM darq), (SELECT count(*) FROM sp),"
     "  (SELECT count(*) FROM hr), (SELECT count(*) FROM dr), (SELECT count(*) FROM hnr),"
-    "  (SELECT count(*) FROM dnr), (SELECT count(*) FROM har), (SELECT count(*) FROM dar)";
+    "  (SELECT count(*) FROM dnr), (SELECT count(*) FROM har), (SELECT count(*) FROM dar),"
+    "  (SELECT count(*) FROM bq), (SELECT count(*) FROM br)";
 #pragma GCC diagnostic pop
 
 static void keep_state(PGresult *res, char *state)

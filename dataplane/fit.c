@@ -10,10 +10,13 @@
 
 #include "tg_banned.h"
 
+/* Above any token count a request can mean; a longer number stops growing here. */
+#define DP_FIT_NUM_MAX ((int64_t)1 << 40)
+
 static bool span_is(const char *p, size_t n, const char *lit)
 {
     size_t l = strlen(lit);
-    return n == l && memcmp(p, lit, l) == 0;
+    return p && n == l && memcmp(p, lit, l) == 0;
 }
 
 static size_t skip_ws(const char *p, size_t n, size_t i)
@@ -23,12 +26,26 @@ static size_t skip_ws(const char *p, size_t n, size_t i)
     return i;
 }
 
+/* Whether a string member asks for reasoning: chat's top-level reasoning_effort, Responses'
+ * reasoning.effort (any effort but "none"), /v1/messages' thinking.type (enabled, adaptive). */
+static void scan_reasoning(dp_fit_need_t *need, int depth, const char *top, size_t top_len,
+                           const char *key, size_t key_len, const char *s, size_t sl)
+{
+    if ((depth == 1 && span_is(key, key_len, "reasoning_effort")) ||
+        (depth == 2 && span_is(top, top_len, "reasoning") && span_is(key, key_len, "effort")))
+        need->reasoning = !span_is(s, sl, "none");
+    else if (depth == 2 && span_is(top, top_len, "thinking") && span_is(key, key_len, "type"))
+        need->reasoning = span_is(s, sl, "enabled") || span_is(s, sl, "adaptive");
+}
+
 void dp_fit_need_scan(dp_fit_need_t *need, const char *p, size_t n, int64_t max_tokens)
 {
     memset(need, 0, sizeof(*need));
     need->max_tokens = max_tokens;
     const char *key = NULL; /* the last member name read (escaped names never match ours) */
     size_t key_len = 0;
+    const char *top = NULL; /* the top-level member whose object or array is open */
+    size_t top_len = 0;
     int depth = 0;
     bool after_colon = false; /* the next value is the member `key`'s */
     size_t i = 0;
@@ -54,14 +71,30 @@ void dp_fit_need_scan(dp_fit_need_t *need, const char *p, size_t n, int64_t max_
                 /* an image's own bytes: a data: URL, or a base64 source's "data" */
                 if (span_is(key, key_len, "data") || (sl > 5 && memcmp(s, "data:", 5) == 0))
                     need->inline_bytes += sl;
+                scan_reasoning(need, depth, top, top_len, key, key_len, s, sl);
             }
             after_colon = false;
             i = j + 1;
             continue;
         }
+        if (after_colon && c >= '0' && c <= '9' && depth == 2 &&
+            span_is(top, top_len, "thinking") && span_is(key, key_len, "budget_tokens")) {
+            int64_t v = 0;
+            while (i < n && p[i] >= '0' && p[i] <= '9') {
+                v = v < DP_FIT_NUM_MAX ? v * 10 + (p[i] - '0') : v; /* a bound, not a count */
+                i++;
+            }
+            need->reasoning_budget = v;
+            after_colon = false;
+            continue;
+        }
         if (c == ':') {
             after_colon = true;
         } else if (c == '{' || c == '[') {
+            if (after_colon && depth == 1) {
+                top = key;
+                top_len = key_len;
+            }
             /* a non-empty top-level "tools" (or the older "functions") needs tool support */
             if (c == '[' && after_colon && depth == 1 &&
                 (span_is(key, key_len, "tools") || span_is(key, key_len, "functions"))) {
@@ -152,7 +185,15 @@ int64_t dp_fit_cost(const dp_fit_need_t *need, const tg_target_t *t)
     int64_t out = need->max_tokens > 0 ? need->max_tokens : DP_FIT_DEFAULT_OUTPUT;
     if (need->max_tokens <= 0 && t->info.max_output_tokens > 0 && t->info.max_output_tokens < out)
         out = t->info.max_output_tokens;
-    return tg_price_cost(&t->price, need->prompt_tokens, 0, out);
+    /* the same rules as the answer's cost (dp_cost_of): the estimate picks the long-context tier,
+     * and reasoning is priced apart where the price bills it so; nothing is guessed about cache
+     * reads or writes, which a request does not announce */
+    tg_cost_usage_t u = {.prompt = need->prompt_tokens, .completion = out};
+    if (need->reasoning)
+        u.reasoning = need->reasoning_budget > 0 && need->reasoning_budget < out
+                          ? need->reasoning_budget
+                          : out;
+    return tg_price_usage_cost(&t->price, &u);
 }
 
 void dp_fit_order_by_cost(const dp_fit_need_t *need, const tg_route_t *rt, size_t *order)

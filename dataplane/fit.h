@@ -39,6 +39,11 @@ typedef struct dp_fit_need {
     int64_t max_tokens;    /* the client's output limit, or -1 */
     int64_t images;
     size_t inline_bytes; /* image bytes inline in the body (data: URLs, base64 sources) */
+    /* the request asks for reasoning: a reasoning effort other than "none" (chat's
+     * reasoning_effort, Responses' reasoning.effort) or extended thinking (/v1/messages'
+     * thinking, type enabled or adaptive) */
+    bool reasoning;
+    int64_t reasoning_budget; /* thinking.budget_tokens, or 0 */
 } dp_fit_need_t;
 
 /* One request's filter: its need and the targets it turned away (for the 400). */
@@ -55,7 +60,7 @@ typedef struct dp_fit {
 
 /* Reads the need of a JSON body (valid: the request parser checked it) of p[0..n): tools (a
  * non-empty top-level "tools" or "functions"), images (parts of type image_url, image or
- * input_image) and the size estimate. Pure. */
+ * input_image), the size estimate and whether it asks for reasoning. Pure. */
 void dp_fit_need_scan(dp_fit_need_t *need, const char *p, size_t n, int64_t max_tokens);
 /* Sets up f for a parsed request body of an endpoint (DP_EP_*). */
 void dp_fit_init(dp_fit_t *f, int endpoint, dp_reqbody_t *rb);
@@ -65,9 +70,12 @@ uint32_t dp_fit_check(const dp_fit_need_t *need, const tg_model_info_t *info);
 bool dp_fit_admit(dp_fit_t *f, const tg_target_t *t);
 /* Whether t fits, remembering nothing. */
 bool dp_fit_ok(const dp_fit_t *f, const tg_target_t *t);
-/* Estimated cost of the need on a target in picodollars: prompt estimate at the input price and
- * max_tokens (or DP_FIT_DEFAULT_OUTPUT, capped by max_output_tokens) at the output price;
- * INT64_MAX for an unpriced target, so that it comes after every priced one. Pure. */
+/* Estimated cost of the need on a target in picodollars, priced by the rules of a real request's
+ * cost (tg_price_usage_cost): the prompt estimate as input tokens, which also chooses the
+ * long-context tier, and max_tokens (or DP_FIT_DEFAULT_OUTPUT, capped by max_output_tokens) as
+ * output tokens, of which, when the request asks for reasoning, its thinking budget (all of them
+ * without one) as reasoning tokens; INT64_MAX for an unpriced target, so that it comes after every
+ * priced one. Pure. */
 int64_t dp_fit_cost(const dp_fit_need_t *need, const tg_target_t *t);
 /* The route's target indices in order of estimated cost, cheapest first; ties and unpriced
  * targets keep the route's order. order holds rt->ntargets entries. */

@@ -143,15 +143,23 @@ test('GET /v1/models shows the model info of the catalog through the snapshot', 
   assert.equal(smart.output_cost_per_token, Number(g4.prices.output) / 1e6);
 });
 
-// what volumes cost at a catalog entry's prices, as the API computes it
-function costOf(prices, { p, c, o }) {
-  const i = Number(prices.input);
-  const ci = prices.cached_input !== undefined && prices.cached_input !== null ? Number(prices.cached_input) : i;
-  return ((p - c) * i + c * ci + o * Number(prices.output || 0)) / 1e6;
+// what events cost at a catalog entry's prices, as a request's real cost is: each event at the
+// long-context tier its prompt is more than (docs/catalog.md, "Exact cost"), all else as the base
+function costOf(entry, events) {
+  let sum = 0;
+  for (const { p, c, o } of events) {
+    let prices = entry.prices;
+    for (const t of entry.long_context ?? []) if (p > t.from_input_tokens) prices = t;
+    const i = Number(prices.input);
+    const ci = prices.cached_input !== undefined && prices.cached_input !== null ? Number(prices.cached_input) : i;
+    sum += ((p - c) * i + c * ci + o * Number(prices.output || 0)) / 1e6;
+  }
+  return sum;
 }
 
 test('recommendations: per model, the same volumes on the other targets and on catalog models, cheapest first', async () => {
   const vol = { p: 1_000_000, c: 200_000, o: 500_000 };
+  const evs = [{ p: 600_000, c: 150_000, o: 200_000 }, { p: 400_000, c: 50_000, o: 300_000 }];
   const ev = (tenant, o) => usageEvent({ ts: new Date().toISOString(), tenant_id: tenant, key_id: key.id, model: 'smart',
     provider: p1.id, upstream_model: 'gpt-4', ...o });
   // tenant A: two events adding up to vol, on gpt-4 at p1; tenant B's event must not count
@@ -182,7 +190,7 @@ test('recommendations: per model, the same volumes on the other targets and on c
   assert.equal(route[0].provider_id, p2.id);
   assert.equal(route[0].provider, 'two');
   assert.equal(route[0].model, 'gpt-5-nano');
-  const nanoCost = costOf(nano.prices, vol); // 800k * 0.05 + 200k * 0.005 + 500k * 0.40, per million
+  const nanoCost = costOf(nano, evs); // 800k * 0.05 + 200k * 0.005 + 500k * 0.40, per million
   assert.ok(Math.abs(nanoCost - 0.241) < 1e-12, `by hand ${nanoCost}`);
   assert.ok(Math.abs(route[0].cost_usd - nanoCost) < 1e-12, `${route[0].cost_usd} vs ${nanoCost}`);
   assert.ok(Math.abs(route[0].savings_usd - (3.75 - nanoCost)) < 1e-12);
@@ -195,7 +203,7 @@ test('recommendations: per model, the same volumes on the other targets and on c
     .filter((x) => !(x.kind === 'openai' && (x.vendor || '') === 'openai' && ['gpt-4', 'gpt-5-nano'].includes(x.model)))
     .filter((x) => need.every((k) => x.capabilities?.[k] === true))
     .filter((x) => (x.context_window || 0) >= g4.context_window)
-    .map((x) => costOf(x.prices, vol))
+    .map((x) => costOf(x, evs))
     .sort((a, b) => a - b)
     .slice(0, 10);
   const cat = m.alternatives.filter((a) => a.source === 'catalog');

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BIN } from './lib/harness.mjs';
@@ -91,6 +91,42 @@ test('migration 8 fills the coarser usage rollups from usage_hourly, sums and hi
   }
   // two days x two tenants x two models
   assert.equal(psql(db, 'SELECT count(*) FROM usage_daily_nokey'), '8');
+});
+
+test('migration 13 stores the stored catalogs as rows and fills the band rollup from usage_events', async () => {
+  const db = createDatabase();
+  assert.equal((await migrate(db)).code, 0);
+  // the database as schema version 12 left it: 0009's and 0011's views, none of 0013's objects
+  const sql = (f) => readFileSync(path.resolve('migrations', f), 'utf8');
+  const view = (text, name) => new RegExp(`CREATE (?:OR REPLACE )?VIEW ${name} AS[\\s\\S]*?;\\n`).exec(text)[0]
+    .replace(/^CREATE (OR REPLACE )?VIEW/, 'CREATE OR REPLACE VIEW');
+  psql(db, [view(sql('0009_model_catalog.sql'), 'catalog_models'), view(sql('0009_model_catalog.sql'), 'provider_vendors'),
+    view(sql('0011_exact_cost.sql'), 'catalog_long_context'),
+    `DROP TRIGGER model_catalogs_rows ON model_catalogs; DROP FUNCTION catalog_rows_on_insert(), catalog_rows_fill(bigint, jsonb),
+       usage_prompt_band(bigint), usage_volume_cost(bigint, numeric, numeric, numeric, numeric, numeric, numeric, numeric,
+       numeric, numeric, numeric, numeric, numeric, json);
+     DROP TABLE usage_daily_bands, usage_prompt_bounds, catalog_model_rows, catalog_vendor_rows;
+     DELETE FROM schema_migrations WHERE version = 13`].join('\n'));
+  // a catalog with a tier above 1,000 input tokens, and events on both sides of it
+  psql(db, `INSERT INTO model_catalogs (origin, version, generated_on, sha256, doc) VALUES ('import', 'v', '2099-01-01',
+    repeat('a', 64), '{"vendors": {"openai": {"kind": "openai", "hosts": ["api.openai.com"], "default_for_kind": true}},
+      "models": [{"kind": "anthropic", "model": "m", "mode": "chat", "prices": {"input": "1", "output": "2"},
+      "long_context": [{"from_input_tokens": 1000, "input": "2", "output": "4"}]}]}')`);
+  psql(db, `INSERT INTO usage_events (id, ts, request_id, tenant_id, model, provider, endpoint, status, streamed, prompt_tokens,
+      completion_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, cache_write_1h_tokens, cost_usd, usage_source)
+    SELECT gen_random_uuid(), now(), 'r' || n, md5('t')::uuid, 'alias', 'p', 'chat.completions', 200, false, p, 10, 1, 2, 3, 4,
+           0.5, 'provider'
+    FROM generate_series(1, 4) n, (VALUES (1000), (1001), (5000)) v(p)`);
+  const m = await migrate(db);
+  assert.equal(m.code, 0, m.out);
+  assert.match(m.out, /event=applied migration=0013_/);
+  assert.equal(psql(db, "SELECT kind || '/' || vendor || '/' || model || ' ' || c.input_per_mtok || ' ' || r.long_context::text FROM catalog_models c JOIN catalog_model_rows r USING (kind, vendor, model)"),
+    'anthropic//m 1 [{"above_input_tokens":1000,"input_per_mtok":2,"output_per_mtok":4}]');
+  assert.equal(psql(db, 'SELECT string_agg(above::text, \',\') FROM usage_prompt_bounds'), '1000');
+  // 1,000 tokens is not more than the threshold; 1,001 and 5,000 are
+  assert.equal(psql(db, `SELECT string_agg(concat_ws('|', above, requests, prompt_tokens, cached_tokens, cache_write_tokens,
+      cache_write_1h_tokens, completion_tokens, reasoning_tokens, trim_scale(cost_usd)), ';' ORDER BY above) FROM usage_daily_bands`),
+    '0|4|4000|4|12|16|40|8|2;1000|8|24004|8|24|32|80|16|4');
 });
 
 test('a bad migration target is refused with a clear message', async () => {

@@ -73,6 +73,8 @@ before(async () => {
     { alias: 'cheapfb', strategy: 'cheapest', retry: once, targets: [
       t('a', 'dear2'), t('b', 'mid2'), t('c', 'low2 mock:status=503')] },
     { alias: 'cheapout', strategy: 'cheapest', targets: [t('a', 'inheavy'), t('b', 'outheavy')] },
+    { alias: 'cheaptier', strategy: 'cheapest', targets: [t('a', 'tiered'), t('b', 'flat')] },
+    { alias: 'cheapthink', strategy: 'cheapest', targets: [t('a', 'think'), t('b', 'plain')] },
     { alias: 'cheaptools', strategy: 'cheapest', targets: [
       t('a', 'ct-dear', { capabilities: caps() }), t('b', 'ct-mid', { capabilities: caps() }),
       t('c', 'ct-low', { capabilities: caps({ tools: false }) })] },
@@ -80,7 +82,13 @@ before(async () => {
   prices.push(price('a', 'dear', 10, 30), price('b', 'mid', 1, 2), price('c', 'low', 0.1, 0.4),
     price('a', 'dear2', 10, 30), price('b', 'mid2', 1, 2), price('c', 'low2 mock:status=503', 0.1, 0.4),
     price('a', 'inheavy', 10, 0.1), price('b', 'outheavy', 0.1, 10),
-    price('a', 'ct-dear', 10, 30), price('b', 'ct-mid', 1, 2), price('c', 'ct-low', 0.1, 0.4));
+    price('a', 'ct-dear', 10, 30), price('b', 'ct-mid', 1, 2), price('c', 'ct-low', 0.1, 0.4),
+    // every rate x4 for a prompt of more than 2,000 input tokens, against a flat x2
+    { ...price('a', 'tiered', 1, 1),
+      long_context: [{ above_input_tokens: 2000, input_per_mtok: 4, output_per_mtok: 4 }] },
+    price('b', 'flat', 2, 2),
+    // reasoning billed at 8 on think, as output (3) on plain
+    { ...price('a', 'think', 1, 2), reasoning_per_mtok: 8 }, price('b', 'plain', 1, 3));
   const snap = makeSnapshot({
     mockUrl: a.url,
     providers: [a, b, c].map((m, i) => ({ id: 'abc'[i], kind: 'openai', base_url: m.url, api_key: 'sk-upstream-test' })),
@@ -237,6 +245,42 @@ test('cheapest: the estimate weighs the prompt size against max_tokens', async (
   assert.equal(r2.headers.get('x-tollgate-target'), 'b');
 });
 
+// A chat body of exactly `bytes` bytes: the gateway estimates ceil(bytes / 4) prompt tokens.
+function chatOfSize(model, bytes, extra = {}) {
+  const body = chat(model, extra, '');
+  body.messages[0].content = 'z'.repeat(bytes - JSON.stringify(body).length);
+  assert.equal(JSON.stringify(body).length, bytes);
+  return body;
+}
+
+test('cheapest: the long-context tier the prompt estimate reaches prices the whole request', async () => {
+  // 2,000 tokens (not more than the tier's 2,000): tiered 2,000*1 + 10*1 < flat 2,000*2 + 10*2
+  const below = await post(chatOfSize('cheaptier', 8000, { max_tokens: 10 }));
+  assert.equal(below.status, 200);
+  assert.equal(below.headers.get('x-tollgate-target'), 'a');
+  // 2,001 tokens: tiered 2,001*4 + 10*4 > flat 2,001*2 + 10*2
+  const above = await post(chatOfSize('cheaptier', 8001, { max_tokens: 10 }));
+  assert.equal(above.status, 200);
+  assert.equal(above.headers.get('x-tollgate-target'), 'b');
+  assert.deepEqual([seen(a), seen(b)], [['tiered'], ['flat']]);
+});
+
+test('cheapest: a request that asks for reasoning prices it where billed apart', async () => {
+  const body = (extra) => chat('cheapthink', { max_tokens: 1000, ...extra });
+  // no reasoning: think 1000*2 < plain 1000*3
+  assert.equal((await post(body())).headers.get('x-tollgate-target'), 'a');
+  // an effort: all 1,000 output tokens may be reasoning, think 1000*8 > plain 1000*3
+  assert.equal((await post(body({ reasoning_effort: 'high' }))).headers.get('x-tollgate-target'), 'b');
+  assert.equal((await post(body({ reasoning_effort: 'none' }))).headers.get('x-tollgate-target'), 'a');
+  // /v1/messages' thinking budget: 100*8 + 900*2 < 1000*3; 900*8 + 100*2 > 1000*3
+  const msg = (budget) => post({ model: 'cheapthink', max_tokens: 1000,
+    thinking: { type: 'enabled', budget_tokens: budget }, messages: [{ role: 'user', content: 'hi' }] }, '/v1/messages');
+  const r1 = await msg(100);
+  assert.equal(r1.status, 200, await r1.clone().text());
+  assert.equal(r1.headers.get('x-tollgate-target'), 'a');
+  assert.equal((await msg(900)).headers.get('x-tollgate-target'), 'b');
+});
+
 test('cheapest: a target that does not fit is not picked however cheap', async () => {
   const r = await post(chat('cheaptools', { tools: TOOLS }));
   assert.equal(r.headers.get('x-tollgate-target'), 'b');
@@ -249,7 +293,7 @@ test("GET /v1/models: the key's aliases with LiteLLM-style model info (openai SD
   const list = [];
   for await (const m of client.models.list()) list.push(m);
   const by = Object.fromEntries(list.map((m) => [m.id, m]));
-  assert.equal(list.length, 4 * 3 + 12);
+  assert.equal(list.length, 4 * 3 + 14);
   const ctx = by['ctx-weighted'];
   assert.equal(ctx.object, 'model');
   assert.deepEqual(ctx.model_info, {

@@ -112,3 +112,99 @@ Test(dp_fit, cost_uses_max_tokens_or_the_default_output_and_unpriced_sorts_last)
     cr_assert_eq(order[1], 0);
     cr_assert_eq(order[2], 1);
 }
+
+Test(dp_fit, reasoning_is_an_effort_but_none_or_enabled_thinking_with_its_budget)
+{
+    cr_assert_not(scan("{\"model\":\"m\",\"messages\":[]}", -1).reasoning);
+    cr_assert(scan("{\"model\":\"m\",\"reasoning_effort\":\"low\"}", -1).reasoning);
+    cr_assert_not(scan("{\"model\":\"m\",\"reasoning_effort\":\"none\"}", -1).reasoning);
+    cr_assert(scan("{\"model\":\"m\",\"reasoning\":{\"effort\":\"high\"}}", -1).reasoning);
+    /* an "effort" elsewhere says nothing */
+    cr_assert_not(scan("{\"model\":\"m\",\"metadata\":{\"effort\":\"high\"}}", -1).reasoning);
+    dp_fit_need_t n = scan("{\"model\":\"m\",\"max_tokens\":3000,\"thinking\": "
+                           "{\"type\":\"enabled\",\"budget_tokens\": "
+                           "2048}}",
+                           3000);
+    cr_assert(n.reasoning);
+    cr_assert_eq(n.reasoning_budget, 2048);
+    n = scan("{\"thinking\":{\"budget_tokens\":2048,\"type\":\"disabled\"}}", 3000);
+    cr_assert_not(n.reasoning);
+    /* a budget_tokens outside thinking is not one */
+    cr_assert_eq(scan("{\"metadata\":{\"budget_tokens\":5}}", -1).reasoning_budget, 0);
+}
+
+/* A price whose rates double above 200k input tokens (the rule of Anthropic's and Gemini's long
+ * context), against a flat one between the two. */
+static const tg_price_t tiered = {.input = 1000000,
+                                  .cached_input = 1000000,
+                                  .output = 5000000,
+                                  .cache_write = 1000000,
+                                  .cache_write_1h = 1000000,
+                                  .reasoning = 5000000,
+                                  .set = true,
+                                  .ntiers = 1,
+                                  .tiers = {{.above_input_tokens = 200000,
+                                             .input = 2000000,
+                                             .cached_input = 2000000,
+                                             .output = 10000000,
+                                             .cache_write = 2000000,
+                                             .cache_write_1h = 2000000,
+                                             .reasoning = 10000000}}};
+
+Test(dp_fit, cost_takes_the_long_context_tier_the_prompt_estimate_reaches)
+{
+    tg_provider_t p = {.id = "p"};
+    tg_price_t flat = {.input = 1500000, .output = 7500000, .set = true};
+    flat.cached_input = flat.cache_write = flat.cache_write_1h = flat.input;
+    flat.reasoning = flat.output;
+    tg_target_t t[2] = {{.provider = &p, .model = "tiered", .price = tiered},
+                        {.provider = &p, .model = "flat", .price = flat}};
+    tg_route_t rt = {.alias = "r", .targets = t, .ntargets = 2};
+    size_t order[2];
+    /* 250k: the whole request at the tier's rates, so the flat price wins */
+    dp_fit_need_t n = {.prompt_tokens = 250000, .max_tokens = 1000};
+    cr_assert_eq(dp_fit_cost(&n, &t[0]), 250000LL * 2000000 + 1000LL * 10000000);
+    cr_assert_eq(dp_fit_cost(&n, &t[1]), 250000LL * 1500000 + 1000LL * 7500000);
+    dp_fit_order_by_cost(&n, &rt, order);
+    cr_assert_eq(order[0], 1);
+    /* at exactly 200k the base rates apply, and the tiered target wins */
+    n.prompt_tokens = 200000;
+    cr_assert_eq(dp_fit_cost(&n, &t[0]), 200000LL * 1000000 + 1000LL * 5000000);
+    dp_fit_order_by_cost(&n, &rt, order);
+    cr_assert_eq(order[0], 0);
+    /* one token more and it loses */
+    n.prompt_tokens = 200001;
+    dp_fit_order_by_cost(&n, &rt, order);
+    cr_assert_eq(order[0], 1);
+    /* the estimate from a body: 4 bytes a token */
+    n = scan("{\"model\":\"m\"}", 1000);
+    cr_assert_eq(dp_fit_cost(&n, &t[0]), 4LL * 1000000 + 1000LL * 5000000);
+}
+
+Test(dp_fit, cost_prices_reasoning_apart_when_the_request_asks_for_it)
+{
+    tg_provider_t p = {.id = "p"};
+    /* reasoning billed at 4x output on "think", as output on "plain" */
+    tg_price_t think = {.input = 1000000, .output = 2000000, .reasoning = 8000000, .set = true};
+    tg_price_t plain = {.input = 1000000, .output = 3000000, .reasoning = 3000000, .set = true};
+    tg_target_t t[2] = {{.provider = &p, .model = "think", .price = think},
+                        {.provider = &p, .model = "plain", .price = plain}};
+    tg_route_t rt = {.alias = "r", .targets = t, .ntargets = 2};
+    size_t order[2];
+    dp_fit_need_t n = {.prompt_tokens = 100, .max_tokens = 1000};
+    /* no reasoning asked: output at the output price, "think" is cheaper */
+    cr_assert_eq(dp_fit_cost(&n, &t[0]), 100LL * 1000000 + 1000LL * 2000000);
+    dp_fit_order_by_cost(&n, &rt, order);
+    cr_assert_eq(order[0], 0);
+    /* an effort without a budget: all of the output may be reasoning */
+    n.reasoning = true;
+    cr_assert_eq(dp_fit_cost(&n, &t[0]), 100LL * 1000000 + 1000LL * 8000000);
+    cr_assert_eq(dp_fit_cost(&n, &t[1]), 100LL * 1000000 + 1000LL * 3000000);
+    dp_fit_order_by_cost(&n, &rt, order);
+    cr_assert_eq(order[0], 1);
+    /* a thinking budget: that many reasoning tokens, the rest output */
+    n.reasoning_budget = 100;
+    cr_assert_eq(dp_fit_cost(&n, &t[0]), 100LL * 1000000 + 100LL * 8000000 + 900LL * 2000000);
+    dp_fit_order_by_cost(&n, &rt, order);
+    cr_assert_eq(order[0], 0);
+}

@@ -1,0 +1,102 @@
+// recommendations_bands.test.mjs: the daily band rollup (migrations/0013_catalog_rows_usage_bands.sql)
+// keeps only the requests whose prompt is above a long-context threshold; band 0, most requests,
+// is read as usage_daily_nokey's volumes less the other bands', so that ingesting an event below
+// every threshold writes no band row. One alias with requests on both sides of a 1,000-token
+// threshold must still be priced band by band: the sum of what recommendations_cost.test.mjs
+// works out by hand for the same requests under two aliases.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BIN, waitFor } from './lib/harness.mjs';
+import { startControl, usageEvent } from './lib/control.mjs';
+
+const builtin = JSON.parse(readFileSync(path.resolve('catalog/models.json'), 'utf8'));
+const caps = { tools: true, parallel_tool_calls: true, vision: true, json_schema: true, reasoning: true, streaming_usage: true };
+const entry = (o) => ({ kind: 'anthropic', mode: 'chat', context_window: 200000, max_output_tokens: 8192,
+  capabilities: caps, deprecation_date: null, read_on: '2026-12-07',
+  source: 'https://platform.claude.com/docs/en/about-claude/pricing', ...o });
+// the prices of recommendations_cost.test.mjs, under this test's own names
+const FIXTURE = [
+  entry({ model: 'tg-band-tiered',
+    prices: { input: '2', cached_input: '0.20', cache_write: { '5m': '2.50', '1h': '4' }, output: '10', reasoning: '20' },
+    long_context: [{ from_input_tokens: 1000, input: '4', cached_input: '0.40', cache_write: { '5m': '5', '1h': '8' },
+      output: '15', reasoning: '30' }] }),
+  entry({ model: 'tg-band-flat', prices: { input: '3', cached_input: '0.30', cache_write: { '5m': '3.75', '1h': '6' }, output: '12' } }),
+];
+
+let cp;
+let admin;
+let tenant;
+let house;
+
+before(async () => {
+  cp = await startControl();
+  const catalog = structuredClone(builtin);
+  catalog.version = `${builtin.version}-bands-test`;
+  catalog.models.push(...FIXTURE);
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'tg-band-')), 'catalog.json');
+  writeFileSync(file, JSON.stringify(catalog));
+  const r = spawnSync(path.join(BIN, 'tollgate-control'), ['catalog', 'import', file], {
+    env: { ...process.env, TOLLGATE_DATABASE_URL: cp.dbUrl,
+      TOLLGATE_MASTER_KEY: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff' },
+    encoding: 'utf8', timeout: 30000 });
+  assert.equal(r.status, 0, r.stderr);
+  admin = await cp.login();
+  const prov = async (name, kind) => {
+    const p = await cp.api('POST', '/api/v1/providers', { token: admin, body: {
+      name, kind, base_url: 'http://127.0.0.1:9', credentials: { api_key: 'sk-unused' } } });
+    assert.equal(p.status, 201, p.text);
+    return p.body.id;
+  };
+  house = await prov('house', 'openai');
+  const anth = await prov('anth', 'anthropic');
+  const anth2 = await prov('anth2', 'anthropic');
+  const rt = await cp.api('POST', '/api/v1/routes', { token: admin, body: { alias: 'band-mixed', targets: [
+    { provider_id: house, model: 'house-model' }, { provider_id: anth, model: 'tg-band-tiered' },
+    { provider_id: anth2, model: 'tg-band-flat' }] } });
+  assert.equal(rt.status, 201, rt.text);
+  tenant = await cp.makeTenant(admin, 'bands');
+});
+
+after(async () => {
+  await cp?.stop();
+});
+
+const ev = (o) => usageEvent({ ts: new Date().toISOString(), tenant_id: tenant.id, key_id: null, model: 'band-mixed',
+  provider: house, upstream_model: 'house-model', ...o });
+
+test('requests below every threshold write no band row, and one model\'s bands on both sides are each priced at their tier', async () => {
+  await cp.postUsage([
+    ev({ prompt_tokens: 1000, cached_tokens: 200, cache_write_tokens: 100, cache_write_1h_tokens: 50,
+      completion_tokens: 400, reasoning_tokens: 100, cost_usd: 0.5 }),
+    ev({ prompt_tokens: 10, completion_tokens: 1, cost_usd: 0 }),
+  ]);
+  // two events below the lowest threshold: counted, but no band row of their own
+  const tid = tenant.id;
+  await waitFor(async () => cp.sql(`SELECT requests FROM usage_daily_nokey WHERE tenant_id = '${tid}'`) === '2',
+    10000, 'the rollup holds the events');
+  assert.equal(cp.sql(`SELECT count(*) FROM usage_daily_bands WHERE tenant_id = '${tid}'`), '0');
+  await cp.postUsage([
+    ev({ prompt_tokens: 1001, cached_tokens: 1, completion_tokens: 10, cost_usd: 0.25 }),
+    ev({ prompt_tokens: 5000, cached_tokens: 1000, cache_write_tokens: 500, cache_write_1h_tokens: 500,
+      completion_tokens: 1000, reasoning_tokens: 600, cost_usd: 0.25 }),
+  ]);
+  let r;
+  await waitFor(async () => {
+    r = await cp.api('GET', `/api/v1/usage/recommendations?tenant_id=${tid}`, { token: admin });
+    return r.status === 200 && r.body.models[0]?.requests === 4;
+  }, 10000, 'the rollups hold the events');
+  assert.equal(cp.sql(`SELECT string_agg(above || '|' || requests || '|' || prompt_tokens, ';') FROM usage_daily_bands
+    WHERE tenant_id = '${tid}'`), '1000|2|6001', 'only the requests above the threshold have band rows');
+  const m = r.body.models[0];
+  assert.deepEqual([m.requests, m.prompt_tokens, m.cached_tokens, m.cache_write_tokens, m.cache_write_1h_tokens,
+    m.completion_tokens, m.reasoning_tokens, m.cost_usd], [4, 7011, 1201, 600, 550, 1411, 700, 1]);
+  // per million, as worked out in recommendations_cost.test.mjs, plus the 10-token request
+  // (tiered 10 * 2 + 1 * 10 = 30; flat 10 * 3 + 1 * 12 = 42):
+  // tiered 6790 + 30 + 4150.4 + 42900 = 53870.4;  flat 7485 + 42 + 3120.3 + 26175 = 36822.3
+  const cost = Object.fromEntries(m.alternatives.map((a) => [a.model, a.cost_usd]));
+  assert.deepEqual(cost, { 'tg-band-tiered': 0.0538704, 'tg-band-flat': 0.0368223 });
+});

@@ -118,7 +118,7 @@ test('the usage explorer shows requests, tokens and spend per endpoint, and spli
   await section.waitFor();
   // on demand: the view itself does not sum the period's events
   assert.ok(!page.apiCalls.some((c) => /group_by=endpoint/.test(c)), page.apiCalls.join('\n'));
-  await section.getByRole('button', { name: 'Show spend per endpoint' }).click();
+  await section.getByRole('button', { name: 'Show the numbers per endpoint' }).click();
   await section.locator('table').waitFor();
   const q = new URLSearchParams(page.url().split('?')[1] || '');
   const from = q.get('from'), to = q.get('to');

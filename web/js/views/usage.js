@@ -117,7 +117,7 @@ export async function render(root, ctx, params, query) {
     }));
   };
   replace(endpointBody, h('p', null,
-    h('button', { type: 'button', class: 'btn', id: 'usage-by-endpoint-load', onClick: () => { loadEndpoints(); } }, 'Show spend per endpoint'),
+    h('button', { type: 'button', class: 'btn', id: 'usage-by-endpoint-load', onClick: () => { loadEndpoints(); } }, 'Show the numbers per endpoint'),
     ' ', h('span', { class: 'muted' }, 'chat.completions, messages, responses, embeddings: read from the period\'s requests.')));
   const endpointSection = h('section', { class: 'card', id: 'usage-by-endpoint', 'aria-labelledby': 'usage-by-endpoint-title' },
     h('h2', { id: 'usage-by-endpoint-title' }, 'By endpoint'), endpointBody);

@@ -256,31 +256,46 @@ static void uncork(dp_conn_t *c)
         conn_close(c); /* a response with a hole in it must not go on */
 }
 
-static void on_cork_check(uv_check_t *h)
+/* Sends what every corked connection holds. Runs from the check phase, right after the loop's
+ * I/O callbacks (where most corks start), or from the idle phase before the loop waits for I/O
+ * (a cork started in a timer callback, e.g. curl's, must not wait for the next I/O event). */
+static void cork_flush(dp_worker_t *w)
 {
-    dp_worker_t *w = h->data;
     while (w->corked)
         uncork(w->corked);
-    uv_check_stop(h);
+    uv_check_stop(&w->cork_check);
+    uv_idle_stop(&w->cork_idle);
     if (w->cork_buf.cap > DP_CORK_KEEP)
         tg_buf_dispose(&w->cork_buf); /* a burst's buffer is not kept */
     else
         tg_buf_reset(&w->cork_buf);
 }
 
+static void on_cork_check(uv_check_t *h)
+{
+    cork_flush(h->data);
+}
+
+static void on_cork_idle(uv_idle_t *h)
+{
+    cork_flush(h->data);
+}
+
 void dp_conn_worker_init(dp_worker_t *w)
 {
     uv_check_init(&w->loop, &w->cork_check);
     w->cork_check.data = w;
+    uv_idle_init(&w->loop, &w->cork_idle);
+    w->cork_idle.data = w;
     tg_buf_init(&w->cork_buf, UINT32_MAX);
     w->corked = NULL;
 }
 
 void dp_conn_worker_close(dp_worker_t *w)
 {
-    while (w->corked)
-        uncork(w->corked);
+    cork_flush(w);
     uv_close((uv_handle_t *)&w->cork_check, NULL);
+    uv_close((uv_handle_t *)&w->cork_idle, NULL);
     tg_buf_dispose(&w->cork_buf);
 }
 
@@ -289,8 +304,10 @@ void dp_conn_cork(dp_conn_t *c)
     if (c->corked || c->state == DP_CONN_CLOSING)
         return;
     dp_worker_t *w = c->w;
-    if (!w->corked)
+    if (!w->corked) {
         uv_check_start(&w->cork_check, on_cork_check);
+        uv_idle_start(&w->cork_idle, on_cork_idle); /* and the loop does not block before it */
+    }
     c->corked = true;
     c->ncork = 0;
     c->cork_next = w->corked;

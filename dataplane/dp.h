@@ -66,7 +66,8 @@ typedef struct dp_worker {
     size_t usage_count;
     dp_conn_t *conns; /* all open connections, for drain */
     size_t nconns;
-    uv_check_t cork_check; /* flushes corked connections once per loop iteration (conn.c) */
+    uv_check_t cork_check; /* flush corked connections after the loop's I/O (conn.c) */
+    uv_idle_t cork_idle;   /* ...or before it, when they corked in a timer: never block first */
     tg_buf_t cork_buf;     /* their bytes, until then */
     dp_conn_t *corked;     /* connections with bytes in cork_buf */
     bool draining;

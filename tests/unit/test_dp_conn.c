@@ -32,6 +32,7 @@ typedef struct world {
     /* mode 6: what the client could read, and the connection held, right after the writes */
     ssize_t peeked;
     size_t held;
+    int backend_timeout; /* how long the loop would wait for I/O now, with bytes held */
 } world_t;
 
 static world_t W;
@@ -68,6 +69,7 @@ static void answer(dp_conn_t *c)
         if (W.peeked < 0)
             W.peeked = errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
         W.held = dp_conn_write_queue(c);
+        W.backend_timeout = uv_backend_timeout(W.loop);
     } else {
         tg_err_t err;
         tg_err_set(&err, TG_ENOTFOUND, 404, "no such thing");
@@ -368,4 +370,18 @@ Test(dp_conn, a_connection_that_closes_after_a_corked_answer_sends_it_first)
                                "e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
     cr_assert(W.eof);
     cr_assert_str_eq(W.got, want);
+}
+
+Test(dp_conn, writes_corked_in_a_timer_leave_before_the_loop_waits_for_io)
+{
+    /* the answer comes from a timer callback (as curl's timeouts drive a transfer): held bytes
+     * must not wait for whatever I/O wakes the loop next (a stream's next event, another client) */
+    run("GET /x HTTP/1.1\r\nhost: a\r\n\r\n", sizeof(corked_want) - 1);
+    W.mode = 6;
+    W.defer_end = true;
+    go();
+    cr_assert_eq(W.peeked, 0);
+    cr_assert_eq(W.backend_timeout, 0, "with bytes held the loop would wait %d ms for I/O",
+                 W.backend_timeout);
+    cr_assert_str_eq(W.got, corked_want);
 }

@@ -19,9 +19,11 @@
 #define DP_X_KEEP_BYTES 65536 /* a pooled exchange's buffer larger than this is freed */
 #define DP_X_URL_MAX 8192
 /* curl's receive buffer, one per easy handle for its whole life (so one per stream in flight). A
- * provider's read is an event or a few (a few hundred bytes) or a JSON answer; 16 KiB is curl's
- * default and a few pages more than any of those needs. */
-#define DP_X_READ_BYTES 16384L
+ * provider's read is an event or a few (a few hundred bytes) or a JSON answer. Every page of it a
+ * read reaches stays in memory: with 8,000 streams that fall behind their cadence, reads of many
+ * events at once touched up to four pages of a 16 KiB buffer (bench/RESULTS.md, memory per
+ * stream); one page holds a typical read, and a larger answer costs a read per 4 KiB. */
+#define DP_X_READ_BYTES 4096L
 /* The arena of a request's header lines: a provider's lines take a few hundred bytes; more get
  * a second chunk. */
 #define DP_X_HEADER_CHUNK 1024

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
-  startStack, makeWorld, launch, newPage, signIn, settle, go, assertClean, axe, noOverflow,
+  startStack, makeWorld, signedInPage, stopAll, newPage, signIn, settle, go, assertClean, checkView,
   chat, waitFor, usage, ADMIN,
 } from './lib/browser.mjs';
 
@@ -23,21 +23,10 @@ before(async () => {
   await makeWorld(stack);
   tenant = await stack.cp.makeTenant(stack.admin, 'acme');
   adminUser = await stack.cp.makeUser('owner@acme.test', { tenantId: tenant.id, role: 'admin' });
-  browser = await launch();
-  admin = await newPage(browser, stack);
-  await signIn(admin, 'owner@acme.test', ADMIN.password);
+  ({ browser, page: admin } = await signedInPage(stack, 'owner@acme.test', ADMIN.password));
 });
 
-after(async () => {
-  if (browser) await browser.close();
-  if (stack) await stack.stop();
-});
-
-async function checkView(page, what) {
-  assert.deepEqual(await axe(page), [], `accessibility of ${what}`);
-  assert.deepEqual(await noOverflow(page), [], `horizontal overflow on ${what}`);
-  assertClean(page, what);
-}
+after(() => stopAll(browser, stack));
 
 // The endpoints a newer control plane adds (the request log); a test needing one is skipped
 // with the reason when the server answers 404 for it.

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
-  startStack, makeWorld, launch, newPage, signIn, settle, go, assertClean, axe, noOverflow,
+  startStack, makeWorld, signedInPage, stopAll, newPage, signIn, settle, go, assertClean, checkView,
   chat, waitFor, usage, ADMIN,
 } from './lib/browser.mjs';
 
@@ -39,21 +39,10 @@ before(async () => {
   for (let i = 0; i < 3; i++) { await chat(stack, key.key, `q${i}`); sent++; }
   await chat(stack, key.key, 'mock:status=404'); sent++;
   await waitFor(async () => (await usage(stack, { tenant_id: acme.id })).totals.requests === sent, 20000, 'usage at the control plane');
-  browser = await launch();
-  page = await newPage(browser, stack);
-  await signIn(page);
+  ({ browser, page } = await signedInPage(stack));
 });
 
-after(async () => {
-  if (browser) await browser.close();
-  if (stack) await stack.stop();
-});
-
-async function checkView(p, what) {
-  assert.deepEqual(await axe(p), [], `accessibility of ${what}`);
-  assert.deepEqual(await noOverflow(p), [], `horizontal overflow on ${what}`);
-  assertClean(p, what);
-}
+after(() => stopAll(browser, stack));
 
 test('overview: spend today and this month against the budgets, requests, error rate, latency', async () => {
   await go(page, `#/?tenant_id=${acme.id}`);

@@ -224,7 +224,7 @@ test('the request log pages with a cursor kept in the URL', async (t) => {
   for (let i = 0; i < 60; i++) {
     lines.push(JSON.stringify({ id: crypto.randomUUID(), ts: new Date(Date.now() - 3600000 - i * 1000).toISOString(), request_id: `page-${i}`,
       tenant_id: tenant.id, key_id: state.key.id, model: 'gpt-4o-mini', provider: 'mock', upstream_model: 'gpt-4o-mini-2024-07-18',
-      endpoint: '/v1/chat/completions', status: 200, streamed: false, cache_hit: false, latency_ms: 12, ttfb_ms: 5,
+      endpoint: 'chat.completions', status: 200, streamed: false, cache_hit: false, latency_ms: 12, ttfb_ms: 5,
       prompt_tokens: 1, completion_tokens: 1, cached_tokens: 0, reasoning_tokens: 0, cost_usd: 0.000001 }));
   }
   const r = await fetch(`${stack.base}/dp/v1/usage`, { method: 'POST', headers: { authorization: 'Bearer test-dp-token', 'content-type': 'application/x-ndjson' }, body: `${lines.join('\n')}\n` });

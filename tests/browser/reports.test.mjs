@@ -168,7 +168,7 @@ test('usage explorer: a key name with commas, quotes or a leading = stays one ce
   const k = await stack.cp.api('POST', `/api/v1/tenants/${acme.id}/keys`, { token: stack.admin, body: { name: evil, models: [] } });
   assert.equal(k.status, 201, k.text);
   const ev = (i) => JSON.stringify({ id: crypto.randomUUID(), ts: new Date(Date.now() - i * 1000).toISOString(), request_id: `csv-${i}`,
-    tenant_id: acme.id, key_id: k.body.id, model: 'gpt-4o-mini', provider: null, upstream_model: null, endpoint: '/v1/chat/completions',
+    tenant_id: acme.id, key_id: k.body.id, model: 'gpt-4o-mini', provider: null, upstream_model: null, endpoint: 'chat.completions',
     status: 200, streamed: false, cache_hit: false, latency_ms: 3, ttfb_ms: 1, prompt_tokens: 2, completion_tokens: 3,
     cached_tokens: 0, reasoning_tokens: 0, cost_usd: 0.25 });
   const r = await fetch(`${stack.base}/dp/v1/usage`, { method: 'POST', headers: { authorization: 'Bearer test-dp-token' }, body: `${ev(1)}\n${ev(2)}\n` });

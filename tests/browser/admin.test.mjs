@@ -5,7 +5,7 @@
 // scan and does not scroll sideways at 390 or 1280 px.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, launch, newPage, signIn, go, settle, assertClean, axe, noOverflow, ADMIN } from './lib/browser.mjs';
+import { startStack, signedInPage, stopAll, go, settle, assertClean, axe, noOverflow, ADMIN } from './lib/browser.mjs';
 import { adminRoutes, api } from './lib/admin.mjs';
 
 let stack;
@@ -15,15 +15,10 @@ const ids = {};
 
 before(async () => {
   stack = await startStack({ dataplane: false });
-  browser = await launch();
-  page = await newPage(browser, stack);
-  await signIn(page);
+  ({ browser, page } = await signedInPage(stack));
 });
 
-after(async () => {
-  if (browser) await browser.close();
-  if (stack) await stack.stop();
-});
+after(() => stopAll(browser, stack));
 
 const form = (label) => page.locator(`form[aria-label="${label}"]`);
 async function get(p) { return api(stack, 'GET', p); }

@@ -6,8 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startStack, makeWorld, launch, newPage, signIn, settle, go, assertClean, axe, noOverflow,
-  chat, waitFor, usage,
+  startStack, makeWorld, signedInPage, stopAll, settle, go, checkView, chat, waitFor, usage,
 } from './lib/browser.mjs';
 
 let stack;
@@ -61,21 +60,10 @@ before(async () => {
   }, 30000, 'usage at the control plane');
   chats = (await byEndpoint()).find((p) => p.group === 'chat.completions').requests;
   assert.equal((await usage(stack, { tenant_id: acme.id })).totals.requests, chats + 1);
-  browser = await launch();
-  page = await newPage(browser, stack);
-  await signIn(page);
+  ({ browser, page } = await signedInPage(stack));
 });
 
-after(async () => {
-  if (browser) await browser.close();
-  if (stack) await stack.stop();
-});
-
-async function checkView(p, what) {
-  assert.deepEqual(await axe(p), [], `accessibility of ${what}`);
-  assert.deepEqual(await noOverflow(p), [], `horizontal overflow on ${what}`);
-  assertClean(p, what);
-}
+after(() => stopAll(browser, stack));
 
 // The request log's rows as {endpoint, tokens, cost}, by the table's own headers.
 async function logRows() {

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
-  startStack, makeWorld, launch, newPage, signIn, settle, go, assertClean, axe, noOverflow,
+  startStack, makeWorld, signedInPage, stopAll, newPage, signIn, settle, go, assertClean, checkView,
   chat, waitFor, usage, ADMIN,
 } from './lib/browser.mjs';
 
@@ -23,21 +23,10 @@ before(async () => {
   await makeWorld(stack);
   tenant = await stack.cp.makeTenant(stack.admin, 'acme');
   adminUser = await stack.cp.makeUser('owner@acme.test', { tenantId: tenant.id, role: 'admin' });
-  browser = await launch();
-  admin = await newPage(browser, stack);
-  await signIn(admin, 'owner@acme.test', ADMIN.password);
+  ({ browser, page: admin } = await signedInPage(stack, 'owner@acme.test', ADMIN.password));
 });
 
-after(async () => {
-  if (browser) await browser.close();
-  if (stack) await stack.stop();
-});
-
-async function checkView(page, what) {
-  assert.deepEqual(await axe(page), [], `accessibility of ${what}`);
-  assert.deepEqual(await noOverflow(page), [], `horizontal overflow on ${what}`);
-  assertClean(page, what);
-}
+after(() => stopAll(browser, stack));
 
 // The endpoints a newer control plane adds (the request log); a test needing one is skipped
 // with the reason when the server answers 404 for it.
@@ -235,7 +224,7 @@ test('the request log pages with a cursor kept in the URL', async (t) => {
   for (let i = 0; i < 60; i++) {
     lines.push(JSON.stringify({ id: crypto.randomUUID(), ts: new Date(Date.now() - 3600000 - i * 1000).toISOString(), request_id: `page-${i}`,
       tenant_id: tenant.id, key_id: state.key.id, model: 'gpt-4o-mini', provider: 'mock', upstream_model: 'gpt-4o-mini-2024-07-18',
-      endpoint: '/v1/chat/completions', status: 200, streamed: false, cache_hit: false, latency_ms: 12, ttfb_ms: 5,
+      endpoint: 'chat.completions', status: 200, streamed: false, cache_hit: false, latency_ms: 12, ttfb_ms: 5,
       prompt_tokens: 1, completion_tokens: 1, cached_tokens: 0, reasoning_tokens: 0, cost_usd: 0.000001 }));
   }
   const r = await fetch(`${stack.base}/dp/v1/usage`, { method: 'POST', headers: { authorization: 'Bearer test-dp-token', 'content-type': 'application/x-ndjson' }, body: `${lines.join('\n')}\n` });

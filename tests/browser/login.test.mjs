@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { startStack, launch, newPage, signIn, settle, assertClean, axe, noOverflow, unsafeDomUses, ADMIN, ROOT } from './lib/browser.mjs';
+import { startStack, stopAll, launch, newPage, signIn, settle, assertClean, axe, noOverflow, unsafeDomUses, ADMIN, ROOT } from './lib/browser.mjs';
 
 let stack;
 let browser;
@@ -14,10 +14,7 @@ before(async () => {
   browser = await launch();
 });
 
-after(async () => {
-  if (browser) await browser.close();
-  if (stack) await stack.stop();
-});
+after(() => stopAll(browser, stack));
 
 test('signed out, / shows one form with a labelled email, a labelled password and a submit button', async () => {
   const page = await newPage(browser, stack);

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
-  startStack, makeWorld, launch, newPage, signIn, settle, go, assertClean, axe, noOverflow,
+  startStack, makeWorld, signedInPage, stopAll, newPage, signIn, settle, go, assertClean, checkView,
   chat, waitFor, usage, ADMIN,
 } from './lib/browser.mjs';
 
@@ -39,21 +39,10 @@ before(async () => {
   for (let i = 0; i < 3; i++) { await chat(stack, key.key, `q${i}`); sent++; }
   await chat(stack, key.key, 'mock:status=404'); sent++;
   await waitFor(async () => (await usage(stack, { tenant_id: acme.id })).totals.requests === sent, 20000, 'usage at the control plane');
-  browser = await launch();
-  page = await newPage(browser, stack);
-  await signIn(page);
+  ({ browser, page } = await signedInPage(stack));
 });
 
-after(async () => {
-  if (browser) await browser.close();
-  if (stack) await stack.stop();
-});
-
-async function checkView(p, what) {
-  assert.deepEqual(await axe(p), [], `accessibility of ${what}`);
-  assert.deepEqual(await noOverflow(p), [], `horizontal overflow on ${what}`);
-  assertClean(p, what);
-}
+after(() => stopAll(browser, stack));
 
 test('overview: spend today and this month against the budgets, requests, error rate, latency', async () => {
   await go(page, `#/?tenant_id=${acme.id}`);
@@ -179,7 +168,7 @@ test('usage explorer: a key name with commas, quotes or a leading = stays one ce
   const k = await stack.cp.api('POST', `/api/v1/tenants/${acme.id}/keys`, { token: stack.admin, body: { name: evil, models: [] } });
   assert.equal(k.status, 201, k.text);
   const ev = (i) => JSON.stringify({ id: crypto.randomUUID(), ts: new Date(Date.now() - i * 1000).toISOString(), request_id: `csv-${i}`,
-    tenant_id: acme.id, key_id: k.body.id, model: 'gpt-4o-mini', provider: null, upstream_model: null, endpoint: '/v1/chat/completions',
+    tenant_id: acme.id, key_id: k.body.id, model: 'gpt-4o-mini', provider: null, upstream_model: null, endpoint: 'chat.completions',
     status: 200, streamed: false, cache_hit: false, latency_ms: 3, ttfb_ms: 1, prompt_tokens: 2, completion_tokens: 3,
     cached_tokens: 0, reasoning_tokens: 0, cost_usd: 0.25 });
   const r = await fetch(`${stack.base}/dp/v1/usage`, { method: 'POST', headers: { authorization: 'Bearer test-dp-token' }, body: `${ev(1)}\n${ev(2)}\n` });

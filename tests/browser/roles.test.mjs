@@ -4,7 +4,7 @@
 // that does not exist.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, launch, newPage, signIn, go, settle, assertClean } from './lib/browser.mjs';
+import { startStack, stopAll, launch, newPage, signIn, go, settle, assertClean } from './lib/browser.mjs';
 import { allRoutes, api, makeUser, writeControls, mainText, randomId } from './lib/admin.mjs';
 
 const PASSWORD = 'a-password-for-tests';
@@ -34,10 +34,7 @@ before(async () => {
   await makeUser(stack, 'carl@example.com', { name: 'Carl', tenantId: C.id, role: 'member', password: PASSWORD });
 });
 
-after(async () => {
-  if (browser) await browser.close();
-  if (stack) await stack.stop();
-});
+after(() => stopAll(browser, stack));
 
 test('a viewer sees no create, edit, delete, rotate or revoke control on any view', async () => {
   const page = await newPage(browser, stack);

@@ -5,7 +5,7 @@
 // link is made from them, and the page does not scroll sideways at 390 or 1280 px.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, launch, newPage, signIn, go, assertClean, noOverflow, unsafeDomUses } from './lib/browser.mjs';
+import { startStack, stopAll, launch, newPage, signIn, go, assertClean, noOverflow, unsafeDomUses } from './lib/browser.mjs';
 import { allRoutes, api, makeUser } from './lib/admin.mjs';
 
 const SCRIPT = '<script>window.__pwned=1</script>';
@@ -57,10 +57,7 @@ before(async () => {
   await api(stack, 'PATCH', `/api/v1/users/${me.id}`, { name: SCRIPT });
 });
 
-after(async () => {
-  if (browser) await browser.close();
-  if (stack) await stack.stop();
-});
+after(() => stopAll(browser, stack));
 
 // What the page made of the payloads: anything that ran or became markup.
 async function damage(page) {

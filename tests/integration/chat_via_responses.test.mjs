@@ -11,10 +11,10 @@ import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 import { startAzureMock } from '../mocks/azure.mjs';
-import { startGateway, waitFor } from './lib/harness.mjs';
+import { waitFor } from './lib/harness.mjs';
 import { startControl } from './lib/control.mjs';
+import { syncedDataPlane, keyEvents, streamedAndNot, assertSameUsage } from './lib/synced.mjs';
 
-const DP_ENV = { TOLLGATE_DP_TOKEN: 'test-dp-token' };
 const CP_ENV = { TOLLGATE_DP_POLL_TIMEOUT_MS: '2000' };
 const mocks = {};
 let cp;
@@ -24,7 +24,7 @@ let tenant;
 let key;
 let oai;
 let ant;
-const ids = {};
+let ids;
 
 // alias -> [provider name, the provider's model (Azure: the deployment)]
 const ALIASES = { gpt: ['openai', 'gpt-4o-mini'], azure: ['azure', 'gpt-4o-mini'] };
@@ -48,25 +48,9 @@ before(async () => {
     azure: { kind: 'azure', base_url: mocks.azure.url, credentials: { api_key: mocks.azure.apiKey },
       settings: { responses_api: 'responses' } },
   };
-  for (const [name, body] of Object.entries(providers)) {
-    const r = await cp.api('POST', '/api/v1/providers', { token: admin, body: { name, ...body } });
-    assert.equal(r.status, 201, r.text);
-    assert.equal(r.body.settings?.responses_api, 'responses', r.text);
-    ids[name] = r.body.id;
-  }
-  for (const [alias, [prov, model]] of Object.entries(ALIASES)) {
-    const pr = await cp.api('PUT', '/api/v1/prices', { token: admin, body: {
-      provider_id: ids[prov], model, input_per_mtok: 1.5, cached_input_per_mtok: 0.5, output_per_mtok: 6 } });
-    assert.equal(pr.status, 201, pr.text);
-    const r = await cp.api('POST', '/api/v1/routes', { token: admin, body: {
-      alias, targets: [{ provider_id: ids[prov], model }], retry: { max_attempts: 1 } } });
-    assert.equal(r.status, 201, r.text);
-  }
-  const k = await cp.api('POST', `/api/v1/tenants/${tenant.id}/keys`, { token: admin,
-    body: { name: 'chat-via-responses', models: Object.keys(ALIASES) } });
-  assert.equal(k.status, 201, k.text);
-  key = k.body;
-  gw = await startGateway({ args: ['--control-url', cp.url], env: DP_ENV, workers: 1 });
+  let made;
+  ({ made, ids, key, gw } = await syncedDataPlane(cp, admin, tenant, { providers, aliases: ALIASES, keyName: 'chat-via-responses' }));
+  for (const p of Object.values(made)) assert.equal(p.settings?.responses_api, 'responses', JSON.stringify(p));
   oai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key.key, maxRetries: 0, timeout: 10_000 });
   ant = new Anthropic({ baseURL: gw.url, apiKey: key.key, maxRetries: 0, timeout: 10_000 });
   await waitFor(async () => {
@@ -235,13 +219,11 @@ test('usage and cost are recorded for every call, equal streamed and not', async
     for (const q of mine) assert.match(q.path, /\/responses$/, `${alias}: ${q.path}`);
   }
   const n = Object.keys(ALIASES).length * 4;
-  const rows = await waitFor(async () => {
-    const r = await cp.api('GET', `/api/v1/requests?tenant_id=${tenant.id}&key_id=${key.id}&limit=200`, { token: admin });
-    assert.equal(r.status, 200, r.text);
+  const rows = await keyEvents(cp, admin, tenant, key, (data) => {
     // this test's calls: the only ones whose provider reported reasoning tokens
-    const mine = r.body.data.filter((e) => e.request_id && e.status === 200 && e.reasoning_tokens > 0);
+    const mine = data.filter((e) => e.request_id && e.status === 200 && e.reasoning_tokens > 0);
     return mine.length >= n ? mine : null;
-  }, 15000, 'the usage events to reach the control plane');
+  });
   for (const alias of Object.keys(ALIASES)) {
     const evs = rows.filter((e) => e.model === alias);
     const endpoints = [...new Set(evs.map((e) => e.endpoint))].sort();
@@ -249,17 +231,13 @@ test('usage and cost are recorded for every call, equal streamed and not', async
     for (const ep of endpoints) {
       const pair = evs.filter((e) => e.endpoint === ep);
       assert.equal(pair.length, 2, `${alias} ${ep}: ${JSON.stringify(pair)}`);
-      const s = pair.find((e) => e.streamed);
-      const j = pair.find((e) => !e.streamed);
-      assert.ok(s && j, `${alias} ${ep}: one streamed and one not: ${JSON.stringify(pair)}`);
+      const { s, j } = streamedAndNot(pair, `${alias} ${ep}`);
       assert.equal(s.provider, ids[ALIASES[alias][0]]);
       assert.ok(s.prompt_tokens > 0 && s.completion_tokens === 7, `${alias} ${ep}: ${JSON.stringify(s)}`);
       assert.equal(s.cached_tokens, 3, `${alias} ${ep}: cached tokens recorded`);
       assert.equal(s.reasoning_tokens, 2, `${alias} ${ep}: reasoning tokens recorded`);
       assert.ok(Number(s.cost_usd) > 0, `${alias} ${ep}: priced: ${JSON.stringify(s)}`);
-      for (const f of ['prompt_tokens', 'completion_tokens', 'cached_tokens', 'reasoning_tokens', 'cost_usd']) {
-        assert.equal(String(s[f]), String(j[f]), `${alias} ${ep}: ${f} streamed ${s[f]}, not ${j[f]}`);
-      }
+      assertSameUsage(s, j, `${alias} ${ep}`);
     }
   }
 });

@@ -6,67 +6,28 @@
 // works out by hand for the same requests under two aliases.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { BIN, waitFor } from './lib/harness.mjs';
-import { startControl, usageEvent } from './lib/control.mjs';
+import { waitFor } from './lib/harness.mjs';
+import { startControl } from './lib/control.mjs';
+import { setupRecommendations } from './lib/recommendations.mjs';
 
-const builtin = JSON.parse(readFileSync(path.resolve('catalog/models.json'), 'utf8'));
-const caps = { tools: true, parallel_tool_calls: true, vision: true, json_schema: true, reasoning: true, streaming_usage: true };
-const entry = (o) => ({ kind: 'anthropic', mode: 'chat', context_window: 200000, max_output_tokens: 8192,
-  capabilities: caps, deprecation_date: null, read_on: '2026-12-07',
-  source: 'https://platform.claude.com/docs/en/about-claude/pricing', ...o });
-// the prices of recommendations_cost.test.mjs, under this test's own names
-const FIXTURE = [
-  entry({ model: 'tg-band-tiered',
-    prices: { input: '2', cached_input: '0.20', cache_write: { '5m': '2.50', '1h': '4' }, output: '10', reasoning: '20' },
-    long_context: [{ from_input_tokens: 1000, input: '4', cached_input: '0.40', cache_write: { '5m': '5', '1h': '8' },
-      output: '15', reasoning: '30' }] }),
-  entry({ model: 'tg-band-flat', prices: { input: '3', cached_input: '0.30', cache_write: { '5m': '3.75', '1h': '6' }, output: '12' } }),
-];
-
+// the prices of recommendations_cost.test.mjs (lib/recommendations.mjs), under this test's own
+// names: tg-band-tiered and tg-band-flat
 let cp;
 let admin;
 let tenant;
-let house;
+let ev;
 
 before(async () => {
   cp = await startControl();
-  const catalog = structuredClone(builtin);
-  catalog.version = `${builtin.version}-bands-test`;
-  catalog.models.push(...FIXTURE);
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'tg-band-')), 'catalog.json');
-  writeFileSync(file, JSON.stringify(catalog));
-  const r = spawnSync(path.join(BIN, 'tollgate-control'), ['catalog', 'import', file], {
-    env: { ...process.env, TOLLGATE_DATABASE_URL: cp.dbUrl,
-      TOLLGATE_MASTER_KEY: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff' },
-    encoding: 'utf8', timeout: 30000 });
-  assert.equal(r.status, 0, r.stderr);
-  admin = await cp.login();
-  const prov = async (name, kind) => {
-    const p = await cp.api('POST', '/api/v1/providers', { token: admin, body: {
-      name, kind, base_url: 'http://127.0.0.1:9', credentials: { api_key: 'sk-unused' } } });
-    assert.equal(p.status, 201, p.text);
-    return p.body.id;
-  };
-  house = await prov('house', 'openai');
-  const anth = await prov('anth', 'anthropic');
-  const anth2 = await prov('anth2', 'anthropic');
-  const rt = await cp.api('POST', '/api/v1/routes', { token: admin, body: { alias: 'band-mixed', targets: [
-    { provider_id: house, model: 'house-model' }, { provider_id: anth, model: 'tg-band-tiered' },
-    { provider_id: anth2, model: 'tg-band-flat' }] } });
-  assert.equal(rt.status, 201, rt.text);
-  tenant = await cp.makeTenant(admin, 'bands');
+  let event;
+  ({ admin, tenant, event } = await setupRecommendations(cp, { prefix: 'tg-band', version: 'bands-test',
+    aliases: ['band-mixed'], tenant: 'bands' }));
+  ev = (o) => event('band-mixed', o);
 });
 
 after(async () => {
   await cp?.stop();
 });
-
-const ev = (o) => usageEvent({ ts: new Date().toISOString(), tenant_id: tenant.id, key_id: null, model: 'band-mixed',
-  provider: house, upstream_model: 'house-model', ...o });
 
 test('requests below every threshold write no band row, and one model\'s bands on both sides are each priced at their tier', async () => {
   await cp.postUsage([

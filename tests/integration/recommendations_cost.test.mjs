@@ -4,73 +4,32 @@
 // their own rates, and each request at the long-context tier its own prompt passes, so that a
 // target whose rates rise above 1,000 input tokens is the cheaper alternative for requests at the
 // threshold and the dearer one for requests above it. The expected numbers are worked by hand
-// below from this test's own catalog entries (imported with the built-in file).
+// below from the catalog entries of lib/recommendations.mjs (imported with the built-in file).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { BIN, waitFor } from './lib/harness.mjs';
-import { startControl, usageEvent } from './lib/control.mjs';
+import { waitFor } from './lib/harness.mjs';
+import { startControl } from './lib/control.mjs';
+import { setupRecommendations } from './lib/recommendations.mjs';
 
-const builtin = JSON.parse(readFileSync(path.resolve('catalog/models.json'), 'utf8'));
-const caps = { tools: true, parallel_tool_calls: true, vision: true, json_schema: true, reasoning: true, streaming_usage: true };
-const entry = (o) => ({ kind: 'anthropic', mode: 'chat', context_window: 200000, max_output_tokens: 8192,
-  capabilities: caps, deprecation_date: null, read_on: '2026-12-07',
-  source: 'https://platform.claude.com/docs/en/about-claude/pricing', ...o });
-// USD per million tokens; "tiered" costs more for a prompt of more than 1,000 input tokens
-const FIXTURE = [
-  entry({ model: 'tg-rec-tiered',
-    prices: { input: '2', cached_input: '0.20', cache_write: { '5m': '2.50', '1h': '4' }, output: '10', reasoning: '20' },
-    long_context: [{ from_input_tokens: 1000, input: '4', cached_input: '0.40', cache_write: { '5m': '5', '1h': '8' },
-      output: '15', reasoning: '30' }] }),
-  // no reasoning price: reasoning is output
-  entry({ model: 'tg-rec-flat', prices: { input: '3', cached_input: '0.30', cache_write: { '5m': '3.75', '1h': '6' }, output: '12' } }),
-];
-
+// USD per million tokens (lib/recommendations.mjs): "tiered" costs more for a prompt of more than
+// 1,000 input tokens; "flat" has no reasoning price: reasoning is output
+//   tg-rec-tiered: input 2, cached 0.20, cache writes 2.50 (5m) and 4 (1h), output 10, reasoning 20;
+//                  above 1,000 input tokens: 4, 0.40, 5 and 8, 15, 30
+//   tg-rec-flat:   input 3, cached 0.30, cache writes 3.75 (5m) and 6 (1h), output 12
 let cp;
 let admin;
 let tenant;
-let house;
+let ev;
 
 before(async () => {
   cp = await startControl();
-  const catalog = structuredClone(builtin);
-  catalog.version = `${builtin.version}-recommendations-test`;
-  catalog.models.push(...FIXTURE);
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'tg-rec-')), 'catalog.json');
-  writeFileSync(file, JSON.stringify(catalog));
-  const r = spawnSync(path.join(BIN, 'tollgate-control'), ['catalog', 'import', file], {
-    env: { ...process.env, TOLLGATE_DATABASE_URL: cp.dbUrl,
-      TOLLGATE_MASTER_KEY: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff' },
-    encoding: 'utf8', timeout: 30000 });
-  assert.equal(r.status, 0, r.stderr);
-  admin = await cp.login();
-  const prov = async (name, kind) => {
-    const p = await cp.api('POST', '/api/v1/providers', { token: admin, body: {
-      name, kind, base_url: 'http://127.0.0.1:9', credentials: { api_key: 'sk-unused' } } });
-    assert.equal(p.status, 201, p.text);
-    return p.body.id;
-  };
-  house = await prov('house', 'openai');
-  const anth = await prov('anth', 'anthropic');
-  const anth2 = await prov('anth2', 'anthropic');
-  for (const alias of ['rec-at', 'rec-above']) {
-    const rt = await cp.api('POST', '/api/v1/routes', { token: admin, body: { alias, targets: [
-      { provider_id: house, model: 'house-model' }, { provider_id: anth, model: 'tg-rec-tiered' },
-      { provider_id: anth2, model: 'tg-rec-flat' }] } });
-    assert.equal(rt.status, 201, rt.text);
-  }
-  tenant = await cp.makeTenant(admin, 'rec');
+  ({ admin, tenant, event: ev } = await setupRecommendations(cp, { prefix: 'tg-rec', version: 'recommendations-test',
+    aliases: ['rec-at', 'rec-above'], tenant: 'rec' }));
 });
 
 after(async () => {
   await cp?.stop();
 });
-
-const ev = (model, o) => usageEvent({ ts: new Date().toISOString(), tenant_id: tenant.id, key_id: null, model,
-  provider: house, upstream_model: 'house-model', ...o });
 
 test('recommendations price cache writes, reasoning and each request\'s long-context tier as real cost does', async () => {
   await cp.postUsage([

@@ -9,11 +9,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, statSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import http from 'node:http';
 import path from 'node:path';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 import { startGateway, waitFor } from './lib/harness.mjs';
-import { startControl } from './lib/control.mjs';
+import { startControl, startControlProxy } from './lib/control.mjs';
 
 const DP_ENV = { TOLLGATE_DP_TOKEN: 'test-dp-token' };
 const CP_ENV = { TOLLGATE_DP_POLL_TIMEOUT_MS: '2000' };
@@ -22,31 +21,6 @@ let openai, cp, dp1, dp2, admin, key, proxy, dp2State;
 // what the proxy answers the store's calls (/dp/v1/responses*, /dp/v1/response-items*):
 // 0 passes them on, else this status
 let storeStatus = 0;
-
-function startProxy(target) {
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      if (storeStatus && /^\/dp\/v1\/(responses|response-items)/.test(req.url)) {
-        res.writeHead(storeStatus, { 'content-type': 'application/json' });
-        res.end('{"error":{"message":"failed by the test"}}');
-        return;
-      }
-      const up = http.request(new URL(req.url, target), { method: req.method, headers: req.headers }, (ur) => {
-        res.writeHead(ur.statusCode, ur.headers);
-        ur.pipe(res);
-      });
-      up.on('error', () => res.destroy());
-      res.on('close', () => up.destroy());
-      up.end(Buffer.concat(chunks));
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
-    url: `http://127.0.0.1:${server.address().port}`,
-    close: () => { server.closeAllConnections(); return new Promise((r) => server.close(r)); },
-  })));
-}
 
 async function req(gw, method, p, body) {
   const res = await fetch(gw.url + p, {
@@ -86,7 +60,14 @@ before(async () => {
   const k = await cp.api('POST', `/api/v1/tenants/${tenant.id}/keys`, { token: admin, body: { name: 'k', models: ['gpt'] } });
   assert.equal(k.status, 201, k.text);
   key = k.body;
-  proxy = await startProxy(cp.url);
+  proxy = await startControlProxy(cp.url, (req, res) => {
+    if (storeStatus && /^\/dp\/v1\/(responses|response-items)/.test(req.url)) {
+      res.writeHead(storeStatus, { 'content-type': 'application/json' });
+      res.end('{"error":{"message":"failed by the test"}}');
+      return true;
+    }
+    return false;
+  });
   // dp1 trusts a cached record 1 s; dp2 starts on a spool directory someone made readable by all
   dp1 = await startGateway({ args: ['--control-url', proxy.url, '--responses-cache-ttl-s', '1'], env: DP_ENV, workers: 1 });
   dp2State = mkdtempSync(path.join(tmpdir(), 'tollgate-rmetrics-'));

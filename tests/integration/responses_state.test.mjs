@@ -7,13 +7,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
-import http from 'node:http';
 import OpenAI from 'openai';
 import path from 'node:path';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 import { startAnthropicMock } from '../mocks/anthropic.mjs';
 import { startGateway, waitFor } from './lib/harness.mjs';
-import { startControl } from './lib/control.mjs';
+import { startControl, startControlProxy } from './lib/control.mjs';
 
 const DP_ENV = { TOLLGATE_DP_TOKEN: 'test-dp-token' };
 const CP_ENV = { TOLLGATE_DP_POLL_TIMEOUT_MS: '2000' };
@@ -23,29 +22,6 @@ let openai, anthropic, cp, dp1, dp2, admin, tenant, key, proxy;
 // stored responses (POST /dp/v1/responses) down: with it slow, an answer that did not wait for
 // the hand-over would reach the client before the control plane has the response.
 let handoverDelayMs = 0;
-
-function startProxy(targetOf) {
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', async () => {
-      if (req.method === 'POST' && req.url.startsWith('/dp/v1/responses') && handoverDelayMs) {
-        await new Promise((r) => setTimeout(r, handoverDelayMs));
-      }
-      const up = http.request(new URL(req.url, targetOf()), { method: req.method, headers: req.headers }, (ur) => {
-        res.writeHead(ur.statusCode, ur.headers);
-        ur.pipe(res);
-      });
-      up.on('error', () => res.destroy());
-      res.on('close', () => up.destroy());
-      up.end(Buffer.concat(chunks));
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
-    url: `http://127.0.0.1:${server.address().port}`,
-    close: () => { server.closeAllConnections(); return new Promise((r) => server.close(r)); },
-  })));
-}
 
 async function post(gw, body, k = key.key) {
   const res = await fetch(`${gw.url}/v1/responses`, {
@@ -110,7 +86,12 @@ before(async () => {
   const r = await cp.api('POST', `/api/v1/tenants/${tenant.id}/keys`, { token: admin, body: { name: 'k', models: ['gpt', 'claude', 'mixed'] } });
   assert.equal(r.status, 201, r.text);
   key = r.body;
-  proxy = await startProxy(() => cp.url);
+  proxy = await startControlProxy(() => cp.url, async (req) => {
+    if (req.method === 'POST' && req.url.startsWith('/dp/v1/responses') && handoverDelayMs) {
+      await new Promise((r) => setTimeout(r, handoverDelayMs));
+    }
+    return false;
+  });
   dp1 = await startGateway({ args: ['--control-url', proxy.url], env: DP_ENV, workers: 1 }); // one cache: a record it made is local
   dp2 = await startGateway({ args: ['--control-url', proxy.url], env: DP_ENV });
   for (const gw of [dp1, dp2]) {

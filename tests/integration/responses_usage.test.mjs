@@ -8,10 +8,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startKindMocks, closeKindMocks } from './lib/kinds.mjs';
-import { startGateway, waitFor } from './lib/harness.mjs';
+import { waitFor } from './lib/harness.mjs';
 import { startControl } from './lib/control.mjs';
+import { syncedDataPlane, keyEvents, streamedAndNot, assertSameUsage } from './lib/synced.mjs';
 
-const DP_ENV = { TOLLGATE_DP_TOKEN: 'test-dp-token' };
 const CP_ENV = { TOLLGATE_DP_POLL_TIMEOUT_MS: '2000' };
 const mocks = {};
 let cp;
@@ -20,7 +20,7 @@ let admin;
 let tenant;
 let key;
 let oai;
-const ids = {};
+let ids;
 
 // alias -> [provider name, its model, the directives that make its mock report cached and
 // reasoning tokens where its wire format has them]
@@ -49,24 +49,7 @@ before(async () => {
     bedrock: { kind: 'bedrock', base_url: b.url, settings: { region: b.region },
       credentials: { aws_access_key_id: b.accessKeyId, aws_secret_access_key: b.secretAccessKey } },
   };
-  for (const [name, body] of Object.entries(providers)) {
-    const r = await cp.api('POST', '/api/v1/providers', { token: admin, body: { name, ...body } });
-    assert.equal(r.status, 201, r.text);
-    ids[name] = r.body.id;
-  }
-  for (const [alias, [prov, model]] of Object.entries(ALIASES)) {
-    const pr = await cp.api('PUT', '/api/v1/prices', { token: admin, body: {
-      provider_id: ids[prov], model, input_per_mtok: 1.5, cached_input_per_mtok: 0.5, output_per_mtok: 6 } });
-    assert.equal(pr.status, 201, pr.text);
-    const r = await cp.api('POST', '/api/v1/routes', { token: admin, body: {
-      alias, targets: [{ provider_id: ids[prov], model }], retry: { max_attempts: 1 } } });
-    assert.equal(r.status, 201, r.text);
-  }
-  const k = await cp.api('POST', `/api/v1/tenants/${tenant.id}/keys`, { token: admin,
-    body: { name: 'responses', models: Object.keys(ALIASES) } });
-  assert.equal(k.status, 201, k.text);
-  key = k.body;
-  gw = await startGateway({ args: ['--control-url', cp.url], env: DP_ENV, workers: 1 });
+  ({ ids, key, gw } = await syncedDataPlane(cp, admin, tenant, { providers, aliases: ALIASES, keyName: 'responses' }));
   oai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key.key, maxRetries: 0, timeout: 10_000 });
   await waitFor(async () => {
     try { await oai.responses.create({ model: 'gpt', input: 'ready' }); return true; } catch { return false; }
@@ -101,26 +84,20 @@ test('the same request streamed and not is recorded once each, endpoint response
   for (const q of mocks.compat.requests) assert.match(q.path, /\/chat\/completions$/);
   assert.ok(mocks.openai.requests.some((q) => /\/responses$/.test(q.path)));
   const n = Object.keys(ALIASES).length * 2;
-  const rows = await waitFor(async () => {
-    const r = await cp.api('GET', `/api/v1/requests?tenant_id=${tenant.id}&key_id=${key.id}&limit=200`, { token: admin });
-    assert.equal(r.status, 200, r.text);
-    const mine = r.body.data.filter((e) => Date.parse(e.ts) >= started - 1000 && e.request_id);
+  const rows = await keyEvents(cp, admin, tenant, key, (data) => {
+    const mine = data.filter((e) => Date.parse(e.ts) >= started - 1000 && e.request_id);
     return mine.filter((e) => e.model in ALIASES && e.status === 200).length >= n + 1 ? mine : null;
-  }, 15000, 'the usage events to reach the control plane');
+  });
   for (const alias of Object.keys(ALIASES)) {
     const evs = rows.filter((e) => e.model === alias && e.status === 200).slice(0, 2);
-    const s = evs.find((e) => e.streamed);
-    const j = evs.find((e) => !e.streamed);
-    assert.ok(s && j, `${alias}: one streamed and one not: ${JSON.stringify(evs)}`);
+    const { s, j } = streamedAndNot(evs, alias);
     for (const e of [s, j]) {
       assert.equal(e.endpoint, 'responses', alias);
       assert.equal(e.provider, ids[ALIASES[alias][0]], alias);
       assert.ok(e.prompt_tokens > 0 && e.completion_tokens > 0, `${alias}: ${JSON.stringify(e)}`);
       assert.ok(Number(e.cost_usd) > 0, `${alias}: priced: ${JSON.stringify(e)}`);
     }
-    for (const f of ['prompt_tokens', 'completion_tokens', 'cached_tokens', 'reasoning_tokens', 'cost_usd']) {
-      assert.equal(String(s[f]), String(j[f]), `${alias}: ${f} streamed ${s[f]}, not ${j[f]}`);
-    }
+    assertSameUsage(s, j, alias);
     if (ALIASES[alias][2].includes('cache')) assert.equal(s.cached_tokens, 3, `${alias}: cached tokens recorded`);
     if (ALIASES[alias][2].includes('reasoning')) assert.equal(s.reasoning_tokens, 2, `${alias}: reasoning tokens recorded`);
   }

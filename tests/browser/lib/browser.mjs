@@ -8,10 +8,13 @@
 //   const browser = await launch();
 //   const page = await newPage(browser, stack); // one browser context (own cookies) per page
 //   await signIn(page, ADMIN.email, ADMIN.password);
+//   // or the three at once: const { browser, page } = await signedInPage(stack);
 //   assertClean(page);                          // no console error, failed request, page error
 //                                               //   or request to another origin on this page
 //   assert.deepEqual(await axe(page), []);      // critical/serious accessibility violations
 //   assert.deepEqual(await noOverflow(page), []); // widths (390, 1280) that scroll sideways
+//   await checkView(page, 'the key list');      // the three above, named
+//   after(() => stopAll(browser, stack));       // whichever of them the set-up got to start
 //
 // What counts as a problem on a page (page.problems):
 // - a console message of type error, and any uncaught exception. Chromium also logs "Failed to
@@ -136,6 +139,26 @@ export function assertClean(page, what = 'the page') {
   assert.deepEqual(page.problems, [], `${what} had problems`);
 }
 
+// A browser (launch) and a page (newPage) signed in (signIn) as `email`: {browser, page}. The
+// browser is closed when the page or the sign-in fails.
+export async function signedInPage(stack, email = ADMIN.email, password = ADMIN.password) {
+  const browser = await launch();
+  try {
+    const page = await newPage(browser, stack);
+    await signIn(page, email, password);
+    return { browser, page };
+  } catch (e) {
+    await browser.close();
+    throw e;
+  }
+}
+
+// Closes the browser and stops the stack, each if it was started (a suite's after()).
+export async function stopAll(browser, stack) {
+  if (browser) await browser.close();
+  if (stack) await stack.stop();
+}
+
 // Signs in through the form as a person does (Enter submits) and waits for the header.
 export async function signIn(page, email = ADMIN.email, password = ADMIN.password) {
   await page.goto('/#/login');
@@ -175,6 +198,14 @@ export async function axe(page) {
       id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ')),
     }));
   });
+}
+
+// The view as it is now passes the axe scan, does not scroll sideways at 390 or 1280 px, and
+// had no problem (assertClean); `what` names it in a failure.
+export async function checkView(page, what) {
+  assert.deepEqual(await axe(page), [], `accessibility of ${what}`);
+  assert.deepEqual(await noOverflow(page), [], `horizontal overflow on ${what}`);
+  assertClean(page, what);
 }
 
 // Widths at which the page scrolls sideways: [{width, scrollWidth}] (empty when none). Leaves

@@ -5,7 +5,6 @@
 // gateway made at random replaced by the fixed ones the conformance suite gives). Run from the
 // repository root after a build, and read the diff before committing it:
 //   TOLLGATE_BIN=$PWD/build-test/bin node tests/golden/responses/record.mjs
-import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,48 +13,9 @@ import { startAzureMock } from '../../mocks/azure.mjs';
 import { startAnthropicMock } from '../../mocks/anthropic.mjs';
 import { startGeminiMock } from '../../mocks/gemini.mjs';
 import { startBedrockMock } from '../../mocks/bedrock.mjs';
-import { startGateway, makeSnapshot } from '../../integration/lib/harness.mjs';
+import { NOW, sse, startRecording } from '../recorder.mjs';
 
 const DIR = path.dirname(fileURLToPath(import.meta.url));
-const NOW = 1764072000;
-const KEY = 'tg-golden-key';
-
-// A proxy in front of a mock: forwards, keeps the exchange, and may rewrite the answer.
-function recorder(target) {
-  const rec = { last: null, transform: null };
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const u = new URL(target);
-      const up = http.request({ host: u.hostname, port: u.port, method: req.method, path: req.url,
-        headers: req.headers }, (ur) => { // the Host the data plane signed (bedrock)
-        const parts = [];
-        ur.on('data', (c) => parts.push(c));
-        ur.on('error', () => {});
-        ur.on('close', () => {
-          let answer = Buffer.concat(parts);
-          if (rec.transform) answer = rec.transform(answer);
-          // the mocks' clock, in what a relayed answer carries: the transcript's
-          if (/json|event-stream/.test(ur.headers['content-type'] ?? '')) answer = Buffer.from(atNow(answer.toString('utf8')));
-          rec.last = { path: req.url, body: body.toString('utf8'), status: ur.statusCode,
-            ctype: ur.headers['content-type'] ?? '', answer };
-          res.writeHead(ur.statusCode, { 'content-type': ur.headers['content-type'] ?? 'application/json',
-            'content-length': answer.length });
-          res.end(answer);
-        });
-      });
-      up.on('error', () => res.destroy());
-      up.end(body);
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
-    rec.url = `http://127.0.0.1:${server.address().port}`;
-    rec.close = () => new Promise((r) => server.close(r));
-    resolve(rec);
-  }));
-}
 
 const tools = [
   { type: 'function', name: 'get_weather', description: 'weather in a city', strict: false,
@@ -104,85 +64,42 @@ const CASES = [
     req: (k) => ({ input: `say hi mock:words=2 ${KINDS[k].cached}`, stream: true }) },
 ];
 
-function sse(text) {
-  return text.split(/\n\n/).filter((e) => e.trim()).map((e) => {
-    let name = null;
-    const data = [];
-    for (const l of e.split('\n')) {
-      if (l.startsWith('event:')) name = l.slice(6).trim();
-      else if (l.startsWith('data:')) data.push(l.slice(5).replace(/^ /, ''));
-    }
-    let d = data.join('\n');
-    try { d = JSON.parse(d); } catch { /* a raw payload */ }
-    return name ? { event: name, data: d } : d;
-  });
-}
-
 // The gateway's random response id -> the suite's fixed one; created_at and completed_at -> the
-// suite's clock (a relayed answer's too: set so in what the provider answered, below).
+// suite's clock (a relayed answer's too: the recording proxy sets it so in what the provider
+// answered, ../recorder.mjs).
 function normalize(v, id, native) {
   let s = JSON.stringify(v);
   if (!native && id) s = s.replaceAll(id, 'resp_golden').replaceAll(id.slice(5), 'golden');
   return JSON.parse(s, function (k, x) { return (k === 'created_at' || k === 'completed_at') && typeof x === 'number' ? NOW : x; });
 }
-const atNow = (text) => text.replace(/"(created_at|completed_at|created)":\d+/g, (m, k) => `"${k}":${NOW}`);
 
 const mocks = {
   openai: await startOpenAIMock(), compat: await startOpenAIMock(), azure: await startAzureMock(),
   anthropic: await startAnthropicMock(), gemini: await startGeminiMock(), bedrock: await startBedrockMock(),
 };
-const recs = {};
-for (const k of Object.keys(KINDS)) recs[k] = await recorder(new URL(mocks[k].url).origin);
-const basePath = (k) => new URL(mocks[k].url).pathname.replace(/\/$/, '');
 const b = mocks.bedrock;
-const goldenProvider = {
-  openai: { id: 'oa', kind: 'openai', api_key: 'sk-upstream-test' },
-  compat: { id: 'vllm', kind: 'openai', api_key: 'sk-upstream-test', responses_api: 'chat' },
-  azure: { id: 'az', kind: 'azure', api_key: mocks.azure.apiKey },
-  anthropic: { id: 'an', kind: 'anthropic', api_key: 'sk-ant-test' },
-  gemini: { id: 'gm', kind: 'gemini', api_key: 'gm-test' },
-  bedrock: { id: 'br', kind: 'bedrock', region: b.region, aws_access_key_id: b.accessKeyId, aws_secret_access_key: b.secretAccessKey },
-};
-const providers = Object.entries(goldenProvider).map(([k, p]) => ({ ...p, base_url: recs[k].url + basePath(k) }));
-const routes = Object.entries(KINDS).map(([k, v]) => ({ alias: k, targets: [{ provider: goldenProvider[k].id, model: v.model }], retry: { max_attempts: 1 } }));
-const gw = await startGateway({ workers: 1, snapshot: makeSnapshot({ mockUrl: mocks.openai.url, providers, routes, prices: [],
-  keys: { [KEY]: { models: Object.keys(KINDS) } } }) });
+const rig = await startRecording({
+  mocks,
+  providers: {
+    openai: { id: 'oa', kind: 'openai', api_key: 'sk-upstream-test' },
+    compat: { id: 'vllm', kind: 'openai', api_key: 'sk-upstream-test', responses_api: 'chat' },
+    azure: { id: 'az', kind: 'azure', api_key: mocks.azure.apiKey },
+    anthropic: { id: 'an', kind: 'anthropic', api_key: 'sk-ant-test' },
+    gemini: { id: 'gm', kind: 'gemini', api_key: 'gm-test' },
+    bedrock: { id: 'br', kind: 'bedrock', region: b.region, aws_access_key_id: b.accessKeyId, aws_secret_access_key: b.secretAccessKey },
+  },
+  models: Object.fromEntries(Object.entries(KINDS).map(([k, v]) => [k, v.model])),
+});
 
-let n = 0;
 try {
   for (const [k, kv] of Object.entries(KINDS)) {
     fs.mkdirSync(path.join(DIR, k), { recursive: true });
     for (const c of CASES) {
       const native = k === 'openai' || k === 'azure';
-      const body = { model: k, ...c.req(k) };
-      recs[k].transform = c.cut && kv.cut ? cutWithError(kv.cut) : null;
       const rid = `req-${k}-${c.name}`;
-      const res = await fetch(`${gw.url}/v1/responses`, { method: 'POST',
-        headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json', 'x-request-id': 'req-1' },
-        body: JSON.stringify(body) });
-      const text = await res.text();
-      const up = recs[k].last;
-      const u = await gw.waitUsage((us) => us.filter((x) => x.request_id === 'req-1').length > n, 5000);
-      const usage = u.filter((x) => x.request_id === 'req-1')[n];
-      n++;
-      const g = {
-        name: `${k}: ${c.title}`,
-        comment: `recorded by tests/golden/responses/record.mjs (${rid})`,
-        provider: { ...goldenProvider[k], base_url: `http://upstream.test${basePath(k)}` },
-        model: kv.model,
-        endpoint: 'responses',
-        request: body,
-        expect_url: `http://upstream.test${up.path}`,
-        expect_body: JSON.parse(up.body),
-      };
-      const streamed = body.stream && res.headers.get('content-type')?.startsWith('text/event-stream');
-      if (body.stream) {
-        if (/eventstream/.test(up.ctype)) g.stream_b64 = up.answer.toString('base64');
-        else g.stream = up.answer.toString('utf8');
-      } else {
-        g.status = up.status;
-        g.response = JSON.parse(up.answer.toString('utf8'));
-      }
+      const { g, text, streamed, usage } = await rig.send(k, '/v1/responses', { model: k, ...c.req(k) }, {
+        transform: c.cut && kv.cut ? cutWithError(kv.cut) : null,
+        name: `${k}: ${c.title}`, comment: `recorded by tests/golden/responses/record.mjs (${rid})`, endpoint: 'responses' });
       let id = null;
       if (streamed) {
         const evs = sse(text);
@@ -194,15 +111,10 @@ try {
         id = j.id ?? null;
         g.expect = normalize(j, id, native);
       }
-      // what the adapter read; a broken stream's record is an estimate the suite does not see
-      if (usage.usage_source === 'provider') g.expect_usage = { prompt: usage.prompt_tokens, completion: usage.completion_tokens, cached: usage.cached_tokens,
-        reasoning: usage.reasoning_tokens, total: usage.total_tokens };
-      fs.writeFileSync(path.join(DIR, k, `${c.name}.json`), JSON.stringify(g, null, 1) + '\n');
+      rig.save(path.join(DIR, k, `${c.name}.json`), g, usage);
     }
   }
 } finally {
-  await gw.stop();
-  for (const r of Object.values(recs)) await r.close();
-  for (const m of Object.values(mocks)) await m.close();
+  await rig.close();
 }
-console.log(`wrote ${n} transcripts`);
+console.log(`wrote ${rig.sent} transcripts`);

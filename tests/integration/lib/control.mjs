@@ -2,6 +2,7 @@
 // (scripts/test starts one and exports TOLLGATE_TEST_PG_HOST; run standalone, this starts it).
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import http from 'node:http';
 import path from 'node:path';
 import { BIN, waitFor } from './harness.mjs';
 
@@ -191,4 +192,31 @@ export function usageEvent(o) {
     usage_source: 'provider', cost_usd: 0, latency_ms: 12.5, ttfb_ms: null, error: null, ...o,
     total_tokens: (o.prompt_tokens || 0) + (o.completion_tokens || 0),
   };
+}
+
+// A proxy the data planes reach the control plane through (--control-url proxy.url), so that a
+// test can get between them: `intercept(req, res)` sees each request, its body read, first; it
+// may wait (async) and answers the request itself by returning true. Anything else is passed
+// to `target`: the control plane's URL, or a function giving it at each request (a control
+// plane restarted on another port). Returns {url, close()}.
+export function startControlProxy(target, intercept = () => false) {
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', async () => {
+      if (await intercept(req, res)) return;
+      const to = typeof target === 'function' ? target() : target;
+      const up = http.request(new URL(req.url, to), { method: req.method, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      res.on('close', () => up.destroy());
+      up.end(Buffer.concat(chunks));
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () => { server.closeAllConnections(); return new Promise((r) => server.close(r)); },
+  })));
 }

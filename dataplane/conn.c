@@ -25,8 +25,6 @@ enum {
 /* Separate runs of held bytes a connection may have before they leave at once; writes for one
  * connection are usually adjacent in the buffer and held as one run. */
 enum { DP_CORK_PARTS = 8 };
-/* The worker's cork buffer keeps up to this much between iterations. */
-#define DP_CORK_KEEP (64u * 1024u)
 
 struct dp_conn {
     uv_tcp_t tcp; /* first: the handle's address is the connection's */
@@ -265,10 +263,7 @@ static void cork_flush(dp_worker_t *w)
         uncork(w->corked);
     uv_check_stop(&w->cork_check);
     uv_idle_stop(&w->cork_idle);
-    if (w->cork_buf.cap > DP_CORK_KEEP)
-        tg_buf_dispose(&w->cork_buf); /* a burst's buffer is not kept */
-    else
-        tg_buf_reset(&w->cork_buf);
+    tg_buf_reset(&w->cork_buf);
 }
 
 static void on_cork_check(uv_check_t *h)
@@ -287,7 +282,7 @@ void dp_conn_worker_init(dp_worker_t *w)
     w->cork_check.data = w;
     uv_idle_init(&w->loop, &w->cork_idle);
     w->cork_idle.data = w;
-    tg_buf_init(&w->cork_buf, UINT32_MAX);
+    tg_buf_init(&w->cork_buf, DP_CORK_MAX);
     w->corked = NULL;
 }
 
@@ -314,8 +309,10 @@ void dp_conn_cork(dp_conn_t *c)
     w->corked = c;
 }
 
-/* Holds parts behind what c already holds; false when they cannot be held (the caller undoes
- * what this write added, then sends everything held and this write after it). */
+/* Holds parts behind what c already holds; false when they cannot be held: too many runs, or
+ * the worker's buffer is full (the caller undoes what this write added, then sends everything
+ * c held and this write after it; the connections that cork after that write directly until
+ * the flush). */
 static bool hold_bufs(dp_conn_t *c, const uv_buf_t *parts, int n)
 {
     tg_buf_t *b = &c->w->cork_buf;

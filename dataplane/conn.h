@@ -41,7 +41,11 @@ typedef struct dp_conn_handler {
     void (*on_request)(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg);
 } dp_conn_handler_t;
 
-/* The worker's write corking (dp_conn_cork): set up with the loop, closed with it. */
+/* The worker's write corking (dp_conn_cork): set up with the loop, closed with it. The bytes
+ * held in one loop iteration, for every connection, are at most DP_CORK_MAX: a burst of reads
+ * (thousands of streams that fell behind, each read carrying many events) must not grow a
+ * buffer the heap keeps for good; past it, writes leave as they come. */
+#define DP_CORK_MAX (64u * 1024u)
 void dp_conn_worker_init(dp_worker_t *w);
 void dp_conn_worker_close(dp_worker_t *w);
 

@@ -392,7 +392,7 @@ static dp_scope_t *scope_find(char kind, const char *id)
     return s;
 }
 
-static void rate_headers(side_t *sides, int n, dp_admit_t *a)
+static void rate_views(side_t *sides, int n, dp_admit_t *a)
 {
     /* per dimension, the scope with the least left speaks: that is the one that binds */
     int live = atomic_load_explicit(&lg.live, memory_order_relaxed);
@@ -415,28 +415,48 @@ static void rate_headers(side_t *sides, int n, dp_admit_t *a)
             }
         }
     }
-    hdr_out_t o = {a->headers, 0, sizeof(a->headers) - 1};
-    if (br) {
-        double rem = fmin((double)br->l->rpm, floor(fmax(0, br->s->req_level) * live));
-        hdr_puts(&o, "x-ratelimit-limit-requests: ");
-        hdr_u64(&o, br->l->rpm);
-        hdr_puts(&o, "\r\nx-ratelimit-remaining-requests: ");
-        hdr_u64(&o, (uint64_t)rem);
-        hdr_puts(&o, "\r\nx-ratelimit-reset-requests: ");
-        put_reset(&o, (br->v.cap_r - br->s->req_level) / br->v.rate_r);
-        hdr_put(&o, "\r\n", 2);
-    }
-    if (bt) {
-        double rem = fmin((double)bt->l->tpm, floor(fmax(0, bt->s->tok_level) * live));
-        hdr_puts(&o, "x-ratelimit-limit-tokens: ");
-        hdr_u64(&o, bt->l->tpm);
-        hdr_puts(&o, "\r\nx-ratelimit-remaining-tokens: ");
-        hdr_u64(&o, (uint64_t)rem);
-        hdr_puts(&o, "\r\nx-ratelimit-reset-tokens: ");
-        put_reset(&o, (bt->v.cap_t - bt->s->tok_level) / bt->v.rate_t);
-        hdr_put(&o, "\r\n", 2);
-    }
-    a->headers[o.len] = '\0';
+    if (br)
+        a->requests = (dp_rate_view_t){
+            br->l->rpm, (uint64_t)fmin((double)br->l->rpm, floor(fmax(0, br->s->req_level) * live)),
+            (br->v.cap_r - br->s->req_level) / br->v.rate_r};
+    if (bt)
+        a->tokens = (dp_rate_view_t){
+            bt->l->tpm, (uint64_t)fmin((double)bt->l->tpm, floor(fmax(0, bt->s->tok_level) * live)),
+            (bt->v.cap_t - bt->s->tok_level) / bt->v.rate_t};
+}
+
+/* One dimension's three lines, whole or not at all. */
+static void put_view(hdr_out_t *o, const dp_rate_view_t *v, const char *dim)
+{
+    if (!v->limit)
+        return;
+    char line[128];
+    hdr_out_t l = {line, 0, sizeof(line)};
+    hdr_puts(&l, "x-ratelimit-limit-");
+    hdr_puts(&l, dim);
+    hdr_puts(&l, ": ");
+    hdr_u64(&l, v->limit);
+    hdr_puts(&l, "\r\nx-ratelimit-remaining-");
+    hdr_puts(&l, dim);
+    hdr_puts(&l, ": ");
+    hdr_u64(&l, v->remaining);
+    hdr_puts(&l, "\r\nx-ratelimit-reset-");
+    hdr_puts(&l, dim);
+    hdr_puts(&l, ": ");
+    put_reset(&l, v->reset_s);
+    hdr_put(&l, "\r\n", 2);
+    hdr_put(o, line, l.len);
+}
+
+size_t dp_admit_headers(const dp_admit_t *a, char *out, size_t cap)
+{
+    if (cap == 0)
+        return 0;
+    hdr_out_t o = {out, 0, cap - 1};
+    put_view(&o, &a->requests, "requests");
+    put_view(&o, &a->tokens, "tokens");
+    out[o.len] = '\0';
+    return o.len;
 }
 
 static bool rate_ok(side_t *sd, int64_t est, tg_err_t *err, char *ra, size_t ra_len)
@@ -508,7 +528,7 @@ int dp_ledger_admit(const tg_key_t *k, const dp_worst_t *worst, int64_t est_toke
         a->est_tokens = est_tokens;
         a->held = true;
     }
-    rate_headers(sides, n, a);
+    rate_views(sides, n, a);
     for (int i = n - 1; i >= 0; i--)
         pthread_mutex_unlock(&sides[i].s->mu);
     return ok ? 0 : TG_ERATE;

@@ -25,13 +25,24 @@ typedef struct dp_worst {
     bool default_completion;   /* no max_tokens was sent */
 } dp_worst_t;
 
+/* A rate limit's state as admission saw it, for the response's x-ratelimit-* lines. */
+typedef struct dp_rate_view {
+    uint64_t limit; /* per minute; 0 when no limit applies in this dimension */
+    uint64_t remaining;
+    double reset_s; /* until the bucket is full again */
+} dp_rate_view_t;
+
 /* What an admitted request holds until it finishes. */
 typedef struct dp_admit {
     int64_t worst_pusd; /* counted as in flight against the key's and tenant's budgets */
     int64_t est_tokens; /* taken from the token buckets, corrected by actual usage at the end */
     bool held;
-    char headers[384]; /* x-ratelimit-* lines for the response, "" when no limit applies */
+    dp_rate_view_t requests, tokens; /* the binding scope's, per dimension */
 } dp_admit_t;
+
+/* a's x-ratelimit-* lines, as OpenAI writes them, into out (cap bytes, NUL-terminated); their
+ * length, 0 when no limit applies. A line that does not fit is left out. Any thread. */
+size_t dp_admit_headers(const dp_admit_t *a, char *out, size_t cap);
 
 /* Makes the ledger entry of every limited key and tenant of s (on first sight, kept for the
  * process's life) and takes the snapshot's spend where it is newer than what the ledger has.

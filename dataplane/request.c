@@ -129,6 +129,12 @@ static void lines_puts(lines_t *l, const char *s)
     lines_put(l, s, strlen(s));
 }
 
+/* The admission's x-ratelimit-* lines. */
+static void lines_limits(lines_t *l, const dp_admit_t *a)
+{
+    l->len += dp_admit_headers(a, l->b + l->len, sizeof(l->b) - l->len);
+}
+
 static void lines_init(lines_t *l, const dp_req_t *r)
 {
     char num[TG_FMT_U64_MAX];
@@ -480,7 +486,7 @@ static bool cache_lookup(dp_req_t *r)
     lines_put(&l, "age: ", 5);
     lines_put(&l, num, tg_fmt_u64(num, age > 0 ? (uint64_t)age : 0));
     lines_put(&l, "\r\n", 2);
-    lines_puts(&l, r->gate.hold.headers);
+    lines_limits(&l, &r->gate.hold);
     settle(r, 200, NULL);
     if (r->cache.hit->stream) {
         dp_head_t h = {200, "text/event-stream", l.b, l.len};
@@ -517,7 +523,7 @@ static int start_client_stream(dp_req_t *r, const char *first, size_t len)
 {
     lines_t l;
     lines_init(&l, r);
-    lines_puts(&l, r->gate.hold.headers);
+    lines_limits(&l, &r->gate.hold);
     dp_head_t h = {200, "text/event-stream", l.b, l.len};
     int rc = dp_conn_start_chunked_with(r->conn, &h, first, len);
     r->client.started = rc == 0;
@@ -825,7 +831,7 @@ static void answer_write(dp_req_t *r, int status, const char *body, size_t body_
         const char *ra = dp_exchange_retry_after(r->at.x);
         lines_t l;
         lines_init(&l, r);
-        lines_puts(&l, r->gate.hold.headers);
+        lines_limits(&l, &r->gate.hold);
         if (ra[0]) {
             lines_put(&l, "retry-after: ", 13);
             lines_puts(&l, ra);
@@ -999,7 +1005,7 @@ void dp_req_start(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, const dp_gat
     if (dp_gate_admit(&r->gate, r->body_len, r->body.max_tokens, &err, ra, sizeof(ra)) != 0) {
         lines_t l;
         l.len = 0;
-        lines_puts(&l, r->gate.hold.headers);
+        lines_limits(&l, &r->gate.hold);
         if (ra[0]) {
             lines_put(&l, "retry-after: ", 13);
             lines_puts(&l, ra);

@@ -274,6 +274,25 @@ void cp_change_reply(cp_req_t *r, const cp_change_t *c, int status, json_t *befo
     tg_buf_reset(&r->out);
 }
 
+void cp_change_reply_secret(cp_req_t *r, const cp_change_t *c, int status, json_t *before,
+                            json_t *after, const char *field, const char *secret)
+{
+    if (cp_change_commit(r, c, before, after) != 0) {
+        json_decref(after);
+        return;
+    }
+    json_object_set_new(after, field, json_string(secret));
+    cp_reply_json(r, status, after);
+}
+
+void cp_change_reply_empty(cp_req_t *r, const cp_change_t *c, json_t *before, json_t *after)
+{
+    if (cp_change_commit(r, c, before, after) != 0)
+        return;
+    r->status = 204;
+    tg_buf_reset(&r->out);
+}
+
 void cp_change_delete(cp_req_t *r, const cp_change_t *c, const char *sql, int n,
                       const char *const *params, json_t *before)
 {

@@ -44,10 +44,7 @@ int cp_config_bump(cp_req_t *r)
     /* the notification is delivered at commit, to every replica's notifier (sync.c), which
      * then answers the data planes' long polls; the version is a row (not the sequence) so that
      * no snapshot sees it before the change commits (migrations/0004_routing.sql) */
-    return cp_exec_ok(r,
-                      "UPDATE config_version SET v = nextval('config_version_seq') "
-                      "RETURNING v, pg_notify('tollgate_config', v::text)",
-                      0, NULL);
+    return cp_exec_ok(r, CP_CONFIG_BUMP_SQL, 0, NULL);
 }
 
 /* ---- lists ---- */

@@ -64,8 +64,12 @@ typedef struct cp_change {
     bool audit_only; /* nothing the data planes read: no config version bump */
 } cp_change_t;
 
-/* Bumps the config version inside the current transaction (data planes see the change at
- * commit); -1 after replying. */
+/* The statement that bumps the config version inside the current transaction: data planes see
+ * the change at commit (every replica's notifier hears the NOTIFY then; sync.c). */
+#define CP_CONFIG_BUMP_SQL                                                                         \
+    "UPDATE config_version SET v = nextval('config_version_seq') "                                 \
+    "RETURNING v, pg_notify('tollgate_config', v::text)"
+/* Runs CP_CONFIG_BUMP_SQL; -1 after replying. */
 int cp_config_bump(cp_req_t *r);
 /* Runs a statement whose result is not needed; -1 after replying with the database error. */
 int cp_exec_ok(cp_req_t *r, const char *sql, int n, const char *const *params);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cp.h"
+#include "handler.h"
 #include "tg_hash.h"
 #include "tg_log.h"
 #include "tg_snap.h"
@@ -326,8 +327,7 @@ static int store(PGconn *c, const char *origin, const char *text, size_t len, js
 
 static bool bump(PGconn *c)
 {
-    return exec_ok(c, "UPDATE config_version SET v = nextval('config_version_seq') "
-                      "RETURNING v, pg_notify('tollgate_config', v::text)");
+    return exec_ok(c, CP_CONFIG_BUMP_SQL);
 }
 
 int cp_catalog_store_builtin(PGconn *c)
@@ -515,11 +515,15 @@ int cp_catalog_cli(const char *verb, const char *file)
     snprintf(r.who.label, sizeof(r.who.label), "system:tollgate-control catalog import");
     char target[80];
     snprintf(target, sizeof(target), "%.64s", json_string_value(json_object_get(doc, "version")));
-    int arc = cp_audit(&r, NULL, "catalog.import", "catalog", target, NULL, summary);
+    /* as an admin change commits: audit row, config bump, commit, and a checkpoint the audit
+     * row completed goes to the log once it is stored */
+    cp_change_t chg = {NULL, "catalog.import", "catalog", target, false};
+    int crc = cp_change_commit(&r, &chg, NULL, summary);
     tg_buf_dispose(&r.out);
-    if (arc != 0 || !bump(c) || !exec_ok(c, "COMMIT")) {
-        fprintf(stderr, "tollgate-control: could not store the catalog: %s", PQerrorMessage(c));
-        goto rollback;
+    if (crc != 0) {
+        /* rolled back; the log line above says why (PQerrorMessage is the rollback's now) */
+        fprintf(stderr, "tollgate-control: could not store the catalog; nothing was stored\n");
+        goto out;
     }
     PGresult *res = cp_db_exec(c, "SELECT origin, version FROM catalog_effective", 0, NULL);
     if (cp_db_ok(res) && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "import") != 0)

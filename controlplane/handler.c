@@ -44,10 +44,7 @@ int cp_config_bump(cp_req_t *r)
     /* the notification is delivered at commit, to every replica's notifier (sync.c), which
      * then answers the data planes' long polls; the version is a row (not the sequence) so that
      * no snapshot sees it before the change commits (migrations/0004_routing.sql) */
-    return cp_exec_ok(r,
-                      "UPDATE config_version SET v = nextval('config_version_seq') "
-                      "RETURNING v, pg_notify('tollgate_config', v::text)",
-                      0, NULL);
+    return cp_exec_ok(r, CP_CONFIG_BUMP_SQL, 0, NULL);
 }
 
 /* ---- lists ---- */
@@ -271,6 +268,25 @@ void cp_change_reply(cp_req_t *r, const cp_change_t *c, int status, json_t *befo
         return;
     }
     r->status = status;
+    tg_buf_reset(&r->out);
+}
+
+void cp_change_reply_secret(cp_req_t *r, const cp_change_t *c, int status, json_t *before,
+                            json_t *after, const char *field, const char *secret)
+{
+    if (cp_change_commit(r, c, before, after) != 0) {
+        json_decref(after);
+        return;
+    }
+    json_object_set_new(after, field, json_string(secret));
+    cp_reply_json(r, status, after);
+}
+
+void cp_change_reply_empty(cp_req_t *r, const cp_change_t *c, json_t *before, json_t *after)
+{
+    if (cp_change_commit(r, c, before, after) != 0)
+        return;
+    r->status = 204;
     tg_buf_reset(&r->out);
 }
 

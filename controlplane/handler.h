@@ -64,8 +64,12 @@ typedef struct cp_change {
     bool audit_only; /* nothing the data planes read: no config version bump */
 } cp_change_t;
 
-/* Bumps the config version inside the current transaction (data planes see the change at
- * commit); -1 after replying. */
+/* The statement that bumps the config version inside the current transaction: data planes see
+ * the change at commit (every replica's notifier hears the NOTIFY then; sync.c). */
+#define CP_CONFIG_BUMP_SQL                                                                         \
+    "UPDATE config_version SET v = nextval('config_version_seq') "                                 \
+    "RETURNING v, pg_notify('tollgate_config', v::text)"
+/* Runs CP_CONFIG_BUMP_SQL; -1 after replying. */
 int cp_config_bump(cp_req_t *r);
 /* Runs a statement whose result is not needed; -1 after replying with the database error. */
 int cp_exec_ok(cp_req_t *r, const char *sql, int n, const char *const *params);
@@ -93,6 +97,12 @@ int cp_change_commit(cp_req_t *r, const cp_change_t *c, json_t *before, json_t *
 /* cp_change_commit, then replies status with after (taken; NULL with 204: no body). NULL with
  * another status means the change's statement failed and replied (cp_change_row): it rolls back. */
 void cp_change_reply(cp_req_t *r, const cp_change_t *c, int status, json_t *before, json_t *after);
+/* cp_change_commit, then replies status with after (taken) plus field: secret, the one time a
+ * secret made by the change leaves (it is never in the audit row). */
+void cp_change_reply_secret(cp_req_t *r, const cp_change_t *c, int status, json_t *before,
+                            json_t *after, const char *field, const char *secret);
+/* cp_change_commit, then replies 204 (no body); before and after stay the caller's. */
+void cp_change_reply_empty(cp_req_t *r, const cp_change_t *c, json_t *before, json_t *after);
 /* Ends a deletion: runs sql (the DELETE) and cp_change_reply with 204. */
 void cp_change_delete(cp_req_t *r, const cp_change_t *c, const char *sql, int n,
                       const char *const *params, json_t *before);

@@ -8,6 +8,7 @@
 
 #include "cp.h"
 #include "tg_log.h"
+#include "tg_usage_event.h"
 
 #include "tg_banned.h"
 
@@ -395,18 +396,7 @@ bool cp_require_platform(cp_req_t *r, const char *what)
 
 bool cp_is_uuid(const char *s)
 {
-    if (!s || strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        char c = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-')
-                return false;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
-            return false;
-        }
-    }
-    return true;
+    return s && tg_usage_is_uuid(s); /* one uuid check for both planes (common/) */
 }
 
 bool cp_uuid_eq(const char *a, const char *b)

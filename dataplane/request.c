@@ -60,8 +60,8 @@ struct dp_req {
     dp_reqbody_t body;
     size_t body_len;
     bool body_released; /* body's bytes freed (release_request_body) */
-    dp_gate_t gate; /* endpoint, key, route, plan and admission hold */
-    dp_xlate_t x;   /* the translation between the client's format and the target's */
+    dp_gate_t gate;     /* endpoint, key, route, plan and admission hold */
+    dp_xlate_t x;       /* the translation between the client's format and the target's */
     bool x_ready;
     struct {                       /* the current attempt */
         size_t pos;                /* the plan entry being tried */
@@ -177,8 +177,10 @@ static void respond_error(dp_req_t *r, const tg_err_t *err, const char *extra)
 static void record_usage(dp_req_t *r, int status, const char *error, int64_t *cost, int64_t *tokens)
 {
     dp_worker_t *w = r->w;
-    dp_usage_record_t rec;
+    tg_usage_record_t rec;
+    dp_usage_t usage;
     memset(&rec, 0, sizeof(rec));
+    memset(&usage, 0, sizeof(usage));
     tg_uuid4(&w->rand, rec.id);
     rec.ts_ms = tg_wall_ms();
     rec.request_id = r->req_id;
@@ -193,26 +195,27 @@ static void record_usage(dp_req_t *r, int status, const char *error, int64_t *co
     rec.status = status;
     rec.streamed = r->body.stream;
     if (r->x_ready)
-        rec.usage = r->x.st.usage;
+        usage = r->x.st.usage;
     rec.usage_source = "none";
     if (r->cache.hit) {
         /* an answer from the cache: what it used once, at no cost now */
         rec.provider = r->cache.hit->provider;
         rec.upstream_model = r->cache.hit->model;
-        rec.usage = r->cache.hit->usage;
+        usage = r->cache.hit->usage;
         rec.usage_source = "cache";
-    } else if (rec.usage.present) {
+    } else if (usage.present) {
         rec.usage_source = "provider";
     } else if (r->at.target && r->at.t_first && r->at.status >= 200 && r->at.status < 300) {
         /* the provider answered but never said what it used (a cut stream, a client that left):
          * estimate rather than record nothing, and say so. An error answer is not billed. */
-        rec.usage.prompt = dp_reqbody_estimate_prompt_tokens(r->body_len);
-        rec.usage.completion = r->x_ready ? r->x.st.content_events : 0;
-        rec.usage.total = rec.usage.prompt + rec.usage.completion;
+        usage.prompt = dp_reqbody_estimate_prompt_tokens(r->body_len);
+        usage.completion = r->x_ready ? r->x.st.content_events : 0;
+        usage.total = usage.prompt + usage.completion;
         rec.usage_source = "estimated";
     }
+    dp_usage_to_event(&rec, &usage);
     if (r->at.target && !r->cache.hit) {
-        rec.cost_pusd = dp_cost_of(r->at.target, &rec.usage);
+        rec.cost_pusd = dp_cost_of(r->at.target, &usage);
         rec.unpriced = dp_cost_unpriced(r->at.target);
     }
     uint64_t now = tg_mono_us();
@@ -220,9 +223,9 @@ static void record_usage(dp_req_t *r, int status, const char *error, int64_t *co
     rec.ttfb_ms = r->at.t_first ? (double)(r->at.t_first - r->t_start) / 1000.0 : -1;
     rec.error = error;
     *cost = rec.cost_pusd;
-    *tokens = rec.usage.total;
+    *tokens = rec.total_tokens;
     size_t from = w->usage.len;
-    if (dp_usage_record_append(&w->usage, &rec) != 0) {
+    if (tg_usage_event_append(&w->usage, &rec) != 0) {
         tg_log(TG_LOG_ERROR, "dp_req", "usage_lost", "req_id=%.*s", (int)r->req_id_len, r->req_id);
         return;
     }

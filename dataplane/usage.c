@@ -127,42 +127,15 @@ bool dp_usage_scan(dp_usage_t *u, const char *body, size_t n)
     return dp_usage_from_span(u, t.val, t.len);
 }
 
-int dp_usage_record_append(tg_buf_t *out, const dp_usage_record_t *r)
+void dp_usage_to_event(tg_usage_record_t *e, const dp_usage_t *u)
 {
-    tg_usage_record_t e = {
-        .ts_ms = r->ts_ms,
-        .request_id = r->request_id,
-        .request_id_len = r->request_id_len,
-        .key_id = r->key_id,
-        .tenant_id = r->tenant_id,
-        .model = r->model,
-        .model_len = r->model_len,
-        .provider = r->provider,
-        .upstream_model = r->upstream_model,
-        .endpoint = r->endpoint,
-        .status = r->status,
-        .streamed = r->streamed,
-        .prompt_tokens = r->usage.prompt,
-        .completion_tokens = r->usage.completion,
-        .cached_tokens = r->usage.cached,
-        .reasoning_tokens = r->usage.reasoning,
-        .cache_write_tokens = r->usage.cache_write,
-        .cache_write_1h_tokens = r->usage.cache_write_1h,
-        .unpriced = r->unpriced,
-        .total_tokens = r->usage.total,
-        .usage_source = r->usage_source,
-        .cost_pusd = r->cost_pusd,
-        .latency_ms = r->latency_ms,
-        .ttfb_ms = r->ttfb_ms,
-        .error = r->error,
-    };
-    memcpy(e.id, r->id, sizeof(e.id));
-    return tg_usage_event_append(out, &e);
-}
-
-int dp_usage_parse_cost(const char *s, size_t n, int64_t *pusd)
-{
-    return tg_usage_parse_cost(s, n, pusd);
+    e->prompt_tokens = u->prompt;
+    e->completion_tokens = u->completion;
+    e->cached_tokens = u->cached;
+    e->reasoning_tokens = u->reasoning;
+    e->total_tokens = u->total;
+    e->cache_write_tokens = u->cache_write;
+    e->cache_write_1h_tokens = u->cache_write_1h;
 }
 
 /* key_id or tenant_id: "" when null or absent */

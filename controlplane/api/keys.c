@@ -329,19 +329,6 @@ static int new_secret(cp_req_t *r, char *secret, size_t n, char hex[65], char la
     return 0;
 }
 
-/* Commits a change that made a secret and replies with the key and, this once, its secret: never
- * in the audit row. Takes after. */
-static void reply_with_secret(cp_req_t *r, const cp_change_t *c, int status, json_t *before,
-                              json_t *after, const char *secret)
-{
-    if (cp_change_commit(r, c, before, after) != 0) {
-        json_decref(after);
-        return;
-    }
-    json_object_set_new(after, "key", json_string(secret));
-    cp_reply_json(r, status, after);
-}
-
 void cp_api_keys_list(cp_req_t *r)
 {
     static const char *const statuses[] = {"active", "revoked", "expired", NULL};
@@ -432,7 +419,7 @@ void cp_api_keys_create(cp_req_t *r)
     }
     cp_change_t c = {r->params[0], "key.create", "key", json_string_value(json_object_get(k, "id")),
                      false};
-    reply_with_secret(r, &c, 201, NULL, k, secret);
+    cp_change_reply_secret(r, &c, 201, NULL, k, "key", secret);
 out:
     wipe(secret, sizeof(secret));
     free(f.models);
@@ -552,7 +539,7 @@ void cp_api_keys_rotate(cp_req_t *r)
         goto out;
     }
     cp_change_t c = {r->params[0], "key.rotate", "key", r->params[1], false};
-    reply_with_secret(r, &c, 200, before, after, secret);
+    cp_change_reply_secret(r, &c, 200, before, after, "key", secret);
 out:
     wipe(secret, sizeof(secret));
     json_decref(before);

@@ -259,16 +259,14 @@ void cp_api_tokens_create(cp_req_t *r)
     snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
     after = cp_db_json_row(res, 0, 1);
     PQclear(res);
-    if (!after || cp_audit(r, tid, "token.create", "api_token", id, NULL, after) != 0 ||
-        cp_db_commit(r) != 0) {
-        if (!after)
-            cp_reply_error(r, 500, "internal", NULL, "could not read the token back");
+    if (!after) {
+        cp_reply_error(r, 500, "internal", NULL, "could not read the token back");
         cp_db_rollback(r);
         goto out;
     }
-    /* the only time the secret leaves: in this response, never in the audit row */
-    json_object_set_new(after, "token", json_string(tok));
-    cp_reply_json(r, 201, after);
+    /* admin tokens are nothing a data plane reads: no config version bump */
+    cp_change_t c = {tid, "token.create", "api_token", id, true};
+    cp_change_reply_secret(r, &c, 201, NULL, after, "token", tok);
     after = NULL;
 out:
     OPENSSL_cleanse(tok, sizeof(tok));
@@ -359,25 +357,15 @@ void cp_api_tokens_revoke(cp_req_t *r)
         tg_buf_reset(&r->out);
         return;
     }
-    res = cp_db_exec(
-        r->db,
-        "UPDATE api_tokens AS k SET revoked_at = now() WHERE k.id = $1 RETURNING " TOKEN_JSON, 1,
-        p);
-    after = cp_db_json_row(res, 0, 0);
-    if (!after) {
-        cp_reply_db_error(r, res);
-        PQclear(res);
+    after = cp_change_row(
+        r, "UPDATE api_tokens AS k SET revoked_at = now() WHERE k.id = $1 RETURNING " TOKEN_JSON, 1,
+        p, 0);
+    if (!after)
         goto fail;
-    }
-    PQclear(res);
-    if (cp_audit(r, tenant[0] ? tenant : NULL, "token.revoke", "api_token", id, before, after) !=
-            0 ||
-        cp_db_commit(r) != 0)
-        goto fail;
+    cp_change_t c = {tenant[0] ? tenant : NULL, "token.revoke", "api_token", id, true};
+    cp_change_reply_empty(r, &c, before, after);
     json_decref(before);
     json_decref(after);
-    r->status = 204;
-    tg_buf_reset(&r->out);
     return;
 fail:
     cp_db_rollback(r);

@@ -421,10 +421,11 @@ void cp_api_users_update(cp_req_t *r)
     json_t *audited = json_copy(after);
     if (pw)
         json_object_set_new(audited, "password_changed", json_true()); /* never the hash */
-    int rc = cp_audit(r, NULL, "user.update", "user", id, before, audited);
+    cp_change_t c = {NULL, "user.update", "user", id, true}; /* users are not in a snapshot */
+    int rc = cp_change_commit(r, &c, before, audited);
     json_decref(audited);
-    if (rc != 0 || cp_db_commit(r) != 0)
-        goto fail;
+    if (rc != 0)
+        goto out; /* replied and rolled back */
     if (pw && self && r->who.jti[0]) {
         /* the session that changed the password carries on with a fresh one; the old token
          * ended with the others */

@@ -99,8 +99,6 @@ typedef struct result {
     tg_buf_t out; /* everything the client received */
 } result_t;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;

@@ -18,10 +18,10 @@ let provider;
 let route;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tg-catalog-'));
 
-function cli(...args) {
-  const r = spawnSync(path.join(BIN, 'tollgate-control'), ['catalog', ...args], {
+function cli(cmd, file, env = {}) {
+  const r = spawnSync(path.join(BIN, 'tollgate-control'), ['catalog', cmd, file], {
     env: { ...process.env, TOLLGATE_DATABASE_URL: cp.dbUrl,
-      TOLLGATE_MASTER_KEY: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff' },
+      TOLLGATE_MASTER_KEY: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff', ...env },
     encoding: 'utf8', timeout: 30000,
   });
   return { status: r.status, out: r.stdout, err: r.stderr };
@@ -181,4 +181,17 @@ test('catalog import stores the catalog, audits it and the data planes get its p
   assert.equal(again.status, 0);
   assert.match(again.out, /imported before; nothing stored/);
   assert.equal(cp.sql(`SELECT count(*) FROM audit_log WHERE action = 'catalog.import'`), '1');
+});
+
+test('a catalog import whose audit row completes a checkpoint logs the checkpoint, as an admin change does', async () => {
+  const third = (d) => {
+    NEWER(d);
+    d.version = `${builtin.version}-third`;
+    d.models.find((m) => m.model === 'gpt-5-mini').prices.input = '0.4';
+  };
+  const r = cli('import', writeCatalog('third.json', third), { TOLLGATE_AUDIT_CHECKPOINT_ROWS: '1' });
+  assert.equal(r.status, 0, r.err);
+  const id = cp.sql(`SELECT max(id) FROM audit_log WHERE action = 'catalog.import'`);
+  assert.equal(cp.sql(`SELECT count(*) FROM audit_checkpoints WHERE last_id = ${id}`), '1');
+  assert.match(r.err, new RegExp(`event=audit_checkpoint after_id=\\d+ last_id=${id} rows=\\d+ head=[0-9a-f]{64} mac=[0-9a-f]{64}`));
 });

@@ -698,6 +698,18 @@ test('service account tokens: minted by a platform admin, or by a tenant admin f
   assert.equal((await mint(admin, { role: 'viewer', tenant_id: acme.id, user_id: bot.id })).status, 422);
 });
 
+test('token and user changes are audited but leave the config version alone: no data plane reads them', async () => {
+  const version = () => Number(cp.sql('SELECT v FROM config_version'));
+  const v0 = version();
+  const t = await newToken(admin, { name: 'no-bump', role: 'viewer', tenant_id: acme.id });
+  assert.equal((await cp.api('DELETE', `/api/v1/tokens/${t.id}`, { token: admin })).status, 204);
+  const u = await newUser({ email: 'no-bump@x.test', name: 'Before', password: PW });
+  assert.equal((await cp.api('PATCH', `/api/v1/users/${u.id}`, { token: admin, body: { name: 'After' } })).status, 200);
+  assert.equal(version(), v0);
+  assert.equal(count('audit_log', `action IN ('token.create', 'token.revoke') AND target_id = '${t.id}'`), 2);
+  assert.equal(count('audit_log', `action = 'user.update' AND target_id = '${u.id}' AND after->>'name' = 'After'`), 1);
+});
+
 test('every change above is audited without secrets and the chain verifies', async () => {
   for (const action of ['user.create', 'user.update', 'user.delete', 'member.put', 'member.delete', 'token.create', 'token.revoke'])
     assert.ok(count('audit_log', `action = '${action}'`) > 0, action);

@@ -194,6 +194,18 @@ Test(cp_handler, a_path_id_that_is_no_uuid_is_a_404_for_its_kind)
     json_decref(e);
 }
 
+Test(cp_handler, a_uuid_is_36_characters_of_hex_and_four_dashes)
+{
+    cr_assert(cp_is_uuid("123e4567-e89b-12d3-a456-426614174000"));
+    cr_assert(cp_is_uuid("123E4567-E89B-12D3-A456-426614174000"));
+    cr_assert_not(cp_is_uuid("123e4567-e89b-12d3-a456-4266141740000"), "one character more");
+    cr_assert_not(cp_is_uuid("123e4567-e89b-12d3-a456-42661417400"), "one character less");
+    cr_assert_not(cp_is_uuid("123e4567e-89b-12d3-a456-426614174000"), "a dash out of place");
+    cr_assert_not(cp_is_uuid("123e4567-e89b-12d3-a456-42661417400g"), "not hex");
+    cr_assert_not(cp_is_uuid(""));
+    cr_assert_not(cp_is_uuid(NULL));
+}
+
 Test(cp_handler, uuids_compare_in_any_case_and_only_as_uuids)
 {
     cr_assert(

@@ -1,4 +1,4 @@
-/* test_dp_usage.c: reading provider usage and writing usage records. */
+/* test_dp_usage.c: reading provider usage and writing it into usage events. */
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <string.h>
@@ -135,9 +135,9 @@ Test(dp_usage, from_json_total_saturates_instead_of_overflowing)
     json_decref(o);
 }
 
-static dp_usage_record_t sample_record(void)
+static tg_usage_record_t sample_record(void)
 {
-    dp_usage_record_t r;
+    tg_usage_record_t r;
     memset(&r, 0, sizeof(r));
     memcpy(r.id, "0b9e6a3c-8d1f-4c2e-9a57-3f1d2b6c7e80", 37);
     r.ts_ms = 1732530000123;
@@ -152,12 +152,13 @@ static dp_usage_record_t sample_record(void)
     r.endpoint = "chat.completions";
     r.status = 200;
     r.streamed = true;
-    r.usage.prompt = 1200;
-    r.usage.completion = 350;
-    r.usage.cached = 1024;
-    r.usage.reasoning = 128;
-    r.usage.total = 1550;
-    r.usage.present = true;
+    dp_usage_t u = {.prompt = 1200,
+                    .completion = 350,
+                    .cached = 1024,
+                    .reasoning = 128,
+                    .total = 1550,
+                    .present = true};
+    dp_usage_to_event(&r, &u);
     r.usage_source = "provider";
     r.cost_pusd = 3600000;
     r.latency_ms = 812.5;
@@ -166,11 +167,33 @@ static dp_usage_record_t sample_record(void)
     return r;
 }
 
+Test(dp_usage, every_count_goes_into_its_event_field)
+{
+    dp_usage_t u = {.prompt = 1,
+                    .completion = 2,
+                    .cached = 3,
+                    .reasoning = 4,
+                    .total = 5,
+                    .cache_write = 6,
+                    .cache_write_1h = 7,
+                    .present = true};
+    tg_usage_record_t e;
+    memset(&e, 0, sizeof(e));
+    dp_usage_to_event(&e, &u);
+    cr_assert_eq(e.prompt_tokens, 1);
+    cr_assert_eq(e.completion_tokens, 2);
+    cr_assert_eq(e.cached_tokens, 3);
+    cr_assert_eq(e.reasoning_tokens, 4);
+    cr_assert_eq(e.total_tokens, 5);
+    cr_assert_eq(e.cache_write_tokens, 6);
+    cr_assert_eq(e.cache_write_1h_tokens, 7);
+}
+
 /* Appends the record and parses the line back. */
-static json_t *record_json(const dp_usage_record_t *r, tg_buf_t *out)
+static json_t *record_json(const tg_usage_record_t *r, tg_buf_t *out)
 {
     json_error_t jerr;
-    cr_assert_eq(dp_usage_record_append(out, r), 0);
+    cr_assert_eq(tg_usage_event_append(out, r), 0);
     cr_assert_gt(out->len, 0);
     cr_assert_eq(out->base[out->len - 1], '\n', "record does not end in a newline");
     cr_assert_null(memchr(out->base, '\n', out->len - 1), "record spans lines");
@@ -181,7 +204,7 @@ static json_t *record_json(const dp_usage_record_t *r, tg_buf_t *out)
 
 Test(dp_usage, record_is_one_valid_json_line_with_all_fields)
 {
-    dp_usage_record_t r = sample_record();
+    tg_usage_record_t r = sample_record();
     tg_buf_t out = TG_BUF_INIT(8192);
     json_t *j = record_json(&r, &out);
     cr_assert_str_eq(json_string_value(json_object_get(j, "id")),
@@ -212,7 +235,7 @@ Test(dp_usage, record_is_one_valid_json_line_with_all_fields)
 
 Test(dp_usage, record_cost_is_an_exact_decimal_of_picodollars)
 {
-    dp_usage_record_t r = sample_record();
+    tg_usage_record_t r = sample_record();
     tg_buf_t out = TG_BUF_INIT(8192);
     json_t *j = record_json(&r, &out);
     cr_assert_not_null(tg_memmem(out.base, out.len, "\"cost_usd\":0.000003600000,", 26), "%.*s",
@@ -234,7 +257,7 @@ Test(dp_usage, record_cost_is_an_exact_decimal_of_picodollars)
 
 Test(dp_usage, record_ttfb_is_null_when_no_byte_came_back)
 {
-    dp_usage_record_t r = sample_record();
+    tg_usage_record_t r = sample_record();
     r.ttfb_ms = -1;
     r.error = "upstream_unreachable";
     r.status = 502;
@@ -250,7 +273,7 @@ Test(dp_usage, record_ttfb_is_null_when_no_byte_came_back)
 
 Test(dp_usage, record_escapes_strings)
 {
-    dp_usage_record_t r = sample_record();
+    tg_usage_record_t r = sample_record();
     const char model[] = "we\"ird\\mo\ndel\x01";
     r.model = model;
     r.model_len = sizeof(model) - 1;
@@ -268,7 +291,7 @@ Test(dp_usage, record_escapes_strings)
 
 Test(dp_usage, record_missing_strings_are_null)
 {
-    dp_usage_record_t r = sample_record();
+    tg_usage_record_t r = sample_record();
     r.key_id = NULL;
     r.tenant_id = NULL;
     r.provider = NULL;
@@ -287,11 +310,11 @@ Test(dp_usage, record_missing_strings_are_null)
 
 Test(dp_usage, record_appends_after_existing_lines)
 {
-    dp_usage_record_t r = sample_record();
+    tg_usage_record_t r = sample_record();
     tg_buf_t out = TG_BUF_INIT(8192);
-    cr_assert_eq(dp_usage_record_append(&out, &r), 0);
+    cr_assert_eq(tg_usage_event_append(&out, &r), 0);
     size_t first = out.len;
-    cr_assert_eq(dp_usage_record_append(&out, &r), 0);
+    cr_assert_eq(tg_usage_event_append(&out, &r), 0);
     cr_assert_eq(out.len, 2 * first);
     cr_assert_eq(memcmp(out.base, out.base + first, first), 0);
     tg_buf_dispose(&out);
@@ -299,10 +322,10 @@ Test(dp_usage, record_appends_after_existing_lines)
 
 Test(dp_usage, record_past_max_fails_and_leaves_buffer_unchanged)
 {
-    dp_usage_record_t r = sample_record();
+    tg_usage_record_t r = sample_record();
     tg_buf_t out = TG_BUF_INIT(300);
     cr_assert_eq(tg_buf_append(&out, "prev\n", 5), 0);
-    cr_assert_eq(dp_usage_record_append(&out, &r), TG_ETOOBIG);
+    cr_assert_eq(tg_usage_event_append(&out, &r), TG_ETOOBIG);
     cr_assert_eq(out.len, 5);
     cr_assert_eq(memcmp(out.base, "prev\n", 5), 0);
     tg_buf_dispose(&out);
@@ -311,7 +334,7 @@ Test(dp_usage, record_past_max_fails_and_leaves_buffer_unchanged)
 static int64_t cost_of(const char *s)
 {
     int64_t v = -42;
-    cr_assert_eq(dp_usage_parse_cost(s, strlen(s), &v), 0, "\"%s\" refused", s);
+    cr_assert_eq(tg_usage_parse_cost(s, strlen(s), &v), 0, "\"%s\" refused", s);
     return v;
 }
 
@@ -335,7 +358,7 @@ Test(dp_usage, parse_cost_refuses_what_is_not_an_exact_non_negative_decimal)
         " 1", "1 ", "+1", "99999999999", "NaN",  "0.00000000000000000001"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int64_t v = -42;
-        cr_assert_eq(dp_usage_parse_cost(bad[i], strlen(bad[i]), &v), TG_EINVAL, "\"%s\" taken",
+        cr_assert_eq(tg_usage_parse_cost(bad[i], strlen(bad[i]), &v), TG_EINVAL, "\"%s\" taken",
                      bad[i]);
         cr_assert_eq(v, -42, "\"%s\" changed the output", bad[i]);
     }
@@ -343,12 +366,12 @@ Test(dp_usage, parse_cost_refuses_what_is_not_an_exact_non_negative_decimal)
 
 Test(dp_usage, line_parse_reads_back_what_record_append_wrote)
 {
-    dp_usage_record_t r = sample_record();
+    tg_usage_record_t r = sample_record();
     r.cost_pusd = 1234567890123456LL;
     r.model = "say \\\"cost_usd\\\":999,";
     r.model_len = strlen(r.model);
     tg_buf_t out = TG_BUF_INIT(8192);
-    cr_assert_eq(dp_usage_record_append(&out, &r), 0);
+    cr_assert_eq(tg_usage_event_append(&out, &r), 0);
     dp_usage_line_t l;
     cr_assert_eq(dp_usage_line_parse(out.base, out.len, &l), 0);
     cr_assert_str_eq(l.id, "0b9e6a3c-8d1f-4c2e-9a57-3f1d2b6c7e80");
@@ -359,7 +382,7 @@ Test(dp_usage, line_parse_reads_back_what_record_append_wrote)
     r.key_id = NULL;
     r.tenant_id = NULL;
     r.cost_pusd = 0;
-    cr_assert_eq(dp_usage_record_append(&out, &r), 0);
+    cr_assert_eq(tg_usage_event_append(&out, &r), 0);
     cr_assert_eq(dp_usage_line_parse(out.base, out.len - 1, &l), 0, "without its newline");
     cr_assert_str_eq(l.key_id, "");
     cr_assert_str_eq(l.tenant_id, "");
@@ -437,16 +460,16 @@ Test(dp_usage, record_numbers_read_as_printf_wrote_them)
     static const int64_t costs[] = {0, 1, 999999999999, 1000000000000, 123456789012345678};
     for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
         for (size_t c = 0; c < sizeof(costs) / sizeof(costs[0]); c++) {
-            dp_usage_record_t r = {.id = "00000000-0000-4000-8000-000000000000",
+            tg_usage_record_t r = {.id = "00000000-0000-4000-8000-000000000000",
                                    .ts_ms = 1764000000123LL + (int64_t)i,
                                    .status = (int)(i * 137),
-                                   .usage = {.prompt = TG_USAGE_TOKENS_MAX,
-                                             .completion = (int64_t)i},
+                                   .prompt_tokens = TG_USAGE_TOKENS_MAX,
+                                   .completion_tokens = (int64_t)i,
                                    .cost_pusd = costs[c],
                                    .latency_ms = ms[i],
                                    .ttfb_ms = ms[i] / 3};
             tg_buf_t b = TG_BUF_INIT(4096);
-            cr_assert_eq(dp_usage_record_append(&b, &r), 0);
+            cr_assert_eq(tg_usage_event_append(&b, &r), 0);
             json_t *j = json_loadb(b.base, b.len - 1, 0, NULL);
             cr_assert_not_null(j);
             char want[64];

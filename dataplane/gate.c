@@ -325,12 +325,45 @@ int dp_gate_route(dp_gate_t *g, dp_reqbody_t *body, const tg_buf_t *fallbacks, c
     return rc;
 }
 
+/* Takes out of the plan the unpriced targets whose route does not allow unpriced traffic, when
+ * the key or its tenant has a budget (a budget must never let free traffic through unseen). When
+ * nothing is left: 403 model_unpriced in err and TG_EFORBIDDEN; else 0. */
+static int plan_drop_unpriced(dp_gate_t *g, tg_err_t *err)
+{
+    if (!g->key || g->nplan == 0 ||
+        (!dp_ledger_has_budget(&g->key->lim) && !dp_ledger_has_budget(&g->key->tenant->lim)))
+        return 0;
+    const dp_plan_entry_t *first = NULL;
+    size_t kept = 0;
+    for (size_t i = 0; i < g->nplan; i++) {
+        const dp_plan_entry_t *e = &g->plan[i];
+        if (dp_cost_unpriced(e->target) && !e->route->allow_unpriced) {
+            first = first ? first : e;
+            continue;
+        }
+        g->plan[kept++] = *e;
+    }
+    g->nplan = kept;
+    if (kept > 0)
+        return 0;
+    tg_err_set(err, TG_EFORBIDDEN, 403,
+               "the model \"%.200s\" has no price (\"%.128s\" on provider \"%.128s\" has no "
+               "admin price and no model catalog entry) and this key or its tenant has a budget, "
+               "which could not count its cost; an admin can price it, or allow unpriced "
+               "traffic on the route (allow_unpriced)",
+               first->route->alias, first->target->model, first->target->provider->id);
+    tg_err_code(err, "model_unpriced");
+    err->type = "invalid_request_error";
+    err->param = "model";
+    return TG_EFORBIDDEN;
+}
+
 int dp_gate_admit(dp_gate_t *g, size_t body_len, int64_t max_tokens, tg_err_t *err,
                   char *retry_after, size_t ra_len)
 {
     if (ra_len > 0)
         retry_after[0] = '\0';
-    int rc = dp_cost_plan_unpriced(g, err);
+    int rc = plan_drop_unpriced(g, err);
     if (rc != 0)
         return rc;
     int64_t max_out = max_tokens > 0 ? max_tokens : 0;

@@ -95,11 +95,17 @@ static void take_spend(dp_scope_t *s, int p, int64_t spent, int32_t period)
     pthread_mutex_unlock(&s->mu);
 }
 
-static bool has_budget(const tg_limits_t *l);
+bool dp_ledger_has_budget(const tg_limits_t *l)
+{
+    for (int p = 0; p < TG_NPERIODS; p++)
+        if (l->budget_pusd[p] >= 0)
+            return true;
+    return false;
+}
 
 static void bind_limits(const tg_limits_t *l, char kind, const char *id, int64_t as_of)
 {
-    if (!l->rpm && !l->tpm && !has_budget(l))
+    if (!l->rpm && !l->tpm && !dp_ledger_has_budget(l))
         return; /* nothing to count: no entry (limited() says so on the hot path) */
     dp_scope_t *s = scope_get(kind, id, true);
     if (!s)
@@ -309,18 +315,10 @@ typedef struct side {
     bucket_view_t v;
 } side_t;
 
-static bool has_budget(const tg_limits_t *l)
-{
-    for (int p = 0; p < TG_NPERIODS; p++)
-        if (l->budget_pusd[p] >= 0)
-            return true;
-    return false;
-}
-
 /* Whether the ledger has anything to do for this key or tenant. */
 static bool limited(const tg_limits_t *l)
 {
-    return l->rpm || l->tpm || has_budget(l);
+    return l->rpm || l->tpm || dp_ledger_has_budget(l);
 }
 
 static uint32_t scope_hash(char kind, const char *id)
@@ -512,7 +510,7 @@ int dp_ledger_admit(const tg_key_t *k, const dp_worst_t *worst, int64_t est_toke
         ok = rate_ok(&sides[i], est_tokens, err, retry_after, ra_len);
     }
     for (int i = 0; ok && i < n; i++)
-        if (has_budget(sides[i].l))
+        if (dp_ledger_has_budget(sides[i].l))
             ok = budget_ok(sides[i].s, sides[i].l, sides[i].what, worst, now_s, err, retry_after,
                            ra_len);
     if (ok) {

@@ -49,6 +49,9 @@ size_t dp_admit_headers(const dp_admit_t *a, char *out, size_t cap);
  * Reads s only. Before s is shared with the loops. */
 void dp_ledger_bind(const tg_snap_t *s);
 
+/* Whether l sets a budget in any period. Any thread. */
+bool dp_ledger_has_budget(const tg_limits_t *l);
+
 /* Admission: rate limits (requests, then tokens) and budgets of the key and its tenant. On
  * success *a holds what must be given back through dp_ledger_finish. On refusal err is a 429
  * saying which limit and why, and retry_after (>= 16 bytes) the seconds to wait ("" if waiting

@@ -5,17 +5,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rstore.h"
 #include "tg_buf.h"
+#include "tg_snap.h"
 
 #include "tg_banned.h"
+
+bool dp_rrecord_id_ok(const char *s, size_t n)
+{
+    return tg_snap_id_ok(s, n, 128, "_-"); /* as the control plane checks them */
+}
 
 size_t dp_rrecord_item_ids(const char *rec, size_t len, char ***out, char rid[129])
 {
     *out = NULL;
     json_t *o = json_loadb(rec, len, 0, NULL);
     const char *own = json_string_value(json_object_get(o, "id"));
-    if (rid && own && strlen(own) < 129 && dp_rstore_id_ok(own, strlen(own)))
+    if (rid && own && strlen(own) < 129 && dp_rrecord_id_ok(own, strlen(own)))
         memcpy(rid, own, strlen(own) + 1);
     json_t *arrs[2] = {json_object_get(o, "input_items"),
                        json_object_get(json_object_get(o, "response"), "output")};
@@ -27,7 +32,7 @@ size_t dp_rrecord_item_ids(const char *rec, size_t len, char ***out, char rid[12
         json_array_foreach(arrs[a], i, it)
         {
             const char *id = json_string_value(json_object_get(it, "id"));
-            if (id && dp_rstore_id_ok(id, strlen(id))) {
+            if (id && dp_rrecord_id_ok(id, strlen(id))) {
                 ids[n] = strdup(id);
                 if (ids[n])
                     n++;

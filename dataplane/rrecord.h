@@ -7,12 +7,16 @@
 #define DP_RRECORD_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "tg_err.h"
 
+/* Whether s is an id the store takes: 1-128 of [A-Za-z0-9_-]. */
+bool dp_rrecord_id_ok(const char *s, size_t n);
+
 /* The ids of a record's items (input items, then the response's output items) that the store
- * takes (dp_rstore_id_ok), each malloc'd, in *out (malloc'd, NULL when none); their count. Text
+ * takes (dp_rrecord_id_ok), each malloc'd, in *out (malloc'd, NULL when none); their count. Text
  * that is not a JSON object gives none. With rid, the record's own id is copied there when it
  * has one the store takes (rid is left as it is otherwise). */
 size_t dp_rrecord_item_ids(const char *rec, size_t len, char ***out, char rid[129]);

@@ -38,7 +38,7 @@ static dp_rstate_wait_t *current[WORKERS_MAX];
 static bool id_of(const json_t *v, const char **s)
 {
     *s = json_string_value(v);
-    return *s && dp_rstore_id_ok(*s, strlen(*s));
+    return *s && dp_rrecord_id_ok(*s, strlen(*s));
 }
 
 static void on_fetched(void *ud, int result, const char *rec, size_t len)
@@ -217,7 +217,7 @@ int dp_resp_state_resolve(dp_worker_t *w, const char *tenant_id, const json_t *r
             return dp_build_invalid(err, "previous_response_id",
                                     "previous_response_id: must be a string (a response id)");
         const char *id = json_string_value(prev);
-        rec = dp_rstore_id_ok(id, strlen(id)) ? record_get(w, tenant_id, id) : NULL;
+        rec = dp_rrecord_id_ok(id, strlen(id)) ? record_get(w, tenant_id, id) : NULL;
         json_t *resp = json_object_get(rec, "response");
         if (!json_is_object(resp)) {
             json_decref(rec);

@@ -115,11 +115,6 @@ static struct {
 
 /* ---- ids and records ---- */
 
-bool dp_rstore_id_ok(const char *s, size_t n)
-{
-    return tg_snap_id_ok(s, n, 128, "_-"); /* as the control plane checks them */
-}
-
 int dp_rstore_record(tg_buf_t *out, const char *id, const char *tenant, const char *key,
                      int64_t created_at, const char *response, size_t rlen, const char *items,
                      size_t ilen)

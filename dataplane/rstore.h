@@ -94,7 +94,5 @@ void dp_rstore_stats(dp_rstore_stats_t *out);
 int dp_rstore_record(tg_buf_t *out, const char *id, const char *tenant, const char *key,
                      int64_t created_at, const char *response, size_t rlen, const char *items,
                      size_t ilen) TG_WUR;
-/* Whether s is an id the store takes: 1-128 of [A-Za-z0-9_-]. */
-bool dp_rstore_id_ok(const char *s, size_t n);
 
 #endif

@@ -250,7 +250,7 @@ void dp_rstore_http_serve(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
         dp_conn_end(c);
         return;
     }
-    if (dp_gate_key(&g, msg, &err) != 0 || !dp_rstore_id_ok(id, n)) { /* the key passed above */
+    if (dp_gate_key(&g, msg, &err) != 0 || !dp_rrecord_id_ok(id, n)) { /* the key passed above */
         reply_not_found(w, c, msg, id, n);
         dp_http_msg_dispose(msg);
         dp_conn_end(c);

@@ -130,7 +130,7 @@ static void data_plane(const char *p, size_t n)
     size_t nids = dp_rrecord_item_ids(rec, rn, &ids, NULL);
     json_t *o = json_loadb(rec, rn, 0, NULL);
     for (size_t i = 0; i < nids; i++) {
-        FUZZ_CHECK(dp_rstore_id_ok(ids[i], strlen(ids[i])));
+        FUZZ_CHECK(dp_rrecord_id_ok(ids[i], strlen(ids[i])));
         json_t *it = dp_rrecord_item(o, ids[i]);
         FUZZ_CHECK(it != NULL);
         FUZZ_CHECK(strcmp(json_string_value(json_object_get(it, "id")), ids[i]) == 0);

@@ -1,4 +1,4 @@
-/* rstate.c: see rstate.h; also the bodies of xresp.h's two state seams. A stored record gives
+/* rstate.c: see rstate.h, whose two state seams are here too. A stored record gives
  * the conversation so far as its input items (earlier turns included) followed by its response's
  * output items: that is the prefix of a request naming it as previous_response_id. Loop thread
  * only. */
@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "provider.h"
 #include "rrecord.h"
 #include "tg_log.h"
-#include "xresp.h"
 
 #include "tg_banned.h"
 
@@ -204,7 +204,14 @@ static const json_t *lookup(void *ud, const char *id, size_t n)
     return json_object_getn(ud, id, n);
 }
 
-/* ---- the seams (xresp.h) ---- */
+/* ---- the seams ---- */
+
+void dp_resp_resolved_dispose(dp_resp_resolved_t *r)
+{
+    json_decref(r->prefix);
+    json_decref(r->refs);
+    memset(r, 0, sizeof(*r));
+}
 
 int dp_resp_state_resolve(dp_worker_t *w, const char *tenant_id, const json_t *req,
                           dp_resp_resolved_t *out, tg_err_t *err)

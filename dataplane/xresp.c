@@ -39,13 +39,6 @@ struct dp_xresp {
 
 /* ---- the state seams ---- */
 
-void dp_resp_resolved_dispose(dp_resp_resolved_t *r)
-{
-    json_decref(r->prefix);
-    json_decref(r->refs);
-    memset(r, 0, sizeof(*r));
-}
-
 /* The final response and its input items, once per request, to the store when the client asked
  * for it (and there is a worker: the conformance suite and the fuzzer have none). */
 static void tell_final(struct dp_xresp *r, const json_t *response)

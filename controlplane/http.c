@@ -35,8 +35,8 @@
 
 typedef struct body body_t;
 struct body {
-    tg_buf_t buf;         /* max: what this caller may send (cp_api_precheck) */
-    cp_principal_t who;   /* resolved from the headers by cp_api_precheck */
+    tg_buf_t buf;         /* max: what this caller may send (the API's precheck) */
+    cp_principal_t who;   /* resolved from the headers by the API's precheck */
     bool refused;         /* answered when the headers came; the body is never read */
     bool counted_on_stop; /* in answered_on_stop until MHD reports the reply sent */
     /* long poll */
@@ -48,6 +48,7 @@ struct body {
 };
 
 static struct MHD_Daemon *daemon_;
+static const cp_http_api_t *api_; /* what runs the API's requests (cp_http_start) */
 static atomic_ulong status_counts[6]; /* 1xx..5xx */
 
 /* Every open connection, for the reaper: a deadline while its next request's headers are
@@ -627,7 +628,7 @@ static enum MHD_Result on_head(struct MHD_Connection *c, body_t *b, const char *
         return ret;
     }
     if (rc == 0)
-        rc = cp_api_precheck(&r, &max);
+        rc = api_->precheck(&r, &max);
     if (rc == 0 && length > max) {
         cp_reply_error(&r, 413, "payload_too_large", NULL,
                        "request body of %llu bytes is larger than the %zu bytes this endpoint "
@@ -697,7 +698,7 @@ again:
         unsigned long gen = atomic_load(&wake_gen);
         b->suspend = false;
         current = b;
-        cp_api_dispatch(&r);
+        api_->dispatch(&r);
         current = NULL;
         if (b->suspend) {
             pthread_mutex_lock(&waiters_mu);
@@ -776,8 +777,9 @@ static void gate_pass(int fd, const struct sockaddr *addr, socklen_t addr_len)
         tg_log(TG_LOG_WARN, "cp_http", "connection_refused", "errno=%d", errno);
 }
 
-int cp_http_start(const cp_opts_t *o, int *port)
+int cp_http_start(const cp_opts_t *o, const cp_http_api_t *api, int *port)
 {
+    api_ = api;
     struct sockaddr_in sin;
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;

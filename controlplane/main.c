@@ -375,7 +375,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
     signal(SIGPIPE, SIG_IGN);
     int port;
-    if (cp_http_start(&opts, &port) != 0)
+    static const cp_http_api_t api = {cp_api_precheck, cp_api_dispatch};
+    if (cp_http_start(&opts, &api, &port) != 0)
         return 1;
     if (cp_sync_start() != 0) { /* it wakes the data planes' long polls */
         tg_log(TG_LOG_ERROR, "cp_main", "notifier_start_failed", "reason=\"thread\"");

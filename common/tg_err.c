@@ -43,7 +43,15 @@ void tg_err_detail(tg_err_t *err, const char *fmt, ...)
 
 void tg_err_clear(tg_err_t *err)
 {
-    memset(err, 0, sizeof(*err));
+    /* every field a reader looks at, not the 640 bytes of text behind the first ones: this
+     * runs several times on every request */
+    err->code = 0;
+    err->status = 0;
+    err->type = NULL;
+    err->ecode = NULL;
+    err->param = NULL;
+    err->msg[0] = '\0';
+    err->detail[0] = '\0';
 }
 
 const char *tg_strerror(int code)

@@ -78,3 +78,22 @@ Test(tg_errors, body_that_does_not_fit_leaves_the_buffer_unchanged)
     cr_assert_eq(memcmp(b.base, "keep", 4), 0);
     tg_buf_dispose(&b);
 }
+
+/* A cleared error reads as no error, whatever it held (tg_err_clear resets the fields, not
+ * every byte of the text buffers). */
+Test(tg_err, a_cleared_error_reads_as_none)
+{
+    tg_err_t err;
+    tg_err_set(&err, TG_EINVAL, 400, "bad %s", "thing");
+    tg_err_code(&err, "some_code");
+    tg_err_detail(&err, "for the log");
+    err.param = "model";
+    tg_err_clear(&err);
+    cr_assert_eq(err.code, 0);
+    cr_assert_eq(err.status, 0);
+    cr_assert_null(err.type);
+    cr_assert_null(err.ecode);
+    cr_assert_null(err.param);
+    cr_assert_str_eq(err.msg, "");
+    cr_assert_str_eq(err.detail, "");
+}

@@ -119,6 +119,9 @@ int dp_embedding_append(tg_buf_t *out, const json_t *values, bool base64) TG_WUR
 bool dp_embedding_wants_base64(const dp_reqbody_t *rb);
 /* Adds "Name: value" through add, wiping the line afterwards (for credentials). */
 int dp_header_add_secret(dp_header_add_fn add, void *ud, const char *name, const char *value);
+/* Adds "Name: <prefix><value>" the same way (e.g. "Authorization: Bearer <key>"). */
+int dp_header_add_secret_pre(dp_header_add_fn add, void *ud, const char *name, const char *prefix,
+                             const char *value);
 /* Appends s percent-encoded as an RFC 3986 path segment (unreserved characters kept). */
 int dp_url_append_segment(tg_buf_t *out, const char *s, size_t n) TG_WUR;
 /* Adds Content-Type: application/json, Accept: <accept> and an empty Expect: (no 100-continue). */

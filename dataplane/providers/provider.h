@@ -46,10 +46,12 @@ typedef struct dp_stream_state {
     dp_usage_t usage;         /* filled by the adapter from what the provider reported */
     int64_t content_events;   /* events that carried content: the estimate when usage never came */
     bool done;                /* the terminal event arrived (the adapter wrote `data: [DONE]`) */
-    dp_sse_t sse;             /* reassembles upstream SSE events across reads */
-    tg_buf_t scratch;         /* owned: rewritten events */
-    tg_buf_t data_scratch;    /* owned: multi-line data fields */
-    void *priv;               /* adapter state, freed with priv_free at dispose */
+    /* These three are heap buffers, not the request's arena: each is emptied per event and grows
+     * to the largest one, and an arena would keep every outgrown copy until the stream ends. */
+    dp_sse_t sse;          /* reassembles upstream SSE events across reads */
+    tg_buf_t scratch;      /* owned: rewritten events */
+    tg_buf_t data_scratch; /* owned: multi-line data fields */
+    void *priv;            /* adapter state, freed with priv_free at dispose */
     void (*priv_free)(void *priv);
 } dp_stream_state_t;
 

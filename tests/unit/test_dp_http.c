@@ -466,6 +466,8 @@ Test(dp_http, keep_alive_reuses_header_buffers_and_clears_the_last_values)
     const char *auth = hp.msg.authorization.base, *url = hp.msg.url.base;
     cr_assert_not_null(auth);
     dp_http_next(&hp);
+    cr_assert_eq(hp.msg.authorization.base, auth, "kept across dp_http_next");
+    cr_assert_eq(hp.msg.authorization.len, 0);
     cr_assert_eq(hp.msg.body.base, NULL, "a body is never kept");
     cr_assert_eq(feed_all(&hp, second, &used), DP_HTTP_DONE);
     cr_assert(buf_is(&hp.msg.url, "/v1/messages"));

@@ -629,13 +629,12 @@ static void process_input_from(dp_conn_t *c, const char *p, size_t n)
             return;
         /* the handler answers it now or later, and dp_conn_end brings the connection back
          * here for the next one */
-        dp_http_msg_t msg;
-        dp_http_take(&c->hp, &msg);
-        if (!msg.keep_alive)
+        if (!c->hp.msg.keep_alive)
             c->close_after = true;
         uv_timer_stop(&c->timer);
         conn_set_state(c, DP_CONN_BUSY);
-        c->w->handler->on_request(c->w, c, &msg);
+        /* lent, not moved: the parser keeps the header buffers for the connection's next request */
+        c->w->handler->on_request(c->w, c, &c->hp.msg);
         break;
     }
     if (c->state == DP_CONN_CLOSING || c->state == DP_CONN_SHUTDOWN)

@@ -36,8 +36,10 @@ typedef struct dp_conn_handler {
      * head already refuses (the connection then closes with the body unread); head stays the
      * connection's. Never calls dp_conn_end. */
     bool (*on_head)(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *head);
-    /* A complete request; takes msg. The request ends with dp_conn_end, at once or later, unless
-     * its watch got DP_CONN_EV_GONE first. */
+    /* A complete request. msg stays the connection's: valid until dp_conn_end or the watch's
+     * DP_CONN_EV_GONE, so what the request needs longer it copies (or moves out with
+     * dp_http_msg_move). The request ends with dp_conn_end, at once or later, unless its watch
+     * got DP_CONN_EV_GONE first. */
     void (*on_request)(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg);
 } dp_conn_handler_t;
 

@@ -185,21 +185,20 @@ static void on_request(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
     if (is_probe_path(path, plen)) {
         serve_probe(w, c, msg, path, plen);
     } else if (dp_rstore_http_match(path, plen)) {
-        dp_rstore_http_serve(w, c, msg); /* takes msg; ends the connection's request itself */
+        dp_rstore_http_serve(w, c, msg); /* ends the connection's request itself */
         return;
     } else {
         dp_gate_init(&g, w, w->snap);
         if (dp_gate_head(&g, msg, &allow, &err) != 0) {
             answer_error(w, c, msg, g.endpoint, &err, allow);
         } else if (g.endpoint != 0) {
-            dp_req_start(w, c, msg, &g); /* takes msg; ends the connection's request itself */
+            dp_req_start(w, c, msg, &g); /* ends the connection's request itself */
             return;
         } else {
             serve_models(w, c, msg, g.key);
         }
     }
-    dp_http_msg_dispose(msg);
-    dp_conn_end(c);
+    dp_conn_end(c); /* the connection keeps msg's buffers for its next request */
 }
 
 const dp_conn_handler_t dp_endpoints_handler = {on_head, on_request};

@@ -13,6 +13,9 @@
 #define MAX_HEADER_VALUE 8192
 #define MAX_HOST 1024
 #define MAX_TRANSFER_ENCODING 256
+/* a header buffer up to this size stays with the parser for the connection's next message, so a
+ * keep-alive request allocates nothing for its headers; a larger one is freed */
+#define KEEP_VALUE 256
 
 /* Why llhttp stopped with HPE_PAUSED: set by the callback that returned it. */
 enum { PAUSE_NONE = 0, PAUSE_HEAD, PAUSE_CHUNK, PAUSE_DONE };
@@ -451,16 +454,59 @@ int dp_http_feed(dp_http_parser_t *hp, const char *data, size_t n, size_t *used)
     return rc;
 }
 
+/* Leaves b empty with its limit, the storage gone to whoever copied the struct. */
+static void buf_forget(tg_buf_t *b)
+{
+    b->base = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void dp_http_msg_move(dp_http_msg_t *dst, dp_http_msg_t *src)
+{
+    *dst = *src;
+    buf_forget(&src->url);
+    buf_forget(&src->authorization);
+    buf_forget(&src->api_key);
+    buf_forget(&src->request_id);
+    buf_forget(&src->fallbacks);
+    buf_forget(&src->cache_control);
+    buf_forget(&src->anthropic_beta);
+    buf_forget(&src->host);
+    buf_forget(&src->transfer_encoding);
+    buf_forget(&src->body);
+}
+
 void dp_http_take(dp_http_parser_t *hp, dp_http_msg_t *out)
 {
-    *out = hp->msg;
-    msg_init(&hp->msg, &hp->lim);
+    dp_http_msg_move(out, &hp->msg);
+}
+
+/* Empties b for the next message, keeping a small buffer's storage. */
+static void buf_next(tg_buf_t *b)
+{
+    if (b->cap > KEEP_VALUE)
+        tg_buf_dispose(b);
+    else
+        tg_buf_reset(b);
 }
 
 void dp_http_next(dp_http_parser_t *hp)
 {
-    dp_http_msg_dispose(&hp->msg);
-    msg_init(&hp->msg, &hp->lim);
+    dp_http_msg_t *m = &hp->msg;
+    buf_next(&m->url);
+    buf_next(&m->authorization);
+    buf_next(&m->api_key);
+    buf_next(&m->request_id);
+    buf_next(&m->fallbacks);
+    buf_next(&m->cache_control);
+    buf_next(&m->anthropic_beta);
+    buf_next(&m->host);
+    buf_next(&m->transfer_encoding);
+    tg_buf_dispose(&m->body); /* a body may be megabytes: never kept */
+    m->method = 0;
+    m->keep_alive = false;
+    m->expect_continue = false;
     message_reset(hp);
     llhttp_resume(&hp->p);
 }

@@ -24,7 +24,9 @@ typedef struct dp_http_limits {
         8192, 32768, 100, 4u << 20                                                                 \
     }
 
-/* One parsed request. Buffers are owned; dp_http_take moves them to the caller. */
+/* One parsed request. Buffers are owned: the parser's message keeps its small header buffers
+ * (up to 256 bytes each) from one message to the next on a connection, so a keep-alive request
+ * allocates nothing for them; dp_http_take or dp_http_msg_move moves them to the caller. */
 typedef struct dp_http_msg {
     int method; /* llhttp_method_t */
     tg_buf_t url;
@@ -86,8 +88,13 @@ void dp_http_dispose(dp_http_parser_t *hp);
 int dp_http_feed(dp_http_parser_t *hp, const char *data, size_t n, size_t *used);
 /* Moves the completed message to *out (the caller disposes it with dp_http_msg_dispose). */
 void dp_http_take(dp_http_parser_t *hp, dp_http_msg_t *out);
-/* Readies the parser for the next request on the same connection. */
+/* Readies the parser for the next request on the same connection: the message is emptied (its
+ * body freed, small header buffers kept for reuse), so what the last request borrowed from it is
+ * gone. */
 void dp_http_next(dp_http_parser_t *hp);
+/* Moves src's buffers to *dst (the caller disposes it with dp_http_msg_dispose) and leaves src
+ * empty, with its limits, ready to be filled again. */
+void dp_http_msg_move(dp_http_msg_t *dst, dp_http_msg_t *src);
 void dp_http_msg_dispose(dp_http_msg_t *m);
 /* The request path without its query string; of an absolute-form target
  * ("http://host/v1/models"), the path part (RFC 9112 3.2.2). */

@@ -56,7 +56,6 @@ struct dp_req {
     size_t req_id_len;
     uint64_t t_start; /* mono us */
     tg_pool_t pool;   /* copies and scratch that live as long as the request */
-    dp_http_msg_t msg;
     dp_reqbody_t body;
     size_t body_len;
     bool body_released; /* body's bytes freed (release_request_body) */
@@ -326,7 +325,6 @@ static dp_req_t *req_create(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, co
         return NULL;
     r->w = w;
     r->conn = c;
-    r->msg = *msg;
     r->t_start = tg_mono_us();
     r->snap = g->snap ? tg_snap_ref((tg_snap_t *)g->snap) : NULL;
     r->gate = *g;
@@ -334,8 +332,7 @@ static dp_req_t *req_create(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, co
     r->watch.cb = on_conn_event;
     tg_buf_init(&r->cache.buf, CACHE_STREAM_MAX);
     tg_buf_init(&r->rs.held, 64u << 20);
-    r->req_id_len = dp_req_id(w, &r->msg, r->req_id);
-    memset(msg, 0, sizeof(*msg));
+    r->req_id_len = dp_req_id(w, msg, r->req_id);
     dp_conn_watch(c, &r->watch);
     return r;
 }
@@ -353,7 +350,6 @@ static void req_destroy(dp_req_t *r)
     dp_rstore_cancel(r->rs.put);
     tg_buf_dispose(&r->rs.held);
     dp_exchange_put(r->at.x);
-    dp_http_msg_dispose(&r->msg);
     if (r->x_ready)
         dp_xlate_dispose(&r->x);
     dp_reqbody_dispose(&r->body);
@@ -459,7 +455,7 @@ static void read_cache_control(const tg_buf_t *h, bool *read, bool *store, int64
 }
 
 /* Looks the request up when its route caches. true: answered from the cache (and freed). */
-static bool cache_lookup(dp_req_t *r)
+static bool cache_lookup(dp_req_t *r, const dp_http_msg_t *msg)
 {
     dp_cache_t *c = r->w->cache;
     /* a response has an id of its own (and may be stored): never answered twice */
@@ -467,7 +463,7 @@ static bool cache_lookup(dp_req_t *r)
         return false;
     bool read = true, store = true;
     int64_t max_age = -1;
-    read_cache_control(&r->msg.cache_control, &read, &store, &max_age);
+    read_cache_control(&msg->cache_control, &read, &store, &max_age);
     if (!read && !store)
         return false;
     const json_t *tree = dp_reqbody_json(&r->body);
@@ -988,20 +984,19 @@ void dp_req_start(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, const dp_gat
     tg_err_clear(&err);
     dp_req_t *r = req_create(w, c, msg, g);
     if (!r) {
-        dp_http_msg_dispose(msg);
         tg_err_set(&err, TG_ENOMEM, 503, "out of memory");
         (void)dp_conn_respond_error(c, g->endpoint, &err, NULL, 0);
         dp_conn_end(c);
         return;
     }
-    r->body_len = r->msg.body.len;
-    /* the body takes the read buffer's bytes (no copy) */
-    if (dp_reqbody_parse_take(&r->body, r->gate.endpoint, &r->msg.body, &err) != 0) {
+    r->body_len = msg->body.len;
+    /* the body takes the parser's buffer (no copy) */
+    if (dp_reqbody_parse_take(&r->body, r->gate.endpoint, &msg->body, &err) != 0) {
         fail(r, &err, NULL);
         return;
     }
     r->gate.pool = &r->pool;
-    if (dp_gate_route(&r->gate, &r->body, &r->msg.fallbacks, r->req_id, r->req_id_len, &err) != 0) {
+    if (dp_gate_route(&r->gate, &r->body, &msg->fallbacks, r->req_id, r->req_id_len, &err) != 0) {
         fail(r, &err, NULL);
         return;
     }
@@ -1018,10 +1013,15 @@ void dp_req_start(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, const dp_gat
         fail(r, &err, l.b);
         return;
     }
-    if (cache_lookup(r))
+    if (cache_lookup(r, msg))
         return;
     dp_xlate_init(&r->x, r->gate.endpoint, &r->body, r->body.include_usage);
     r->x_ready = true;
+    /* the last use of msg: it is the connection's, gone at dp_conn_end or when the client
+     * leaves, so what the attempts need is copied into the request's arena */
+    if (r->gate.endpoint == DP_EP_MESSAGES && beta_ok(&msg->anthropic_beta))
+        r->x.anthropic_beta =
+            tg_pool_strndup(&r->pool, msg->anthropic_beta.base, msg->anthropic_beta.len);
     if (r->gate.endpoint == DP_EP_RESPONSES) {
         /* what it continues from may have to come from the control plane first */
         const json_t *tree = dp_reqbody_json(&r->body);
@@ -1056,9 +1056,6 @@ static void req_begin(dp_req_t *r, bool unavailable)
     }
     dp_rstate_wait_free(r->rs.wait); /* resolved: what it fetched is no longer needed */
     r->rs.wait = NULL;
-    if (r->gate.endpoint == DP_EP_MESSAGES && beta_ok(&r->msg.anthropic_beta))
-        r->x.anthropic_beta =
-            tg_pool_strndup(&r->pool, r->msg.anthropic_beta.base, r->msg.anthropic_beta.len);
     /* every circuit open: try the plan anyway rather than refuse outright (Envoy's panic
      * threshold does the same); a fallback is what makes a dead provider cost nothing */
     r->at.pos = dp_gate_next_available(&r->gate, 0);

@@ -14,7 +14,8 @@
  * length. */
 size_t dp_req_id(dp_worker_t *w, const dp_http_msg_t *m, char *out);
 /* Starts a request the gate let through its head (g: endpoint and key set, snapshot w->snap);
- * takes msg. The request answers on c and ends it with dp_conn_end, now or later. */
+ * msg is borrowed (the connection's) and read only before this returns: what the request keeps
+ * it copies into its arena. The request answers on c and ends it with dp_conn_end, now or later. */
 void dp_req_start(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg, const dp_gate_t *g);
 /* Hands the worker's buffered usage lines to the sink. */
 void dp_req_flush_usage(dp_worker_t *w);

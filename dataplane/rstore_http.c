@@ -246,13 +246,11 @@ void dp_rstore_http_serve(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
     dp_gate_t g;
     dp_gate_init(&g, w, w->snap);
     if (dp_rstore_http_head(w, c, msg)) {
-        dp_http_msg_dispose(msg);
         dp_conn_end(c);
         return;
     }
     if (dp_gate_key(&g, msg, &err) != 0 || !dp_rrecord_id_ok(id, n)) { /* the key passed above */
         reply_not_found(w, c, msg, id, n);
-        dp_http_msg_dispose(msg);
         dp_conn_end(c);
         return;
     }
@@ -260,14 +258,12 @@ void dp_rstore_http_serve(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg)
     if (!q) {
         tg_err_set(&err, TG_ENOMEM, 503, "out of memory");
         reply_error(w, c, msg, &err, NULL);
-        dp_http_msg_dispose(msg);
         dp_conn_end(c);
         return;
     }
     q->w = w;
     q->conn = c;
-    q->msg = *msg;
-    memset(msg, 0, sizeof(*msg));
+    dp_http_msg_move(&q->msg, msg); /* answered later, after the connection moved on */
     q->kind = q->msg.method == HTTP_DELETE ? K_DELETE : items ? K_ITEMS : K_GET;
     memcpy(q->tenant, g.key->tenant->id, strlen(g.key->tenant->id) + 1);
     memcpy(q->id, id, n);

@@ -16,7 +16,8 @@ bool dp_rstore_http_match(const char *path, size_t plen);
 /* A head for one of them: answers (and returns true) what it refuses already: the method (405),
  * no configuration (503) or the key (401). */
 bool dp_rstore_http_head(dp_worker_t *w, dp_conn_t *c, const dp_http_msg_t *head);
-/* A complete request for one of them; takes msg and ends the connection's request. */
+/* A complete request for one of them (msg borrowed from the connection; moved out when the
+ * answer waits for the control plane); ends the connection's request. */
 void dp_rstore_http_serve(dp_worker_t *w, dp_conn_t *c, dp_http_msg_t *msg);
 
 #endif

@@ -3,11 +3,15 @@
  * the per-attempt stream state. Pure; runs on the request's loop thread. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "provider.h"
 
 #include "tg_banned.h"
+
+#define SECRET_LINE_MAX 16384 /* a credential header line with its NUL */
+#define SECRET_LINE_STACK 512 /* one that fits is built on the stack */
 
 static int dump_cb(const char *buf, size_t size, void *data)
 {
@@ -102,18 +106,35 @@ int dp_embedding_append(tg_buf_t *out, const json_t *values, bool base64)
     return rc;
 }
 
+/* memset through a volatile pointer: a wipe of a buffer about to die is not optimised away */
+static void *(*const volatile wipe)(void *, int, size_t) = memset;
+
 int dp_header_add_secret(dp_header_add_fn add, void *ud, const char *name, const char *value)
 {
-    tg_buf_t line = TG_BUF_INIT(16384);
-    int rc = dp_buf_append_strs(&line, name, ": ", value, NULL);
-    if (rc == 0)
-        rc = tg_buf_append(&line, "", 1);
-    if (rc == 0)
-        rc = add(ud, line.base);
-    /* the credential must not linger in freed memory */
-    if (line.base)
-        memset(line.base, 0, line.len);
-    tg_buf_dispose(&line);
+    return dp_header_add_secret_pre(add, ud, name, "", value);
+}
+
+int dp_header_add_secret_pre(dp_header_add_fn add, void *ud, const char *name, const char *prefix,
+                             const char *value)
+{
+    size_t nn = strlen(name), np = strlen(prefix), nv = strlen(value);
+    if (nv > SECRET_LINE_MAX - 3 || nn + np > SECRET_LINE_MAX - 3 - nv)
+        return TG_ETOOBIG;
+    size_t n = nn + 2 + np + nv + 1;
+    /* built on the stack (add copies it): a credential line allocates nothing unless it is long */
+    char stack[SECRET_LINE_STACK];
+    char *line = n <= sizeof(stack) ? stack : malloc(n);
+    if (!line)
+        return TG_ENOMEM;
+    memcpy(line, name, nn);
+    memcpy(line + nn, ": ", 2);
+    memcpy(line + nn + 2, prefix, np);
+    memcpy(line + nn + 2 + np, value, nv + 1);
+    int rc = add(ud, line);
+    /* the credential must not linger in freed memory or a dead stack frame */
+    wipe(line, 0, n);
+    if (line != stack)
+        free(line);
     return rc;
 }
 

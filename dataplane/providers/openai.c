@@ -86,16 +86,7 @@ int dp_openai_headers(const tg_provider_t *p, bool stream, dp_header_add_fn add,
         return rc;
     if (p->kind == TG_PROVIDER_AZURE)
         return dp_header_add_secret(add, ud, "api-key", p->api_key);
-    tg_buf_t v = TG_BUF_INIT(8192);
-    rc = dp_buf_append_strs(&v, "Bearer ", p->api_key, NULL);
-    if (rc == 0)
-        rc = tg_buf_append(&v, "", 1);
-    if (rc == 0)
-        rc = dp_header_add_secret(add, ud, "Authorization", v.base);
-    if (v.base)
-        memset(v.base, 0, v.len);
-    tg_buf_dispose(&v);
-    return rc;
+    return dp_header_add_secret_pre(add, ud, "Authorization", "Bearer ", p->api_key);
 }
 
 static int replace_data(dp_stream_state_t *st, const char *data, size_t n, const char **out,

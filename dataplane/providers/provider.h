@@ -46,10 +46,12 @@ typedef struct dp_stream_state {
     dp_usage_t usage;         /* filled by the adapter from what the provider reported */
     int64_t content_events;   /* events that carried content: the estimate when usage never came */
     bool done;                /* the terminal event arrived (the adapter wrote `data: [DONE]`) */
-    dp_sse_t sse;             /* reassembles upstream SSE events across reads */
-    tg_buf_t scratch;         /* owned: rewritten events */
-    tg_buf_t data_scratch;    /* owned: multi-line data fields */
-    void *priv;               /* adapter state, freed with priv_free at dispose */
+    /* These three are heap buffers, not the request's arena: each is emptied per event and grows
+     * to the largest one, and an arena would keep every outgrown copy until the stream ends. */
+    dp_sse_t sse;          /* reassembles upstream SSE events across reads */
+    tg_buf_t scratch;      /* owned: rewritten events */
+    tg_buf_t data_scratch; /* owned: multi-line data fields */
+    void *priv;            /* adapter state, freed with priv_free at dispose */
     void (*priv_free)(void *priv);
 } dp_stream_state_t;
 
@@ -119,6 +121,9 @@ int dp_embedding_append(tg_buf_t *out, const json_t *values, bool base64) TG_WUR
 bool dp_embedding_wants_base64(const dp_reqbody_t *rb);
 /* Adds "Name: value" through add, wiping the line afterwards (for credentials). */
 int dp_header_add_secret(dp_header_add_fn add, void *ud, const char *name, const char *value);
+/* Adds "Name: <prefix><value>" the same way (e.g. "Authorization: Bearer <key>"). */
+int dp_header_add_secret_pre(dp_header_add_fn add, void *ud, const char *name, const char *prefix,
+                             const char *value);
 /* Appends s percent-encoded as an RFC 3986 path segment (unreserved characters kept). */
 int dp_url_append_segment(tg_buf_t *out, const char *s, size_t n) TG_WUR;
 /* Adds Content-Type: application/json, Accept: <accept> and an empty Expect: (no 100-continue). */

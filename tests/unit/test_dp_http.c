@@ -449,6 +449,93 @@ Test(dp_http, pipelined_requests_complete_one_at_a_time)
     dp_http_dispose(&hp);
 }
 
+Test(dp_http, keep_alive_reuses_header_buffers_and_clears_the_last_values)
+{
+    /* the connection lends its message to each request: the second request on a connection
+     * gets the first's small buffers back, empty, and none of its values */
+    dp_http_parser_t hp;
+    size_t used = 0;
+    const char first[] = "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n"
+                         "Authorization: Bearer one\r\nX-Request-Id: r1\r\n"
+                         "X-Tollgate-Fallbacks: a,b\r\nCache-Control: no-store\r\n"
+                         "Anthropic-Beta: b1\r\nContent-Length: 3\r\n\r\nabc";
+    const char second[] = "POST /v1/messages HTTP/1.1\r\nHost: gw2\r\nX-Api-Key: k2\r\n"
+                          "Content-Length: 0\r\n\r\n";
+    dp_http_init(&hp, &DEFAULT_LIMITS);
+    cr_assert_eq(feed_all(&hp, first, &used), DP_HTTP_DONE);
+    const char *auth = hp.msg.authorization.base, *url = hp.msg.url.base;
+    cr_assert_not_null(auth);
+    dp_http_next(&hp);
+    cr_assert_eq(hp.msg.authorization.base, auth, "kept across dp_http_next");
+    cr_assert_eq(hp.msg.authorization.len, 0);
+    cr_assert_eq(hp.msg.body.base, NULL, "a body is never kept");
+    cr_assert_eq(feed_all(&hp, second, &used), DP_HTTP_DONE);
+    cr_assert(buf_is(&hp.msg.url, "/v1/messages"));
+    cr_assert_eq(hp.msg.url.base, url, "the url buffer is reused");
+    cr_assert(buf_is(&hp.msg.host, "gw2"));
+    cr_assert(buf_is(&hp.msg.api_key, "k2"));
+    cr_assert_eq(hp.msg.authorization.len, 0);
+    cr_assert_eq(hp.msg.authorization.base, auth, "kept for the next request, empty");
+    cr_assert_eq(hp.msg.request_id.len, 0);
+    cr_assert_eq(hp.msg.fallbacks.len, 0);
+    cr_assert_eq(hp.msg.cache_control.len, 0);
+    cr_assert_eq(hp.msg.anthropic_beta.len, 0);
+    cr_assert_eq(hp.msg.body.len, 0);
+    dp_http_next(&hp);
+    /* a credential in the kept buffer does not count as a second one */
+    const char third[] = "GET /v1/models HTTP/1.1\r\nHost: gw\r\nX-Api-Key: k3\r\n\r\n";
+    cr_assert_eq(feed_all(&hp, third, &used), DP_HTTP_DONE);
+    cr_assert(buf_is(&hp.msg.api_key, "k3"));
+    dp_http_dispose(&hp);
+}
+
+Test(dp_http, a_large_header_buffer_is_not_kept_for_the_next_request)
+{
+    dp_http_parser_t hp;
+    size_t used = 0;
+    char big[2048];
+    char value[1000];
+    memset(value, 'v', sizeof(value) - 1);
+    value[sizeof(value) - 1] = '\0';
+    snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: gw\r\nAuthorization: %s\r\n\r\n", value);
+    dp_http_init(&hp, &DEFAULT_LIMITS);
+    cr_assert_eq(feed_all(&hp, big, &used), DP_HTTP_DONE);
+    cr_assert_eq(hp.msg.authorization.len, sizeof(value) - 1);
+    dp_http_next(&hp);
+    cr_assert_null(hp.msg.authorization.base, "a connection does not hold a large value idle");
+    cr_assert_eq(hp.msg.authorization.cap, 0);
+    cr_assert_eq(feed_all(&hp, big, &used), DP_HTTP_DONE, "and the next one may be as large");
+    cr_assert_eq(hp.msg.authorization.len, sizeof(value) - 1);
+    dp_http_dispose(&hp);
+}
+
+Test(dp_http, a_moved_message_outlives_the_parser_which_keeps_its_limits)
+{
+    dp_http_limits_t lim = DEFAULT_LIMITS;
+    lim.max_url = 32;
+    dp_http_parser_t hp;
+    size_t used = 0;
+    dp_http_init(&hp, &lim);
+    cr_assert_eq(feed_all(&hp, "GET /one HTTP/1.1\r\nHost: gw\r\nX-Request-Id: r1\r\n\r\n", &used),
+                 DP_HTTP_DONE);
+    dp_http_msg_t m;
+    dp_http_msg_move(&m, &hp.msg);
+    cr_assert_null(hp.msg.url.base);
+    dp_http_next(&hp);
+    cr_assert_eq(feed_all(&hp, "GET /two HTTP/1.1\r\nHost: gw\r\n\r\n", &used), DP_HTTP_DONE);
+    cr_assert(buf_is(&hp.msg.url, "/two"));
+    cr_assert_eq(hp.msg.request_id.len, 0);
+    dp_http_next(&hp);
+    /* the limits stayed with the parser */
+    cr_assert_lt(
+        feed_all(&hp, "GET /0123456789012345678901234567890123456789 HTTP/1.1\r\n\r\n", &used), 0);
+    cr_assert_eq(hp.error_status, 414);
+    dp_http_dispose(&hp);
+    cr_assert(buf_is(&m.url, "/one"));
+    cr_assert(buf_is(&m.request_id, "r1"));
+    dp_http_msg_dispose(&m);
+}
+
 Test(dp_http, next_resets_header_limits_for_the_following_request)
 {
     dp_http_limits_t lim = DEFAULT_LIMITS;

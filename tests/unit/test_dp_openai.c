@@ -437,6 +437,44 @@ Test(dp_openai, add_headers_sends_bearer_key_and_extra_headers)
     tg_buf_dispose(&body);
 }
 
+Test(dp_openai, a_long_key_past_the_stack_line_is_sent_whole)
+{
+    /* a line that does not fit the stack buffer is built on the heap, the same bytes */
+    static char key[2001];
+    memset(key, 'k', sizeof(key) - 1);
+    tg_provider_t p = {.id = "openai",
+                       .kind = TG_PROVIDER_OPENAI,
+                       .base_url = "https://api.openai.com/v1",
+                       .api_key = key};
+    tg_buf_t url = TG_BUF_INIT(4096), body = TG_BUF_INIT(1u << 20);
+    lines_t l = {0};
+    cr_assert_eq(build(&p, DP_EP_CHAT, false, collect, &l, &url, &body), 0);
+    char want[sizeof(key) + 32];
+    snprintf(want, sizeof(want), "Authorization: Bearer %s", key);
+    cr_assert(has_line(&l, want));
+    lines_free(&l);
+    tg_buf_dispose(&url);
+    tg_buf_dispose(&body);
+}
+
+Test(dp_openai, a_key_too_long_for_a_header_line_fails_the_build)
+{
+    static char key[16400];
+    memset(key, 'k', sizeof(key) - 1);
+    tg_provider_t p = {.id = "openai",
+                       .kind = TG_PROVIDER_OPENAI,
+                       .base_url = "https://api.openai.com/v1",
+                       .api_key = key};
+    tg_buf_t url = TG_BUF_INIT(4096), body = TG_BUF_INIT(1u << 20);
+    lines_t l = {0};
+    cr_assert_neq(build(&p, DP_EP_CHAT, false, collect, &l, &url, &body), 0);
+    for (int i = 0; i < l.n; i++)
+        cr_assert_null(strstr(l.line[i], "Authorization"));
+    lines_free(&l);
+    tg_buf_dispose(&url);
+    tg_buf_dispose(&body);
+}
+
 Test(dp_openai, add_headers_without_api_key_sends_no_authorization)
 {
     tg_provider_t p = {

@@ -55,6 +55,17 @@ Test(tg_pool, reset_keeps_one_chunk_so_a_warm_pool_reuses_its_memory)
     cr_assert_null(p.chunks);
 }
 
+Test(tg_pool, an_unused_pool_holds_no_memory_after_reset)
+{
+    /* a request that never uses its arena costs no chunk, however often it is reused */
+    tg_pool_t p = TG_POOL_INIT(1024);
+    tg_pool_reset(&p);
+    cr_assert_null(p.chunks);
+    cr_assert_not_null(tg_pool_alloc(&p, 8));
+    cr_assert_not_null(p.chunks);
+    tg_pool_dispose(&p);
+}
+
 Test(tg_pool, strndup_copies_and_terminates)
 {
     tg_pool_t p = TG_POOL_INIT(64);

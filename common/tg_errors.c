@@ -1,4 +1,4 @@
-/* tg_errors.c: OpenAI's error type table and error body; no I/O. */
+/* tg_errors.c: OpenAI's error type table and error body, Anthropic's two tables; no I/O. */
 #include "tg_errors.h"
 
 #include <string.h>
@@ -17,6 +17,45 @@ const char *tg_error_type(int status)
     default:
         return status >= 500 ? "api_error" : "invalid_request_error";
     }
+}
+
+const char *tg_error_type_anthropic(int status)
+{
+    switch (status) {
+    case 400:
+        return "invalid_request_error";
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 413:
+        return "request_too_large";
+    case 429:
+        return "rate_limit_error";
+    case 529:
+        return "overloaded_error";
+    default:
+        return status >= 400 && status < 500 ? "invalid_request_error" : "api_error";
+    }
+}
+
+int tg_error_status_anthropic(const char *type, size_t n)
+{
+    static const struct {
+        const char *type;
+        int status;
+    } map[] = {
+        {"invalid_request_error", 400}, {"authentication_error", 401}, {"billing_error", 402},
+        {"permission_error", 403},      {"not_found_error", 404},      {"request_too_large", 413},
+        {"rate_limit_error", 429},      {"timeout_error", 504},        {"overloaded_error", 529}};
+    if (!type)
+        return 500;
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (tg_mem_eq(type, n, map[i].type, strlen(map[i].type)))
+            return map[i].status;
+    return 500;
 }
 
 static int append_str_or_null(tg_buf_t *out, const char *s)

@@ -207,7 +207,7 @@ bool tg_snap_id_ok(const char *s, size_t n, size_t max, const char *also);
 /* True when s[0..n) is 1 to max characters of A-Z a-z 0-9 . _ -: a data plane's id and version as
  * it names itself to the control plane (X-Tollgate-Dataplane, X-Tollgate-Version). */
 bool tg_snap_dataplane_name_ok(const char *s, size_t n, size_t max);
-/* "YYYY-MM-DD" -> YYYYMMDD; -1 if it is not a date. */
+/* "YYYY-MM-DD" (1970 on, a day its month has) -> YYYYMMDD; -1 if it is not a date. */
 int32_t tg_date_parse(const char *s);
 /* The first day (YYYYMMDD) of the period that contains unix time t (UTC calendar). */
 int32_t tg_period_start(int period, int64_t unix_s);

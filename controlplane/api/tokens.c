@@ -72,12 +72,20 @@ static int body_expires(cp_req_t *r, json_t *o, char *unix_buf, size_t unix_len,
     }
     const char *p[2] = {*unix_out, *text_out};
     PGresult *res = cp_db_exec(r->db, "SELECT (" EXPIRES_SQL("$1", "$2") ") > now()", 2, p);
-    bool ok = cp_db_ok(res), future = ok && PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
-    if (!ok) { /* the shape was right but the calendar was not: 2030-02-31, hour 25 */
-        cp_reply_error(r, 422, "invalid_value", "expires_at", "\"expires_at\" is not a valid time");
+    bool ok = cp_db_ok(res) && PQntuples(res) == 1, future = ok && PQgetvalue(res, 0, 0)[0] == 't';
+    if (!ok) {
+        /* a data exception: Postgres refused the time itself; anything else (no database, a
+         * lost connection) is the server's, not a mistake in the request */
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        if (state && strncmp(state, "22", 2) == 0)
+            cp_reply_error(r, 422, "invalid_value", "expires_at",
+                           "\"expires_at\" is not a valid time");
+        else
+            cp_reply_db_error(r, res);
+        PQclear(res);
         return -1;
     }
+    PQclear(res);
     if (!future) {
         cp_reply_error(r, 422, "invalid_value", "expires_at",
                        "\"expires_at\" must be in the future");

@@ -609,17 +609,9 @@ static const char *finish_reason(const json_t *stop_reason)
 /* The HTTP status an Anthropic error type stands for (errors inside a stream have none). */
 static int status_for_error_type(const json_t *type)
 {
-    static const struct {
-        const char *type;
-        int status;
-    } map[] = {
-        {"invalid_request_error", 400}, {"authentication_error", 401}, {"billing_error", 402},
-        {"permission_error", 403},      {"not_found_error", 404},      {"request_too_large", 413},
-        {"rate_limit_error", 429},      {"timeout_error", 504},        {"overloaded_error", 529}};
-    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-        if (dp_json_str_eq(type, map[i].type))
-            return map[i].status;
-    return 500;
+    return json_is_string(type)
+               ? tg_error_status_anthropic(json_string_value(type), json_string_length(type))
+               : 500;
 }
 
 /* An Anthropic error body (or any other text) as an OpenAI error object. */

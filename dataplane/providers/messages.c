@@ -1393,33 +1393,11 @@ int dp_msgs_stream_end(dp_msgs_stream_t *s, bool complete, tg_buf_t *out)
 
 /* ---- errors ---- */
 
-static const char *error_type(int status)
-{
-    switch (status) {
-    case 400:
-        return "invalid_request_error";
-    case 401:
-        return "authentication_error";
-    case 403:
-        return "permission_error";
-    case 404:
-        return "not_found_error";
-    case 413:
-        return "request_too_large";
-    case 429:
-        return "rate_limit_error";
-    case 529:
-        return "overloaded_error";
-    default:
-        return status >= 400 && status < 500 ? "invalid_request_error" : "api_error";
-    }
-}
-
 int dp_msgs_error_append(tg_buf_t *out, int status, const char *message, size_t n)
 {
     size_t mark = out->len;
-    int rc = tg_buf_appendf(
-        out, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":", error_type(status));
+    int rc = tg_buf_appendf(out, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":",
+                            tg_error_type_anthropic(status));
     if (rc == 0)
         rc = tg_buf_append_json_str(out, message, n);
     if (rc == 0)

@@ -235,7 +235,12 @@ test('the client\'s anthropic-beta reaches Anthropic on native /v1/messages, and
 });
 
 test('every call above left a usage record priced from what its provider reported', async () => {
-  const recs = await gw.waitUsage((us) => CHAT.every((m) => us.some((u) => u.model === m && u.status === 200)), 10000);
+  // the records arrive as the gateway writes them: wait for every one asserted below, not the first
+  const done = (us, m) => {
+    const ok = us.filter((u) => u.model === m && u.status === 200);
+    return ok.length >= 4 && ok.some((u) => u.endpoint === 'messages');
+  };
+  const recs = await gw.waitUsage((us) => CHAT.every((m) => done(us, m)), 10000);
   for (const m of CHAT) {
     const ok = recs.filter((u) => u.model === m && u.status === 200);
     assert.ok(ok.length >= 4, `${m}: ${ok.length} records`);

@@ -1,4 +1,5 @@
-/* test_tg_errors.c: the one status-to-type table and the one writer of OpenAI error bodies. */
+/* test_tg_errors.c: the error shapes' status tables (OpenAI's, Anthropic's both ways) and the one
+ * writer of OpenAI error bodies. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <string.h>
@@ -96,4 +97,79 @@ Test(tg_err, a_cleared_error_reads_as_none)
     cr_assert_null(err.param);
     cr_assert_str_eq(err.msg, "");
     cr_assert_str_eq(err.detail, "");
+/* Each status against both shapes' tables: OpenAI's and Anthropic's give different types for 404,
+ * 413 and 529, and Anthropic's calls a status below 400 an api_error. */
+Test(tg_errors, each_status_has_its_type_in_both_shapes)
+{
+    static const struct {
+        int status;
+        const char *openai, *anthropic;
+    } want[] = {
+        {200, "invalid_request_error", "api_error"},
+        {399, "invalid_request_error", "api_error"},
+        {400, "invalid_request_error", "invalid_request_error"},
+        {401, "authentication_error", "authentication_error"},
+        {402, "invalid_request_error", "invalid_request_error"},
+        {403, "permission_error", "permission_error"},
+        {404, "invalid_request_error", "not_found_error"},
+        {405, "invalid_request_error", "invalid_request_error"},
+        {413, "invalid_request_error", "request_too_large"},
+        {422, "invalid_request_error", "invalid_request_error"},
+        {429, "rate_limit_error", "rate_limit_error"},
+        {499, "invalid_request_error", "invalid_request_error"},
+        {500, "api_error", "api_error"},
+        {502, "api_error", "api_error"},
+        {503, "api_error", "api_error"},
+        {504, "api_error", "api_error"},
+        {529, "api_error", "overloaded_error"},
+        {599, "api_error", "api_error"},
+        {0, "invalid_request_error", "api_error"},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        cr_assert_str_eq(tg_error_type(want[i].status), want[i].openai, "status %d",
+                         want[i].status);
+        cr_assert_str_eq(tg_error_type_anthropic(want[i].status), want[i].anthropic, "status %d",
+                         want[i].status);
+    }
+}
+
+static int anthropic_status(const char *type)
+{
+    return tg_error_status_anthropic(type, strlen(type));
+}
+
+/* Anthropic's errors read from upstream: each type's status, 500 for any other. */
+Test(tg_errors, each_anthropic_type_has_its_status)
+{
+    cr_assert_eq(anthropic_status("invalid_request_error"), 400);
+    cr_assert_eq(anthropic_status("authentication_error"), 401);
+    cr_assert_eq(anthropic_status("billing_error"), 402);
+    cr_assert_eq(anthropic_status("permission_error"), 403);
+    cr_assert_eq(anthropic_status("not_found_error"), 404);
+    cr_assert_eq(anthropic_status("request_too_large"), 413);
+    cr_assert_eq(anthropic_status("rate_limit_error"), 429);
+    cr_assert_eq(anthropic_status("timeout_error"), 504);
+    cr_assert_eq(anthropic_status("overloaded_error"), 529);
+    cr_assert_eq(anthropic_status("api_error"), 500);
+    cr_assert_eq(anthropic_status("some_new_error"), 500);
+    cr_assert_eq(anthropic_status(""), 500);
+    cr_assert_eq(tg_error_status_anthropic(NULL, 0), 500);
+}
+
+/* The length is the type's: a prefix or a type with more after it is another type. */
+Test(tg_errors, an_anthropic_type_matches_whole)
+{
+    cr_assert_eq(tg_error_status_anthropic("rate_limit_error", 10), 500);
+    cr_assert_eq(tg_error_status_anthropic("rate_limit_errorx", 17), 500);
+    cr_assert_eq(tg_error_status_anthropic("rate_limit_error\0x", 18), 500);
+    cr_assert_eq(tg_error_status_anthropic("not_found_error", 15), 404);
+}
+
+/* Every type Anthropic's status table gives reads back as that status (the two tables agree). */
+Test(tg_errors, anthropic_types_read_back_as_their_status)
+{
+    static const int statuses[] = {400, 401, 403, 404, 413, 429, 529};
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+        cr_assert_eq(anthropic_status(tg_error_type_anthropic(statuses[i])), statuses[i],
+                     "status %d", statuses[i]);
 }

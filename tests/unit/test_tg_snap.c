@@ -708,6 +708,19 @@ Test(tg_snap, periods_start_on_utc_calendar_days_and_months)
     cr_assert_eq(tg_date_parse("2026-2-28"), -1);
     cr_assert_eq(tg_date_parse("2026-02-28x"), -1);
     cr_assert_eq(tg_date_parse(NULL), -1);
+    /* a day the month has, February's 29th in leap years only; digits only */
+    cr_assert_eq(tg_date_parse("2026-04-30"), 20260430);
+    cr_assert_eq(tg_date_parse("2026-04-31"), -1);
+    cr_assert_eq(tg_date_parse("2026-12-31"), 20261231);
+    cr_assert_eq(tg_date_parse("2026-12-32"), -1);
+    cr_assert_eq(tg_date_parse("2027-02-29"), -1);
+    cr_assert_eq(tg_date_parse("2027-02-30"), -1);
+    cr_assert_eq(tg_date_parse("2028-02-29"), 20280229);
+    cr_assert_eq(tg_date_parse("2000-02-29"), 20000229);
+    cr_assert_eq(tg_date_parse("2100-02-29"), -1);
+    cr_assert_eq(tg_date_parse("2026-+2-28"), -1);
+    cr_assert_eq(tg_date_parse("2026-02- 8"), -1);
+    cr_assert_eq(tg_date_parse("2026-02-+8"), -1);
     cr_assert_eq(tg_period_parse("monthly"), TG_PERIOD_MONTHLY);
     cr_assert_eq(tg_period_parse("Monthly"), -1);
 }

@@ -31,7 +31,8 @@ static void start(void)
     test_opts.header_timeout_s = 10;
     test_opts.jwt_ttl_s = 3600;
     cp_opts = &test_opts;
-    cr_assert_eq(cp_http_start(&test_opts, &port), 0);
+    static const cp_http_api_t api = {cp_api_precheck, cp_api_dispatch}; /* as main.c wires it */
+    cr_assert_eq(cp_http_start(&test_opts, &api, &port), 0);
     cr_assert_gt(port, 0);
 }
 

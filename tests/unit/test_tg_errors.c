@@ -97,6 +97,8 @@ Test(tg_err, a_cleared_error_reads_as_none)
     cr_assert_null(err.param);
     cr_assert_str_eq(err.msg, "");
     cr_assert_str_eq(err.detail, "");
+}
+
 /* Each status against both shapes' tables: OpenAI's and Anthropic's give different types for 404,
  * 413 and 529, and Anthropic's calls a status below 400 an api_error. */
 Test(tg_errors, each_status_has_its_type_in_both_shapes)

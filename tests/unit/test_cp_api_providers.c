@@ -3,16 +3,23 @@
  * settings, credentials and what each kind needs. A platform admin's request with a valid body
  * gets as far as the transaction, which answers 503 here: there is no database. */
 #include <criterion/criterion.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
 #include "cp.h"
+#include "cp_api_check.h"
 
 static cp_opts_t test_opts;
-static cp_req_t req;
+
+/* POSTs as a platform admin. */
+static void prep(cp_req_t *r)
+{
+    r->who.platform_admin = true;
+}
+
+static const api_target_t providers = {cp_api_providers_create, "POST", prep};
 
 static void setup(void)
 {
@@ -21,80 +28,34 @@ static void setup(void)
         test_opts.master_key[i] = (uint8_t)i;
     test_opts.have_master_key = true;
     cp_opts = &test_opts;
-    memset(&req, 0, sizeof(req));
-    tg_buf_init(&req.out, 1u << 20);
+    api_setup();
 }
 
-static void teardown(void)
-{
-    tg_buf_dispose(&req.out);
-}
-
-TestSuite(cp_api_providers, .init = setup, .fini = teardown);
-
-/* POSTs body as a platform admin: the status, with the error's code, field and message. */
-static int create(const char *body, char *code, char *field, char *message)
-{
-    tg_buf_reset(&req.out);
-    req.status = 0;
-    req.who.authenticated = true;
-    req.who.platform_admin = true;
-    req.method = "POST";
-    req.body = body;
-    req.body_len = strlen(body);
-    cp_api_providers_create(&req);
-    json_t *v = json_loadb(req.out.base, req.out.len, 0, NULL);
-    cr_assert_not_null(v, "%.*s", (int)req.out.len, req.out.base);
-    json_t *e = json_object_get(v, "error");
-    const char *c = json_string_value(json_object_get(e, "code"));
-    const char *f = json_string_value(json_object_get(e, "field"));
-    const char *m = json_string_value(json_object_get(e, "message"));
-    snprintf(code, 64, "%s", c ? c : "");
-    snprintf(field, 64, "%s", f ? f : "");
-    snprintf(message, 512, "%s", m ? m : "");
-    json_decref(v);
-    return req.status;
-}
-
-/* The body passes every check: the answer is the missing database's. */
-static void passes(const char *body)
-{
-    char code[64], field[64], message[512];
-    int status = create(body, code, field, message);
-    cr_assert_eq(status, 503, "%s: %d %s %s", body, status, field, message);
-    cr_assert_str_eq(code, "database_unavailable", "%s", body);
-}
-
-static void refused(const char *body, int status, const char *code, const char *field,
-                    const char *message)
-{
-    char c[64], f[64], m[512];
-    cr_assert_eq(create(body, c, f, m), status, "%s: %s", body, m);
-    cr_assert_str_eq(c, code, "%s", body);
-    cr_assert_str_eq(f, field, "%s", body);
-    cr_assert_str_eq(m, message, "%s", body);
-}
+TestSuite(cp_api_providers, .init = setup, .fini = api_teardown);
 
 #define P(extra)                                                                                   \
     "{\"name\":\"p1\",\"kind\":\"openai\",\"base_url\":\"https://api.example.com/v1\"" extra "}"
 
 Test(cp_api_providers, only_platform_admins_create_providers)
 {
-    req.body = P("");
-    req.body_len = strlen(req.body);
-    cp_api_providers_create(&req);
-    cr_assert_eq(req.status, 403);
+    api_req.body = P("");
+    api_req.body_len = strlen(api_req.body);
+    cp_api_providers_create(&api_req);
+    cr_assert_eq(api_req.status, 403);
 }
 
 Test(cp_api_providers, a_complete_provider_passes_every_check)
 {
-    passes(P(""));
-    passes("{\"name\":\"a.b_c-9\",\"kind\":\"openai\",\"base_url\":\"http://10.0.0.1:8080\","
-           "\"headers\":{\"OpenAI-Organization\":\"org-1\"},\"settings\":{\"responses_api\":"
-           "\"chat\"},\"credentials\":{\"api_key\":\"sk-x\"}}");
-    passes("{\"name\":\"br\",\"kind\":\"bedrock\",\"base_url\":\"https://bedrock-runtime.us-east-1."
-           "amazonaws.com\",\"settings\":{\"region\":\"us-east-1\"},\"credentials\":{"
-           "\"aws_access_key_id\":\"AKIA\",\"aws_secret_access_key\":\"s\"}}");
+    api_passes(&providers, P(""));
+    api_passes(&providers,
+               "{\"name\":\"a.b_c-9\",\"kind\":\"openai\",\"base_url\":\"http://10.0.0.1:8080\","
+               "\"headers\":{\"OpenAI-Organization\":\"org-1\"},\"settings\":{\"responses_api\":"
+               "\"chat\"},\"credentials\":{\"api_key\":\"sk-x\"}}");
+    api_passes(
+        &providers,
+        "{\"name\":\"br\",\"kind\":\"bedrock\",\"base_url\":\"https://bedrock-runtime.us-east-1."
+        "amazonaws.com\",\"settings\":{\"region\":\"us-east-1\"},\"credentials\":{"
+        "\"aws_access_key_id\":\"AKIA\",\"aws_secret_access_key\":\"s\"}}");
 }
 
 Test(cp_api_providers, a_name_is_lower_case_and_1_to_63_characters)
@@ -107,18 +68,20 @@ Test(cp_api_providers, a_name_is_lower_case_and_1_to_63_characters)
     n64[64] = '\0';
     snprintf(body, sizeof(body), "{\"name\":\"%s\",\"kind\":\"openai\",\"base_url\":\"http://h\"}",
              n63);
-    passes(body);
+    api_passes(&providers, body);
     snprintf(body, sizeof(body), "{\"name\":\"%s\",\"kind\":\"openai\",\"base_url\":\"http://h\"}",
              n64);
-    refused(body, 422, "invalid_length", "name", "\"name\" must be 1 to 63 bytes long");
-    refused("{\"name\":\"Big\",\"kind\":\"openai\",\"base_url\":\"http://h\"}", 422,
-            "invalid_value", "name", rule);
-    refused("{\"name\":\"-a\",\"kind\":\"openai\",\"base_url\":\"http://h\"}", 422, "invalid_value",
-            "name", rule);
-    refused("{\"name\":\"a b\",\"kind\":\"openai\",\"base_url\":\"http://h\"}", 422,
-            "invalid_value", "name", rule);
-    refused("{\"name\":\"a\",\"kind\":\"cohere\",\"base_url\":\"http://h\"}", 422, "invalid_value",
-            "kind", "\"kind\" must be one of: openai, azure, anthropic, gemini, bedrock");
+    api_refused(&providers, body, 422, "invalid_length", "name",
+                "\"name\" must be 1 to 63 bytes long");
+    api_refused(&providers, "{\"name\":\"Big\",\"kind\":\"openai\",\"base_url\":\"http://h\"}", 422,
+                "invalid_value", "name", rule);
+    api_refused(&providers, "{\"name\":\"-a\",\"kind\":\"openai\",\"base_url\":\"http://h\"}", 422,
+                "invalid_value", "name", rule);
+    api_refused(&providers, "{\"name\":\"a b\",\"kind\":\"openai\",\"base_url\":\"http://h\"}", 422,
+                "invalid_value", "name", rule);
+    api_refused(&providers, "{\"name\":\"a\",\"kind\":\"cohere\",\"base_url\":\"http://h\"}", 422,
+                "invalid_value", "kind",
+                "\"kind\" must be one of: openai, azure, anthropic, gemini, bedrock");
 }
 
 static void url(const char *u, const char *message)
@@ -126,9 +89,9 @@ static void url(const char *u, const char *message)
     char body[3000];
     snprintf(body, sizeof(body), "{\"name\":\"p\",\"kind\":\"openai\",\"base_url\":\"%s\"}", u);
     if (message)
-        refused(body, 422, "invalid_value", "base_url", message);
+        api_refused(&providers, body, 422, "invalid_value", "base_url", message);
     else
-        passes(body);
+        api_passes(&providers, body);
 }
 
 Test(cp_api_providers, base_url_is_http_or_https_with_a_host_and_a_port_from_1_to_65535)
@@ -172,28 +135,32 @@ Test(cp_api_providers, base_url_is_http_or_https_with_a_host_and_a_port_from_1_t
     char body[3000];
     snprintf(body, sizeof(body), "{\"name\":\"p\",\"kind\":\"openai\",\"base_url\":\"%s\"}",
              long_url);
-    refused(body, 422, "invalid_length", "base_url", "\"base_url\" must be 1 to 2048 bytes long");
+    api_refused(&providers, body, 422, "invalid_length", "base_url",
+                "\"base_url\" must be 1 to 2048 bytes long");
 }
 
 Test(cp_api_providers, headers_are_tokens_not_set_by_the_data_plane_once_each)
 {
-    passes(P(",\"headers\":{\"X-Title\":\"tollgate\\tgateway\"}"));
-    refused(P(",\"headers\":[]"), 400, "invalid_type", "headers",
-            "\"headers\" must be an object of header names to string values");
-    refused(P(",\"headers\":{\"Authorization\":\"Bearer x\"}"), 422, "invalid_value", "headers",
-            "header \"Authorization\" cannot be configured: the data plane sets it, or it carries "
-            "a secret (use \"credentials\")");
-    refused(P(",\"headers\":{\"X-Amz-Date\":\"1\"}"), 422, "invalid_value", "headers",
-            "header \"X-Amz-Date\" cannot be configured: the data plane sets it, or it carries a "
-            "secret (use \"credentials\")");
-    refused(P(",\"headers\":{\"X-A\":\"1\",\"x-a\":\"2\"}"), 422, "invalid_value", "headers",
-            "header \"x-a\" is given twice (names are case-insensitive)");
-    refused(P(",\"headers\":{\"X A\":\"1\"}"), 422, "invalid_value", "headers",
-            "header names must be 1 to 256 token characters (RFC 9110)");
-    refused(P(",\"headers\":{\"X-A\":\"a\\r\\nb\"}"), 422, "invalid_characters", "headers",
-            "header \"X-A\" must not contain CR, LF or other control characters");
-    refused(P(",\"headers\":{\"X-A\":1}"), 400, "invalid_type", "headers",
-            "header \"X-A\" must be a string");
+    api_passes(&providers, P(",\"headers\":{\"X-Title\":\"tollgate\\tgateway\"}"));
+    api_refused(&providers, P(",\"headers\":[]"), 400, "invalid_type", "headers",
+                "\"headers\" must be an object of header names to string values");
+    api_refused(
+        &providers, P(",\"headers\":{\"Authorization\":\"Bearer x\"}"), 422, "invalid_value",
+        "headers",
+        "header \"Authorization\" cannot be configured: the data plane sets it, or it carries "
+        "a secret (use \"credentials\")");
+    api_refused(
+        &providers, P(",\"headers\":{\"X-Amz-Date\":\"1\"}"), 422, "invalid_value", "headers",
+        "header \"X-Amz-Date\" cannot be configured: the data plane sets it, or it carries a "
+        "secret (use \"credentials\")");
+    api_refused(&providers, P(",\"headers\":{\"X-A\":\"1\",\"x-a\":\"2\"}"), 422, "invalid_value",
+                "headers", "header \"x-a\" is given twice (names are case-insensitive)");
+    api_refused(&providers, P(",\"headers\":{\"X A\":\"1\"}"), 422, "invalid_value", "headers",
+                "header names must be 1 to 256 token characters (RFC 9110)");
+    api_refused(&providers, P(",\"headers\":{\"X-A\":\"a\\r\\nb\"}"), 422, "invalid_characters",
+                "headers", "header \"X-A\" must not contain CR, LF or other control characters");
+    api_refused(&providers, P(",\"headers\":{\"X-A\":1}"), 400, "invalid_type", "headers",
+                "header \"X-A\" must be a string");
 }
 
 Test(cp_api_providers, at_most_64_headers_of_at_most_4096_bytes)
@@ -204,10 +171,11 @@ Test(cp_api_providers, at_most_64_headers_of_at_most_4096_bytes)
     for (int i = 0; i < 64; i++)
         cr_assert_eq(tg_buf_appendf(&b, "%s\"X-H%d\":\"v\"", i ? "," : "", i), 0);
     cr_assert_eq(tg_buf_appendf(&b, "}}%c", '\0'), 0);
-    passes(b.base);
+    api_passes(&providers, b.base);
     b.len -= 3;
     cr_assert_eq(tg_buf_appendf(&b, ",\"X-H64\":\"v\"}}%c", '\0'), 0);
-    refused(b.base, 422, "invalid_length", "headers", "\"headers\" holds at most 64 headers");
+    api_refused(&providers, b.base, 422, "invalid_length", "headers",
+                "\"headers\" holds at most 64 headers");
     tg_buf_reset(&b);
     char *v = malloc(4098);
     memset(v, 'v', 4097);
@@ -217,7 +185,7 @@ Test(cp_api_providers, at_most_64_headers_of_at_most_4096_bytes)
                                 "\"headers\":{\"X-A\":\"%s\"}}%c",
                                 v, '\0'),
                  0);
-    passes(b.base);
+    api_passes(&providers, b.base);
     tg_buf_reset(&b);
     v[4096] = 'v';
     v[4097] = '\0';
@@ -226,7 +194,8 @@ Test(cp_api_providers, at_most_64_headers_of_at_most_4096_bytes)
                                 "\"headers\":{\"X-A\":\"%s\"}}%c",
                                 v, '\0'),
                  0);
-    refused(b.base, 422, "invalid_length", "headers", "header \"X-A\" is longer than 4096 bytes");
+    api_refused(&providers, b.base, 422, "invalid_length", "headers",
+                "header \"X-A\" is longer than 4096 bytes");
     free(v);
     tg_buf_dispose(&b);
 }
@@ -240,40 +209,44 @@ Test(cp_api_providers, settings_nest_at_most_32_levels)
     for (int i = 0; i < 31; i++)
         strcat(nest, "]");
     snprintf(body, sizeof(body), P(",\"settings\":{\"x\":%s}"), nest); /* 32 levels */
-    passes(body);
+    api_passes(&providers, body);
     snprintf(body, sizeof(body), P(",\"settings\":{\"x\":[%s]}"), nest);
-    refused(body, 422, "invalid_value", "settings", "\"settings\" nests deeper than 32 levels");
-    refused(P(",\"settings\":[]"), 400, "invalid_type", "settings",
-            "\"settings\" must be an object");
-    refused(P(",\"settings\":{\"responses_api\":\"both\"}"), 422, "invalid_value",
-            "settings.responses_api",
-            "\"settings.responses_api\" must be \"native\" (the server serves /v1/responses and "
-            "chat completions), \"chat\" (it serves only chat completions) or \"responses\" (it "
-            "serves only /v1/responses)");
-    refused(P(",\"settings\":{\"api_version\":\"\"}"), 422, "invalid_length",
-            "settings.api_version", "\"settings.api_version\" must be 1 to 64 bytes long");
+    api_refused(&providers, body, 422, "invalid_value", "settings",
+                "\"settings\" nests deeper than 32 levels");
+    api_refused(&providers, P(",\"settings\":[]"), 400, "invalid_type", "settings",
+                "\"settings\" must be an object");
+    api_refused(
+        &providers, P(",\"settings\":{\"responses_api\":\"both\"}"), 422, "invalid_value",
+        "settings.responses_api",
+        "\"settings.responses_api\" must be \"native\" (the server serves /v1/responses and "
+        "chat completions), \"chat\" (it serves only chat completions) or \"responses\" (it "
+        "serves only /v1/responses)");
+    api_refused(&providers, P(",\"settings\":{\"api_version\":\"\"}"), 422, "invalid_length",
+                "settings.api_version", "\"settings.api_version\" must be 1 to 64 bytes long");
 }
 
 Test(cp_api_providers, credentials_are_named_strings_sealed_with_the_master_key)
 {
-    refused(P(",\"credentials\":{}"), 422, "invalid_value", "credentials",
-            "\"credentials\" is empty; send null to remove credentials");
-    refused(P(",\"credentials\":\"sk\""), 400, "invalid_type", "credentials",
-            "\"credentials\" must be an object of names to string values, or null");
-    refused(P(",\"credentials\":{\"a b\":\"x\"}"), 422, "invalid_value", "credentials",
-            "credential names must be 1 to 64 letters, digits, '_', '-' or '.'");
-    refused(P(",\"credentials\":{\"k\":\"\"}"), 422, "invalid_length", "credentials",
-            "credential \"k\" is empty");
-    refused(P(",\"credentials\":{\"k\":\"a\\u0001\"}"), 422, "invalid_characters", "credentials",
-            "credential \"k\" must not contain control characters");
-    passes(P(",\"credentials\":{\"pem\":\"-----BEGIN-----\\nx\\n-----END-----\"}"));
-    refused(P(",\"credentials\":{\"api_key\":\"a\\nb\"}"), 422, "invalid_value",
-            "credentials.api_key",
-            "\"credentials.api_key\" must be at most 4096 bytes without line breaks");
+    api_refused(&providers, P(",\"credentials\":{}"), 422, "invalid_value", "credentials",
+                "\"credentials\" is empty; send null to remove credentials");
+    api_refused(&providers, P(",\"credentials\":\"sk\""), 400, "invalid_type", "credentials",
+                "\"credentials\" must be an object of names to string values, or null");
+    api_refused(&providers, P(",\"credentials\":{\"a b\":\"x\"}"), 422, "invalid_value",
+                "credentials", "credential names must be 1 to 64 letters, digits, '_', '-' or '.'");
+    api_refused(&providers, P(",\"credentials\":{\"k\":\"\"}"), 422, "invalid_length",
+                "credentials", "credential \"k\" is empty");
+    api_refused(&providers, P(",\"credentials\":{\"k\":\"a\\u0001\"}"), 422, "invalid_characters",
+                "credentials", "credential \"k\" must not contain control characters");
+    api_passes(&providers, P(",\"credentials\":{\"pem\":\"-----BEGIN-----\\nx\\n-----END-----\"}"));
+    api_refused(&providers, P(",\"credentials\":{\"api_key\":\"a\\nb\"}"), 422, "invalid_value",
+                "credentials.api_key",
+                "\"credentials.api_key\" must be at most 4096 bytes without line breaks");
     test_opts.have_master_key = false;
-    refused(P(",\"credentials\":{\"api_key\":\"sk\"}"), 422, "master_key_missing", "credentials",
-            "cannot store credentials: the control plane has no TOLLGATE_MASTER_KEY; set it (64 "
-            "hex characters) and restart");
+    api_refused(
+        &providers, P(",\"credentials\":{\"api_key\":\"sk\"}"), 422, "master_key_missing",
+        "credentials",
+        "cannot store credentials: the control plane has no TOLLGATE_MASTER_KEY; set it (64 "
+        "hex characters) and restart");
 }
 
 #define BR(settings, creds)                                                                        \
@@ -283,22 +256,26 @@ Test(cp_api_providers, credentials_are_named_strings_sealed_with_the_master_key)
 
 Test(cp_api_providers, bedrock_needs_a_region_and_aws_keys)
 {
-    refused(BR("{}", AWS), 422, "invalid_value", "settings.region",
-            "a bedrock provider needs \"settings.region\", the AWS region its requests are signed "
-            "for (e.g. \"us-east-1\")");
-    refused(BR("{\"region\":\"US-EAST-1\"}", AWS), 422, "invalid_value", "settings.region",
-            "\"settings.region\" must be lower-case letters, digits and '-'");
-    refused(BR("{\"region\":\"us-east-1\"}", "{\"aws_access_key_id\":\"AKIA\"}"), 422,
-            "invalid_value", "credentials.aws_secret_access_key",
-            "a bedrock provider needs \"credentials.aws_secret_access_key\"");
-    refused(BR("{\"region\":\"us-east-1\"}", "{\"aws_secret_access_key\":\"s\"}"), 422,
-            "invalid_value", "credentials.aws_access_key_id",
-            "a bedrock provider needs \"credentials.aws_access_key_id\"");
-    refused(BR("{\"region\":\"us-east-1\"}",
-               "{\"aws_access_key_id\":\"AK\\tIA\",\"aws_secret_access_key\":\"s\"}"),
-            422, "invalid_characters", "credentials.aws_access_key_id",
-            "\"credentials.aws_access_key_id\" must be printable ASCII without control characters");
-    passes(BR("{\"region\":\"eu-west-3\"}",
-              "{\"aws_access_key_id\":\"AKIA\",\"aws_secret_access_key\":\"s\","
-              "\"aws_session_token\":\"t\"}"));
+    api_refused(
+        &providers, BR("{}", AWS), 422, "invalid_value", "settings.region",
+        "a bedrock provider needs \"settings.region\", the AWS region its requests are signed "
+        "for (e.g. \"us-east-1\")");
+    api_refused(&providers, BR("{\"region\":\"US-EAST-1\"}", AWS), 422, "invalid_value",
+                "settings.region",
+                "\"settings.region\" must be lower-case letters, digits and '-'");
+    api_refused(&providers, BR("{\"region\":\"us-east-1\"}", "{\"aws_access_key_id\":\"AKIA\"}"),
+                422, "invalid_value", "credentials.aws_secret_access_key",
+                "a bedrock provider needs \"credentials.aws_secret_access_key\"");
+    api_refused(&providers, BR("{\"region\":\"us-east-1\"}", "{\"aws_secret_access_key\":\"s\"}"),
+                422, "invalid_value", "credentials.aws_access_key_id",
+                "a bedrock provider needs \"credentials.aws_access_key_id\"");
+    api_refused(
+        &providers,
+        BR("{\"region\":\"us-east-1\"}",
+           "{\"aws_access_key_id\":\"AK\\tIA\",\"aws_secret_access_key\":\"s\"}"),
+        422, "invalid_characters", "credentials.aws_access_key_id",
+        "\"credentials.aws_access_key_id\" must be printable ASCII without control characters");
+    api_passes(&providers, BR("{\"region\":\"eu-west-3\"}",
+                              "{\"aws_access_key_id\":\"AKIA\",\"aws_secret_access_key\":\"s\","
+                              "\"aws_session_token\":\"t\"}"));
 }

@@ -263,10 +263,11 @@ void cp_change_reply(cp_req_t *r, const cp_change_t *c, int status, json_t *befo
         json_decref(after);
         return;
     }
-    if (after) {
+    if (after && status != 204) {
         cp_reply_json(r, status, after);
         return;
     }
+    json_decref(after); /* a 204 has no body: after was for the audit row */
     r->status = status;
     tg_buf_reset(&r->out);
 }
@@ -280,14 +281,6 @@ void cp_change_reply_secret(cp_req_t *r, const cp_change_t *c, int status, json_
     }
     json_object_set_new(after, field, json_string(secret));
     cp_reply_json(r, status, after);
-}
-
-void cp_change_reply_empty(cp_req_t *r, const cp_change_t *c, json_t *before, json_t *after)
-{
-    if (cp_change_commit(r, c, before, after) != 0)
-        return;
-    r->status = 204;
-    tg_buf_reset(&r->out);
 }
 
 void cp_change_delete(cp_req_t *r, const cp_change_t *c, const char *sql, int n,

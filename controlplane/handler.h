@@ -94,15 +94,14 @@ int cp_change_need(cp_req_t *r, const char *sql, int n, const char *const *param
 /* Ends a change: its audit row (before, after borrowed; NULL for none), the config version bump
  * the data planes follow (unless audit_only), commit. -1 after replying and rolling back. */
 int cp_change_commit(cp_req_t *r, const cp_change_t *c, json_t *before, json_t *after);
-/* cp_change_commit, then replies status with after (taken; NULL with 204: no body). NULL with
+/* cp_change_commit, then replies status with after (taken; a 204 has no body, so there after is
+ * only the audit row's, and may be NULL). NULL with
  * another status means the change's statement failed and replied (cp_change_row): it rolls back. */
 void cp_change_reply(cp_req_t *r, const cp_change_t *c, int status, json_t *before, json_t *after);
 /* cp_change_commit, then replies status with after (taken) plus field: secret, the one time a
  * secret made by the change leaves (it is never in the audit row). */
 void cp_change_reply_secret(cp_req_t *r, const cp_change_t *c, int status, json_t *before,
                             json_t *after, const char *field, const char *secret);
-/* cp_change_commit, then replies 204 (no body); before and after stay the caller's. */
-void cp_change_reply_empty(cp_req_t *r, const cp_change_t *c, json_t *before, json_t *after);
 /* Ends a deletion: runs sql (the DELETE) and cp_change_reply with 204. */
 void cp_change_delete(cp_req_t *r, const cp_change_t *c, const char *sql, int n,
                       const char *const *params, json_t *before);

@@ -371,9 +371,8 @@ void cp_api_tokens_revoke(cp_req_t *r)
     if (!after)
         goto fail;
     cp_change_t c = {tenant[0] ? tenant : NULL, "token.revoke", "api_token", id, true};
-    cp_change_reply_empty(r, &c, before, after);
+    cp_change_reply(r, &c, 204, before, after); /* takes after */
     json_decref(before);
-    json_decref(after);
     return;
 fail:
     cp_db_rollback(r);

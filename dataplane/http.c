@@ -5,6 +5,7 @@
  * bare LF in headers. What it lets through is checked here: see http.h. */
 #include "http.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,18 +66,30 @@ static void msg_init(dp_http_msg_t *m, const dp_http_limits_t *lim)
     tg_buf_init(&m->body, lim->max_body);
 }
 
+/* Every buffer of a message, the body last: what disposing, moving and emptying one go over. */
+static const size_t msg_bufs[] = {
+    offsetof(dp_http_msg_t, url),
+    offsetof(dp_http_msg_t, authorization),
+    offsetof(dp_http_msg_t, api_key),
+    offsetof(dp_http_msg_t, request_id),
+    offsetof(dp_http_msg_t, fallbacks),
+    offsetof(dp_http_msg_t, cache_control),
+    offsetof(dp_http_msg_t, anthropic_beta),
+    offsetof(dp_http_msg_t, host),
+    offsetof(dp_http_msg_t, transfer_encoding),
+    offsetof(dp_http_msg_t, body),
+};
+#define MSG_NBUFS (sizeof(msg_bufs) / sizeof(msg_bufs[0]))
+
+static tg_buf_t *msg_buf(dp_http_msg_t *m, size_t i)
+{
+    return (tg_buf_t *)((char *)m + msg_bufs[i]);
+}
+
 void dp_http_msg_dispose(dp_http_msg_t *m)
 {
-    tg_buf_dispose(&m->url);
-    tg_buf_dispose(&m->authorization);
-    tg_buf_dispose(&m->api_key);
-    tg_buf_dispose(&m->request_id);
-    tg_buf_dispose(&m->fallbacks);
-    tg_buf_dispose(&m->cache_control);
-    tg_buf_dispose(&m->anthropic_beta);
-    tg_buf_dispose(&m->host);
-    tg_buf_dispose(&m->transfer_encoding);
-    tg_buf_dispose(&m->body);
+    for (size_t i = 0; i < MSG_NBUFS; i++)
+        tg_buf_dispose(msg_buf(m, i));
 }
 
 static dp_http_parser_t *hp_of(llhttp_t *p)
@@ -454,27 +467,15 @@ int dp_http_feed(dp_http_parser_t *hp, const char *data, size_t n, size_t *used)
     return rc;
 }
 
-/* Leaves b empty with its limit, the storage gone to whoever copied the struct. */
-static void buf_forget(tg_buf_t *b)
-{
-    b->base = NULL;
-    b->len = 0;
-    b->cap = 0;
-}
-
 void dp_http_msg_move(dp_http_msg_t *dst, dp_http_msg_t *src)
 {
     *dst = *src;
-    buf_forget(&src->url);
-    buf_forget(&src->authorization);
-    buf_forget(&src->api_key);
-    buf_forget(&src->request_id);
-    buf_forget(&src->fallbacks);
-    buf_forget(&src->cache_control);
-    buf_forget(&src->anthropic_beta);
-    buf_forget(&src->host);
-    buf_forget(&src->transfer_encoding);
-    buf_forget(&src->body);
+    for (size_t i = 0; i < MSG_NBUFS; i++) { /* src keeps its limits; the storage went to dst */
+        tg_buf_t *b = msg_buf(src, i);
+        b->base = NULL;
+        b->len = 0;
+        b->cap = 0;
+    }
 }
 
 void dp_http_take(dp_http_parser_t *hp, dp_http_msg_t *out)
@@ -482,28 +483,18 @@ void dp_http_take(dp_http_parser_t *hp, dp_http_msg_t *out)
     dp_http_msg_move(out, &hp->msg);
 }
 
-/* Empties b for the next message, keeping a small buffer's storage. */
-static void buf_next(tg_buf_t *b)
-{
-    if (b->cap > KEEP_VALUE)
-        tg_buf_dispose(b);
-    else
-        tg_buf_reset(b);
-}
-
 void dp_http_next(dp_http_parser_t *hp)
 {
     dp_http_msg_t *m = &hp->msg;
-    buf_next(&m->url);
-    buf_next(&m->authorization);
-    buf_next(&m->api_key);
-    buf_next(&m->request_id);
-    buf_next(&m->fallbacks);
-    buf_next(&m->cache_control);
-    buf_next(&m->anthropic_beta);
-    buf_next(&m->host);
-    buf_next(&m->transfer_encoding);
-    tg_buf_dispose(&m->body); /* a body may be megabytes: never kept */
+    for (size_t i = 0; i < MSG_NBUFS; i++) {
+        /* a small header buffer keeps its storage; a larger one and the body (megabytes,
+         * perhaps) are freed */
+        tg_buf_t *b = msg_buf(m, i);
+        if (b->cap > KEEP_VALUE || b == &m->body)
+            tg_buf_dispose(b);
+        else
+            tg_buf_reset(b);
+    }
     m->method = 0;
     m->keep_alive = false;
     m->expect_continue = false;

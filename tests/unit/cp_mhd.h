@@ -100,6 +100,19 @@ static void mhd_stop(void)
     mhd_daemon = NULL;
 }
 
+/* For a suite of the data planes' endpoints: the control plane's options with only its data-plane
+ * token (MHD_DP_TOKEN) set, then mhd_start. A suite's .init. */
+#define MHD_DP_TOKEN "dp-unit-token"
+static cp_opts_t mhd_dp_opts;
+
+__attribute__((unused)) static void mhd_start_dp(void)
+{
+    memset(&mhd_dp_opts, 0, sizeof(mhd_dp_opts));
+    mhd_dp_opts.dp_token = MHD_DP_TOKEN;
+    cp_opts = &mhd_dp_opts;
+    mhd_start();
+}
+
 static size_t mhd_on_body(char *p, size_t size, size_t n, void *data)
 {
     size_t *len = data, k = size * n;

@@ -9,19 +9,9 @@
 #include "cp.h"
 #include "cp_mhd.h"
 
-static cp_opts_t test_opts;
+TestSuite(cp_ingest, .init = mhd_start_dp, .fini = mhd_stop);
 
-static void start(void)
-{
-    memset(&test_opts, 0, sizeof(test_opts));
-    test_opts.dp_token = "dp-unit-token";
-    cp_opts = &test_opts;
-    mhd_start();
-}
-
-TestSuite(cp_ingest, .init = start, .fini = mhd_stop);
-
-static const char *const with_token[] = {"Authorization: Bearer dp-unit-token", NULL};
+static const char *const with_token[] = {"Authorization: Bearer " MHD_DP_TOKEN, NULL};
 
 /* POSTs body and expects status with this error code and message. */
 static void expect(const char *const *headers, const char *body, int status, const char *code,
@@ -54,7 +44,7 @@ Test(cp_ingest, only_the_data_plane_token_may_post)
 
 Test(cp_ingest, no_token_configured_refuses_everyone)
 {
-    test_opts.dp_token = "";
+    mhd_dp_opts.dp_token = "";
     const char *empty[] = {"Authorization: Bearer ", NULL};
     expect(empty, "", 401, "unauthenticated", "a valid data-plane token is required");
 }

@@ -7,19 +7,9 @@
 #include "cp.h"
 #include "cp_mhd.h"
 
-static cp_opts_t test_opts;
+TestSuite(cp_sync, .init = mhd_start_dp, .fini = mhd_stop);
 
-static void start(void)
-{
-    memset(&test_opts, 0, sizeof(test_opts));
-    test_opts.dp_token = "dp-unit-token";
-    cp_opts = &test_opts;
-    mhd_start();
-}
-
-TestSuite(cp_sync, .init = start, .fini = mhd_stop);
-
-static const char *const with_token[] = {"Authorization: Bearer dp-unit-token", NULL};
+static const char *const with_token[] = {"Authorization: Bearer " MHD_DP_TOKEN, NULL};
 
 static void expect(const char *const *headers, const char *target, int status, const char *code,
                    const char *message)
